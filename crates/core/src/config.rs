@@ -1,0 +1,549 @@
+//! `sluice.toml`: the app, its environments in promotion order, and per
+//! environment the router, metric sources, strategy, checks and gates.
+//!
+//! Every error points at the file, line and key, so a user can fix it without
+//! guessing. Loading never changes anything on disk.
+
+use crate::names;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sluice_analysis::{CheckSpec, Policy, humantime_serde};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The whole configuration file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The application's name; part of every record and ledger entry.
+    pub app: String,
+    /// Where the deployment history is kept.
+    #[serde(default)]
+    pub ledger: LedgerConfig,
+    /// How analysis samples metrics.
+    #[serde(default)]
+    pub analysis: AnalysisConfig,
+    /// Values every environment inherits unless it sets its own.
+    #[serde(default)]
+    pub defaults: Defaults,
+    /// The environments, in promotion order (dev, tst, prd).
+    #[serde(rename = "environment")]
+    pub environments: Vec<Environment>,
+}
+
+/// Where the deployment history is kept.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LedgerConfig {
+    /// JSON Lines file; relative paths are relative to the config file.
+    File {
+        #[serde(default = "default_ledger_path")]
+        path: PathBuf,
+    },
+}
+
+fn default_ledger_path() -> PathBuf {
+    PathBuf::from(".sluice/ledger.jsonl")
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        LedgerConfig::File { path: default_ledger_path() }
+    }
+}
+
+/// Sampling of metrics during analysis.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnalysisConfig {
+    /// Time between two looks at the metrics.
+    #[serde(default = "default_interval", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub interval: Duration,
+    /// Statistical settings (false-rollback rate).
+    #[serde(flatten)]
+    pub policy: Policy,
+}
+
+fn default_interval() -> Duration {
+    Duration::from_secs(10)
+}
+
+impl Default for AnalysisConfig {
+    fn default() -> Self {
+        Self { interval: default_interval(), policy: Policy::default() }
+    }
+}
+
+/// What environments inherit.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<Strategy>,
+    #[serde(default, rename = "check", skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckSpec>,
+    #[serde(default, rename = "probe", skip_serializing_if = "Vec::is_empty")]
+    pub probes: Vec<ProbeConfig>,
+}
+
+/// One environment of the promotion path.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    /// `dev`, `tst`, `prd`, ...: letters, digits, `.`, `_` and `-`.
+    pub name: String,
+    /// The traffic router of this environment.
+    pub router: RouterConfig,
+    /// The rollout strategy; defaults to `[defaults] strategy`, else a canary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<Strategy>,
+    /// Least time the release must have been promoted in the previous
+    /// environment before it may enter this one.
+    #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub soak: Duration,
+    /// Allow releases that were not promoted in the previous environment.
+    #[serde(default)]
+    pub allow_out_of_order: bool,
+    /// Checks of the candidate; defaults to `[defaults] check`.
+    #[serde(default, rename = "check", skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckSpec>,
+    /// Synthetic HTTP probes; defaults to `[defaults] probe`.
+    #[serde(default, rename = "probe", skip_serializing_if = "Vec::is_empty")]
+    pub probes: Vec<ProbeConfig>,
+}
+
+/// The traffic router of an environment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RouterConfig {
+    /// The embedded `sluice-router`, by its admin API address.
+    Local {
+        /// e.g. `http://127.0.0.1:9001`
+        admin_url: String,
+    },
+}
+
+/// A synthetic HTTP check of the candidate.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeConfig {
+    pub name: String,
+    /// The URL to request (`GET`).
+    pub url: String,
+    /// Status the answer must have.
+    #[serde(default = "default_status")]
+    pub expect_status: u16,
+    /// Text the body must contain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_contains: Option<String>,
+    /// Longest acceptable time to the full answer.
+    #[serde(default = "default_probe_timeout", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub timeout: Duration,
+}
+
+fn default_status() -> u16 {
+    200
+}
+
+fn default_probe_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+
+/// How traffic moves from stable to candidate.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Strategy {
+    /// Stages of candidate weight (percent), with analysis during each.
+    Canary {
+        stages: Vec<u8>,
+        #[serde(with = "humantime_serde")]
+        #[schemars(with = "String")]
+        stage_duration: Duration,
+    },
+    /// Verify the idle candidate with probes, switch all traffic at once, and
+    /// keep analysing for `bake` with stable ready for an instant rollback.
+    BlueGreen {
+        #[serde(with = "humantime_serde")]
+        #[schemars(with = "String")]
+        bake: Duration,
+    },
+    /// Switch all traffic at once; analysis runs afterwards in verify-health.
+    AllAtOnce,
+}
+
+impl Strategy {
+    /// The default: a four-stage canary with one minute a stage.
+    pub fn default_canary() -> Self {
+        Strategy::Canary { stages: vec![10, 25, 50, 100], stage_duration: Duration::from_secs(60) }
+    }
+
+    /// The short name used in records and ledgers.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Strategy::Canary { .. } => "canary",
+            Strategy::BlueGreen { .. } => "blue_green",
+            Strategy::AllAtOnce => "all_at_once",
+        }
+    }
+
+    /// The plan: each stage's candidate weight and how long to analyse it.
+    pub fn plan(&self) -> Vec<(u8, Duration)> {
+        match self {
+            Strategy::Canary { stages, stage_duration } => {
+                stages.iter().map(|w| (*w, *stage_duration)).collect()
+            }
+            Strategy::BlueGreen { bake } => vec![(100, *bake)],
+            Strategy::AllAtOnce => vec![(100, Duration::ZERO)],
+        }
+    }
+
+    /// Parses a strategy override as given on the command line:
+    /// `canary:10,25,50,100@30s`, `blue-green@5m` or `all-at-once`.
+    pub fn parse_override(text: &str) -> Result<Strategy, String> {
+        let (kind, rest) = text.split_once(['@', ':']).unwrap_or((text, ""));
+        let hint = "write it as `canary:10,25,50,100@30s`, `blue-green@5m` or `all-at-once`";
+        match kind {
+            "canary" => {
+                let (stages, duration) = rest
+                    .split_once('@')
+                    .ok_or_else(|| format!("canary override {text:?} has no stage duration; {hint}"))?;
+                let stages = stages
+                    .split(',')
+                    .map(|s| s.trim().parse::<u8>().map_err(|_| format!("stage {s:?} is not a weight 0-100; {hint}")))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let stage_duration = parse_duration(duration)?;
+                let strategy = Strategy::Canary { stages, stage_duration };
+                strategy.validate().map_err(|e| format!("{e}; {hint}"))?;
+                Ok(strategy)
+            }
+            "blue-green" | "blue_green" => Ok(Strategy::BlueGreen { bake: parse_duration(rest)? }),
+            "all-at-once" | "all_at_once" => Ok(Strategy::AllAtOnce),
+            _ => Err(format!("unknown strategy {kind:?}; {hint}")),
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if let Strategy::Canary { stages, .. } = self {
+            if stages.is_empty() {
+                return Err("a canary needs at least one stage".into());
+            }
+            if let Some(w) = stages.iter().find(|w| **w > 100) {
+                return Err(format!("stage weight {w} is above 100 (weights are percentages 0-100)"));
+            }
+            if stages.windows(2).any(|p| p[0] >= p[1]) {
+                return Err(format!("stages {stages:?} must rise strictly, e.g. [10, 25, 50, 100]"));
+            }
+            if stages.last() != Some(&100) {
+                return Err(format!("stages {stages:?} must end at 100 so the candidate takes all traffic"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses a humantime duration with a message that says how to write one.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        format!("invalid duration {text:?}: {e} (write it like \"30s\", \"250ms\" or \"10m\")")
+    })
+}
+
+/// A config error with where it is in the file.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    pub path: PathBuf,
+    /// 1-based line and column, when known.
+    pub location: Option<(usize, usize)>,
+    /// The dotted key, when known (`environment[1].strategy.stages`).
+    pub key: Option<String>,
+    pub message: String,
+    /// The offending line of the file, for display.
+    pub snippet: Option<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let Some((line, col)) = self.location {
+            write!(f, ":{line}:{col}")?;
+        }
+        write!(f, ": ")?;
+        if let Some(key) = &self.key {
+            write!(f, "`{key}`: ")?;
+        }
+        write!(f, "{}", self.message)?;
+        if let (Some(snippet), Some((line, col))) = (&self.snippet, self.location) {
+            let gutter = line.to_string().len();
+            write!(f, "\n{:gutter$} |\n{line} | {snippet}\n{:gutter$} | {:>col$}", "", "", "^")?;
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            path: path.to_owned(),
+            location: None,
+            key: None,
+            message: if e.kind() == std::io::ErrorKind::NotFound {
+                "config file not found; create sluice.toml (see the README's config reference) or pass --config".into()
+            } else {
+                format!("cannot read the config file: {e}")
+            },
+            snippet: None,
+        })?;
+        let mut config = Self::parse(&text, path)?;
+        let LedgerConfig::File { path: ledger } = &mut config.ledger;
+        if ledger.is_relative() {
+            let base = path.parent().unwrap_or(Path::new("."));
+            *ledger = base.join(&*ledger);
+        }
+        Ok(config)
+    }
+
+    /// Parses and validates config text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let located = |span: Option<std::ops::Range<usize>>, key: Option<String>, message: String| {
+            let location = span.map(|s| line_col(text, s.start));
+            ConfigError {
+                path: path.to_owned(),
+                location,
+                key,
+                message,
+                snippet: location.and_then(|(line, _)| text.lines().nth(line - 1).map(str::to_owned)),
+            }
+        };
+        let config: Config = toml::from_str(text)
+            .map_err(|e| located(e.span(), None, e.message().trim_end().to_owned()))?;
+        unknown_check_keys(text).map_err(|(span, key, message)| located(Some(span), Some(key), message))?;
+        config.validate().map_err(|(key, message)| {
+            let span = key_span(text, &key);
+            located(span, Some(key), message)
+        })?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), (String, String)> {
+        names::check("app", &self.app).map_err(|m| ("app".into(), m))?;
+        if self.environments.is_empty() {
+            return Err((
+                "environment".into(),
+                "no environments: add [[environment]] tables in promotion order (dev, tst, prd)".into(),
+            ));
+        }
+        if !(self.analysis.policy.alpha > 0.0 && self.analysis.policy.alpha < 0.5) {
+            return Err(("analysis.alpha".into(), "alpha must be between 0 and 0.5, e.g. 0.01".into()));
+        }
+        if self.analysis.interval < Duration::from_millis(100) {
+            return Err(("analysis.interval".into(), "interval must be at least 100ms".into()));
+        }
+        if let Some(strategy) = &self.defaults.strategy {
+            strategy.validate().map_err(|m| ("defaults.strategy".into(), m))?;
+        }
+        for (i, env) in self.environments.iter().enumerate() {
+            let at = |key: &str| format!("environment[{i}].{key}");
+            names::check("environment name", &env.name).map_err(|m| (at("name"), m))?;
+            if self.environments[..i].iter().any(|e| e.name == env.name) {
+                return Err((at("name"), format!("environment {:?} is listed twice", env.name)));
+            }
+            if let Some(strategy) = &env.strategy {
+                strategy.validate().map_err(|m| (at("strategy"), m))?;
+            }
+            let RouterConfig::Local { admin_url } = &env.router;
+            check_http_url(admin_url).map_err(|m| (at("router.admin_url"), m))?;
+            for (j, check) in env.checks.iter().enumerate() {
+                validate_check(check).map_err(|m| (format!("environment[{i}].check[{j}]"), m))?;
+                if env.checks[..j].iter().any(|c| c.name == check.name) {
+                    return Err((format!("environment[{i}].check[{j}].name"), format!("check {:?} is defined twice", check.name)));
+                }
+            }
+            for (j, probe) in env.probes.iter().enumerate() {
+                check_http_url(&probe.url).map_err(|m| (format!("environment[{i}].probe[{j}].url"), m))?;
+            }
+        }
+        for (j, check) in self.defaults.checks.iter().enumerate() {
+            validate_check(check).map_err(|m| (format!("defaults.check[{j}]"), m))?;
+        }
+        Ok(())
+    }
+
+    /// The environment named `name`, with its position in the order.
+    pub fn environment(&self, name: &str) -> Result<(usize, &Environment), String> {
+        self.environments
+            .iter()
+            .enumerate()
+            .find(|(_, e)| e.name == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = self.environments.iter().map(|e| e.name.as_str()).collect();
+                format!("unknown environment {name:?}; the config defines {}", known.join(", "))
+            })
+    }
+
+    /// The environment after `name` in promotion order, if any.
+    pub fn next_environment(&self, name: &str) -> Option<&str> {
+        let (i, _) = self.environment(name).ok()?;
+        self.environments.get(i + 1).map(|e| e.name.as_str())
+    }
+
+    /// The strategy in force for an environment.
+    pub fn strategy_for(&self, env: &Environment) -> Strategy {
+        env.strategy.clone().or_else(|| self.defaults.strategy.clone()).unwrap_or_else(Strategy::default_canary)
+    }
+
+    /// The checks in force for an environment.
+    pub fn checks_for(&self, env: &Environment) -> Vec<CheckSpec> {
+        if env.checks.is_empty() { self.defaults.checks.clone() } else { env.checks.clone() }
+    }
+
+    /// The probes in force for an environment.
+    pub fn probes_for(&self, env: &Environment) -> Vec<ProbeConfig> {
+        if env.probes.is_empty() { self.defaults.probes.clone() } else { env.probes.clone() }
+    }
+}
+
+fn validate_check(check: &CheckSpec) -> Result<(), String> {
+    use sluice_analysis::{CheckKind, Comparison};
+    match &check.kind {
+        CheckKind::ErrorRate { max } if !(0.0..1.0).contains(max) => {
+            Err(format!("error_rate max {max} must be a ratio from 0 up to (not including) 1, e.g. 0.01 for 1%"))
+        }
+        CheckKind::Latency { percentile, .. } if !(*percentile > 0.0 && *percentile <= 100.0) => {
+            Err(format!("latency percentile {percentile} must be in (0, 100], e.g. 99"))
+        }
+        CheckKind::Compare(Comparison::ErrorRate { tolerance }) if !(0.0..1.0).contains(tolerance) => {
+            Err(format!("tolerance {tolerance} must be a ratio from 0 up to 1, e.g. 0.01"))
+        }
+        CheckKind::Compare(Comparison::Latency { tolerance }) if *tolerance < 0.0 => {
+            Err(format!("tolerance {tolerance} must not be negative (0.2 means 20% slower is tolerated)"))
+        }
+        CheckKind::Query { min: None, max: None, .. } => Err("a query check needs `min`, `max` or both".into()),
+        _ if check.failure_limit == 0 => Err("failure_limit must be at least 1".into()),
+        _ if check.inconclusive_limit == 0 => Err("inconclusive_limit must be at least 1".into()),
+        _ => Ok(()),
+    }
+}
+
+fn check_http_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| format!("{url:?} is not an http:// or https:// URL"))?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(format!("{url:?} has no host"));
+    }
+    Ok(())
+}
+
+/// Check tables flatten their kind into one table, which serde cannot guard
+/// with `deny_unknown_fields`; so unknown keys are caught here, against every
+/// key the check types know (taken from their JSON Schema).
+fn unknown_check_keys(text: &str) -> Result<(), (std::ops::Range<usize>, String, String)> {
+    use toml::de::{DeTable, DeValue};
+    let Ok(doc) = DeTable::parse(text) else { return Ok(()) };
+    let known = check_keys();
+    fn collect<'a, 'i>(
+        prefix: String,
+        value: Option<&'a toml::Spanned<DeValue<'i>>>,
+        tables: &mut Vec<(String, &'a DeTable<'i>)>,
+    ) {
+        if let Some(DeValue::Array(items)) = value.map(|v| v.get_ref()) {
+            for (j, item) in items.iter().enumerate() {
+                if let DeValue::Table(t) = item.get_ref() {
+                    tables.push((format!("{prefix}.check[{j}]"), t));
+                }
+            }
+        }
+    }
+    let mut tables = Vec::new();
+    let root = doc.get_ref();
+    if let Some(DeValue::Table(defaults)) = root.get("defaults").map(|v| v.get_ref()) {
+        collect("defaults".into(), defaults.get("check"), &mut tables);
+    }
+    if let Some(DeValue::Array(envs)) = root.get("environment").map(|v| v.get_ref()) {
+        for (i, env) in envs.iter().enumerate() {
+            if let DeValue::Table(env) = env.get_ref() {
+                collect(format!("environment[{i}]"), env.get("check"), &mut tables);
+            }
+        }
+    }
+    for (prefix, table) in tables {
+        for (key, _) in table.iter() {
+            if !known.contains(key.get_ref().as_ref()) {
+                let mut names: Vec<&str> = known.iter().map(String::as_str).collect();
+                names.sort_unstable();
+                return Err((
+                    key.span(),
+                    format!("{prefix}.{}", key.get_ref()),
+                    format!("unknown check key {:?}; a check takes {}", key.get_ref().as_ref() as &str, names.join(", ")),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every property name anywhere in the check types' JSON Schema.
+fn check_keys() -> std::collections::BTreeSet<String> {
+    fn walk(value: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if let Some(serde_json::Value::Object(props)) = map.get("properties") {
+                    out.extend(props.keys().cloned());
+                }
+                map.values().for_each(|v| walk(v, out));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let schema = serde_json::to_value(schemars::schema_for!(CheckSpec)).unwrap_or_default();
+    let mut keys = std::collections::BTreeSet::new();
+    walk(&schema, &mut keys);
+    keys
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// Finds the span of a dotted key such as `environment[1].strategy.stages`:
+/// the deepest part of the path that exists in the file.
+fn key_span(text: &str, key: &str) -> Option<std::ops::Range<usize>> {
+    use toml::de::{DeTable, DeValue};
+    let doc = DeTable::parse(text).ok()?;
+    let mut table: &DeTable<'_> = doc.get_ref();
+    let mut span = None;
+    let mut parts = key.split('.').peekable();
+    while let Some(part) = parts.next() {
+        let (name, index) = match part.split_once('[') {
+            Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (part, None),
+        };
+        let (k, value) = table.get_key_value(name)?;
+        span = Some(k.span());
+        let mut value = value;
+        if let Some(i) = index {
+            let DeValue::Array(array) = value.get_ref() else { return span };
+            value = array.get(i)?;
+            span = Some(value.span());
+        }
+        match value.get_ref() {
+            DeValue::Table(next) if parts.peek().is_some() => table = next,
+            _ => return span,
+        }
+    }
+    span
+}
+
+#[cfg(test)]
+mod tests;

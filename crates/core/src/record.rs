@@ -1,0 +1,339 @@
+//! The deployment record: one JSON document per deployment of a release into
+//! an environment, passed from step to step (and job to job as an artifact).
+//!
+//! Each step loads it, checks it is the deployment it expects, appends events
+//! and writes it back atomically (temp file, fsync, rename). Events are only
+//! ever appended. Loading never changes the file, so a refused record is left
+//! exactly as it was.
+
+use crate::config::Strategy;
+use crate::ledger::ChangeKind;
+use crate::names;
+use jiff::Timestamp;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sluice_analysis::AnalysisReport;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The schema tag this version of sluice reads and writes.
+pub const SCHEMA: &str = "sluice.deployment/v1";
+
+/// One deployment of a release into one environment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "sluice deployment record", extend("$id" = "https://sluice.dev/schema/deployment.v1.json"))]
+pub struct Record {
+    /// Always `sluice.deployment/v1`.
+    pub schema: String,
+    /// Unique id: `{app}-{environment}-{version}-{UTC time}`.
+    pub id: String,
+    pub app: String,
+    pub environment: String,
+    /// The release being deployed.
+    pub version: String,
+    /// The commit SHA of the release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// Planned change or hotfix.
+    #[serde(default)]
+    pub change: ChangeKind,
+    /// Incident this deployment is linked to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<String>,
+    /// The strategy in force.
+    pub strategy: Strategy,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub triggered_by: Option<String>,
+    /// Link to the workflow run that made it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_url: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// The router as it was before this deployment moved any traffic: what
+    /// `rollback` restores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router_before: Option<RouterState>,
+    /// Where the candidate is served (the local router's candidate upstream).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate_upstream: Option<String>,
+    /// The candidate's share of traffic as last confirmed by the router.
+    pub candidate_weight: u8,
+    pub status: Status,
+    /// What happened, in order; only ever appended.
+    pub events: Vec<Event>,
+}
+
+/// A router's state, as read back from it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouterState {
+    /// `local`.
+    pub kind: String,
+    /// Percent of traffic on the candidate.
+    pub candidate_weight: u8,
+    /// The stable pool (upstream URL or target group).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable: Option<String>,
+    /// The candidate pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<String>,
+}
+
+/// Where a deployment stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Created by `gate`, which allowed it.
+    Admitted,
+    /// `gate` said no.
+    Blocked,
+    /// Traffic is (partly) on the candidate.
+    Shifting,
+    /// All stages done and analysis passed; ready for `promote`.
+    Verified,
+    /// The candidate is the stable release.
+    Promoted,
+    /// Traffic is back on stable.
+    RolledBack,
+}
+
+impl Status {
+    /// Whether the deployment has ended; nothing more may shift traffic.
+    pub fn is_final(self) -> bool {
+        matches!(self, Status::Blocked | Status::Promoted | Status::RolledBack)
+    }
+}
+
+/// One thing that happened, appended by a step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Event {
+    pub at: Timestamp,
+    /// The binary that appended it.
+    pub step: String,
+    #[serde(flatten)]
+    pub detail: EventDetail,
+}
+
+/// What happened.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventDetail {
+    /// `gate`'s decision with each check.
+    Gate { allowed: bool, checks: Vec<GateCheck> },
+    /// The router confirmed a new candidate weight.
+    Traffic {
+        from: u8,
+        to: u8,
+        /// 0-based stage of the plan, when shifting by plan.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stage: Option<usize>,
+    },
+    /// A health judgment with all its evidence.
+    Verdict {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stage: Option<usize>,
+        report: Box<AnalysisReport>,
+    },
+    /// The candidate became stable.
+    Promote {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next_environment: Option<String>,
+    },
+    /// Traffic went back to stable.
+    Rollback { reason: String, from: u8, restored: RouterState },
+    /// A step stopped on an error; where things stand is in the message.
+    Error { message: String },
+}
+
+/// One gate check's result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct GateCheck {
+    pub name: String,
+    pub passed: bool,
+    /// The evidence, in one sentence.
+    pub detail: String,
+}
+
+/// Why a record could not be used; the file is left untouched.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("no record at {path}: run `gate` first to create it, or pass the right --record path")]
+    Missing { path: PathBuf },
+    #[error("cannot read record {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("record {path} is damaged: {reason}; restore it from the run's artifact or start a new deployment with a new --record path")]
+    Damaged { path: PathBuf, reason: String },
+    #[error("record {path} has schema {found:?}, but this sluice reads {SCHEMA:?}; use the sluice version that wrote it, or start a new record")]
+    UnknownSchema { path: PathBuf, found: String },
+    #[error("record {path} is for {field} {found:?}, not {expected:?}; pass the record of this deployment, or a new --record path")]
+    Mismatch { path: PathBuf, field: &'static str, found: String, expected: String },
+    #[error("cannot write record {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+}
+
+/// What a step expects the record to be about.
+#[derive(Debug, Default)]
+pub struct Expect<'a> {
+    pub app: Option<&'a str>,
+    pub environment: Option<&'a str>,
+    pub version: Option<&'a str>,
+}
+
+/// What the caller knows of a new deployment.
+#[derive(Debug)]
+pub struct NewRecord {
+    pub app: String,
+    pub environment: String,
+    pub version: String,
+    pub commit: Option<String>,
+    pub change: ChangeKind,
+    pub incident: Option<String>,
+    pub strategy: Strategy,
+    pub triggered_by: Option<String>,
+    pub run_url: Option<String>,
+}
+
+impl Record {
+    /// Starts a record for a new deployment.
+    pub fn new(new: NewRecord, now: Timestamp) -> Record {
+        let stamp = now.strftime("%Y%m%dT%H%M%SZ");
+        Record {
+            schema: SCHEMA.to_owned(),
+            id: format!("{}-{}-{}-{stamp}", new.app, new.environment, new.version),
+            app: new.app,
+            environment: new.environment,
+            version: new.version,
+            commit: new.commit,
+            change: new.change,
+            incident: new.incident,
+            strategy: new.strategy,
+            triggered_by: new.triggered_by,
+            run_url: new.run_url,
+            created_at: now,
+            updated_at: now,
+            router_before: None,
+            candidate_upstream: None,
+            candidate_weight: 0,
+            status: Status::Admitted,
+            events: Vec::new(),
+        }
+    }
+
+    /// Reads a record and checks it is the deployment the caller expects.
+    pub fn load(path: &Path, expect: &Expect<'_>) -> Result<Record, RecordError> {
+        let bytes = std::fs::read(path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => RecordError::Missing { path: path.to_owned() },
+            _ => RecordError::Io { path: path.to_owned(), source },
+        })?;
+        Self::from_slice(&bytes, path, expect)
+    }
+
+    /// Parses record bytes; `path` is only used in messages.
+    pub fn from_slice(bytes: &[u8], path: &Path, expect: &Expect<'_>) -> Result<Record, RecordError> {
+        let damaged = |reason: String| RecordError::Damaged { path: path.to_owned(), reason };
+        let text = std::str::from_utf8(bytes).map_err(|e| damaged(format!("not UTF-8 ({e})")))?;
+        // The schema tag first, so a newer record is named as such rather
+        // than as a pile of unknown fields.
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| damaged(format!("invalid JSON ({e})")))?;
+        match value.get("schema").and_then(|s| s.as_str()) {
+            Some(SCHEMA) => {}
+            Some(other) => {
+                return Err(RecordError::UnknownSchema { path: path.to_owned(), found: other.to_owned() });
+            }
+            None => return Err(damaged("it has no \"schema\" field; is this a sluice record?".into())),
+        }
+        let record: Record = serde_json::from_value(value).map_err(|e| damaged(e.to_string()))?;
+        record.validate().map_err(damaged)?;
+        let mismatch = |field, found: &str, expected: &str| RecordError::Mismatch {
+            path: path.to_owned(),
+            field,
+            found: found.to_owned(),
+            expected: expected.to_owned(),
+        };
+        if let Some(app) = expect.app.filter(|a| *a != record.app) {
+            return Err(mismatch("app", &record.app, app));
+        }
+        if let Some(env) = expect.environment.filter(|e| *e != record.environment) {
+            return Err(mismatch("environment", &record.environment, env));
+        }
+        if let Some(version) = expect.version.filter(|v| *v != record.version) {
+            return Err(mismatch("version", &record.version, version));
+        }
+        Ok(record)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        names::check("app", &self.app)?;
+        names::check("environment", &self.environment)?;
+        names::check("version", &self.version)?;
+        if let Some(commit) = &self.commit {
+            names::check_commit(commit)?;
+        }
+        if self.candidate_weight > 100 {
+            return Err(format!("candidate_weight {} is above 100", self.candidate_weight));
+        }
+        Ok(())
+    }
+
+    /// Appends an event and stamps the record.
+    pub fn push(&mut self, step: &str, detail: EventDetail, now: Timestamp) {
+        self.updated_at = now;
+        self.events.push(Event { at: now, step: step.to_owned(), detail });
+    }
+
+    /// Writes the record atomically: a temp file beside it, fsync, rename.
+    /// A crash at any point leaves either the old or the new record.
+    pub fn save(&self, path: &Path) -> Result<(), RecordError> {
+        let fail = |source| RecordError::Write { path: path.to_owned(), source };
+        let mut json = serde_json::to_vec_pretty(self).map_err(|e| fail(std::io::Error::other(e)))?;
+        json.push(b'\n');
+        write_atomic(path, &json).map_err(fail)
+    }
+
+    /// The last verdict event, if any.
+    pub fn last_verdict(&self) -> Option<&AnalysisReport> {
+        self.events.iter().rev().find_map(|e| match &e.detail {
+            EventDetail::Verdict { report, .. } => Some(report.as_ref()),
+            _ => None,
+        })
+    }
+}
+
+/// Replaces `path` with `bytes` atomically (same-directory temp file, fsync,
+/// rename, fsync of the directory).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir)?;
+    let name = path.file_name().ok_or_else(|| std::io::Error::other("path has no file name"))?;
+    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// The JSON Schema of the record, as committed in `schema/deployment.v1.json`.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(Record);
+    let mut text = serde_json::to_string_pretty(&schema).expect("a schema always serialises");
+    text.push('\n');
+    text
+}
+
+#[cfg(test)]
+mod tests;
