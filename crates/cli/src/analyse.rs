@@ -1,0 +1,97 @@
+//! The analysis loop shared by `shift-traffic` (between stages) and
+//! `verify-health`: sample every interval, feed the analysis, stop as soon as
+//! it decides or the time is up.
+
+use crate::context::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use sluice_analysis::{Analysis, AnalysisReport, Interval, Outcome};
+use sluice_core::env;
+use sluice_providers::metrics::Sampler;
+use std::io::IsTerminal;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Analyses the candidate for `duration`, sampling every configured interval.
+pub async fn analyse(ctx: &Context, duration: Duration, label: &str) -> AnalysisReport {
+    let env = ctx.env();
+    let interval = ctx.config.analysis.interval;
+    let mut sampler = Sampler::new(ctx.router(), ctx.config.probes_for(env));
+    let mut analysis = Analysis::new(ctx.config.checks_for(env), ctx.config.analysis.policy.clone());
+    let progress = Progress::new(label, duration);
+    sampler.start().await;
+    let started = Instant::now();
+    let deadline = started + duration.max(interval);
+    let mut n = 0;
+    loop {
+        let next = (Instant::now() + interval).min(deadline);
+        tokio::time::sleep_until(next).await;
+        let sample = sampler.sample().await;
+        n += 1;
+        progress.tick(started.elapsed(), &describe(n, &sample));
+        if let Outcome::Decided(verdict) = analysis.observe(sample) {
+            progress.done(&format!("decided early: {verdict:?}").to_lowercase());
+            break;
+        }
+        if Instant::now() >= deadline {
+            progress.done("window complete");
+            break;
+        }
+    }
+    analysis.finish()
+}
+
+fn describe(n: usize, sample: &Interval) -> String {
+    let pool = |p: &Option<sluice_analysis::PoolWindow>| match p {
+        Some(w) => format!("{} req / {} err", w.requests, w.errors),
+        None => "no data".to_owned(),
+    };
+    let mut text = format!("interval {n}: candidate {}, stable {}", pool(&sample.candidate), pool(&sample.stable));
+    let failed = sample.probes.iter().filter(|p| !p.ok).count();
+    if !sample.probes.is_empty() {
+        text.push_str(&format!(", probes {}/{} ok", sample.probes.len() - failed, sample.probes.len()));
+    }
+    for (source, error) in &sample.source_errors {
+        text.push_str(&format!(", {source} failed: {error}"));
+    }
+    text
+}
+
+/// A progress bar on a terminal; plain lines in CI or when piped.
+enum Progress {
+    Bar(ProgressBar),
+    Lines(String),
+}
+
+impl Progress {
+    fn new(label: &str, duration: Duration) -> Progress {
+        if std::io::stderr().is_terminal() && !env::in_ci() {
+            let bar = ProgressBar::new(duration.as_millis() as u64);
+            let style = ProgressStyle::with_template("{prefix} [{bar:30}] {elapsed}/{duration} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> ");
+            bar.set_style(style);
+            bar.set_prefix(label.to_owned());
+            Progress::Bar(bar)
+        } else {
+            eprintln!("{label}: analysing for {}", humantime::format_duration(duration));
+            Progress::Lines(label.to_owned())
+        }
+    }
+
+    fn tick(&self, elapsed: Duration, message: &str) {
+        match self {
+            Progress::Bar(bar) => {
+                bar.set_position(elapsed.as_millis() as u64);
+                bar.set_message(message.to_owned());
+            }
+            Progress::Lines(label) => eprintln!("{label}: {message}"),
+        }
+    }
+
+    fn done(&self, message: &str) {
+        match self {
+            Progress::Bar(bar) => bar.finish_with_message(message.to_owned()),
+            Progress::Lines(label) => eprintln!("{label}: {message}"),
+        }
+    }
+}

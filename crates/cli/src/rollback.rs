@@ -1,0 +1,109 @@
+//! `rollback`: all traffic back to stable, fast and idempotent.
+//!
+//! With a record, restores the router state saved before the deployment and
+//! closes the record (and the ledger entry) as rolled back; a second run only
+//! confirms the router. A promoted deployment is reverted: the previous
+//! stable pool is put back. Without a record, sets the live router of the
+//! environment to 100% stable.
+
+use crate::context::{Common, Context, append_ledger, now};
+use crate::summary;
+use anyhow::anyhow;
+use clap::Parser;
+use sluice_core::ledger::LedgerOutcome;
+use sluice_core::record::{EventDetail, Record, RecordError, Status};
+use sluice_core::{Classify, Exit, Failure, gha};
+use sluice_providers::router::Router;
+
+/// Put all traffic back on the stable release.
+#[derive(Parser, Debug)]
+#[command(name = "rollback", version, about, long_about = None)]
+pub struct Args {
+    #[command(flatten)]
+    pub common: Common,
+    /// Why (kept in the record, the ledger and the summary).
+    #[arg(long, env = "INPUT_REASON", default_value = "manual rollback")]
+    pub reason: String,
+}
+
+pub fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    crate::run("rollback", run(args))
+}
+
+pub async fn run(args: Args) -> Result<Exit, Failure> {
+    let ctx = Context::load(&args.common)?;
+    let router = ctx.router();
+    let mut outputs = gha::Outputs::default();
+    outputs.set("record", ctx.record_path.display().to_string());
+    match Record::load(&ctx.record_path, &Default::default()) {
+        Err(RecordError::Missing { .. }) => {
+            // No record: the live router is all we know. Stable takes all.
+            let state = router.set_weight(0).await.provider_failed()?;
+            eprintln!("rollback: no record at {}; the live router now sends 100% to stable", ctx.record_path.display());
+            summary::write(&format!(
+                "### sluice rollback: {}\n\nNo record; the live router now sends 100% of traffic to stable ({}).\n",
+                ctx.env().name,
+                state.stable.as_deref().unwrap_or("unknown")
+            ));
+            outputs.set("weight", "0");
+        }
+        Err(e) => return Err(Failure::input(e)),
+        Ok(_) => {
+            let mut record = ctx.load_record()?;
+            match record.status {
+                Status::Promoted => revert(&ctx, &router, &mut record, &args.reason).await?,
+                Status::RolledBack => {
+                    let state = router.set_weight(0).await.provider_failed()?;
+                    eprintln!("rollback: already rolled back; the router confirms {}% on the candidate", state.candidate_weight);
+                }
+                _ => roll_back(&ctx, &router, &mut record, &args.reason, "rollback").await?,
+            }
+            summary::write(&format!(
+                "{}Reason: {}\n",
+                summary::heading("rollback", &record, "100% stable"),
+                args.reason
+            ));
+            outputs.set("weight", "0");
+        }
+    }
+    outputs.flush().provider_failed()?;
+    Ok(Exit::OK)
+}
+
+/// Sends all traffic to stable, records it, and closes the deployment in the
+/// ledger. Used by `shift-traffic` when a stage fails, and by `rollback`.
+pub(crate) async fn roll_back(
+    ctx: &Context,
+    router: &Router,
+    record: &mut Record,
+    reason: &str,
+    step: &str,
+) -> Result<(), Failure> {
+    let from = record.candidate_weight;
+    let restored = router.set_weight(0).await.provider_failed()?;
+    record.candidate_weight = 0;
+    record.status = Status::RolledBack;
+    let now = now();
+    record.push(step, EventDetail::Rollback { reason: reason.to_owned(), from, restored }, now);
+    ctx.save(record)?;
+    eprintln!("{step}: rolled back from {from}% to 100% stable: {reason}");
+    append_ledger(ctx.ledger_path(), &record.ledger_entry(LedgerOutcome::RolledBack, Some(reason.to_owned()), now))
+}
+
+/// Undoes a promotion: the stable pool before the deployment serves again.
+async fn revert(ctx: &Context, router: &Router, record: &mut Record, reason: &str) -> Result<(), Failure> {
+    let Some(previous) = record.router_before.as_ref().and_then(|s| s.stable.clone()) else {
+        return Err(Failure::input(anyhow!(
+            "record {} was promoted but does not say what was stable before; nothing to revert to",
+            ctx.record_path.display()
+        )));
+    };
+    let restored = router.set_stable(&previous).await.provider_failed()?;
+    let now = now();
+    record.status = Status::RolledBack;
+    record.push("rollback", EventDetail::Rollback { reason: reason.to_owned(), from: 100, restored }, now);
+    ctx.save(record)?;
+    eprintln!("rollback: reverted the promotion of {}; {previous} is stable again", record.version);
+    append_ledger(ctx.ledger_path(), &record.ledger_entry(LedgerOutcome::Reverted, Some(reason.to_owned()), now))
+}

@@ -1,0 +1,43 @@
+//! Providers: the things outside sluice that it drives and reads.
+//!
+//! - [`router`]: traffic routers (the embedded `sluice-router` for now).
+//! - [`metrics`]: turns what routers and probes measure into analysis
+//!   [`Interval`](sluice_analysis::Interval)s.
+//!
+//! The file ledger is plain file I/O and lives in `sluice_core::ledger`.
+//!
+//! Every network call has a timeout and is retried with backoff when the
+//! failure is transient; what is still failing after that is a
+//! [`ProviderError`], which the steps report with exit code 3. Nothing here
+//! decides anything: judgment lives in `sluice-analysis`, policy in the steps.
+
+pub mod metrics;
+pub mod retry;
+pub mod router;
+
+use std::fmt;
+
+/// A provider call that failed (after retries, when it was retryable).
+#[derive(Debug, thiserror::Error)]
+pub struct ProviderError {
+    /// `local router`, `probe`, `ledger`, ...
+    pub provider: &'static str,
+    /// What was being done: `set weight to 25`.
+    pub operation: String,
+    /// What went wrong, with the provider's own words.
+    pub message: String,
+    /// Worth trying again.
+    pub transient: bool,
+    /// Attempts made.
+    pub attempts: u32,
+}
+
+impl fmt::Display for ProviderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} failed to {}: {}", self.provider, self.operation, self.message)?;
+        if self.attempts > 1 {
+            write!(f, " (after {} attempts)", self.attempts)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,287 @@
+//! Traffic routers: set the candidate's weight, read it back, promote.
+//!
+//! Every change is read back from the router before it is reported: a weight
+//! is only "set" when the router says it is.
+
+use crate::ProviderError;
+use crate::retry::Backoff;
+use serde::{Deserialize, Serialize};
+use sluice_analysis::Histogram;
+use sluice_core::config::RouterConfig;
+use sluice_core::record::RouterState;
+use std::time::Duration;
+
+/// A router of one environment.
+#[derive(Clone, Debug)]
+pub enum Router {
+    Local(LocalRouter),
+}
+
+impl Router {
+    pub fn from_config(config: &RouterConfig, backoff: Backoff) -> Router {
+        match config {
+            RouterConfig::Local { admin_url } => Router::Local(LocalRouter::new(admin_url, backoff)),
+        }
+    }
+
+    /// The router's state as it is now.
+    pub async fn state(&self) -> Result<RouterState, ProviderError> {
+        match self {
+            Router::Local(r) => r.state().await.map(|s| s.into()),
+        }
+    }
+
+    /// Puts the candidate in place (for routers where it moves with each
+    /// release) without sending it traffic.
+    pub async fn set_candidate(&self, upstream: &str) -> Result<RouterState, ProviderError> {
+        match self {
+            Router::Local(r) => r.set_candidate(upstream).await.map(|s| s.into()),
+        }
+    }
+
+    /// Sets the candidate's weight and returns the state read back from the
+    /// router, which has the weight asked for or is an error.
+    pub async fn set_weight(&self, weight: u8) -> Result<RouterState, ProviderError> {
+        match self {
+            Router::Local(r) => r.set_weight(weight).await.map(|s| s.into()),
+        }
+    }
+
+    /// Sends all traffic to `upstream` as the stable pool (undoing a
+    /// promotion), with no candidate.
+    pub async fn set_stable(&self, upstream: &str) -> Result<RouterState, ProviderError> {
+        match self {
+            Router::Local(r) => r.set_stable(upstream).await.map(|s| s.into()),
+        }
+    }
+
+    /// Makes the candidate the stable pool, with all traffic on it.
+    pub async fn promote(&self) -> Result<RouterState, ProviderError> {
+        match self {
+            Router::Local(r) => r.promote().await.map(|s| s.into()),
+        }
+    }
+
+    /// Cumulative per-pool counters, for the router metric source.
+    pub async fn stats(&self) -> Result<RouterStats, ProviderError> {
+        match self {
+            Router::Local(r) => r.stats().await,
+        }
+    }
+}
+
+/// The embedded router's admin API client.
+#[derive(Clone, Debug)]
+pub struct LocalRouter {
+    admin_url: String,
+    client: reqwest::Client,
+    backoff: Backoff,
+}
+
+/// `GET /v1/state` of sluice-router.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct LocalState {
+    pub candidate_weight: u8,
+    pub stable: Option<PoolInfo>,
+    pub candidate: Option<PoolInfo>,
+    #[serde(default)]
+    pub generation: u64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct PoolInfo {
+    pub upstream: String,
+    #[serde(default)]
+    pub epoch: u64,
+}
+
+impl From<LocalState> for RouterState {
+    fn from(s: LocalState) -> Self {
+        RouterState {
+            kind: "local".into(),
+            candidate_weight: s.candidate_weight,
+            stable: s.stable.map(|p| p.upstream),
+            candidate: s.candidate.map(|p| p.upstream),
+        }
+    }
+}
+
+/// `GET /v1/stats` of sluice-router.
+#[derive(Clone, Debug, Deserialize)]
+pub struct RouterStats {
+    pub pools: Pools,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Pools {
+    pub stable: Option<PoolStats>,
+    pub candidate: Option<PoolStats>,
+}
+
+/// Cumulative counters of one pool within one epoch.
+#[derive(Clone, Debug, Deserialize)]
+pub struct PoolStats {
+    pub upstream: String,
+    pub epoch: u64,
+    pub requests: u64,
+    pub responses_5xx: u64,
+    pub connect_errors: u64,
+    #[serde(default)]
+    pub latency_histogram: Vec<(u64, u64)>,
+}
+
+const PROVIDER: &str = "local router";
+
+impl LocalRouter {
+    pub fn new(admin_url: &str, backoff: Backoff) -> LocalRouter {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .connect_timeout(Duration::from_secs(2))
+            .build()
+            .expect("a client with timeouts always builds");
+        LocalRouter { admin_url: admin_url.trim_end_matches('/').to_owned(), client, backoff }
+    }
+
+    async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        operation: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<T, ProviderError> {
+        let url = format!("{}{path}", self.admin_url);
+        self.backoff
+            .run(|| async {
+                let mut request = self.client.request(method.clone(), &url);
+                if let Some(body) = &body {
+                    request = request.json(body);
+                }
+                let fail = |message: String, transient: bool| ProviderError {
+                    provider: PROVIDER,
+                    operation: operation.to_owned(),
+                    message,
+                    transient,
+                    attempts: 1,
+                };
+                let response = request.send().await.map_err(|e| {
+                    fail(format!("{url}: {}", error_chain(&e)), true)
+                })?;
+                let status = response.status();
+                let text = response.text().await.map_err(|e| fail(error_chain(&e), true))?;
+                if !status.is_success() {
+                    let detail = serde_json::from_str::<serde_json::Value>(&text)
+                        .ok()
+                        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+                        .unwrap_or(text);
+                    return Err(fail(format!("{url} answered {status}: {detail}"), status.is_server_error()));
+                }
+                serde_json::from_str(&text)
+                    .map_err(|e| fail(format!("{url} answered something unexpected ({e}): {text:.200}"), false))
+            })
+            .await
+    }
+
+    pub async fn state(&self) -> Result<LocalState, ProviderError> {
+        self.call("read the router state", reqwest::Method::GET, "/v1/state", None).await
+    }
+
+    pub async fn set_candidate(&self, upstream: &str) -> Result<LocalState, ProviderError> {
+        let operation = format!("set the candidate upstream to {upstream}");
+        let state: LocalState = self
+            .call(&operation, reqwest::Method::PUT, "/v1/upstreams", Some(serde_json::json!({ "candidate": upstream })))
+            .await?;
+        let confirmed = self.state().await?;
+        match &confirmed.candidate {
+            Some(p) if p.upstream.trim_end_matches('/') == upstream.trim_end_matches('/') => Ok(confirmed),
+            other => Err(mismatch(&operation, format!("candidate {other:?}"), state.generation)),
+        }
+    }
+
+    pub async fn set_weight(&self, weight: u8) -> Result<LocalState, ProviderError> {
+        let operation = format!("set the candidate weight to {weight}%");
+        self.call::<LocalState>(
+            &operation,
+            reqwest::Method::PUT,
+            "/v1/weights",
+            Some(serde_json::json!({ "candidate_weight": weight })),
+        )
+        .await?;
+        let confirmed = self.state().await?;
+        if confirmed.candidate_weight == weight {
+            Ok(confirmed)
+        } else {
+            Err(mismatch(&operation, format!("weight {}%", confirmed.candidate_weight), confirmed.generation))
+        }
+    }
+
+    pub async fn set_stable(&self, upstream: &str) -> Result<LocalState, ProviderError> {
+        self.set_weight(0).await?;
+        let operation = format!("make {upstream} the stable upstream");
+        self.call::<LocalState>(
+            &operation,
+            reqwest::Method::PUT,
+            "/v1/upstreams",
+            Some(serde_json::json!({ "stable": upstream })),
+        )
+        .await?;
+        let confirmed = self.state().await?;
+        match &confirmed.stable {
+            Some(p) if p.upstream.trim_end_matches('/') == upstream.trim_end_matches('/') && confirmed.candidate_weight == 0 => {
+                Ok(confirmed)
+            }
+            other => Err(mismatch(&operation, format!("stable {other:?}"), confirmed.generation)),
+        }
+    }
+
+    pub async fn promote(&self) -> Result<LocalState, ProviderError> {
+        let before = self.state().await?;
+        let Some(candidate) = before.candidate.clone() else {
+            // Already promoted (or nothing to promote): idempotent when the
+            // stable pool already serves everything.
+            return Ok(before);
+        };
+        let operation = "promote the candidate".to_owned();
+        self.call::<LocalState>(&operation, reqwest::Method::POST, "/v1/promote", None).await?;
+        let confirmed = self.state().await?;
+        match &confirmed.stable {
+            Some(p) if p.upstream == candidate.upstream && confirmed.candidate_weight == 0 => Ok(confirmed),
+            other => Err(mismatch(&operation, format!("stable {other:?}"), confirmed.generation)),
+        }
+    }
+
+    pub async fn stats(&self) -> Result<RouterStats, ProviderError> {
+        self.call("read the router stats", reqwest::Method::GET, "/v1/stats", None).await
+    }
+}
+
+fn mismatch(operation: &str, found: String, generation: u64) -> ProviderError {
+    ProviderError {
+        provider: PROVIDER,
+        operation: operation.to_owned(),
+        message: format!("the router reads back {found} (generation {generation}); another writer may be changing it"),
+        transient: false,
+        attempts: 1,
+    }
+}
+
+/// An error with its sources, on one line.
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
+}
+
+impl PoolStats {
+    /// The histogram of this snapshot.
+    pub fn histogram(&self) -> Histogram {
+        Histogram::from_pairs(self.latency_histogram.iter().copied())
+    }
+}
