@@ -1,0 +1,161 @@
+//! What a user can ask to be checked, as written in `sluice.toml`.
+//!
+//! Plain data with serde defaults; the semantics of every field are those of
+//! the engine (see the `engine` module docs, quoted in the README). Range
+//! checks of the values live with the config loader in `sluice-core`.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// One check of the candidate, judged on every interval.
+///
+/// Not `deny_unknown_fields`: serde cannot combine it with `flatten`. The
+/// config loader (sluice-core) rejects unknown keys from the JSON Schema.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CheckSpec {
+    /// Unique name, shown in verdicts and summaries.
+    pub name: String,
+    /// What is measured and the limit.
+    #[serde(flatten)]
+    pub kind: CheckKind,
+    /// Fewest observations (requests, probes or query answers) since the
+    /// analysis started before the check may pass, or, for the statistical
+    /// checks (error rate, latency, comparisons), fail; below it the check is
+    /// inconclusive. A failed probe or an out-of-bounds query value fails
+    /// without waiting for it.
+    #[serde(default = "defaults::min_samples")]
+    pub min_samples: u64,
+    /// A failure of any check ends the analysis at once; a critical check
+    /// also ends it (as an error) when its metric source keeps failing, where
+    /// a non-critical one lets the other checks go on.
+    #[serde(default)]
+    pub critical: bool,
+    /// Consecutive failing intervals before the check fails. Intervals
+    /// without new data neither extend nor break the streak.
+    #[serde(default = "defaults::failure_limit")]
+    pub failure_limit: u32,
+    /// Consecutive intervals without new data before `on_inconclusive`
+    /// applies; as many consecutive metric-source errors end the check as an
+    /// error. Intervals with data, even short of `min_samples`, reset it.
+    #[serde(default = "defaults::inconclusive_limit")]
+    pub inconclusive_limit: u32,
+    /// What happens when the inconclusive limit is reached.
+    #[serde(default)]
+    pub on_inconclusive: OnInconclusive,
+}
+
+/// The measured quantity and its limit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CheckKind {
+    /// Candidate error ratio (5xx and connection failures over requests) at most `max`.
+    ErrorRate { max: f64 },
+    /// Candidate latency percentile (e.g. 99) at most `max`.
+    Latency {
+        percentile: f64,
+        #[serde(with = "crate::check::humantime_serde")]
+        #[schemars(with = "String")]
+        max: Duration,
+    },
+    /// Candidate compared with stable over the same window.
+    Compare(Comparison),
+    /// Every HTTP probe of the interval must succeed.
+    Probe,
+    /// A scalar from a query source (Prometheus, CloudWatch) within bounds.
+    Query {
+        /// The metric source (by name) that answers the query.
+        source: String,
+        /// The query text (PromQL, or a CloudWatch metric expression).
+        query: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        min: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max: Option<f64>,
+    },
+}
+
+/// A comparison of candidate against the stable baseline; only worse counts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "metric", rename_all = "snake_case")]
+pub enum Comparison {
+    /// Candidate error ratio may exceed stable's by at most `tolerance`
+    /// (absolute, e.g. 0.01 = one percentage point): a two-proportion test.
+    ErrorRate {
+        #[serde(default = "defaults::error_tolerance")]
+        tolerance: f64,
+    },
+    /// Candidate latencies may be at most `tolerance` (relative, 0.2 = 20 %)
+    /// slower than stable's: a one-sided Mann-Whitney U test.
+    Latency {
+        #[serde(default = "defaults::latency_tolerance")]
+        tolerance: f64,
+    },
+}
+
+/// What an exhausted inconclusive limit turns into.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnInconclusive {
+    /// Fail the check (the safe default).
+    #[default]
+    Fail,
+    /// Keep waiting for data: the analysis neither passes nor fails on it.
+    Hold,
+    /// Pass the check. Only when explicitly configured.
+    Pass,
+}
+
+/// Analysis-wide settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Accepted false-rollback rate of the whole analysis, however often it
+    /// looks (always-valid): split equally over the statistical checks.
+    #[serde(default = "defaults::alpha")]
+    pub alpha: f64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self { alpha: defaults::alpha() }
+    }
+}
+
+mod defaults {
+    pub fn min_samples() -> u64 {
+        50
+    }
+    pub fn failure_limit() -> u32 {
+        1
+    }
+    pub fn inconclusive_limit() -> u32 {
+        6
+    }
+    pub fn alpha() -> f64 {
+        0.01
+    }
+    pub fn error_tolerance() -> f64 {
+        0.01
+    }
+    pub fn latency_tolerance() -> f64 {
+        0.2
+    }
+}
+
+/// Serde for `std::time::Duration` as humantime strings ("250ms", "10m").
+pub mod humantime_serde {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(|e| {
+            D::Error::custom(format!("invalid duration {text:?}: {e} (write it like \"30s\", \"250ms\" or \"10m\")"))
+        })
+    }
+}

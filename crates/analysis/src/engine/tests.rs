@@ -1,0 +1,450 @@
+use super::*;
+use crate::ProbeResult;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+fn spec(name: &str, kind: CheckKind) -> CheckSpec {
+    CheckSpec {
+        name: name.into(),
+        kind,
+        min_samples: 50,
+        critical: false,
+        failure_limit: 1,
+        inconclusive_limit: 3,
+        on_inconclusive: OnInconclusive::Fail,
+    }
+}
+
+fn error_rate(max: f64) -> CheckSpec {
+    spec("errors", CheckKind::ErrorRate { max })
+}
+
+fn latency(percentile: f64, max_ms: u64) -> CheckSpec {
+    spec("latency", CheckKind::Latency { percentile, max: Duration::from_millis(max_ms) })
+}
+
+fn at(second: i64) -> Timestamp {
+    Timestamp::from_second(1_700_000_000 + second).expect("valid")
+}
+
+fn interval(i: i64) -> Interval {
+    Interval {
+        start: at(i),
+        end: at(i + 1),
+        candidate: None,
+        stable: None,
+        probes: Vec::new(),
+        values: BTreeMap::new(),
+        source_errors: BTreeMap::new(),
+    }
+}
+
+/// `requests` requests with `errors` errors, latencies spread over
+/// `base_ms .. base_ms + 20ms`.
+fn pool(requests: u64, errors: u64, base_ms: u64) -> PoolWindow {
+    let latency = Histogram::from_pairs((0..requests).map(|k| ((base_ms + k % 20) * 1000, 1)));
+    PoolWindow { requests, errors, latency }
+}
+
+fn traffic(i: i64, candidate: PoolWindow, stable: PoolWindow) -> Interval {
+    Interval { candidate: Some(candidate), stable: Some(stable), ..interval(i) }
+}
+
+/// Feeds intervals until decided; returns the index of the deciding interval.
+fn run(analysis: &mut Analysis, intervals: impl IntoIterator<Item = Interval>) -> Option<(usize, Verdict)> {
+    for (i, interval) in intervals.into_iter().enumerate() {
+        if let Outcome::Decided(v) = analysis.observe(interval) {
+            return Some((i, v));
+        }
+    }
+    None
+}
+
+#[test]
+fn no_checks_is_never_a_pass() {
+    let mut analysis = Analysis::new(Vec::new(), Policy::default());
+    assert_eq!(
+        analysis.observe(traffic(0, pool(20, 0, 10), pool(200, 0, 10))),
+        Outcome::Decided(Verdict::Inconclusive)
+    );
+    let report = analysis.finish();
+    assert_eq!(report.verdict, Verdict::Inconclusive);
+    assert!(report.reason.contains("no checks"), "{}", report.reason);
+    assert_eq!(report.intervals.len(), 1);
+}
+
+#[test]
+fn no_intervals_is_inconclusive() {
+    let report = Analysis::new(vec![error_rate(0.01)], Policy::default()).finish();
+    assert_eq!(report.verdict, Verdict::Inconclusive);
+    assert_eq!(report.checks[0].verdict, Verdict::Inconclusive);
+}
+
+#[test]
+fn a_five_percent_error_candidate_fails_within_seconds() {
+    // 20 candidate requests per 1s interval, one error in each (5 %), max 1 %.
+    let mut analysis = Analysis::new(vec![error_rate(0.01)], Policy::default());
+    let decided = run(&mut analysis, (0..60).map(|i| traffic(i, pool(20, 1, 10), pool(180, 0, 10))));
+    let (index, verdict) = decided.expect("decided");
+    assert_eq!(verdict, Verdict::Fail);
+    // ~151 requests by the formula in the module docs: 8 intervals.
+    assert!(index <= 9, "decided after {} intervals", index + 1);
+    let report = analysis.finish();
+    assert_eq!(report.verdict, Verdict::Fail);
+    assert_eq!(report.decided_by.as_deref(), Some("errors"));
+    let e = &report.checks[0];
+    assert_eq!(e.kind, "error_rate");
+    assert_eq!(e.threshold, "<= 1.00%");
+    assert_eq!(e.observed, Some(0.05));
+    assert!(e.p_value.expect("p") < 0.01);
+    assert_eq!(e.samples, 20 * (index as u64 + 1));
+    assert_eq!(e.window_start, Some(at(0)));
+    assert_eq!(e.window_end, Some(at(index as i64 + 1)));
+    assert!(report.reason.starts_with("check \"errors\" failed: error rate 5.00%"), "{}", report.reason);
+    assert_eq!(report.intervals.len(), index + 1);
+}
+
+#[test]
+fn a_broken_candidate_fails_as_soon_as_min_samples_are_in() {
+    let mut analysis = Analysis::new(vec![error_rate(0.01)], Policy::default());
+    let decided = run(&mut analysis, (0..60).map(|i| traffic(i, pool(20, 20, 10), pool(180, 0, 10))));
+    // 50 requests at 20/s: the third interval.
+    assert_eq!(decided, Some((2, Verdict::Fail)));
+}
+
+#[test]
+fn a_healthy_candidate_passes_at_the_end() {
+    let mut analysis = Analysis::new(vec![error_rate(0.01), latency(99.0, 250)], Policy::default());
+    let decided =
+        run(&mut analysis, (0..30).map(|i| traffic(i, pool(20, u64::from(i % 10 == 0), 10), pool(180, 0, 10))));
+    assert_eq!(decided, None);
+    let report = analysis.finish();
+    assert_eq!(report.verdict, Verdict::Pass, "{}", report.reason);
+    assert_eq!(report.decided_by, None);
+    assert!(
+        report.reason.starts_with("all 2 checks passed over 30 intervals: errors: error rate 0.50%"),
+        "{}",
+        report.reason
+    );
+    assert_eq!(report.checks[1].threshold, "p99 <= 250ms");
+    assert_eq!(report.checks[1].observed, Some(29.0));
+}
+
+#[test]
+fn above_the_limit_but_not_significant_passes_and_says_so() {
+    // 5 errors in 100 requests (5 %): not enough evidence against 1 % at
+    // alpha 0.01, so the check does not fail; the message says so.
+    let mut analysis = Analysis::new(vec![error_rate(0.01)], Policy::default());
+    for i in 0..5 {
+        assert_eq!(analysis.observe(traffic(i, pool(20, 1, 10), pool(180, 0, 10))), Outcome::Continue);
+    }
+    let report = analysis.finish();
+    assert_eq!(report.verdict, Verdict::Pass);
+    let message = &report.checks[0].message;
+    assert_eq!(
+        message,
+        "error rate 5.00% (5 of 100 requests), limit <= 1.00%: beyond it as observed, but not significantly \
+         (always-valid p = 0.040, alpha 0.01), so not failed"
+    );
+}
+
+#[test]
+fn too_few_samples_is_inconclusive_but_slow_traffic_is_not_missing_traffic() {
+    // 5 requests per interval never hits the inconclusive limit (3), but 50
+    // are needed to pass.
+    let mut analysis = Analysis::new(vec![error_rate(0.01)], Policy::default());
+    let decided = run(&mut analysis, (0..8).map(|i| traffic(i, pool(5, 0, 10), pool(50, 0, 10))));
+    assert_eq!(decided, None);
+    let report = analysis.finish();
+    assert_eq!(report.verdict, Verdict::Inconclusive);
+    assert!(report.checks[0].message.contains("40 of 50 requests"), "{}", report.checks[0].message);
+}
+
+#[test]
+fn no_data_reaching_the_limit_follows_on_inconclusive() {
+    let empty = |i| traffic(i, pool(0, 0, 10), pool(100, 0, 10));
+    // fail (the default): fails at the third interval without data.
+    let mut analysis = Analysis::new(vec![error_rate(0.01)], Policy::default());
+    assert_eq!(run(&mut analysis, (0..10).map(empty)), Some((2, Verdict::Fail)));
+    let report = analysis.finish();
+    assert!(report.reason.contains("no data for 3 consecutive intervals"), "{}", report.reason);
+
+    // hold: never decides, ends inconclusive.
+    let mut check = error_rate(0.01);
+    check.on_inconclusive = OnInconclusive::Hold;
+    let mut analysis = Analysis::new(vec![check.clone()], Policy::default());
+    assert_eq!(run(&mut analysis, (0..10).map(empty)), None);
+    assert_eq!(analysis.finish().verdict, Verdict::Inconclusive);
+
+    // pass: passes, but only because configured, and data still count.
+    check.on_inconclusive = OnInconclusive::Pass;
+    let mut analysis = Analysis::new(vec![check.clone()], Policy::default());
+    assert_eq!(run(&mut analysis, (0..10).map(empty)), None);
+    let report = analysis.finish();
+    assert_eq!(report.verdict, Verdict::Pass);
+    assert!(report.checks[0].message.contains("on_inconclusive = \"pass\""));
+    let mut analysis = Analysis::new(vec![check], Policy::default());
+    let then_broken = (0..4).map(empty).chain((4..10).map(|i| traffic(i, pool(20, 20, 10), pool(100, 0, 10))));
+    assert_eq!(run(&mut analysis, then_broken), Some((6, Verdict::Fail)));
+}
+
+#[test]
+fn persistent_source_errors_end_as_error_never_as_pass() {
+    let broken = |i| Interval {
+        source_errors: BTreeMap::from([("router".to_string(), "connection refused".to_string())]),
+        ..interval(i)
+    };
+    for on_inconclusive in [OnInconclusive::Pass, OnInconclusive::Hold, OnInconclusive::Fail] {
+        let mut check = error_rate(0.01);
+        check.on_inconclusive = on_inconclusive;
+        // Non-critical, alone: every check final, so decided.
+        let mut analysis = Analysis::new(vec![check.clone()], Policy::default());
+        assert_eq!(run(&mut analysis, (0..10).map(broken)), Some((2, Verdict::Error)));
+        let report = analysis.finish();
+        assert_eq!(report.verdict, Verdict::Error);
+        assert!(report.reason.contains("router: connection refused"), "{}", report.reason);
+    }
+    // Fewer errors than the limit, then the end: Error, not Inconclusive.
+    let mut analysis = Analysis::new(vec![error_rate(0.01)], Policy::default());
+    assert_eq!(run(&mut analysis, (0..2).map(broken)), None);
+    assert_eq!(analysis.finish().verdict, Verdict::Error);
+}
+
+#[test]
+fn a_critical_error_decides_at_once_a_non_critical_one_lets_others_judge() {
+    let probe_check = spec("smoke", CheckKind::Probe);
+    let mut critical = probe_check.clone();
+    critical.critical = true;
+    // Traffic is fine, probes never come and the probe source fails.
+    let with_probe_error = |i| Interval {
+        source_errors: BTreeMap::from([("http".to_string(), "timeout".to_string())]),
+        ..traffic(i, pool(20, if i >= 5 { 20 } else { 0 }, 10), pool(180, 0, 10))
+    };
+    let mut analysis = Analysis::new(vec![error_rate(0.01), critical], Policy::default());
+    assert_eq!(run(&mut analysis, (0..10).map(with_probe_error)), Some((2, Verdict::Error)));
+    assert_eq!(analysis.finish().decided_by.as_deref(), Some("smoke"));
+    // Non-critical: the error-rate check still sees the candidate break.
+    let mut analysis = Analysis::new(vec![error_rate(0.01), probe_check], Policy::default());
+    assert_eq!(run(&mut analysis, (0..10).map(with_probe_error)), Some((5, Verdict::Fail)));
+    let report = analysis.finish();
+    assert_eq!(report.decided_by.as_deref(), Some("errors"));
+    assert_eq!(report.checks[1].verdict, Verdict::Error);
+}
+
+#[test]
+fn a_query_source_outage_does_not_blind_pool_checks() {
+    let query =
+        spec("saturation", CheckKind::Query { source: "prom".into(), query: "up".into(), min: None, max: Some(0.8) });
+    let mut analysis = Analysis::new(vec![error_rate(0.01), query], Policy::default());
+    let intervals = (0..10).map(|i| Interval {
+        source_errors: BTreeMap::from([("prom".to_string(), "503".to_string())]),
+        ..traffic(i, pool(20, 20, 10), pool(180, 0, 10))
+    });
+    assert_eq!(run(&mut analysis, intervals), Some((2, Verdict::Fail)));
+    let report = analysis.finish();
+    assert_eq!(report.decided_by.as_deref(), Some("errors"));
+    assert!(report.checks[1].message.contains("query source prom failed: 503"), "{}", report.checks[1].message);
+}
+
+#[test]
+fn missing_candidate_pool_is_an_error_interval() {
+    let mut analysis = Analysis::new(vec![error_rate(0.01)], Policy::default());
+    assert_eq!(run(&mut analysis, (0..3).map(interval)), Some((2, Verdict::Error)));
+    assert!(analysis.finish().reason.contains("no candidate data"));
+}
+
+#[test]
+fn latency_threshold_catches_added_latency() {
+    let mut analysis = Analysis::new(vec![latency(99.0, 250)], Policy::default());
+    let slow = (0..30).map(|i| traffic(i, pool(20, 0, 310), pool(180, 0, 10)));
+    assert_eq!(run(&mut analysis, slow), Some((2, Verdict::Fail)));
+    let report = analysis.finish();
+    let e = &report.checks[0];
+    assert_eq!(e.observed, Some(329.0));
+    assert!(e.message.starts_with("p99 329.0ms (60 of 60 requests slower than 250ms)"), "{}", e.message);
+}
+
+#[test]
+fn comparisons_catch_a_worse_candidate_and_pass_an_equal_one() {
+    let compare_errors = spec("vs-errors", CheckKind::Compare(Comparison::ErrorRate { tolerance: 0.01 }));
+    let compare_latency = spec("vs-latency", CheckKind::Compare(Comparison::Latency { tolerance: 0.2 }));
+    let checks = vec![compare_errors, compare_latency];
+
+    let mut analysis = Analysis::new(checks.clone(), Policy::default());
+    let equal =
+        (0..30).map(|i| traffic(i, pool(20, u64::from(i % 20 == 0), 100), pool(180, u64::from(i % 2 == 0), 100)));
+    assert_eq!(run(&mut analysis, equal), None);
+    let report = analysis.finish();
+    assert_eq!(report.verdict, Verdict::Pass, "{}", report.reason);
+    assert_eq!(report.checks[0].threshold, "<= stable + 1.00 pp");
+    assert_eq!(report.checks[1].threshold, "<= 1.2 x stable (Mann-Whitney)");
+    assert_eq!(report.checks[1].baseline, Some(109.0));
+
+    // 10 % errors against 0.5 %.
+    let mut analysis = Analysis::new(checks.clone(), Policy::default());
+    let bad = (0..60).map(|i| traffic(i, pool(20, 2, 100), pool(200, 1, 100)));
+    let (index, verdict) = run(&mut analysis, bad).expect("decided");
+    assert_eq!(verdict, Verdict::Fail);
+    assert!(index < 20, "{index}");
+    assert_eq!(analysis.finish().decided_by.as_deref(), Some("vs-errors"));
+
+    // 300 ms slower.
+    let mut analysis = Analysis::new(checks, Policy::default());
+    let slow = (0..60).map(|i| traffic(i, pool(20, 0, 400), pool(180, 0, 100)));
+    assert_eq!(run(&mut analysis, slow), Some((2, Verdict::Fail)));
+    let report = analysis.finish();
+    assert_eq!(report.decided_by.as_deref(), Some("vs-latency"));
+    assert_eq!(report.checks[1].observed, Some(409.0));
+}
+
+#[test]
+fn a_comparison_needs_both_pools() {
+    let compare = spec("vs", CheckKind::Compare(Comparison::ErrorRate { tolerance: 0.01 }));
+    let mut analysis = Analysis::new(vec![compare], Policy::default());
+    let no_stable = (0..5).map(|i| Interval { candidate: Some(pool(20, 0, 10)), ..interval(i) });
+    assert_eq!(run(&mut analysis, no_stable), Some((2, Verdict::Error)));
+    assert!(analysis.finish().reason.contains("no stable data"));
+}
+
+#[test]
+fn at_full_weight_comparisons_are_skipped_not_inconclusive() {
+    let compare = spec("vs", CheckKind::Compare(Comparison::ErrorRate { tolerance: 0.01 }));
+    let checks = vec![error_rate(0.01), compare];
+    // All traffic on the candidate: stable serves nothing.
+    let full = |i| Interval { candidate: Some(pool(200, 0, 10)), stable: Some(pool(0, 0, 10)), ..interval(i) };
+    let mut analysis = Analysis::at_weight(checks.clone(), Policy::default(), 100);
+    assert_eq!(run(&mut analysis, (0..4).map(full)), None);
+    let report = analysis.finish();
+    assert_eq!(report.verdict, Verdict::Pass, "{}", report.reason);
+    assert_eq!(report.candidate_weight, Some(100));
+    assert_eq!(report.checks.len(), 1);
+    assert_eq!(report.skipped.len(), 1);
+    assert_eq!(report.skipped[0].name, "vs");
+    // Below 100 % the comparison applies, and without stable traffic it
+    // cannot pass.
+    let mut analysis = Analysis::at_weight(checks.clone(), Policy::default(), 50);
+    run(&mut analysis, (0..4).map(full));
+    let report = analysis.finish();
+    assert_ne!(report.verdict, Verdict::Pass);
+    assert!(report.skipped.is_empty());
+    // A replay at the recorded weight skips the same checks.
+    let replayed = Analysis::replay(checks, Policy::default(), report.intervals, Some(100));
+    assert_eq!(replayed.verdict, Verdict::Pass, "{}", replayed.reason);
+}
+
+fn probes(i: i64, ok: &[bool]) -> Interval {
+    let probes = ok
+        .iter()
+        .enumerate()
+        .map(|(k, &ok)| ProbeResult {
+            name: format!("probe-{k}"),
+            ok,
+            status: Some(if ok { 200 } else { 503 }),
+            latency_ms: Some(12.0),
+            detail: None,
+        })
+        .collect();
+    Interval { probes, ..interval(i) }
+}
+
+#[test]
+fn probes_fail_after_the_failure_limit_and_a_pending_streak_is_not_a_pass() {
+    let mut check = spec("smoke", CheckKind::Probe);
+    check.failure_limit = 2;
+    check.min_samples = 4;
+    let mut analysis = Analysis::new(vec![check.clone()], Policy::default());
+    let seq = [
+        probes(0, &[true]),
+        probes(1, &[false]),
+        probes(2, &[true, true]),
+        probes(3, &[false]),
+        probes(4, &[false, true]),
+    ];
+    assert_eq!(run(&mut analysis, seq), Some((4, Verdict::Fail)));
+    let report = analysis.finish();
+    assert!(
+        report.reason.contains("1 of 2 probes failed in the last interval, probe-0 (status 503)"),
+        "{}",
+        report.reason
+    );
+    assert!(report.reason.contains("for 2 consecutive intervals"), "{}", report.reason);
+
+    // Intervals without probes neither extend nor break the streak.
+    let mut analysis = Analysis::new(vec![check.clone()], Policy::default());
+    let seq = [probes(0, &[true, true, true, true]), probes(1, &[false]), interval(2), probes(3, &[false])];
+    assert_eq!(run(&mut analysis, seq), Some((3, Verdict::Fail)));
+
+    let mut analysis = Analysis::new(vec![check], Policy::default());
+    let seq = [probes(0, &[true, true, true, true]), probes(1, &[false])];
+    assert_eq!(run(&mut analysis, seq), None);
+    let report = analysis.finish();
+    assert_eq!(report.verdict, Verdict::Inconclusive);
+    assert!(report.reason.contains("failing for 1 of 2 intervals"), "{}", report.reason);
+}
+
+#[test]
+fn queries_judge_their_value_and_no_data_is_inconclusive() {
+    let mut check = spec(
+        "cpu",
+        CheckKind::Query { source: "prom".into(), query: "avg(cpu)".into(), min: Some(0.0), max: Some(0.8) },
+    );
+    check.min_samples = 2;
+    let value = |i, v: Option<f64>| Interval { values: BTreeMap::from([("cpu".to_string(), v)]), ..interval(i) };
+    let mut analysis = Analysis::new(vec![check.clone()], Policy::default());
+    assert_eq!(run(&mut analysis, [value(0, Some(0.5)), value(1, None), value(2, Some(0.6))]), None);
+    let report = analysis.finish();
+    assert_eq!(report.verdict, Verdict::Pass);
+    assert_eq!(report.checks[0].threshold, "in [0, 0.8]");
+    assert_eq!(report.checks[0].samples, 2);
+
+    let mut analysis = Analysis::new(vec![check], Policy::default());
+    assert_eq!(run(&mut analysis, [value(0, Some(0.5)), value(1, Some(0.95))]), Some((1, Verdict::Fail)));
+    assert!(analysis.finish().reason.contains("value 0.95, limit in [0, 0.8]"));
+}
+
+#[test]
+fn alpha_is_split_over_statistical_checks() {
+    let checks = vec![error_rate(0.01), latency(99.0, 250), spec("smoke", CheckKind::Probe)];
+    let analysis = Analysis::new(checks, Policy { alpha: 0.01 });
+    assert_eq!(analysis.states[0].alpha, 0.005);
+    assert_eq!(analysis.states[2].alpha, 0.005);
+}
+
+#[test]
+fn observing_after_a_decision_records_but_does_not_judge() {
+    let mut analysis = Analysis::new(vec![error_rate(0.01)], Policy::default());
+    assert_eq!(
+        run(&mut analysis, (0..3).map(|i| traffic(i, pool(20, 20, 10), pool(1, 0, 10)))),
+        Some((2, Verdict::Fail))
+    );
+    assert_eq!(analysis.observe(traffic(3, pool(20, 0, 10), pool(1, 0, 10))), Outcome::Decided(Verdict::Fail));
+    let report = analysis.finish();
+    assert_eq!(report.intervals.len(), 4);
+    assert_eq!(report.checks[0].samples, 60);
+}
+
+#[test]
+fn replay_rejudges_under_another_config() {
+    let intervals: Vec<Interval> = (0..20).map(|i| traffic(i, pool(20, 1, 10), pool(180, 0, 10))).collect();
+    let strict = Analysis::replay(vec![error_rate(0.01)], Policy::default(), intervals.clone(), None);
+    assert_eq!(strict.verdict, Verdict::Fail);
+    let lenient = Analysis::replay(vec![error_rate(0.1)], Policy::default(), intervals, None);
+    assert_eq!(lenient.verdict, Verdict::Pass);
+    assert_eq!(lenient.intervals.len(), 20);
+}
+
+#[test]
+fn report_round_trips_through_json() {
+    let intervals: Vec<Interval> = (0..5).map(|i| traffic(i, pool(20, 1, 10), pool(180, 0, 10))).collect();
+    let report = Analysis::replay(vec![error_rate(0.01), latency(99.0, 250)], Policy::default(), intervals, None);
+    let json = serde_json::to_string(&report).expect("serialize");
+    let back: AnalysisReport = serde_json::from_str(&json).expect("deserialize");
+    // serde_json may round the last bit of a float (without its
+    // `float_roundtrip` feature); everything else comes back as it was.
+    assert_eq!(back.intervals, report.intervals);
+    assert_eq!(back.reason, report.reason);
+    for (b, r) in back.checks.iter().zip(&report.checks) {
+        assert_eq!((&b.name, b.verdict, &b.message, b.samples), (&r.name, r.verdict, &r.message, r.samples));
+        assert!((b.statistic.expect("stat") - r.statistic.expect("stat")).abs() < 1e-12);
+    }
+}

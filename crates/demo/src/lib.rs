@@ -1,0 +1,9 @@
+//! Demo pieces for running sluice on one machine: an HTTP app whose error
+//! ratio and latency can be set at start or at run time (`sluice-demo-app`),
+//! and a paced load generator that counts answers per pool and per body
+//! (`sluice-loadgen`).
+//!
+//! Test and demo tooling only: nothing in the delivery pipeline depends on it.
+
+pub mod app;
+pub mod loadgen;

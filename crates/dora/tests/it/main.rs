@@ -1,0 +1,8 @@
+//! Integration tests of sluice-dora: hand-computed reports, properties,
+//! reading, rendering.
+
+mod common;
+mod hand;
+mod props;
+mod read;
+mod render;
