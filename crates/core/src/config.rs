@@ -193,9 +193,7 @@ impl Strategy {
     /// The plan: each stage's candidate weight and how long to analyse it.
     pub fn plan(&self) -> Vec<(u8, Duration)> {
         match self {
-            Strategy::Canary { stages, stage_duration } => {
-                stages.iter().map(|w| (*w, *stage_duration)).collect()
-            }
+            Strategy::Canary { stages, stage_duration } => stages.iter().map(|w| (*w, *stage_duration)).collect(),
             Strategy::BlueGreen { bake } => vec![(100, *bake)],
             Strategy::AllAtOnce => vec![(100, Duration::ZERO)],
         }
@@ -247,9 +245,8 @@ impl Strategy {
 
 /// Parses a humantime duration with a message that says how to write one.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim()).map_err(|e| {
-        format!("invalid duration {text:?}: {e} (write it like \"30s\", \"250ms\" or \"10m\")")
-    })
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("invalid duration {text:?}: {e} (write it like \"30s\", \"250ms\" or \"10m\")"))
 }
 
 /// A config error with where it is in the file.
@@ -319,8 +316,8 @@ impl Config {
                 snippet: location.and_then(|(line, _)| text.lines().nth(line - 1).map(str::to_owned)),
             }
         };
-        let config: Config = toml::from_str(text)
-            .map_err(|e| located(e.span(), None, e.message().trim_end().to_owned()))?;
+        let config: Config =
+            toml::from_str(text).map_err(|e| located(e.span(), None, e.message().trim_end().to_owned()))?;
         unknown_check_keys(text).map_err(|(span, key, message)| located(Some(span), Some(key), message))?;
         config.validate().map_err(|(key, message)| {
             let span = key_span(text, &key);
@@ -360,7 +357,10 @@ impl Config {
             for (j, check) in env.checks.iter().enumerate() {
                 validate_check(check).map_err(|m| (format!("environment[{i}].check[{j}]"), m))?;
                 if env.checks[..j].iter().any(|c| c.name == check.name) {
-                    return Err((format!("environment[{i}].check[{j}].name"), format!("check {:?} is defined twice", check.name)));
+                    return Err((
+                        format!("environment[{i}].check[{j}].name"),
+                        format!("check {:?} is defined twice", check.name),
+                    ));
                 }
             }
             for (j, probe) in env.probes.iter().enumerate() {
@@ -375,14 +375,10 @@ impl Config {
 
     /// The environment named `name`, with its position in the order.
     pub fn environment(&self, name: &str) -> Result<(usize, &Environment), String> {
-        self.environments
-            .iter()
-            .enumerate()
-            .find(|(_, e)| e.name == name)
-            .ok_or_else(|| {
-                let known: Vec<&str> = self.environments.iter().map(|e| e.name.as_str()).collect();
-                format!("unknown environment {name:?}; the config defines {}", known.join(", "))
-            })
+        self.environments.iter().enumerate().find(|(_, e)| e.name == name).ok_or_else(|| {
+            let known: Vec<&str> = self.environments.iter().map(|e| e.name.as_str()).collect();
+            format!("unknown environment {name:?}; the config defines {}", known.join(", "))
+        })
     }
 
     /// The environment after `name` in promotion order, if any.
@@ -480,7 +476,11 @@ fn unknown_check_keys(text: &str) -> Result<(), (std::ops::Range<usize>, String,
                 return Err((
                     key.span(),
                     format!("{prefix}.{}", key.get_ref()),
-                    format!("unknown check key {:?}; a check takes {}", key.get_ref().as_ref() as &str, names.join(", ")),
+                    format!(
+                        "unknown check key {:?}; a check takes {}",
+                        key.get_ref().as_ref() as &str,
+                        names.join(", ")
+                    ),
                 ));
             }
         }

@@ -134,6 +134,19 @@ impl Drop for Group {
     }
 }
 
+/// Escapes text for inline Markdown so a name from config cannot start a
+/// link, an emphasis, raw HTML or a table cell.
+pub fn escape_markdown(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '#' | '!') {
+            out.push('\\');
+        }
+        out.push(if c == '\n' { ' ' } else { c });
+    }
+    out
+}
+
 /// A Markdown table builder that escapes cells.
 #[derive(Debug)]
 pub struct Table {
@@ -149,10 +162,7 @@ impl Table {
     }
 
     pub fn row<S: AsRef<str>>(&mut self, cells: &[S]) {
-        let cells: Vec<String> = cells
-            .iter()
-            .map(|c| c.as_ref().replace('|', "\\|").replace('\n', " "))
-            .collect();
+        let cells: Vec<String> = cells.iter().map(|c| c.as_ref().replace('|', "\\|").replace('\n', " ")).collect();
         let _ = writeln!(self.text, "| {} |", cells.join(" | "));
     }
 
@@ -181,6 +191,11 @@ mod tests {
     fn workflow_command_data_is_escaped() {
         assert_eq!(escape_data("50%\nnext"), "50%25%0Anext");
         assert_eq!(escape_property("a:b,c"), "a%3Ab%2Cc");
+    }
+
+    #[test]
+    fn markdown_is_escaped() {
+        assert_eq!(escape_markdown("a_b*[x](y)<b>"), "a\\_b\\*\\[x\\](y)\\<b\\>");
     }
 
     #[test]

@@ -82,3 +82,96 @@ pub enum LedgerOutcome {
     /// The attempt stopped on an error and traffic is back on stable.
     Failed,
 }
+
+/// Why the ledger could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("cannot read ledger {path}: {source}")]
+    Read { path: std::path::PathBuf, source: std::io::Error },
+    #[error("ledger {path} line {line} is damaged: {reason}; fix or remove that line (each line is one JSON entry)")]
+    Damaged { path: std::path::PathBuf, line: usize, reason: String },
+    #[error("cannot append to ledger {path}: {source}")]
+    Write { path: std::path::PathBuf, source: std::io::Error },
+}
+
+/// Reads every entry of a JSON Lines ledger, streaming, in file order. A
+/// missing file is an empty history; blank lines are skipped; a damaged line
+/// is an error naming its number.
+pub fn read_file(path: &std::path::Path) -> Result<Vec<LedgerEntry>, LedgerError> {
+    let mut entries = Vec::new();
+    for_each_entry(path, |entry| entries.push(entry))?;
+    Ok(entries)
+}
+
+/// Calls `f` with each entry of the ledger in file order, without holding
+/// the whole file in memory.
+pub fn for_each_entry(path: &std::path::Path, mut f: impl FnMut(LedgerEntry)) -> Result<(), LedgerError> {
+    use std::io::BufRead;
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => return Err(LedgerError::Read { path: path.to_owned(), source }),
+    };
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
+    let mut line = Vec::new();
+    let mut number = 0;
+    loop {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|source| LedgerError::Read { path: path.to_owned(), source })?;
+        if n == 0 {
+            return Ok(());
+        }
+        number += 1;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let entry: LedgerEntry = match serde_json::from_slice(&line) {
+            Ok(entry) => entry,
+            // A last line without its newline is a write torn by a crash:
+            // the entry was never committed, so it is not history.
+            Err(_) if line.last() != Some(&b'\n') => return Ok(()),
+            Err(e) => {
+                return Err(LedgerError::Damaged { path: path.to_owned(), line: number, reason: e.to_string() });
+            }
+        };
+        if entry.schema != LEDGER_SCHEMA {
+            return Err(LedgerError::Damaged {
+                path: path.to_owned(),
+                line: number,
+                reason: format!("schema {:?} is not {LEDGER_SCHEMA:?}", entry.schema),
+            });
+        }
+        f(entry);
+    }
+}
+
+/// Appends one entry as one line, under an exclusive lock on the file, and
+/// syncs it: concurrent writers never interleave, and a crash leaves at most
+/// an incomplete last line (which the next append starts after).
+pub fn append(path: &std::path::Path, entry: &LedgerEntry) -> Result<(), LedgerError> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let fail = |source| LedgerError::Write { path: path.to_owned(), source };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(fail)?;
+    }
+    let mut file = std::fs::OpenOptions::new().create(true).read(true).append(true).open(path).map_err(fail)?;
+    file.lock().map_err(fail)?;
+    let mut line = serde_json::to_vec(entry).map_err(|e| fail(std::io::Error::other(e)))?;
+    line.push(b'\n');
+    // If a crashed writer left a line without its newline, end it first so
+    // this entry stays readable on a line of its own.
+    let len = file.seek(SeekFrom::End(0)).map_err(fail)?;
+    if len > 0 {
+        let mut last = [0u8; 1];
+        file.seek(SeekFrom::Start(len - 1)).map_err(fail)?;
+        file.read_exact(&mut last).map_err(fail)?;
+        if last[0] != b'\n' {
+            line.insert(0, b'\n');
+        }
+    }
+    file.write_all(&line).map_err(fail)?;
+    file.sync_data().map_err(fail)?;
+    file.unlock().map_err(fail)
+}

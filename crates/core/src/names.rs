@@ -13,9 +13,7 @@ pub fn check(what: &str, name: &str) -> Result<(), String> {
         return Err(format!("{what} is longer than 128 characters"));
     }
     if let Some(bad) = name.chars().find(|c| !ok_char(*c)) {
-        return Err(format!(
-            "{what} {name:?} contains {bad:?}; use letters, digits, '.', '_', '-' and '+' only"
-        ));
+        return Err(format!("{what} {name:?} contains {bad:?}; use letters, digits, '.', '_', '-' and '+' only"));
     }
     if name.starts_with(['.', '-']) {
         return Err(format!("{what} {name:?} must not start with '.' or '-'"));

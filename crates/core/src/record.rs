@@ -162,11 +162,17 @@ pub enum RecordError {
     Missing { path: PathBuf },
     #[error("cannot read record {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("record {path} is damaged: {reason}; restore it from the run's artifact or start a new deployment with a new --record path")]
+    #[error(
+        "record {path} is damaged: {reason}; restore it from the run's artifact or start a new deployment with a new --record path"
+    )]
     Damaged { path: PathBuf, reason: String },
-    #[error("record {path} has schema {found:?}, but this sluice reads {SCHEMA:?}; use the sluice version that wrote it, or start a new record")]
+    #[error(
+        "record {path} has schema {found:?}, but this sluice reads {SCHEMA:?}; use the sluice version that wrote it, or start a new record"
+    )]
     UnknownSchema { path: PathBuf, found: String },
-    #[error("record {path} is for {field} {found:?}, not {expected:?}; pass the record of this deployment, or a new --record path")]
+    #[error(
+        "record {path} is for {field} {found:?}, not {expected:?}; pass the record of this deployment, or a new --record path"
+    )]
     Mismatch { path: PathBuf, field: &'static str, found: String, expected: String },
     #[error("cannot write record {path}: {source}")]
     Write { path: PathBuf, source: std::io::Error },
@@ -337,3 +343,31 @@ pub fn json_schema() -> String {
 
 #[cfg(test)]
 mod tests;
+
+impl Record {
+    /// The ledger entry that closes this deployment.
+    pub fn ledger_entry(
+        &self,
+        outcome: crate::ledger::LedgerOutcome,
+        reason: Option<String>,
+        now: Timestamp,
+    ) -> crate::ledger::LedgerEntry {
+        crate::ledger::LedgerEntry {
+            schema: crate::ledger::LEDGER_SCHEMA.to_owned(),
+            id: self.id.clone(),
+            app: self.app.clone(),
+            environment: self.environment.clone(),
+            version: self.version.clone(),
+            commit: self.commit.clone(),
+            commits: Vec::new(),
+            change: self.change,
+            incident: self.incident.clone(),
+            strategy: self.strategy.name().to_owned(),
+            triggered_by: self.triggered_by.clone(),
+            started_at: self.created_at,
+            finished_at: now,
+            outcome,
+            reason,
+        }
+    }
+}

@@ -24,10 +24,8 @@ pub struct Sampler {
 
 impl Sampler {
     pub fn new(router: Router, probes: Vec<ProbeConfig>) -> Sampler {
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(0)
-            .build()
-            .expect("a plain client always builds");
+        let client =
+            reqwest::Client::builder().pool_max_idle_per_host(0).build().expect("a plain client always builds");
         Sampler { router, probes, client, last: None }
     }
 
@@ -80,8 +78,8 @@ fn window(before: Option<&PoolStats>, after: Option<&PoolStats>) -> Option<PoolW
         return None;
     }
     let requests = after.requests.checked_sub(before.requests)?;
-    let errors = (after.responses_5xx + after.connect_errors)
-        .checked_sub(before.responses_5xx + before.connect_errors)?;
+    let errors =
+        (after.responses_5xx + after.connect_errors).checked_sub(before.responses_5xx + before.connect_errors)?;
     Some(PoolWindow { requests, errors: errors.min(requests), latency: after.histogram().since(&before.histogram()) })
 }
 
@@ -100,12 +98,20 @@ pub async fn run_probe(client: &reqwest::Client, probe: &ProbeConfig) -> ProbeRe
         Ok((status, body)) => {
             let detail = if status != probe.expect_status {
                 Some(format!("status {status}, expected {}", probe.expect_status))
-            } else if let Some(needle) = probe.body_contains.as_ref().filter(|n| !body.contains(n.as_str())) {
-                Some(format!("body does not contain {needle:?}"))
             } else {
-                None
+                probe
+                    .body_contains
+                    .as_ref()
+                    .filter(|needle| !body.contains(needle.as_str()))
+                    .map(|needle| format!("body does not contain {needle:?}"))
             };
-            ProbeResult { name: probe.name.clone(), ok: detail.is_none(), status: Some(status), latency_ms: Some(latency_ms), detail }
+            ProbeResult {
+                name: probe.name.clone(),
+                ok: detail.is_none(),
+                status: Some(status),
+                latency_ms: Some(latency_ms),
+                detail,
+            }
         }
         Err(e) => ProbeResult {
             name: probe.name.clone(),

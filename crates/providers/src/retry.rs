@@ -51,9 +51,7 @@ impl Backoff {
 /// Full jitter between half and all of `delay`, from the clock's nanoseconds
 /// (no RNG dependency needed for this).
 fn jitter(delay: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     let fraction = 0.5 + f64::from(nanos % 1000) / 2000.0;
     delay.mul_f64(fraction)
 }
@@ -64,13 +62,7 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     fn err(transient: bool) -> ProviderError {
-        ProviderError {
-            provider: "test",
-            operation: "do".into(),
-            message: "boom".into(),
-            transient,
-            attempts: 0,
-        }
+        ProviderError { provider: "test", operation: "do".into(), message: "boom".into(), transient, attempts: 0 }
     }
 
     #[tokio::test]
@@ -78,9 +70,7 @@ mod tests {
         let calls = AtomicU32::new(0);
         let backoff = Backoff { attempts: 4, first: Duration::from_millis(1), max: Duration::from_millis(2) };
         let result = backoff
-            .run(|| async {
-                if calls.fetch_add(1, Ordering::SeqCst) < 2 { Err(err(true)) } else { Ok(7) }
-            })
+            .run(|| async { if calls.fetch_add(1, Ordering::SeqCst) < 2 { Err(err(true)) } else { Ok(7) } })
             .await;
         assert_eq!(result.ok(), Some(7));
         assert_eq!(calls.load(Ordering::SeqCst), 3);

@@ -163,9 +163,7 @@ impl LocalRouter {
                     transient,
                     attempts: 1,
                 };
-                let response = request.send().await.map_err(|e| {
-                    fail(format!("{url}: {}", error_chain(&e)), true)
-                })?;
+                let response = request.send().await.map_err(|e| fail(format!("{url}: {}", error_chain(&e)), true))?;
                 let status = response.status();
                 let text = response.text().await.map_err(|e| fail(error_chain(&e), true))?;
                 if !status.is_success() {
@@ -226,7 +224,10 @@ impl LocalRouter {
         .await?;
         let confirmed = self.state().await?;
         match &confirmed.stable {
-            Some(p) if p.upstream.trim_end_matches('/') == upstream.trim_end_matches('/') && confirmed.candidate_weight == 0 => {
+            Some(p)
+                if p.upstream.trim_end_matches('/') == upstream.trim_end_matches('/')
+                    && confirmed.candidate_weight == 0 =>
+            {
                 Ok(confirmed)
             }
             other => Err(mismatch(&operation, format!("stable {other:?}"), confirmed.generation)),

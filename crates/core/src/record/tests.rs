@@ -49,7 +49,10 @@ fn refusals_name_the_problem() {
     assert!(err.to_string().contains("\"sluice.deployment/v2\""), "{err}");
 
     let err = load_bytes(good.as_bytes(), &Expect { environment: Some("prd"), ..Expect::default() });
-    assert_eq!(err.to_string(), "record r.json is for environment \"dev\", not \"prd\"; pass the record of this deployment, or a new --record path");
+    assert_eq!(
+        err.to_string(),
+        "record r.json is for environment \"dev\", not \"prd\"; pass the record of this deployment, or a new --record path"
+    );
 
     let err = load_bytes(b"\xff\xfe", &Expect::default());
     assert!(err.to_string().contains("not UTF-8"), "{err}");
