@@ -148,7 +148,7 @@ say "release v3 -> tst is refused: it never passed dev"
 step gate 1 --config "$config" -e tst --record "$out/records/v3-tst.json" --release v3 --commit "$commit3"
 
 say "DORA report"
-dora-report --config "$config" --json "$out/dora.json" --markdown "$out/dora.md" --svg "$out/dora.svg" \
+dora-report --config "$config" --all-environments --since all --json "$out/dora.json" --markdown "$out/dora.md" --svg "$out/dora.svg" \
   | tee "$out/dora.txt"
 
 for env in "${envs[@]}"; do kill "${pids[@]}" 2>/dev/null || true; done

@@ -11,12 +11,13 @@ use std::io::IsTerminal;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// Analyses the candidate for `duration`, sampling every configured interval.
-pub async fn analyse(ctx: &Context, duration: Duration, label: &str) -> AnalysisReport {
+/// Analyses the candidate, which takes `weight` percent of traffic, for
+/// `duration`, sampling every configured interval.
+pub async fn analyse(ctx: &Context, weight: u8, duration: Duration, label: &str) -> AnalysisReport {
     let env = ctx.env();
     let interval = ctx.config.analysis.interval;
     let mut sampler = Sampler::new(ctx.router(), ctx.config.probes_for(env));
-    let mut analysis = Analysis::new(ctx.config.checks_for(env), ctx.config.analysis.policy.clone());
+    let mut analysis = Analysis::at_weight(ctx.config.checks_for(env), ctx.config.analysis.policy.clone(), weight);
     let progress = Progress::new(label, duration);
     sampler.start().await;
     let started = Instant::now();

@@ -1,21 +1,82 @@
 //! `dora-report`: the DORA metrics of the deployment history.
+//!
+//! Reads the ledger (streaming), computes the five metrics per app and
+//! environment with their DORA 2024 tiers and the deployment history, and
+//! renders them: a table on stdout (or JSON / Markdown with `--format`), the
+//! Markdown report in `$GITHUB_STEP_SUMMARY`, and optionally JSON, Markdown
+//! and an SVG trend chart in files. The definitions are in `sluice-dora`'s
+//! crate docs and the README.
 
 use anyhow::anyhow;
-use clap::Parser;
-use sluice_core::config::Config;
-use sluice_core::{Classify, Exit, Failure};
-use std::path::PathBuf;
+use clap::{Parser, ValueEnum};
+use jiff::{Timestamp, ToSpan};
+use sluice_core::config::{Config, LedgerConfig};
+use sluice_core::record::write_atomic;
+use sluice_core::{Classify, Exit, Failure, gha};
+use sluice_dora::{Filter, Options};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Report the DORA metrics of the deployment history.
 #[derive(Parser, Debug)]
 #[command(name = "dora-report", version, about, long_about = None)]
 pub struct Args {
-    /// The sluice config file (names the ledger).
+    /// The sluice config file: names the ledger and the production
+    /// environment (the last one). Optional with --ledger.
     #[arg(long, env = "INPUT_CONFIG", default_value = "sluice.toml", value_name = "PATH")]
     pub config: PathBuf,
-    /// Read this ledger file instead of the one in the config.
+    /// Read this ledger file instead of the one the config names.
     #[arg(long, env = "INPUT_LEDGER", value_name = "PATH")]
     pub ledger: Option<PathBuf>,
+    /// Environments to report (repeatable; default: production, the last
+    /// environment of the config; every environment without a config).
+    #[arg(long = "environment", short = 'e', value_name = "NAME")]
+    pub environments: Vec<String>,
+    /// Report every environment.
+    #[arg(long, conflicts_with = "environments")]
+    pub all_environments: bool,
+    /// Apps to report (repeatable; default: all).
+    #[arg(long = "app", value_name = "NAME")]
+    pub apps: Vec<String>,
+    /// Start of the window: a duration back from now (`90d`, `2w`), an RFC
+    /// 3339 time, a UTC date (`2026-01-31`), or `all` for the ledger's start.
+    #[arg(long, env = "INPUT_SINCE", default_value = "90d", value_name = "WHEN")]
+    pub since: String,
+    /// End of the window (exclusive), in the same forms; default now.
+    #[arg(long, env = "INPUT_UNTIL", value_name = "WHEN")]
+    pub until: Option<String>,
+    /// A hotfix that starts within this time after a deployment marks that
+    /// deployment as failed.
+    #[arg(long, default_value = "24h", value_parser = parse_duration, value_name = "DURATION")]
+    pub hotfix_window: Duration,
+    /// Rows of deployment history per environment.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub history: usize,
+    /// What to print on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Also write the JSON report (schema `sluice.dora-report/v1`) here.
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+    /// Also write the Markdown report here.
+    #[arg(long, value_name = "PATH")]
+    pub markdown: Option<PathBuf>,
+    /// Also write the SVG chart of the weekly trend here.
+    #[arg(long, value_name = "PATH")]
+    pub svg: Option<PathBuf>,
+}
+
+/// The form of the report on stdout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A table for a terminal.
+    Text,
+    Json,
+    Markdown,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    sluice_core::config::parse_duration(text)
 }
 
 pub fn main() -> std::process::ExitCode {
@@ -24,18 +85,137 @@ pub fn main() -> std::process::ExitCode {
 }
 
 pub async fn run(args: Args) -> Result<Exit, Failure> {
-    let ledger = match args.ledger {
-        Some(path) => path,
-        None => {
-            let config = Config::load(&args.config).bad_input()?;
-            let sluice_core::config::LedgerConfig::File { path } = config.ledger;
-            path
-        }
+    let now = Timestamp::now();
+    let since = parse_when(&args.since, now).map_err(|m| Failure::input(anyhow!("--since: {m}")))?;
+    let until = match &args.until {
+        Some(text) => parse_when(text, now).map_err(|m| Failure::input(anyhow!("--until: {m}")))?,
+        None => Some(now),
     };
-    let entries = sluice_core::ledger::read_file(&ledger).bad_input()?;
-    if entries.is_empty() {
-        return Err(Failure::input(anyhow!("ledger {} has no entries", ledger.display())));
+    if let (Some(s), Some(u)) = (since, until)
+        && s >= u
+    {
+        return Err(Failure::input(anyhow!("the window is empty: --since {s} is not before --until {u}")));
     }
-    println!("{} entries", entries.len());
+    let config = match (&args.ledger, Config::load(&args.config)) {
+        (_, Ok(config)) => Some(config),
+        (Some(_), Err(_)) if !args.config.exists() => None,
+        (_, Err(e)) => return Err(Failure::input(e)),
+    };
+    let ledger = match (&args.ledger, &config) {
+        (Some(path), _) => path.clone(),
+        (None, Some(config)) => {
+            let LedgerConfig::File { path } = &config.ledger;
+            path.clone()
+        }
+        (None, None) => unreachable!("a config is loaded or an error returned when there is no --ledger"),
+    };
+    let environments = if args.all_environments || !args.environments.is_empty() {
+        args.environments.clone()
+    } else {
+        config.as_ref().and_then(|c| c.environments.last()).map(|e| vec![e.name.clone()]).unwrap_or_default()
+    };
+    let options = Options {
+        filter: Filter { apps: args.apps.clone(), environments, since, until },
+        hotfix_window: args.hotfix_window,
+        history_limit: args.history,
+    };
+    let report = read(&ledger, &options)?;
+
+    let markdown = sluice_dora::to_markdown(&report);
+    let json = sluice_dora::to_json(&report);
+    if let Some(path) = &args.json {
+        write_file(path, &json)?;
+    }
+    if let Some(path) = &args.markdown {
+        write_file(path, &markdown)?;
+    }
+    if let Some(path) = &args.svg {
+        write_file(path, &sluice_dora::to_svg(&report))?;
+    }
+    match args.format {
+        Format::Text => print!("{}", sluice_dora::to_terminal(&report)),
+        Format::Json => println!("{json}"),
+        Format::Markdown => print!("{markdown}"),
+    }
+    crate::summary::write(&markdown);
+    let mut outputs = gha::Outputs::default();
+    if let Some(path) = &args.json {
+        outputs.set("report", path.display().to_string());
+    }
+    outputs.flush().provider_failed()?;
     Ok(Exit::OK)
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), Failure> {
+    write_atomic(path, text.as_bytes()).map_err(|e| anyhow!("cannot write {}: {e}", path.display())).provider_failed()
+}
+
+fn read(ledger: &Path, options: &Options) -> Result<sluice_dora::Report, Failure> {
+    match sluice_dora::report_file(ledger, options) {
+        Ok(report) => Ok(report),
+        Err(sluice_dora::Error::Open { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Err(Failure::input(anyhow!(
+                "no ledger at {}: promote a release first (promote writes it), or pass --ledger PATH",
+                ledger.display()
+            )))
+        }
+        Err(e @ (sluice_dora::Error::Parse { .. } | sluice_dora::Error::Schema { .. })) => {
+            Err(Failure::input(anyhow::Error::new(e).context("fix or remove that line: each line is one JSON entry")))
+        }
+        Err(e) => Err(Failure::provider(e)),
+    }
+}
+
+/// A window bound: `all` (none), a span back from `now` (`90d`, `12h`, `2w`),
+/// an RFC 3339 time, or a UTC date.
+fn parse_when(text: &str, now: Timestamp) -> Result<Option<Timestamp>, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("all") {
+        return Ok(None);
+    }
+    if let Ok(t) = text.parse::<Timestamp>() {
+        return Ok(Some(t));
+    }
+    if let Ok(date) = text.parse::<jiff::civil::Date>() {
+        return date
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .map(|z| Some(z.timestamp()))
+            .map_err(|e| format!("{text:?}: {e}"));
+    }
+    let hint = "write a duration back from now (\"90d\", \"2w\", \"12h\"), an RFC 3339 time \
+                (\"2026-01-31T12:00:00Z\"), a date (\"2026-01-31\") or \"all\"";
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: i64 = number.parse().map_err(|_| format!("{text:?} is not a time; {hint}"))?;
+    let hours = match unit {
+        "h" => n,
+        "d" => n.saturating_mul(24),
+        "w" => n.saturating_mul(24 * 7),
+        _ => return Err(format!("{text:?} is not a time; {hint}")),
+    };
+    if hours > 24 * 366 * 100 {
+        return Err(format!("{text:?} reaches back more than 100 years; {hint}"));
+    }
+    now.checked_sub(hours.hours()).map(Some).map_err(|e| format!("{text:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_bounds_parse_in_every_documented_form() {
+        let now: Timestamp = "2026-11-23T12:00:00Z".parse().expect("time");
+        assert_eq!(parse_when("all", now), Ok(None));
+        assert_eq!(parse_when("90d", now), Ok(Some("2026-08-25T12:00:00Z".parse().expect("time"))));
+        assert_eq!(parse_when("2w", now), Ok(Some("2026-11-09T12:00:00Z".parse().expect("time"))));
+        assert_eq!(parse_when("12h", now), Ok(Some("2026-11-23T00:00:00Z".parse().expect("time"))));
+        assert_eq!(parse_when("2026-01-31", now), Ok(Some("2026-01-31T00:00:00Z".parse().expect("time"))));
+        assert_eq!(
+            parse_when("2026-01-31T10:00:00+02:00", now),
+            Ok(Some("2026-01-31T08:00:00Z".parse().expect("time")))
+        );
+        for bad in ["", "soon", "90", "90y", "-5d", "99999999999999999999d", "1000000w"] {
+            assert!(parse_when(bad, now).is_err(), "{bad:?} accepted");
+        }
+    }
 }

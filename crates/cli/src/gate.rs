@@ -134,7 +134,7 @@ fn checks(ctx: &Context, record: &Record, now: jiff::Timestamp) -> Result<Vec<Ga
                 _ => e.version == record.version,
             }
     };
-    let promoted = ledger.iter().filter(same_release).filter(|e| e.outcome == LedgerOutcome::Promoted).last();
+    let promoted = ledger.iter().filter(same_release).rfind(|e| e.outcome == LedgerOutcome::Promoted);
     let reverted = ledger
         .iter()
         .filter(same_release)

@@ -55,7 +55,10 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
                 Status::Promoted => revert(&ctx, &router, &mut record, &args.reason).await?,
                 Status::RolledBack => {
                     let state = router.set_weight(0).await.provider_failed()?;
-                    eprintln!("rollback: already rolled back; the router confirms {}% on the candidate", state.candidate_weight);
+                    eprintln!(
+                        "rollback: already rolled back; the router confirms {}% on the candidate",
+                        state.candidate_weight
+                    );
                 }
                 _ => roll_back(&ctx, &router, &mut record, &args.reason, "rollback").await?,
             }
@@ -87,7 +90,7 @@ pub(crate) async fn roll_back(
     let now = now();
     record.push(step, EventDetail::Rollback { reason: reason.to_owned(), from, restored }, now);
     ctx.save(record)?;
-    eprintln!("{step}: rolled back from {from}% to 100% stable: {reason}");
+    eprintln!("{step}: rolled back: candidate {from}% -> 0%, all traffic on stable: {reason}");
     append_ledger(ctx.ledger_path(), &record.ledger_entry(LedgerOutcome::RolledBack, Some(reason.to_owned()), now))
 }
 

@@ -52,10 +52,11 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
             )));
         }
     }
-    if let Some(url) = &args.candidate_upstream {
-        if !url.starts_with("http://") && !url.starts_with("https://") {
-            return Err(Failure::input(anyhow!("--candidate-upstream {url:?} is not an http:// URL")));
-        }
+    if let Some(url) = &args.candidate_upstream
+        && !url.starts_with("http://")
+        && !url.starts_with("https://")
+    {
+        return Err(Failure::input(anyhow!("--candidate-upstream {url:?} is not an http:// URL")));
     }
     let router = ctx.router();
     prepare(&ctx, &router, &mut record, args.candidate_upstream.as_deref()).await?;
@@ -83,18 +84,18 @@ async fn prepare(ctx: &Context, router: &Router, record: &mut Record, upstream: 
         record.router_before = Some(state);
         ctx.save(record)?;
     }
-    if let Some(url) = upstream {
-        if record.candidate_upstream.as_deref() != Some(url) {
-            if record.candidate_weight > 0 {
-                return Err(Failure::input(anyhow!(
-                    "the candidate already takes {}% of traffic; roll back before replacing it with {url}",
-                    record.candidate_weight
-                )));
-            }
-            router.set_candidate(url).await.provider_failed()?;
-            record.candidate_upstream = Some(url.to_owned());
-            ctx.save(record)?;
+    if let Some(url) = upstream
+        && record.candidate_upstream.as_deref() != Some(url)
+    {
+        if record.candidate_weight > 0 {
+            return Err(Failure::input(anyhow!(
+                "the candidate already takes {}% of traffic; roll back before replacing it with {url}",
+                record.candidate_weight
+            )));
         }
+        router.set_candidate(url).await.provider_failed()?;
+        record.candidate_upstream = Some(url.to_owned());
+        ctx.save(record)?;
     }
     Ok(())
 }
@@ -127,7 +128,8 @@ async fn run_plan(ctx: &Context, router: &Router, record: &mut Record) -> Result
             eprintln!("shift-traffic: stage {}/{total} ({weight}%) passed in an earlier run", i + 1);
             continue;
         }
-        let _group = gha::group(&format!("stage {}/{total}: {weight}% for {}", i + 1, humantime::format_duration(duration)));
+        let _group =
+            gha::group(&format!("stage {}/{total}: {weight}% for {}", i + 1, humantime::format_duration(duration)));
         if record.candidate_weight != weight {
             set_weight(ctx, router, record, weight, Some(i)).await?;
         }
@@ -144,7 +146,8 @@ async fn run_plan(ctx: &Context, router: &Router, record: &mut Record) -> Result
             tokio::time::sleep(duration).await;
             continue;
         }
-        let report = analyse(ctx, duration, &format!("stage {}/{total} {weight}%", i + 1)).await;
+        let report =
+            analyse(ctx, record.candidate_weight, duration, &format!("stage {}/{total} {weight}%", i + 1)).await;
         summary::log_verdict(&report);
         markdown.push_str(&format!("#### Stage {}: {weight}%\n\n{}\n", i + 1, summary::verdict_table(&report)));
         let verdict = report.verdict;
@@ -168,7 +171,10 @@ async fn run_plan(ctx: &Context, router: &Router, record: &mut Record) -> Result
     record.status = Status::Verified;
     record.updated_at = now();
     ctx.save(record)?;
-    markdown.push_str(&format!("All {total} stages passed; the candidate takes {}% of traffic.\n", record.candidate_weight));
+    markdown.push_str(&format!(
+        "All {total} stages passed; the candidate takes {}% of traffic.\n",
+        record.candidate_weight
+    ));
     summary::write(&markdown);
     let mut outputs = gha::Outputs::default();
     outputs.set("decision", "pass");

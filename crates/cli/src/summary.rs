@@ -28,11 +28,16 @@ fn fmt_opt(v: Option<f64>) -> String {
 }
 
 pub fn verdict_table(report: &AnalysisReport) -> String {
-    let mut table = Table::new(&["check", "verdict", "observed", "baseline", "threshold", "statistic", "p", "samples", "why"]);
+    let mut table =
+        Table::new(&["check", "verdict", "observed", "baseline", "threshold", "statistic", "p", "samples", "why"]);
     for c in &report.checks {
         table.row(&evidence_row(c));
     }
-    format!("**Verdict: {:?}** — {}\n\n{}", report.verdict, report.reason, table.finish())
+    let mut text = format!("**Verdict: {:?}** — {}\n\n{}", report.verdict, report.reason, table.finish());
+    for skipped in &report.skipped {
+        text.push_str(&format!("\n_{}_: {}\n", gha::escape_markdown(&skipped.name), skipped.reason));
+    }
+    text
 }
 
 fn evidence_row(c: &CheckEvidence) -> Vec<String> {
@@ -60,6 +65,9 @@ pub fn write(markdown: &str) {
 /// Prints the verdict's evidence to the log, one line a check.
 pub fn log_verdict(report: &AnalysisReport) {
     eprintln!("verdict: {:?}: {}", report.verdict, report.reason);
+    for skipped in &report.skipped {
+        eprintln!("  {:<20} skipped      {}", skipped.name, skipped.reason);
+    }
     for c in &report.checks {
         eprintln!(
             "  {:<20} {:<12} observed {} threshold {} samples {}: {}",

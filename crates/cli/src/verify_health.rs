@@ -64,7 +64,7 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
     let duration = args.duration.unwrap_or_else(|| {
         record.strategy.plan().iter().map(|(_, d)| *d).find(|d| !d.is_zero()).unwrap_or(Duration::from_secs(60))
     });
-    let report = analyse(&ctx, duration, "verify-health").await;
+    let report = analyse(&ctx, record.candidate_weight, duration, "verify-health").await;
     summary::log_verdict(&report);
     let verdict = report.verdict;
     summary::write(&format!(
@@ -103,7 +103,12 @@ fn replay(ctx: &Context, path: &std::path::Path) -> Result<Exit, Failure> {
     let mut worst = Verdict::Pass;
     let mut markdown = summary::heading("verify-health --replay", &record, "replay");
     for (stage, recorded) in verdicts {
-        let replayed = Analysis::replay(checks.clone(), ctx.config.analysis.policy.clone(), recorded.intervals.clone());
+        let replayed = Analysis::replay(
+            checks.clone(),
+            ctx.config.analysis.policy.clone(),
+            recorded.intervals.clone(),
+            recorded.candidate_weight,
+        );
         let label = stage.map_or("verify-health".to_owned(), |s| format!("stage {}", s + 1));
         eprintln!("{label}: recorded {:?}, replayed {:?}", recorded.verdict, replayed.verdict);
         summary::log_verdict(&replayed);
