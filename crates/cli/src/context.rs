@@ -30,6 +30,8 @@ pub struct Context {
     pub config: Config,
     pub env_index: usize,
     pub record_path: PathBuf,
+    /// The directory of the config file: the repository checkout in CI.
+    pub config_dir: PathBuf,
 }
 
 impl Context {
@@ -37,7 +39,11 @@ impl Context {
         let config = Config::load(&common.config).bad_input()?;
         let (env_index, _) = config.environment(&common.environment).map_err(|m| Failure::input(anyhow!(m)))?;
         check_record_path(&common.record)?;
-        Ok(Context { config, env_index, record_path: common.record.clone() })
+        let config_dir = match common.config.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        Ok(Context { config, env_index, record_path: common.record.clone(), config_dir })
     }
 
     pub fn env(&self) -> &Environment {
