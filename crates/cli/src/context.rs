@@ -54,6 +54,12 @@ impl Context {
         Router::from_config(&self.env().router, Backoff::default())
     }
 
+    /// The router without retries, for calls that must end quickly (after a
+    /// cancellation).
+    pub fn router_without_retries(&self) -> Router {
+        Router::from_config(&self.env().router, Backoff::NONE)
+    }
+
     /// Loads the record of this deployment, refusing one of another app or
     /// environment.
     pub fn load_record(&self) -> Result<Record, Failure> {

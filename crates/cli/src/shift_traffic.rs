@@ -34,7 +34,10 @@ pub struct Args {
 
 pub fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    crate::run("shift-traffic", run(args))
+    let common = args.common.clone();
+    crate::run_cancellable("shift-traffic", run(args), |signal| async move {
+        crate::record_cancellation("shift-traffic", &common, signal).await
+    })
 }
 
 pub async fn run(args: Args) -> Result<Exit, Failure> {
