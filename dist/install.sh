@@ -151,7 +151,7 @@ install_archive() {
   mkdir -p "$stage/bin"
   mv "$exe" "$stage/bin/sluice"
   link_steps "$stage/bin"
-  rm -rf "$home/bin"
+  rm -rf "${home:?}/bin"
   mv "$stage/bin" "$home/bin"
   rm -rf "$stage"
 }
@@ -176,7 +176,7 @@ install_source() {
   cp "$target_dir/release/sluice" "$stage/sluice"
   link_steps "$stage"
   printf '%s\n' "$hash" >"$stage/.source-hash"
-  rm -rf "$home/bin"
+  rm -rf "${home:?}/bin"
   mv "$stage" "$home/bin"
 }
 

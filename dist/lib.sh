@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers shared by dist/install.sh and dist/package.sh (sourced, not run).
 
 # The version of this checkout: [workspace.package] version in Cargo.toml.

@@ -42,7 +42,7 @@ case "${1:-}" in
     printf '%s  %s\n' "$(sha256 "$out/$name")" "$name"
     ;;
   manifest)
-    [ $# -ge 2 ] && [ $# -le 3 ] || usage
+    if [ $# -lt 2 ] || [ $# -gt 3 ]; then usage; fi
     dir=$2 manifest=${3:-$root/dist/manifests/v$version.sha256}
     shopt -s nullglob
     archives=("$dir"/sluice-v"$version"-*.tar.gz)

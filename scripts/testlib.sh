@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers for the shell tests (sourced): counted checks, a closing
 # "N passed, N failed" line, and servers on 127.0.0.1 that stop with the test.
 
@@ -48,8 +49,8 @@ with open(sys.argv[2] + ".tmp", "w") as f:
 os.rename(sys.argv[2] + ".tmp", sys.argv[2])
 server.serve_forever()
 ' "$1" "$2" 2>/dev/null
-  local i
-  for i in $(seq 1 100); do
+  local _
+  for _ in $(seq 1 100); do
     [ -s "$2" ] && return 0
     sleep 0.05
   done
@@ -59,8 +60,8 @@ server.serve_forever()
 
 # wait_ready FILE: waits for a ready file written by sluice-router or the demo app.
 wait_ready() {
-  local i
-  for i in $(seq 1 200); do
+  local _
+  for _ in $(seq 1 200); do
     [ -s "$1" ] && return 0
     sleep 0.05
   done
