@@ -149,4 +149,14 @@ action noversion environment=dev
 check "exit non-zero" [ "$(code noversion)" != 0 ]
 check "names the input" contains "$work/noversion.err" "the input 'version' is required"
 
+echo "# replay.sh re-judges the records of the run, as gh run download lays them out"
+cp -r "$work/state/artifacts" "$work/downloaded"
+PATH="$dev_bin:$PATH" "$root/scripts/replay.sh" --config "$work/ws/sluice.toml" --out "$work/replay" "$work/downloaded" \
+  >"$work/replay.out" 2>"$work/replay.err"
+check "exit 1: the bad release fails again" [ $? = 1 ]
+check "the bad release: recorded Fail, replayed Fail" contains "$work/replay.out" "recorded Fail, replayed Fail"
+check "the good release: recorded Pass, replayed Pass" contains "$work/replay.out" "recorded Pass, replayed Pass"
+check "the records are left as they were" diff -r "$work/state/artifacts" "$work/downloaded"
+check "the blocked record has nothing to replay" contains "$work/replay.err" "no verdicts to replay"
+
 finish
