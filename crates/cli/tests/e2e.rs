@@ -3,6 +3,7 @@
 
 mod support;
 
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 use support::*;
@@ -182,4 +183,145 @@ fn bad_input_exits_2_and_changes_nothing() {
     for f in ["x.json", "y.json", "z.json"] {
         assert!(!h.path(f).exists(), "{f} was written");
     }
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn record(h: &Harness) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(h.path("r.json")).expect("record")).expect("json")
+}
+
+#[test]
+fn a_paused_canary_continues_after_approval() {
+    let canary = "{ kind = \"canary\", stages = [25, 100], stage_duration = \"3s\" }";
+    let mut h = Harness::start(&[("v1", &[]), ("v2", &[])], canary, &format!("pause_timeout = \"1h\"\n{CHECKS}"));
+    h.load(200, 30);
+    let v2 = h.apps[1].clone();
+    let gate = h.step("gate", &["-e", "dev", "--record", "r.json", "--release", "v2", "--commit", "abcdef1"]);
+    assert_eq!(code(&gate), 0, "gate: {}", stderr(&gate));
+    // A weight that is not a stage before the last, or --pause-at with
+    // --weight, is refused before anything moves.
+    let before = std::fs::read(h.path("r.json")).expect("record");
+    for bad in [&["--pause-at", "50"][..], &["--pause-at", "100"], &["--pause-at", "25", "--weight", "25"]] {
+        let mut args = vec!["-e", "dev", "--record", "r.json", "--candidate-upstream", &v2];
+        args.extend_from_slice(bad);
+        let out = h.step("shift-traffic", &args);
+        assert_eq!(code(&out), 2, "{bad:?}: {}", stderr(&out));
+        assert_eq!(std::fs::read(h.path("r.json")).expect("record"), before, "{bad:?} changed the record");
+        assert_eq!(h.state()["candidate_weight"], 0);
+    }
+
+    let paused =
+        h.step("shift-traffic", &["-e", "dev", "--record", "r.json", "--candidate-upstream", &v2, "--pause-at", "25"]);
+    assert_eq!(code(&paused), 0, "{}", stderr(&paused));
+    assert!(stdout(&paused).contains("decision=paused"), "{}", stdout(&paused));
+    assert_eq!(h.state()["candidate_weight"], 25);
+    let r = record(&h);
+    assert_eq!(r["status"], "paused");
+    let pause = r["events"].as_array().expect("events").last().expect("event").clone();
+    assert_eq!(pause["type"], "pause");
+    assert_eq!(pause["weight"], 25);
+    let at: jiff::Timestamp = pause["at"].as_str().expect("at").parse().expect("time");
+    let expires: jiff::Timestamp = pause["expires_at"].as_str().expect("expires_at").parse().expect("time");
+    assert_eq!(expires.duration_since(at), jiff::SignedDuration::from_hours(1));
+
+    // Not verified while paused; a sweep before the expiry keeps it.
+    let promote = h.step("promote", &["-e", "dev", "--record", "r.json"]);
+    assert_eq!(code(&promote), 2, "{}", stderr(&promote));
+    let sweep = h.step("rollback", &["-e", "dev", "--record", "r.json", "--if-expired"]);
+    assert_eq!(code(&sweep), 0, "{}", stderr(&sweep));
+    assert!(stdout(&sweep).contains("decision=kept"));
+    assert_eq!(h.state()["candidate_weight"], 25);
+
+    // Approved: a later run continues from the record, without analysing the
+    // paused stage again.
+    let resume = h.step("shift-traffic", &["-e", "dev", "--record", "r.json"]);
+    assert_eq!(code(&resume), 0, "{}", stderr(&resume));
+    assert!(stderr(&resume).contains("stage 1/2 (25%) passed in an earlier run"), "{}", stderr(&resume));
+    assert_eq!(h.state()["candidate_weight"], 100);
+    let r = record(&h);
+    assert_eq!(r["status"], "verified");
+    let verdicts: Vec<_> = r["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["type"] == "verdict")
+        .map(|e| &e["stage"])
+        .collect();
+    assert_eq!(verdicts, [0, 1]);
+    let promote = h.step("promote", &["-e", "dev", "--record", "r.json"]);
+    assert_eq!(code(&promote), 0, "{}", stderr(&promote));
+    assert_eq!(h.state()["stable"]["upstream"], v2.as_str());
+}
+
+/// Pauses a canary (no checks, one-second stages) whose pause expires after
+/// one second, and waits until it has.
+fn pause_until_expired(h: &Harness) {
+    let v2 = h.apps[1].clone();
+    let gate = h.step("gate", &["-e", "dev", "--record", "r.json", "--release", "v2", "--commit", "abcdef1"]);
+    assert_eq!(code(&gate), 0, "gate: {}", stderr(&gate));
+    let paused =
+        h.step("shift-traffic", &["-e", "dev", "--record", "r.json", "--candidate-upstream", &v2, "--pause-at", "50"]);
+    assert_eq!(code(&paused), 0, "{}", stderr(&paused));
+    assert_eq!(h.state()["candidate_weight"], 50);
+    std::thread::sleep(Duration::from_millis(1500));
+}
+
+const QUICK_CANARY: &str = "{ kind = \"canary\", stages = [50, 100], stage_duration = \"1s\" }";
+
+#[test]
+fn a_paused_canary_past_its_timeout_is_rolled_back_not_continued() {
+    let h = Harness::start(&[("v1", &[]), ("v2", &[])], QUICK_CANARY, "pause_timeout = \"1s\"\n");
+    pause_until_expired(&h);
+    let late = h.step("shift-traffic", &["-e", "dev", "--record", "r.json"]);
+    assert_eq!(code(&late), 1, "{}", stderr(&late));
+    assert!(stdout(&late).contains("decision=expired"), "{}", stdout(&late));
+    assert_eq!(h.state()["candidate_weight"], 0);
+    assert_eq!(record(&h)["status"], "rolled_back");
+    let ledger = h.ledger();
+    assert_eq!(ledger.len(), 1);
+    assert_eq!(ledger[0]["outcome"], "rolled_back");
+    assert!(ledger[0]["reason"].as_str().unwrap_or_default().contains("not approved"), "{:?}", ledger[0]);
+}
+
+#[test]
+fn a_sweep_rolls_back_an_expired_pause() {
+    let h = Harness::start(&[("v1", &[]), ("v2", &[])], QUICK_CANARY, "pause_timeout = \"1s\"\n");
+    pause_until_expired(&h);
+    let sweep = h.step("rollback", &["-e", "dev", "--record", "r.json", "--if-expired"]);
+    assert_eq!(code(&sweep), 0, "{}", stderr(&sweep));
+    assert!(stdout(&sweep).contains("decision=expired"), "{}", stdout(&sweep));
+    assert_eq!(h.state()["candidate_weight"], 0);
+    assert_eq!(record(&h)["status"], "rolled_back");
+    // The ended deployment cannot be continued by a late approval.
+    let late = h.step("shift-traffic", &["-e", "dev", "--record", "r.json"]);
+    assert_eq!(code(&late), 2, "{}", stderr(&late));
+    assert_eq!(h.state()["candidate_weight"], 0);
+}
+
+#[test]
+fn the_multicall_binary_runs_each_step_by_name_or_link() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sluice = PathBuf::from(env!("CARGO_BIN_EXE_sluice"));
+    for step in ["gate", "shift-traffic", "verify-health", "promote", "rollback", "dora-report"] {
+        let link = dir.path().join(step);
+        std::os::unix::fs::symlink(&sluice, &link).expect("symlink");
+        let by_link = Command::new(&link).arg("--help").output().expect("runs");
+        let by_arg = Command::new(&sluice).args([step, "--help"]).output().expect("runs");
+        for out in [&by_link, &by_arg] {
+            assert_eq!(code(out), 0, "{step}: {}", stderr(out));
+            assert!(stdout(out).contains(&format!("Usage: {step}")), "{step}: {}", stdout(out));
+        }
+    }
+    let unknown = Command::new(&sluice).arg("deploy").output().expect("runs");
+    assert_eq!(code(&unknown), 2);
+    assert!(stderr(&unknown).contains("unknown step \"deploy\""), "{}", stderr(&unknown));
+    // A step's own exit codes come through: bad input is 2.
+    let bad = Command::new(&sluice)
+        .args(["shift-traffic", "-e", "dev", "--record", "r.json", "--config", "/nonexistent.toml"])
+        .output()
+        .expect("runs");
+    assert_eq!(code(&bad), 2, "{}", stderr(&bad));
 }

@@ -66,6 +66,9 @@ pub struct AnalysisConfig {
     pub policy: Policy,
 }
 
+/// How long a paused canary waits for approval when the config does not say.
+pub const DEFAULT_PAUSE_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
 fn default_interval() -> Duration {
     Duration::from_secs(10)
 }
@@ -86,6 +89,10 @@ pub struct Defaults {
     pub checks: Vec<CheckSpec>,
     #[serde(default, rename = "probe", skip_serializing_if = "Vec::is_empty")]
     pub probes: Vec<ProbeConfig>,
+    /// How long a canary paused for approval may wait (default 24h).
+    #[serde(default, with = "optional_duration", skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub pause_timeout: Option<Duration>,
 }
 
 /// One environment of the promotion path.
@@ -113,6 +120,12 @@ pub struct Environment {
     /// Synthetic HTTP probes; defaults to `[defaults] probe`.
     #[serde(default, rename = "probe", skip_serializing_if = "Vec::is_empty")]
     pub probes: Vec<ProbeConfig>,
+    /// How long a canary paused for approval (`shift-traffic --pause-at`)
+    /// may wait before it is rolled back; defaults to `[defaults]
+    /// pause_timeout`, else 24h.
+    #[serde(default, with = "optional_duration", skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub pause_timeout: Option<Duration>,
 }
 
 /// The traffic router of an environment.
@@ -243,6 +256,24 @@ impl Strategy {
     }
 }
 
+/// An optional humantime duration (`"4h"`), for keys that inherit.
+mod optional_duration {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let text = String::deserialize(d)?;
+        super::parse_duration(&text).map(Some).map_err(serde::de::Error::custom)
+    }
+}
+
 /// Parses a humantime duration with a message that says how to write one.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text.trim())
@@ -343,6 +374,7 @@ impl Config {
         if let Some(strategy) = &self.defaults.strategy {
             strategy.validate().map_err(|m| ("defaults.strategy".into(), m))?;
         }
+        check_pause_timeout(self.defaults.pause_timeout).map_err(|m| ("defaults.pause_timeout".into(), m))?;
         for (i, env) in self.environments.iter().enumerate() {
             let at = |key: &str| format!("environment[{i}].{key}");
             names::check("environment name", &env.name).map_err(|m| (at("name"), m))?;
@@ -352,6 +384,7 @@ impl Config {
             if let Some(strategy) = &env.strategy {
                 strategy.validate().map_err(|m| (at("strategy"), m))?;
             }
+            check_pause_timeout(env.pause_timeout).map_err(|m| (at("pause_timeout"), m))?;
             let RouterConfig::Local { admin_url } = &env.router;
             check_http_url(admin_url).map_err(|m| (at("router.admin_url"), m))?;
             for (j, check) in env.checks.iter().enumerate() {
@@ -397,6 +430,11 @@ impl Config {
         if env.checks.is_empty() { self.defaults.checks.clone() } else { env.checks.clone() }
     }
 
+    /// How long a paused canary of an environment may wait for approval.
+    pub fn pause_timeout_for(&self, env: &Environment) -> Duration {
+        env.pause_timeout.or(self.defaults.pause_timeout).unwrap_or(DEFAULT_PAUSE_TIMEOUT)
+    }
+
     /// The probes in force for an environment.
     pub fn probes_for(&self, env: &Environment) -> Vec<ProbeConfig> {
         if env.probes.is_empty() { self.defaults.probes.clone() } else { env.probes.clone() }
@@ -421,6 +459,15 @@ fn validate_check(check: &CheckSpec) -> Result<(), String> {
         CheckKind::Query { min: None, max: None, .. } => Err("a query check needs `min`, `max` or both".into()),
         _ if check.failure_limit == 0 => Err("failure_limit must be at least 1".into()),
         _ if check.inconclusive_limit == 0 => Err("inconclusive_limit must be at least 1".into()),
+        _ => Ok(()),
+    }
+}
+
+fn check_pause_timeout(timeout: Option<Duration>) -> Result<(), String> {
+    match timeout {
+        Some(t) if t < Duration::from_secs(1) => {
+            Err("pause_timeout must be at least 1s; give the approver time, e.g. \"4h\"".into())
+        }
         _ => Ok(()),
     }
 }

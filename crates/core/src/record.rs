@@ -90,6 +90,10 @@ pub enum Status {
     Blocked,
     /// Traffic is (partly) on the candidate.
     Shifting,
+    /// A canary stopped at a stage for approval (`shift-traffic
+    /// --pause-at`); the last `pause` event says when its wait expires. A
+    /// later `shift-traffic` continues it, or rolls it back once expired.
+    Paused,
     /// All stages done and analysis passed; ready for `promote`.
     Verified,
     /// The candidate is the stable release.
@@ -128,6 +132,15 @@ pub enum EventDetail {
         /// 0-based stage of the plan, when shifting by plan.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         stage: Option<usize>,
+    },
+    /// The canary stopped after a stage to wait for approval.
+    Pause {
+        /// 0-based stage of the plan it stopped after.
+        stage: usize,
+        /// The candidate's weight while paused.
+        weight: u8,
+        /// When the wait ends: a canary still paused then is rolled back.
+        expires_at: Timestamp,
     },
     /// A health judgment with all its evidence.
     Verdict {
@@ -310,6 +323,17 @@ impl Record {
         let mut json = serde_json::to_vec_pretty(self).map_err(|e| fail(std::io::Error::other(e)))?;
         json.push(b'\n');
         write_atomic(path, &json).map_err(fail)
+    }
+
+    /// While paused: the last `pause` event's stage and expiry.
+    pub fn pause(&self) -> Option<(usize, u8, Timestamp)> {
+        if self.status != Status::Paused {
+            return None;
+        }
+        self.events.iter().rev().find_map(|e| match e.detail {
+            EventDetail::Pause { stage, weight, expires_at } => Some((stage, weight, expires_at)),
+            _ => None,
+        })
     }
 
     /// The last verdict event, if any.

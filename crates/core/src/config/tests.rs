@@ -113,3 +113,23 @@ fn strategy_override_parses() {
     assert!(Strategy::parse_override("canary:10,100").is_err());
     assert!(Strategy::parse_override("rolling").is_err());
 }
+
+#[test]
+fn pause_timeout_inherits_and_is_checked() {
+    let config = parse(GOOD).expect("valid");
+    let (_, dev) = config.environment("dev").expect("dev");
+    assert_eq!(config.pause_timeout_for(dev), DEFAULT_PAUSE_TIMEOUT);
+    let text = GOOD
+        .replace("stage_duration = \"10s\" }", "stage_duration = \"10s\" }\npause_timeout = \"4h\"")
+        .replace("soak = \"10m\"", "soak = \"10m\"\npause_timeout = \"30m\"");
+    let config = parse(&text).expect("valid");
+    let (_, dev) = config.environment("dev").expect("dev");
+    let (_, prd) = config.environment("prd").expect("prd");
+    assert_eq!(config.pause_timeout_for(dev), Duration::from_secs(4 * 3600));
+    assert_eq!(config.pause_timeout_for(prd), Duration::from_secs(30 * 60));
+    let err =
+        parse(&GOOD.replace("soak = \"10m\"", "soak = \"10m\"\npause_timeout = \"10ms\"")).expect_err("too short");
+    assert!(err.to_string().contains("environment[1].pause_timeout"), "{err}");
+    let err = parse(&GOOD.replace("soak = \"10m\"", "soak = \"10m\"\npause_timeout = \"soon\"")).expect_err("bad");
+    assert!(err.to_string().contains("invalid duration"), "{err}");
+}
