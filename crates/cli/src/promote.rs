@@ -29,6 +29,18 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
     let ctx = Context::load(&args.common)?;
     let mut record = ctx.load_record()?;
     let next = ctx.config.next_environment(&record.environment).map(str::to_owned);
+    // The latest judgment stands: a verify-health that failed after the
+    // canary passed blocks the promotion.
+    if record.status != Status::Promoted
+        && let Some(report) = record.last_verdict().filter(|r| r.verdict != Verdict::Pass)
+    {
+        let verdict = format!("{:?}", report.verdict).to_lowercase();
+        let reason = format!("the latest health verdict is {verdict}: {}", report.reason);
+        gha::error("promote refused", &reason);
+        summary::write(&format!("{}{reason}\n", summary::heading("promote", &record, "refused")));
+        eprintln!("promote: refused; {reason}; roll back, or verify again");
+        return Ok(Exit::DECLINED);
+    }
     match record.status {
         Status::Promoted => eprintln!("promote: {} is already promoted in {}", record.version, record.environment),
         Status::Verified => {}

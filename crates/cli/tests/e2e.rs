@@ -325,3 +325,27 @@ fn the_multicall_binary_runs_each_step_by_name_or_link() {
         .expect("runs");
     assert_eq!(code(&bad), 2, "{}", stderr(&bad));
 }
+
+#[test]
+fn promote_refuses_when_the_latest_verdict_failed() {
+    let mut h = Harness::start(&[("v1", &[]), ("v2", &[])], CANARY, CHECKS);
+    h.load(200, 40);
+    let v2 = h.apps[1].clone();
+    let shift = gate_and_shift(&h, "v2", &v2);
+    assert_eq!(code(&shift), 0, "shift-traffic: {}", stderr(&shift));
+    // The candidate degrades after the canary passed; verify-health says so.
+    let out = Command::new("curl")
+        .args(["-fsS", "-X", "PUT", "-d", r#"{"error_ratio":0.5}"#, &format!("{v2}/faults")])
+        .output()
+        .expect("curl");
+    assert!(out.status.success());
+    let verify = h.step("verify-health", &["-e", "dev", "--record", "r.json", "--duration", "3s"]);
+    assert_eq!(code(&verify), 1, "verify-health: {}", stderr(&verify));
+    let before = std::fs::read(h.path("r.json")).expect("record");
+    let promote = h.step("promote", &["-e", "dev", "--record", "r.json"]);
+    assert_eq!(code(&promote), 1, "promote: {}", stderr(&promote));
+    assert!(stderr(&promote).contains("latest health verdict is fail"), "{}", stderr(&promote));
+    assert_eq!(std::fs::read(h.path("r.json")).expect("record"), before, "promote changed the record");
+    assert_eq!(h.state()["stable"]["upstream"], h.apps[0].as_str(), "promote changed the router");
+    assert!(h.ledger().is_empty());
+}
