@@ -4,6 +4,9 @@
 //! The router and demo app are other packages' binaries; `scripts/test.sh`
 //! builds them (`cargo build --bins`) before the tests run.
 
+#[path = "e2e/gates.rs"]
+mod gates;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
