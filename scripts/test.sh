@@ -4,6 +4,7 @@
 #
 #   scripts/test.sh            everything
 #   SLUICE_SKIP_DEMO=1 scripts/test.sh   without the demo run
+#   SLUICE_SKIP_FUZZ=1 scripts/test.sh   without the fuzzing (SLUICE_FUZZ_SECONDS per target, default 20)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -21,6 +22,11 @@ cargo build --locked --workspace --bins --quiet
 
 section "cargo test"
 cargo test --locked --workspace --no-fail-fast
+
+section "fuzzing: record, config, durations, ledger (scripts/fuzz.sh, ${SLUICE_FUZZ_SECONDS:-20}s each)"
+if [ -z "${SLUICE_SKIP_FUZZ:-}" ]; then
+  scripts/fuzz.sh "${SLUICE_FUZZ_SECONDS:-20}"
+fi
 
 if [ -z "${SLUICE_SKIP_DEMO:-}" ]; then
   section "the demo (scripts/demo.sh)"

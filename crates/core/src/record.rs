@@ -250,7 +250,11 @@ impl Record {
             }
             None => return Err(damaged("it has no \"schema\" field; is this a sluice record?".into())),
         }
-        let record: Record = serde_json::from_value(value).map_err(|e| damaged(e.to_string()))?;
+        let record: Record = serde_path_to_error::deserialize(value).map_err(|e| {
+            let at = e.path().to_string();
+            let inner = e.into_inner();
+            if at == "." { damaged(inner.to_string()) } else { damaged(format!("`{at}`: {inner}")) }
+        })?;
         record.validate().map_err(damaged)?;
         let mismatch = |field, found: &str, expected: &str| RecordError::Mismatch {
             path: path.to_owned(),

@@ -1,7 +1,7 @@
 //! `gate` with the checks that need no provider: freeze windows, a SARIF
 //! report and a coverage report, run as the real binary.
 
-use super::{code, exe, stderr};
+use crate::support::{code, exe, stderr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
