@@ -1,9 +1,9 @@
 //! End-to-end: the real step binaries against the real `sluice-router` and
 //! `sluice-demo-app` processes on 127.0.0.1 (harness in `support/`).
 
-mod support;
 #[path = "e2e/gates.rs"]
 mod gates;
+mod support;
 
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};

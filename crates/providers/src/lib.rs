@@ -3,6 +3,8 @@
 //! - [`router`]: traffic routers (the embedded `sluice-router` for now).
 //! - [`metrics`]: turns what routers and probes measure into analysis
 //!   [`Interval`](sluice_analysis::Interval)s.
+//! - [`notify`]: Slack and JSON webhooks, bounded in time, never failing a
+//!   deployment.
 //!
 //! The file ledger is plain file I/O and lives in `sluice_core::ledger`.
 //!
@@ -12,6 +14,7 @@
 //! decides anything: judgment lives in `sluice-analysis`, policy in the steps.
 
 pub mod metrics;
+pub mod notify;
 pub mod retry;
 pub mod router;
 
