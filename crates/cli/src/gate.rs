@@ -13,7 +13,7 @@ use crate::summary;
 use anyhow::anyhow;
 use clap::Parser;
 use sluice_analysis::gates;
-use sluice_core::config::{CoverageGate, GateConfig, SarifGate, Strategy};
+use sluice_core::config::{CoverageGate, GateConfig, NotifyEvent, SarifGate, Strategy};
 use sluice_core::ledger::{ChangeKind, LedgerOutcome};
 use sluice_core::record::{EventDetail, GateCheck, NewRecord, Record, RecordError, Status};
 use sluice_core::{Classify, Exit, Failure, env, gha, names};
@@ -93,6 +93,7 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
         Err(e) => return Err(Failure::input(e)),
     };
 
+    crate::notify::about(&record);
     let (checks, evidence) = checks(&ctx, &record, now)?;
     let allowed = checks.iter().all(|c| c.passed);
     record.status = if allowed { Status::Admitted } else { Status::Blocked };
@@ -118,6 +119,7 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
     } else {
         let blocked: Vec<&str> = checks.iter().filter(|c| !c.passed).map(|c| c.detail.as_str()).collect();
         gha::error("gate blocked", &blocked.join("; "));
+        crate::notify::send("gate", NotifyEvent::Blocked, "block", &blocked.join("; ")).await;
         Ok(Exit::DECLINED)
     }
 }

@@ -15,6 +15,7 @@ pub mod verify_health;
 
 mod analyse;
 mod context;
+mod notify;
 mod summary;
 
 use sluice_core::{Exit, Failure, gha};
@@ -37,6 +38,7 @@ where
     match runtime.block_on(body) {
         Ok(exit) => exit.into(),
         Err(failure) => {
+            runtime.block_on(notify::failed(step, &failure));
             let kind = match failure.exit {
                 Exit::BAD_INPUT => "bad input",
                 Exit::PROVIDER => "provider failure",

@@ -7,6 +7,7 @@ use crate::summary;
 use anyhow::anyhow;
 use clap::Parser;
 use sluice_analysis::Verdict;
+use sluice_core::config::NotifyEvent;
 use sluice_core::ledger::LedgerOutcome;
 use sluice_core::record::{EventDetail, Status};
 use sluice_core::{Classify, Exit, Failure, gha};
@@ -50,6 +51,11 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
         ctx.save(&record)?;
         append_ledger(ctx.ledger_path(), &record.ledger_entry(LedgerOutcome::Promoted, None, now))?;
         eprintln!("promote: {} is now stable in {}", record.version, record.environment);
+        let reason = match &next {
+            Some(n) => format!("{} is stable in {}; next environment: {n}", record.version, record.environment),
+            None => format!("{} is stable in {}, the last environment", record.version, record.environment),
+        };
+        crate::notify::send("promote", NotifyEvent::Promoted, "promoted", &reason).await;
     }
     summary::write(&format!(
         "{}{}\n",

@@ -3,6 +3,8 @@
 
 #[path = "e2e/gates.rs"]
 mod gates;
+#[path = "e2e/notify.rs"]
+mod notify;
 mod support;
 
 use std::process::{Command, Output};
