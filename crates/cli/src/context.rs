@@ -30,6 +30,8 @@ pub struct Context {
     pub config: Config,
     pub env_index: usize,
     pub record_path: PathBuf,
+    /// The directory of the config file: the repository checkout in CI.
+    pub config_dir: PathBuf,
 }
 
 impl Context {
@@ -38,7 +40,11 @@ impl Context {
         let (env_index, _) = config.environment(&common.environment).map_err(|m| Failure::input(anyhow!(m)))?;
         check_record_path(&common.record)?;
         crate::notify::arm(&config, &common.environment);
-        Ok(Context { config, env_index, record_path: common.record.clone() })
+        let config_dir = match common.config.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        Ok(Context { config, env_index, record_path: common.record.clone(), config_dir })
     }
 
     pub fn env(&self) -> &Environment {
@@ -47,6 +53,12 @@ impl Context {
 
     pub fn router(&self) -> Router {
         Router::from_config(&self.env().router, Backoff::default())
+    }
+
+    /// The router without retries, for calls that must end quickly (after a
+    /// cancellation).
+    pub fn router_without_retries(&self) -> Router {
+        Router::from_config(&self.env().router, Backoff::NONE)
     }
 
     /// Loads the record of this deployment, refusing one of another app or

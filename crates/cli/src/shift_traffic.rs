@@ -35,7 +35,10 @@ pub struct Args {
 
 pub fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    crate::run("shift-traffic", run(args))
+    let common = args.common.clone();
+    crate::run_cancellable("shift-traffic", run(args), |signal| async move {
+        crate::record_cancellation("shift-traffic", &common, signal).await
+    })
 }
 
 pub async fn run(args: Args) -> Result<Exit, Failure> {
@@ -60,11 +63,18 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
         return Err(Failure::input(anyhow!("--candidate-upstream {url:?} is not an http:// URL")));
     }
     let router = ctx.router();
-    prepare(&ctx, &router, &mut record, args.candidate_upstream.as_deref()).await?;
+    if let Err(failure) = prepare(&ctx, &router, &mut record, args.candidate_upstream.as_deref()).await {
+        return Err(match failure.exit {
+            Exit::PROVIDER => record_failure(&ctx, &mut record, failure, "the canary did not start"),
+            _ => failure,
+        });
+    }
 
     match args.weight {
         Some(weight) => {
-            set_weight(&ctx, &router, &mut record, weight, None).await?;
+            if let Err(failure) = set_weight(&ctx, &router, &mut record, weight, None).await {
+                return Err(record_failure(&ctx, &mut record, failure, "the weight was not confirmed"));
+            }
             let mut outputs = gha::Outputs::default();
             outputs.set("weight", weight.to_string());
             outputs.set("record", ctx.record_path.display().to_string());
@@ -72,8 +82,52 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
             summary::write(&summary::heading("shift-traffic", &record, &format!("candidate at {weight}%")));
             Ok(Exit::OK)
         }
-        None => run_plan(&ctx, &router, &mut record).await,
+        None => match run_plan(&ctx, &router, &mut record).await {
+            Err(failure) if failure.exit == Exit::PROVIDER && !record.status.is_final() => {
+                Err(after_provider_failure(&ctx, &router, &mut record, failure).await)
+            }
+            other => other,
+        },
     }
+}
+
+/// A provider stayed down in the middle of the plan: traffic goes back to
+/// stable so the canary is not left half-shifted; if even that fails, the
+/// record says where traffic stood when the router last answered. Exit 3
+/// either way.
+async fn after_provider_failure(ctx: &Context, router: &Router, record: &mut Record, failure: Failure) -> Failure {
+    let reason = format!("a provider failed during the canary: {:#}", failure.error);
+    match roll_back(ctx, router, record, &reason, "shift-traffic").await {
+        Ok(()) => {
+            summary::write(&format!(
+                "{}**Rolled back** to 100% stable: {reason}\n",
+                summary::heading("shift-traffic", record, "rolled back")
+            ));
+            Failure::provider(failure.error.context("the canary was rolled back to 100% stable"))
+        }
+        Err(rollback) => {
+            let what = format!("the rollback failed too ({:#})", rollback.error);
+            record_failure(ctx, record, failure, &what)
+        }
+    }
+}
+
+/// Appends an `error` event that says where traffic stands (the last weight
+/// the router confirmed) and what to do, and returns the failure with it.
+fn record_failure(ctx: &Context, record: &mut Record, failure: Failure, what: &str) -> Failure {
+    let stands = match record.events.iter().any(|e| matches!(e.detail, EventDetail::Traffic { .. })) {
+        false => "no traffic was moved".to_owned(),
+        true => format!(
+            "the router last confirmed {}% on the candidate: run `rollback` once it answers again",
+            record.candidate_weight
+        ),
+    };
+    let message = format!("{:#}; {what}; {stands}", failure.error);
+    record.push("shift-traffic", EventDetail::Error { message: message.clone() }, now());
+    if let Err(e) = ctx.save(record) {
+        eprintln!("shift-traffic: could not save the record: {:#}", e.error);
+    }
+    Failure { exit: failure.exit, error: anyhow!(message) }
 }
 
 /// Saves the router's state before the first change, and puts the candidate

@@ -6,6 +6,10 @@
 //! either finish or roll back by itself; then `rollback` must restore 100%
 //! stable, every time.
 //!
+//! SIGTERM and SIGINT (a cancelled workflow run, Ctrl-C) must stop the step
+//! within 5 s at a consistent point, with a `cancelled` event recording the
+//! weight read back from the router.
+//!
 //! `SLUICE_CRASH_RUNS` (default 120) and `SLUICE_CRASH_SEED` (default: from
 //! the clock, printed) make a failure reproducible.
 
@@ -111,4 +115,65 @@ fn shift_traffic_killed_anywhere_leaves_a_valid_record_and_rollback_restores_sta
          status at kill: {status_at_kill:?}"
     );
     assert!(killed_running >= runs / 2, "too few kills landed while the step ran ({killed_running} of {runs})");
+}
+
+fn send(child: &Child, signal: &str) {
+    let status = std::process::Command::new("kill").args([signal, &child.id().to_string()]).status().expect("kill");
+    assert!(status.success(), "kill {signal} failed");
+}
+
+#[test]
+fn sigterm_and_sigint_stop_a_canary_within_5s_and_record_where_traffic_stands() {
+    let slow = "{ kind = \"canary\", stages = [10, 50, 100], stage_duration = \"30s\" }";
+    let mut h = Harness::start_with(&[("v1", &[]), ("v2", &[])], "200ms", slow, CHECKS);
+    h.load(200, 120);
+    let v2 = h.apps[1].clone();
+    // (signal, expected exit, wait before sending it): during the first
+    // stage's analysis, and right at the start (0: as soon as the step has
+    // saved the router state, its first write, which follows the handlers).
+    for (run, (signal, expected, after)) in
+        [("-TERM", 143, 1500), ("-INT", 130, 1500), ("-TERM", 143, 0), ("-INT", 130, 0)].into_iter().enumerate()
+    {
+        let rec = format!("sig{run}.json");
+        let gate = h.step("gate", &["-e", "dev", "--record", &rec, "--release", "v2", "--commit", "abcdef1"]);
+        assert_eq!(code(&gate), 0, "{}", stderr(&gate));
+        let mut child = h.spawn("shift-traffic", &["-e", "dev", "--record", &rec, "--candidate-upstream", &v2]);
+        if after == 0 {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Record::load(&h.path(&rec), &Expect::default()).expect("record").router_before.is_none() {
+                assert!(Instant::now() < deadline, "shift-traffic never saved the router state");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        } else {
+            std::thread::sleep(Duration::from_millis(after));
+        }
+        let sent = Instant::now();
+        send(&child, signal);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                break status;
+            }
+            assert!(sent.elapsed() < Duration::from_secs(5), "{signal} after {after}ms: still running after 5s");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let took = sent.elapsed();
+        assert_eq!(status.code(), Some(expected), "{signal} after {after}ms");
+        let record = Record::load(&h.path(&rec), &Expect::default()).expect("record loads");
+        let router_weight = h.state()["candidate_weight"].as_u64().expect("weight");
+        assert_eq!(u64::from(record.candidate_weight), router_weight, "{signal} after {after}ms: record and router");
+        if after > 1000 {
+            assert_eq!(router_weight, 10, "{signal} after {after}ms: the canary should have been in its first stage");
+        }
+        match record.events.last().map(|e| &e.detail) {
+            Some(EventDetail::Cancelled { signal: name, candidate_weight, router_error: None }) => {
+                assert_eq!(format!("-{}", name.trim_start_matches("SIG")), signal);
+                assert_eq!(candidate_weight.map(u64::from), Some(router_weight));
+            }
+            other => panic!("{signal} after {after}ms: last event is {other:?}, expected cancelled"),
+        }
+        eprintln!("{signal} after {after}ms: exited {expected} in {took:?} with the candidate at {router_weight}%");
+        let rollback = h.step("rollback", &["-e", "dev", "--record", &rec, "--reason", "run cancelled"]);
+        assert_eq!(code(&rollback), 0, "{}", stderr(&rollback));
+        assert_eq!(h.state()["candidate_weight"], 0);
+    }
 }

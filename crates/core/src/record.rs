@@ -144,6 +144,16 @@ pub enum EventDetail {
     Rollback { reason: String, from: u8, restored: RouterState },
     /// A step stopped on an error; where things stand is in the message.
     Error { message: String },
+    /// A step was cancelled (SIGINT or SIGTERM, as when a workflow run is
+    /// cancelled) and stopped; the candidate's weight as read back from the
+    /// router afterwards, or why it could not be read.
+    Cancelled {
+        signal: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        candidate_weight: Option<u8>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        router_error: Option<String>,
+    },
 }
 
 /// One gate check's result.

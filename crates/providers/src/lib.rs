@@ -1,6 +1,7 @@
 //! Providers: the things outside sluice that it drives and reads.
 //!
 //! - [`router`]: traffic routers (the embedded `sluice-router` for now).
+//! - [`git`]: the commits a deployment ships, from the local checkout.
 //! - [`metrics`]: turns what routers and probes measure into analysis
 //!   [`Interval`](sluice_analysis::Interval)s.
 //! - [`notify`]: Slack and JSON webhooks, bounded in time, never failing a
@@ -13,6 +14,7 @@
 //! [`ProviderError`], which the steps report with exit code 3. Nothing here
 //! decides anything: judgment lives in `sluice-analysis`, policy in the steps.
 
+pub mod git;
 pub mod metrics;
 pub mod notify;
 pub mod retry;

@@ -102,6 +102,29 @@ impl Harness {
         h
     }
 
+    /// Starts another server binary of the workspace that writes a ready
+    /// file (`--ready-file`), and returns what it wrote.
+    pub fn spawn_server(&mut self, name: &str, args: &[&str]) -> serde_json::Value {
+        let file = self.path(&format!("{name}-{}.json", self.children.len()));
+        let mut child = Command::new(exe(name))
+            .args(args)
+            .arg("--ready-file")
+            .arg(&file)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let v = ready(&file, &mut child);
+        self.children.push(child);
+        v
+    }
+
+    /// Points the config's router at another admin URL (a proxy in front of
+    /// the router).
+    pub fn use_admin_url(&self, url: &str) {
+        let config = std::fs::read_to_string(self.path("sluice.toml")).expect("config");
+        std::fs::write(self.path("sluice.toml"), config.replace(&self.admin, url)).expect("config");
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
