@@ -39,6 +39,7 @@ impl Context {
         let config = Config::load(&common.config).bad_input()?;
         let (env_index, _) = config.environment(&common.environment).map_err(|m| Failure::input(anyhow!(m)))?;
         check_record_path(&common.record)?;
+        crate::notify::arm(&config, &common.environment);
         let config_dir = match common.config.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
             _ => PathBuf::from("."),
@@ -63,16 +64,19 @@ impl Context {
     /// Loads the record of this deployment, refusing one of another app or
     /// environment.
     pub fn load_record(&self) -> Result<Record, Failure> {
-        Record::load(
+        let record = Record::load(
             &self.record_path,
             &Expect { app: Some(&self.config.app), environment: Some(&self.env().name), version: None },
         )
-        .bad_input()
+        .bad_input()?;
+        crate::notify::about(&record);
+        Ok(record)
     }
 
     /// Saves the record atomically; a failure to save is reported as a
     /// provider (disk) failure.
     pub fn save(&self, record: &Record) -> Result<(), Failure> {
+        crate::notify::about(record);
         record.save(&self.record_path).provider_failed()
     }
 

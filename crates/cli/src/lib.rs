@@ -16,6 +16,7 @@ pub mod verify_health;
 
 mod analyse;
 mod context;
+mod notify;
 mod summary;
 
 use anyhow::anyhow;
@@ -83,6 +84,7 @@ where
     match result {
         Ok(exit) => exit.into(),
         Err(failure) => {
+            runtime.block_on(notify::failed(step, &failure));
             let kind = match failure.exit {
                 Exit::BAD_INPUT => "bad input",
                 Exit::PROVIDER => "provider failure",

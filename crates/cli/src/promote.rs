@@ -7,6 +7,7 @@ use crate::summary;
 use anyhow::anyhow;
 use clap::Parser;
 use sluice_analysis::Verdict;
+use sluice_core::config::NotifyEvent;
 use sluice_core::ledger::LedgerOutcome;
 use sluice_core::record::{EventDetail, Status};
 use sluice_core::{Classify, Exit, Failure, gha};
@@ -79,6 +80,11 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
             entry.commits.len(),
             if entry.commits.len() == 1 { "" } else { "s" }
         );
+        let reason = match &next {
+            Some(n) => format!("{} is stable in {}; next environment: {n}", record.version, record.environment),
+            None => format!("{} is stable in {}, the last environment", record.version, record.environment),
+        };
+        crate::notify::send("promote", NotifyEvent::Promoted, "promoted", &reason).await;
     }
     summary::write(&format!(
         "{}{}{}\n",

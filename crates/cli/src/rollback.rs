@@ -12,6 +12,7 @@ use crate::context::{Common, Context, append_ledger, now};
 use crate::summary;
 use anyhow::anyhow;
 use clap::Parser;
+use sluice_core::config::NotifyEvent;
 use sluice_core::ledger::LedgerOutcome;
 use sluice_core::record::{EventDetail, Record, RecordError, Status};
 use sluice_core::{Classify, Exit, Failure, gha};
@@ -56,20 +57,29 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
                 state.stable.as_deref().unwrap_or("unknown")
             ));
             outputs.set("weight", "0");
+            let reason = format!("{} (no record: the live router now sends 100% to stable)", args.reason);
+            crate::notify::send("rollback", NotifyEvent::RolledBack, "rollback", &reason).await;
         }
         Err(e) => return Err(Failure::input(e)),
         Ok(_) => {
             let mut record = ctx.load_record()?;
             match record.status {
-                Status::Promoted => revert(&ctx, &router, &mut record, &args.reason).await?,
+                Status::Promoted => {
+                    revert(&ctx, &router, &mut record, &args.reason).await?;
+                    crate::notify::send("rollback", NotifyEvent::RolledBack, "revert", &args.reason).await;
+                }
                 Status::RolledBack => {
+                    // Already told when it happened: a repeat sends nothing.
                     let state = router.set_weight(0).await.provider_failed()?;
                     eprintln!(
                         "rollback: already rolled back; the router confirms {}% on the candidate",
                         state.candidate_weight
                     );
                 }
-                _ => roll_back(&ctx, &router, &mut record, &args.reason, "rollback").await?,
+                _ => {
+                    roll_back(&ctx, &router, &mut record, &args.reason, "rollback").await?;
+                    crate::notify::send("rollback", NotifyEvent::RolledBack, "rollback", &args.reason).await;
+                }
             }
             summary::write(&format!(
                 "{}Reason: {}\n",

@@ -19,6 +19,7 @@ use crate::summary;
 use anyhow::anyhow;
 use clap::Parser;
 use sluice_analysis::Verdict;
+use sluice_core::config::NotifyEvent;
 use sluice_core::record::{EventDetail, Record, Status};
 use sluice_core::{Classify, Exit, Failure, gha};
 use sluice_providers::router::Router;
@@ -232,6 +233,8 @@ async fn run_plan(ctx: &Context, router: &Router, record: &mut Record, pause_at:
         if verdict != Verdict::Pass {
             let reason = format!("stage {} at {weight}%: {reason}", i + 1);
             roll_back(ctx, router, record, &reason, "shift-traffic").await?;
+            let decision = format!("{verdict:?}").to_lowercase();
+            crate::notify::send("shift-traffic", NotifyEvent::RolledBack, &decision, &reason).await;
             markdown.push_str(&format!("**Rolled back** to 100% stable: {reason}\n"));
             summary::write(&markdown);
             gha::error("canary rolled back", &reason);

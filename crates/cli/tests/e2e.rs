@@ -1,6 +1,10 @@
 //! End-to-end: the real step binaries against the real `sluice-router` and
 //! `sluice-demo-app` processes on 127.0.0.1 (harness in `support/`).
 
+#[path = "e2e/gates.rs"]
+mod gates;
+#[path = "e2e/notify.rs"]
+mod notify;
 mod support;
 
 use std::path::PathBuf;

@@ -4,6 +4,8 @@
 //! - [`git`]: the commits a deployment ships, from the local checkout.
 //! - [`metrics`]: turns what routers and probes measure into analysis
 //!   [`Interval`](sluice_analysis::Interval)s.
+//! - [`notify`]: Slack and JSON webhooks, bounded in time, never failing a
+//!   deployment.
 //!
 //! The file ledger is plain file I/O and lives in `sluice_core::ledger`.
 //!
@@ -14,6 +16,7 @@
 
 pub mod git;
 pub mod metrics;
+pub mod notify;
 pub mod retry;
 pub mod router;
 
