@@ -21,32 +21,18 @@ fi
 echo "bench-steps: building release binaries" >&2
 (cd "$root" && cargo build --release --locked -q --bins)
 bin=$target/release
+# shellcheck source=scripts/testlib.sh
+. "$root/scripts/testlib.sh"
 tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
+trap '_stop_all; rm -rf "$tmp"' EXIT
 
-wait_ready() {
-  for _ in $(seq 1 250); do
-    [ -s "$1" ] && return 0
-    sleep 0.02
-  done
-  echo "bench-steps: $1 never appeared" >&2
-  exit 1
-}
-field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
-
-"$bin/sluice-demo-app" --version v1 --ready-file "$tmp/v1.json" >/dev/null & pids+=($!)
-"$bin/sluice-demo-app" --version v2 --ready-file "$tmp/v2.json" >/dev/null & pids+=($!)
+background "$bin/sluice-demo-app" --version v1 --ready-file "$tmp/v1.json" >/dev/null
+background "$bin/sluice-demo-app" --version v2 --ready-file "$tmp/v2.json" >/dev/null
 wait_ready "$tmp/v1.json"; wait_ready "$tmp/v2.json"
-v1="http://$(field "$tmp/v1.json" listen)"; v2="http://$(field "$tmp/v2.json" listen)"
-"$bin/sluice-router" --stable "$v1" --ready-file "$tmp/router.json" >/dev/null & pids+=($!)
+v1="http://$(json_field "$tmp/v1.json" listen)"; v2="http://$(json_field "$tmp/v2.json" listen)"
+background "$bin/sluice-router" --stable "$v1" --ready-file "$tmp/router.json" >/dev/null
 wait_ready "$tmp/router.json"
-admin="http://$(field "$tmp/router.json" admin)"
+admin="http://$(json_field "$tmp/router.json" admin)"
 
 cat > "$tmp/sluice.toml" <<TOML
 app = "shop"
