@@ -20,6 +20,14 @@ mod summary;
 use sluice_core::{Exit, Failure, gha};
 use std::future::Future;
 use std::process::ExitCode;
+use std::sync::OnceLock;
+
+static STEP: OnceLock<String> = OnceLock::new();
+
+/// The step this process runs (`gate`, ...), for log and debug lines.
+pub(crate) fn step_name() -> &'static str {
+    STEP.get().map_or("sluice", String::as_str)
+}
 
 /// Runs a step: parses nothing (clap already did), builds the runtime, maps
 /// the result to the documented exit code and reports errors once.
@@ -27,6 +35,7 @@ pub(crate) fn run<F>(step: &str, body: F) -> ExitCode
 where
     F: Future<Output = Result<Exit, Failure>>,
 {
+    let _ = STEP.set(step.to_owned());
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {

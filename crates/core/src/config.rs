@@ -21,6 +21,13 @@ pub struct Config {
     /// Where the deployment history is kept.
     #[serde(default)]
     pub ledger: LedgerConfig,
+    /// GitHub API settings, for the `github` ledger, the gate's GitHub checks
+    /// and the promotion hand-off.
+    #[serde(default)]
+    pub github: GitHubConfig,
+    /// What `promote` does for the next environment.
+    #[serde(default)]
+    pub handoff: Handoff,
     /// How analysis samples metrics.
     #[serde(default)]
     pub analysis: AnalysisConfig,
@@ -41,6 +48,101 @@ pub enum LedgerConfig {
         #[serde(default = "default_ledger_path")]
         path: PathBuf,
     },
+    /// GitHub Deployments and deployment statuses of the repository in
+    /// `[github]`: one deployment per deployment, `production_environment`
+    /// for the last environment.
+    Github {},
+}
+
+/// How sluice talks to GitHub's REST API (`GITHUB_TOKEN` and
+/// `GITHUB_API_URL` come from the environment, never from this file).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GitHubConfig {
+    /// `owner/repo`; default `$GITHUB_REPOSITORY`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    /// The ETag cache of conditional requests; relative to the config file.
+    #[serde(default = "default_github_cache")]
+    pub cache_dir: PathBuf,
+    /// Least time between two writes (GitHub asks for one second).
+    #[serde(default = "default_write_interval", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub write_interval: Duration,
+    /// Longest wait for a rate limit to lift before the step gives up.
+    #[serde(default = "default_max_wait", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub max_wait: Duration,
+}
+
+fn default_github_cache() -> PathBuf {
+    PathBuf::from(".sluice/github-cache")
+}
+
+fn default_write_interval() -> Duration {
+    Duration::from_secs(1)
+}
+
+fn default_max_wait() -> Duration {
+    Duration::from_secs(300)
+}
+
+impl Default for GitHubConfig {
+    fn default() -> Self {
+        Self {
+            repository: None,
+            cache_dir: default_github_cache(),
+            write_interval: default_write_interval(),
+            max_wait: default_max_wait(),
+        }
+    }
+}
+
+/// What `promote` does once the release is stable: name the next
+/// environment as an output, or also start its promotion workflow.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Handoff {
+    /// Only the `next_environment` output.
+    #[default]
+    Output,
+    /// `workflow_dispatch` of the promotion workflow with the inputs
+    /// `environment`, `version` and `sha`.
+    Dispatch {
+        /// The workflow's file name (`promote.yml`) or id.
+        workflow: String,
+        /// The branch or tag the workflow runs on.
+        #[serde(rename = "ref", default = "default_dispatch_ref")]
+        git_ref: String,
+    },
+}
+
+fn default_dispatch_ref() -> String {
+    "main".to_owned()
+}
+
+/// Gate checks on GitHub data, per environment.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GateConfig {
+    /// Check runs or commit status contexts that must have succeeded on the
+    /// release's commit; one still running blocks as pending.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required_checks: Vec<String>,
+    /// An open issue with this label blocks the gate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident_label: Option<String>,
+    /// The run's approval of this environment must come from someone other
+    /// than the commit's author.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_independent_approval: bool,
+}
+
+impl GateConfig {
+    /// Whether any check needs GitHub.
+    pub fn uses_github(&self) -> bool {
+        !self.required_checks.is_empty() || self.incident_label.is_some() || self.require_independent_approval
+    }
 }
 
 fn default_ledger_path() -> PathBuf {
@@ -107,6 +209,12 @@ pub struct Environment {
     /// Allow releases that were not promoted in the previous environment.
     #[serde(default)]
     pub allow_out_of_order: bool,
+    /// Where the environment can be reached (shown on GitHub deployments).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment_url: Option<String>,
+    /// Further gate checks.
+    #[serde(default)]
+    pub gate: GateConfig,
     /// Checks of the candidate; defaults to `[defaults] check`.
     #[serde(default, rename = "check", skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<CheckSpec>,
@@ -296,10 +404,14 @@ impl Config {
             snippet: None,
         })?;
         let mut config = Self::parse(&text, path)?;
-        let LedgerConfig::File { path: ledger } = &mut config.ledger;
-        if ledger.is_relative() {
-            let base = path.parent().unwrap_or(Path::new("."));
+        let base = path.parent().unwrap_or(Path::new("."));
+        if let LedgerConfig::File { path: ledger } = &mut config.ledger
+            && ledger.is_relative()
+        {
             *ledger = base.join(&*ledger);
+        }
+        if config.github.cache_dir.is_relative() {
+            config.github.cache_dir = base.join(&config.github.cache_dir);
         }
         Ok(config)
     }
@@ -370,6 +482,50 @@ impl Config {
         for (j, check) in self.defaults.checks.iter().enumerate() {
             validate_check(check).map_err(|m| (format!("defaults.check[{j}]"), m))?;
         }
+        self.validate_github()
+    }
+
+    fn validate_github(&self) -> Result<(), (String, String)> {
+        if let Some(repo) = &self.github.repository {
+            check_repository(repo).map_err(|m| ("github.repository".into(), m))?;
+        }
+        if self.github.write_interval > Duration::from_secs(60) {
+            return Err((
+                "github.write_interval".into(),
+                "write_interval must be at most 1m (GitHub asks for 1s between writes)".into(),
+            ));
+        }
+        if let Handoff::Dispatch { workflow, git_ref } = &self.handoff {
+            if workflow.trim().is_empty() || workflow.contains(['/', '?', '#', ' ']) {
+                return Err((
+                    "handoff.workflow".into(),
+                    format!("{workflow:?} is not a workflow file name; write it like \"promote.yml\""),
+                ));
+            }
+            if git_ref.trim().is_empty() || git_ref.contains(' ') {
+                return Err(("handoff.ref".into(), format!("{git_ref:?} is not a branch or tag name")));
+            }
+        }
+        for (i, env) in self.environments.iter().enumerate() {
+            let at = |key: &str| format!("environment[{i}].{key}");
+            if let Some(url) = &env.environment_url {
+                check_http_url(url).map_err(|m| (at("environment_url"), m))?;
+            }
+            for (j, name) in env.gate.required_checks.iter().enumerate() {
+                if name.trim().is_empty() {
+                    return Err((at("gate.required_checks"), format!("required check {j} has an empty name")));
+                }
+                if env.gate.required_checks[..j].contains(name) {
+                    return Err((at("gate.required_checks"), format!("required check {name:?} is listed twice")));
+                }
+            }
+            if env.gate.incident_label.as_deref().is_some_and(|l| l.trim().is_empty() || l.contains(',')) {
+                return Err((
+                    at("gate.incident_label"),
+                    "incident_label must be one label name (no commas), e.g. \"incident\"".into(),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -422,6 +578,17 @@ fn validate_check(check: &CheckSpec) -> Result<(), String> {
         _ if check.failure_limit == 0 => Err("failure_limit must be at least 1".into()),
         _ if check.inconclusive_limit == 0 => Err("inconclusive_limit must be at least 1".into()),
         _ => Ok(()),
+    }
+}
+
+/// `owner/repo` as GitHub names repositories.
+pub fn check_repository(repo: &str) -> Result<(), String> {
+    let ok = |part: &str| {
+        !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    match repo.split_once('/') {
+        Some((owner, name)) if ok(owner) && ok(name) => Ok(()),
+        _ => Err(format!("{repo:?} is not a repository; write it as \"owner/name\"")),
     }
 }
 

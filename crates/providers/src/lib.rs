@@ -3,14 +3,18 @@
 //! - [`router`]: traffic routers (the embedded `sluice-router` for now).
 //! - [`metrics`]: turns what routers and probes measure into analysis
 //!   [`Interval`](sluice_analysis::Interval)s.
-//!
-//! The file ledger is plain file I/O and lives in `sluice_core::ledger`.
+//! - [`ledger`]: the deployment history, as the JSON Lines file (plain file
+//!   I/O in `sluice_core::ledger`) or GitHub Deployments.
+//! - [`github`]: the GitHub REST client on octocrab, the deployments ledger,
+//!   the queries behind the gate's GitHub checks, workflow dispatch.
 //!
 //! Every network call has a timeout and is retried with backoff when the
 //! failure is transient; what is still failing after that is a
 //! [`ProviderError`], which the steps report with exit code 3. Nothing here
 //! decides anything: judgment lives in `sluice-analysis`, policy in the steps.
 
+pub mod github;
+pub mod ledger;
 pub mod metrics;
 pub mod retry;
 pub mod router;
