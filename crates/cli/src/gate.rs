@@ -344,7 +344,9 @@ async fn order_and_soak(ctx: &Context, record: &Record, now: jiff::Timestamp) ->
     let promoted = history.iter().rfind(|e| e.outcome == LedgerOutcome::Promoted);
     let reverted = history
         .iter()
-        .any(|e| e.outcome == LedgerOutcome::Reverted && promoted.is_some_and(|p| e.finished_at > p.finished_at));
+        // GitHub stamps whole seconds: a revert in the promotion's second
+        // came after it.
+        .any(|e| e.outcome == LedgerOutcome::Reverted && promoted.is_some_and(|p| e.finished_at >= p.finished_at));
     match promoted {
         Some(_) if reverted => checks.push(
             GateCheck::new(
@@ -362,7 +364,9 @@ async fn order_and_soak(ctx: &Context, record: &Record, now: jiff::Timestamp) ->
             let soaked = now.duration_since(p.finished_at);
             let soak = jiff::SignedDuration::try_from(env.soak).unwrap_or(jiff::SignedDuration::MAX);
             let passed = soaked >= soak;
-            let fmt = |d: jiff::SignedDuration| humantime::format_duration(d.unsigned_abs()).to_string();
+            let fmt = |d: jiff::SignedDuration| {
+                humantime::format_duration(std::time::Duration::from_secs(d.unsigned_abs().as_secs())).to_string()
+            };
             checks.push(
                 GateCheck::new(
                     "soak",

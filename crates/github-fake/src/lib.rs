@@ -243,6 +243,18 @@ impl Fake {
         })
     }
 
+    /// Closes an issue.
+    pub fn close_issue(&self, repo: &str, number: u64) {
+        self.with(|s| {
+            let now = s.stamp();
+            if let Some(issue) = s.repo(repo).issues.iter_mut().find(|i| i["number"] == number) {
+                issue["state"] = json!("closed");
+                issue["closed_at"] = json!(now);
+                issue["updated_at"] = json!(now);
+            }
+        });
+    }
+
     /// Appends a commit to the repository's (linear) history.
     pub fn add_commit(&self, repo: &str, sha: &str, author: &str, message: &str) {
         self.with(|s| {

@@ -74,9 +74,9 @@ pub struct CallStats {
 }
 
 impl CallStats {
-    /// Requests that count against the rate limit.
+    /// Requests that count against the rate limit (not 304s, not refusals).
     pub fn counted(&self) -> u32 {
-        self.requests - self.not_modified
+        self.requests.saturating_sub(self.not_modified + self.rate_limited)
     }
 }
 

@@ -132,8 +132,17 @@ impl GitHubLedger {
     /// made in this run (same environment, SHA and run).
     async fn find(&self, record: &Record, commit: &str) -> Result<Option<u64>, ProviderError> {
         let deployments = self.deployments(&record.environment, commit).await?;
+        // An earlier attempt of this record that stopped before saving the
+        // id; one that has ended is another deployment (ids are per second).
         if let Some(d) = deployments.iter().find(|d| d.sluice().and_then(|s| s.get("id")) == Some(&json!(record.id))) {
-            return Ok(Some(d.id));
+            let statuses = self.statuses(d.id).await?;
+            let ended = statuses.iter().any(|s| {
+                s.description.as_deref().is_some_and(|d| d.starts_with(PREFIX))
+                    && matches!(s.state.as_str(), "success" | "failure" | "error" | "inactive")
+            });
+            if !ended {
+                return Ok(Some(d.id));
+            }
         }
         let Some(run_id) = &self.run_id else { return Ok(None) };
         let marker = format!("/actions/runs/{run_id}");
