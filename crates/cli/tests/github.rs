@@ -457,3 +457,28 @@ fn without_a_token_a_github_ledger_is_bad_input_and_nothing_is_written() {
     assert!(!h.path("dev.json").exists());
     assert!(h.fake.seen().is_empty());
 }
+
+#[test]
+fn on_a_runner_the_token_is_masked_before_anything_else_is_printed() {
+    let mut h = Harness::start(["", "", ""], "");
+    let out = Command::new(exe("gate"))
+        .current_dir(h.dir.path())
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_TOKEN", TOKEN)
+        .env("GITHUB_API_URL", h.fake.api_url())
+        .env("GITHUB_REPOSITORY", REPO)
+        .env("GITHUB_RUN_ID", "9")
+        .env_remove("GITHUB_OUTPUT")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .args(["--config", "sluice.toml", "-e", "dev", "--record", "dev.json", "--release", "v2", "--commit", SHA])
+        .output()
+        .expect("gate");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stderr(&out);
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains(TOKEN)).collect();
+    assert_eq!(lines, [format!("::add-mask::{TOKEN}")], "only the mask command may carry the token");
+    assert!(text.starts_with("::add-mask::"), "the mask comes before any other line: {text}");
+    assert!(!stdout(&out).contains(TOKEN));
+    h.printed.clear();
+    h.assert_token_nowhere();
+}

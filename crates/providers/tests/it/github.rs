@@ -234,3 +234,22 @@ async fn the_ledger_adopts_the_deployment_a_job_made_for_this_run() {
     assert_eq!(history.iter().map(|e| e.outcome).collect::<Vec<_>>(), [LedgerOutcome::RolledBack]);
     assert_eq!(history[0].reason.as_deref(), Some("v2 rolled back: error rate 5%"));
 }
+
+#[tokio::test]
+async fn compare_lists_the_commits_between_two_shas_across_pages() {
+    let fake = Fake::start(TOKEN);
+    let shas: Vec<String> = (0..150).map(|i| format!("{i:040x}")).collect();
+    for (i, sha) in shas.iter().enumerate() {
+        fake.add_commit(REPO, sha, if i % 2 == 0 { "alice" } else { "bob" }, &format!("change {i}"));
+    }
+    let cache = tempfile::tempdir().expect("tempdir");
+    let github = client(&fake, cache.path());
+    let commits = github.compare(&shas[10], &shas[140]).await.expect("compare");
+    assert_eq!(commits.len(), 130);
+    assert_eq!(commits.first().map(|c| c.sha.as_str()), Some(shas[11].as_str()));
+    assert_eq!(commits.last().map(|c| c.sha.as_str()), Some(shas[140].as_str()));
+    assert_eq!(fake.seen().len(), 2, "two pages of 100");
+    let head = github.commit(&shas[140]).await.expect("commit");
+    assert_eq!(head.author.map(|u| u.login).as_deref(), Some("alice"));
+    assert_eq!(head.parents.first().map(|p| p.sha.as_str()), Some(shas[139].as_str()));
+}
