@@ -47,6 +47,12 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
     }
     let mut dispatched = None;
     if record.status != Status::Promoted {
+        // What the ledger and the hand-off need is checked before anything
+        // moves, so a missing token is bad input that changed nothing.
+        ctx.ledger()?;
+        if matches!(ctx.config.handoff, Handoff::Dispatch { .. }) && next.is_some() {
+            ctx.github()?;
+        }
         let router = ctx.router();
         router.promote().await.provider_failed()?;
         let now = now();

@@ -482,3 +482,29 @@ fn on_a_runner_the_token_is_masked_before_anything_else_is_printed() {
     h.printed.clear();
     h.assert_token_nowhere();
 }
+
+#[test]
+fn promote_without_a_token_for_the_hand_off_changes_nothing() {
+    let mut h = Harness::start(["", "", ""], "[handoff]\nkind = \"dispatch\"\nworkflow = \"promote.yml\"\n");
+    let gate = h.gate("dev", "dev.json", 1);
+    assert_eq!(code(&gate), 0, "{}", stderr(&gate));
+    let v2 = h.apps[1].clone();
+    let shift = h.step("shift-traffic", 1, &["-e", "dev", "--record", "dev.json", "--candidate-upstream", &v2]);
+    assert_eq!(code(&shift), 0, "{}", stderr(&shift));
+    let before = std::fs::read(h.path("dev.json")).expect("record");
+    let seen = h.fake.seen().len();
+    let out = Command::new(exe("promote"))
+        .current_dir(h.dir.path())
+        .env_remove("GITHUB_TOKEN")
+        .env_remove("GITHUB_ACTIONS")
+        .env("GITHUB_REPOSITORY", REPO)
+        .args(["--config", "sluice.toml", "-e", "dev", "--record", "dev.json"])
+        .output()
+        .expect("promote");
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("GITHUB_TOKEN is not set"), "{}", stderr(&out));
+    assert_eq!(std::fs::read(h.path("dev.json")).expect("record"), before, "the record is untouched");
+    assert_eq!(h.fake.seen().len(), seen, "nothing was sent to GitHub");
+    let dev = h.deployments_in("dev");
+    assert_eq!(h.states(&dev[0]["id"]), ["in_progress"]);
+}
