@@ -1,15 +1,20 @@
 //! What every step loads first: flags shared by all steps, the config, the
 //! environment and the record.
 
-use anyhow::{Context as _, anyhow};
+use anyhow::anyhow;
 use clap::Args;
 use jiff::Timestamp;
-use sluice_core::config::{Config, Environment};
+use sluice_core::config::{Config, Environment, LedgerConfig};
+use sluice_core::ledger::LedgerEntry;
 use sluice_core::record::{Expect, Record};
-use sluice_core::{Classify, Failure};
+use sluice_core::{Classify, Failure, env, gha};
+use sluice_providers::github::GitHub;
+use sluice_providers::github::ledger::GitHubLedger;
+use sluice_providers::ledger::{Ledger, LedgerFailure, LedgerTarget};
 use sluice_providers::retry::Backoff;
 use sluice_providers::router::Router;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 /// Flags every step takes; each can also come from an `INPUT_*` variable.
 #[derive(Args, Debug, Clone)]
@@ -23,6 +28,9 @@ pub struct Common {
     /// The deployment record (JSON) this step reads and appends to.
     #[arg(long, env = "INPUT_RECORD", value_name = "PATH")]
     pub record: PathBuf,
+    /// Print debug lines (GitHub API call counts, ...); also SLUICE_DEBUG=1.
+    #[arg(long, short = 'v', env = "INPUT_VERBOSE")]
+    pub verbose: bool,
 }
 
 /// The loaded config with the environment the step acts on.
@@ -32,10 +40,15 @@ pub struct Context {
     pub record_path: PathBuf,
     /// The directory of the config file: the repository checkout in CI.
     pub config_dir: PathBuf,
+    /// Made on first use, so steps that need no GitHub need no token.
+    github: OnceLock<GitHub>,
 }
 
 impl Context {
     pub fn load(common: &Common) -> Result<Context, Failure> {
+        if common.verbose {
+            gha::set_debug(true);
+        }
         let config = Config::load(&common.config).bad_input()?;
         let (env_index, _) = config.environment(&common.environment).map_err(|m| Failure::input(anyhow!(m)))?;
         check_record_path(&common.record)?;
@@ -44,7 +57,47 @@ impl Context {
             Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
             _ => PathBuf::from("."),
         };
-        Ok(Context { config, env_index, record_path: common.record.clone(), config_dir })
+        Ok(Context { config, env_index, record_path: common.record.clone(), config_dir, github: OnceLock::new() })
+    }
+
+    /// The GitHub client (one per step: its API calls are counted together
+    /// and printed as a debug line when the step ends).
+    pub fn github(&self) -> Result<GitHub, Failure> {
+        if let Some(github) = self.github.get() {
+            return Ok(github.clone());
+        }
+        let github = GitHub::from_env(&self.config.github, crate::step_name()).bad_input()?;
+        Ok(self.github.get_or_init(|| github).clone())
+    }
+
+    /// The ledger the config names.
+    pub fn ledger(&self) -> Result<Ledger, Failure> {
+        Ok(match &self.config.ledger {
+            LedgerConfig::File { path } => Ledger::File(path.clone()),
+            LedgerConfig::Github {} => Ledger::GitHub(GitHubLedger {
+                github: self.github()?,
+                run_id: env::var(env::GITHUB_RUN_ID),
+                run_url: env::run_url(),
+            }),
+        })
+    }
+
+    /// How GitHub shows a deployment to this environment.
+    pub fn target(&self) -> LedgerTarget {
+        LedgerTarget {
+            environment_url: self.env().environment_url.clone(),
+            production: self.env_index + 1 == self.config.environments.len(),
+        }
+    }
+
+    /// Writes the end of a deployment to the ledger (the file's entry, or
+    /// the GitHub deployment's final status).
+    pub async fn finish_ledger(&self, record: &Record, entry: &LedgerEntry) -> Result<(), Failure> {
+        let ledger = self.ledger()?;
+        ledger.finish(record, entry, &self.target()).await.map_err(|e| {
+            ledger_failure(e, &format!("the deployment {} is done but its ledger entry was not written", entry.id))
+        })?;
+        Ok(())
     }
 
     pub fn env(&self) -> &Environment {
@@ -79,11 +132,13 @@ impl Context {
         crate::notify::about(record);
         record.save(&self.record_path).provider_failed()
     }
+}
 
-    pub fn ledger_path(&self) -> &Path {
-        let sluice_core::config::LedgerConfig::File { path } = &self.config.ledger;
-        path
-    }
+/// A ledger failure with what it means for the deployment, classified.
+pub fn ledger_failure(error: LedgerFailure, context: &str) -> Failure {
+    let input = error.is_input();
+    let error = anyhow::Error::new(error).context(context.to_owned());
+    if input { Failure::input(error) } else { Failure::provider(error) }
 }
 
 /// A record path must name a file (not a directory) with a JSON extension,
@@ -103,11 +158,4 @@ fn check_record_path(path: &Path) -> Result<(), Failure> {
 /// The current time (one place, so steps agree within a run).
 pub fn now() -> Timestamp {
     Timestamp::now()
-}
-
-/// Appends a ledger entry, reported as a provider failure when it fails.
-pub fn append_ledger(path: &Path, entry: &sluice_core::ledger::LedgerEntry) -> Result<(), Failure> {
-    sluice_core::ledger::append(path, entry)
-        .with_context(|| format!("the deployment {} is done but its ledger entry was not written", entry.id))
-        .provider_failed()
 }

@@ -103,10 +103,15 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
     };
     let ledger = match (&args.ledger, &config) {
         (Some(path), _) => path.clone(),
-        (None, Some(config)) => {
-            let LedgerConfig::File { path } = &config.ledger;
-            path.clone()
-        }
+        (None, Some(config)) => match &config.ledger {
+            LedgerConfig::File { path } => path.clone(),
+            LedgerConfig::Github {} => {
+                return Err(Failure::input(anyhow!(
+                    "dora-report reads a ledger file, but {} keeps the history on GitHub (ledger kind \"github\"); pass --ledger PATH",
+                    args.config.display()
+                )));
+            }
+        },
         (None, None) => unreachable!("a config is loaded or an error returned when there is no --ledger"),
     };
     let environments = if args.all_environments || !args.environments.is_empty() {

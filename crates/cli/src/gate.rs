@@ -1,14 +1,19 @@
 //! `gate`: may this release enter this environment?
 //!
 //! Checks the promotion order (the release was promoted in the previous
-//! environment), the soak time there, and that the record is not for a
-//! deployment that already ended; then, as `[environment.gate]` says, that no
-//! freeze window is in force and that the evidence files of earlier jobs pass
-//! (a SARIF report, a coverage report). Creates the record when it does not
-//! exist. Exit 1 when blocked; exit 2, writing nothing, when an evidence file
-//! is missing or unreadable.
+//! environment, read from the ledger: the file or GitHub deployments), the
+//! soak time there, and that the record is not for a deployment that
+//! already ended; then, as the environment's `gate` config asks, checks on
+//! GitHub data: required check runs and commit statuses green on the commit
+//! (pending is "wait", never "pass"), no open incident issue, and an
+//! environment approval by someone other than the commit's author; and
+//! checks without GitHub: no freeze window in force, and the evidence files
+//! of earlier jobs pass (a SARIF report, a coverage report). Creates the
+//! record when it does not exist; when allowed, the ledger records the start
+//! (a GitHub deployment, `in_progress`). Exit 1 when blocked or waiting;
+//! exit 2, writing nothing, when an evidence file is missing or unreadable.
 
-use crate::context::{Common, Context, now};
+use crate::context::{Common, Context, ledger_failure, now};
 use crate::summary;
 use anyhow::anyhow;
 use clap::Parser;
@@ -17,6 +22,8 @@ use sluice_core::config::{CoverageGate, GateConfig, NotifyEvent, SarifGate, Stra
 use sluice_core::ledger::{ChangeKind, LedgerOutcome};
 use sluice_core::record::{EventDetail, GateCheck, NewRecord, Record, RecordError, Status};
 use sluice_core::{Classify, Exit, Failure, env, gha, names};
+use sluice_providers::github::client::encode;
+use sluice_providers::github::{GitHub, short};
 use std::path::Path;
 
 /// Decide whether a release may enter an environment.
@@ -81,7 +88,7 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
                     args.release
                 )));
             }
-            if record.status.is_final() {
+            if record.status.is_final() && !waited(&record) {
                 return Err(Failure::input(anyhow!(
                     "record {} is for a deployment that has ended ({:?}); pass a new --record path to deploy again",
                     ctx.record_path.display(),
@@ -94,15 +101,38 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
     };
 
     crate::notify::about(&record);
-    let (checks, evidence) = checks(&ctx, &record, now)?;
+    let (checks, evidence) = checks(&ctx, &record, now).await?;
     let allowed = checks.iter().all(|c| c.passed);
+    let waiting = !allowed && checks.iter().all(|c| c.passed || c.pending);
     record.status = if allowed { Status::Admitted } else { Status::Blocked };
+    if allowed {
+        // The ledger learns of the deployment (a GitHub deployment,
+        // in_progress) before the record says it may go ahead.
+        let ledger = ctx.ledger()?;
+        let started = ledger.start(&record, &ctx.target()).await.map_err(|e| {
+            ledger_failure(e, &format!("the gate allowed {} but the ledger could not record its start", record.version))
+        })?;
+        if let Some(id) = started {
+            record.github_deployment = Some(id);
+        }
+    }
     record.push("gate", EventDetail::Gate { allowed, checks: checks.clone() }, now);
     ctx.save(&record)?;
 
-    let decision = if allowed { "allow" } else { "block" };
+    let decision = if allowed {
+        "allow"
+    } else if waiting {
+        "wait"
+    } else {
+        "block"
+    };
     for check in &checks {
-        eprintln!("gate: {} {}: {}", if check.passed { "pass " } else { "BLOCK" }, check.name, check.detail);
+        let result = match (check.passed, check.pending) {
+            (true, _) => "pass ",
+            (false, true) => "WAIT ",
+            (false, false) => "BLOCK",
+        };
+        eprintln!("gate: {result} {}: {}", check.name, check.detail);
     }
     summary::write(&format!(
         "{}{}\n{evidence}",
@@ -118,15 +148,31 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
         Ok(Exit::OK)
     } else {
         let blocked: Vec<&str> = checks.iter().filter(|c| !c.passed).map(|c| c.detail.as_str()).collect();
-        gha::error("gate blocked", &blocked.join("; "));
-        crate::notify::send("gate", NotifyEvent::Blocked, "block", &blocked.join("; ")).await;
+        gha::error(if waiting { "gate waits" } else { "gate blocked" }, &blocked.join("; "));
+        if !waiting {
+            crate::notify::send("gate", NotifyEvent::Blocked, "block", &blocked.join("; ")).await;
+        }
         Ok(Exit::DECLINED)
     }
 }
 
-/// Every check, and Markdown with more evidence for the summary.
-fn checks(ctx: &Context, record: &Record, now: jiff::Timestamp) -> Result<(Vec<GateCheck>, String), Failure> {
-    let mut checks = order_checks(ctx, record, now)?;
+/// A record whose last gate only waited (for checks still running) may be
+/// gated again.
+fn waited(record: &Record) -> bool {
+    record.status == Status::Blocked
+        && record.events.iter().rev().find_map(|e| match &e.detail {
+            EventDetail::Gate { checks, .. } => Some(checks.iter().all(|c| c.passed || c.pending)),
+            _ => None,
+        }) == Some(true)
+}
+
+/// Every gate check of this environment, in order: promotion order and
+/// soak; the freeze calendar and the evidence files of earlier jobs; then
+/// the checks on GitHub data the config asks for. Each check is its own
+/// small function returning `GateCheck`s. Also Markdown with more evidence
+/// for the summary.
+async fn checks(ctx: &Context, record: &Record, now: jiff::Timestamp) -> Result<(Vec<GateCheck>, String), Failure> {
+    let mut checks = order_and_soak(ctx, record, now).await?;
     let gate = ctx.config.gate_for(ctx.env());
     let mut evidence = String::new();
     checks.extend(freeze_check(&gate, now)?);
@@ -138,6 +184,21 @@ fn checks(ctx: &Context, record: &Record, now: jiff::Timestamp) -> Result<(Vec<G
     if let Some(coverage) = &gate.coverage {
         checks.push(coverage_check(coverage)?);
     }
+    if !gate.uses_github() {
+        return Ok((checks, evidence));
+    }
+    let github = ctx.github()?;
+    if !gate.required_checks().is_empty() {
+        let commit = needs_commit(record, "required_checks")?;
+        checks.extend(required_checks(&github, commit, gate.required_checks()).await?);
+    }
+    if let Some(label) = &gate.incident_label {
+        checks.push(open_incidents(&github, label).await?);
+    }
+    if gate.require_independent_approval == Some(true) {
+        let commit = needs_commit(record, "require_independent_approval")?;
+        checks.push(independent_approval(&github, &ctx.env().name, commit).await?);
+    }
     Ok((checks, evidence))
 }
 
@@ -148,7 +209,7 @@ fn freeze_check(gate: &GateConfig, now: jiff::Timestamp) -> Result<Option<GateCh
         return Ok(None);
     }
     let status = calendar.status(now);
-    Ok(Some(GateCheck { name: "freeze".into(), passed: !status.is_frozen(), detail: status.describe() }))
+    Ok(Some(GateCheck::new("freeze", !status.is_frozen(), status.describe())))
 }
 
 /// Reads an evidence file an earlier job left; missing or unreadable is bad
@@ -195,11 +256,7 @@ fn sarif_check(sarif: &SarifGate) -> Result<(GateCheck, String), Failure> {
             table.finish()
         );
     }
-    let check = GateCheck {
-        name: "sarif".into(),
-        passed: judgment.passed,
-        detail: format!("{}: {}", sarif.path.display(), judgment.detail),
-    };
+    let check = GateCheck::new("sarif", judgment.passed, format!("{}: {}", sarif.path.display(), judgment.detail));
     Ok((check, markdown))
 }
 
@@ -209,83 +266,231 @@ fn coverage_check(coverage: &CoverageGate) -> Result<GateCheck, Failure> {
     let parsed = gates::coverage::parse(&text, coverage.format)
         .map_err(|m| Failure::input(anyhow!("the coverage report {} cannot be used: {m}", coverage.path.display())))?;
     let judgment = gates::coverage::judge(&parsed, coverage.min);
-    Ok(GateCheck {
-        name: "coverage".into(),
-        passed: judgment.passed,
-        detail: format!("{}: {}", coverage.path.display(), judgment.detail),
+    Ok(GateCheck::new("coverage", judgment.passed, format!("{}: {}", coverage.path.display(), judgment.detail)))
+}
+
+fn needs_commit<'a>(record: &'a Record, key: &str) -> Result<&'a str, Failure> {
+    record.commit.as_deref().ok_or_else(|| {
+        Failure::input(anyhow!(
+            "gate.{key} needs the release's commit: pass --commit SHA (in GitHub Actions it defaults to $GITHUB_SHA)"
+        ))
     })
 }
 
-/// The promotion order and the soak time in the previous environment.
-fn order_checks(ctx: &Context, record: &Record, now: jiff::Timestamp) -> Result<Vec<GateCheck>, Failure> {
+/// Every required check run or commit status on the commit: a success (or
+/// neutral / skipped) passes, a failure blocks, one still running or not
+/// reported yet waits.
+async fn required_checks(github: &GitHub, commit: &str, names: &[String]) -> Result<Vec<GateCheck>, Failure> {
+    let runs = github.check_runs(commit).await.provider_failed()?;
+    let statuses = github.commit_statuses(commit).await.provider_failed()?;
+    let sha = short(commit);
+    let commit_link = Some(github.web_url(&format!("/commit/{commit}")));
+    let mut checks = Vec::new();
+    for name in names {
+        let label = format!("check {name}");
+        let check = if let Some(run) = runs.iter().find(|r| &r.name == name) {
+            let link = run.html_url.clone().or_else(|| run.details_url.clone());
+            match (run.status.as_str(), run.conclusion.as_deref()) {
+                ("completed", Some(c @ ("success" | "neutral" | "skipped"))) => {
+                    GateCheck::pass(&label, format!("check run {name} on {sha}: {c}"))
+                }
+                ("completed", conclusion) => GateCheck::block(
+                    &label,
+                    format!("check run {name} on {sha} concluded {}", conclusion.unwrap_or("without a conclusion")),
+                ),
+                (status, _) => GateCheck::wait(
+                    &label,
+                    format!("check run {name} on {sha} is pending ({status}); run the gate again when it has finished"),
+                ),
+            }
+            .with_link(link)
+        } else if let Some(status) = statuses.iter().find(|s| &s.context == name) {
+            let why = status.description.as_deref().map(|d| format!(": {d}")).unwrap_or_default();
+            match status.state.as_str() {
+                "success" => GateCheck::pass(&label, format!("commit status {name} on {sha}: success{why}")),
+                "pending" => GateCheck::wait(
+                    &label,
+                    format!("commit status {name} on {sha} is pending{why}; run the gate again when it has finished"),
+                ),
+                state => GateCheck::block(&label, format!("commit status {name} on {sha} is {state}{why}")),
+            }
+            .with_link(status.target_url.clone())
+        } else {
+            let mut reported: Vec<&str> =
+                runs.iter().map(|r| r.name.as_str()).chain(statuses.iter().map(|s| s.context.as_str())).collect();
+            reported.sort_unstable();
+            reported.dedup();
+            GateCheck::wait(
+                &label,
+                format!(
+                    "{name} is pending: no check run or commit status of that name on {sha} yet (reported: {})",
+                    if reported.is_empty() { "none".to_owned() } else { reported.join(", ") }
+                ),
+            )
+            .with_link(commit_link.clone())
+        };
+        checks.push(check);
+    }
+    Ok(checks)
+}
+
+/// No open issue with the incident label.
+async fn open_incidents(github: &GitHub, label: &str) -> Result<GateCheck, Failure> {
+    let issues = github.open_issues(label).await.provider_failed()?;
+    let search = github.web_url(&format!("/issues?q={}", encode(&format!("is:issue is:open label:\"{label}\""))));
+    let name = "incidents";
+    Ok(match issues.as_slice() {
+        [] => GateCheck::pass(name, format!("no open issue labelled {label:?}")).with_link(Some(search)),
+        [one] => GateCheck::block(
+            name,
+            format!("open incident #{} ({}) is labelled {label:?}; close it or wait", one.number, one.title),
+        )
+        .with_link(Some(one.html_url.clone())),
+        many => {
+            let listed: Vec<String> = many.iter().take(5).map(|i| format!("#{} ({})", i.number, i.title)).collect();
+            GateCheck::block(
+                name,
+                format!(
+                    "{} open issues are labelled {label:?}: {}{}",
+                    many.len(),
+                    listed.join(", "),
+                    if many.len() > 5 { ", …" } else { "" }
+                ),
+            )
+            .with_link(Some(search))
+        }
+    })
+}
+
+/// The run's approval of this environment came from someone other than
+/// the commit's author.
+async fn independent_approval(github: &GitHub, environment: &str, commit: &str) -> Result<GateCheck, Failure> {
+    let name = "approval";
+    let Some(run_id) = env::var(env::GITHUB_RUN_ID) else {
+        return Ok(GateCheck::block(
+            name,
+            format!(
+                "no workflow run to read approvals from (GITHUB_RUN_ID is not set); run the gate in a job with `environment: {environment}` that requires reviewers"
+            ),
+        ));
+    };
+    let link = Some(github.web_url(&format!("/actions/runs/{run_id}")));
+    let approvals = github.approvals(&run_id).await.provider_failed()?;
+    let approvers: Vec<&str> = approvals
+        .iter()
+        .filter(|a| a.state == "approved")
+        .filter(|a| a.environments.iter().any(|e| e.name.as_deref() == Some(environment)))
+        .map(|a| a.user.login.as_str())
+        .collect();
+    if approvers.is_empty() {
+        return Ok(GateCheck::block(
+            name,
+            format!("nobody approved {environment} in run {run_id}; protect the environment with required reviewers"),
+        )
+        .with_link(link));
+    }
+    let commit_info = github.commit(commit).await.provider_failed()?;
+    let sha = short(commit);
+    let Some(author) = commit_info.author.as_ref().map(|u| u.login.as_str()) else {
+        let who = commit_info.commit.author.and_then(|a| a.email.or(a.name)).unwrap_or_else(|| "unknown".into());
+        return Ok(GateCheck::block(
+            name,
+            format!(
+                "cannot tell whether the approval is independent: the author of {sha} ({who}) is not a GitHub account"
+            ),
+        )
+        .with_link(link));
+    };
+    let others: Vec<&str> = approvers.iter().copied().filter(|a| !a.eq_ignore_ascii_case(author)).collect();
+    Ok(if others.is_empty() {
+        GateCheck::block(
+            name,
+            format!("{environment} was approved only by @{author}, who authored {sha}; someone else must approve"),
+        )
+    } else {
+        GateCheck::pass(
+            name,
+            format!("{environment} approved by @{} (the author of {sha} is @{author})", others.join(", @")),
+        )
+    }
+    .with_link(link))
+}
+
+/// The release was promoted in the previous environment (and not reverted
+/// there since), at least the soak time ago.
+async fn order_and_soak(ctx: &Context, record: &Record, now: jiff::Timestamp) -> Result<Vec<GateCheck>, Failure> {
     let env = ctx.env();
     let mut checks = Vec::new();
     if ctx.env_index == 0 {
-        checks.push(GateCheck {
-            name: "order".into(),
-            passed: true,
-            detail: format!("{} is the first environment", env.name),
-        });
+        checks.push(GateCheck::pass("order", format!("{} is the first environment", env.name)));
         return Ok(checks);
     }
     let previous = &ctx.config.environments[ctx.env_index - 1].name;
-    let ledger = sluice_core::ledger::read_file(ctx.ledger_path()).bad_input()?;
-    let same_release = |e: &&sluice_core::ledger::LedgerEntry| {
-        e.app == record.app
-            && e.environment == *previous
-            && match (&record.commit, &e.commit) {
-                (Some(a), Some(b)) => a == b && e.version == record.version,
-                _ => e.version == record.version,
-            }
-    };
-    let promoted = ledger.iter().filter(same_release).rfind(|e| e.outcome == LedgerOutcome::Promoted);
-    let reverted = ledger
+    let ledger = ctx.ledger()?;
+    let link = ledger.link(previous);
+    let history = ledger
+        .history(&record.app, previous, &record.version, record.commit.as_deref())
+        .await
+        .map_err(|e| ledger_failure(e, &format!("cannot read the history of {} in {previous}", record.version)))?;
+    let promoted = history.iter().rfind(|e| e.outcome == LedgerOutcome::Promoted);
+    let reverted = history
         .iter()
-        .filter(same_release)
-        .any(|e| e.outcome == LedgerOutcome::Reverted && promoted.is_some_and(|p| e.finished_at > p.finished_at));
+        // GitHub stamps whole seconds: a revert in the promotion's second
+        // came after it.
+        .any(|e| e.outcome == LedgerOutcome::Reverted && promoted.is_some_and(|p| e.finished_at >= p.finished_at));
     match promoted {
-        Some(_) if reverted => checks.push(GateCheck {
-            name: "order".into(),
-            passed: env.allow_out_of_order,
-            detail: format!("{} was rolled back in {previous} after its promotion", record.version),
-        }),
+        Some(_) if reverted => checks.push(
+            GateCheck::new(
+                "order",
+                env.allow_out_of_order,
+                format!("{} was rolled back in {previous} after its promotion", record.version),
+            )
+            .with_link(link),
+        ),
         Some(p) => {
-            checks.push(GateCheck {
-                name: "order".into(),
-                passed: true,
-                detail: format!("{} was promoted in {previous} at {}", record.version, p.finished_at),
-            });
+            checks.push(
+                GateCheck::pass("order", format!("{} was promoted in {previous} at {}", record.version, p.finished_at))
+                    .with_link(link.clone()),
+            );
             let soaked = now.duration_since(p.finished_at);
             let soak = jiff::SignedDuration::try_from(env.soak).unwrap_or(jiff::SignedDuration::MAX);
             let passed = soaked >= soak;
-            let fmt = |d: jiff::SignedDuration| humantime::format_duration(d.unsigned_abs()).to_string();
-            checks.push(GateCheck {
-                name: "soak".into(),
-                passed,
-                detail: if passed {
-                    format!("{} in {previous} (at least {} required)", fmt(soaked), fmt(soak))
+            let fmt = |d: jiff::SignedDuration| {
+                humantime::format_duration(std::time::Duration::from_secs(d.unsigned_abs().as_secs())).to_string()
+            };
+            checks.push(
+                GateCheck::new(
+                    "soak",
+                    passed,
+                    if passed {
+                        format!("{} in {previous} (at least {} required)", fmt(soaked), fmt(soak))
+                    } else {
+                        format!(
+                            "only {} in {previous}; {} required: retry after {}",
+                            fmt(soaked),
+                            fmt(soak),
+                            p.finished_at.checked_add(soak).map(|t| t.to_string()).unwrap_or_default()
+                        )
+                    },
+                )
+                .with_link(link),
+            );
+        }
+        None => checks.push(
+            GateCheck::new(
+                "order",
+                env.allow_out_of_order,
+                if env.allow_out_of_order {
+                    format!("{} was not promoted in {previous}, allowed by allow_out_of_order", record.version)
                 } else {
                     format!(
-                        "only {} in {previous}; {} required: retry after {}",
-                        fmt(soaked),
-                        fmt(soak),
-                        p.finished_at.checked_add(soak).map(|t| t.to_string()).unwrap_or_default()
+                        "{} has not been promoted in {previous}; promote it there first (or set allow_out_of_order = true for {})",
+                        record.version, env.name
                     )
                 },
-            });
-        }
-        None => checks.push(GateCheck {
-            name: "order".into(),
-            passed: env.allow_out_of_order,
-            detail: if env.allow_out_of_order {
-                format!("{} was not promoted in {previous}, allowed by allow_out_of_order", record.version)
-            } else {
-                format!(
-                    "{} has not been promoted in {previous}; promote it there first (or set allow_out_of_order = true for {})",
-                    record.version, env.name
-                )
-            },
-        }),
+            )
+            .with_link(link),
+        ),
     }
     Ok(checks)
 }

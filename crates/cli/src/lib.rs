@@ -30,6 +30,14 @@ use tokio::signal::unix::{SignalKind, signal};
 /// How long a cancelled step may take to record where things stand; GitHub
 /// sends SIGKILL 7.5 s after cancelling a run, and we promise 5 s.
 const CANCEL_BUDGET: Duration = Duration::from_secs(3);
+use std::sync::OnceLock;
+
+static STEP: OnceLock<String> = OnceLock::new();
+
+/// The step this process runs (`gate`, ...), for log and debug lines.
+pub(crate) fn step_name() -> &'static str {
+    STEP.get().map_or("sluice", String::as_str)
+}
 
 /// Runs a step: parses nothing (clap already did), builds the runtime, maps
 /// the result to the documented exit code and reports errors once.
@@ -53,6 +61,7 @@ where
     C: FnOnce(&'static str) -> CF,
     CF: Future<Output = ()>,
 {
+    let _ = STEP.set(step.to_owned());
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {

@@ -8,7 +8,7 @@
 //! past its `pause_timeout` is rolled back; anything else is left alone (for
 //! a scheduled sweep of deployments waiting for approval).
 
-use crate::context::{Common, Context, append_ledger, now};
+use crate::context::{Common, Context, now};
 use crate::summary;
 use anyhow::anyhow;
 use clap::Parser;
@@ -129,7 +129,7 @@ pub(crate) async fn roll_back(
     record.push(step, EventDetail::Rollback { reason: reason.to_owned(), from, restored }, now);
     ctx.save(record)?;
     eprintln!("{step}: rolled back: candidate {from}% -> 0%, all traffic on stable: {reason}");
-    append_ledger(ctx.ledger_path(), &record.ledger_entry(LedgerOutcome::RolledBack, Some(reason.to_owned()), now))
+    ctx.finish_ledger(record, &record.ledger_entry(LedgerOutcome::RolledBack, Some(reason.to_owned()), now)).await
 }
 
 /// Undoes a promotion: the stable pool before the deployment serves again.
@@ -146,5 +146,5 @@ async fn revert(ctx: &Context, router: &Router, record: &mut Record, reason: &st
     record.push("rollback", EventDetail::Rollback { reason: reason.to_owned(), from: 100, restored }, now);
     ctx.save(record)?;
     eprintln!("rollback: reverted the promotion of {}; {previous} is stable again", record.version);
-    append_ledger(ctx.ledger_path(), &record.ledger_entry(LedgerOutcome::Reverted, Some(reason.to_owned()), now))
+    ctx.finish_ledger(record, &record.ledger_entry(LedgerOutcome::Reverted, Some(reason.to_owned()), now)).await
 }

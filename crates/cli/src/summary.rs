@@ -16,9 +16,15 @@ pub fn heading(step: &str, record: &Record, outcome: &str) -> String {
 }
 
 pub fn gate_table(checks: &[GateCheck]) -> String {
-    let mut table = Table::new(&["check", "result", "evidence"]);
+    let mut table = Table::new(&["check", "result", "evidence", "link"]);
     for check in checks {
-        table.row(&[check.name.as_str(), if check.passed { "✅ pass" } else { "❌ block" }, check.detail.as_str()]);
+        let result = match (check.passed, check.pending) {
+            (true, _) => "✅ pass",
+            (false, true) => "⏳ wait",
+            (false, false) => "❌ block",
+        };
+        let link = check.link.as_deref().map(|url| format!("[view](<{url}>)")).unwrap_or_default();
+        table.row(&[gha::escape_markdown(&check.name), result.to_owned(), gha::escape_markdown(&check.detail), link]);
     }
     table.finish()
 }

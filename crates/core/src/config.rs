@@ -24,6 +24,13 @@ pub struct Config {
     /// Where the deployment history is kept.
     #[serde(default)]
     pub ledger: LedgerConfig,
+    /// GitHub API settings, for the `github` ledger, the gate's GitHub checks
+    /// and the promotion hand-off.
+    #[serde(default)]
+    pub github: GitHubConfig,
+    /// What `promote` does for the next environment.
+    #[serde(default)]
+    pub handoff: Handoff,
     /// How analysis samples metrics.
     #[serde(default)]
     pub analysis: AnalysisConfig,
@@ -47,6 +54,77 @@ pub enum LedgerConfig {
         #[serde(default = "default_ledger_path")]
         path: PathBuf,
     },
+    /// GitHub Deployments and deployment statuses of the repository in
+    /// `[github]`: one deployment per deployment, `production_environment`
+    /// for the last environment.
+    Github {},
+}
+
+/// How sluice talks to GitHub's REST API (`GITHUB_TOKEN` and
+/// `GITHUB_API_URL` come from the environment, never from this file).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GitHubConfig {
+    /// `owner/repo`; default `$GITHUB_REPOSITORY`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    /// The ETag cache of conditional requests; relative to the config file.
+    #[serde(default = "default_github_cache")]
+    pub cache_dir: PathBuf,
+    /// Least time between two writes (GitHub asks for one second).
+    #[serde(default = "default_write_interval", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub write_interval: Duration,
+    /// Longest wait for a rate limit to lift before the step gives up.
+    #[serde(default = "default_max_wait", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub max_wait: Duration,
+}
+
+fn default_github_cache() -> PathBuf {
+    PathBuf::from(".sluice/github-cache")
+}
+
+fn default_write_interval() -> Duration {
+    Duration::from_secs(1)
+}
+
+fn default_max_wait() -> Duration {
+    Duration::from_secs(300)
+}
+
+impl Default for GitHubConfig {
+    fn default() -> Self {
+        Self {
+            repository: None,
+            cache_dir: default_github_cache(),
+            write_interval: default_write_interval(),
+            max_wait: default_max_wait(),
+        }
+    }
+}
+
+/// What `promote` does once the release is stable: name the next
+/// environment as an output, or also start its promotion workflow.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Handoff {
+    /// Only the `next_environment` output.
+    #[default]
+    Output,
+    /// `workflow_dispatch` of the promotion workflow with the inputs
+    /// `environment`, `version` and `sha`.
+    Dispatch {
+        /// The workflow's file name (`promote.yml`) or id.
+        workflow: String,
+        /// The branch or tag the workflow runs on.
+        #[serde(rename = "ref", default = "default_dispatch_ref")]
+        git_ref: String,
+    },
+}
+
+fn default_dispatch_ref() -> String {
+    "main".to_owned()
 }
 
 fn default_ledger_path() -> PathBuf {
@@ -123,6 +201,9 @@ pub struct Environment {
     /// Allow releases that were not promoted in the previous environment.
     #[serde(default)]
     pub allow_out_of_order: bool,
+    /// Where the environment can be reached (shown on GitHub deployments).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment_url: Option<String>,
     /// Checks of the candidate; defaults to `[defaults] check`.
     #[serde(default, rename = "check", skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<CheckSpec>,
@@ -164,6 +245,17 @@ pub struct GateConfig {
     /// A coverage report from an earlier job must reach a line rate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coverage: Option<CoverageGate>,
+    /// Check runs or commit status contexts that must have succeeded on the
+    /// release's commit (GitHub); one still running makes the gate wait.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_checks: Option<Vec<String>>,
+    /// An open issue with this label blocks the gate (GitHub).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident_label: Option<String>,
+    /// The run's approval of this environment must come from someone other
+    /// than the commit's author (GitHub).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_independent_approval: Option<bool>,
 }
 
 /// A weekly freeze window, e.g. Fridays 15:00 to Mondays 08:00.
@@ -224,7 +316,22 @@ impl GateConfig {
             holidays: self.holidays.clone().or_else(|| defaults.holidays.clone()),
             sarif: self.sarif.clone().or_else(|| defaults.sarif.clone()),
             coverage: self.coverage.clone().or_else(|| defaults.coverage.clone()),
+            required_checks: self.required_checks.clone().or_else(|| defaults.required_checks.clone()),
+            incident_label: self.incident_label.clone().or_else(|| defaults.incident_label.clone()),
+            require_independent_approval: self.require_independent_approval.or(defaults.require_independent_approval),
         }
+    }
+
+    /// The required checks (none when unset).
+    pub fn required_checks(&self) -> &[String] {
+        self.required_checks.as_deref().unwrap_or_default()
+    }
+
+    /// Whether any check needs GitHub.
+    pub fn uses_github(&self) -> bool {
+        !self.required_checks().is_empty()
+            || self.incident_label.is_some()
+            || self.require_independent_approval == Some(true)
     }
 
     /// The zone of the holidays: `zone`, else the one zone all freeze
@@ -579,8 +686,9 @@ impl Config {
                 *p = base.join(&*p);
             }
         };
-        let LedgerConfig::File { path: ledger } = &mut config.ledger;
-        resolve(ledger);
+        if let LedgerConfig::File { path: ledger } = &mut config.ledger {
+            resolve(ledger);
+        }
         for gate in
             std::iter::once(&mut config.defaults.gate).chain(config.environments.iter_mut().map(|e| &mut e.gate))
         {
@@ -590,6 +698,9 @@ impl Config {
             if let Some(coverage) = &mut gate.coverage {
                 resolve(&mut coverage.path);
             }
+        }
+        if config.github.cache_dir.is_relative() {
+            config.github.cache_dir = base.join(&config.github.cache_dir);
         }
         Ok(config)
     }
@@ -729,6 +840,55 @@ impl Config {
                 "timeout must be from 1s to 5m: notifications must never hold a rollback for long".into(),
             ));
         }
+        self.validate_github()
+    }
+
+    fn validate_github(&self) -> Result<(), (String, String)> {
+        if let Some(repo) = &self.github.repository {
+            check_repository(repo).map_err(|m| ("github.repository".into(), m))?;
+        }
+        if self.github.write_interval > Duration::from_secs(60) {
+            return Err((
+                "github.write_interval".into(),
+                "write_interval must be at most 1m (GitHub asks for 1s between writes)".into(),
+            ));
+        }
+        if let Handoff::Dispatch { workflow, git_ref } = &self.handoff {
+            if workflow.trim().is_empty() || workflow.contains(['/', '?', '#', ' ']) {
+                return Err((
+                    "handoff.workflow".into(),
+                    format!("{workflow:?} is not a workflow file name; write it like \"promote.yml\""),
+                ));
+            }
+            if git_ref.trim().is_empty() || git_ref.contains(' ') {
+                return Err(("handoff.ref".into(), format!("{git_ref:?} is not a branch or tag name")));
+            }
+        }
+        for (i, env) in self.environments.iter().enumerate() {
+            let at = |key: &str| format!("environment[{i}].{key}");
+            if let Some(url) = &env.environment_url {
+                check_http_url(url).map_err(|m| (at("environment_url"), m))?;
+            }
+        }
+        let gates = std::iter::once(("defaults.gate".to_owned(), &self.defaults.gate))
+            .chain(self.environments.iter().enumerate().map(|(i, e)| (format!("environment[{i}].gate"), &e.gate)));
+        for (at, gate) in gates {
+            let checks = gate.required_checks();
+            for (j, name) in checks.iter().enumerate() {
+                if name.trim().is_empty() {
+                    return Err((format!("{at}.required_checks"), format!("required check {j} has an empty name")));
+                }
+                if checks[..j].contains(name) {
+                    return Err((format!("{at}.required_checks"), format!("required check {name:?} is listed twice")));
+                }
+            }
+            if gate.incident_label.as_deref().is_some_and(|l| l.trim().is_empty() || l.contains(',')) {
+                return Err((
+                    format!("{at}.incident_label"),
+                    "incident_label must be one label name (no commas), e.g. \"incident\"".into(),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -842,6 +1002,17 @@ fn validate_gate(gate: &GateConfig, prefix: &str) -> Result<(), (String, String)
         }
     }
     Ok(())
+}
+
+/// `owner/repo` as GitHub names repositories.
+pub fn check_repository(repo: &str) -> Result<(), String> {
+    let ok = |part: &str| {
+        !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    match repo.split_once('/') {
+        Some((owner, name)) if ok(owner) && ok(name) => Ok(()),
+        _ => Err(format!("{repo:?} is not a repository; write it as \"owner/name\"")),
+    }
 }
 
 fn check_http_url(url: &str) -> Result<(), String> {

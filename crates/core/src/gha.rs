@@ -110,6 +110,32 @@ pub fn mask(secret: &str) {
     }
 }
 
+static DEBUG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Turns debug lines on for this process (the steps' `--verbose`).
+pub fn set_debug(on: bool) {
+    DEBUG.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether debug lines are printed: `--verbose`, `SLUICE_DEBUG` or a
+/// runner's debug logging (`RUNNER_DEBUG=1`).
+pub fn debug_enabled() -> bool {
+    DEBUG.load(std::sync::atomic::Ordering::Relaxed) || env::debug_requested()
+}
+
+/// Prints a debug line when debug is on: `::debug::` on a runner with debug
+/// logging, a plain `debug:` line elsewhere.
+pub fn debug(message: &str) {
+    if !debug_enabled() {
+        return;
+    }
+    if env::var(env::GITHUB_ACTIONS).is_some() && env::var(env::RUNNER_DEBUG).is_some_and(|v| v == "1") {
+        eprintln!("::debug::{}", escape_data(message));
+    } else {
+        eprintln!("debug: {message}");
+    }
+}
+
 /// A collapsible log group; ends when dropped.
 pub struct Group {
     on_runner: bool,

@@ -59,6 +59,10 @@ pub struct Record {
     pub candidate_upstream: Option<String>,
     /// The candidate's share of traffic as last confirmed by the router.
     pub candidate_weight: u8,
+    /// The GitHub deployment that stands for this deployment (`github`
+    /// ledger): created or adopted by `gate`, given its statuses by later steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github_deployment: Option<u64>,
     pub status: Status,
     /// What happened, in order; only ever appended.
     pub events: Vec<Event>,
@@ -176,6 +180,41 @@ pub struct GateCheck {
     pub passed: bool,
     /// The evidence, in one sentence.
     pub detail: String,
+    /// Not passed yet because something is still running (a check run, a
+    /// status): the gate says "wait", and a later run may pass.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
+    /// Where the evidence can be seen (a check run, an issue, a deployment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+}
+
+impl GateCheck {
+    /// A check that passed.
+    pub fn pass(name: &str, detail: impl Into<String>) -> GateCheck {
+        GateCheck { name: name.to_owned(), passed: true, detail: detail.into(), pending: false, link: None }
+    }
+
+    /// A check that blocks.
+    pub fn block(name: &str, detail: impl Into<String>) -> GateCheck {
+        GateCheck { passed: false, ..GateCheck::pass(name, detail) }
+    }
+
+    /// A check that blocks for now because its evidence is still pending.
+    pub fn wait(name: &str, detail: impl Into<String>) -> GateCheck {
+        GateCheck { passed: false, pending: true, ..GateCheck::pass(name, detail) }
+    }
+
+    /// Passes or blocks.
+    pub fn new(name: &str, passed: bool, detail: impl Into<String>) -> GateCheck {
+        GateCheck { passed, ..GateCheck::pass(name, detail) }
+    }
+
+    /// With a link to the evidence.
+    pub fn with_link(mut self, link: Option<String>) -> GateCheck {
+        self.link = link;
+        self
+    }
 }
 
 /// Why a record could not be used; the file is left untouched.
@@ -244,6 +283,7 @@ impl Record {
             router_before: None,
             candidate_upstream: None,
             candidate_weight: 0,
+            github_deployment: None,
             status: Status::Admitted,
             events: Vec::new(),
         }

@@ -6,8 +6,10 @@
 //!   [`Interval`](sluice_analysis::Interval)s.
 //! - [`notify`]: Slack and JSON webhooks, bounded in time, never failing a
 //!   deployment.
-//!
-//! The file ledger is plain file I/O and lives in `sluice_core::ledger`.
+//! - [`ledger`]: the deployment history, as the JSON Lines file (plain file
+//!   I/O in `sluice_core::ledger`) or GitHub Deployments.
+//! - [`github`]: the GitHub REST client on octocrab, the deployments ledger,
+//!   the queries behind the gate's GitHub checks, workflow dispatch.
 //!
 //! Every network call has a timeout and is retried with backoff when the
 //! failure is transient; what is still failing after that is a
@@ -15,6 +17,8 @@
 //! decides anything: judgment lives in `sluice-analysis`, policy in the steps.
 
 pub mod git;
+pub mod github;
+pub mod ledger;
 pub mod metrics;
 pub mod notify;
 pub mod retry;

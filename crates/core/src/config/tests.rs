@@ -291,3 +291,82 @@ fn evidence_paths_are_relative_to_the_config_file() {
     assert_eq!(gate.coverage.expect("coverage").path, dir.path().join("coverage/lcov.info"));
     assert_eq!(config.defaults.gate.sarif.expect("sarif").path, dir.path().join("reports/trivy.sarif"));
 }
+
+const GITHUB: &str = r#"
+app = "shop"
+
+[ledger]
+kind = "github"
+
+[github]
+repository = "acme/shop"
+write_interval = "2s"
+
+[handoff]
+kind = "dispatch"
+workflow = "promote.yml"
+
+[[environment]]
+name = "dev"
+router = { kind = "local", admin_url = "http://127.0.0.1:9001" }
+
+[[environment]]
+name = "prd"
+environment_url = "https://shop.example"
+router = { kind = "local", admin_url = "http://127.0.0.1:9002" }
+
+[environment.gate]
+required_checks = ["build", "lint"]
+incident_label = "incident"
+require_independent_approval = true
+"#;
+
+#[test]
+fn github_keys_parse_with_their_defaults() {
+    let config = parse(GITHUB).expect("valid");
+    assert_eq!(config.ledger, LedgerConfig::Github {});
+    assert_eq!(config.github.repository.as_deref(), Some("acme/shop"));
+    assert_eq!(config.github.write_interval, Duration::from_secs(2));
+    assert_eq!(config.github.max_wait, Duration::from_secs(300));
+    assert_eq!(config.handoff, Handoff::Dispatch { workflow: "promote.yml".into(), git_ref: "main".into() });
+    let (_, dev) = config.environment("dev").expect("dev");
+    assert!(!dev.gate.uses_github());
+    let (_, prd) = config.environment("prd").expect("prd");
+    assert_eq!(prd.environment_url.as_deref(), Some("https://shop.example"));
+    assert_eq!(prd.gate.required_checks(), ["build", "lint"]);
+    assert!(prd.gate.uses_github() && prd.gate.require_independent_approval == Some(true));
+    assert_eq!(parse(GOOD).expect("valid").handoff, Handoff::Output);
+}
+
+#[test]
+fn github_keys_are_validated_where_they_are() {
+    let cases = [
+        ("repository = \"acme/shop\"", "repository = \"acme\"", "github.repository", "owner/name"),
+        ("workflow = \"promote.yml\"", "workflow = \".github/workflows/promote.yml\"", "handoff.workflow", "file name"),
+        (
+            "environment_url = \"https://shop.example\"",
+            "environment_url = \"shop.example\"",
+            "environment[1].environment_url",
+            "http",
+        ),
+        ("\"build\", \"lint\"", "\"build\", \"build\"", "environment[1].gate.required_checks", "listed twice"),
+        (
+            "incident_label = \"incident\"",
+            "incident_label = \"a,b\"",
+            "environment[1].gate.incident_label",
+            "one label",
+        ),
+        ("write_interval = \"2s\"", "write_interval = \"5m\"", "github.write_interval", "at most 1m"),
+        ("require_independent_approval = true", "require_approval = true", "", "unknown field"),
+    ];
+    for (from, to, key, message) in cases {
+        let text = GITHUB.replace(from, to);
+        let err = parse(&text).expect_err(to);
+        let shown = err.to_string();
+        assert!(shown.contains(message), "{to}: {shown}");
+        if !key.is_empty() {
+            assert_eq!(err.key.as_deref(), Some(key), "{to}: {shown}");
+            assert!(err.location.is_some(), "{to}: {shown}");
+        }
+    }
+}

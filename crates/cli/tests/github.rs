@@ -1,0 +1,510 @@
+//! End-to-end with GitHub: the real step binaries, real `sluice-router`
+//! processes on 127.0.0.1, and the local fake of GitHub's REST API (nothing
+//! real can stand in for GitHub here). What a promotion leaves on GitHub is
+//! read back from the fake.
+//!
+//! The router and demo app are other packages' binaries; `scripts/test.sh`
+//! builds them (`cargo build --bins`) before the tests run.
+
+use serde_json::Value;
+use sluice_github_fake::{Fake, Refusal};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "ghs_e2eSECRETtoken0123456789abcdefghijkl";
+const REPO: &str = "acme/shop";
+const SHA: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678";
+const ENVS: [&str; 3] = ["dev", "tst", "prd"];
+
+fn exe(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_BIN_EXE_gate")).parent().expect("bin dir").to_owned();
+    let path = dir.join(name);
+    assert!(path.exists(), "{} is missing: run `cargo build --bins` first (scripts/test.sh does)", path.display());
+    path
+}
+
+fn ready(path: &Path, child: &mut Child) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && let Ok(v) = serde_json::from_str(&text)
+        {
+            return v;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{} exited early: {status}", path.display());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{} never became ready", path.display());
+}
+
+/// A fake GitHub, a router per environment, two demo app versions, and a
+/// config whose ledger is GitHub.
+struct Harness {
+    dir: tempfile::TempDir,
+    fake: Fake,
+    children: Vec<Child>,
+    apps: Vec<String>,
+    /// Everything the steps printed, to look for the token.
+    printed: Vec<String>,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn spawn_ready(h: &mut Harness, file: &str, cmd: &mut Command) -> Value {
+    let file = h.dir.path().join(file);
+    let mut child = cmd.arg("--ready-file").arg(&file).stdout(Stdio::null()).spawn().expect("spawn");
+    let v = ready(&file, &mut child);
+    h.children.push(child);
+    v
+}
+
+impl Harness {
+    /// `extra` is appended to the config (environment tables may be
+    /// extended through `gate` keys set by `gates`, one TOML fragment per
+    /// environment).
+    fn start(gates: [&str; 3], extra: &str) -> Harness {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut h =
+            Harness { dir, fake: Fake::start(TOKEN), children: Vec::new(), apps: Vec::new(), printed: Vec::new() };
+        for version in ["v1", "v2"] {
+            let v = spawn_ready(
+                &mut h,
+                &format!("app-{version}.json"),
+                Command::new(exe("sluice-demo-app")).args(["--listen", "127.0.0.1:0", "--version", version]),
+            );
+            h.apps.push(format!("http://{}", v["listen"].as_str().expect("listen")));
+        }
+        let mut config = format!(
+            "app = \"shop\"\n{extra}\n[ledger]\nkind = \"github\"\n[github]\nrepository = \"{REPO}\"\nwrite_interval = \"20ms\"\nmax_wait = \"10s\"\n\
+             [defaults]\nstrategy = {{ kind = \"all_at_once\" }}\n"
+        );
+        for (env, gate) in ENVS.iter().zip(gates) {
+            let stable = h.apps[0].clone();
+            let v = spawn_ready(
+                &mut h,
+                &format!("router-{env}.json"),
+                Command::new(exe("sluice-router")).args([
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--admin",
+                    "127.0.0.1:0",
+                    "--stable",
+                    &stable,
+                ]),
+            );
+            let admin = v["admin"].as_str().expect("admin");
+            config.push_str(&format!(
+                "[[environment]]\nname = \"{env}\"\nenvironment_url = \"https://{env}.shop.example\"\n\
+                 router = {{ kind = \"local\", admin_url = \"http://{admin}\" }}\n{gate}\n"
+            ));
+        }
+        std::fs::write(h.path("sluice.toml"), config).expect("config");
+        h
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Runs a step as a workflow run `run` would, with debug lines on.
+    fn step(&mut self, name: &str, run: u64, args: &[&str]) -> Output {
+        let out = Command::new(exe(name))
+            .current_dir(self.dir.path())
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("RUNNER_DEBUG")
+            .env("CI", "true")
+            .env("SLUICE_DEBUG", "1")
+            .env("GITHUB_TOKEN", TOKEN)
+            .env("GITHUB_API_URL", self.fake.api_url())
+            .env("GITHUB_SERVER_URL", "https://github.com")
+            .env("GITHUB_REPOSITORY", REPO)
+            .env("GITHUB_RUN_ID", run.to_string())
+            .env("GITHUB_ACTOR", "alice")
+            .env("GITHUB_OUTPUT", self.path("github_output"))
+            .env("GITHUB_STEP_SUMMARY", self.path("summary.md"))
+            .args(["--config", "sluice.toml"])
+            .args(args)
+            .output()
+            .expect("step runs");
+        self.printed.push(String::from_utf8_lossy(&out.stdout).into_owned());
+        self.printed.push(String::from_utf8_lossy(&out.stderr).into_owned());
+        out
+    }
+
+    fn gate(&mut self, env: &str, record: &str, run: u64) -> Output {
+        self.step("gate", run, &["-e", env, "--record", record, "--release", "v2", "--commit", SHA])
+    }
+
+    /// gate, shift-traffic (all at once) and promote of v2 in `env`.
+    fn promote(&mut self, env: &str, run: u64) -> [Output; 3] {
+        let record = format!("{env}.json");
+        let gate = self.gate(env, &record, run);
+        assert_eq!(code(&gate), 0, "gate {env}: {}", stderr(&gate));
+        let v2 = self.apps[1].clone();
+        let shift = self.step("shift-traffic", run, &["-e", env, "--record", &record, "--candidate-upstream", &v2]);
+        assert_eq!(code(&shift), 0, "shift-traffic {env}: {}", stderr(&shift));
+        let promote = self.step("promote", run, &["-e", env, "--record", &record]);
+        assert_eq!(code(&promote), 0, "promote {env}: {}", stderr(&promote));
+        [gate, shift, promote]
+    }
+
+    fn deployments_in(&self, env: &str) -> Vec<Value> {
+        self.fake.deployments(REPO).into_iter().filter(|d| d["environment"] == env).collect()
+    }
+
+    fn states(&self, id: &Value) -> Vec<String> {
+        self.fake
+            .deployment_statuses(REPO, id.as_u64().expect("id"))
+            .iter()
+            .filter_map(|s| s["state"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// No file under the test directory and nothing printed contains the
+    /// token.
+    fn assert_token_nowhere(&self) {
+        fn walk(dir: &Path, found: &mut Vec<PathBuf>) {
+            for entry in std::fs::read_dir(dir).expect("dir").flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, found);
+                } else if std::fs::read(&path).is_ok_and(|b| b.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes())) {
+                    found.push(path);
+                }
+            }
+        }
+        let mut found = Vec::new();
+        walk(self.dir.path(), &mut found);
+        assert!(found.is_empty(), "the token is in {found:?}");
+        assert!(self.printed.iter().all(|p| !p.contains(TOKEN)), "the token was printed");
+        assert!(self.path(".sluice/github-cache").is_dir(), "the ETag cache was written (and checked above)");
+    }
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The debug line's count of GitHub API calls (None: no GitHub client).
+fn api_calls(out: &Output) -> Option<u32> {
+    stderr(out).lines().find_map(|l| {
+        let rest = l.strip_prefix("debug: ")?;
+        let (_, rest) = rest.split_once(": ")?;
+        rest.strip_suffix(')')?.split_once(" GitHub API calls")?.0.parse().ok()
+    })
+}
+
+fn run_url(run: u64) -> String {
+    format!("https://github.com/{REPO}/actions/runs/{run}")
+}
+
+#[test]
+fn a_promotion_through_three_environments_leaves_one_deployment_each() {
+    let mut h = Harness::start(
+        ["", "soak = \"0s\"", ""],
+        "[handoff]\nkind = \"dispatch\"\nworkflow = \"promote.yml\"\nref = \"main\"\n",
+    );
+    h.fake.add_ref(REPO, "main", SHA);
+    h.fake.add_workflow(REPO, "promote.yml", &["environment", "version", "sha"]);
+    // The tst job declares `environment: tst`, so GitHub made a deployment
+    // for its run already: sluice must adopt it, not add a second.
+    let job = h.fake.add_job_deployment(REPO, "tst", SHA, &format!("{}/job/9", run_url(102)));
+
+    let mut calls = Vec::new();
+    for (i, env) in ENVS.iter().enumerate() {
+        let steps = h.promote(env, 101 + i as u64);
+        calls.push(steps.iter().map(api_calls).collect::<Vec<_>>());
+        let next = ENVS.get(i + 1).copied().unwrap_or("");
+        assert!(stdout(&steps[2]).contains(&format!("next_environment={next}\n")), "{}", stdout(&steps[2]));
+    }
+
+    for (i, env) in ENVS.iter().enumerate() {
+        let deployments = h.deployments_in(env);
+        assert_eq!(deployments.len(), 1, "{env}: {deployments:#?}");
+        let d = &deployments[0];
+        assert_eq!(d["sha"], SHA);
+        assert_eq!(d["production_environment"], *env == "prd");
+        let statuses = h.fake.deployment_statuses(REPO, d["id"].as_u64().expect("id"));
+        let ours: Vec<&Value> =
+            statuses.iter().filter(|s| s["description"].as_str().is_some_and(|d| d.starts_with("sluice: "))).collect();
+        let states: Vec<&str> = ours.iter().filter_map(|s| s["state"].as_str()).collect();
+        assert_eq!(states, ["in_progress", "success"], "{env}: {statuses:#?}");
+        for s in &ours {
+            assert_eq!(s["log_url"], run_url(101 + i as u64).as_str());
+            assert_eq!(s["environment_url"], format!("https://{env}.shop.example").as_str());
+        }
+        let record: Value = serde_json::from_slice(&std::fs::read(h.path(&format!("{env}.json"))).expect("record"))
+            .expect("record json");
+        assert_eq!(record["github_deployment"], d["id"]);
+        if *env == "tst" {
+            assert_eq!(d["id"], job, "the job's deployment was adopted");
+            assert_eq!(h.states(&d["id"]), ["in_progress", "in_progress", "success"]);
+        } else {
+            assert_eq!(d["payload"]["sluice"]["id"], record["id"]);
+            assert_eq!(d["payload"]["sluice"]["version"], "v2");
+        }
+    }
+
+    // The hand-off started the promotion of tst and then prd, and no more.
+    let dispatches = h.fake.dispatches(REPO);
+    let inputs: Vec<&Value> = dispatches.iter().map(|d| &d["inputs"]).collect();
+    assert_eq!(
+        inputs,
+        [
+            &serde_json::json!({ "environment": "tst", "version": "v2", "sha": SHA }),
+            &serde_json::json!({ "environment": "prd", "version": "v2", "sha": SHA }),
+        ]
+    );
+    assert!(dispatches.iter().all(|d| d["workflow"] == "promote.yml" && d["ref"] == "main"));
+
+    // API calls per step (gate, shift-traffic, promote). A change that
+    // multiplies them shows here:
+    // - gate dev: list dev deployments, create one, in_progress = 3
+    // - gate tst: dev's history (list + statuses), list tst deployments,
+    //   statuses of the job's deployment, in_progress = 5
+    // - gate prd: tst's history (list + statuses), list prd deployments,
+    //   create, in_progress = 5
+    // - shift-traffic: no GitHub
+    // - promote: success (+ dispatch while there is a next environment)
+    assert_eq!(calls, [[Some(3), None, Some(2)], [Some(5), None, Some(2)], [Some(5), None, Some(1)]]);
+    h.assert_token_nowhere();
+
+    // The step summary shows every gate check with its evidence and link.
+    let summary = std::fs::read_to_string(h.path("summary.md")).expect("summary");
+    assert!(summary.contains("| order | ✅ pass | v2 was promoted in tst at "), "{summary}");
+    assert!(summary.contains("[view](<https://github.com/acme/shop/deployments/tst>)"), "{summary}");
+}
+
+#[test]
+fn each_gate_check_blocks_with_its_reason() {
+    let gate = "[environment.gate]\nrequired_checks = [\"build\", \"lint\", \"e2e\"]\nincident_label = \"incident\"\nrequire_independent_approval = true";
+    let mut h = Harness::start(["", gate, ""], "");
+    h.fake.add_commit(REPO, SHA, "alice", "feat: v2");
+    h.promote("dev", 1);
+    let gate_tst = |h: &mut Harness, record: &str| {
+        let out = h.gate("tst", record, 2);
+        let lines: Vec<String> = stderr(&out).lines().filter(|l| l.starts_with("gate: ")).map(str::to_owned).collect();
+        (code(&out), stdout(&out), lines.join("\n"))
+    };
+    let sha = &SHA[..12];
+
+    // Nothing reported yet: every required check is pending, which waits.
+    let (exit, out, lines) = gate_tst(&mut h, "tst-1.json");
+    assert_eq!(exit, 1);
+    assert!(out.contains("decision=block"), "{out}"); // the approval is missing too
+    for name in ["build", "lint", "e2e"] {
+        let line = format!(
+            "gate: WAIT  check {name}: {name} is pending: no check run or commit status of that name on {sha} yet"
+        );
+        assert!(lines.contains(&line), "{lines}");
+    }
+    assert!(lines.contains("gate: BLOCK approval: nobody approved tst in run 2"), "{lines}");
+
+    // A check still running, a failed one, a pending status; an open
+    // incident; an approval by the author only.
+    h.fake.add_check_run(REPO, SHA, "build", "in_progress", None);
+    h.fake.add_check_run(REPO, SHA, "lint", "completed", Some("failure"));
+    h.fake.add_commit_status(REPO, SHA, "e2e", "pending");
+    let incident = h.fake.add_issue(REPO, "Checkout is down", &["incident", "sev1"], "open");
+    h.fake.add_approval(REPO, 2, "tst", "alice", "approved");
+    let (exit, out, lines) = gate_tst(&mut h, "tst-2.json");
+    assert_eq!(exit, 1);
+    assert!(out.contains("decision=block"), "{out}");
+    assert!(
+        lines.contains(&format!("gate: WAIT  check build: check run build on {sha} is pending (in_progress)")),
+        "{lines}"
+    );
+    assert!(lines.contains(&format!("gate: BLOCK check lint: check run lint on {sha} concluded failure")), "{lines}");
+    assert!(lines.contains(&format!("gate: WAIT  check e2e: commit status e2e on {sha} is pending")), "{lines}");
+    assert!(
+        lines.contains("gate: BLOCK incidents: open incident #1 (Checkout is down) is labelled \"incident\""),
+        "{lines}"
+    );
+    assert!(
+        lines.contains(&format!("gate: BLOCK approval: tst was approved only by @alice, who authored {sha}")),
+        "{lines}"
+    );
+
+    // A failed commit status blocks too.
+    h.fake.add_commit_status(REPO, SHA, "e2e", "error");
+    let (_, _, lines) = gate_tst(&mut h, "tst-3.json");
+    assert!(lines.contains(&format!("gate: BLOCK check e2e: commit status e2e on {sha} is error")), "{lines}");
+
+    // All green but one check still running: "wait", not "pass", and the
+    // same record may be gated again once it has finished.
+    h.fake.add_check_run(REPO, SHA, "lint", "completed", Some("success"));
+    h.fake.add_commit_status(REPO, SHA, "e2e", "success");
+    h.fake.close_issue(REPO, incident);
+    h.fake.add_approval(REPO, 2, "tst", "bob", "approved");
+    let (exit, out, lines) = gate_tst(&mut h, "tst-4.json");
+    assert_eq!(exit, 1, "{lines}");
+    assert!(out.contains("decision=wait"), "{out}");
+    assert!(lines.contains("gate: pass  check lint: check run lint on"), "{lines}");
+    assert!(lines.contains("gate: pass  incidents: no open issue labelled \"incident\""), "{lines}");
+    assert!(
+        lines.contains(&format!("gate: pass  approval: tst approved by @bob (the author of {sha} is @alice)")),
+        "{lines}"
+    );
+    assert!(h.deployments_in("tst").is_empty(), "no deployment while waiting");
+    h.fake.add_check_run(REPO, SHA, "build", "completed", Some("success"));
+    let (exit, out, lines) = gate_tst(&mut h, "tst-4.json");
+    assert_eq!(exit, 0, "{lines}");
+    assert!(out.contains("decision=allow"), "{out}");
+    assert_eq!(h.deployments_in("tst").len(), 1);
+    h.assert_token_nowhere();
+}
+
+#[test]
+fn order_soak_and_rollback_come_from_the_github_deployments() {
+    let mut h = Harness::start(["", "soak = \"1h\"", ""], "");
+    // A release rolled back in dev is not promoted there.
+    let gate = h.gate("dev", "dev-1.json", 1);
+    assert_eq!(code(&gate), 0, "{}", stderr(&gate));
+    let rollback = h.step("rollback", 1, &["-e", "dev", "--record", "dev-1.json", "--reason", "smoke test failed"]);
+    assert_eq!(code(&rollback), 0, "{}", stderr(&rollback));
+    let first = h.deployments_in("dev");
+    assert_eq!(h.states(&first[0]["id"]), ["in_progress", "inactive"]);
+    let gate = h.gate("tst", "tst-1.json", 2);
+    assert_eq!(code(&gate), 1);
+    assert!(
+        stderr(&gate).contains("gate: BLOCK order: v2 has not been promoted in dev; promote it there first"),
+        "{}",
+        stderr(&gate)
+    );
+
+    // Promoted in dev just now: tst's soak of 1h is not over.
+    h.promote("dev", 3);
+    let gate = h.gate("tst", "tst-2.json", 4);
+    assert_eq!(code(&gate), 1);
+    let text = stderr(&gate);
+    assert!(text.contains("gate: pass  order: v2 was promoted in dev at "), "{text}");
+    assert!(text.contains("gate: BLOCK soak: only ") && text.contains(" in dev; 1h required: retry after "), "{text}");
+
+    // Out of order: prd before tst.
+    let gate = h.gate("prd", "prd-1.json", 5);
+    assert_eq!(code(&gate), 1);
+    assert!(stderr(&gate).contains("gate: BLOCK order: v2 has not been promoted in tst; promote it there first (or set allow_out_of_order = true for prd)"), "{}", stderr(&gate));
+    assert!(h.deployments_in("prd").is_empty());
+    assert!(h.fake.dispatches(REPO).is_empty(), "handoff defaults to output only");
+
+    // Reverting dev's promotion (rollback after promote) marks it failed,
+    // and tst's gate then refuses the release as rolled back.
+    let revert = h.step("rollback", 3, &["-e", "dev", "--record", "dev.json", "--reason", "errors in dev"]);
+    assert_eq!(code(&revert), 0, "{}", stderr(&revert));
+    let promoted = h
+        .deployments_in("dev")
+        .into_iter()
+        .find(|d| d["payload"]["sluice"]["id"].is_string() && h.states(&d["id"]).contains(&"success".to_owned()))
+        .expect("dev deployment");
+    assert_eq!(h.states(&promoted["id"]), ["in_progress", "success", "failure"]);
+    let gate = h.gate("tst", "tst-3.json", 6);
+    assert!(
+        stderr(&gate).contains("gate: BLOCK order: v2 was rolled back in dev after its promotion"),
+        "{}",
+        stderr(&gate)
+    );
+    h.assert_token_nowhere();
+}
+
+#[test]
+fn a_rate_limited_step_waits_for_the_reset_and_carries_on() {
+    let mut h = Harness::start(["", "", ""], "");
+    h.fake.refuse_next(&[Refusal::Primary { reset_in: 1 }]);
+    let gate = h.gate("dev", "dev.json", 1);
+    assert_eq!(code(&gate), 0, "{}", stderr(&gate));
+    assert!(stderr(&gate).contains("GitHub rate limit while trying to list the deployments of"), "{}", stderr(&gate));
+    let statuses: Vec<u16> = h.fake.seen().iter().map(|s| s.status).collect();
+    assert_eq!(statuses, [403, 200, 201, 201]);
+    assert!(
+        stderr(&gate).contains("(3 counted against the rate limit, 0 not modified, 2 writes, 1 rate-limit waits)"),
+        "{}",
+        stderr(&gate)
+    );
+    h.assert_token_nowhere();
+}
+
+#[test]
+fn without_a_token_a_github_ledger_is_bad_input_and_nothing_is_written() {
+    let h = Harness::start(["", "", ""], "");
+    let out = Command::new(exe("gate"))
+        .current_dir(h.dir.path())
+        .env_remove("GITHUB_TOKEN")
+        .env_remove("GITHUB_ACTIONS")
+        .env("GITHUB_REPOSITORY", REPO)
+        .args(["--config", "sluice.toml", "-e", "dev", "--record", "dev.json", "--release", "v2", "--commit", SHA])
+        .output()
+        .expect("gate");
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("GITHUB_TOKEN is not set"), "{}", stderr(&out));
+    assert!(!h.path("dev.json").exists());
+    assert!(h.fake.seen().is_empty());
+}
+
+#[test]
+fn on_a_runner_the_token_is_masked_before_anything_else_is_printed() {
+    let mut h = Harness::start(["", "", ""], "");
+    let out = Command::new(exe("gate"))
+        .current_dir(h.dir.path())
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_TOKEN", TOKEN)
+        .env("GITHUB_API_URL", h.fake.api_url())
+        .env("GITHUB_REPOSITORY", REPO)
+        .env("GITHUB_RUN_ID", "9")
+        .env_remove("GITHUB_OUTPUT")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .args(["--config", "sluice.toml", "-e", "dev", "--record", "dev.json", "--release", "v2", "--commit", SHA])
+        .output()
+        .expect("gate");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stderr(&out);
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains(TOKEN)).collect();
+    assert_eq!(lines, [format!("::add-mask::{TOKEN}")], "only the mask command may carry the token");
+    assert!(text.starts_with("::add-mask::"), "the mask comes before any other line: {text}");
+    assert!(!stdout(&out).contains(TOKEN));
+    h.printed.clear();
+    h.assert_token_nowhere();
+}
+
+#[test]
+fn promote_without_a_token_for_the_hand_off_changes_nothing() {
+    let mut h = Harness::start(["", "", ""], "[handoff]\nkind = \"dispatch\"\nworkflow = \"promote.yml\"\n");
+    let gate = h.gate("dev", "dev.json", 1);
+    assert_eq!(code(&gate), 0, "{}", stderr(&gate));
+    let v2 = h.apps[1].clone();
+    let shift = h.step("shift-traffic", 1, &["-e", "dev", "--record", "dev.json", "--candidate-upstream", &v2]);
+    assert_eq!(code(&shift), 0, "{}", stderr(&shift));
+    let before = std::fs::read(h.path("dev.json")).expect("record");
+    let seen = h.fake.seen().len();
+    let out = Command::new(exe("promote"))
+        .current_dir(h.dir.path())
+        .env_remove("GITHUB_TOKEN")
+        .env_remove("GITHUB_ACTIONS")
+        .env("GITHUB_REPOSITORY", REPO)
+        .args(["--config", "sluice.toml", "-e", "dev", "--record", "dev.json"])
+        .output()
+        .expect("promote");
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("GITHUB_TOKEN is not set"), "{}", stderr(&out));
+    assert_eq!(std::fs::read(h.path("dev.json")).expect("record"), before, "the record is untouched");
+    assert_eq!(h.fake.seen().len(), seen, "nothing was sent to GitHub");
+    let dev = h.deployments_in("dev");
+    assert_eq!(h.states(&dev[0]["id"]), ["in_progress"]);
+}
