@@ -1,8 +1,9 @@
 //! Providers: the things outside sluice that it drives and reads.
 //!
 //! - [`router`]: traffic routers (the embedded `sluice-router` for now).
-//! - [`metrics`]: turns what routers and probes measure into analysis
-//!   [`Interval`](sluice_analysis::Interval)s.
+//! - [`metrics`]: turns what routers, probes and query sources measure into
+//!   analysis [`Interval`](sluice_analysis::Interval)s.
+//! - [`prometheus`]: the Prometheus query source (PromQL over the HTTP API).
 //!
 //! The file ledger is plain file I/O and lives in `sluice_core::ledger`.
 //!
@@ -12,6 +13,7 @@
 //! decides anything: judgment lives in `sluice-analysis`, policy in the steps.
 
 pub mod metrics;
+pub mod prometheus;
 pub mod retry;
 pub mod router;
 
