@@ -230,3 +230,15 @@ fn query_placeholders_expand() {
     assert!(vars.expand("x ${release").expect_err("unclosed").contains("unclosed"));
     assert!(vars.expand("${version}").expect_err("unknown").contains("${version}"));
 }
+
+#[test]
+fn the_readme_config_reference_is_a_valid_config() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).expect("README");
+    let section = readme.split("## Config reference").nth(1).expect("a config reference section");
+    let block = section.split("```toml\n").nth(1).and_then(|b| b.split("```").next()).expect("a toml block");
+    let config = parse(block).unwrap_or_else(|e| panic!("the README's config reference does not load:\n{e}"));
+    let (_, dev) = config.environment("dev").expect("dev");
+    assert!(config.checks_for(dev).iter().any(|c| matches!(c.kind, sluice_analysis::CheckKind::Query { .. })));
+    assert_eq!(config.sources_for(dev).len(), 1);
+}
