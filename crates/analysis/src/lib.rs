@@ -15,10 +15,13 @@
 //! Mann-Whitney tests, and the sequential tests that keep the false-fail rate
 //! at `alpha` however often an analysis looks) and `engine` (the state
 //! machine: its semantics and the time-to-detect formula are in its module
-//! docs, `src/engine.rs`; read them before changing a default).
+//! docs, `src/engine.rs`; read them before changing a default). [`gates`]
+//! judges what `gate` checks without a provider: freeze windows, SARIF
+//! findings and coverage reports.
 
 mod check;
 mod engine;
+pub mod gates;
 mod histogram;
 pub mod stats;
 

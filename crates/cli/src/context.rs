@@ -30,6 +30,8 @@ pub struct Context {
     pub config: Config,
     pub env_index: usize,
     pub record_path: PathBuf,
+    /// The directory of the config file: the repository checkout in CI.
+    pub config_dir: PathBuf,
 }
 
 impl Context {
@@ -37,7 +39,12 @@ impl Context {
         let config = Config::load(&common.config).bad_input()?;
         let (env_index, _) = config.environment(&common.environment).map_err(|m| Failure::input(anyhow!(m)))?;
         check_record_path(&common.record)?;
-        Ok(Context { config, env_index, record_path: common.record.clone() })
+        crate::notify::arm(&config, &common.environment);
+        let config_dir = match common.config.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        Ok(Context { config, env_index, record_path: common.record.clone(), config_dir })
     }
 
     pub fn env(&self) -> &Environment {
@@ -48,19 +55,28 @@ impl Context {
         Router::from_config(&self.env().router, Backoff::default())
     }
 
+    /// The router without retries, for calls that must end quickly (after a
+    /// cancellation).
+    pub fn router_without_retries(&self) -> Router {
+        Router::from_config(&self.env().router, Backoff::NONE)
+    }
+
     /// Loads the record of this deployment, refusing one of another app or
     /// environment.
     pub fn load_record(&self) -> Result<Record, Failure> {
-        Record::load(
+        let record = Record::load(
             &self.record_path,
             &Expect { app: Some(&self.config.app), environment: Some(&self.env().name), version: None },
         )
-        .bad_input()
+        .bad_input()?;
+        crate::notify::about(&record);
+        Ok(record)
     }
 
     /// Saves the record atomically; a failure to save is reported as a
     /// provider (disk) failure.
     pub fn save(&self, record: &Record) -> Result<(), Failure> {
+        crate::notify::about(record);
         record.save(&self.record_path).provider_failed()
     }
 

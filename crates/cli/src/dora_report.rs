@@ -118,6 +118,10 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
         filter: Filter { apps: args.apps.clone(), environments, since, until },
         hotfix_window: args.hotfix_window,
         history_limit: args.history,
+        environment_order: config
+            .as_ref()
+            .map(|c| c.environments.iter().map(|e| e.name.clone()).collect())
+            .unwrap_or_default(),
     };
     let report = read(&ledger, &options)?;
 

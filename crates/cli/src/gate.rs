@@ -2,17 +2,22 @@
 //!
 //! Checks the promotion order (the release was promoted in the previous
 //! environment), the soak time there, and that the record is not for a
-//! deployment that already ended. Creates the record when it does not exist.
-//! Exit 1 when blocked.
+//! deployment that already ended; then, as `[environment.gate]` says, that no
+//! freeze window is in force and that the evidence files of earlier jobs pass
+//! (a SARIF report, a coverage report). Creates the record when it does not
+//! exist. Exit 1 when blocked; exit 2, writing nothing, when an evidence file
+//! is missing or unreadable.
 
 use crate::context::{Common, Context, now};
 use crate::summary;
 use anyhow::anyhow;
 use clap::Parser;
-use sluice_core::config::Strategy;
+use sluice_analysis::gates;
+use sluice_core::config::{CoverageGate, GateConfig, NotifyEvent, SarifGate, Strategy};
 use sluice_core::ledger::{ChangeKind, LedgerOutcome};
 use sluice_core::record::{EventDetail, GateCheck, NewRecord, Record, RecordError, Status};
 use sluice_core::{Classify, Exit, Failure, env, gha, names};
+use std::path::Path;
 
 /// Decide whether a release may enter an environment.
 #[derive(Parser, Debug)]
@@ -88,7 +93,8 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
         Err(e) => return Err(Failure::input(e)),
     };
 
-    let checks = checks(&ctx, &record, now)?;
+    crate::notify::about(&record);
+    let (checks, evidence) = checks(&ctx, &record, now)?;
     let allowed = checks.iter().all(|c| c.passed);
     record.status = if allowed { Status::Admitted } else { Status::Blocked };
     record.push("gate", EventDetail::Gate { allowed, checks: checks.clone() }, now);
@@ -98,7 +104,11 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
     for check in &checks {
         eprintln!("gate: {} {}: {}", if check.passed { "pass " } else { "BLOCK" }, check.name, check.detail);
     }
-    summary::write(&format!("{}{}\n", summary::heading("gate", &record, decision), summary::gate_table(&checks)));
+    summary::write(&format!(
+        "{}{}\n{evidence}",
+        summary::heading("gate", &record, decision),
+        summary::gate_table(&checks)
+    ));
     let mut outputs = gha::Outputs::default();
     outputs.set("decision", decision);
     outputs.set("record", ctx.record_path.display().to_string());
@@ -109,11 +119,105 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
     } else {
         let blocked: Vec<&str> = checks.iter().filter(|c| !c.passed).map(|c| c.detail.as_str()).collect();
         gha::error("gate blocked", &blocked.join("; "));
+        crate::notify::send("gate", NotifyEvent::Blocked, "block", &blocked.join("; ")).await;
         Ok(Exit::DECLINED)
     }
 }
 
-fn checks(ctx: &Context, record: &Record, now: jiff::Timestamp) -> Result<Vec<GateCheck>, Failure> {
+/// Every check, and Markdown with more evidence for the summary.
+fn checks(ctx: &Context, record: &Record, now: jiff::Timestamp) -> Result<(Vec<GateCheck>, String), Failure> {
+    let mut checks = order_checks(ctx, record, now)?;
+    let gate = ctx.config.gate_for(ctx.env());
+    let mut evidence = String::new();
+    checks.extend(freeze_check(&gate, now)?);
+    if let Some(sarif) = &gate.sarif {
+        let (check, markdown) = sarif_check(sarif)?;
+        checks.push(check);
+        evidence.push_str(&markdown);
+    }
+    if let Some(coverage) = &gate.coverage {
+        checks.push(coverage_check(coverage)?);
+    }
+    Ok((checks, evidence))
+}
+
+/// No freeze window in force; says which one is and when the freeze ends.
+fn freeze_check(gate: &GateConfig, now: jiff::Timestamp) -> Result<Option<GateCheck>, Failure> {
+    let calendar = gate.calendar().map_err(|m| Failure::input(anyhow!(m)))?;
+    if calendar.is_empty() {
+        return Ok(None);
+    }
+    let status = calendar.status(now);
+    Ok(Some(GateCheck { name: "freeze".into(), passed: !status.is_frozen(), detail: status.describe() }))
+}
+
+/// Reads an evidence file an earlier job left; missing or unreadable is bad
+/// input (exit 2) naming the path.
+fn read_evidence(path: &Path, what: &str, key: &str) -> Result<String, Failure> {
+    std::fs::read_to_string(path).map_err(|e| {
+        Failure::input(anyhow!(match e.kind() {
+            std::io::ErrorKind::NotFound => format!(
+                "the {what} {} does not exist: download the artifact of the job that writes it before `gate` runs, or fix `{key}` in the config",
+                path.display()
+            ),
+            std::io::ErrorKind::InvalidData => format!("the {what} {} is not UTF-8 text", path.display()),
+            _ => format!("cannot read the {what} {}: {e}", path.display()),
+        }))
+    })
+}
+
+/// No SARIF finding at or above the thresholds; names the blocking rules and
+/// locations, and lists them in the summary.
+fn sarif_check(sarif: &SarifGate) -> Result<(GateCheck, String), Failure> {
+    let text = read_evidence(&sarif.path, "SARIF report", "gate.sarif.path")?;
+    let report = gates::sarif::parse(&text)
+        .map_err(|m| Failure::input(anyhow!("the SARIF report {} cannot be used: {m}", sarif.path.display())))?;
+    let policy = gates::sarif::Policy { block_at: sarif.block_at, block_level: sarif.block_level };
+    let judgment = gates::sarif::judge(&report, &policy);
+    let mut markdown = String::new();
+    if !judgment.blocking.is_empty() {
+        // The table escapes `|` itself; the rest of Markdown is escaped here.
+        let cell = |text: &str| gha::escape_markdown(text).replace("\\|", "|");
+        let mut table = gha::Table::new(&["rule", "severity", "location", "message"]);
+        for f in &judgment.blocking {
+            table.row(&[
+                cell(&f.rule),
+                f.severity.to_string(),
+                cell(f.location.as_deref().unwrap_or("–")),
+                cell(&f.message),
+            ]);
+        }
+        markdown = format!(
+            "<details><summary>{} blocking finding{} in {}</summary>\n\n{}\n</details>\n\n",
+            judgment.blocking.len(),
+            if judgment.blocking.len() == 1 { "" } else { "s" },
+            gha::escape_markdown(&sarif.path.display().to_string()),
+            table.finish()
+        );
+    }
+    let check = GateCheck {
+        name: "sarif".into(),
+        passed: judgment.passed,
+        detail: format!("{}: {}", sarif.path.display(), judgment.detail),
+    };
+    Ok((check, markdown))
+}
+
+/// Line coverage at or above the minimum.
+fn coverage_check(coverage: &CoverageGate) -> Result<GateCheck, Failure> {
+    let text = read_evidence(&coverage.path, "coverage report", "gate.coverage.path")?;
+    let parsed = gates::coverage::parse(&text, coverage.format)
+        .map_err(|m| Failure::input(anyhow!("the coverage report {} cannot be used: {m}", coverage.path.display())))?;
+    let judgment = gates::coverage::judge(&parsed, coverage.min);
+    Ok(GateCheck {
+        name: "coverage".into(),
+        passed: judgment.passed,
+        detail: format!("{}: {}", coverage.path.display(), judgment.detail),
+    })
+}
+
+/// The promotion order and the soak time in the previous environment.
+fn order_checks(ctx: &Context, record: &Record, now: jiff::Timestamp) -> Result<Vec<GateCheck>, Failure> {
     let env = ctx.env();
     let mut checks = Vec::new();
     if ctx.env_index == 0 {

@@ -8,6 +8,7 @@
 
 pub mod dora_report;
 pub mod gate;
+pub mod multicall;
 pub mod promote;
 pub mod rollback;
 pub mod shift_traffic;
@@ -15,17 +16,42 @@ pub mod verify_health;
 
 mod analyse;
 mod context;
+mod notify;
 mod summary;
 
+use anyhow::anyhow;
+use sluice_core::record::EventDetail;
 use sluice_core::{Exit, Failure, gha};
 use std::future::Future;
 use std::process::ExitCode;
+use std::time::Duration;
+use tokio::signal::unix::{SignalKind, signal};
+
+/// How long a cancelled step may take to record where things stand; GitHub
+/// sends SIGKILL 7.5 s after cancelling a run, and we promise 5 s.
+const CANCEL_BUDGET: Duration = Duration::from_secs(3);
 
 /// Runs a step: parses nothing (clap already did), builds the runtime, maps
 /// the result to the documented exit code and reports errors once.
 pub(crate) fn run<F>(step: &str, body: F) -> ExitCode
 where
     F: Future<Output = Result<Exit, Failure>>,
+{
+    run_cancellable(step, body, |_| async {})
+}
+
+/// As [`run`], and on SIGINT or SIGTERM (a cancelled workflow run, Ctrl-C)
+/// stops the step at its next await point, gives `on_cancel` up to
+/// [`CANCEL_BUDGET`] to record where things stand, and exits 130 or 143.
+///
+/// Stopping at an await point is consistent: the record is only written by
+/// synchronous atomic saves, which a signal cannot interrupt, and a router
+/// call cut short is read back by `on_cancel`.
+pub(crate) fn run_cancellable<F, C, CF>(step: &str, body: F, on_cancel: C) -> ExitCode
+where
+    F: Future<Output = Result<Exit, Failure>>,
+    C: FnOnce(&'static str) -> CF,
+    CF: Future<Output = ()>,
 {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -34,16 +60,70 @@ where
             return Exit::PROVIDER.into();
         }
     };
-    match runtime.block_on(body) {
+    let result = runtime.block_on(async {
+        // Registered before the step starts, so no signal falls back to the
+        // default action (dying mid-change).
+        let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+        else {
+            return Err(Failure::provider(anyhow!("cannot install the SIGINT/SIGTERM handlers")));
+        };
+        let (name, exit) = tokio::select! {
+            result = body => return result,
+            _ = interrupt.recv() => ("SIGINT", Exit::INTERRUPTED),
+            _ = terminate.recv() => ("SIGTERM", Exit::TERMINATED),
+        };
+        eprintln!("{step}: cancelled by {name}; recording where things stand");
+        if tokio::time::timeout(CANCEL_BUDGET, on_cancel(name)).await.is_err() {
+            eprintln!("{step}: could not record the cancellation within {}s", CANCEL_BUDGET.as_secs());
+        }
+        Err(Failure {
+            exit,
+            error: anyhow!("cancelled by {name}; if traffic is on the candidate, run `rollback` to restore stable"),
+        })
+    });
+    match result {
         Ok(exit) => exit.into(),
         Err(failure) => {
+            runtime.block_on(notify::failed(step, &failure));
             let kind = match failure.exit {
                 Exit::BAD_INPUT => "bad input",
                 Exit::PROVIDER => "provider failure",
+                Exit::INTERRUPTED | Exit::TERMINATED => "cancelled",
                 _ => "failure",
             };
             gha::error(&format!("{step}: {kind}"), &format!("{:#}", failure.error));
             failure.exit.into()
         }
+    }
+}
+
+/// After a cancelled `shift-traffic` or `verify-health`: reads the router
+/// back, puts its weight in the record with a `cancelled` event, and says
+/// where traffic stands. Best effort within the cancel budget; never makes a
+/// record up when there is none.
+pub(crate) async fn record_cancellation(step: &str, common: &context::Common, signal: &str) {
+    let Ok(ctx) = context::Context::load(common) else { return };
+    let Ok(mut record) = ctx.load_record() else { return };
+    let router = ctx.router_without_retries();
+    let (candidate_weight, router_error) = match tokio::time::timeout(Duration::from_secs(2), router.state()).await {
+        Ok(Ok(state)) => (Some(state.candidate_weight), None),
+        Ok(Err(e)) => (None, Some(e.to_string())),
+        Err(_) => (None, Some("the router did not answer within 2s".to_owned())),
+    };
+    if let Some(weight) = candidate_weight {
+        record.candidate_weight = weight;
+    }
+    let detail =
+        EventDetail::Cancelled { signal: signal.to_owned(), candidate_weight, router_error: router_error.clone() };
+    record.push(step, detail, context::now());
+    match ctx.save(&record) {
+        Ok(()) => match (candidate_weight, router_error) {
+            (Some(w), _) => {
+                eprintln!("{step}: stopped with {w}% of traffic on the candidate (read back from the router)")
+            }
+            (None, Some(e)) => eprintln!("{step}: stopped; the router could not be read: {e}"),
+            (None, None) => {}
+        },
+        Err(e) => eprintln!("{step}: could not save the record: {:#}", e.error),
     }
 }

@@ -4,12 +4,15 @@
 //! closes the record (and the ledger entry) as rolled back; a second run only
 //! confirms the router. A promoted deployment is reverted: the previous
 //! stable pool is put back. Without a record, sets the live router of the
-//! environment to 100% stable.
+//! environment to 100% stable. With `--if-expired`, only a canary paused
+//! past its `pause_timeout` is rolled back; anything else is left alone (for
+//! a scheduled sweep of deployments waiting for approval).
 
 use crate::context::{Common, Context, append_ledger, now};
 use crate::summary;
 use anyhow::anyhow;
 use clap::Parser;
+use sluice_core::config::NotifyEvent;
 use sluice_core::ledger::LedgerOutcome;
 use sluice_core::record::{EventDetail, Record, RecordError, Status};
 use sluice_core::{Classify, Exit, Failure, gha};
@@ -24,6 +27,10 @@ pub struct Args {
     /// Why (kept in the record, the ledger and the summary).
     #[arg(long, env = "INPUT_REASON", default_value = "manual rollback")]
     pub reason: String,
+    /// Roll back only a canary paused past its pause_timeout; change nothing
+    /// otherwise. Needs the record.
+    #[arg(long, env = "INPUT_IF_EXPIRED")]
+    pub if_expired: bool,
 }
 
 pub fn main() -> std::process::ExitCode {
@@ -34,6 +41,9 @@ pub fn main() -> std::process::ExitCode {
 pub async fn run(args: Args) -> Result<Exit, Failure> {
     let ctx = Context::load(&args.common)?;
     let router = ctx.router();
+    if args.if_expired {
+        return if_expired(&ctx, &router).await;
+    }
     let mut outputs = gha::Outputs::default();
     outputs.set("record", ctx.record_path.display().to_string());
     match Record::load(&ctx.record_path, &Default::default()) {
@@ -47,20 +57,29 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
                 state.stable.as_deref().unwrap_or("unknown")
             ));
             outputs.set("weight", "0");
+            let reason = format!("{} (no record: the live router now sends 100% to stable)", args.reason);
+            crate::notify::send("rollback", NotifyEvent::RolledBack, "rollback", &reason).await;
         }
         Err(e) => return Err(Failure::input(e)),
         Ok(_) => {
             let mut record = ctx.load_record()?;
             match record.status {
-                Status::Promoted => revert(&ctx, &router, &mut record, &args.reason).await?,
+                Status::Promoted => {
+                    revert(&ctx, &router, &mut record, &args.reason).await?;
+                    crate::notify::send("rollback", NotifyEvent::RolledBack, "revert", &args.reason).await;
+                }
                 Status::RolledBack => {
+                    // Already told when it happened: a repeat sends nothing.
                     let state = router.set_weight(0).await.provider_failed()?;
                     eprintln!(
                         "rollback: already rolled back; the router confirms {}% on the candidate",
                         state.candidate_weight
                     );
                 }
-                _ => roll_back(&ctx, &router, &mut record, &args.reason, "rollback").await?,
+                _ => {
+                    roll_back(&ctx, &router, &mut record, &args.reason, "rollback").await?;
+                    crate::notify::send("rollback", NotifyEvent::RolledBack, "rollback", &args.reason).await;
+                }
             }
             summary::write(&format!(
                 "{}Reason: {}\n",
@@ -70,6 +89,25 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
             outputs.set("weight", "0");
         }
     }
+    outputs.flush().provider_failed()?;
+    Ok(Exit::OK)
+}
+
+/// `--if-expired`: rolls back a paused canary whose wait has expired, and
+/// leaves every other deployment as it is.
+async fn if_expired(ctx: &Context, router: &Router) -> Result<Exit, Failure> {
+    let mut record = ctx.load_record()?;
+    if crate::shift_traffic::expire_pause(ctx, router, &mut record, "rollback").await?.is_some() {
+        return Ok(Exit::OK);
+    }
+    let why = match record.pause() {
+        Some((_, weight, expires_at)) => format!("paused at {weight}% until {expires_at}"),
+        None => format!("not paused (status {:?})", record.status).to_lowercase(),
+    };
+    eprintln!("rollback: nothing to do: {} in {} is {why}", record.version, record.environment);
+    let mut outputs = gha::Outputs::default();
+    outputs.set("decision", "kept");
+    outputs.set("record", ctx.record_path.display().to_string());
     outputs.flush().provider_failed()?;
     Ok(Exit::OK)
 }

@@ -38,7 +38,10 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 pub fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    crate::run("verify-health", run(args))
+    let common = args.common.clone();
+    crate::run_cancellable("verify-health", run(args), |signal| async move {
+        crate::record_cancellation("verify-health", &common, signal).await
+    })
 }
 
 fn exit_for(verdict: Verdict) -> Exit {

@@ -1,154 +1,18 @@
 //! End-to-end: the real step binaries against the real `sluice-router` and
-//! `sluice-demo-app` processes on 127.0.0.1.
-//!
-//! The router and demo app are other packages' binaries; `scripts/test.sh`
-//! builds them (`cargo build --bins`) before the tests run.
+//! `sluice-demo-app` processes on 127.0.0.1 (harness in `support/`).
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+#[path = "e2e/gates.rs"]
+mod gates;
+#[path = "e2e/notify.rs"]
+mod notify;
+#[path = "e2e/prometheus.rs"]
+mod prometheus;
+mod support;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-
-fn bin_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_gate")).parent().expect("bin dir").to_owned()
-}
-
-fn exe(name: &str) -> PathBuf {
-    let path = bin_dir().join(name);
-    assert!(path.exists(), "{} is missing: run `cargo build --bins` first (scripts/test.sh does)", path.display());
-    path
-}
-
-/// Processes of one test, killed on drop.
-struct Harness {
-    dir: tempfile::TempDir,
-    children: Vec<Child>,
-    admin: String,
-    listen: String,
-    apps: Vec<String>,
-}
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn ready(path: &Path, child: &mut Child) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Ok(text) = std::fs::read_to_string(path)
-            && let Ok(v) = serde_json::from_str(&text)
-        {
-            return v;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("{} exited early: {status}", path.display());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("{} never became ready", path.display());
-}
-
-impl Harness {
-    /// Starts one demo app per `(version, extra args)`, a router with the first
-    /// as stable, and writes a config with the given strategy and checks.
-    fn start(apps: &[(&str, &[&str])], strategy: &str, checks: &str) -> Harness {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut h =
-            Harness { dir, children: Vec::new(), admin: String::new(), listen: String::new(), apps: Vec::new() };
-        for (version, extra) in apps {
-            let file = h.path(&format!("app-{version}.json"));
-            let mut child = Command::new(exe("sluice-demo-app"))
-                .args(["--listen", "127.0.0.1:0", "--version", version, "--ready-file"])
-                .arg(&file)
-                .args(*extra)
-                .stdout(Stdio::null())
-                .spawn()
-                .expect("demo app");
-            let v = ready(&file, &mut child);
-            h.children.push(child);
-            h.apps.push(format!("http://{}", v["listen"].as_str().expect("listen")));
-        }
-        let file = h.path("router.json");
-        let mut child = Command::new(exe("sluice-router"))
-            .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--stable", &h.apps[0], "--ready-file"])
-            .arg(&file)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("router");
-        let v = ready(&file, &mut child);
-        h.children.push(child);
-        h.admin = format!("http://{}", v["admin"].as_str().expect("admin"));
-        h.listen = format!("http://{}", v["listen"].as_str().expect("listen"));
-        let config = format!(
-            "app = \"shop\"\n[ledger]\nkind = \"file\"\npath = \"ledger.jsonl\"\n[analysis]\ninterval = \"500ms\"\n\
-             [defaults]\nstrategy = {strategy}\n{checks}\n\
-             [[environment]]\nname = \"dev\"\nrouter = {{ kind = \"local\", admin_url = \"{}\" }}\n\
-             [[environment]]\nname = \"prd\"\nrouter = {{ kind = \"local\", admin_url = \"{}\" }}\n",
-            h.admin, h.admin
-        );
-        std::fs::write(h.path("sluice.toml"), config).expect("config");
-        h
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn load(&mut self, rps: u32, seconds: u32) {
-        let child = Command::new(exe("sluice-loadgen"))
-            .args([
-                "--url",
-                &format!("{}/", self.listen),
-                "--rps",
-                &rps.to_string(),
-                "--duration",
-                &format!("{seconds}s"),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("loadgen");
-        self.children.push(child);
-    }
-
-    fn step(&self, name: &str, args: &[&str]) -> Output {
-        let mut cmd = Command::new(exe(name));
-        cmd.current_dir(self.dir.path())
-            .env_remove("GITHUB_ACTIONS")
-            .env_remove("GITHUB_OUTPUT")
-            .env_remove("GITHUB_STEP_SUMMARY")
-            .env("CI", "true");
-        if name != "dora-report" && !args.contains(&"--config") {
-            cmd.args(["--config", "sluice.toml"]);
-        }
-        cmd.args(args).output().expect("step runs")
-    }
-
-    fn state(&self) -> serde_json::Value {
-        let out = Command::new("curl").args(["-fsS", &format!("{}/v1/state", self.admin)]).output().expect("curl");
-        serde_json::from_slice(&out.stdout).expect("state json")
-    }
-
-    fn ledger(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(self.path("ledger.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("ledger line"))
-            .collect()
-    }
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().unwrap_or(-1)
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use support::*;
 
 const CHECKS: &str = "[[defaults.check]]\nname = \"errors\"\nkind = \"error_rate\"\nmax = 0.02\nmin_samples = 20\ncritical = true\n\
     [[defaults.check]]\nname = \"p99\"\nkind = \"latency\"\npercentile = 99\nmax = \"150ms\"\nmin_samples = 20\n";
@@ -327,94 +191,167 @@ fn bad_input_exits_2_and_changes_nothing() {
     }
 }
 
-/// A real Prometheus scraping the harness's apps; `None` (skipped with a
-/// note) when it is not installed, except in CI where that fails.
-fn prometheus(h: &Harness) -> Option<sluice_demo::prometheus::PrometheusServer> {
-    use sluice_demo::prometheus::{PrometheusServer, StartError};
-    let targets: Vec<std::net::SocketAddr> =
-        h.apps.iter().map(|a| a.trim_start_matches("http://").parse().expect("app address")).collect();
-    match PrometheusServer::start(&sluice_core::env::var("PATH").unwrap_or_default(), &targets) {
-        Ok(server) => Some(server),
-        Err(StartError::NotInstalled) if !sluice_core::env::in_ci() => {
-            eprintln!("SKIPPED: {}", StartError::NotInstalled);
-            None
-        }
-        Err(e) => panic!("{e} (tests must not skip in CI)"),
-    }
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Answers a PromQL instant query with curl.
-fn promql(url: &str, query: &str) -> serde_json::Value {
-    let out = Command::new("curl")
-        .args(["-fsS", &format!("{url}/api/v1/query"), "--data-urlencode", &format!("query={query}")])
-        .output()
-        .expect("curl");
-    serde_json::from_slice(&out.stdout).unwrap_or_default()
+fn record(h: &Harness) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(h.path("r.json")).expect("record")).expect("json")
 }
 
 #[test]
-fn a_canary_failing_a_prometheus_query_rolls_back() {
-    let checks = "[[defaults.check]]\nname = \"error-ratio\"\nkind = \"query\"\nsource = \"prom\"\n\
-        query = 'sum(rate(http_requests_total{version=\"${release}\",status=~\"5..\"}[5s])) / \
-        sum(rate(http_requests_total{version=\"${release}\"}[5s]))'\n\
-        max = 0.05\nmin_samples = 2\ninconclusive_limit = 30\n";
-    let strategy = "{ kind = \"canary\", stages = [50, 100], stage_duration = \"30s\" }";
-    let mut h = Harness::start(&[("v1", &[]), ("v3", &["--error-ratio", "0.3", "--seed", "1"])], strategy, checks);
-    let Some(prometheus) = prometheus(&h) else { return };
-    let mut config = std::fs::read_to_string(h.path("sluice.toml")).expect("config");
-    config.push_str(&format!(
-        "\n[[defaults.source]]\nkind = \"prometheus\"\nname = \"prom\"\nurl = \"{}\"\n",
-        prometheus.url()
-    ));
-    std::fs::write(h.path("sluice.toml"), config).expect("config");
-    // Both apps scraped before the canary starts (the first scrape comes
-    // a few seconds after Prometheus starts).
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while promql(prometheus.url(), "count(up == 1)")["data"]["result"][0]["value"][1] != "2" {
-        assert!(Instant::now() < deadline, "Prometheus never scraped the apps:\n{}", prometheus.log());
-        std::thread::sleep(Duration::from_millis(250));
+fn a_paused_canary_continues_after_approval() {
+    let canary = "{ kind = \"canary\", stages = [25, 100], stage_duration = \"3s\" }";
+    let mut h = Harness::start(&[("v1", &[]), ("v2", &[])], canary, &format!("pause_timeout = \"1h\"\n{CHECKS}"));
+    h.load(200, 30);
+    let v2 = h.apps[1].clone();
+    let gate = h.step("gate", &["-e", "dev", "--record", "r.json", "--release", "v2", "--commit", "abcdef1"]);
+    assert_eq!(code(&gate), 0, "gate: {}", stderr(&gate));
+    // A weight that is not a stage before the last, or --pause-at with
+    // --weight, is refused before anything moves.
+    let before = std::fs::read(h.path("r.json")).expect("record");
+    for bad in [&["--pause-at", "50"][..], &["--pause-at", "100"], &["--pause-at", "25", "--weight", "25"]] {
+        let mut args = vec!["-e", "dev", "--record", "r.json", "--candidate-upstream", &v2];
+        args.extend_from_slice(bad);
+        let out = h.step("shift-traffic", &args);
+        assert_eq!(code(&out), 2, "{bad:?}: {}", stderr(&out));
+        assert_eq!(std::fs::read(h.path("r.json")).expect("record"), before, "{bad:?} changed the record");
+        assert_eq!(h.state()["candidate_weight"], 0);
     }
-    h.load(200, 60);
-    let v3 = h.apps[1].clone();
-    let started = Instant::now();
-    let shift = gate_and_shift(&h, "v3", &v3);
-    assert_rolled_back(&h, &shift, "error-ratio");
-    assert!(started.elapsed() < Duration::from_secs(20), "took {:?} to roll back", started.elapsed());
-    // The verdict in the record carries the value Prometheus answered for
-    // this release (${release} expanded from the record).
-    let record: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(h.path("r.json")).expect("record")).expect("json");
-    let verdict = record["events"]
+
+    let paused =
+        h.step("shift-traffic", &["-e", "dev", "--record", "r.json", "--candidate-upstream", &v2, "--pause-at", "25"]);
+    assert_eq!(code(&paused), 0, "{}", stderr(&paused));
+    assert!(stdout(&paused).contains("decision=paused"), "{}", stdout(&paused));
+    assert_eq!(h.state()["candidate_weight"], 25);
+    let r = record(&h);
+    assert_eq!(r["status"], "paused");
+    let pause = r["events"].as_array().expect("events").last().expect("event").clone();
+    assert_eq!(pause["type"], "pause");
+    assert_eq!(pause["weight"], 25);
+    let at: jiff::Timestamp = pause["at"].as_str().expect("at").parse().expect("time");
+    let expires: jiff::Timestamp = pause["expires_at"].as_str().expect("expires_at").parse().expect("time");
+    assert_eq!(expires.duration_since(at), jiff::SignedDuration::from_hours(1));
+
+    // Not verified while paused; a sweep before the expiry keeps it.
+    let promote = h.step("promote", &["-e", "dev", "--record", "r.json"]);
+    assert_eq!(code(&promote), 2, "{}", stderr(&promote));
+    let sweep = h.step("rollback", &["-e", "dev", "--record", "r.json", "--if-expired"]);
+    assert_eq!(code(&sweep), 0, "{}", stderr(&sweep));
+    assert!(stdout(&sweep).contains("decision=kept"));
+    assert_eq!(h.state()["candidate_weight"], 25);
+
+    // Approved: a later run continues from the record, without analysing the
+    // paused stage again.
+    let resume = h.step("shift-traffic", &["-e", "dev", "--record", "r.json"]);
+    assert_eq!(code(&resume), 0, "{}", stderr(&resume));
+    assert!(stderr(&resume).contains("stage 1/2 (25%) passed in an earlier run"), "{}", stderr(&resume));
+    assert_eq!(h.state()["candidate_weight"], 100);
+    let r = record(&h);
+    assert_eq!(r["status"], "verified");
+    let verdicts: Vec<_> = r["events"]
         .as_array()
         .expect("events")
         .iter()
-        .find_map(|e| e["report"].as_object().cloned())
-        .expect("a verdict event");
-    assert_eq!(verdict["verdict"], "fail");
-    let observed = verdict["checks"][0]["observed"].as_f64().expect("observed");
-    assert!(observed > 0.05, "{observed}");
-    let judged =
-        verdict["intervals"].as_array().expect("intervals").iter().filter(|i| i["values"]["error-ratio"].is_number());
-    assert!(judged.count() >= 1);
+        .filter(|e| e["type"] == "verdict")
+        .map(|e| &e["stage"])
+        .collect();
+    assert_eq!(verdicts, [0, 1]);
+    let promote = h.step("promote", &["-e", "dev", "--record", "r.json"]);
+    assert_eq!(code(&promote), 0, "{}", stderr(&promote));
+    assert_eq!(h.state()["stable"]["upstream"], v2.as_str());
+}
 
-    // Replayed under the same config the recorded values fail again; under
-    // a lenient bound they pass. Nothing is written either way.
-    let record_before = std::fs::read(h.path("r.json")).expect("record");
-    let replay = h.step("verify-health", &["-e", "dev", "--record", "replay.json", "--replay", "r.json"]);
-    assert_eq!(code(&replay), 1, "{}", stderr(&replay));
-    assert!(stderr(&replay).contains("recorded Fail, replayed Fail"), "{}", stderr(&replay));
-    let config = std::fs::read_to_string(h.path("sluice.toml")).expect("config");
-    std::fs::write(
-        h.path("lenient.toml"),
-        config.replace("max = 0.05", "max = 0.5").replace("min_samples = 2", "min_samples = 1"),
-    )
-    .expect("config");
-    let replay = h.step(
-        "verify-health",
-        &["--config", "lenient.toml", "-e", "dev", "--record", "replay.json", "--replay", "r.json"],
-    );
-    assert_eq!(code(&replay), 0, "{}", stderr(&replay));
-    assert!(stderr(&replay).contains("recorded Fail, replayed Pass"), "{}", stderr(&replay));
-    assert_eq!(std::fs::read(h.path("r.json")).expect("record"), record_before);
-    assert!(!h.path("replay.json").exists());
+/// Pauses a canary (no checks, one-second stages) whose pause expires after
+/// one second, and waits until it has.
+fn pause_until_expired(h: &Harness) {
+    let v2 = h.apps[1].clone();
+    let gate = h.step("gate", &["-e", "dev", "--record", "r.json", "--release", "v2", "--commit", "abcdef1"]);
+    assert_eq!(code(&gate), 0, "gate: {}", stderr(&gate));
+    let paused =
+        h.step("shift-traffic", &["-e", "dev", "--record", "r.json", "--candidate-upstream", &v2, "--pause-at", "50"]);
+    assert_eq!(code(&paused), 0, "{}", stderr(&paused));
+    assert_eq!(h.state()["candidate_weight"], 50);
+    std::thread::sleep(Duration::from_millis(1500));
+}
+
+const QUICK_CANARY: &str = "{ kind = \"canary\", stages = [50, 100], stage_duration = \"1s\" }";
+
+#[test]
+fn a_paused_canary_past_its_timeout_is_rolled_back_not_continued() {
+    let h = Harness::start(&[("v1", &[]), ("v2", &[])], QUICK_CANARY, "pause_timeout = \"1s\"\n");
+    pause_until_expired(&h);
+    let late = h.step("shift-traffic", &["-e", "dev", "--record", "r.json"]);
+    assert_eq!(code(&late), 1, "{}", stderr(&late));
+    assert!(stdout(&late).contains("decision=expired"), "{}", stdout(&late));
+    assert_eq!(h.state()["candidate_weight"], 0);
+    assert_eq!(record(&h)["status"], "rolled_back");
+    let ledger = h.ledger();
+    assert_eq!(ledger.len(), 1);
+    assert_eq!(ledger[0]["outcome"], "rolled_back");
+    assert!(ledger[0]["reason"].as_str().unwrap_or_default().contains("not approved"), "{:?}", ledger[0]);
+}
+
+#[test]
+fn a_sweep_rolls_back_an_expired_pause() {
+    let h = Harness::start(&[("v1", &[]), ("v2", &[])], QUICK_CANARY, "pause_timeout = \"1s\"\n");
+    pause_until_expired(&h);
+    let sweep = h.step("rollback", &["-e", "dev", "--record", "r.json", "--if-expired"]);
+    assert_eq!(code(&sweep), 0, "{}", stderr(&sweep));
+    assert!(stdout(&sweep).contains("decision=expired"), "{}", stdout(&sweep));
+    assert_eq!(h.state()["candidate_weight"], 0);
+    assert_eq!(record(&h)["status"], "rolled_back");
+    // The ended deployment cannot be continued by a late approval.
+    let late = h.step("shift-traffic", &["-e", "dev", "--record", "r.json"]);
+    assert_eq!(code(&late), 2, "{}", stderr(&late));
+    assert_eq!(h.state()["candidate_weight"], 0);
+}
+
+#[test]
+fn the_multicall_binary_runs_each_step_by_name_or_link() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sluice = PathBuf::from(env!("CARGO_BIN_EXE_sluice"));
+    for step in ["gate", "shift-traffic", "verify-health", "promote", "rollback", "dora-report"] {
+        let link = dir.path().join(step);
+        std::os::unix::fs::symlink(&sluice, &link).expect("symlink");
+        let by_link = Command::new(&link).arg("--help").output().expect("runs");
+        let by_arg = Command::new(&sluice).args([step, "--help"]).output().expect("runs");
+        for out in [&by_link, &by_arg] {
+            assert_eq!(code(out), 0, "{step}: {}", stderr(out));
+            assert!(stdout(out).contains(&format!("Usage: {step}")), "{step}: {}", stdout(out));
+        }
+    }
+    let unknown = Command::new(&sluice).arg("deploy").output().expect("runs");
+    assert_eq!(code(&unknown), 2);
+    assert!(stderr(&unknown).contains("unknown step \"deploy\""), "{}", stderr(&unknown));
+    // A step's own exit codes come through: bad input is 2.
+    let bad = Command::new(&sluice)
+        .args(["shift-traffic", "-e", "dev", "--record", "r.json", "--config", "/nonexistent.toml"])
+        .output()
+        .expect("runs");
+    assert_eq!(code(&bad), 2, "{}", stderr(&bad));
+}
+
+#[test]
+fn promote_refuses_when_the_latest_verdict_failed() {
+    let mut h = Harness::start(&[("v1", &[]), ("v2", &[])], CANARY, CHECKS);
+    h.load(200, 40);
+    let v2 = h.apps[1].clone();
+    let shift = gate_and_shift(&h, "v2", &v2);
+    assert_eq!(code(&shift), 0, "shift-traffic: {}", stderr(&shift));
+    // The candidate degrades after the canary passed; verify-health says so.
+    let out = Command::new("curl")
+        .args(["-fsS", "-X", "PUT", "-d", r#"{"error_ratio":0.5}"#, &format!("{v2}/faults")])
+        .output()
+        .expect("curl");
+    assert!(out.status.success());
+    let verify = h.step("verify-health", &["-e", "dev", "--record", "r.json", "--duration", "3s"]);
+    assert_eq!(code(&verify), 1, "verify-health: {}", stderr(&verify));
+    let before = std::fs::read(h.path("r.json")).expect("record");
+    let promote = h.step("promote", &["-e", "dev", "--record", "r.json"]);
+    assert_eq!(code(&promote), 1, "promote: {}", stderr(&promote));
+    assert!(stderr(&promote).contains("latest health verdict is fail"), "{}", stderr(&promote));
+    assert_eq!(std::fs::read(h.path("r.json")).expect("record"), before, "promote changed the record");
+    assert_eq!(h.state()["stable"]["upstream"], h.apps[0].as_str(), "promote changed the router");
+    assert!(h.ledger().is_empty());
 }

@@ -7,6 +7,9 @@
 use crate::names;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use sluice_analysis::gates::coverage::Format as CoverageFormat;
+use sluice_analysis::gates::freeze::{Calendar, Days, WeekTime};
+use sluice_analysis::gates::sarif::{BlockLevel, SecuritySeverity};
 use sluice_analysis::{CheckSpec, Policy, humantime_serde};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -27,6 +30,9 @@ pub struct Config {
     /// Values every environment inherits unless it sets its own.
     #[serde(default)]
     pub defaults: Defaults,
+    /// Webhooks told about blocked gates, rollbacks, promotions and failed steps.
+    #[serde(default)]
+    pub notify: NotifyConfig,
     /// The environments, in promotion order (dev, tst, prd).
     #[serde(rename = "environment")]
     pub environments: Vec<Environment>,
@@ -66,6 +72,9 @@ pub struct AnalysisConfig {
     pub policy: Policy,
 }
 
+/// How long a paused canary waits for approval when the config does not say.
+pub const DEFAULT_PAUSE_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
 fn default_interval() -> Duration {
     Duration::from_secs(10)
 }
@@ -89,6 +98,13 @@ pub struct Defaults {
     /// Metric sources that answer `query` checks.
     #[serde(default, rename = "source", skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<SourceConfig>,
+    /// How long a canary paused for approval may wait (default 24h).
+    #[serde(default, with = "optional_duration", skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub pause_timeout: Option<Duration>,
+    /// Gate checks every environment inherits key by key.
+    #[serde(default)]
+    pub gate: GateConfig,
 }
 
 /// One environment of the promotion path.
@@ -120,6 +136,249 @@ pub struct Environment {
     /// (all of them are replaced when an environment defines any).
     #[serde(default, rename = "source", skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<SourceConfig>,
+    /// How long a canary paused for approval (`shift-traffic --pause-at`)
+    /// may wait before it is rolled back; defaults to `[defaults]
+    /// pause_timeout`, else 24h.
+    #[serde(default, with = "optional_duration", skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub pause_timeout: Option<Duration>,
+    /// Gate checks; each key set here replaces the same key of `[defaults.gate]`.
+    #[serde(default)]
+    pub gate: GateConfig,
+}
+
+/// Gate checks beyond order and soak (`[defaults.gate]`, `[environment.gate]`).
+///
+/// Every key is optional; an environment's key replaces the defaults' key
+/// (so `freeze = []` exempts an environment from the default windows).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GateConfig {
+    /// IANA time zone of the holidays and of freeze windows that name none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    /// Weekly freeze windows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freeze: Option<Vec<FreezeWindow>>,
+    /// Frozen days (`2026-12-24`) or runs of days (`2026-12-24..2027-01-01`),
+    /// whole days on the clock of `zone`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub holidays: Option<Vec<Days>>,
+    /// A SARIF report from an earlier job must hold no finding at or above a severity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sarif: Option<SarifGate>,
+    /// A coverage report from an earlier job must reach a line rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<CoverageGate>,
+}
+
+/// A weekly freeze window, e.g. Fridays 15:00 to Mondays 08:00.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FreezeWindow {
+    /// `Fri 15:00`: a weekday and a 24-hour time on the zone's clock.
+    #[schemars(with = "String")]
+    pub from: WeekTime,
+    /// `Mon 08:00`; before `from` in the week means the window wraps the weekend.
+    #[schemars(with = "String")]
+    pub to: WeekTime,
+    /// IANA time zone (`Europe/Berlin`); defaults to the gate's `zone`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    /// Shown in the gate's evidence (`weekend`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// The SARIF gate.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SarifGate {
+    /// The SARIF 2.1.0 file; relative paths are relative to the config file.
+    pub path: PathBuf,
+    /// A finding with a security severity at or above this blocks.
+    #[serde(default = "default_block_at")]
+    pub block_at: SecuritySeverity,
+    /// A finding without a security severity blocks from this SARIF level on.
+    #[serde(default)]
+    pub block_level: BlockLevel,
+}
+
+fn default_block_at() -> SecuritySeverity {
+    SecuritySeverity::High
+}
+
+/// The coverage gate.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CoverageGate {
+    /// An lcov tracefile or a Cobertura XML report; relative to the config file.
+    pub path: PathBuf,
+    /// The least line rate, from 0 to 1 (0.8 for 80%).
+    pub min: f64,
+    /// `lcov` or `cobertura`; by default read from the file (XML is Cobertura).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<CoverageFormat>,
+}
+
+impl GateConfig {
+    /// This environment's keys over the defaults' keys.
+    pub fn over(&self, defaults: &GateConfig) -> GateConfig {
+        GateConfig {
+            zone: self.zone.clone().or_else(|| defaults.zone.clone()),
+            freeze: self.freeze.clone().or_else(|| defaults.freeze.clone()),
+            holidays: self.holidays.clone().or_else(|| defaults.holidays.clone()),
+            sarif: self.sarif.clone().or_else(|| defaults.sarif.clone()),
+            coverage: self.coverage.clone().or_else(|| defaults.coverage.clone()),
+        }
+    }
+
+    /// The zone of the holidays: `zone`, else the one zone all freeze
+    /// windows share.
+    pub fn holiday_zone(&self) -> Option<&str> {
+        if let Some(zone) = &self.zone {
+            return Some(zone);
+        }
+        let mut zones = self.freeze.iter().flatten().map(|w| w.zone.as_deref());
+        let first = zones.next()??;
+        zones.all(|z| z == Some(first)).then_some(first)
+    }
+
+    /// The freeze windows and holidays with their zones resolved.
+    pub fn calendar(&self) -> Result<Calendar, String> {
+        let mut calendar = Calendar::default();
+        for window in self.freeze.iter().flatten() {
+            let zone = window.zone.as_deref().or(self.zone.as_deref()).ok_or(
+                "this freeze window has no zone: add zone = \"Europe/Berlin\" (any IANA name) to it or to the gate",
+            )?;
+            calendar.weekly(window.name.as_deref(), window.from, window.to, zone, time_zone(zone)?)?;
+        }
+        if let Some(holidays) = self.holidays.as_ref().filter(|h| !h.is_empty()) {
+            let zone = self.holiday_zone().ok_or(
+                "holidays need a zone: add zone = \"Europe/Berlin\" (any IANA name) to the gate; they are whole days on its clock",
+            )?;
+            let tz = time_zone(zone)?;
+            for days in holidays {
+                calendar.days(*days, zone, tz.clone());
+            }
+        }
+        Ok(calendar)
+    }
+}
+
+/// Resolves an IANA time zone name: from the system's database, else from
+/// the copy compiled into sluice (for machines without /usr/share/zoneinfo).
+pub fn time_zone(name: &str) -> Result<jiff::tz::TimeZone, String> {
+    use jiff::tz::TimeZoneDatabase;
+    if let Ok(tz) = jiff::tz::db().get(name) {
+        return Ok(tz);
+    }
+    let bundled = TimeZoneDatabase::bundled();
+    if let Ok(tz) = bundled.get(name) {
+        return Ok(tz);
+    }
+    let lower = name.to_ascii_lowercase();
+    let near = bundled
+        .available()
+        .map(|n| n.as_str().to_owned())
+        .map(|n| (edit_distance(&n.to_ascii_lowercase(), &lower), n))
+        .filter(|(d, _)| *d <= 3)
+        .min();
+    let hint = match near {
+        Some((_, n)) => format!("did you mean {n:?}?"),
+        None => "use an IANA name such as \"Europe/Berlin\", \"America/New_York\" or \"UTC\"".into(),
+    };
+    Err(format!("unknown time zone {name:?}; {hint}"))
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (row[j + 1] + 1).min(row[j] + 1).min(diagonal + usize::from(ca != *cb));
+            diagonal = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
+/// Webhooks told about what happened (`[notify]`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// Longest time the notifications of one step may take, retries
+    /// included; a webhook that has not answered by then is given up.
+    #[serde(default = "default_notify_timeout", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub timeout: Duration,
+    #[serde(default, rename = "webhook", skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+fn default_notify_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        Self { timeout: default_notify_timeout(), webhooks: Vec::new() }
+    }
+}
+
+/// One webhook.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// `slack` (an incoming webhook) or `json` (sluice's notification body).
+    pub kind: WebhookKind,
+    /// The name of the environment variable that holds the URL. The URL is
+    /// a secret: it never goes in this file, a record or a log.
+    pub url_env: String,
+    /// The events to send; all of them by default.
+    #[serde(default = "NotifyEvent::all")]
+    pub on: Vec<NotifyEvent>,
+}
+
+/// What a webhook speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookKind {
+    Slack,
+    Json,
+}
+
+/// What a notification is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyEvent {
+    /// `gate` blocked a release.
+    Blocked,
+    /// Traffic went back to stable: a failed canary stage or `rollback`.
+    RolledBack,
+    /// A release became stable in an environment.
+    Promoted,
+    /// A step stopped on an error (bad input or a provider failure).
+    Failed,
+}
+
+impl NotifyEvent {
+    pub fn all() -> Vec<NotifyEvent> {
+        vec![NotifyEvent::Blocked, NotifyEvent::RolledBack, NotifyEvent::Promoted, NotifyEvent::Failed]
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            NotifyEvent::Blocked => "blocked",
+            NotifyEvent::RolledBack => "rolled_back",
+            NotifyEvent::Promoted => "promoted",
+            NotifyEvent::Failed => "failed",
+        }
+    }
 }
 
 /// The traffic router of an environment.
@@ -379,6 +638,24 @@ impl Strategy {
     }
 }
 
+/// An optional humantime duration (`"4h"`), for keys that inherit.
+mod optional_duration {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let text = String::deserialize(d)?;
+        super::parse_duration(&text).map(Some).map_err(serde::de::Error::custom)
+    }
+}
+
 /// Parses a humantime duration with a message that says how to write one.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text.trim())
@@ -432,10 +709,23 @@ impl Config {
             snippet: None,
         })?;
         let mut config = Self::parse(&text, path)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
         let LedgerConfig::File { path: ledger } = &mut config.ledger;
-        if ledger.is_relative() {
-            let base = path.parent().unwrap_or(Path::new("."));
-            *ledger = base.join(&*ledger);
+        resolve(ledger);
+        for gate in
+            std::iter::once(&mut config.defaults.gate).chain(config.environments.iter_mut().map(|e| &mut e.gate))
+        {
+            if let Some(sarif) = &mut gate.sarif {
+                resolve(&mut sarif.path);
+            }
+            if let Some(coverage) = &mut gate.coverage {
+                resolve(&mut coverage.path);
+            }
         }
         Ok(config)
     }
@@ -479,6 +769,7 @@ impl Config {
         if let Some(strategy) = &self.defaults.strategy {
             strategy.validate().map_err(|m| ("defaults.strategy".into(), m))?;
         }
+        check_pause_timeout(self.defaults.pause_timeout).map_err(|m| ("defaults.pause_timeout".into(), m))?;
         for (i, env) in self.environments.iter().enumerate() {
             let at = |key: &str| format!("environment[{i}].{key}");
             names::check("environment name", &env.name).map_err(|m| (at("name"), m))?;
@@ -488,6 +779,7 @@ impl Config {
             if let Some(strategy) = &env.strategy {
                 strategy.validate().map_err(|m| (at("strategy"), m))?;
             }
+            check_pause_timeout(env.pause_timeout).map_err(|m| (at("pause_timeout"), m))?;
             let RouterConfig::Local { admin_url } = &env.router;
             check_http_url(admin_url).map_err(|m| (at("router.admin_url"), m))?;
             for (j, check) in env.checks.iter().enumerate() {
@@ -508,7 +800,75 @@ impl Config {
             validate_check(check).map_err(|m| (format!("defaults.check[{j}]"), m))?;
         }
         validate_sources(&self.defaults.sources, "defaults")?;
-        self.validate_queries()
+        self.validate_queries()?;
+        validate_gate(&self.defaults.gate, "defaults.gate")?;
+        for (i, env) in self.environments.iter().enumerate() {
+            validate_gate(&env.gate, &format!("environment[{i}].gate"))?;
+            // Keys that only work together are checked on what the
+            // environment ends up with, pointing at where each was written.
+            let gate = self.gate_for(env);
+            let at = |key: &str| {
+                let own = match key {
+                    "freeze" => env.gate.freeze.is_some(),
+                    _ => env.gate.holidays.is_some(),
+                };
+                if own { format!("environment[{i}].gate.{key}") } else { format!("defaults.gate.{key}") }
+            };
+            for (j, window) in gate.freeze.iter().flatten().enumerate() {
+                if window.zone.is_none() && gate.zone.is_none() {
+                    return Err((
+                        format!("{}[{j}]", at("freeze")),
+                        format!(
+                            "this freeze window has no zone (in environment {}): add zone = \"Europe/Berlin\" (any IANA name) to it or to the gate",
+                            env.name
+                        ),
+                    ));
+                }
+            }
+            if gate.holidays.as_ref().is_some_and(|h| !h.is_empty()) && gate.holiday_zone().is_none() {
+                return Err((
+                    at("holidays"),
+                    format!(
+                        "holidays need a zone (in environment {}): add zone = \"Europe/Berlin\" (any IANA name) to the gate; they are whole days on its clock",
+                        env.name
+                    ),
+                ));
+            }
+        }
+        for (j, hook) in self.notify.webhooks.iter().enumerate() {
+            let key = format!("notify.webhook[{j}].url_env");
+            if hook.url_env.contains("://") {
+                return Err((
+                    key,
+                    "url_env takes the name of an environment variable that holds the URL, not the URL: the URL is a secret, keep it out of this file".into(),
+                ));
+            }
+            let valid = hook.url_env.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && hook.url_env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                return Err((
+                    key,
+                    format!(
+                        "{:?} is not an environment variable name (letters, digits and _, e.g. SLACK_WEBHOOK_URL)",
+                        hook.url_env
+                    ),
+                ));
+            }
+            if hook.on.is_empty() {
+                return Err((
+                    format!("notify.webhook[{j}].on"),
+                    "on = [] sends nothing: remove the webhook or name events (blocked, rolled_back, promoted, failed)"
+                        .into(),
+                ));
+            }
+        }
+        if !(Duration::from_secs(1)..=Duration::from_secs(300)).contains(&self.notify.timeout) {
+            return Err((
+                "notify.timeout".into(),
+                "timeout must be from 1s to 5m: notifications must never hold a rollback for long".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Every `query` check in force for an environment names a source in
@@ -551,6 +911,11 @@ impl Config {
         Ok(())
     }
 
+    /// The gate checks in force for an environment: its keys over the defaults'.
+    pub fn gate_for(&self, env: &Environment) -> GateConfig {
+        env.gate.over(&self.defaults.gate)
+    }
+
     /// The environment named `name`, with its position in the order.
     pub fn environment(&self, name: &str) -> Result<(usize, &Environment), String> {
         self.environments.iter().enumerate().find(|(_, e)| e.name == name).ok_or_else(|| {
@@ -579,6 +944,11 @@ impl Config {
     /// defaults'.
     pub fn sources_for(&self, env: &Environment) -> Vec<SourceConfig> {
         if env.sources.is_empty() { self.defaults.sources.clone() } else { env.sources.clone() }
+    }
+
+    /// How long a paused canary of an environment may wait for approval.
+    pub fn pause_timeout_for(&self, env: &Environment) -> Duration {
+        env.pause_timeout.or(self.defaults.pause_timeout).unwrap_or(DEFAULT_PAUSE_TIMEOUT)
     }
 
     /// The probes in force for an environment.
@@ -632,6 +1002,56 @@ fn validate_check(check: &CheckSpec) -> Result<(), String> {
         _ if check.inconclusive_limit == 0 => Err("inconclusive_limit must be at least 1".into()),
         _ => Ok(()),
     }
+}
+
+fn check_pause_timeout(timeout: Option<Duration>) -> Result<(), String> {
+    match timeout {
+        Some(t) if t < Duration::from_secs(1) => {
+            Err("pause_timeout must be at least 1s; give the approver time, e.g. \"4h\"".into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Checks the keys of one gate table on their own; `prefix` is where it is.
+fn validate_gate(gate: &GateConfig, prefix: &str) -> Result<(), (String, String)> {
+    if let Some(zone) = &gate.zone {
+        time_zone(zone).map_err(|m| (format!("{prefix}.zone"), m))?;
+    }
+    for (j, window) in gate.freeze.iter().flatten().enumerate() {
+        if let Some(zone) = &window.zone {
+            time_zone(zone).map_err(|m| (format!("{prefix}.freeze[{j}].zone"), m))?;
+        }
+        if window.from == window.to {
+            return Err((
+                format!("{prefix}.freeze[{j}]"),
+                format!(
+                    "the window starts and ends at {}: give it a length, e.g. from = \"Fri 15:00\", to = \"Mon 08:00\"",
+                    window.from
+                ),
+            ));
+        }
+    }
+    if let Some(sarif) = &gate.sarif
+        && sarif.path.as_os_str().is_empty()
+    {
+        return Err((format!("{prefix}.sarif.path"), "path is empty: name the SARIF file an earlier job wrote".into()));
+    }
+    if let Some(coverage) = &gate.coverage {
+        if coverage.path.as_os_str().is_empty() {
+            return Err((
+                format!("{prefix}.coverage.path"),
+                "path is empty: name the lcov or Cobertura file an earlier job wrote".into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&coverage.min) {
+            return Err((
+                format!("{prefix}.coverage.min"),
+                format!("min {} must be a line rate from 0 to 1, e.g. 0.8 for 80%", coverage.min),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_http_url(url: &str) -> Result<(), String> {

@@ -6,6 +6,7 @@
 //! | 1 | a decision said no: gate blocked, health failed or inconclusive, a canary rolled back |
 //! | 2 | bad input: flags, config or record; nothing was changed |
 //! | 3 | a provider (router, metrics, ledger, AWS, GitHub) failed after retries |
+//! | 130, 143 | cancelled by SIGINT or SIGTERM: stopped at a consistent point, recorded where traffic stands |
 
 use std::fmt;
 
@@ -22,6 +23,10 @@ impl Exit {
     pub const BAD_INPUT: Exit = Exit(2);
     /// A provider failed after retries.
     pub const PROVIDER: Exit = Exit(3);
+    /// Cancelled by SIGINT (128 + 2), as a shell reports it.
+    pub const INTERRUPTED: Exit = Exit(130);
+    /// Cancelled by SIGTERM (128 + 15).
+    pub const TERMINATED: Exit = Exit(143);
 
     pub fn code(self) -> u8 {
         self.0

@@ -51,7 +51,8 @@ pub struct LedgerEntry {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CommitInfo {
     pub sha: String,
-    /// Commit (author) time.
+    /// Committer time: when the commit was made as it is on the branch
+    /// (author time can be much earlier after a rebase).
     pub time: Timestamp,
     /// A merge commit (more than one parent).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

@@ -90,6 +90,10 @@ pub enum Status {
     Blocked,
     /// Traffic is (partly) on the candidate.
     Shifting,
+    /// A canary stopped at a stage for approval (`shift-traffic
+    /// --pause-at`); the last `pause` event says when its wait expires. A
+    /// later `shift-traffic` continues it, or rolls it back once expired.
+    Paused,
     /// All stages done and analysis passed; ready for `promote`.
     Verified,
     /// The candidate is the stable release.
@@ -129,6 +133,15 @@ pub enum EventDetail {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         stage: Option<usize>,
     },
+    /// The canary stopped after a stage to wait for approval.
+    Pause {
+        /// 0-based stage of the plan it stopped after.
+        stage: usize,
+        /// The candidate's weight while paused.
+        weight: u8,
+        /// When the wait ends: a canary still paused then is rolled back.
+        expires_at: Timestamp,
+    },
     /// A health judgment with all its evidence.
     Verdict {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -144,6 +157,16 @@ pub enum EventDetail {
     Rollback { reason: String, from: u8, restored: RouterState },
     /// A step stopped on an error; where things stand is in the message.
     Error { message: String },
+    /// A step was cancelled (SIGINT or SIGTERM, as when a workflow run is
+    /// cancelled) and stopped; the candidate's weight as read back from the
+    /// router afterwards, or why it could not be read.
+    Cancelled {
+        signal: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        candidate_weight: Option<u8>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        router_error: Option<String>,
+    },
 }
 
 /// One gate check's result.
@@ -250,7 +273,11 @@ impl Record {
             }
             None => return Err(damaged("it has no \"schema\" field; is this a sluice record?".into())),
         }
-        let record: Record = serde_json::from_value(value).map_err(|e| damaged(e.to_string()))?;
+        let record: Record = serde_path_to_error::deserialize(value).map_err(|e| {
+            let at = e.path().to_string();
+            let inner = e.into_inner();
+            if at == "." { damaged(inner.to_string()) } else { damaged(format!("`{at}`: {inner}")) }
+        })?;
         record.validate().map_err(damaged)?;
         let mismatch = |field, found: &str, expected: &str| RecordError::Mismatch {
             path: path.to_owned(),
@@ -296,6 +323,17 @@ impl Record {
         let mut json = serde_json::to_vec_pretty(self).map_err(|e| fail(std::io::Error::other(e)))?;
         json.push(b'\n');
         write_atomic(path, &json).map_err(fail)
+    }
+
+    /// While paused: the last `pause` event's stage and expiry.
+    pub fn pause(&self) -> Option<(usize, u8, Timestamp)> {
+        if self.status != Status::Paused {
+            return None;
+        }
+        self.events.iter().rev().find_map(|e| match e.detail {
+            EventDetail::Pause { stage, weight, expires_at } => Some((stage, weight, expires_at)),
+            _ => None,
+        })
     }
 
     /// The last verdict event, if any.

@@ -46,11 +46,19 @@ pub struct Options {
     pub hotfix_window: Duration,
     /// Rows of deployment history kept per environment. Default 20.
     pub history_limit: usize,
+    /// Environments in promotion order (dev, tst, prd): the report lists them
+    /// so; environments not named here follow, by name.
+    pub environment_order: Vec<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { filter: Filter::default(), hotfix_window: Duration::from_secs(24 * 3600), history_limit: 20 }
+        Self {
+            filter: Filter::default(),
+            hotfix_window: Duration::from_secs(24 * 3600),
+            history_limit: 20,
+            environment_order: Vec::new(),
+        }
     }
 }
 
@@ -456,12 +464,14 @@ impl<'o> Accumulator<'o> {
         let week_dates: Vec<Date> =
             (0..span.trend_weeks()).map(|k| date_of(span.first_week_start + k as i64 * WEEK_MS)).collect();
 
-        // Groups in a stable order: environment, then app.
+        // Groups in a stable order: environment (promotion order first, then
+        // by name), then app.
+        let rank = |env: &str| opts.environment_order.iter().position(|e| e == env).unwrap_or(usize::MAX);
         let mut order: Vec<usize> = (0..self.groups.len()).collect();
         order.sort_by(|&a, &b| {
             let (ga, gb) = (&self.groups[a], &self.groups[b]);
-            (&self.envs[ga.env as usize], &self.apps[ga.app as usize])
-                .cmp(&(&self.envs[gb.env as usize], &self.apps[gb.app as usize]))
+            let (ea, eb) = (&self.envs[ga.env as usize], &self.envs[gb.env as usize]);
+            (rank(ea), ea, &self.apps[ga.app as usize]).cmp(&(rank(eb), eb, &self.apps[gb.app as usize]))
         });
         let hotfix_window_ms = i64::try_from(opts.hotfix_window.as_millis()).unwrap_or(i64::MAX);
 

@@ -29,7 +29,7 @@ pub struct Report {
     /// The options the report was computed with.
     pub options: ReportOptions,
     /// One per app and environment in scope that has any ledger entry, sorted
-    /// by environment then app.
+    /// by environment (in promotion order when given, then by name) then app.
     pub groups: Vec<GroupReport>,
     /// One per environment: all its apps pooled, and its deployment history.
     pub environments: Vec<EnvironmentReport>,

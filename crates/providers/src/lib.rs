@@ -1,8 +1,11 @@
 //! Providers: the things outside sluice that it drives and reads.
 //!
 //! - [`router`]: traffic routers (the embedded `sluice-router` for now).
+//! - [`git`]: the commits a deployment ships, from the local checkout.
 //! - [`metrics`]: turns what routers, probes and query sources measure into
 //!   analysis [`Interval`](sluice_analysis::Interval)s.
+//! - [`notify`]: Slack and JSON webhooks, bounded in time, never failing a
+//!   deployment.
 //! - [`prometheus`]: the Prometheus query source (PromQL over the HTTP API).
 //!
 //! The file ledger is plain file I/O and lives in `sluice_core::ledger`.
@@ -12,7 +15,9 @@
 //! [`ProviderError`], which the steps report with exit code 3. Nothing here
 //! decides anything: judgment lives in `sluice-analysis`, policy in the steps.
 
+pub mod git;
 pub mod metrics;
+pub mod notify;
 pub mod prometheus;
 pub mod retry;
 pub mod router;

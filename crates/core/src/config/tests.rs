@@ -114,6 +114,184 @@ fn strategy_override_parses() {
     assert!(Strategy::parse_override("rolling").is_err());
 }
 
+#[test]
+fn pause_timeout_inherits_and_is_checked() {
+    let config = parse(GOOD).expect("valid");
+    let (_, dev) = config.environment("dev").expect("dev");
+    assert_eq!(config.pause_timeout_for(dev), DEFAULT_PAUSE_TIMEOUT);
+    let text = GOOD
+        .replace("stage_duration = \"10s\" }", "stage_duration = \"10s\" }\npause_timeout = \"4h\"")
+        .replace("soak = \"10m\"", "soak = \"10m\"\npause_timeout = \"30m\"");
+    let config = parse(&text).expect("valid");
+    let (_, dev) = config.environment("dev").expect("dev");
+    let (_, prd) = config.environment("prd").expect("prd");
+    assert_eq!(config.pause_timeout_for(dev), Duration::from_secs(4 * 3600));
+    assert_eq!(config.pause_timeout_for(prd), Duration::from_secs(30 * 60));
+    let err =
+        parse(&GOOD.replace("soak = \"10m\"", "soak = \"10m\"\npause_timeout = \"10ms\"")).expect_err("too short");
+    assert!(err.to_string().contains("environment[1].pause_timeout"), "{err}");
+    let err = parse(&GOOD.replace("soak = \"10m\"", "soak = \"10m\"\npause_timeout = \"soon\"")).expect_err("bad");
+    assert!(err.to_string().contains("invalid duration"), "{err}");
+}
+
+const GATES: &str = r#"
+app = "shop"
+
+[notify]
+timeout = "5s"
+
+[[notify.webhook]]
+kind = "slack"
+url_env = "SLACK_WEBHOOK_URL"
+on = ["blocked", "rolled_back"]
+
+[[notify.webhook]]
+kind = "json"
+url_env = "DEPLOY_WEBHOOK_URL"
+
+[defaults.gate]
+zone = "Europe/Berlin"
+freeze = [{ from = "Fri 15:00", to = "Mon 08:00", name = "weekend" }]
+holidays = ["2026-12-24", "2026-12-31..2027-01-01"]
+sarif = { path = "reports/trivy.sarif" }
+
+[[environment]]
+name = "dev"
+router = { kind = "local", admin_url = "http://127.0.0.1:9001" }
+
+[environment.gate]
+freeze = []
+
+[[environment]]
+name = "prd"
+router = { kind = "local", admin_url = "http://127.0.0.1:9002" }
+
+[environment.gate]
+freeze = [
+  { from = "Fri 15:00", to = "Mon 08:00", zone = "Europe/Berlin" },
+  { from = "Thu 18:00", to = "Fri 09:00", zone = "America/New_York" },
+]
+sarif = { path = "reports/codeql.sarif", block_at = "critical", block_level = "off" }
+coverage = { path = "coverage/lcov.info", min = 0.8 }
+"#;
+
+#[test]
+fn gate_keys_inherit_key_by_key() {
+    use sluice_analysis::gates::sarif::{BlockLevel, SecuritySeverity};
+    let config = parse(GATES).expect("valid");
+    let (_, dev) = config.environment("dev").expect("dev");
+    let dev = config.gate_for(dev);
+    assert_eq!(dev.freeze, Some(vec![]), "freeze = [] clears the default windows");
+    assert_eq!(dev.holidays.as_ref().map(Vec::len), Some(2));
+    assert_eq!(dev.holiday_zone(), Some("Europe/Berlin"));
+    let sarif = dev.sarif.expect("inherited");
+    assert_eq!((sarif.block_at, sarif.block_level), (SecuritySeverity::High, BlockLevel::Error));
+    assert!(dev.coverage.is_none());
+    let (_, prd) = config.environment("prd").expect("prd");
+    let prd = config.gate_for(prd);
+    assert_eq!(prd.freeze.as_ref().map(Vec::len), Some(2));
+    assert_eq!(prd.sarif.as_ref().map(|s| s.block_at), Some(SecuritySeverity::Critical));
+    assert_eq!(prd.coverage.as_ref().map(|c| c.min), Some(0.8));
+    // Two zones among the windows, so holidays take the gate's zone.
+    assert_eq!(prd.holiday_zone(), Some("Europe/Berlin"));
+    let calendar = prd.calendar().expect("zones resolve");
+    let friday_evening: jiff::Timestamp = "2026-05-08T16:00:00Z".parse().expect("ts");
+    assert!(calendar.status(friday_evening).is_frozen());
+    assert_eq!(config.notify.timeout, Duration::from_secs(5));
+    assert_eq!(config.notify.webhooks[0].on, [NotifyEvent::Blocked, NotifyEvent::RolledBack]);
+    assert_eq!(config.notify.webhooks[1].on, NotifyEvent::all());
+}
+
+fn gate_error(from: &str, to: &str) -> (ConfigError, String) {
+    assert!(GATES.contains(from), "{from}");
+    let text = GATES.replacen(from, to, 1);
+    (parse(&text).expect_err(to), text)
+}
+
+fn line_of(err: &ConfigError, text: &str) -> String {
+    let (line, _) = err.location.expect("located");
+    text.lines().nth(line - 1).unwrap_or_default().to_owned()
+}
+
+#[test]
+fn an_unknown_zone_points_at_its_key_and_suggests_the_near_name() {
+    let (err, text) = gate_error("\"America/New_York\"", "\"America/NewYork\"");
+    assert_eq!(err.key.as_deref(), Some("environment[1].gate.freeze[1].zone"));
+    assert!(line_of(&err, &text).contains("America/NewYork"), "{err}");
+    assert_eq!(err.message, "unknown time zone \"America/NewYork\"; did you mean \"America/New_York\"?");
+    let shown = err.to_string();
+    assert!(shown.starts_with("sluice.toml:36:43: `environment[1].gate.freeze[1].zone`"), "{shown}");
+    let (err, _) = gate_error("zone = \"Europe/Berlin\"\n", "zone = \"Middle/Earth\"\n");
+    assert_eq!(err.key.as_deref(), Some("defaults.gate.zone"));
+    assert!(err.message.contains("IANA name such as \"Europe/Berlin\""), "{err}");
+}
+
+#[test]
+fn bad_week_times_and_dates_point_at_their_line() {
+    let (err, text) = gate_error("from = \"Thu 18:00\"", "from = \"Thu 6pm\"");
+    assert!(line_of(&err, &text).contains("Thu 6pm"), "{err}");
+    assert!(err.message.contains("e.g. \"Fri 15:00\""), "{err}");
+    let (err, text) = gate_error("\"2026-12-24\"", "\"24.12.2026\"");
+    assert!(line_of(&err, &text).starts_with("holidays"), "{err}");
+    assert!(err.message.contains("YYYY-MM-DD"), "{err}");
+    let (err, _) = gate_error("to = \"Fri 09:00\"", "to = \"Thu 18:00\"");
+    assert_eq!(err.key.as_deref(), Some("environment[1].gate.freeze[1]"));
+    assert!(err.message.contains("give it a length"), "{err}");
+}
+
+#[test]
+fn zones_are_required_where_windows_and_holidays_need_them() {
+    let base = "app = \"shop\"\n[[environment]]\nname = \"dev\"\nrouter = { kind = \"local\", admin_url = \"http://127.0.0.1:9001\" }\n";
+    let err = parse(&format!("{base}[environment.gate]\nfreeze = [{{ from = \"Fri 15:00\", to = \"Mon 08:00\" }}]\n"))
+        .expect_err("window without a zone");
+    assert_eq!(err.key.as_deref(), Some("environment[0].gate.freeze[0]"));
+    assert!(err.message.starts_with("this freeze window has no zone (in environment dev)"), "{err}");
+    let defaults = "app = \"shop\"\n[defaults.gate]\nholidays = [\"2026-12-24\"]\n";
+    let err = parse(&base.replacen("app = \"shop\"\n", defaults, 1)).expect_err("holidays without a zone");
+    assert_eq!(err.key.as_deref(), Some("defaults.gate.holidays"));
+    assert!(err.message.starts_with("holidays need a zone (in environment dev)"), "{err}");
+    // One zone shared by every window is the holidays' zone.
+    let ok = format!(
+        "{base}[environment.gate]\nfreeze = [{{ from = \"Fri 15:00\", to = \"Mon 08:00\", zone = \"Asia/Tokyo\" }}]\nholidays = [\"2026-12-31\"]\n"
+    );
+    let config = parse(&ok).expect("valid");
+    assert_eq!(config.gate_for(&config.environments[0]).holiday_zone(), Some("Asia/Tokyo"));
+}
+
+#[test]
+fn evidence_gates_and_notify_are_validated() {
+    let (err, _) = gate_error("min = 0.8", "min = 80");
+    assert_eq!(err.key.as_deref(), Some("environment[1].gate.coverage.min"));
+    assert!(err.message.contains("0.8 for 80%"), "{err}");
+    let (err, text) = gate_error("block_at = \"critical\"", "block_at = \"severe\"");
+    assert!(line_of(&err, &text).contains("severe"), "{err}");
+    let (err, _) =
+        gate_error("url_env = \"SLACK_WEBHOOK_URL\"", "url_env = \"https://hooks.slack.com/services/T0/B0/x\"");
+    assert_eq!(err.key.as_deref(), Some("notify.webhook[0].url_env"));
+    assert!(err.message.contains("not the URL"), "{err}");
+    assert!(!err.to_string().contains("hooks.slack.com/services/T0/B0/x\n"), "the message must not repeat the URL");
+    let (err, _) = gate_error("url_env = \"DEPLOY_WEBHOOK_URL\"", "url_env = \"deploy hook\"");
+    assert!(err.message.contains("not an environment variable name"), "{err}");
+    let (err, _) = gate_error("timeout = \"5s\"", "timeout = \"1h\"");
+    assert_eq!(err.key.as_deref(), Some("notify.timeout"));
+    let (err, text) = gate_error("kind = \"json\"", "kind = \"teams\"");
+    assert!(line_of(&err, &text).contains("teams"), "{err}");
+    let (err, text) = gate_error("min = 0.8 }", "min = 0.8, minimum = 0.9 }");
+    assert!(line_of(&err, &text).contains("minimum"), "{err}");
+}
+
+#[test]
+fn evidence_paths_are_relative_to_the_config_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("sluice.toml");
+    std::fs::write(&path, GATES).expect("write");
+    let config = Config::load(&path).expect("loads");
+    let (_, prd) = config.environment("prd").expect("prd");
+    let gate = config.gate_for(prd);
+    assert_eq!(gate.coverage.expect("coverage").path, dir.path().join("coverage/lcov.info"));
+    assert_eq!(config.defaults.gate.sarif.expect("sarif").path, dir.path().join("reports/trivy.sarif"));
+}
+
 const SOURCES: &str = r#"
 app = "shop"
 

@@ -86,3 +86,20 @@ fn committed_schema_matches_the_types() {
         "schema/deployment.v1.json is out of date with the Record types; regenerate it with `SLUICE_BLESS=1 cargo test -p sluice-core committed_schema`"
     );
 }
+
+#[test]
+fn committed_ledger_schema_matches_the_types() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schema/ledger.v1.json");
+    let schema = schemars::schema_for!(crate::ledger::LedgerEntry);
+    let mut text = serde_json::to_string_pretty(&schema).expect("schema serialises");
+    text.push('\n');
+    if std::env::var_os("SLUICE_BLESS").is_some() {
+        std::fs::write(&path, &text).expect("write schema");
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == text,
+        "schema/ledger.v1.json is out of date with LedgerEntry; regenerate it with `SLUICE_BLESS=1 cargo test -p sluice-core committed`"
+    );
+}

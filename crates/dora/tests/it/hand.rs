@@ -397,3 +397,23 @@ fn order_of_the_ledger_does_not_matter() {
     let b = compute(&entries, &window());
     assert_eq!(a, b);
 }
+
+#[test]
+fn environments_follow_the_promotion_order_when_given() {
+    let entries: Vec<_> = ["dev", "tst", "prd", "qa"]
+        .iter()
+        .enumerate()
+        .map(|(i, env)| {
+            e(&format!("{env}-1"), "shop", env, Promoted, "2024-01-02T10:00:00Z", "2024-01-02T10:10:00Z")
+                .sha(&format!("{i}abcdef"))
+                .done()
+        })
+        .collect();
+    let names = |r: &Report| r.environments.iter().map(|e| e.environment.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&compute(&entries, &window())), ["dev", "prd", "qa", "tst"]);
+    let ordered = Options { environment_order: vec!["dev".into(), "tst".into(), "prd".into()], ..window() };
+    let report = compute(&entries, &ordered);
+    assert_eq!(names(&report), ["dev", "tst", "prd", "qa"]);
+    let groups: Vec<&str> = report.groups.iter().map(|g| g.environment.as_str()).collect();
+    assert_eq!(groups, ["dev", "tst", "prd", "qa"]);
+}

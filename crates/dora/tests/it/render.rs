@@ -87,3 +87,20 @@ fn svg_is_self_contained() {
     let empty = to_svg(&compute(Vec::<sluice_core::ledger::LedgerEntry>::new(), &Options::default()));
     assert!(empty.contains("no data"));
 }
+
+#[test]
+fn committed_report_schema_matches_the_types() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schema/dora-report.v1.json");
+    let mut text = serde_json::to_string_pretty(&sluice_dora::json_schema()).expect("schema serialises");
+    text.push('\n');
+    if std::env::var_os("SLUICE_BLESS").is_some() {
+        std::fs::write(&path, &text).expect("write schema");
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == text,
+        "schema/dora-report.v1.json is out of date with the Report types; regenerate it with \
+         `SLUICE_BLESS=1 cargo test -p sluice-dora committed_report_schema`"
+    );
+}

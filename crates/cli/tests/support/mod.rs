@@ -1,0 +1,192 @@
+//! Test support shared by the cli's end-to-end tests: a harness that starts
+//! real `sluice-demo-app` and `sluice-router` processes on 127.0.0.1, writes
+//! a config for them, and runs the real step binaries.
+//!
+//! The router and demo app are other packages' binaries; `scripts/test.sh`
+//! builds them (`cargo build --bins`) before the tests run.
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn bin_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_gate")).parent().expect("bin dir").to_owned()
+}
+
+pub fn exe(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(path.exists(), "{} is missing: run `cargo build --bins` first (scripts/test.sh does)", path.display());
+    path
+}
+
+/// Processes of one test, killed on drop.
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub children: Vec<Child>,
+    pub admin: String,
+    pub listen: String,
+    pub apps: Vec<String>,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn ready(path: &Path, child: &mut Child) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && let Ok(v) = serde_json::from_str(&text)
+        {
+            return v;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{} exited early: {status}", path.display());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{} never became ready", path.display());
+}
+
+impl Harness {
+    /// Starts one demo app per `(version, extra args)`, a router with the first
+    /// as stable, and writes a config with the given strategy and checks.
+    pub fn start(apps: &[(&str, &[&str])], strategy: &str, checks: &str) -> Harness {
+        Self::start_with(apps, "500ms", strategy, checks)
+    }
+
+    /// As [`Harness::start`], with the analysis interval given.
+    pub fn start_with(apps: &[(&str, &[&str])], interval: &str, strategy: &str, checks: &str) -> Harness {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut h =
+            Harness { dir, children: Vec::new(), admin: String::new(), listen: String::new(), apps: Vec::new() };
+        for (version, extra) in apps {
+            let file = h.path(&format!("app-{version}.json"));
+            let mut child = Command::new(exe("sluice-demo-app"))
+                .args(["--listen", "127.0.0.1:0", "--version", version, "--ready-file"])
+                .arg(&file)
+                .args(*extra)
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("demo app");
+            let v = ready(&file, &mut child);
+            h.children.push(child);
+            h.apps.push(format!("http://{}", v["listen"].as_str().expect("listen")));
+        }
+        let file = h.path("router.json");
+        let mut child = Command::new(exe("sluice-router"))
+            .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--stable", &h.apps[0], "--ready-file"])
+            .arg(&file)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("router");
+        let v = ready(&file, &mut child);
+        h.children.push(child);
+        h.admin = format!("http://{}", v["admin"].as_str().expect("admin"));
+        h.listen = format!("http://{}", v["listen"].as_str().expect("listen"));
+        let config = format!(
+            "app = \"shop\"\n[ledger]\nkind = \"file\"\npath = \"ledger.jsonl\"\n[analysis]\ninterval = \"{interval}\"\n\
+             [defaults]\nstrategy = {strategy}\n{checks}\n\
+             [[environment]]\nname = \"dev\"\nrouter = {{ kind = \"local\", admin_url = \"{}\" }}\n\
+             [[environment]]\nname = \"prd\"\nrouter = {{ kind = \"local\", admin_url = \"{}\" }}\n",
+            h.admin, h.admin
+        );
+        std::fs::write(h.path("sluice.toml"), config).expect("config");
+        h
+    }
+
+    /// Starts another server binary of the workspace that writes a ready
+    /// file (`--ready-file`), and returns what it wrote.
+    pub fn spawn_server(&mut self, name: &str, args: &[&str]) -> serde_json::Value {
+        let file = self.path(&format!("{name}-{}.json", self.children.len()));
+        let mut child = Command::new(exe(name))
+            .args(args)
+            .arg("--ready-file")
+            .arg(&file)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let v = ready(&file, &mut child);
+        self.children.push(child);
+        v
+    }
+
+    /// Points the config's router at another admin URL (a proxy in front of
+    /// the router).
+    pub fn use_admin_url(&self, url: &str) {
+        let config = std::fs::read_to_string(self.path("sluice.toml")).expect("config");
+        std::fs::write(self.path("sluice.toml"), config.replace(&self.admin, url)).expect("config");
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn load(&mut self, rps: u32, seconds: u32) {
+        let child = Command::new(exe("sluice-loadgen"))
+            .args([
+                "--url",
+                &format!("{}/", self.listen),
+                "--rps",
+                &rps.to_string(),
+                "--duration",
+                &format!("{seconds}s"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("loadgen");
+        self.children.push(child);
+    }
+
+    pub fn step(&self, name: &str, args: &[&str]) -> Output {
+        self.command(name, args).output().expect("step runs")
+    }
+
+    /// Starts a step without waiting for it (its output is discarded).
+    pub fn spawn(&self, name: &str, args: &[&str]) -> Child {
+        self.command(name, args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("step starts")
+    }
+
+    fn command(&self, name: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new(exe(name));
+        cmd.current_dir(self.dir.path())
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("GITHUB_OUTPUT")
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .env("CI", "true");
+        if name != "dora-report" && !args.contains(&"--config") {
+            cmd.args(["--config", "sluice.toml"]);
+        }
+        cmd.args(args);
+        cmd
+    }
+
+    pub fn state(&self) -> serde_json::Value {
+        let out = Command::new("curl").args(["-fsS", &format!("{}/v1/state", self.admin)]).output().expect("curl");
+        serde_json::from_slice(&out.stdout).expect("state json")
+    }
+
+    pub fn ledger(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.path("ledger.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("ledger line"))
+            .collect()
+    }
+}
+
+pub fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
