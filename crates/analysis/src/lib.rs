@@ -25,7 +25,7 @@ pub mod gates;
 mod histogram;
 pub mod stats;
 
-pub use check::{CheckKind, CheckSpec, Comparison, OnInconclusive, Policy, humantime_serde};
+pub use check::{CheckKind, CheckSpec, Comparison, OnInconclusive, Policy, Reduce, humantime_serde};
 pub use engine::{Analysis, AnalysisReport, CheckEvidence, Outcome, SkippedCheck, Verdict};
 pub use histogram::Histogram;
 
@@ -86,4 +86,9 @@ pub struct Interval {
     /// Metric source failures during this interval (after retries), by source.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub source_errors: BTreeMap<String, String>,
+    /// Queries the source answered but that cannot be judged (refused as
+    /// invalid, several series where one is needed), by check name. The
+    /// source itself worked, so its other checks go on.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub query_errors: BTreeMap<String, String>,
 }

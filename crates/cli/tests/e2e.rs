@@ -5,6 +5,8 @@
 mod gates;
 #[path = "e2e/notify.rs"]
 mod notify;
+#[path = "e2e/prometheus.rs"]
+mod prometheus;
 mod support;
 
 use std::path::PathBuf;

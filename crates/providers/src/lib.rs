@@ -2,10 +2,11 @@
 //!
 //! - [`router`]: traffic routers (the embedded `sluice-router` for now).
 //! - [`git`]: the commits a deployment ships, from the local checkout.
-//! - [`metrics`]: turns what routers and probes measure into analysis
-//!   [`Interval`](sluice_analysis::Interval)s.
+//! - [`metrics`]: turns what routers, probes and query sources measure into
+//!   analysis [`Interval`](sluice_analysis::Interval)s.
 //! - [`notify`]: Slack and JSON webhooks, bounded in time, never failing a
 //!   deployment.
+//! - [`prometheus`]: the Prometheus query source (PromQL over the HTTP API).
 //! - [`ledger`]: the deployment history, as the JSON Lines file (plain file
 //!   I/O in `sluice_core::ledger`) or GitHub Deployments.
 //! - [`github`]: the GitHub REST client on octocrab, the deployments ledger,
@@ -21,6 +22,7 @@ pub mod github;
 pub mod ledger;
 pub mod metrics;
 pub mod notify;
+pub mod prometheus;
 pub mod retry;
 pub mod router;
 

@@ -1,32 +1,152 @@
 //! Metric sources for analysis: the embedded router's counters and latency
-//! histograms, and synthetic HTTP probes.
+//! histograms, synthetic HTTP probes, and query sources (Prometheus; the
+//! AWS provider adds CloudWatch as another [`QuerySource`]).
 //!
 //! A [`Sampler`] turns two snapshots of cumulative counters into the traffic
 //! of the interval between them, for candidate and stable at once, so both
-//! are always judged over the same window. A source that fails is recorded in
-//! the interval as an error and never turned into "no errors".
+//! are always judged over the same window, and asks every query source for
+//! the `query` checks over that same window. A source that fails is recorded
+//! in the interval as an error and never turned into "no errors".
+//!
+//! Adding a query source: a variant of [`QuerySource`] built from its
+//! `SourceConfig` variant, whose `answer` takes all of the interval's
+//! queries for that source at once (so it can batch them where its API
+//! allows) and returns one [`Answer`] per query, in order, or a
+//! [`ProviderError`] when the source itself failed after retries.
 
+use crate::ProviderError;
+use crate::prometheus::Prometheus;
+use crate::retry::Backoff;
 use crate::router::{PoolStats, Router, RouterStats, error_chain};
 use jiff::Timestamp;
-use sluice_analysis::{Interval, PoolWindow, ProbeResult};
-use sluice_core::config::ProbeConfig;
+use sluice_analysis::{CheckKind, CheckSpec, Interval, PoolWindow, ProbeResult, Reduce};
+use sluice_core::config::{ProbeConfig, QueryVars, SourceConfig};
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-/// Samples the router and probes once per interval.
+/// One `query` check as its source answers it each interval.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Query {
+    /// The check's name: where its answer goes in `Interval::values`.
+    pub check: String,
+    /// The source's name.
+    pub source: String,
+    /// The query, placeholders expanded.
+    pub text: String,
+    /// A range query over the window, reduced this way; else an instant
+    /// query at the window's end.
+    pub reduce: Option<Reduce>,
+    /// A range query's resolution, when configured.
+    pub step: Option<Duration>,
+}
+
+impl Query {
+    /// The `query` checks among `checks`, with placeholders expanded.
+    pub fn from_checks(checks: &[CheckSpec], vars: &QueryVars) -> Result<Vec<Query>, String> {
+        checks
+            .iter()
+            .filter_map(|check| match &check.kind {
+                CheckKind::Query { source, query, reduce, step, .. } => Some(
+                    vars.expand(query)
+                        .map(|text| Query {
+                            check: check.name.clone(),
+                            source: source.clone(),
+                            text,
+                            reduce: *reduce,
+                            step: *step,
+                        })
+                        .map_err(|e| format!("check {:?}: {e}", check.name)),
+                ),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// The time span one interval covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub start: Timestamp,
+    pub end: Timestamp,
+}
+
+/// A source's answer to one query: a value, `Ok(None)` when the query
+/// answered with no data, or why the answer cannot be judged (the query was
+/// refused, or gave several series): an error of that check only.
+pub type Answer = Result<Option<f64>, String>;
+
+/// Retries of a query source within one interval: few and short, because
+/// the next interval is the next retry.
+pub const QUERY_BACKOFF: Backoff =
+    Backoff { attempts: 3, first: Duration::from_millis(200), max: Duration::from_secs(1) };
+
+/// A metric source that answers `query` checks.
+#[derive(Clone, Debug)]
+pub enum QuerySource {
+    Prometheus(Prometheus),
+}
+
+impl QuerySource {
+    /// The source a config entry describes. Async so that sources whose
+    /// setup talks to the network (credentials) fit the same call.
+    pub async fn connect(config: &SourceConfig, backoff: Backoff) -> Result<QuerySource, ProviderError> {
+        Ok(match config {
+            SourceConfig::Prometheus { name, url, timeout } => {
+                QuerySource::Prometheus(Prometheus::new(name, url, *timeout, backoff))
+            }
+        })
+    }
+
+    /// The source's name from config.
+    pub fn name(&self) -> &str {
+        match self {
+            QuerySource::Prometheus(p) => p.name(),
+        }
+    }
+
+    /// Answers all of this source's queries for one interval: one answer
+    /// per query, in order; `Err` when the source failed (after retries).
+    pub async fn answer(&self, window: Window, queries: &[Query]) -> Result<Vec<Answer>, ProviderError> {
+        match self {
+            QuerySource::Prometheus(p) => p.answer(window, queries).await,
+        }
+    }
+}
+
+/// Samples the router, probes and query sources once per interval.
 #[derive(Debug)]
 pub struct Sampler {
     router: Router,
     probes: Vec<ProbeConfig>,
     client: reqwest::Client,
     last: Option<(Timestamp, RouterStats)>,
+    /// Each query source with its queries.
+    queries: Vec<(String, Option<QuerySource>, Vec<Query>)>,
 }
 
 impl Sampler {
     pub fn new(router: Router, probes: Vec<ProbeConfig>) -> Sampler {
         let client =
             reqwest::Client::builder().pool_max_idle_per_host(0).build().expect("a plain client always builds");
-        Sampler { router, probes, client, last: None }
+        Sampler { router, probes, client, last: None, queries: Vec::new() }
+    }
+
+    /// Also answers `queries` each interval, each from the source of its
+    /// name in `sources`. A query whose source is missing is reported as a
+    /// failure of that source every interval (config validation prevents it).
+    pub fn with_queries(mut self, sources: Vec<QuerySource>, queries: Vec<Query>) -> Sampler {
+        let mut grouped: Vec<(String, Option<QuerySource>, Vec<Query>)> = Vec::new();
+        for query in queries {
+            match grouped.iter_mut().find(|(name, _, _)| *name == query.source) {
+                Some((_, _, list)) => list.push(query),
+                None => {
+                    let source = sources.iter().find(|s| s.name() == query.source).cloned();
+                    grouped.push((query.source.clone(), source, vec![query]));
+                }
+            }
+        }
+        self.queries = grouped;
+        self
     }
 
     /// Takes the baseline snapshot the first interval is measured from.
@@ -58,7 +178,70 @@ impl Sampler {
                 (start, None, None)
             }
         };
-        Interval { start, end: now, candidate, stable, probes, values: BTreeMap::new(), source_errors }
+        let mut values = BTreeMap::new();
+        let mut query_errors = BTreeMap::new();
+        self.run_queries(Window { start, end: now }, &mut values, &mut query_errors, &mut source_errors).await;
+        Interval { start, end: now, candidate, stable, probes, values, source_errors, query_errors }
+    }
+
+    /// Asks every query source, concurrently, for its queries over `window`.
+    async fn run_queries(
+        &self,
+        window: Window,
+        values: &mut BTreeMap<String, Option<f64>>,
+        query_errors: &mut BTreeMap<String, String>,
+        source_errors: &mut BTreeMap<String, String>,
+    ) {
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut names = std::collections::HashMap::new();
+        for (name, source, queries) in &self.queries {
+            let Some(source) = source.clone() else {
+                source_errors.insert(
+                    name.clone(),
+                    format!("no metric source named {name:?} is configured for this environment"),
+                );
+                continue;
+            };
+            let queries = queries.clone();
+            let task = tasks.spawn(async move {
+                let answers = source.answer(window, &queries).await;
+                (queries, answers)
+            });
+            names.insert(task.id(), name.clone());
+        }
+        while let Some(joined) = tasks.join_next_with_id().await {
+            let (name, queries, answers) = match joined {
+                Ok((id, (queries, answers))) => (names.get(&id).cloned().unwrap_or_default(), queries, answers),
+                Err(e) => {
+                    let name = names.get(&e.id()).cloned().unwrap_or_default();
+                    source_errors.insert(name, format!("the query task ended abnormally: {e}"));
+                    continue;
+                }
+            };
+            match answers {
+                Ok(answers) if answers.len() == queries.len() => {
+                    for (query, answer) in queries.iter().zip(answers) {
+                        match answer {
+                            Ok(value) => {
+                                values.insert(query.check.clone(), value);
+                            }
+                            Err(error) => {
+                                query_errors.insert(query.check.clone(), error);
+                            }
+                        }
+                    }
+                }
+                Ok(answers) => {
+                    source_errors.insert(
+                        name,
+                        format!("answered {} of {} queries; treated as a failure", answers.len(), queries.len()),
+                    );
+                }
+                Err(e) => {
+                    source_errors.insert(name, e.to_string());
+                }
+            }
+        }
     }
 
     async fn run_probes(&self) -> Vec<ProbeResult> {
