@@ -54,7 +54,11 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
             match record.status {
                 Status::Promoted => revert(&ctx, &router, &mut record, &args.reason).await?,
                 Status::RolledBack => {
-                    let state = router.set_weight(0).await.provider_failed()?;
+                    let state = match &record.router_before {
+                        Some(before) if router.restores_exactly() => router.restore(before).await,
+                        _ => router.set_weight(0).await,
+                    }
+                    .provider_failed()?;
                     eprintln!(
                         "rollback: already rolled back; the router confirms {}% on the candidate",
                         state.candidate_weight
@@ -84,7 +88,12 @@ pub(crate) async fn roll_back(
     step: &str,
 ) -> Result<(), Failure> {
     let from = record.candidate_weight;
-    let restored = router.set_weight(0).await.provider_failed()?;
+    let restored = match &record.router_before {
+        // ALB: every weight, the stickiness and the roles as they were.
+        Some(before) if router.restores_exactly() => router.restore(before).await,
+        _ => router.set_weight(0).await,
+    }
+    .provider_failed()?;
     record.candidate_weight = 0;
     record.status = Status::RolledBack;
     let now = now();
@@ -96,6 +105,18 @@ pub(crate) async fn roll_back(
 
 /// Undoes a promotion: the stable pool before the deployment serves again.
 async fn revert(ctx: &Context, router: &Router, record: &mut Record, reason: &str) -> Result<(), Failure> {
+    if let Some(before) = record.router_before.clone().filter(|_| router.restores_exactly()) {
+        let restored = router.restore(&before).await.provider_failed()?;
+        let now = now();
+        record.status = Status::RolledBack;
+        record.push("rollback", EventDetail::Rollback { reason: reason.to_owned(), from: 100, restored }, now);
+        ctx.save(record)?;
+        eprintln!("rollback: reverted the promotion of {}; the router is as it was before it", record.version);
+        return append_ledger(
+            ctx.ledger_path(),
+            &record.ledger_entry(LedgerOutcome::Reverted, Some(reason.to_owned()), now),
+        );
+    }
     let Some(previous) = record.router_before.as_ref().and_then(|s| s.stable.clone()) else {
         return Err(Failure::input(anyhow!(
             "record {} was promoted but does not say what was stable before; nothing to revert to",

@@ -5,6 +5,9 @@
 //! guessing. Loading never changes anything on disk.
 
 use crate::names;
+
+mod aws;
+pub use aws::Arn;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sluice_analysis::{CheckSpec, Policy, humantime_serde};
@@ -124,6 +127,35 @@ pub enum RouterConfig {
         /// e.g. `http://127.0.0.1:9001`
         admin_url: String,
     },
+    /// An Application Load Balancer: a weighted forward action, on the
+    /// listener's default action or on one listener rule, between two target
+    /// groups. Which of the two is stable is kept on the listener (or rule)
+    /// as the tag `sluice:stable`, so the roles swap at each promotion; until
+    /// that tag exists, the roles are the ones named here.
+    Alb {
+        /// The listener, `arn:aws:elasticloadbalancing:REGION:ACCOUNT:listener/app/NAME/ID/ID`.
+        listener_arn: String,
+        /// A rule of that listener to drive instead of its default action.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rule_arn: Option<String>,
+        /// The target group serving the stable release (before the first promotion).
+        stable_target_group: String,
+        /// The target group the candidate is deployed into (before the first promotion).
+        candidate_target_group: String,
+        /// AWS region; defaults to the one in the listener ARN.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        region: Option<String>,
+    },
+}
+
+impl RouterConfig {
+    /// The short name used in records and messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RouterConfig::Local { .. } => "local",
+            RouterConfig::Alb { .. } => "alb",
+        }
+    }
 }
 
 /// A synthetic HTTP check of the candidate.
@@ -352,8 +384,7 @@ impl Config {
             if let Some(strategy) = &env.strategy {
                 strategy.validate().map_err(|m| (at("strategy"), m))?;
             }
-            let RouterConfig::Local { admin_url } = &env.router;
-            check_http_url(admin_url).map_err(|m| (at("router.admin_url"), m))?;
+            validate_router(&env.router).map_err(|(key, m)| (at(&format!("router.{key}")), m))?;
             for (j, check) in env.checks.iter().enumerate() {
                 validate_check(check).map_err(|m| (format!("environment[{i}].check[{j}]"), m))?;
                 if env.checks[..j].iter().any(|c| c.name == check.name) {
@@ -422,6 +453,53 @@ fn validate_check(check: &CheckSpec) -> Result<(), String> {
         _ if check.failure_limit == 0 => Err("failure_limit must be at least 1".into()),
         _ if check.inconclusive_limit == 0 => Err("inconclusive_limit must be at least 1".into()),
         _ => Ok(()),
+    }
+}
+
+fn validate_router(router: &RouterConfig) -> Result<(), (&'static str, String)> {
+    match router {
+        RouterConfig::Local { admin_url } => check_http_url(admin_url).map_err(|m| ("admin_url", m)),
+        RouterConfig::Alb { listener_arn, rule_arn, stable_target_group, candidate_target_group, region } => {
+            let listener = aws::Arn::parse(listener_arn, "elasticloadbalancing", "listener/app/")
+                .map_err(|m| ("listener_arn", m))?;
+            if let Some(rule) = rule_arn {
+                let parsed =
+                    aws::Arn::parse(rule, "elasticloadbalancing", "listener-rule/app/").map_err(|m| ("rule_arn", m))?;
+                let owner = parsed.resource.strip_prefix("listener-rule/").and_then(|r| r.rsplit_once('/'));
+                if owner.map(|(l, _)| l) != listener.resource.strip_prefix("listener/") {
+                    return Err(("rule_arn", format!("rule {rule:?} does not belong to listener {listener_arn:?}")));
+                }
+            }
+            for (key, arn) in
+                [("stable_target_group", stable_target_group), ("candidate_target_group", candidate_target_group)]
+            {
+                let tg = aws::Arn::parse(arn, "elasticloadbalancing", "targetgroup/").map_err(|m| (key, m))?;
+                if (tg.region, tg.account) != (listener.region, listener.account) {
+                    return Err((
+                        key,
+                        format!(
+                            "target group {arn:?} is in another region or account than the listener; ALB forwards only within one"
+                        ),
+                    ));
+                }
+            }
+            if stable_target_group == candidate_target_group {
+                return Err((
+                    "candidate_target_group",
+                    "stable and candidate must be two different target groups (blue and green)".into(),
+                ));
+            }
+            if let Some(region) = region {
+                aws::check_region(region).map_err(|m| ("region", m))?;
+                if region != listener.region {
+                    return Err((
+                        "region",
+                        format!("region {region:?} is not the listener's region {:?}", listener.region),
+                    ));
+                }
+            }
+            Ok(())
+        }
     }
 }
 

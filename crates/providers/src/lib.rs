@@ -1,6 +1,8 @@
 //! Providers: the things outside sluice that it drives and reads.
 //!
-//! - [`router`]: traffic routers (the embedded `sluice-router` for now).
+//! - [`router`]: traffic routers (the embedded `sluice-router`, an ALB).
+//! - [`aws`]: AWS plumbing (credentials, region, retries, timeouts, errors)
+//!   and the AWS providers.
 //! - [`metrics`]: turns what routers and probes measure into analysis
 //!   [`Interval`](sluice_analysis::Interval)s.
 //!
@@ -11,6 +13,7 @@
 //! [`ProviderError`], which the steps report with exit code 3. Nothing here
 //! decides anything: judgment lives in `sluice-analysis`, policy in the steps.
 
+pub mod aws;
 pub mod metrics;
 pub mod retry;
 pub mod router;

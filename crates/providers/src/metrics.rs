@@ -20,17 +20,23 @@ pub struct Sampler {
     probes: Vec<ProbeConfig>,
     client: reqwest::Client,
     last: Option<(Timestamp, RouterStats)>,
+    /// End of the previous interval, for routers without counters.
+    last_sample: Option<Timestamp>,
 }
 
 impl Sampler {
     pub fn new(router: Router, probes: Vec<ProbeConfig>) -> Sampler {
         let client =
             reqwest::Client::builder().pool_max_idle_per_host(0).build().expect("a plain client always builds");
-        Sampler { router, probes, client, last: None }
+        Sampler { router, probes, client, last: None, last_sample: None }
     }
 
     /// Takes the baseline snapshot the first interval is measured from.
     pub async fn start(&mut self) {
+        if !self.router.has_stats() {
+            self.last_sample = Some(Timestamp::now());
+            return;
+        }
         self.last = self.router.stats().await.ok().map(|s| (Timestamp::now(), s));
     }
 
@@ -39,6 +45,20 @@ impl Sampler {
         let probes = self.run_probes().await;
         let now = Timestamp::now();
         let mut source_errors = BTreeMap::new();
+        if !self.router.has_stats() {
+            // An ALB counts nothing itself: its traffic comes from CloudWatch.
+            let start = self.last_sample.unwrap_or(now);
+            self.last_sample = Some(now);
+            return Interval {
+                start,
+                end: now,
+                candidate: None,
+                stable: None,
+                probes,
+                values: BTreeMap::new(),
+                source_errors: BTreeMap::new(),
+            };
+        }
         let (start, candidate, stable) = match self.router.stats().await {
             Ok(stats) => {
                 let (start, candidate, stable) = match &self.last {

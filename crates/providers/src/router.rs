@@ -4,6 +4,8 @@
 //! is only "set" when the router says it is.
 
 use crate::ProviderError;
+use crate::aws::AwsSettings;
+use crate::aws::alb::{AlbRouter, Resource};
 use crate::retry::Backoff;
 use serde::{Deserialize, Serialize};
 use sluice_analysis::Histogram;
@@ -15,12 +17,33 @@ use std::time::Duration;
 #[derive(Clone, Debug)]
 pub enum Router {
     Local(LocalRouter),
+    /// An Application Load Balancer listener or rule (see [`crate::aws::alb`]).
+    Alb(AlbRouter),
 }
 
 impl Router {
     pub fn from_config(config: &RouterConfig, backoff: Backoff) -> Router {
         match config {
             RouterConfig::Local { admin_url } => Router::Local(LocalRouter::new(admin_url, backoff)),
+            RouterConfig::Alb { listener_arn, rule_arn, stable_target_group, candidate_target_group, region } => {
+                let resource = match rule_arn {
+                    Some(rule) => Resource::Rule(rule.clone()),
+                    None => Resource::Listener(listener_arn.clone()),
+                };
+                // The region defaults to the listener's, so the environment
+                // cannot point sluice at the wrong one.
+                let region = region.clone().or_else(|| listener_arn.split(':').nth(3).map(str::to_owned));
+                let settings = AwsSettings { region, endpoint_url: None };
+                Router::Alb(AlbRouter::new(settings, resource, stable_target_group, candidate_target_group))
+            }
+        }
+    }
+
+    /// The short name of the router kind (`local`, `alb`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Router::Local(_) => "local",
+            Router::Alb(_) => "alb",
         }
     }
 
@@ -28,6 +51,22 @@ impl Router {
     pub async fn state(&self) -> Result<RouterState, ProviderError> {
         match self {
             Router::Local(r) => r.state().await.map(|s| s.into()),
+            Router::Alb(r) => r.state().await,
+        }
+    }
+
+    /// Whether [`Router::restore`] puts back the whole saved state (ALB: all
+    /// weights, stickiness and roles), rather than only "100% stable".
+    pub fn restores_exactly(&self) -> bool {
+        matches!(self, Router::Alb(_))
+    }
+
+    /// Puts back the state saved before a deployment. The local router only
+    /// knows "all traffic to stable": it sets the candidate weight to 0.
+    pub async fn restore(&self, before: &RouterState) -> Result<RouterState, ProviderError> {
+        match self {
+            Router::Local(r) => r.set_weight(0).await.map(|s| s.into()),
+            Router::Alb(r) => r.restore(before).await,
         }
     }
 
@@ -36,6 +75,7 @@ impl Router {
     pub async fn set_candidate(&self, upstream: &str) -> Result<RouterState, ProviderError> {
         match self {
             Router::Local(r) => r.set_candidate(upstream).await.map(|s| s.into()),
+            Router::Alb(r) => r.check_candidate(upstream).await,
         }
     }
 
@@ -44,6 +84,7 @@ impl Router {
     pub async fn set_weight(&self, weight: u8) -> Result<RouterState, ProviderError> {
         match self {
             Router::Local(r) => r.set_weight(weight).await.map(|s| s.into()),
+            Router::Alb(r) => r.set_weight(weight).await,
         }
     }
 
@@ -52,6 +93,7 @@ impl Router {
     pub async fn set_stable(&self, upstream: &str) -> Result<RouterState, ProviderError> {
         match self {
             Router::Local(r) => r.set_stable(upstream).await.map(|s| s.into()),
+            Router::Alb(r) => r.set_stable(upstream).await,
         }
     }
 
@@ -59,6 +101,7 @@ impl Router {
     pub async fn promote(&self) -> Result<RouterState, ProviderError> {
         match self {
             Router::Local(r) => r.promote().await.map(|s| s.into()),
+            Router::Alb(r) => r.promote().await,
         }
     }
 
@@ -66,7 +109,19 @@ impl Router {
     pub async fn stats(&self) -> Result<RouterStats, ProviderError> {
         match self {
             Router::Local(r) => r.stats().await,
+            Router::Alb(_) => Err(ProviderError {
+                provider: "alb router",
+                operation: "read per-pool counters".into(),
+                message: "an ALB has no counters of its own; configure a cloudwatch metric source".into(),
+                transient: false,
+                attempts: 1,
+            }),
         }
+    }
+
+    /// Whether the router itself counts requests per pool ([`Router::stats`]).
+    pub fn has_stats(&self) -> bool {
+        matches!(self, Router::Local(_))
     }
 }
 
@@ -102,6 +157,7 @@ impl From<LocalState> for RouterState {
             candidate_weight: s.candidate_weight,
             stable: s.stable.map(|p| p.upstream),
             candidate: s.candidate.map(|p| p.upstream),
+            ..RouterState::default()
         }
     }
 }

@@ -113,3 +113,62 @@ fn strategy_override_parses() {
     assert!(Strategy::parse_override("canary:10,100").is_err());
     assert!(Strategy::parse_override("rolling").is_err());
 }
+
+const LISTENER: &str =
+    "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/shop/50dc6c495c0c9188/f2f7dc8efc522ab2";
+const RULE: &str = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener-rule/app/shop/50dc6c495c0c9188/f2f7dc8efc522ab2/9683b2d02a6cabee";
+const BLUE: &str = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/blue/73e2d6bc24d8a067";
+const GREEN: &str = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/green/83e2d6bc24d8a067";
+
+fn alb_config(router: &str) -> String {
+    GOOD.replace("router = { kind = \"local\", admin_url = \"http://127.0.0.1:9002\" }", router)
+}
+
+fn alb_router(extra: &str) -> String {
+    format!(
+        "router = {{ kind = \"alb\", listener_arn = \"{LISTENER}\", stable_target_group = \"{BLUE}\", candidate_target_group = \"{GREEN}\"{extra} }}"
+    )
+}
+
+#[test]
+fn an_alb_router_parses() {
+    let config =
+        parse(&alb_config(&alb_router(&format!(", rule_arn = \"{RULE}\", region = \"eu-west-1\"")))).expect("valid");
+    let (_, prd) = config.environment("prd").expect("prd");
+    match &prd.router {
+        RouterConfig::Alb { rule_arn, region, .. } => {
+            assert_eq!(rule_arn.as_deref(), Some(RULE));
+            assert_eq!(region.as_deref(), Some("eu-west-1"));
+        }
+        other => panic!("not an alb router: {other:?}"),
+    }
+    assert_eq!(prd.router.kind(), "alb");
+}
+
+#[test]
+fn alb_router_errors_name_the_key() {
+    let other_listener = RULE.replace("f2f7dc8efc522ab2/9683", "aaaadc8efc522ab2/9683");
+    let cases = [
+        (alb_router("").replace(LISTENER, "listener/app/shop"), "environment[1].router.listener_arn", "arn:aws"),
+        (
+            alb_router(&format!(", rule_arn = \"{other_listener}\"")),
+            "environment[1].router.rule_arn",
+            "does not belong",
+        ),
+        (alb_router("").replace(GREEN, BLUE), "environment[1].router.candidate_target_group", "two different"),
+        (
+            alb_router("").replace(GREEN, &GREEN.replace("eu-west-1", "us-east-1")),
+            "environment[1].router.candidate_target_group",
+            "another region",
+        ),
+        (alb_router(", region = \"us-east-1\""), "environment[1].router.region", "not the listener's region"),
+    ];
+    for (router, key, words) in cases {
+        let err = parse(&alb_config(&router)).expect_err(key);
+        assert_eq!(err.key.as_deref(), Some(key), "{err}");
+        assert!(err.message.contains(words), "{err}");
+        assert!(err.location.is_some(), "{err}");
+    }
+    let err = parse(&alb_config(&alb_router(", weight = 3"))).expect_err("unknown key");
+    assert!(err.to_string().contains("weight"), "{err}");
+}

@@ -1,0 +1,159 @@
+//! End-to-end on an emulated AWS: the real step binaries against moto, with
+//! the ALB's weights read back through the SDK after every step.
+//!
+//! Needs `moto_server` on PATH (`.ci/run` installs it); without it these
+//! tests are skipped with a message, except in CI where that fails.
+
+use sluice_providers::aws::Aws;
+use sluice_providers::aws::alb::{AlbRouter, Resource};
+use sluice_providers::aws::testing::{self, AlbFixture, Moto, create_alb, forward_weights, step_env};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+struct Env {
+    moto: Moto,
+    sdk: aws_config::SdkConfig,
+    fx: AlbFixture,
+    dir: tempfile::TempDir,
+}
+
+fn bin(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_gate")).with_file_name(name)
+}
+
+impl Env {
+    async fn start(strategy: &str) -> Option<Env> {
+        let moto = testing::moto()?;
+        let sdk = moto.sdk_config().await;
+        let fx = create_alb(&moto.endpoint, &sdk).await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = format!(
+            "app = \"shop\"\n[ledger]\nkind = \"file\"\npath = \"ledger.jsonl\"\n[analysis]\ninterval = \"200ms\"\n\
+             [defaults]\nstrategy = {strategy}\n\
+             [[environment]]\nname = \"dev\"\n\
+             router = {{ kind = \"alb\", listener_arn = \"{}\", stable_target_group = \"{}\", candidate_target_group = \"{}\" }}\n\
+             [[environment]]\nname = \"prd\"\nrouter = {{ kind = \"local\", admin_url = \"http://127.0.0.1:9\" }}\n",
+            fx.listener, fx.blue, fx.green
+        );
+        std::fs::write(dir.path().join("sluice.toml"), config).expect("config");
+        Some(Env { moto, sdk, fx, dir })
+    }
+
+    fn step(&self, name: &str, args: &[&str]) -> Output {
+        self.step_on("r.json", name, args)
+    }
+
+    fn step_on(&self, record: &str, name: &str, args: &[&str]) -> Output {
+        let mut cmd = Command::new(bin(name));
+        cmd.current_dir(self.dir.path())
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("GITHUB_OUTPUT")
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .env("CI", "true")
+            .envs(step_env(&self.moto.endpoint))
+            .args(["--config", "sluice.toml", "-e", "dev", "--record", record])
+            .args(args);
+        cmd.output().expect("step runs")
+    }
+
+    async fn weights(&self) -> Vec<(String, i32)> {
+        forward_weights(&self.sdk, &self.fx.listener, None).await
+    }
+
+    async fn stable(&self) -> Option<String> {
+        let alb = AlbRouter::with_aws(
+            Aws::from_sdk_config(self.sdk.clone()),
+            Resource::Listener(self.fx.listener.clone()),
+            &self.fx.blue,
+            &self.fx.green,
+        );
+        alb.state().await.expect("state").stable
+    }
+
+    fn record(&self) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(self.dir.path().join("r.json")).expect("record")).expect("json")
+    }
+}
+
+fn ok(out: &Output, what: &str) {
+    assert_eq!(out.status.code(), Some(0), "{what}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn w(pairs: &[(&str, i32)]) -> Vec<(String, i32)> {
+    pairs.iter().map(|(a, w)| ((*a).to_owned(), *w)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gate_canary_promote_on_an_alb() {
+    let Some(env) = Env::start("{ kind = \"canary\", stages = [10, 50, 100], stage_duration = \"300ms\" }").await
+    else {
+        return;
+    };
+    ok(&env.step("gate", &["--release", "v2", "--commit", "abcdef1"]), "gate");
+    ok(&env.step("shift-traffic", &[]), "shift-traffic");
+    assert_eq!(env.weights().await, w(&[(&env.fx.blue, 0), (&env.fx.green, 100)]));
+    let record = env.record();
+    let traffic: Vec<u64> = record["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["type"] == "traffic")
+        .filter_map(|e| e["to"].as_u64())
+        .collect();
+    assert_eq!(traffic, [10, 50, 100], "every stage confirmed by the ALB");
+    assert_eq!(record["router_before"]["target_groups"][0]["arn"], env.fx.blue.as_str());
+
+    ok(&env.step("promote", &[]), "promote");
+    assert_eq!(env.stable().await.as_deref(), Some(env.fx.green.as_str()), "green is stable now");
+    assert_eq!(env.weights().await, w(&[(&env.fx.green, 100), (&env.fx.blue, 0)]));
+    assert_eq!(env.record()["status"], "promoted");
+
+    // The next release goes into blue, now the idle group; its rollback
+    // puts back green as the stable group with all the traffic.
+    ok(&env.step_on("r2.json", "gate", &["--release", "v3", "--commit", "abcdef2"]), "gate v3");
+    ok(&env.step_on("r2.json", "shift-traffic", &["--weight", "20"]), "shift v3 to 20%");
+    assert_eq!(env.weights().await, w(&[(&env.fx.green, 80), (&env.fx.blue, 20)]));
+    ok(&env.step_on("r2.json", "rollback", &[]), "rollback v3");
+    assert_eq!(env.weights().await, w(&[(&env.fx.green, 100), (&env.fx.blue, 0)]));
+    assert_eq!(env.stable().await.as_deref(), Some(env.fx.green.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rollback_restores_the_alb_exactly() {
+    let Some(env) = Env::start("{ kind = \"canary\", stages = [10, 100], stage_duration = \"1s\" }").await else {
+        return;
+    };
+    ok(&env.step("gate", &["--release", "v3", "--commit", "abcdef1"]), "gate");
+    ok(&env.step("shift-traffic", &["--weight", "40"]), "shift-traffic --weight 40");
+    assert_eq!(env.weights().await, w(&[(&env.fx.blue, 60), (&env.fx.green, 40)]));
+
+    ok(&env.step("rollback", &["--reason", "test"]), "rollback");
+    assert_eq!(env.weights().await, w(&[(&env.fx.blue, 1)]), "the single forward to blue, as before");
+    assert_eq!(env.stable().await.as_deref(), Some(env.fx.blue.as_str()));
+    let record = env.record();
+    assert_eq!(record["status"], "rolled_back");
+    let rollback = record["events"].as_array().expect("events").iter().find(|e| e["type"] == "rollback").cloned();
+    assert_eq!(
+        rollback.expect("rollback event")["restored"]["target_groups"],
+        record["router_before"]["target_groups"]
+    );
+    // Idempotent.
+    ok(&env.step("rollback", &[]), "rollback again");
+    assert_eq!(env.weights().await, w(&[(&env.fx.blue, 1)]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_promotion_is_reverted() {
+    let Some(env) = Env::start("{ kind = \"all_at_once\" }").await else { return };
+    ok(&env.step("gate", &["--release", "v2", "--commit", "abcdef1"]), "gate");
+    ok(&env.step("shift-traffic", &[]), "shift-traffic");
+    ok(&env.step("promote", &[]), "promote");
+    assert_eq!(env.stable().await.as_deref(), Some(env.fx.green.as_str()));
+
+    ok(&env.step("rollback", &["--reason", "bad release found later"]), "revert");
+    assert_eq!(env.stable().await.as_deref(), Some(env.fx.blue.as_str()));
+    assert_eq!(env.weights().await, w(&[(&env.fx.blue, 1)]));
+    assert_eq!(env.record()["status"], "rolled_back");
+    let ledger = std::fs::read_to_string(env.dir.path().join("ledger.jsonl")).expect("ledger");
+    assert!(ledger.lines().last().is_some_and(|l| l.contains("\"reverted\"")), "{ledger}");
+}
