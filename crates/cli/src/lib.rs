@@ -14,6 +14,7 @@ pub mod shift_traffic;
 pub mod verify_health;
 
 mod analyse;
+mod codedeploy;
 mod context;
 mod summary;
 

@@ -105,6 +105,12 @@ pub(crate) async fn roll_back(
 
 /// Undoes a promotion: the stable pool before the deployment serves again.
 async fn revert(ctx: &Context, router: &Router, record: &mut Record, reason: &str) -> Result<(), Failure> {
+    if let Router::CodeDeploy(_) = router {
+        return Err(Failure::input(anyhow!(
+            "CodeDeploy finished deployment of {}; it cannot be stopped any more: revert it with a new deployment of the previous release",
+            record.version
+        )));
+    }
     if let Some(before) = record.router_before.clone().filter(|_| router.restores_exactly()) {
         let restored = router.restore(&before).await.provider_failed()?;
         let now = now();

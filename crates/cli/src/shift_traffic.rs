@@ -59,6 +59,16 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
         return Err(Failure::input(anyhow!("--candidate-upstream {url:?} is not an http:// URL")));
     }
     let router = ctx.router();
+    if let Router::CodeDeploy(codedeploy) = &router {
+        if args.weight.is_some() || args.candidate_upstream.is_some() {
+            return Err(Failure::input(anyhow!(
+                "environment {} uses CodeDeploy, which owns the traffic shift: run shift-traffic without --weight and --candidate-upstream (the router's deployment_config chooses the shift)",
+                ctx.env().name
+            )));
+        }
+        prepare(&ctx, &router, &mut record, None).await?;
+        return crate::codedeploy::run(&ctx, codedeploy, &mut record).await;
+    }
     prepare(&ctx, &router, &mut record, args.candidate_upstream.as_deref()).await?;
 
     match args.weight {

@@ -157,3 +157,140 @@ async fn a_promotion_is_reverted() {
     let ledger = std::fs::read_to_string(env.dir.path().join("ledger.jsonl")).expect("ledger");
     assert!(ledger.lines().last().is_some_and(|l| l.contains("\"reverted\"")), "{ledger}");
 }
+
+// CodeDeploy: moto keeps the deployments; the CodeDeploy fake on the fault
+// proxy moves them along and answers ContinueDeployment and StopDeployment,
+// which moto does not have (see sluice_providers::aws::testing).
+
+use sluice_providers::aws::testing::{CodeDeployFake, FaultProxy, Script, create_codedeploy};
+
+struct CdEnv {
+    _moto: Moto,
+    proxy: FaultProxy,
+    fake: CodeDeployFake,
+    dir: tempfile::TempDir,
+}
+
+impl CdEnv {
+    async fn start(script: Script) -> Option<CdEnv> {
+        let moto = testing::moto()?;
+        let sdk = moto.sdk_config().await;
+        let fx = create_codedeploy(&sdk).await;
+        let proxy = FaultProxy::start(&moto.endpoint);
+        let fake = CodeDeployFake::install(&proxy, script);
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("appspec.yaml"), "version: 0.0\nResources: []\n").expect("appspec");
+        let config = format!(
+            "app = \"shop\"\n[ledger]\nkind = \"file\"\npath = \"ledger.jsonl\"\n\
+             [[environment]]\nname = \"dev\"\n\
+             router = {{ kind = \"codedeploy\", application = \"{}\", deployment_group = \"{}\", appspec = \"appspec.yaml\", poll_interval = \"100ms\", timeout = \"30s\" }}\n",
+            fx.application, fx.deployment_group
+        );
+        std::fs::write(dir.path().join("sluice.toml"), config).expect("config");
+        Some(CdEnv { _moto: moto, proxy, fake, dir })
+    }
+
+    fn command(&self, name: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin(name));
+        cmd.current_dir(self.dir.path())
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("GITHUB_OUTPUT")
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .env("CI", "true")
+            .envs(step_env(&self.proxy.endpoint))
+            .args(["--config", "sluice.toml", "-e", "dev", "--record", "r.json"])
+            .args(args);
+        cmd
+    }
+
+    fn step(&self, name: &str, args: &[&str]) -> Output {
+        self.command(name, args).output().expect("step runs")
+    }
+
+    fn record(&self) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(self.dir.path().join("r.json")).expect("record")).expect("json")
+    }
+
+    fn deployment_statuses(&self) -> Vec<String> {
+        self.record()["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .filter(|e| e["type"] == "deployment")
+            .filter_map(|e| e["status"].as_str().map(str::to_owned))
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn codedeploy_is_created_followed_continued_and_promoted() {
+    let Some(env) = CdEnv::start(Script::succeeds()).await else { return };
+    ok(&env.step("gate", &["--release", "v2", "--commit", "abcdef1"]), "gate");
+    let shift = env.step("shift-traffic", &[]);
+    ok(&shift, "shift-traffic");
+    assert!(String::from_utf8_lossy(&shift.stderr).contains("Ready"), "progress is shown");
+    let statuses = env.deployment_statuses();
+    assert_eq!(statuses.first().map(String::as_str), Some("InProgress"), "{statuses:?}");
+    assert!(statuses.contains(&"Ready".to_owned()), "{statuses:?}");
+    assert_eq!(statuses.last().map(String::as_str), Some("Succeeded"), "{statuses:?}");
+    let record = env.record();
+    assert_eq!(record["status"], "verified");
+    assert_eq!(record["candidate_weight"], 100);
+    assert_eq!(env.proxy.count("ContinueDeployment"), 1);
+    ok(&env.step("promote", &[]), "promote");
+    assert_eq!(env.record()["status"], "promoted");
+    // shift-traffic with a weight makes no sense here: refused, nothing written.
+    let refused = env.step("shift-traffic", &["--weight", "10"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", String::from_utf8_lossy(&refused.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_codedeploy_deployment_is_recorded_as_rolled_back_with_its_message() {
+    let Some(env) =
+        CdEnv::start(Script::fails("HEALTH_CONSTRAINTS", "too many tasks failed their health checks")).await
+    else {
+        return;
+    };
+    ok(&env.step("gate", &["--release", "v3", "--commit", "abcdef1"]), "gate");
+    let shift = env.step("shift-traffic", &[]);
+    assert_eq!(shift.status.code(), Some(1), "{}", String::from_utf8_lossy(&shift.stderr));
+    let record = env.record();
+    assert_eq!(record["status"], "rolled_back");
+    let events = record["events"].as_array().expect("events");
+    let failed = events.iter().find(|e| e["type"] == "deployment" && e["status"] == "Failed").expect("failed event");
+    assert!(failed["message"].as_str().is_some_and(|m| m.contains("HEALTH_CONSTRAINTS: too many tasks")), "{failed}");
+    let ledger = std::fs::read_to_string(env.dir.path().join("ledger.jsonl")).expect("ledger");
+    assert!(ledger.contains("rolled_back") && ledger.contains("HEALTH_CONSTRAINTS"), "{ledger}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rollback_stops_a_codedeploy_deployment_in_flight() {
+    let Some(env) = CdEnv::start(Script::runs()).await else { return };
+    ok(&env.step("gate", &["--release", "v3", "--commit", "abcdef1"]), "gate");
+    // The shift-traffic job is cancelled while CodeDeploy shifts.
+    let mut shift = env.command("shift-traffic", &[]).stderr(std::process::Stdio::null()).spawn().expect("spawn");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while env.deployment_statuses().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = shift.kill();
+    let _ = shift.wait();
+    let id = env.record()["events"]
+        .as_array()
+        .and_then(|e| e.iter().find(|e| e["type"] == "deployment"))
+        .and_then(|e| e["id"].as_str())
+        .map(str::to_owned)
+        .expect("a deployment was created");
+
+    ok(&env.step("rollback", &["--reason", "job cancelled"]), "rollback");
+    assert_eq!(env.fake.status(&id), Some(("Stopped".into(), false, true)), "stopped with automatic rollback");
+    let record = env.record();
+    assert_eq!(record["status"], "rolled_back");
+    let rollback = record["events"].as_array().and_then(|e| e.iter().find(|e| e["type"] == "rollback")).cloned();
+    let restored = rollback.expect("rollback event")["restored"].clone();
+    assert_eq!(restored["deployment_status"], "Stopped");
+    assert_eq!(restored["deployment_id"], id.as_str());
+    // Idempotent: nothing left to stop.
+    ok(&env.step("rollback", &[]), "rollback again");
+    assert_eq!(env.proxy.count("StopDeployment"), 1);
+}

@@ -7,7 +7,7 @@
 use crate::names;
 
 mod aws;
-pub use aws::Arn;
+pub use aws::{Arn, parse_s3_revision};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sluice_analysis::{CheckSpec, Policy, humantime_serde};
@@ -146,6 +146,46 @@ pub enum RouterConfig {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         region: Option<String>,
     },
+    /// AWS CodeDeploy owns the shift (blue/green on ECS or EC2): sluice
+    /// creates the deployment, follows it, continues it when it waits for
+    /// traffic rerouting, and stops it with automatic rollback.
+    #[serde(rename = "codedeploy")]
+    CodeDeploy {
+        /// The CodeDeploy application.
+        application: String,
+        /// Its deployment group for this environment.
+        deployment_group: String,
+        /// e.g. `CodeDeployDefault.ECSCanary10Percent5Minutes`; defaults to the group's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        deployment_config: Option<String>,
+        /// An AppSpec file (YAML or JSON) whose text is the revision (ECS,
+        /// Lambda); relative to the config file.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        appspec: Option<PathBuf>,
+        /// Or a bundle in S3 (EC2): `s3://BUCKET/KEY` ending in `.zip`,
+        /// `.tar`, `.tar.gz` or `.tgz`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        s3_revision: Option<String>,
+        /// AWS region; defaults to the environment's (`AWS_REGION`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        region: Option<String>,
+        /// How often to read the deployment's status.
+        #[serde(default = "default_poll_interval", with = "humantime_serde")]
+        #[schemars(with = "String")]
+        poll_interval: Duration,
+        /// Longest time to follow one deployment (it goes on in CodeDeploy after).
+        #[serde(default = "default_deployment_timeout", with = "humantime_serde")]
+        #[schemars(with = "String")]
+        timeout: Duration,
+    },
+}
+
+fn default_poll_interval() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_deployment_timeout() -> Duration {
+    Duration::from_secs(3600)
 }
 
 impl RouterConfig {
@@ -154,6 +194,7 @@ impl RouterConfig {
         match self {
             RouterConfig::Local { .. } => "local",
             RouterConfig::Alb { .. } => "alb",
+            RouterConfig::CodeDeploy { .. } => "codedeploy",
         }
     }
 }
@@ -328,10 +369,17 @@ impl Config {
             snippet: None,
         })?;
         let mut config = Self::parse(&text, path)?;
+        let base = path.parent().unwrap_or(Path::new("."));
         let LedgerConfig::File { path: ledger } = &mut config.ledger;
         if ledger.is_relative() {
-            let base = path.parent().unwrap_or(Path::new("."));
             *ledger = base.join(&*ledger);
+        }
+        for env in &mut config.environments {
+            if let RouterConfig::CodeDeploy { appspec: Some(appspec), .. } = &mut env.router
+                && appspec.is_relative()
+            {
+                *appspec = base.join(&*appspec);
+            }
         }
         Ok(config)
     }
@@ -497,6 +545,55 @@ fn validate_router(router: &RouterConfig) -> Result<(), (&'static str, String)> 
                         format!("region {region:?} is not the listener's region {:?}", listener.region),
                     ));
                 }
+            }
+            Ok(())
+        }
+        RouterConfig::CodeDeploy {
+            application,
+            deployment_group,
+            deployment_config,
+            appspec,
+            s3_revision,
+            region,
+            poll_interval,
+            timeout,
+        } => {
+            for (key, name) in [("application", application), ("deployment_group", deployment_group)] {
+                if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+                    return Err((key, format!("{name:?} is not a CodeDeploy name (1-100 characters)")));
+                }
+            }
+            if let Some(name) = deployment_config
+                && (name.is_empty() || name.len() > 100)
+            {
+                return Err(("deployment_config", format!("{name:?} is not a deployment config name")));
+            }
+            match (appspec, s3_revision) {
+                (Some(_), Some(_)) => {
+                    return Err(("s3_revision", "give either `appspec` or `s3_revision`, not both".into()));
+                }
+                (None, None) => {
+                    return Err((
+                        "appspec",
+                        "a codedeploy router needs the revision: `appspec = \"appspec.yaml\"` (ECS, Lambda) or `s3_revision = \"s3://bucket/app.zip\"` (EC2)".into(),
+                    ));
+                }
+                (None, Some(s3)) => {
+                    aws::parse_s3_revision(s3).map_err(|m| ("s3_revision", m))?;
+                }
+                (Some(_), None) => {}
+            }
+            if let Some(region) = region {
+                aws::check_region(region).map_err(|m| ("region", m))?;
+            }
+            if *poll_interval < Duration::from_millis(100) {
+                return Err((
+                    "poll_interval",
+                    "poll_interval must be at least 100ms (AWS throttles fast polling; 10s is usual)".into(),
+                ));
+            }
+            if timeout < poll_interval {
+                return Err(("timeout", "timeout must be longer than poll_interval".into()));
             }
             Ok(())
         }

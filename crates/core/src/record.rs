@@ -68,7 +68,7 @@ pub struct Record {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouterState {
-    /// `local` or `alb`.
+    /// `local`, `alb` or `codedeploy`.
     pub kind: String,
     /// Percent of traffic on the candidate.
     pub candidate_weight: u8,
@@ -89,6 +89,12 @@ pub struct RouterState {
     /// ALB: the forward action's target group stickiness.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stickiness: Option<Stickiness>,
+    /// CodeDeploy: the deployment in flight (or the one just stopped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_id: Option<String>,
+    /// CodeDeploy: that deployment's status (`InProgress`, `Ready`, `Stopped`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_status: Option<String>,
 }
 
 /// One target group of an ALB forward action.
@@ -172,6 +178,14 @@ pub enum EventDetail {
     },
     /// Traffic went back to stable.
     Rollback { reason: String, from: u8, restored: RouterState },
+    /// A deployment run by the router's own service (CodeDeploy) changed
+    /// status; its words are kept as they were.
+    Deployment {
+        id: String,
+        status: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
     /// A step stopped on an error; where things stand is in the message.
     Error { message: String },
 }

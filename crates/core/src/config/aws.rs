@@ -50,8 +50,46 @@ pub fn check_region(region: &str) -> Result<(), String> {
     if ok { Ok(()) } else { Err(format!("{region:?} is not an AWS region such as \"eu-west-1\"")) }
 }
 
+/// Splits `s3://BUCKET/KEY` into bucket, key and CodeDeploy bundle type
+/// (`zip`, `tar` or `tgz`, from the key's extension).
+pub fn parse_s3_revision(text: &str) -> Result<(String, String, &'static str), String> {
+    let hint = "write it like \"s3://my-bucket/releases/shop-1.2.3.zip\"";
+    let rest = text.strip_prefix("s3://").ok_or_else(|| format!("{text:?} is not an s3:// URL; {hint}"))?;
+    let (bucket, key) = rest.split_once('/').ok_or_else(|| format!("{text:?} has no key after the bucket; {hint}"))?;
+    let bucket_ok = (3..=63).contains(&bucket.len())
+        && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    if !bucket_ok {
+        return Err(format!(
+            "{bucket:?} is not an S3 bucket name (3-63 lowercase letters, digits, '-' and '.'); {hint}"
+        ));
+    }
+    let bundle = if key.ends_with(".zip") {
+        "zip"
+    } else if key.ends_with(".tar") {
+        "tar"
+    } else if key.ends_with(".tar.gz") || key.ends_with(".tgz") {
+        "tgz"
+    } else {
+        return Err(format!(
+            "{key:?} must end in .zip, .tar, .tar.gz or .tgz (the bundle type CodeDeploy needs); {hint}"
+        ));
+    };
+    Ok((bucket.to_owned(), key.to_owned(), bundle))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn s3_revisions() {
+        assert_eq!(
+            super::parse_s3_revision("s3://my-bucket/releases/shop-1.2.3.tar.gz"),
+            Ok(("my-bucket".into(), "releases/shop-1.2.3.tar.gz".into(), "tgz"))
+        );
+        for bad in ["my-bucket/x.zip", "s3://my-bucket", "s3://B/x.zip", "s3://my-bucket/x.rar"] {
+            assert!(super::parse_s3_revision(bad).is_err(), "{bad}");
+        }
+    }
+
     use super::*;
 
     const LISTENER: &str =

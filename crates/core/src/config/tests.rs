@@ -172,3 +172,51 @@ fn alb_router_errors_name_the_key() {
     let err = parse(&alb_config(&alb_router(", weight = 3"))).expect_err("unknown key");
     assert!(err.to_string().contains("weight"), "{err}");
 }
+
+#[test]
+fn a_codedeploy_router_parses_and_its_appspec_is_relative_to_the_config() {
+    let router = "router = { kind = \"codedeploy\", application = \"shop\", deployment_group = \"shop-prd\", \
+                  deployment_config = \"CodeDeployDefault.ECSCanary10Percent5Minutes\", appspec = \"deploy/appspec.yaml\" }";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("sluice.toml");
+    std::fs::write(&path, alb_config(router)).expect("write");
+    let config = Config::load(&path).expect("valid");
+    let (_, prd) = config.environment("prd").expect("prd");
+    match &prd.router {
+        RouterConfig::CodeDeploy { appspec, poll_interval, timeout, .. } => {
+            assert_eq!(appspec.as_deref(), Some(dir.path().join("deploy/appspec.yaml").as_path()));
+            assert_eq!(*poll_interval, Duration::from_secs(10));
+            assert_eq!(*timeout, Duration::from_secs(3600));
+        }
+        other => panic!("not a codedeploy router: {other:?}"),
+    }
+}
+
+#[test]
+fn codedeploy_router_errors_name_the_key() {
+    let base = "router = { kind = \"codedeploy\", application = \"shop\", deployment_group = \"shop-prd\"";
+    let cases = [
+        (format!("{base} }}"), "environment[1].router.appspec", "needs the revision"),
+        (
+            format!("{base}, appspec = \"a.yaml\", s3_revision = \"s3://bucket/a.zip\" }}"),
+            "environment[1].router.s3_revision",
+            "not both",
+        ),
+        (format!("{base}, s3_revision = \"s3://bucket/a.rar\" }}"), "environment[1].router.s3_revision", ".zip"),
+        (
+            format!("{base}, appspec = \"a.yaml\", poll_interval = \"1ms\" }}"),
+            "environment[1].router.poll_interval",
+            "100ms",
+        ),
+        (
+            format!("{base}, appspec = \"a.yaml\", poll_interval = \"1m\", timeout = \"10s\" }}"),
+            "environment[1].router.timeout",
+            "longer",
+        ),
+    ];
+    for (router, key, words) in cases {
+        let err = parse(&alb_config(&router)).expect_err(key);
+        assert_eq!(err.key.as_deref(), Some(key), "{err}");
+        assert!(err.message.contains(words), "{err}");
+    }
+}

@@ -247,6 +247,7 @@ impl AlbRouter {
             resource: Some(self.resource.arn().to_owned()),
             target_groups: live.weights.clone(),
             stickiness: live.stickiness.clone(),
+            ..RouterState::default()
         })
     }
 

@@ -2,3 +2,4 @@
 //! providers against moto (with a fault layer where moto cannot act).
 
 mod alb;
+mod codedeploy;
