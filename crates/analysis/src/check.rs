@@ -66,13 +66,66 @@ pub enum CheckKind {
     Query {
         /// The metric source (by name) that answers the query.
         source: String,
-        /// The query text (PromQL, or a CloudWatch metric expression).
+        /// The query text (PromQL, or a CloudWatch metric expression); may
+        /// hold `${release}`, `${app}`, `${environment}` and `${interval}`.
         query: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         min: Option<f64>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         max: Option<f64>,
+        /// Ask for the series over the interval's window (a range query)
+        /// and reduce its points to one value this way; without it, one
+        /// instant query at the interval's end.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reduce: Option<Reduce>,
+        /// Resolution of a range query (default: 1s, coarser when a window
+        /// would hold more than 1,000 points). Only with `reduce`.
+        #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::check::humantime_serde::option")]
+        #[schemars(with = "Option<String>")]
+        step: Option<Duration>,
     },
+}
+
+/// How the points of a range query become the one value a query check judges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Reduce {
+    /// The largest point: the worst moment, for "at most" limits.
+    Max,
+    /// The smallest point: the worst moment, for "at least" limits.
+    Min,
+    /// The arithmetic mean of the points.
+    Mean,
+    /// The latest point (what an instant query at the end would say).
+    Last,
+}
+
+impl Reduce {
+    /// Reduces points given in time order. NaN points (a 0/0 at that
+    /// moment) are left out; `None` when no point is left.
+    pub fn apply(self, points: &[f64]) -> Option<f64> {
+        let mut values = points.iter().copied().filter(|v| !v.is_nan()).peekable();
+        values.peek()?;
+        Some(match self {
+            Reduce::Max => values.fold(f64::NEG_INFINITY, f64::max),
+            Reduce::Min => values.fold(f64::INFINITY, f64::min),
+            Reduce::Mean => {
+                let (sum, n) = values.fold((0.0, 0u32), |(sum, n), v| (sum + v, n + 1));
+                sum / f64::from(n)
+            }
+            Reduce::Last => values.last()?,
+        })
+    }
+
+    /// The name as written in config.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reduce::Max => "max",
+            Reduce::Min => "min",
+            Reduce::Mean => "mean",
+            Reduce::Last => "last",
+        }
+    }
 }
 
 /// A comparison of candidate against the stable baseline; only worse counts.
@@ -157,5 +210,56 @@ pub mod humantime_serde {
         humantime::parse_duration(&text).map_err(|e| {
             D::Error::custom(format!("invalid duration {text:?}: {e} (write it like \"30s\", \"250ms\" or \"10m\")"))
         })
+    }
+
+    /// The same for `Option<Duration>` (with `#[serde(default)]`).
+    pub mod option {
+        use serde::{Deserialize, Deserializer, Serializer};
+        use std::time::Duration;
+
+        pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+            match d {
+                Some(d) => super::serialize(d, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+            #[derive(Deserialize)]
+            struct Wrapped(#[serde(with = "super")] Duration);
+            Ok(Option::<Wrapped>::deserialize(d)?.map(|Wrapped(d)| d))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reduce_leaves_out_nan_and_says_none_without_points() {
+        let points = [0.2, f64::NAN, 0.5, 0.1];
+        assert_eq!(Reduce::Max.apply(&points), Some(0.5));
+        assert_eq!(Reduce::Min.apply(&points), Some(0.1));
+        assert!((Reduce::Mean.apply(&points).expect("points") - 0.8 / 3.0).abs() < 1e-15);
+        assert_eq!(Reduce::Last.apply(&points), Some(0.1));
+        assert_eq!(Reduce::Last.apply(&[0.3, f64::NAN]), Some(0.3));
+        for reduce in [Reduce::Max, Reduce::Min, Reduce::Mean, Reduce::Last] {
+            assert_eq!(reduce.apply(&[]), None);
+            assert_eq!(reduce.apply(&[f64::NAN, f64::NAN]), None);
+        }
+    }
+
+    #[test]
+    fn a_query_check_round_trips_with_reduce_and_step() {
+        let text = r#"{"name":"e","kind":"query","source":"prom","query":"up","max":1.0,"reduce":"mean","step":"5s"}"#;
+        let spec: CheckSpec = serde_json::from_str(text).expect("parses");
+        let CheckKind::Query { reduce, step, .. } = &spec.kind else { panic!("a query check") };
+        assert_eq!((*reduce, *step), (Some(Reduce::Mean), Some(Duration::from_secs(5))));
+        let back: CheckSpec = serde_json::from_str(&serde_json::to_string(&spec).expect("json")).expect("parses");
+        assert_eq!(back, spec);
+        let bare: CheckSpec =
+            serde_json::from_str(r#"{"name":"e","kind":"query","source":"p","query":"up","min":0}"#).expect("parses");
+        assert!(matches!(bare.kind, CheckKind::Query { reduce: None, step: None, .. }));
     }
 }

@@ -58,7 +58,9 @@
 //! * **accumulating**: new data, but fewer than `min_samples` so far;
 //! * **no data**: nothing new for this check;
 //! * **error**: the check's data are missing because a metric source failed,
-//!   or the candidate (and, for comparisons, stable) pool is absent.
+//!   or the candidate (and, for comparisons, stable) pool is absent, or (a
+//!   query check) the source answered its query with something that cannot
+//!   be judged (`Interval::query_errors`: a refused query, several series).
 //!
 //! `failure_limit` consecutive failing steps make the check fail; intervals
 //! without new data neither extend nor break that streak, a passing one
@@ -744,14 +746,18 @@ impl CheckState {
                 };
                 Ok(self.deterministic_step())
             }
-            CheckKind::Query { source, min: lo, max: hi, .. } => {
+            CheckKind::Query { source, min: lo, max: hi, reduce, .. } => {
                 if let Some(error) = interval.source_errors.get(source) {
                     return Err(format!("query source {source} failed: {error}"));
+                }
+                if let Some(error) = interval.query_errors.get(&spec.name) {
+                    return Err(format!("the query could not be judged: {error}"));
                 }
                 let value = match interval.values.get(&spec.name) {
                     Some(Some(v)) if !v.is_nan() => *v,
                     _ => return Ok(Step::NoData),
                 };
+                let over = reduce.map(|r| format!(" ({} over the interval)", r.name())).unwrap_or_default();
                 self.answers += 1;
                 let ok = lo.is_none_or(|lo| value >= lo) && hi.is_none_or(|hi| value <= hi);
                 self.judgment = Judgment {
@@ -760,7 +766,7 @@ impl CheckState {
                     enough: self.answers >= min,
                     rejecting: !ok,
                     within_limit: ok,
-                    summary: format!("value {}", number(value)),
+                    summary: format!("value {}{over}", number(value)),
                     ..Judgment::default()
                 };
                 Ok(self.deterministic_step())
@@ -980,6 +986,10 @@ fn p_text(p: f64) -> String {
 
 /// A number without needless decimals: 99, 99.9, 0.005.
 fn number(x: f64) -> String {
+    if x != 0.0 && !(1e-4..1e12).contains(&x.abs()) {
+        // ±Inf answered by a query is recorded as ±f64::MAX; keep it short.
+        return format!("{x:.3e}");
+    }
     let text = format!("{x:.6}");
     let text = text.trim_end_matches('0').trim_end_matches('.');
     if text.is_empty() || text == "-" { "0".into() } else { text.into() }

@@ -22,7 +22,7 @@ mod engine;
 mod histogram;
 pub mod stats;
 
-pub use check::{CheckKind, CheckSpec, Comparison, OnInconclusive, Policy, humantime_serde};
+pub use check::{CheckKind, CheckSpec, Comparison, OnInconclusive, Policy, Reduce, humantime_serde};
 pub use engine::{Analysis, AnalysisReport, CheckEvidence, Outcome, SkippedCheck, Verdict};
 pub use histogram::Histogram;
 
@@ -83,4 +83,22 @@ pub struct Interval {
     /// Metric source failures during this interval (after retries), by source.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub source_errors: BTreeMap<String, String>,
+    /// Queries the source answered but that cannot be judged (refused as
+    /// invalid, several series where one is needed), by check name. The
+    /// source itself worked, so its other checks go on.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub query_errors: BTreeMap<String, String>,
+    /// The time a metric source was asked about, by source, where it is not
+    /// the interval itself (CloudWatch: whole minutes, behind the clock).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub lookback: BTreeMap<String, LookBack>,
+}
+
+/// The window a metric source looked at for one interval.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LookBack {
+    pub start: Timestamp,
+    pub end: Timestamp,
+    /// Resolution of the statistics, in seconds.
+    pub period_seconds: u64,
 }

@@ -3,20 +3,38 @@
 //! it decides or the time is up.
 
 use crate::context::Context;
+use anyhow::anyhow;
 use indicatif::{ProgressBar, ProgressStyle};
 use sluice_analysis::{Analysis, AnalysisReport, Interval, Outcome};
-use sluice_core::env;
-use sluice_providers::metrics::Sampler;
+use sluice_core::config::{QueryVars, SourceConfig};
+use sluice_core::{Classify, Failure, env};
+use sluice_providers::metrics::{QUERY_BACKOFF, Query, QuerySource, Sampler};
 use std::io::IsTerminal;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// Analyses the candidate, which takes `weight` percent of traffic, for
-/// `duration`, sampling every configured interval.
-pub async fn analyse(ctx: &Context, weight: u8, duration: Duration, label: &str) -> AnalysisReport {
+/// Analyses the candidate `release`, which takes `weight` percent of
+/// traffic, for `duration`, sampling every configured interval.
+pub async fn analyse(
+    ctx: &Context,
+    release: &str,
+    weight: u8,
+    duration: Duration,
+    label: &str,
+) -> Result<AnalysisReport, Failure> {
     let env = ctx.env();
     let interval = ctx.config.analysis.interval;
-    let mut sampler = Sampler::new(ctx.router(), ctx.config.probes_for(env));
+    let vars =
+        QueryVars { release: release.to_owned(), app: ctx.config.app.clone(), environment: env.name.clone(), interval };
+    let queries = Query::from_checks(&ctx.config.checks_for(env), &vars).map_err(|e| Failure::input(anyhow!(e)))?;
+    let mut sources = Vec::new();
+    for source in ctx.config.sources_for(env) {
+        let reads_traffic = matches!(source, SourceConfig::Cloudwatch { alb_traffic: true, .. });
+        if reads_traffic || queries.iter().any(|q| q.source == source.name()) {
+            sources.push(QuerySource::connect(&source, QUERY_BACKOFF).await.provider_failed()?);
+        }
+    }
+    let mut sampler = Sampler::new(ctx.router(), ctx.config.probes_for(env)).with_queries(sources, queries);
     let mut analysis = Analysis::at_weight(ctx.config.checks_for(env), ctx.config.analysis.policy.clone(), weight);
     let progress = Progress::new(label, duration);
     sampler.start().await;
@@ -38,7 +56,7 @@ pub async fn analyse(ctx: &Context, weight: u8, duration: Duration, label: &str)
             break;
         }
     }
-    analysis.finish()
+    Ok(analysis.finish())
 }
 
 fn describe(n: usize, sample: &Interval) -> String {
@@ -50,6 +68,15 @@ fn describe(n: usize, sample: &Interval) -> String {
     let failed = sample.probes.iter().filter(|p| !p.ok).count();
     if !sample.probes.is_empty() {
         text.push_str(&format!(", probes {}/{} ok", sample.probes.len() - failed, sample.probes.len()));
+    }
+    for (check, value) in &sample.values {
+        match value {
+            Some(v) => text.push_str(&format!(", {check} = {v}")),
+            None => text.push_str(&format!(", {check}: no data")),
+        }
+    }
+    for (check, error) in &sample.query_errors {
+        text.push_str(&format!(", {check}: {error}"));
     }
     for (source, error) in &sample.source_errors {
         text.push_str(&format!(", {source} failed: {error}"));

@@ -156,8 +156,8 @@ async fn run_plan(ctx: &Context, router: &Router, record: &mut Record) -> Result
             tokio::time::sleep(duration).await;
             continue;
         }
-        let report =
-            analyse(ctx, record.candidate_weight, duration, &format!("stage {}/{total} {weight}%", i + 1)).await;
+        let label = format!("stage {}/{total} {weight}%", i + 1);
+        let report = analyse(ctx, &record.version, record.candidate_weight, duration, &label).await?;
         summary::log_verdict(&report);
         markdown.push_str(&format!("#### Stage {}: {weight}%\n\n{}\n", i + 1, summary::verdict_table(&report)));
         let verdict = report.verdict;

@@ -24,7 +24,13 @@ pub fn gate_table(checks: &[GateCheck]) -> String {
 }
 
 fn fmt_opt(v: Option<f64>) -> String {
-    v.map(|v| if v.abs() >= 100.0 { format!("{v:.0}") } else { format!("{v:.4}") }).unwrap_or_else(|| "–".into())
+    v.map(|v| match v.abs() {
+        // ±Inf from a query is recorded as ±f64::MAX: keep it short.
+        a if a >= 1e12 => format!("{v:.3e}"),
+        a if a >= 100.0 => format!("{v:.0}"),
+        _ => format!("{v:.4}"),
+    })
+    .unwrap_or_else(|| "–".into())
 }
 
 pub fn verdict_table(report: &AnalysisReport) -> String {

@@ -64,7 +64,7 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
     let duration = args.duration.unwrap_or_else(|| {
         record.strategy.plan().iter().map(|(_, d)| *d).find(|d| !d.is_zero()).unwrap_or(Duration::from_secs(60))
     });
-    let report = analyse(&ctx, record.candidate_weight, duration, "verify-health").await;
+    let report = analyse(&ctx, &record.version, record.candidate_weight, duration, "verify-health").await?;
     summary::log_verdict(&report);
     let verdict = report.verdict;
     summary::write(&format!(

@@ -89,6 +89,9 @@ pub struct Defaults {
     pub checks: Vec<CheckSpec>,
     #[serde(default, rename = "probe", skip_serializing_if = "Vec::is_empty")]
     pub probes: Vec<ProbeConfig>,
+    /// Metric sources that answer `query` checks.
+    #[serde(default, rename = "source", skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourceConfig>,
 }
 
 /// One environment of the promotion path.
@@ -116,6 +119,10 @@ pub struct Environment {
     /// Synthetic HTTP probes; defaults to `[defaults] probe`.
     #[serde(default, rename = "probe", skip_serializing_if = "Vec::is_empty")]
     pub probes: Vec<ProbeConfig>,
+    /// Metric sources for `query` checks; defaults to `[[defaults.source]]`
+    /// (all of them are replaced when an environment defines any).
+    #[serde(default, rename = "source", skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourceConfig>,
 }
 
 /// The traffic router of an environment.
@@ -197,6 +204,196 @@ impl RouterConfig {
             RouterConfig::CodeDeploy { .. } => "codedeploy",
         }
     }
+}
+
+/// A metric source that answers `query` checks, by its unique `name`.
+///
+/// The router's own counters and the HTTP probes need no entry here; these
+/// are the sources a `query` check names in its `source` key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SourceConfig {
+    /// A Prometheus server, through its HTTP API (PromQL instant and range
+    /// queries).
+    Prometheus {
+        /// Unique among the sources; `query` checks name it in `source`.
+        name: String,
+        /// The server's base URL, e.g. `http://127.0.0.1:9090` (a path
+        /// prefix such as `/prometheus` is kept).
+        url: String,
+        /// Longest time one query may take, per attempt; Prometheus is told
+        /// too, so it stops evaluating.
+        #[serde(default = "default_source_timeout", with = "humantime_serde")]
+        #[schemars(with = "String")]
+        timeout: Duration,
+    },
+    /// Amazon CloudWatch: metric queries, alarms as checks, and the ALB
+    /// target groups' traffic; one batched `GetMetricData` call per interval.
+    Cloudwatch {
+        /// Unique among the sources; `query` checks name it in `source`.
+        name: String,
+        /// AWS region; defaults to the environment's (`AWS_REGION`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        region: Option<String>,
+        /// Fill the candidate's and stable's traffic (`RequestCount` and
+        /// `HTTPCode_Target_5XX_Count` of each target group) from the
+        /// environment's ALB, so `error_rate` and `compare` checks work.
+        #[serde(default)]
+        alb_traffic: bool,
+        /// Period of the statistics, in whole minutes.
+        #[serde(default = "default_cloudwatch_period", with = "humantime_serde")]
+        #[schemars(with = "String")]
+        period: Duration,
+        /// How far back each interval looks, in whole minutes (at least one period).
+        #[serde(default = "default_cloudwatch_lookback", with = "humantime_serde")]
+        #[schemars(with = "String")]
+        lookback: Duration,
+        /// How far behind the clock the window ends, for CloudWatch's
+        /// publishing delay.
+        #[serde(default = "default_cloudwatch_delay", with = "humantime_serde")]
+        #[schemars(with = "String")]
+        delay: Duration,
+    },
+}
+
+fn default_cloudwatch_period() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_cloudwatch_lookback() -> Duration {
+    Duration::from_secs(300)
+}
+
+fn default_cloudwatch_delay() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_source_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+impl SourceConfig {
+    /// The name `query` checks refer to.
+    pub fn name(&self) -> &str {
+        match self {
+            SourceConfig::Prometheus { name, .. } | SourceConfig::Cloudwatch { name, .. } => name,
+        }
+    }
+
+    /// The kind as written in config.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceConfig::Prometheus { .. } => "prometheus",
+            SourceConfig::Cloudwatch { .. } => "cloudwatch",
+        }
+    }
+
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        names::check("source name", self.name()).map_err(|m| ("name", m))?;
+        if RESERVED_SOURCES.contains(&self.name()) {
+            return Err((
+                "name",
+                format!(
+                    "{:?} is the name sluice gives the embedded router's own counters; name this source otherwise, \
+                     e.g. \"prometheus\"",
+                    self.name()
+                ),
+            ));
+        }
+        match self {
+            SourceConfig::Prometheus { url, timeout, .. } => {
+                check_http_url(url).map_err(|m| ("url", m))?;
+                if url.contains(['?', '#']) {
+                    return Err(("url", format!("{url:?} must be the server's base URL, without a query or fragment")));
+                }
+                if timeout.is_zero() {
+                    return Err(("timeout", "timeout must be more than 0, e.g. \"5s\"".into()));
+                }
+            }
+            SourceConfig::Cloudwatch { region, period, lookback, .. } => {
+                if let Some(region) = region {
+                    aws::check_region(region).map_err(|m| ("region", m))?;
+                }
+                let minutes = |d: &Duration| d.as_secs() > 0 && d.as_secs() % 60 == 0 && d.subsec_nanos() == 0;
+                if !minutes(period) {
+                    return Err((
+                        "period",
+                        "period must be whole minutes, e.g. \"1m\" (ALB metrics are per minute)".into(),
+                    ));
+                }
+                if !minutes(lookback) || lookback < period {
+                    return Err((
+                        "lookback",
+                        format!(
+                            "lookback must be whole minutes and at least the period ({}s), e.g. \"5m\"",
+                            period.as_secs()
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Source names sluice uses itself in `Interval::source_errors`.
+const RESERVED_SOURCES: &[&str] = &["router"];
+
+/// What `${...}` placeholders in a `query` check's text stand for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueryVars {
+    /// `${release}`: the candidate's release version (from the record).
+    pub release: String,
+    /// `${app}`
+    pub app: String,
+    /// `${environment}`
+    pub environment: String,
+    /// `${interval}`: the analysis interval, as PromQL writes a duration
+    /// (`10s`, `1500ms`).
+    pub interval: Duration,
+}
+
+impl QueryVars {
+    /// The placeholders a query may use.
+    pub const NAMES: [&'static str; 4] = ["release", "app", "environment", "interval"];
+
+    /// The query text with every placeholder replaced; an unknown or
+    /// unclosed placeholder is an error that names it.
+    pub fn expand(&self, text: &str) -> Result<String, String> {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(at) = rest.find("${") {
+            out.push_str(&rest[..at]);
+            let after = &rest[at + 2..];
+            let end = after.find('}').ok_or_else(|| {
+                format!(
+                    "unclosed placeholder at {:?}; write ${{release}}, ${{app}}, ${{environment}} or ${{interval}}",
+                    &rest[at..]
+                )
+            })?;
+            match &after[..end] {
+                "release" => out.push_str(&self.release),
+                "app" => out.push_str(&self.app),
+                "environment" => out.push_str(&self.environment),
+                "interval" => out.push_str(&promql_duration(self.interval)),
+                other => {
+                    return Err(format!(
+                        "unknown placeholder ${{{other}}}; a query may use ${{{}}}",
+                        Self::NAMES.join("}, ${")
+                    ));
+                }
+            }
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+}
+
+/// A duration as PromQL writes one: whole seconds as `10s`, else `1500ms`.
+fn promql_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms.is_multiple_of(1000) { format!("{}s", ms / 1000) } else { format!("{ms}ms") }
 }
 
 /// A synthetic HTTP check of the candidate.
@@ -445,9 +642,73 @@ impl Config {
             for (j, probe) in env.probes.iter().enumerate() {
                 check_http_url(&probe.url).map_err(|m| (format!("environment[{i}].probe[{j}].url"), m))?;
             }
+            validate_sources(&env.sources, &format!("environment[{i}]"))?;
         }
         for (j, check) in self.defaults.checks.iter().enumerate() {
             validate_check(check).map_err(|m| (format!("defaults.check[{j}]"), m))?;
+        }
+        validate_sources(&self.defaults.sources, "defaults")?;
+        self.validate_queries()
+    }
+
+    /// Every `query` check in force for an environment names a source in
+    /// force for it, and its text expands.
+    fn validate_queries(&self) -> Result<(), (String, String)> {
+        for (i, env) in self.environments.iter().enumerate() {
+            let (sources, prefix) = if env.sources.is_empty() {
+                (&self.defaults.sources, "defaults".to_owned())
+            } else {
+                (&env.sources, format!("environment[{i}]"))
+            };
+            for (k, source) in sources.iter().enumerate() {
+                if let SourceConfig::Cloudwatch { alb_traffic: true, name, .. } = source
+                    && !matches!(env.router, RouterConfig::Alb { .. })
+                {
+                    return Err((
+                        format!("{prefix}.source[{k}].alb_traffic"),
+                        format!(
+                            "source {name:?} reads the ALB's traffic, but environment {:?} has a {} router; \
+                             set alb_traffic only where the router is an alb",
+                            env.name,
+                            env.router.kind()
+                        ),
+                    ));
+                }
+            }
+        }
+        let vars = QueryVars {
+            release: "v".into(),
+            app: self.app.clone(),
+            environment: String::new(),
+            interval: self.analysis.interval,
+        };
+        for (i, env) in self.environments.iter().enumerate() {
+            let (checks, prefix) = if env.checks.is_empty() {
+                (&self.defaults.checks, "defaults".to_owned())
+            } else {
+                (&env.checks, format!("environment[{i}]"))
+            };
+            let sources = self.sources_for(env);
+            for (j, check) in checks.iter().enumerate() {
+                let sluice_analysis::CheckKind::Query { source, query, .. } = &check.kind else { continue };
+                vars.expand(query).map_err(|m| (format!("{prefix}.check[{j}].query"), m))?;
+                if !sources.iter().any(|s| s.name() == source) {
+                    let defined: Vec<&str> = sources.iter().map(SourceConfig::name).collect();
+                    let defined = if defined.is_empty() {
+                        "it has none".to_owned()
+                    } else {
+                        format!("it has {}", defined.join(", "))
+                    };
+                    return Err((
+                        format!("{prefix}.check[{j}].source"),
+                        format!(
+                            "check {:?} queries source {source:?}, which environment {:?} does not define ({defined}); \
+                             add a [[defaults.source]] or [[environment.source]] table with name = {source:?}",
+                            check.name, env.name
+                        ),
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -476,10 +737,29 @@ impl Config {
         if env.checks.is_empty() { self.defaults.checks.clone() } else { env.checks.clone() }
     }
 
+    /// The metric sources in force for an environment: its own, else the
+    /// defaults'.
+    pub fn sources_for(&self, env: &Environment) -> Vec<SourceConfig> {
+        if env.sources.is_empty() { self.defaults.sources.clone() } else { env.sources.clone() }
+    }
+
     /// The probes in force for an environment.
     pub fn probes_for(&self, env: &Environment) -> Vec<ProbeConfig> {
         if env.probes.is_empty() { self.defaults.probes.clone() } else { env.probes.clone() }
     }
+}
+
+fn validate_sources(sources: &[SourceConfig], prefix: &str) -> Result<(), (String, String)> {
+    for (k, source) in sources.iter().enumerate() {
+        source.validate().map_err(|(key, m)| (format!("{prefix}.source[{k}].{key}"), m))?;
+        if sources[..k].iter().any(|s| s.name() == source.name()) {
+            return Err((
+                format!("{prefix}.source[{k}].name"),
+                format!("source {:?} is defined twice; give each source its own name", source.name()),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn validate_check(check: &CheckSpec) -> Result<(), String> {
@@ -498,6 +778,18 @@ fn validate_check(check: &CheckSpec) -> Result<(), String> {
             Err(format!("tolerance {tolerance} must not be negative (0.2 means 20% slower is tolerated)"))
         }
         CheckKind::Query { min: None, max: None, .. } => Err("a query check needs `min`, `max` or both".into()),
+        CheckKind::Query { min: Some(lo), max: Some(hi), .. } if lo > hi => {
+            Err(format!("min {lo} is above max {hi}, so no value could pass"))
+        }
+        CheckKind::Query { query, .. } if query.trim().is_empty() => Err("the query is empty".into()),
+        CheckKind::Query { reduce: None, step: Some(_), .. } => {
+            Err("step applies to range queries: add reduce = \"max\" (or min, mean, last), or drop step for an \
+             instant query"
+                .into())
+        }
+        CheckKind::Query { step: Some(step), .. } if step.as_millis() == 0 => {
+            Err("step must be at least 1ms, e.g. \"1s\"".into())
+        }
         _ if check.failure_limit == 0 => Err("failure_limit must be at least 1".into()),
         _ if check.inconclusive_limit == 0 => Err("inconclusive_limit must be at least 1".into()),
         _ => Ok(()),

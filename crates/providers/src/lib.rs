@@ -1,10 +1,12 @@
 //! Providers: the things outside sluice that it drives and reads.
 //!
-//! - [`router`]: traffic routers (the embedded `sluice-router`, an ALB).
+//! - [`router`]: traffic routers (the embedded `sluice-router`, an ALB,
+//!   CodeDeploy).
 //! - [`aws`]: AWS plumbing (credentials, region, retries, timeouts, errors)
 //!   and the AWS providers.
-//! - [`metrics`]: turns what routers and probes measure into analysis
-//!   [`Interval`](sluice_analysis::Interval)s.
+//! - [`metrics`]: turns what routers, probes and query sources measure into
+//!   analysis [`Interval`](sluice_analysis::Interval)s.
+//! - [`prometheus`]: the Prometheus query source (PromQL over the HTTP API).
 //!
 //! The file ledger is plain file I/O and lives in `sluice_core::ledger`.
 //!
@@ -15,6 +17,7 @@
 
 pub mod aws;
 pub mod metrics;
+pub mod prometheus;
 pub mod retry;
 pub mod router;
 

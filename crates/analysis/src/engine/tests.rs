@@ -23,6 +23,10 @@ fn latency(percentile: f64, max_ms: u64) -> CheckSpec {
     spec("latency", CheckKind::Latency { percentile, max: Duration::from_millis(max_ms) })
 }
 
+fn query(source: &str, text: &str, min: Option<f64>, max: Option<f64>) -> CheckKind {
+    CheckKind::Query { source: source.into(), query: text.into(), min, max, reduce: None, step: None }
+}
+
 fn at(second: i64) -> Timestamp {
     Timestamp::from_second(1_700_000_000 + second).expect("valid")
 }
@@ -36,6 +40,8 @@ fn interval(i: i64) -> Interval {
         probes: Vec::new(),
         values: BTreeMap::new(),
         source_errors: BTreeMap::new(),
+        query_errors: BTreeMap::new(),
+        lookback: BTreeMap::new(),
     }
 }
 
@@ -233,8 +239,7 @@ fn a_critical_error_decides_at_once_a_non_critical_one_lets_others_judge() {
 
 #[test]
 fn a_query_source_outage_does_not_blind_pool_checks() {
-    let query =
-        spec("saturation", CheckKind::Query { source: "prom".into(), query: "up".into(), min: None, max: Some(0.8) });
+    let query = spec("saturation", query("prom", "up", None, Some(0.8)));
     let mut analysis = Analysis::new(vec![error_rate(0.01), query], Policy::default());
     let intervals = (0..10).map(|i| Interval {
         source_errors: BTreeMap::from([("prom".to_string(), "503".to_string())]),
@@ -384,10 +389,7 @@ fn probes_fail_after_the_failure_limit_and_a_pending_streak_is_not_a_pass() {
 
 #[test]
 fn queries_judge_their_value_and_no_data_is_inconclusive() {
-    let mut check = spec(
-        "cpu",
-        CheckKind::Query { source: "prom".into(), query: "avg(cpu)".into(), min: Some(0.0), max: Some(0.8) },
-    );
+    let mut check = spec("cpu", query("prom", "avg(cpu)", Some(0.0), Some(0.8)));
     check.min_samples = 2;
     let value = |i, v: Option<f64>| Interval { values: BTreeMap::from([("cpu".to_string(), v)]), ..interval(i) };
     let mut analysis = Analysis::new(vec![check.clone()], Policy::default());
@@ -447,4 +449,42 @@ fn report_round_trips_through_json() {
         assert_eq!((&b.name, b.verdict, &b.message, b.samples), (&r.name, r.verdict, &r.message, r.samples));
         assert!((b.statistic.expect("stat") - r.statistic.expect("stat")).abs() < 1e-12);
     }
+}
+
+#[test]
+fn a_query_that_cannot_be_judged_is_an_error_of_that_check_only() {
+    let mut broken = spec("by-version", query("prom", "rate(x[1m])", None, Some(0.01)));
+    broken.inconclusive_limit = 2;
+    let mut fine = spec("cpu", query("prom", "avg(cpu)", None, Some(0.8)));
+    fine.min_samples = 1;
+    let intervals = (0..4).map(|i| Interval {
+        values: BTreeMap::from([("cpu".to_string(), Some(0.5))]),
+        query_errors: BTreeMap::from([("by-version".to_string(), "2 series, the query must aggregate".to_string())]),
+        ..interval(i)
+    });
+    let mut analysis = Analysis::new(vec![broken, fine], Policy::default());
+    assert_eq!(run(&mut analysis, intervals), None);
+    let report = analysis.finish();
+    assert_eq!(report.verdict, Verdict::Error);
+    assert_eq!(report.checks[0].verdict, Verdict::Error);
+    assert!(report.checks[0].message.contains("must aggregate"), "{}", report.checks[0].message);
+    assert_eq!(report.checks[1].verdict, Verdict::Pass);
+}
+
+#[test]
+fn a_range_query_says_how_it_was_reduced_and_huge_values_stay_readable() {
+    let kind = CheckKind::Query {
+        source: "prom".into(),
+        query: "x".into(),
+        min: None,
+        max: Some(0.01),
+        reduce: Some(crate::Reduce::Max),
+        step: None,
+    };
+    let check = spec("errors", kind);
+    let intervals = [Interval { values: BTreeMap::from([("errors".to_string(), Some(f64::MAX))]), ..interval(0) }];
+    let mut analysis = Analysis::new(vec![check], Policy::default());
+    assert_eq!(run(&mut analysis, intervals), Some((0, Verdict::Fail)));
+    let report = analysis.finish();
+    assert!(report.reason.contains("value 1.798e308 (max over the interval), limit <= 0.01"), "{}", report.reason);
 }

@@ -107,6 +107,8 @@ fn simulate(rng: &mut Rng, checks: &[CheckSpec], canary: &Canary) -> Option<usiz
             probes: Vec::new(),
             values: Default::default(),
             source_errors: Default::default(),
+            query_errors: Default::default(),
+            lookback: Default::default(),
         };
         match analysis.observe(interval) {
             Outcome::Decided(Verdict::Fail) => return Some(i + 1),

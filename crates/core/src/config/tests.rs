@@ -114,6 +114,123 @@ fn strategy_override_parses() {
     assert!(Strategy::parse_override("rolling").is_err());
 }
 
+const SOURCES: &str = r#"
+app = "shop"
+
+[[defaults.source]]
+kind = "prometheus"
+name = "prom"
+url = "http://127.0.0.1:9090"
+
+[[defaults.check]]
+name = "error-ratio"
+kind = "query"
+source = "prom"
+query = 'sum(rate(http_requests_total{status="500",version="${release}"}[${interval}]))'
+max = 0.01
+
+[[environment]]
+name = "dev"
+router = { kind = "local", admin_url = "http://127.0.0.1:9001" }
+
+[[environment]]
+name = "prd"
+router = { kind = "local", admin_url = "http://127.0.0.1:9002" }
+
+[[environment.source]]
+kind = "prometheus"
+name = "prom"
+url = "http://10.0.0.1:9090/prometheus"
+timeout = "2s"
+"#;
+
+#[test]
+fn environments_inherit_the_default_sources_unless_they_define_their_own() {
+    let config = parse(SOURCES).expect("valid");
+    let (_, dev) = config.environment("dev").expect("dev");
+    let (_, prd) = config.environment("prd").expect("prd");
+    let url = |sources: Vec<SourceConfig>| match &sources[..] {
+        [SourceConfig::Prometheus { url, timeout, .. }] => (url.clone(), *timeout),
+        other => panic!("one prometheus source, got {other:?}"),
+    };
+    assert_eq!(url(config.sources_for(dev)), ("http://127.0.0.1:9090".into(), Duration::from_secs(5)));
+    assert_eq!(url(config.sources_for(prd)), ("http://10.0.0.1:9090/prometheus".into(), Duration::from_secs(2)));
+    assert_eq!(config.sources_for(dev)[0].name(), "prom");
+    assert_eq!(config.sources_for(dev)[0].kind(), "prometheus");
+}
+
+#[test]
+fn source_errors_name_the_key_and_line() {
+    let cases = [
+        // A query check's source must be defined for every environment it applies to.
+        ("source = \"prom\"", "source = \"cloud\"", "defaults.check[0].source", "does not define"),
+        ("url = \"http://127.0.0.1:9090\"", "url = \"127.0.0.1:9090\"", "defaults.source[0].url", "not an http"),
+        ("url = \"http://127.0.0.1:9090\"", "url = \"http://x/?a=1\"", "defaults.source[0].url", "base URL"),
+        (
+            "name = \"prom\"\nurl = \"http://127",
+            "name = \"router\"\nurl = \"http://127",
+            "defaults.source[0].name",
+            "embedded router",
+        ),
+        (
+            "name = \"prom\"\nurl = \"http://127",
+            "name = \"a b\"\nurl = \"http://127",
+            "defaults.source[0].name",
+            "contains",
+        ),
+        ("timeout = \"2s\"", "timeout = \"0s\"", "environment[1].source[0].timeout", "more than 0"),
+        ("${interval}", "${window}", "defaults.check[0].query", "unknown placeholder ${window}"),
+        ("max = 0.01", "max = 0.01\nstep = \"5s\"", "defaults.check[0]", "step applies to range queries"),
+        ("max = 0.01", "max = 0.01\nmin = 0.5", "defaults.check[0]", "above max"),
+    ];
+    for (from, to, key, message) in cases {
+        let text = SOURCES.replacen(from, to, 1);
+        assert_ne!(text, SOURCES, "{from}");
+        let err = parse(&text).expect_err(to);
+        assert_eq!(err.key.as_deref(), Some(key), "{err}");
+        assert!(err.message.contains(message), "{err}");
+        let (line, _) = err.location.expect("located");
+        assert!(line > 1, "{err}");
+    }
+}
+
+#[test]
+fn an_environment_that_drops_the_source_its_checks_need_is_refused() {
+    let text = SOURCES.replace("name = \"prom\"\nurl = \"http://10.0.0.1", "name = \"other\"\nurl = \"http://10.0.0.1");
+    let err = parse(&text).expect_err("prd has no prom");
+    assert_eq!(err.key.as_deref(), Some("defaults.check[0].source"));
+    assert!(err.message.contains("environment \"prd\" does not define (it has other)"), "{err}");
+    // Two sources of one name.
+    let twice =
+        format!("{SOURCES}\n[[environment.source]]\nkind = \"prometheus\"\nname = \"prom\"\nurl = \"http://x\"\n");
+    let err = parse(&twice).expect_err("twice");
+    assert_eq!(err.key.as_deref(), Some("environment[1].source[1].name"), "{err}");
+    // Unknown keys and kinds are refused with their line.
+    let err = parse(&SOURCES.replace("timeout = \"2s\"", "timout = \"2s\"")).expect_err("unknown key");
+    assert!(err.to_string().contains("timout"), "{err}");
+    let err = parse(&SOURCES.replacen("kind = \"prometheus\"", "kind = \"graphite\"", 1)).expect_err("unknown kind");
+    assert!(err.to_string().contains("graphite"), "{err}");
+}
+
+#[test]
+fn query_placeholders_expand() {
+    let vars = QueryVars {
+        release: "v2.1".into(),
+        app: "shop".into(),
+        environment: "dev".into(),
+        interval: Duration::from_secs(10),
+    };
+    assert_eq!(
+        vars.expand("sum(rate(x{version=\"${release}\",app=\"${app}\",env=\"${environment}\"}[${interval}]))"),
+        Ok("sum(rate(x{version=\"v2.1\",app=\"shop\",env=\"dev\"}[10s]))".into())
+    );
+    let half = QueryVars { interval: Duration::from_millis(1500), ..vars.clone() };
+    assert_eq!(half.expand("[${interval}]"), Ok("[1500ms]".into()));
+    assert_eq!(vars.expand("no placeholders {a=\"$b\"}"), Ok("no placeholders {a=\"$b\"}".into()));
+    assert!(vars.expand("x ${release").expect_err("unclosed").contains("unclosed"));
+    assert!(vars.expand("${version}").expect_err("unknown").contains("${version}"));
+}
+
 const LISTENER: &str =
     "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/shop/50dc6c495c0c9188/f2f7dc8efc522ab2";
 const RULE: &str = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener-rule/app/shop/50dc6c495c0c9188/f2f7dc8efc522ab2/9683b2d02a6cabee";

@@ -22,6 +22,7 @@
 //! credentials.
 
 pub mod alb;
+pub mod cloudwatch;
 pub mod codedeploy;
 
 #[cfg(feature = "test-util")]

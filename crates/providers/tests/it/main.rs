@@ -1,5 +1,8 @@
-//! Integration tests of sluice-providers against real parts: the AWS
-//! providers against moto (with a fault layer where moto cannot act).
+//! Integration tests of the providers against real servers on 127.0.0.1:
+//! Prometheus, and the AWS providers against moto (with a fault layer where
+//! moto cannot act).
 
 mod alb;
 mod codedeploy;
+mod prometheus;
+mod support;
