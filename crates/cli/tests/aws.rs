@@ -294,3 +294,85 @@ async fn rollback_stops_a_codedeploy_deployment_in_flight() {
     ok(&env.step("rollback", &[]), "rollback again");
     assert_eq!(env.proxy.count("StopDeployment"), 1);
 }
+
+// CloudWatch: the candidate's and stable's traffic comes from the ALB's
+// per-target-group metrics, which the test puts into moto's CloudWatch the
+// way the ALB would; a CloudWatch alarm is a check too.
+
+use sluice_providers::aws::testing::{put_alb_minute, this_minute};
+
+const CLOUDWATCH_CHECKS: &str = "[[defaults.check]]\nname = \"errors\"\nkind = \"error_rate\"\nmax = 0.02\nmin_samples = 50\ncritical = true\n\
+    [[defaults.check]]\nname = \"errors-vs-stable\"\nkind = \"compare\"\nmetric = \"error_rate\"\ntolerance = 0.01\nmin_samples = 50\n\
+    [[defaults.check]]\nname = \"no-alarm\"\nkind = \"query\"\nsource = \"cw\"\nquery = \"alarm shop-5xx\"\nmax = 0\nmin_samples = 1\n\
+    [[defaults.source]]\nkind = \"cloudwatch\"\nname = \"cw\"\nalb_traffic = true\nlookback = \"2m\"\ndelay = \"0s\"\n";
+
+async fn cloudwatch_env(candidate_errors: f64) -> Option<Env> {
+    let env = Env::start("{ kind = \"canary\", stages = [10, 50, 100], stage_duration = \"1s\" }").await?;
+    // One environment, with CloudWatch checks.
+    let config = std::fs::read_to_string(env.dir.path().join("sluice.toml")).expect("config");
+    let config = config.split("[[environment]]\nname = \"prd\"").next().expect("config").to_owned();
+    let config = config.replace("[[environment]]", &format!("{CLOUDWATCH_CHECKS}[[environment]]"));
+    std::fs::write(env.dir.path().join("sluice.toml"), config).expect("config");
+    let client = aws_sdk_cloudwatch::Client::new(&env.sdk);
+    client
+        .put_metric_alarm()
+        .alarm_name("shop-5xx")
+        .namespace("AWS/ApplicationELB")
+        .metric_name("HTTPCode_ELB_5XX_Count")
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(10.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
+        .send()
+        .await
+        .expect("alarm");
+    let dims = env.fx.dims();
+    // Minutes around now, so every stage's look-back finds traffic however
+    // the test falls on the clock.
+    for offset in -2..=3 {
+        let minute = this_minute() + offset * 60;
+        put_alb_minute(&env.sdk, &dims.load_balancer, &dims.candidate, minute, 500.0, candidate_errors).await;
+        put_alb_minute(&env.sdk, &dims.load_balancer, &dims.stable, minute, 5000.0, 5.0).await;
+    }
+    Some(env)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_good_canary_on_an_alb_judged_by_cloudwatch_is_promoted() {
+    let Some(env) = cloudwatch_env(0.0).await else { return };
+    ok(&env.step("gate", &["--release", "v2", "--commit", "abcdef1"]), "gate");
+    let shift = env.step("shift-traffic", &[]);
+    ok(&shift, "shift-traffic");
+    assert_eq!(env.weights().await, w(&[(&env.fx.blue, 0), (&env.fx.green, 100)]));
+    let verify = env.step("verify-health", &["--duration", "1s"]);
+    ok(&verify, "verify-health");
+    let record = env.record();
+    let verdicts: Vec<&serde_json::Value> =
+        record["events"].as_array().expect("events").iter().filter(|e| e["type"] == "verdict").collect();
+    assert_eq!(verdicts.len(), 4, "three stages and verify-health");
+    for verdict in &verdicts {
+        assert_eq!(verdict["report"]["verdict"], "pass", "{verdict}");
+        let first = &verdict["report"]["intervals"][0];
+        assert_eq!(first["candidate"]["requests"].as_u64().map(|r| r >= 500), Some(true), "{first}");
+        assert_eq!(first["candidate"]["errors"], 0);
+        let lookback = &first["lookback"]["cw"];
+        assert_eq!(lookback["period_seconds"], 60, "the look-back window is in the evidence: {first}");
+    }
+    ok(&env.step("promote", &[]), "promote");
+    assert_eq!(env.stable().await.as_deref(), Some(env.fx.green.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_candidate_made_bad_in_cloudwatch_is_rolled_back_on_the_alb() {
+    let Some(env) = cloudwatch_env(100.0).await else { return };
+    ok(&env.step("gate", &["--release", "v3", "--commit", "abcdef1"]), "gate");
+    let shift = env.step("shift-traffic", &[]);
+    assert_eq!(shift.status.code(), Some(1), "rolled back: {}", String::from_utf8_lossy(&shift.stderr));
+    assert_eq!(env.weights().await, w(&[(&env.fx.blue, 1)]), "all traffic back on blue, as before");
+    let record = env.record();
+    assert_eq!(record["status"], "rolled_back");
+    let rollback = record["events"].as_array().and_then(|e| e.iter().find(|e| e["type"] == "rollback")).cloned();
+    let reason = rollback.expect("rollback")["reason"].as_str().unwrap_or_default().to_owned();
+    assert!(reason.contains("stage 1") && reason.contains("errors"), "{reason}");
+}

@@ -314,7 +314,7 @@ impl SourceConfig {
                 if let Some(region) = region {
                     aws::check_region(region).map_err(|m| ("region", m))?;
                 }
-                let minutes = |d: &Duration| d.as_secs() > 0 && d.as_secs() % 60 == 0 && d.subsec_nanos() == 0;
+                let minutes = |d: &Duration| d.as_secs() > 0 && d.as_secs().is_multiple_of(60) && d.subsec_nanos() == 0;
                 if !minutes(period) {
                     return Err((
                         "period",

@@ -337,3 +337,38 @@ fn codedeploy_router_errors_name_the_key() {
         assert!(err.message.contains(words), "{err}");
     }
 }
+
+#[test]
+fn a_cloudwatch_source_parses_and_its_errors_name_the_key() {
+    let source = "[[environment.source]]\nkind = \"cloudwatch\"\nname = \"cw\"\nalb_traffic = true\n";
+    let text = format!("{}\n{source}", alb_config(&alb_router("")));
+    let config = parse(&text).expect("valid");
+    let (_, prd) = config.environment("prd").expect("prd");
+    match config.sources_for(prd).as_slice() {
+        [SourceConfig::Cloudwatch { period, lookback, delay, alb_traffic, .. }] => {
+            assert_eq!(
+                (*period, *lookback, *delay),
+                (Duration::from_secs(60), Duration::from_secs(300), Duration::from_secs(60))
+            );
+            assert!(alb_traffic);
+        }
+        other => panic!("one cloudwatch source: {other:?}"),
+    }
+    let cases = [
+        (format!("{source}period = \"90s\"\n"), "environment[1].source[0].period", "whole minutes"),
+        (
+            format!("{source}period = \"2m\"\nlookback = \"1m\"\n"),
+            "environment[1].source[0].lookback",
+            "at least the period",
+        ),
+        (format!("{source}region = \"mars\"\n"), "environment[1].source[0].region", "not an AWS region"),
+    ];
+    for (source, key, words) in cases {
+        let err = parse(&format!("{}\n{source}", alb_config(&alb_router("")))).expect_err(key);
+        assert_eq!(err.key.as_deref(), Some(key), "{err}");
+        assert!(err.message.contains(words), "{err}");
+    }
+    // alb_traffic needs an ALB router.
+    let err = parse(&format!("{GOOD}\n{source}")).expect_err("local router");
+    assert_eq!(err.key.as_deref(), Some("environment[1].source[0].alb_traffic"), "{err}");
+}

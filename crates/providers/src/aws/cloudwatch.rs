@@ -375,7 +375,7 @@ impl CloudWatch {
     }
 }
 
-fn values<'a>(points: &'a BTreeMap<String, Vec<(i64, f64)>>, id: &str) -> Vec<f64> {
+fn values(points: &BTreeMap<String, Vec<(i64, f64)>>, id: &str) -> Vec<f64> {
     points.get(id).map(|p| p.iter().map(|(_, v)| *v).collect()).unwrap_or_default()
 }
 
@@ -566,7 +566,7 @@ mod tests {
         for bad in ["", "alarm", "alb", "alb p42", "alb p99 canary", "Median A B", "Sum A B C", "p100 A B"] {
             assert!(parse(bad, Some(&d)).is_err(), "{bad:?}");
         }
-        assert!(parse("alb p99", None).unwrap_err().contains("alb router"));
+        assert!(parse("alb p99", None).expect_err("no alb").contains("alb router"));
         assert!(parse("Sum AWS/ApplicationELB RequestCount TargetGroup=@stable", None).is_err());
         assert!(valid_stat("p99.9") && valid_stat("SampleCount") && !valid_stat("p0"));
     }

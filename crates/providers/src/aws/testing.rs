@@ -866,3 +866,60 @@ impl CodeDeployFake {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// CloudWatch.
+
+impl AlbFixture {
+    /// The CloudWatch dimensions of this ALB with green as the candidate.
+    pub fn dims(&self) -> super::cloudwatch::AlbDims {
+        let state = sluice_core::record::RouterState {
+            kind: "alb".into(),
+            resource: Some(self.listener.clone()),
+            stable: Some(self.blue.clone()),
+            candidate: Some(self.green.clone()),
+            ..Default::default()
+        };
+        super::cloudwatch::AlbDims::from_state(&state).expect("fixture ARNs have ALB dimensions")
+    }
+}
+
+/// Puts one minute of ALB traffic for target group `group` (its `TargetGroup`
+/// dimension) into CloudWatch, at `minute` (a Unix time, a whole minute):
+/// `RequestCount` and `HTTPCode_Target_5XX_Count`, as the ALB would.
+pub async fn put_alb_minute(
+    sdk: &SdkConfig,
+    load_balancer: &str,
+    group: &str,
+    minute: i64,
+    requests: f64,
+    errors: f64,
+) {
+    use aws_sdk_cloudwatch::primitives::DateTime;
+    use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
+    let client = aws_sdk_cloudwatch::Client::new(sdk);
+    let datum = |name: &str, value: f64| {
+        MetricDatum::builder()
+            .metric_name(name)
+            .value(value)
+            .unit(StandardUnit::Count)
+            .timestamp(DateTime::from_secs(minute + 30))
+            .dimensions(Dimension::builder().name("LoadBalancer").value(load_balancer).build())
+            .dimensions(Dimension::builder().name("TargetGroup").value(group).build())
+            .build()
+    };
+    client
+        .put_metric_data()
+        .namespace("AWS/ApplicationELB")
+        .metric_data(datum("RequestCount", requests))
+        .metric_data(datum("HTTPCode_Target_5XX_Count", errors))
+        .send()
+        .await
+        .expect("put ALB metrics");
+}
+
+/// The start of the current minute, as a Unix time.
+pub fn this_minute() -> i64 {
+    let now = jiff::Timestamp::now().as_second();
+    now - now.rem_euclid(60)
+}

@@ -3,6 +3,7 @@
 //! moto cannot act).
 
 mod alb;
+mod cloudwatch;
 mod codedeploy;
 mod prometheus;
 mod support;
