@@ -250,6 +250,19 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn reductions_lie_within_the_points(points in proptest::collection::vec(-1e6f64..1e6, 1..50)) {
+            let (lo, hi) = (Reduce::Min.apply(&points), Reduce::Max.apply(&points));
+            let (lo, hi) = (lo.expect("points"), hi.expect("points"));
+            let mean = Reduce::Mean.apply(&points).expect("points");
+            proptest::prop_assert!(lo <= hi);
+            proptest::prop_assert!(lo - 1e-6 <= mean && mean <= hi + 1e-6, "{} {} {}", lo, mean, hi);
+            proptest::prop_assert_eq!(Reduce::Last.apply(&points), points.last().copied());
+            proptest::prop_assert!(points.contains(&lo) && points.contains(&hi));
+        }
+    }
+
     #[test]
     fn a_query_check_round_trips_with_reduce_and_step() {
         let text = r#"{"name":"e","kind":"query","source":"prom","query":"up","max":1.0,"reduce":"mean","step":"5s"}"#;

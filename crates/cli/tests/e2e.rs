@@ -396,4 +396,25 @@ fn a_canary_failing_a_prometheus_query_rolls_back() {
     let judged =
         verdict["intervals"].as_array().expect("intervals").iter().filter(|i| i["values"]["error-ratio"].is_number());
     assert!(judged.count() >= 1);
+
+    // Replayed under the same config the recorded values fail again; under
+    // a lenient bound they pass. Nothing is written either way.
+    let record_before = std::fs::read(h.path("r.json")).expect("record");
+    let replay = h.step("verify-health", &["-e", "dev", "--record", "replay.json", "--replay", "r.json"]);
+    assert_eq!(code(&replay), 1, "{}", stderr(&replay));
+    assert!(stderr(&replay).contains("recorded Fail, replayed Fail"), "{}", stderr(&replay));
+    let config = std::fs::read_to_string(h.path("sluice.toml")).expect("config");
+    std::fs::write(
+        h.path("lenient.toml"),
+        config.replace("max = 0.05", "max = 0.5").replace("min_samples = 2", "min_samples = 1"),
+    )
+    .expect("config");
+    let replay = h.step(
+        "verify-health",
+        &["--config", "lenient.toml", "-e", "dev", "--record", "replay.json", "--replay", "r.json"],
+    );
+    assert_eq!(code(&replay), 0, "{}", stderr(&replay));
+    assert!(stderr(&replay).contains("recorded Fail, replayed Pass"), "{}", stderr(&replay));
+    assert_eq!(std::fs::read(h.path("r.json")).expect("record"), record_before);
+    assert!(!h.path("replay.json").exists());
 }

@@ -206,9 +206,32 @@ async fn one_request(client: &HttpClient, url: &Uri, timeout: Duration) -> Outco
     }
 }
 
+/// One request as the client saw it, for callers that time events
+/// ([`run_observed`]).
+#[derive(Debug, Clone)]
+pub struct Observed {
+    /// When the answer (or the failure) arrived.
+    pub at: Instant,
+    /// The HTTP status; `None` when no answer came (transport error, timeout).
+    pub status: Option<u16>,
+    /// Time from sending to the answer's head (to the failure otherwise).
+    pub latency: Duration,
+    /// The router's `x-sluice-pool` header.
+    pub pool: Option<String>,
+}
+
 /// Sends paced load until `config.duration` elapses or `stop` begins, then
 /// waits for in-flight requests (bounded by the timeout) and summarizes.
 pub async fn run(config: LoadConfig, stop: Shutdown) -> Summary {
+    run_observed(config, stop, None).await
+}
+
+/// [`run`], also sending every request's [`Observed`] to `observer`.
+pub async fn run_observed(
+    config: LoadConfig,
+    stop: Shutdown,
+    observer: Option<mpsc::UnboundedSender<Observed>>,
+) -> Summary {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     let client: HttpClient =
@@ -223,13 +246,23 @@ pub async fn run(config: LoadConfig, stop: Shutdown) -> Summary {
         .map(|_| {
             let (client, rx, tally, url) = (client.clone(), Arc::clone(&rx), Arc::clone(&tally), config.url.clone());
             let timeout = config.timeout;
+            let observer = observer.clone();
             tokio::spawn(async move {
                 loop {
                     let token = rx.lock().await.recv().await;
                     if token.is_none() {
                         break;
                     }
+                    let sent = Instant::now();
                     let outcome = one_request(&client, &url, timeout).await;
+                    if let Some(observer) = &observer {
+                        let (status, latency, pool) = match &outcome {
+                            Outcome::Answer { status, pool, latency, .. } => (Some(*status), *latency, pool.clone()),
+                            Outcome::Transport | Outcome::Timeout => (None, sent.elapsed(), None),
+                        };
+                        // A receiver that went away wants no more events.
+                        let _ = observer.send(Observed { at: Instant::now(), status, latency, pool });
+                    }
                     tally.lock().unwrap_or_else(PoisonError::into_inner).add(outcome);
                 }
             })

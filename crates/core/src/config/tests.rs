@@ -231,6 +231,18 @@ fn query_placeholders_expand() {
     assert!(vars.expand("${version}").expect_err("unknown").contains("${version}"));
 }
 
+#[test]
+fn the_readme_config_reference_is_a_valid_config() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).expect("README");
+    let section = readme.split("## Config reference").nth(1).expect("a config reference section");
+    let block = section.split("```toml\n").nth(1).and_then(|b| b.split("```").next()).expect("a toml block");
+    let config = parse(block).unwrap_or_else(|e| panic!("the README's config reference does not load:\n{e}"));
+    let (_, dev) = config.environment("dev").expect("dev");
+    assert!(config.checks_for(dev).iter().any(|c| matches!(c.kind, sluice_analysis::CheckKind::Query { .. })));
+    assert_eq!(config.sources_for(dev).len(), 1);
+}
+
 const LISTENER: &str =
     "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/shop/50dc6c495c0c9188/f2f7dc8efc522ab2";
 const RULE: &str = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener-rule/app/shop/50dc6c495c0c9188/f2f7dc8efc522ab2/9683b2d02a6cabee";
@@ -371,4 +383,25 @@ fn a_cloudwatch_source_parses_and_its_errors_name_the_key() {
     // alb_traffic needs an ALB router.
     let err = parse(&format!("{GOOD}\n{source}")).expect_err("local router");
     assert_eq!(err.key.as_deref(), Some("environment[1].source[0].alb_traffic"), "{err}");
+}
+
+#[test]
+fn the_readme_aws_examples_are_valid_configs() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).expect("README");
+    let aws = readme.split("### AWS routers").nth(1).expect("an AWS routers section");
+    let aws = aws.split("\n## ").next().expect("the section");
+    let blocks: Vec<&str> = aws.split("```toml\n").skip(1).filter_map(|b| b.split("```").next()).collect();
+    assert_eq!(blocks.len(), 3, "ALB, CodeDeploy and CloudWatch examples");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("deploy")).expect("dir");
+    for router in &blocks[..2] {
+        let path = dir.path().join("sluice.toml");
+        std::fs::write(&path, format!("app = \"shop\"\n{router}")).expect("write");
+        Config::load(&path).unwrap_or_else(|e| panic!("the README's example does not load:\n{e}\n{router}"));
+    }
+    let with_source = format!("app = \"shop\"\n{}{}", blocks[0], blocks[2]);
+    let config = parse(&with_source).unwrap_or_else(|e| panic!("the CloudWatch example does not load:\n{e}"));
+    let (_, prd) = config.environment("prd").expect("prd");
+    assert_eq!(config.checks_for(prd).len(), 2);
 }

@@ -1,0 +1,495 @@
+//! The analysis benchmark run by `scripts/bench-analysis.sh`: how fast, and
+//! at what cost in failed user requests, sluice's default policy rolls back
+//! a bad canary compared with a fixed-interval threshold policy configured
+//! like Flagger's defaults, and how often each rolls back a healthy one.
+//!
+//! Two parts (the script's header says the same for users):
+//!
+//! 1. Live, on one machine: a healthy stable demo app and a bad candidate
+//!    (5 % errors, or 300 ms added latency) behind the embedded router,
+//!    steady paced load through it, the candidate sent 10 % of traffic.
+//!    *sluice* is the real `gate` + `shift-traffic` binaries with the
+//!    default strategy, the default analysis settings and the README's
+//!    checks. *Flagger-like* is modelled here: the candidate at 10 %, and
+//!    once per 60 s window (interval 60 s) the window's candidate success
+//!    rate and p99 latency, as point estimates from the same router
+//!    counters, against success rate >= 99 % and p99 <= 250 ms (the same
+//!    latency limit as sluice's check; Flagger's docs example uses 500 ms,
+//!    which would never catch +300 ms); one failed check (threshold 1) rolls
+//!    back, and a window without data counts as failed, as in Flagger.
+//!    Measured: from the first bad answer the load generator saw to the
+//!    moment the router serves 100 % stable, and the bad answers users got
+//!    (5xx or no answer; for the latency fault, answers slower than 250 ms).
+//!
+//! 2. Simulated: healthy canaries (candidate as good as stable) through the
+//!    whole default plan (10, 25, 50, 100 % for 1 min each) at the same load,
+//!    their samples generated and replayed through each policy; a false
+//!    rollback is any stage that does not pass.
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+use jiff::Timestamp;
+use sluice_analysis::{
+    Analysis, CheckKind, CheckSpec, Comparison, Histogram, Interval, OnInconclusive, Outcome, Policy, PoolWindow,
+    Verdict,
+};
+use sluice_demo::app::{AppConfig, DemoApp};
+use sluice_demo::loadgen::{self, LoadConfig, Observed};
+use sluice_providers::metrics::Sampler;
+use sluice_providers::retry::Backoff;
+use sluice_providers::router::{LocalRouter, Router};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// Where the release `gate` and `shift-traffic` binaries are.
+    #[arg(long)]
+    bin_dir: PathBuf,
+    /// Steady load through the router, requests per second.
+    #[arg(long, default_value_t = 400.0)]
+    rps: f64,
+    /// Live runs of each sluice policy per fault (the median is shown).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Live runs of the Flagger-like policy per fault (each takes a minute).
+    #[arg(long, default_value_t = 1)]
+    flagger_runs: usize,
+    /// Simulated healthy canaries per policy and population (at least 200).
+    #[arg(long, default_value_t = 1000)]
+    canaries: usize,
+    /// Exit 1 when a target is missed.
+    #[arg(long)]
+    strict: bool,
+}
+
+/// The latency limit of both policies.
+const LATENCY_LIMIT: Duration = Duration::from_millis(250);
+/// The candidate's weight during the measured stage.
+const CANARY_WEIGHT: u8 = 10;
+/// The default canary plan (`Strategy::default_canary`).
+const STAGES: [u8; 4] = [10, 25, 50, 100];
+const STAGE: Duration = Duration::from_secs(60);
+const FLAGGER_INTERVAL: Duration = Duration::from_secs(60);
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Fault {
+    Errors,
+    Latency,
+}
+
+impl Fault {
+    fn label(self) -> &'static str {
+        match self {
+            Fault::Errors => "5% errors",
+            Fault::Latency => "+300 ms latency",
+        }
+    }
+
+    /// What a user counts as a failed request under this fault.
+    fn is_bad(self, o: &Observed) -> bool {
+        let failed = o.status.is_none_or(|s| s >= 500);
+        match self {
+            Fault::Errors => failed,
+            Fault::Latency => failed || o.latency > LATENCY_LIMIT,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum PolicyKind {
+    /// sluice's defaults; `Some` overrides the analysis interval.
+    Sluice(Option<Duration>),
+    FlaggerLike,
+}
+
+impl PolicyKind {
+    fn label(self) -> String {
+        match self {
+            PolicyKind::Sluice(None) => "sluice default (10s)".into(),
+            PolicyKind::Sluice(Some(i)) => format!("sluice, interval {}", humantime::format_duration(i)),
+            PolicyKind::FlaggerLike => "Flagger-like (60s x 1)".into(),
+        }
+    }
+
+    fn interval(self) -> Duration {
+        match self {
+            PolicyKind::Sluice(i) => i.unwrap_or(Duration::from_secs(10)),
+            PolicyKind::FlaggerLike => FLAGGER_INTERVAL,
+        }
+    }
+}
+
+const POLICIES: [PolicyKind; 3] =
+    [PolicyKind::Sluice(None), PolicyKind::Sluice(Some(Duration::from_secs(1))), PolicyKind::FlaggerLike];
+
+/// The README's checks with every other setting at its default: what a user
+/// who copies the config reference gets.
+fn sluice_checks() -> Vec<CheckSpec> {
+    let check = |name: &str, kind| CheckSpec {
+        name: name.into(),
+        kind,
+        min_samples: 50,
+        critical: false,
+        failure_limit: 1,
+        inconclusive_limit: 6,
+        on_inconclusive: OnInconclusive::Fail,
+    };
+    vec![
+        check("error-rate", CheckKind::ErrorRate { max: 0.01 }),
+        check("latency-p99", CheckKind::Latency { percentile: 99.0, max: LATENCY_LIMIT }),
+        check("errors-vs-stable", CheckKind::Compare(Comparison::ErrorRate { tolerance: 0.01 })),
+    ]
+}
+
+/// The same checks as `sluice.toml` text (the defaults are not written).
+fn sluice_config(admin: &str, interval: Option<Duration>) -> String {
+    let interval = interval.map(|i| format!("interval = \"{}\"\n", humantime::format_duration(i))).unwrap_or_default();
+    format!(
+        "app = \"bench\"\n[ledger]\nkind = \"file\"\npath = \"ledger.jsonl\"\n[analysis]\n{interval}\n\
+         [defaults]\nstrategy = {{ kind = \"canary\", stages = [10, 25, 50, 100], stage_duration = \"1m\" }}\n\
+         [[defaults.check]]\nname = \"error-rate\"\nkind = \"error_rate\"\nmax = 0.01\n\
+         [[defaults.check]]\nname = \"latency-p99\"\nkind = \"latency\"\npercentile = 99\nmax = \"250ms\"\n\
+         [[defaults.check]]\nname = \"errors-vs-stable\"\nkind = \"compare\"\nmetric = \"error_rate\"\ntolerance = 0.01\n\
+         [[environment]]\nname = \"dev\"\nrouter = {{ kind = \"local\", admin_url = \"{admin}\" }}\n"
+    )
+}
+
+/// The Flagger-like judgment of one window: point estimates, no statistics.
+fn flagger_passes(window: Option<&PoolWindow>) -> bool {
+    let Some(w) = window.filter(|w| w.requests > 0) else {
+        return false; // Flagger: "no values found" is a failed check
+    };
+    let success = 1.0 - w.errors as f64 / w.requests as f64;
+    let limit_us = u64::try_from(LATENCY_LIMIT.as_micros()).unwrap_or(u64::MAX);
+    success >= 0.99 && w.latency.quantile(0.99).is_none_or(|p99| p99 <= limit_us)
+}
+
+// ---------------------------------------------------------------- live part
+
+#[derive(Clone, Debug)]
+struct LiveResult {
+    /// First bad answer to 100 % stable.
+    time_to_stable: Option<Duration>,
+    /// Bad answers users got.
+    bad: usize,
+}
+
+async fn live(args: &Args, fault: Fault, policy: PolicyKind) -> anyhow::Result<LiveResult> {
+    let app = |version: &str, error_ratio: f64, latency: Duration| AppConfig {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        version: version.into(),
+        error_ratio,
+        latency,
+        seed: None,
+    };
+    let stable = DemoApp::start(app("v1", 0.0, Duration::ZERO)).await?;
+    let candidate = match fault {
+        Fault::Errors => DemoApp::start(app("v2", 0.05, Duration::ZERO)).await?,
+        Fault::Latency => DemoApp::start(app("v2", 0.0, Duration::from_millis(300))).await?,
+    };
+    let candidate_url = format!("http://{}", candidate.addr());
+    let upstream = sluice_router::Upstream::parse(&format!("http://{}", stable.addr()))?;
+    let proxy = sluice_router::Router::start(sluice_router::Config::new(upstream)).await?;
+    let admin = format!("http://{}", proxy.admin_addr());
+
+    // Every answer the users got.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Observed>();
+    let seen: Arc<Mutex<Vec<Observed>>> = Arc::default();
+    let collector = {
+        let seen = Arc::clone(&seen);
+        tokio::spawn(async move {
+            while let Some(o) = rx.recv().await {
+                seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(o);
+            }
+        })
+    };
+    let (stop_load, stop) = sluice_router::serve::shutdown_channel();
+    let load = tokio::spawn(loadgen::run_observed(
+        LoadConfig {
+            url: format!("http://{}/", proxy.listen_addr()).parse()?,
+            rps: args.rps,
+            duration: Duration::from_secs(300),
+            concurrency: 256,
+            timeout: Duration::from_secs(10),
+            report_every: None,
+        },
+        stop,
+        Some(tx),
+    ));
+    // The moment the router serves 100 % stable again, read from its state.
+    let control = proxy.control().clone();
+    let watcher = tokio::spawn(async move {
+        let mut shifted = false;
+        loop {
+            let weight = control.state().candidate_weight;
+            if weight > 0 {
+                shifted = true;
+            } else if shifted {
+                return Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let deadline = Duration::from_secs(200);
+    match policy {
+        PolicyKind::Sluice(interval) => {
+            let dir = tempfile::tempdir()?;
+            std::fs::write(dir.path().join("sluice.toml"), sluice_config(&admin, interval))?;
+            let (bin, path) = (args.bin_dir.clone(), dir.path().to_owned());
+            tokio::task::spawn_blocking(move || run_sluice(&bin, &path, &candidate_url)).await??;
+        }
+        PolicyKind::FlaggerLike => {
+            let router = Router::Local(LocalRouter::new(&admin, Backoff::default()));
+            router.set_candidate(&candidate_url).await?;
+            router.set_weight(CANARY_WEIGHT).await?;
+            let mut sampler = Sampler::new(router.clone(), Vec::new());
+            sampler.start().await;
+            let started = Instant::now();
+            while started.elapsed() < deadline {
+                tokio::time::sleep(FLAGGER_INTERVAL).await;
+                if !flagger_passes(sampler.sample().await.candidate.as_ref()) {
+                    router.set_weight(0).await?;
+                    break;
+                }
+            }
+        }
+    }
+    let stable_at = tokio::time::timeout(Duration::from_secs(5), watcher).await.ok().and_then(Result::ok);
+    // Answers in flight at the switch still arrive; then stop.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop_load.trigger();
+    load.await?;
+    collector.await?;
+    proxy.shutdown().await;
+    stable.shutdown().await;
+    candidate.shutdown().await;
+
+    let seen = seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let bad: Vec<&Observed> = seen.iter().filter(|o| fault.is_bad(o)).collect();
+    // The first bad answer's request was sent `latency` before it arrived.
+    let first_bad = bad.iter().map(|o| o.at).min();
+    let time_to_stable = match (first_bad, stable_at) {
+        (Some(first), Some(stable)) => Some(stable.saturating_duration_since(first)),
+        _ => None,
+    };
+    Ok(LiveResult { time_to_stable, bad: bad.len() })
+}
+
+/// `gate` then `shift-traffic` (the whole plan); a bad candidate is rolled
+/// back by shift-traffic (exit 1).
+fn run_sluice(bin: &Path, dir: &Path, candidate: &str) -> anyhow::Result<()> {
+    let step = |name: &str, extra: &[&str]| -> anyhow::Result<i32> {
+        let out = Command::new(bin.join(name))
+            .current_dir(dir)
+            .args(["--config", "sluice.toml", "-e", "dev", "--record", "r.json"])
+            .args(extra)
+            .env_remove("GITHUB_OUTPUT")
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .env("CI", "true")
+            .output()
+            .with_context(|| format!("run {}", bin.join(name).display()))?;
+        let code = out.status.code().unwrap_or(-1);
+        if code > 1 {
+            bail!("{name} exited {code}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(code)
+    };
+    step("gate", &["--release", "v2", "--commit", "abcdef1"])?;
+    step("shift-traffic", &["--candidate-upstream", candidate])?;
+    Ok(())
+}
+
+// ----------------------------------------------------------- simulated part
+
+/// splitmix64: small, seeded, reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in (0, 1).
+    fn uniform(&mut self) -> f64 {
+        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+
+    fn binomial(&mut self, n: u64, p: f64) -> u64 {
+        (0..n).filter(|_| self.uniform() < p).count() as u64
+    }
+
+    /// `n` requests of a healthy service: 20 ms plus an exponential tail of
+    /// mean 40 ms (p99 about 205 ms, 0.3 % slower than 250 ms), in 1 ms buckets.
+    fn pool(&mut self, n: u64, error_rate: f64) -> PoolWindow {
+        let latency = Histogram::from_pairs((0..n).map(|_| ((20 + (-self.uniform().ln() * 40.0) as u64) * 1000, 1)));
+        PoolWindow { requests: n, errors: self.binomial(n, error_rate), latency }
+    }
+}
+
+/// One healthy canary through the plan; whether the policy rolled it back.
+fn healthy_canary(rng: &mut Rng, policy: PolicyKind, rps: f64, error_rate: f64) -> bool {
+    let interval = policy.interval();
+    let per_interval = |weight: u8| {
+        let n = rps * interval.as_secs_f64();
+        let candidate = (n * f64::from(weight) / 100.0).round() as u64;
+        (candidate, n.round() as u64 - candidate)
+    };
+    let t0 = Timestamp::from_second(1_700_000_000).expect("valid");
+    for weight in STAGES {
+        let (nc, ns) = per_interval(weight);
+        let steps = (STAGE.as_secs_f64() / interval.as_secs_f64()).round() as u64;
+        match policy {
+            PolicyKind::FlaggerLike => {
+                for _ in 0..steps {
+                    if !flagger_passes(Some(&rng.pool(nc, error_rate))) {
+                        return true;
+                    }
+                }
+            }
+            PolicyKind::Sluice(_) => {
+                let mut analysis = Analysis::at_weight(sluice_checks(), Policy::default(), weight);
+                for i in 0..steps {
+                    let start = t0 + interval * i as u32;
+                    let observed = analysis.observe(Interval {
+                        start,
+                        end: start + interval,
+                        candidate: Some(rng.pool(nc, error_rate)),
+                        stable: Some(rng.pool(ns, error_rate)),
+                        probes: Vec::new(),
+                        values: Default::default(),
+                        source_errors: Default::default(),
+                        query_errors: Default::default(),
+                    });
+                    if let Outcome::Decided(_) = observed {
+                        break;
+                    }
+                }
+                // shift-traffic rolls back any stage that does not pass.
+                if analysis.finish().verdict != Verdict::Pass {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
+// ------------------------------------------------------------------- report
+
+fn median<T: Copy + Ord>(mut values: Vec<T>) -> Option<T> {
+    values.sort_unstable();
+    values.get(values.len() / 2).copied()
+}
+
+fn secs(d: Option<Duration>) -> String {
+    d.map_or("never".into(), |d| format!("{:.1} s", d.as_secs_f64()))
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    anyhow::ensure!(args.canaries >= 200, "--canaries must be at least 200");
+    println!(
+        "sluice analysis benchmark: embedded router, {} requests/s steady load, candidate at {CANARY_WEIGHT}% \
+         ({:.0} requests/s)\n",
+        args.rps,
+        args.rps * f64::from(CANARY_WEIGHT) / 100.0
+    );
+    let col = 24;
+    let header = POLICIES.iter().map(|p| format!("{:>col$}", p.label())).collect::<String>();
+    println!("{:<52}{header}", "bad candidate (live; median of runs)");
+
+    // Per fault, per policy: (median time to 100% stable, median bad requests).
+    type Row = Vec<(Option<Duration>, usize)>;
+    let mut live_results: Vec<(Fault, Row)> = Vec::new();
+    for fault in [Fault::Errors, Fault::Latency] {
+        let mut row = Vec::new();
+        for policy in POLICIES {
+            let runs = if policy == PolicyKind::FlaggerLike { args.flagger_runs } else { args.runs };
+            let mut results = Vec::new();
+            for run in 0..runs.max(1) {
+                let r = live(&args, fault, policy).await?;
+                eprintln!(
+                    "bench: {} / {} run {}: first bad answer to 100% stable {}, {} bad answers",
+                    fault.label(),
+                    policy.label(),
+                    run + 1,
+                    secs(r.time_to_stable),
+                    r.bad
+                );
+                results.push(r);
+            }
+            let time = median(results.iter().map(|r| r.time_to_stable.unwrap_or(Duration::MAX)).collect())
+                .filter(|d| *d != Duration::MAX);
+            let bad = median(results.iter().map(|r| r.bad).collect()).unwrap_or(0);
+            row.push((time, bad));
+        }
+        let bad_label = match fault {
+            Fault::Errors => "failed requests (5xx)",
+            Fault::Latency => "bad requests (slower than 250ms)",
+        };
+        let times: String = row.iter().map(|(t, _)| format!("{:>col$}", secs(*t))).collect();
+        let bads: String = row.iter().map(|(_, b)| format!("{b:>col$}")).collect();
+        println!("{:<52}{times}", format!("{}: first bad answer -> 100% stable", fault.label()));
+        println!("{:<52}{bads}", format!("{}: {bad_label}", fault.label()));
+        live_results.push((fault, row));
+    }
+
+    println!("\n{:<52}{header}", format!("healthy canaries (simulated, {} each)", args.canaries));
+    let mut false_rates: Vec<(f64, Vec<f64>)> = Vec::new();
+    for (error_rate, label) in [(0.005, "0.5% errors (half the limit)"), (0.01, "1% errors (at the limit)")] {
+        let mut rates = Vec::new();
+        let mut cells = String::new();
+        for (k, policy) in POLICIES.into_iter().enumerate() {
+            let mut rng = Rng(0x5eed + k as u64 + (error_rate * 1e4) as u64);
+            let rollbacks =
+                (0..args.canaries).filter(|_| healthy_canary(&mut rng, policy, args.rps, error_rate)).count();
+            let rate = rollbacks as f64 / args.canaries as f64;
+            cells.push_str(&format!("{:>col$}", format!("{rollbacks} ({:.1}%)", rate * 100.0)));
+            rates.push(rate);
+        }
+        println!("{:<52}{cells}", format!("false rollbacks, {label}"));
+        false_rates.push((error_rate, rates));
+    }
+
+    // Targets, for sluice's default policy (column 0) against Flagger-like (column 2).
+    println!("\ntargets (sluice default against Flagger-like):");
+    let mut missed = 0;
+    let mut target = |ok: bool, text: String| {
+        println!("  {} {text}", if ok { "met   " } else { "MISSED" });
+        missed += usize::from(!ok);
+    };
+    for (fault, row) in &live_results {
+        let (sluice, flagger) = (row[0].1.max(1), row[2].1);
+        let ratio = flagger as f64 / sluice as f64;
+        target(ratio >= 10.0, format!("{}: {ratio:.1}x fewer bad requests (target >= 10x)", fault.label()));
+        let t = row[0].0;
+        target(
+            t.is_some_and(|t| t <= Duration::from_secs(15)),
+            format!("{}: 100% stable {} after the first bad answer (target <= 15 s)", fault.label(), secs(t)),
+        );
+    }
+    for (error_rate, rates) in &false_rates {
+        target(
+            rates[0] <= 0.01,
+            format!(
+                "healthy at {:.1}% errors: false-rollback rate {:.1}% (target <= 1%)",
+                error_rate * 100.0,
+                rates[0] * 100.0
+            ),
+        );
+    }
+    if args.strict && missed > 0 {
+        bail!("{missed} target(s) missed (STRICT=1)");
+    }
+    Ok(())
+}

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Benchmark of judging health: how soon, and at what cost in failed user
+# requests, sluice's default policy rolls back a bad canary, next to a
+# fixed-interval threshold policy configured like Flagger's defaults, and how
+# often each rolls back a healthy canary. A measurement, not a test: it prints
+# figures and never fails on a missed target unless STRICT=1.
+#
+# Live part, on this machine: a healthy stable demo app and a bad candidate
+# behind the embedded router (sluice-router), steady paced load through it
+# (RPS), the candidate sent 10% of traffic. Two bad candidates: one answering
+# 5% of requests with 500, one adding 300 ms to every request.
+#   - "sluice default": the real `gate` and `shift-traffic` binaries with the
+#     default canary plan (10, 25, 50, 100% for 1 min each), the default
+#     analysis settings (interval 10s, alpha 0.01, min_samples 50,
+#     failure_limit 1) and the README's checks (error rate <= 1%, p99 <= 250ms,
+#     error rate vs stable + 1 pp).
+#   - "sluice, interval 1s": the same with `interval = "1s"`, for comparison.
+#   - "Flagger-like", modelled in the benchmark (not Flagger itself): the
+#     candidate at 10%; once per 60 s window (interval 60s) the window's
+#     candidate success rate and p99 latency, as point estimates from the same
+#     router counters, are held against success rate >= 99% and p99 <= 250 ms
+#     (sluice's latency limit; Flagger's docs example uses 500 ms, which would
+#     never catch +300 ms); one failed check (threshold 1) rolls back, and a
+#     window without data counts as failed, as in Flagger.
+#   Measured from what the load generator saw: the time from the first bad
+#   answer to the moment the router serves 100% stable (read from its state),
+#   and the number of bad answers (5xx or none; for the latency fault, also
+#   answers slower than 250 ms). Medians over RUNS runs (FLAGGER_RUNS for the
+#   Flagger-like policy, whose windows take a minute each).
+#
+# Simulated part: CANARIES healthy canaries per policy (candidate as good as
+# stable: 0.5% errors, then 1% errors = at the limit; latency 20 ms plus an
+# exponential tail of mean 40 ms, p99 about 205 ms) through the whole default
+# plan at the same load; their samples are generated (seeded) and replayed
+# through each policy. A false rollback is any stage that does not pass.
+#
+# Targets (issue 3): at least 10x fewer failed requests than Flagger-like,
+# 100% stable within 15 s of the first bad answer, false-rollback rate <= 1%.
+#
+# Env: RPS (400), RUNS (3), FLAGGER_RUNS (1), CANARIES (1000), STRICT,
+#      CARGO_TARGET_DIR. Takes about 5 minutes with the defaults.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+target=${CARGO_TARGET_DIR:-$root/target}
+
+echo "bench: building release binaries" >&2
+(cd "$root" && CARGO_TARGET_DIR=$target cargo build --release --locked -q -p sluice-cli --bins --example bench_analysis)
+
+strict=()
+if [ -n "${STRICT:-}" ] && [ "${STRICT}" != 0 ]; then strict=(--strict); fi
+exec "$target/release/examples/bench_analysis" \
+    --bin-dir "$target/release" \
+    --rps "${RPS:-400}" \
+    --runs "${RUNS:-3}" \
+    --flagger-runs "${FLAGGER_RUNS:-1}" \
+    --canaries "${CANARIES:-1000}" \
+    "${strict[@]}"
