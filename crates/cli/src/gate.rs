@@ -40,7 +40,8 @@ pub struct Args {
 
 pub fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    crate::run("gate", run(args))
+    let common = args.common.clone();
+    crate::run_step("gate", common, run(args))
 }
 
 pub async fn run(args: Args) -> Result<Exit, Failure> {

@@ -16,11 +16,26 @@ pub mod verify_health;
 mod analyse;
 mod codedeploy;
 mod context;
+mod deployment_metrics;
 mod summary;
 
 use sluice_core::{Exit, Failure, gha};
 use std::future::Future;
 use std::process::ExitCode;
+
+/// Runs a step like [`run`], then publishes the deployment metrics of what
+/// it appended to the record, when the config asks for them.
+pub(crate) fn run_step<F>(step: &'static str, common: context::Common, body: F) -> ExitCode
+where
+    F: Future<Output = Result<Exit, Failure>>,
+{
+    run(step, async move {
+        let since = context::now();
+        let result = body.await;
+        deployment_metrics::publish(step, &common, since).await;
+        result
+    })
+}
 
 /// Runs a step: parses nothing (clap already did), builds the runtime, maps
 /// the result to the documented exit code and reports errors once.

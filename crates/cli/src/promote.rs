@@ -21,7 +21,8 @@ pub struct Args {
 
 pub fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    crate::run("promote", run(args))
+    let common = args.common.clone();
+    crate::run_step("promote", common, run(args))
 }
 
 pub async fn run(args: Args) -> Result<Exit, Failure> {

@@ -28,7 +28,8 @@ pub struct Args {
 
 pub fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    crate::run("rollback", run(args))
+    let common = args.common.clone();
+    crate::run_step("rollback", common, run(args))
 }
 
 pub async fn run(args: Args) -> Result<Exit, Failure> {

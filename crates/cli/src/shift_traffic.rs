@@ -34,7 +34,8 @@ pub struct Args {
 
 pub fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    crate::run("shift-traffic", run(args))
+    let common = args.common.clone();
+    crate::run_step("shift-traffic", common, run(args))
 }
 
 pub async fn run(args: Args) -> Result<Exit, Failure> {

@@ -38,7 +38,8 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 pub fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    crate::run("verify-health", run(args))
+    let common = args.common.clone();
+    crate::run_step("verify-health", common, run(args))
 }
 
 fn exit_for(verdict: Verdict) -> Exit {

@@ -12,6 +12,8 @@ use std::process::{Command, Output};
 
 struct Env {
     moto: Moto,
+    /// Where the steps send their AWS calls: moto, or a proxy in front of it.
+    endpoint: String,
     sdk: aws_config::SdkConfig,
     fx: AlbFixture,
     dir: tempfile::TempDir,
@@ -36,7 +38,7 @@ impl Env {
             fx.listener, fx.blue, fx.green
         );
         std::fs::write(dir.path().join("sluice.toml"), config).expect("config");
-        Some(Env { moto, sdk, fx, dir })
+        Some(Env { endpoint: moto.endpoint.clone(), moto, sdk, fx, dir })
     }
 
     fn step(&self, name: &str, args: &[&str]) -> Output {
@@ -50,7 +52,7 @@ impl Env {
             .env_remove("GITHUB_OUTPUT")
             .env_remove("GITHUB_STEP_SUMMARY")
             .env("CI", "true")
-            .envs(step_env(&self.moto.endpoint))
+            .envs(step_env(&self.endpoint))
             .args(["--config", "sluice.toml", "-e", "dev", "--record", record])
             .args(args);
         cmd.output().expect("step runs")
@@ -375,4 +377,61 @@ async fn a_candidate_made_bad_in_cloudwatch_is_rolled_back_on_the_alb() {
     let rollback = record["events"].as_array().and_then(|e| e.iter().find(|e| e["type"] == "rollback")).cloned();
     let reason = rollback.expect("rollback")["reason"].as_str().unwrap_or_default().to_owned();
     assert!(reason.contains("stage 1") && reason.contains("errors"), "{reason}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_step_publishes_its_deployment_metrics_in_one_call() {
+    let Some(mut env) = Env::start("{ kind = \"canary\", stages = [10, 100], stage_duration = \"200ms\" }").await
+    else {
+        return;
+    };
+    let path = env.dir.path().join("sluice.toml");
+    let config = std::fs::read_to_string(&path).expect("config").replacen(
+        "[ledger]",
+        "[deployment_metrics]\nkind = \"cloudwatch\"\nnamespace = \"Sluice/Deployments\"\n[ledger]",
+        1,
+    );
+    std::fs::write(&path, config).expect("config");
+    let proxy = FaultProxy::start(&env.moto.endpoint);
+    env.endpoint = proxy.endpoint.clone();
+    let mut calls = 0;
+    for (step, args) in
+        [("gate", &["--release", "v2", "--commit", "abcdef1"][..]), ("shift-traffic", &[]), ("promote", &[])]
+    {
+        ok(&env.step(step, args), step);
+        calls += 1;
+        assert_eq!(proxy.count("PutMetricData"), calls, "one PutMetricData call for {step}");
+    }
+    let client = aws_sdk_cloudwatch::Client::new(&env.sdk);
+    let now = jiff::Timestamp::now().as_second();
+    let read = |metric: &'static str, stat: &'static str| {
+        let client = client.clone();
+        async move {
+            use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
+            let metric = Metric::builder()
+                .namespace("Sluice/Deployments")
+                .metric_name(metric)
+                .dimensions(Dimension::builder().name("App").value("shop").build())
+                .dimensions(Dimension::builder().name("Environment").value("dev").build())
+                .build();
+            let out = client
+                .get_metric_data()
+                .start_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(now - 600))
+                .end_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(now + 600))
+                .metric_data_queries(
+                    MetricDataQuery::builder()
+                        .id("m")
+                        .metric_stat(MetricStat::builder().metric(metric).period(1200).stat(stat).build())
+                        .build(),
+                )
+                .send()
+                .await
+                .expect("get metric data");
+            out.metric_data_results().first().and_then(|r| r.values().first().copied())
+        }
+    };
+    assert_eq!(read("DeploymentStarted", "Sum").await, Some(1.0));
+    assert_eq!(read("CanaryWeight", "Maximum").await, Some(100.0));
+    assert_eq!(read("DeploymentSucceeded", "Sum").await, Some(1.0));
+    assert!(read("DeploymentDuration", "Maximum").await.is_some_and(|d| d >= 0.0));
 }

@@ -33,6 +33,25 @@ pub struct Config {
     /// The environments, in promotion order (dev, tst, prd).
     #[serde(rename = "environment")]
     pub environments: Vec<Environment>,
+    /// Where each step publishes deployment metrics for dashboards (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_metrics: Option<DeploymentMetricsConfig>,
+}
+
+/// Deployment metrics: started, succeeded, failed, rolled back, canary
+/// weight, verdicts, duration; one batch per step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DeploymentMetricsConfig {
+    /// CloudWatch custom metrics (`PutMetricData`) with `App` and
+    /// `Environment` dimensions.
+    Cloudwatch {
+        /// e.g. `Sluice/Deployments` (not `AWS/...`).
+        namespace: String,
+        /// AWS region; defaults to the environment's (`AWS_REGION`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        region: Option<String>,
+    },
 }
 
 /// Where the deployment history is kept.
@@ -616,6 +635,20 @@ impl Config {
         }
         if self.analysis.interval < Duration::from_millis(100) {
             return Err(("analysis.interval".into(), "interval must be at least 100ms".into()));
+        }
+        if let Some(DeploymentMetricsConfig::Cloudwatch { namespace, region }) = &self.deployment_metrics {
+            let printable = namespace.chars().all(|c| c.is_ascii_graphic() || c == ' ');
+            if namespace.is_empty() || namespace.len() > 255 || !printable || namespace.starts_with("AWS/") {
+                return Err((
+                    "deployment_metrics.namespace".into(),
+                    format!(
+                        "{namespace:?} is not a custom CloudWatch namespace (1-255 printable characters, not AWS/...), e.g. \"Sluice/Deployments\""
+                    ),
+                ));
+            }
+            if let Some(region) = region {
+                aws::check_region(region).map_err(|m| ("deployment_metrics.region".to_owned(), m))?;
+            }
         }
         if let Some(strategy) = &self.defaults.strategy {
             strategy.validate().map_err(|m| ("defaults.strategy".into(), m))?;

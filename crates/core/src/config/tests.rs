@@ -392,7 +392,7 @@ fn the_readme_aws_examples_are_valid_configs() {
     let aws = readme.split("### AWS routers").nth(1).expect("an AWS routers section");
     let aws = aws.split("\n## ").next().expect("the section");
     let blocks: Vec<&str> = aws.split("```toml\n").skip(1).filter_map(|b| b.split("```").next()).collect();
-    assert_eq!(blocks.len(), 3, "ALB, CodeDeploy and CloudWatch examples");
+    assert_eq!(blocks.len(), 4, "ALB, CodeDeploy, CloudWatch and deployment metrics examples");
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(dir.path().join("deploy")).expect("dir");
     for router in &blocks[..2] {
@@ -404,4 +404,21 @@ fn the_readme_aws_examples_are_valid_configs() {
     let config = parse(&with_source).unwrap_or_else(|e| panic!("the CloudWatch example does not load:\n{e}"));
     let (_, prd) = config.environment("prd").expect("prd");
     assert_eq!(config.checks_for(prd).len(), 2);
+    let with_metrics = format!("app = \"shop\"\n{}{}", blocks[3], blocks[0]);
+    let config = parse(&with_metrics).unwrap_or_else(|e| panic!("the deployment metrics example does not load:\n{e}"));
+    assert!(config.deployment_metrics.is_some());
+}
+
+#[test]
+fn deployment_metrics_need_a_custom_namespace() {
+    let with =
+        |table: &str| format!("app = \"shop\"\n{table}\n{}", GOOD.trim_start().trim_start_matches("app = \"shop\"\n"));
+    let config =
+        parse(&with("[deployment_metrics]\nkind = \"cloudwatch\"\nnamespace = \"Sluice/Deployments\"")).expect("valid");
+    assert!(matches!(config.deployment_metrics, Some(DeploymentMetricsConfig::Cloudwatch { .. })));
+    for bad in ["AWS/Deployments", ""] {
+        let err = parse(&with(&format!("[deployment_metrics]\nkind = \"cloudwatch\"\nnamespace = \"{bad}\"")))
+            .expect_err(bad);
+        assert_eq!(err.key.as_deref(), Some("deployment_metrics.namespace"), "{err}");
+    }
 }
