@@ -37,7 +37,7 @@ pub(crate) async fn publish(step: &str, common: &Common, since: Timestamp) {
     if metrics.metrics.is_empty() {
         return;
     }
-    let aws = Aws::new(AwsSettings { region: region.clone(), endpoint_url: None });
+    let aws = Aws::new(AwsSettings { region: region.clone(), ..AwsSettings::default() });
     if let Err(e) = put_deployment_metrics(&aws, namespace, &record.app, &record.environment, &metrics).await {
         gha::warning(&format!("{step}: deployment metrics were not published: {e}"));
     }

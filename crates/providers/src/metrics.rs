@@ -113,7 +113,7 @@ impl QuerySource {
             // plain HTTP sources.
             SourceConfig::Cloudwatch { name, region, alb_traffic, period, lookback, delay } => {
                 QuerySource::CloudWatch(CloudWatch::new(
-                    AwsSettings { region: region.clone(), endpoint_url: None },
+                    AwsSettings { region: region.clone(), ..AwsSettings::default() },
                     CloudWatchSettings {
                         name: name.clone(),
                         period: *period,

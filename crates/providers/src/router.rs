@@ -36,7 +36,7 @@ impl Router {
                 // The region defaults to the listener's, so the environment
                 // cannot point sluice at the wrong one.
                 let region = region.clone().or_else(|| listener_arn.split(':').nth(3).map(str::to_owned));
-                let settings = AwsSettings { region, endpoint_url: None };
+                let settings = AwsSettings { region, ..AwsSettings::default() };
                 Router::Alb(AlbRouter::new(settings, resource, stable_target_group, candidate_target_group))
             }
             RouterConfig::CodeDeploy {
@@ -65,7 +65,7 @@ impl Router {
                     timeout: *timeout,
                 };
                 Router::CodeDeploy(CodeDeployRouter::new(
-                    AwsSettings { region: region.clone(), endpoint_url: None },
+                    AwsSettings { region: region.clone(), ..AwsSettings::default() },
                     settings,
                 ))
             }

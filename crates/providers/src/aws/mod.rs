@@ -57,6 +57,9 @@ pub struct AwsSettings {
     /// An endpoint for every service (tests); `None` leaves it to the SDK,
     /// which honours `AWS_ENDPOINT_URL`.
     pub endpoint_url: Option<String>,
+    /// Attempt and operation timeouts other than [`ATTEMPT_TIMEOUT`] and
+    /// [`OPERATION_TIMEOUT`] (tests).
+    pub timeouts: Option<(Duration, Duration)>,
 }
 
 /// The SDK's config loader with sluice's retry, timeout and HTTP client
@@ -70,14 +73,15 @@ pub fn loader(settings: &AwsSettings) -> ConfigLoader {
     let mut loader = aws_config::defaults(BehaviorVersion::v2026_01_12())
         .http_client(http_client)
         .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
-        .timeout_config(
+        .timeout_config({
+            let (attempt, operation) = settings.timeouts.unwrap_or((ATTEMPT_TIMEOUT, OPERATION_TIMEOUT));
             TimeoutConfig::builder()
                 .connect_timeout(CONNECT_TIMEOUT)
-                .read_timeout(ATTEMPT_TIMEOUT)
-                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-                .operation_timeout(OPERATION_TIMEOUT)
-                .build(),
-        );
+                .read_timeout(attempt)
+                .operation_attempt_timeout(attempt)
+                .operation_timeout(operation)
+                .build()
+        });
     if let Some(region) = &settings.region {
         loader = loader.region(Region::new(region.clone()));
     }
@@ -143,14 +147,9 @@ where
             let status = status.map(|s| format!(", HTTP {s}")).unwrap_or_default();
             (format!("{code}: {text}{status}"), transient)
         }
-        SdkError::TimeoutError(_) => (
-            format!(
-                "no answer in time (each attempt may take {}, the whole call {})",
-                humantime(ATTEMPT_TIMEOUT),
-                humantime(OPERATION_TIMEOUT)
-            ),
-            true,
-        ),
+        SdkError::TimeoutError(_) => {
+            ("no answer in time (the call's attempt or operation timeout passed)".into(), true)
+        }
         SdkError::DispatchFailure(e) => {
             let why = if e.is_timeout() {
                 "timed out"
@@ -198,10 +197,6 @@ fn is_transient_code(code: &str) -> bool {
             | "RequestTimeout"
             | "RequestTimeoutException"
     )
-}
-
-fn humantime(d: Duration) -> String {
-    format!("{}s", d.as_secs())
 }
 
 #[cfg(test)]

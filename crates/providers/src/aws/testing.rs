@@ -66,7 +66,17 @@ impl Moto {
 
 /// An SDK config pointed at `endpoint` with fixed test credentials.
 pub async fn sdk_config(endpoint: &str) -> SdkConfig {
-    loader(&AwsSettings { region: Some(REGION.into()), endpoint_url: Some(endpoint.to_owned()) })
+    sdk_config_with(AwsSettings {
+        region: Some(REGION.into()),
+        endpoint_url: Some(endpoint.to_owned()),
+        timeouts: None,
+    })
+    .await
+}
+
+/// An SDK config from `settings` with fixed test credentials.
+pub async fn sdk_config_with(settings: AwsSettings) -> SdkConfig {
+    loader(&settings)
         .credentials_provider(Credentials::new("testing", "testing", None, None, "sluice-tests"))
         .load()
         .await
@@ -392,6 +402,8 @@ pub enum Reply {
     Rewrite(Box<dyn FnOnce(String) -> String + Send>),
     /// Answer without asking moto.
     Respond { status: u16, body: String },
+    /// Wait this long, then pass it to moto.
+    Slow(Duration),
 }
 
 /// A rule of the fault layer: looks at a call and says what to do.
@@ -472,6 +484,21 @@ impl FaultProxy {
             }
             *left -= 1;
             Reply::Respond { status, body: error_body(call.json, &code, &message) }
+        }));
+    }
+
+    /// Holds the next `times` calls of `operation` for `delay` before
+    /// passing them on.
+    pub fn slow(&self, operation: &str, times: usize, delay: Duration) {
+        let left = Arc::new(Mutex::new(times));
+        let operation = operation.to_owned();
+        self.add(Arc::new(move |call: &Call| {
+            let mut left = left.lock().unwrap_or_else(|p| p.into_inner());
+            if call.operation != operation || *left == 0 {
+                return Reply::Forward;
+            }
+            *left -= 1;
+            Reply::Slow(delay)
         }));
     }
 
@@ -580,6 +607,10 @@ async fn handle(
             }
             Reply::Rewrite(f) => {
                 rewrite = Some(f);
+                break;
+            }
+            Reply::Slow(delay) => {
+                tokio::time::sleep(delay).await;
                 break;
             }
         }

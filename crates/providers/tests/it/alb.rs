@@ -10,6 +10,7 @@ use sluice_core::record::Stickiness;
 use sluice_providers::aws::Aws;
 use sluice_providers::aws::alb::{AlbRouter, Resource};
 use sluice_providers::aws::testing::{self, FaultProxy, create_alb, forward_weights, sdk_config};
+use std::time::Duration;
 
 fn router(aws: Aws, resource: Resource, fx: &testing::AlbFixture) -> AlbRouter {
     AlbRouter::with_aws(aws, resource, &fx.blue, &fx.green)
@@ -177,4 +178,33 @@ async fn a_missing_listener_and_a_stranger_group_are_named() {
     );
     let err = other.state().await.expect_err("blue is a stranger to this config");
     assert!(err.to_string().contains("neither configured group"), "{err}");
+}
+
+#[tokio::test]
+async fn no_call_waits_longer_than_its_timeouts() {
+    let Some(moto) = testing::moto() else { return };
+    let sdk = moto.sdk_config().await;
+    let fx = create_alb(&moto.endpoint, &sdk).await;
+    let proxy = FaultProxy::start(&moto.endpoint);
+    let settings = sluice_providers::aws::AwsSettings {
+        region: Some(testing::REGION.into()),
+        endpoint_url: Some(proxy.endpoint.clone()),
+        timeouts: Some((Duration::from_millis(300), Duration::from_secs(2))),
+    };
+    let alb = router(
+        Aws::from_sdk_config(testing::sdk_config_with(settings).await),
+        Resource::Listener(fx.listener.clone()),
+        &fx,
+    );
+    // One slow answer: the attempt times out and the retry passes.
+    proxy.slow("DescribeListeners", 1, Duration::from_secs(1));
+    assert_eq!(alb.state().await.expect("retried after a timeout").candidate_weight, 0);
+    // Slow every time: the call ends, as an error that says so, well before
+    // the answers would have come.
+    proxy.slow("DescribeListeners", 10, Duration::from_secs(5));
+    let started = std::time::Instant::now();
+    let err = alb.state().await.expect_err("times out");
+    assert!(started.elapsed() < Duration::from_secs(4), "took {:?}", started.elapsed());
+    assert!(err.transient, "{err}");
+    assert!(err.to_string().contains("no answer in time"), "{err}");
 }
