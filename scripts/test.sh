@@ -31,6 +31,16 @@ cargo clippy --locked --workspace --all-targets --quiet -- -D warnings
 section "build the binaries the end-to-end tests run"
 cargo build --locked --workspace --bins --quiet
 
+section "moto (AWS emulator) for the AWS tests"
+if command -v moto_server >/dev/null; then
+  echo "moto_server: $(command -v moto_server)"
+elif [ -n "${CI:-}" ]; then
+  echo "moto_server is not on PATH; CI must run the AWS tests (.ci/run installs moto)" >&2
+  exit 1
+else
+  echo "moto_server is not on PATH: the AWS tests will be skipped (pip install 'moto[server]==5.2.5')"
+fi
+
 section "cargo test"
 cargo test --locked --workspace --no-fail-fast
 

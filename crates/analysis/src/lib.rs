@@ -91,4 +91,17 @@ pub struct Interval {
     /// source itself worked, so its other checks go on.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub query_errors: BTreeMap<String, String>,
+    /// The time a metric source was asked about, by source, where it is not
+    /// the interval itself (CloudWatch: whole minutes, behind the clock).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub lookback: BTreeMap<String, LookBack>,
+}
+
+/// The window a metric source looked at for one interval.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LookBack {
+    pub start: Timestamp,
+    pub end: Timestamp,
+    /// Resolution of the statistics, in seconds.
+    pub period_seconds: u64,
 }

@@ -368,6 +368,7 @@ fn healthy_canary(rng: &mut Rng, policy: PolicyKind, rps: f64, error_rate: f64) 
                         values: Default::default(),
                         source_errors: Default::default(),
                         query_errors: Default::default(),
+                        lookback: Default::default(),
                     });
                     if let Outcome::Decided(_) = observed {
                         break;

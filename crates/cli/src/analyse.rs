@@ -6,7 +6,7 @@ use crate::context::Context;
 use anyhow::anyhow;
 use indicatif::{ProgressBar, ProgressStyle};
 use sluice_analysis::{Analysis, AnalysisReport, Interval, Outcome};
-use sluice_core::config::QueryVars;
+use sluice_core::config::{QueryVars, SourceConfig};
 use sluice_core::{Classify, Failure, env};
 use sluice_providers::metrics::{QUERY_BACKOFF, Query, QuerySource, Sampler};
 use std::io::IsTerminal;
@@ -29,7 +29,8 @@ pub async fn analyse(
     let queries = Query::from_checks(&ctx.config.checks_for(env), &vars).map_err(|e| Failure::input(anyhow!(e)))?;
     let mut sources = Vec::new();
     for source in ctx.config.sources_for(env) {
-        if queries.iter().any(|q| q.source == source.name()) {
+        let reads_traffic = matches!(source, SourceConfig::Cloudwatch { alb_traffic: true, .. });
+        if reads_traffic || queries.iter().any(|q| q.source == source.name()) {
             sources.push(QuerySource::connect(&source, QUERY_BACKOFF).await.provider_failed()?);
         }
     }

@@ -80,7 +80,12 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 pub fn main() -> std::process::ExitCode {
-    let args = Args::parse();
+    entry(Args::parse())
+}
+
+/// Runs the step with parsed flags: the one entry point of the `dora-report`
+/// binary and of `sluice dora-report`.
+pub fn entry(args: Args) -> std::process::ExitCode {
     crate::run("dora-report", run(args))
 }
 

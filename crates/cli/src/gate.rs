@@ -51,8 +51,14 @@ pub struct Args {
 }
 
 pub fn main() -> std::process::ExitCode {
-    let args = Args::parse();
-    crate::run("gate", run(args))
+    entry(Args::parse())
+}
+
+/// Runs the step with parsed flags: the one entry point of the `gate`
+/// binary and of `sluice gate`.
+pub fn entry(args: Args) -> std::process::ExitCode {
+    let common = args.common.clone();
+    crate::run_step("gate", common, run(args))
 }
 
 pub async fn run(args: Args) -> Result<Exit, Failure> {

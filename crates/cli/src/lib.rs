@@ -15,7 +15,9 @@ pub mod shift_traffic;
 pub mod verify_health;
 
 mod analyse;
+mod codedeploy;
 mod context;
+mod deployment_metrics;
 mod notify;
 mod summary;
 
@@ -37,6 +39,28 @@ static STEP: OnceLock<String> = OnceLock::new();
 /// The step this process runs (`gate`, ...), for log and debug lines.
 pub(crate) fn step_name() -> &'static str {
     STEP.get().map_or("sluice", String::as_str)
+}
+
+/// Runs a step like [`run`], then publishes the deployment metrics of what
+/// it appended to the record, when the config asks for them.
+///
+/// A cancelled step (SIGINT, SIGTERM) records where traffic stands
+/// ([`record_cancellation`]) and publishes nothing.
+pub(crate) fn run_step<F>(step: &'static str, common: context::Common, body: F) -> ExitCode
+where
+    F: Future<Output = Result<Exit, Failure>>,
+{
+    let for_metrics = common.clone();
+    run_cancellable(
+        step,
+        async move {
+            let since = context::now();
+            let result = body.await;
+            deployment_metrics::publish(step, &for_metrics, since).await;
+            result
+        },
+        |signal| async move { record_cancellation(step, &common, signal).await },
+    )
 }
 
 /// Runs a step: parses nothing (clap already did), builds the runtime, maps

@@ -55,17 +55,15 @@ pub fn dispatch(mut argv: Vec<OsString>) -> ExitCode {
             }
         }
     };
+    // The same entry points as the six binaries: cancellation handling and
+    // deployment metrics included.
     match step.as_str() {
-        "gate" => crate::run("gate", crate::gate::run(crate::gate::Args::parse_from(argv))),
-        "shift-traffic" => {
-            crate::run("shift-traffic", crate::shift_traffic::run(crate::shift_traffic::Args::parse_from(argv)))
-        }
-        "verify-health" => {
-            crate::run("verify-health", crate::verify_health::run(crate::verify_health::Args::parse_from(argv)))
-        }
-        "promote" => crate::run("promote", crate::promote::run(crate::promote::Args::parse_from(argv))),
-        "rollback" => crate::run("rollback", crate::rollback::run(crate::rollback::Args::parse_from(argv))),
-        _ => crate::run("dora-report", crate::dora_report::run(crate::dora_report::Args::parse_from(argv))),
+        "gate" => crate::gate::entry(crate::gate::Args::parse_from(argv)),
+        "shift-traffic" => crate::shift_traffic::entry(crate::shift_traffic::Args::parse_from(argv)),
+        "verify-health" => crate::verify_health::entry(crate::verify_health::Args::parse_from(argv)),
+        "promote" => crate::promote::entry(crate::promote::Args::parse_from(argv)),
+        "rollback" => crate::rollback::entry(crate::rollback::Args::parse_from(argv)),
+        _ => crate::dora_report::entry(crate::dora_report::Args::parse_from(argv)),
     }
 }
 

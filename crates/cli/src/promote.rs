@@ -28,8 +28,14 @@ pub struct Args {
 }
 
 pub fn main() -> std::process::ExitCode {
-    let args = Args::parse();
-    crate::run("promote", run(args))
+    entry(Args::parse())
+}
+
+/// Runs the step with parsed flags: the one entry point of the `promote`
+/// binary and of `sluice promote`.
+pub fn entry(args: Args) -> std::process::ExitCode {
+    let common = args.common.clone();
+    crate::run_step("promote", common, run(args))
 }
 
 pub async fn run(args: Args) -> Result<Exit, Failure> {

@@ -34,8 +34,14 @@ pub struct Args {
 }
 
 pub fn main() -> std::process::ExitCode {
-    let args = Args::parse();
-    crate::run("rollback", run(args))
+    entry(Args::parse())
+}
+
+/// Runs the step with parsed flags: the one entry point of the `rollback`
+/// binary and of `sluice rollback`.
+pub fn entry(args: Args) -> std::process::ExitCode {
+    let common = args.common.clone();
+    crate::run_step("rollback", common, run(args))
 }
 
 pub async fn run(args: Args) -> Result<Exit, Failure> {
@@ -70,7 +76,11 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
                 }
                 Status::RolledBack => {
                     // Already told when it happened: a repeat sends nothing.
-                    let state = router.set_weight(0).await.provider_failed()?;
+                    let state = match &record.router_before {
+                        Some(before) if router.restores_exactly() => router.restore(before).await,
+                        _ => router.set_weight(0).await,
+                    }
+                    .provider_failed()?;
                     eprintln!(
                         "rollback: already rolled back; the router confirms {}% on the candidate",
                         state.candidate_weight
@@ -122,7 +132,12 @@ pub(crate) async fn roll_back(
     step: &str,
 ) -> Result<(), Failure> {
     let from = record.candidate_weight;
-    let restored = router.set_weight(0).await.provider_failed()?;
+    let restored = match &record.router_before {
+        // ALB: every weight, the stickiness and the roles as they were.
+        Some(before) if router.restores_exactly() => router.restore(before).await,
+        _ => router.set_weight(0).await,
+    }
+    .provider_failed()?;
     record.candidate_weight = 0;
     record.status = Status::RolledBack;
     let now = now();
@@ -134,6 +149,23 @@ pub(crate) async fn roll_back(
 
 /// Undoes a promotion: the stable pool before the deployment serves again.
 async fn revert(ctx: &Context, router: &Router, record: &mut Record, reason: &str) -> Result<(), Failure> {
+    if let Router::CodeDeploy(_) = router {
+        return Err(Failure::input(anyhow!(
+            "CodeDeploy finished deployment of {}; it cannot be stopped any more: revert it with a new deployment of the previous release",
+            record.version
+        )));
+    }
+    if let Some(before) = record.router_before.clone().filter(|_| router.restores_exactly()) {
+        let restored = router.restore(&before).await.provider_failed()?;
+        let now = now();
+        record.status = Status::RolledBack;
+        record.push("rollback", EventDetail::Rollback { reason: reason.to_owned(), from: 100, restored }, now);
+        ctx.save(record)?;
+        eprintln!("rollback: reverted the promotion of {}; the router is as it was before it", record.version);
+        return ctx
+            .finish_ledger(record, &record.ledger_entry(LedgerOutcome::Reverted, Some(reason.to_owned()), now))
+            .await;
+    }
     let Some(previous) = record.router_before.as_ref().and_then(|s| s.stable.clone()) else {
         return Err(Failure::input(anyhow!(
             "record {} was promoted but does not say what was stable before; nothing to revert to",

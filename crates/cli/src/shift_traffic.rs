@@ -43,11 +43,14 @@ pub struct Args {
 }
 
 pub fn main() -> std::process::ExitCode {
-    let args = Args::parse();
+    entry(Args::parse())
+}
+
+/// Runs the step with parsed flags: the one entry point of the `shift-traffic`
+/// binary and of `sluice shift-traffic`.
+pub fn entry(args: Args) -> std::process::ExitCode {
     let common = args.common.clone();
-    crate::run_cancellable("shift-traffic", run(args), |signal| async move {
-        crate::record_cancellation("shift-traffic", &common, signal).await
-    })
+    crate::run_step("shift-traffic", common, run(args))
 }
 
 pub async fn run(args: Args) -> Result<Exit, Failure> {
@@ -75,6 +78,16 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
         check_pause_at(&record, pause_at, args.weight.is_some())?;
     }
     let router = ctx.router();
+    if let Router::CodeDeploy(codedeploy) = &router {
+        if args.weight.is_some() || args.candidate_upstream.is_some() || args.pause_at.is_some() {
+            return Err(Failure::input(anyhow!(
+                "environment {} uses CodeDeploy, which owns the traffic shift: run shift-traffic without --weight, --candidate-upstream and --pause-at (the router's deployment_config chooses the shift)",
+                ctx.env().name
+            )));
+        }
+        prepare(&ctx, &router, &mut record, None).await?;
+        return crate::codedeploy::run(&ctx, codedeploy, &mut record).await;
+    }
     if let Some(exit) = expire_pause(&ctx, &router, &mut record, "shift-traffic").await? {
         return Ok(exit);
     }

@@ -37,11 +37,14 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 pub fn main() -> std::process::ExitCode {
-    let args = Args::parse();
+    entry(Args::parse())
+}
+
+/// Runs the step with parsed flags: the one entry point of the `verify-health`
+/// binary and of `sluice verify-health`.
+pub fn entry(args: Args) -> std::process::ExitCode {
     let common = args.common.clone();
-    crate::run_cancellable("verify-health", run(args), |signal| async move {
-        crate::record_cancellation("verify-health", &common, signal).await
-    })
+    crate::run_step("verify-health", common, run(args))
 }
 
 fn exit_for(verdict: Verdict) -> Exit {

@@ -5,6 +5,9 @@
 //! guessing. Loading never changes anything on disk.
 
 use crate::names;
+
+mod aws;
+pub use aws::{Arn, parse_s3_revision};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sluice_analysis::gates::coverage::Format as CoverageFormat;
@@ -43,6 +46,25 @@ pub struct Config {
     /// The environments, in promotion order (dev, tst, prd).
     #[serde(rename = "environment")]
     pub environments: Vec<Environment>,
+    /// Where each step publishes deployment metrics for dashboards (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_metrics: Option<DeploymentMetricsConfig>,
+}
+
+/// Deployment metrics: started, succeeded, failed, rolled back, canary
+/// weight, verdicts, duration; one batch per step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DeploymentMetricsConfig {
+    /// CloudWatch custom metrics (`PutMetricData`) with `App` and
+    /// `Environment` dimensions.
+    Cloudwatch {
+        /// e.g. `Sluice/Deployments` (not `AWS/...`).
+        namespace: String,
+        /// AWS region; defaults to the environment's (`AWS_REGION`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        region: Option<String>,
+    },
 }
 
 /// Where the deployment history is kept.
@@ -497,6 +519,76 @@ pub enum RouterConfig {
         /// e.g. `http://127.0.0.1:9001`
         admin_url: String,
     },
+    /// An Application Load Balancer: a weighted forward action, on the
+    /// listener's default action or on one listener rule, between two target
+    /// groups. Which of the two is stable is kept on the listener (or rule)
+    /// as the tag `sluice:stable`, so the roles swap at each promotion; until
+    /// that tag exists, the roles are the ones named here.
+    Alb {
+        /// The listener, `arn:aws:elasticloadbalancing:REGION:ACCOUNT:listener/app/NAME/ID/ID`.
+        listener_arn: String,
+        /// A rule of that listener to drive instead of its default action.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rule_arn: Option<String>,
+        /// The target group serving the stable release (before the first promotion).
+        stable_target_group: String,
+        /// The target group the candidate is deployed into (before the first promotion).
+        candidate_target_group: String,
+        /// AWS region; defaults to the one in the listener ARN.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        region: Option<String>,
+    },
+    /// AWS CodeDeploy owns the shift (blue/green on ECS or EC2): sluice
+    /// creates the deployment, follows it, continues it when it waits for
+    /// traffic rerouting, and stops it with automatic rollback.
+    #[serde(rename = "codedeploy")]
+    CodeDeploy {
+        /// The CodeDeploy application.
+        application: String,
+        /// Its deployment group for this environment.
+        deployment_group: String,
+        /// e.g. `CodeDeployDefault.ECSCanary10Percent5Minutes`; defaults to the group's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        deployment_config: Option<String>,
+        /// An AppSpec file (YAML or JSON) whose text is the revision (ECS,
+        /// Lambda); relative to the config file.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        appspec: Option<PathBuf>,
+        /// Or a bundle in S3 (EC2): `s3://BUCKET/KEY` ending in `.zip`,
+        /// `.tar`, `.tar.gz` or `.tgz`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        s3_revision: Option<String>,
+        /// AWS region; defaults to the environment's (`AWS_REGION`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        region: Option<String>,
+        /// How often to read the deployment's status.
+        #[serde(default = "default_poll_interval", with = "humantime_serde")]
+        #[schemars(with = "String")]
+        poll_interval: Duration,
+        /// Longest time to follow one deployment (it goes on in CodeDeploy after).
+        #[serde(default = "default_deployment_timeout", with = "humantime_serde")]
+        #[schemars(with = "String")]
+        timeout: Duration,
+    },
+}
+
+fn default_poll_interval() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_deployment_timeout() -> Duration {
+    Duration::from_secs(3600)
+}
+
+impl RouterConfig {
+    /// The short name used in records and messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RouterConfig::Local { .. } => "local",
+            RouterConfig::Alb { .. } => "alb",
+            RouterConfig::CodeDeploy { .. } => "codedeploy",
+        }
+    }
 }
 
 /// A metric source that answers `query` checks, by its unique `name`.
@@ -520,6 +612,45 @@ pub enum SourceConfig {
         #[schemars(with = "String")]
         timeout: Duration,
     },
+    /// Amazon CloudWatch: metric queries, alarms as checks, and the ALB
+    /// target groups' traffic; one batched `GetMetricData` call per interval.
+    Cloudwatch {
+        /// Unique among the sources; `query` checks name it in `source`.
+        name: String,
+        /// AWS region; defaults to the environment's (`AWS_REGION`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        region: Option<String>,
+        /// Fill the candidate's and stable's traffic (`RequestCount` and
+        /// `HTTPCode_Target_5XX_Count` of each target group) from the
+        /// environment's ALB, so `error_rate` and `compare` checks work.
+        #[serde(default)]
+        alb_traffic: bool,
+        /// Period of the statistics, in whole minutes.
+        #[serde(default = "default_cloudwatch_period", with = "humantime_serde")]
+        #[schemars(with = "String")]
+        period: Duration,
+        /// How far back each interval looks, in whole minutes (at least one period).
+        #[serde(default = "default_cloudwatch_lookback", with = "humantime_serde")]
+        #[schemars(with = "String")]
+        lookback: Duration,
+        /// How far behind the clock the window ends, for CloudWatch's
+        /// publishing delay.
+        #[serde(default = "default_cloudwatch_delay", with = "humantime_serde")]
+        #[schemars(with = "String")]
+        delay: Duration,
+    },
+}
+
+fn default_cloudwatch_period() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_cloudwatch_lookback() -> Duration {
+    Duration::from_secs(300)
+}
+
+fn default_cloudwatch_delay() -> Duration {
+    Duration::from_secs(60)
 }
 
 fn default_source_timeout() -> Duration {
@@ -530,7 +661,7 @@ impl SourceConfig {
     /// The name `query` checks refer to.
     pub fn name(&self) -> &str {
         match self {
-            SourceConfig::Prometheus { name, .. } => name,
+            SourceConfig::Prometheus { name, .. } | SourceConfig::Cloudwatch { name, .. } => name,
         }
     }
 
@@ -538,6 +669,7 @@ impl SourceConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             SourceConfig::Prometheus { .. } => "prometheus",
+            SourceConfig::Cloudwatch { .. } => "cloudwatch",
         }
     }
 
@@ -561,6 +693,27 @@ impl SourceConfig {
                 }
                 if timeout.is_zero() {
                     return Err(("timeout", "timeout must be more than 0, e.g. \"5s\"".into()));
+                }
+            }
+            SourceConfig::Cloudwatch { region, period, lookback, .. } => {
+                if let Some(region) = region {
+                    aws::check_region(region).map_err(|m| ("region", m))?;
+                }
+                let minutes = |d: &Duration| d.as_secs() > 0 && d.as_secs().is_multiple_of(60) && d.subsec_nanos() == 0;
+                if !minutes(period) {
+                    return Err((
+                        "period",
+                        "period must be whole minutes, e.g. \"1m\" (ALB metrics are per minute)".into(),
+                    ));
+                }
+                if !minutes(lookback) || lookback < period {
+                    return Err((
+                        "lookback",
+                        format!(
+                            "lookback must be whole minutes and at least the period ({}s), e.g. \"5m\"",
+                            period.as_secs()
+                        ),
+                    ));
                 }
             }
         }
@@ -838,6 +991,13 @@ impl Config {
         if config.github.cache_dir.is_relative() {
             config.github.cache_dir = base.join(&config.github.cache_dir);
         }
+        for env in &mut config.environments {
+            if let RouterConfig::CodeDeploy { appspec: Some(appspec), .. } = &mut env.router
+                && appspec.is_relative()
+            {
+                *appspec = base.join(&*appspec);
+            }
+        }
         Ok(config)
     }
 
@@ -877,6 +1037,20 @@ impl Config {
         if self.analysis.interval < Duration::from_millis(100) {
             return Err(("analysis.interval".into(), "interval must be at least 100ms".into()));
         }
+        if let Some(DeploymentMetricsConfig::Cloudwatch { namespace, region }) = &self.deployment_metrics {
+            let printable = namespace.chars().all(|c| c.is_ascii_graphic() || c == ' ');
+            if namespace.is_empty() || namespace.len() > 255 || !printable || namespace.starts_with("AWS/") {
+                return Err((
+                    "deployment_metrics.namespace".into(),
+                    format!(
+                        "{namespace:?} is not a custom CloudWatch namespace (1-255 printable characters, not AWS/...), e.g. \"Sluice/Deployments\""
+                    ),
+                ));
+            }
+            if let Some(region) = region {
+                aws::check_region(region).map_err(|m| ("deployment_metrics.region".to_owned(), m))?;
+            }
+        }
         if let Some(strategy) = &self.defaults.strategy {
             strategy.validate().map_err(|m| ("defaults.strategy".into(), m))?;
         }
@@ -891,8 +1065,7 @@ impl Config {
                 strategy.validate().map_err(|m| (at("strategy"), m))?;
             }
             check_pause_timeout(env.pause_timeout).map_err(|m| (at("pause_timeout"), m))?;
-            let RouterConfig::Local { admin_url } = &env.router;
-            check_http_url(admin_url).map_err(|m| (at("router.admin_url"), m))?;
+            validate_router(&env.router).map_err(|(key, m)| (at(&format!("router.{key}")), m))?;
             for (j, check) in env.checks.iter().enumerate() {
                 validate_check(check).map_err(|m| (format!("environment[{i}].check[{j}]"), m))?;
                 if env.checks[..j].iter().any(|c| c.name == check.name) {
@@ -1034,6 +1207,28 @@ impl Config {
     /// Every `query` check in force for an environment names a source in
     /// force for it, and its text expands.
     fn validate_queries(&self) -> Result<(), (String, String)> {
+        for (i, env) in self.environments.iter().enumerate() {
+            let (sources, prefix) = if env.sources.is_empty() {
+                (&self.defaults.sources, "defaults".to_owned())
+            } else {
+                (&env.sources, format!("environment[{i}]"))
+            };
+            for (k, source) in sources.iter().enumerate() {
+                if let SourceConfig::Cloudwatch { alb_traffic: true, name, .. } = source
+                    && !matches!(env.router, RouterConfig::Alb { .. })
+                {
+                    return Err((
+                        format!("{prefix}.source[{k}].alb_traffic"),
+                        format!(
+                            "source {name:?} reads the ALB's traffic, but environment {:?} has a {} router; \
+                             set alb_traffic only where the router is an alb",
+                            env.name,
+                            env.router.kind()
+                        ),
+                    ));
+                }
+            }
+        }
         let vars = QueryVars {
             release: "v".into(),
             app: self.app.clone(),
@@ -1222,6 +1417,102 @@ pub fn check_repository(repo: &str) -> Result<(), String> {
     match repo.split_once('/') {
         Some((owner, name)) if ok(owner) && ok(name) => Ok(()),
         _ => Err(format!("{repo:?} is not a repository; write it as \"owner/name\"")),
+    }
+}
+
+fn validate_router(router: &RouterConfig) -> Result<(), (&'static str, String)> {
+    match router {
+        RouterConfig::Local { admin_url } => check_http_url(admin_url).map_err(|m| ("admin_url", m)),
+        RouterConfig::Alb { listener_arn, rule_arn, stable_target_group, candidate_target_group, region } => {
+            let listener = aws::Arn::parse(listener_arn, "elasticloadbalancing", "listener/app/")
+                .map_err(|m| ("listener_arn", m))?;
+            if let Some(rule) = rule_arn {
+                let parsed =
+                    aws::Arn::parse(rule, "elasticloadbalancing", "listener-rule/app/").map_err(|m| ("rule_arn", m))?;
+                let owner = parsed.resource.strip_prefix("listener-rule/").and_then(|r| r.rsplit_once('/'));
+                if owner.map(|(l, _)| l) != listener.resource.strip_prefix("listener/") {
+                    return Err(("rule_arn", format!("rule {rule:?} does not belong to listener {listener_arn:?}")));
+                }
+            }
+            for (key, arn) in
+                [("stable_target_group", stable_target_group), ("candidate_target_group", candidate_target_group)]
+            {
+                let tg = aws::Arn::parse(arn, "elasticloadbalancing", "targetgroup/").map_err(|m| (key, m))?;
+                if (tg.region, tg.account) != (listener.region, listener.account) {
+                    return Err((
+                        key,
+                        format!(
+                            "target group {arn:?} is in another region or account than the listener; ALB forwards only within one"
+                        ),
+                    ));
+                }
+            }
+            if stable_target_group == candidate_target_group {
+                return Err((
+                    "candidate_target_group",
+                    "stable and candidate must be two different target groups (blue and green)".into(),
+                ));
+            }
+            if let Some(region) = region {
+                aws::check_region(region).map_err(|m| ("region", m))?;
+                if region != listener.region {
+                    return Err((
+                        "region",
+                        format!("region {region:?} is not the listener's region {:?}", listener.region),
+                    ));
+                }
+            }
+            Ok(())
+        }
+        RouterConfig::CodeDeploy {
+            application,
+            deployment_group,
+            deployment_config,
+            appspec,
+            s3_revision,
+            region,
+            poll_interval,
+            timeout,
+        } => {
+            for (key, name) in [("application", application), ("deployment_group", deployment_group)] {
+                if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+                    return Err((key, format!("{name:?} is not a CodeDeploy name (1-100 characters)")));
+                }
+            }
+            if let Some(name) = deployment_config
+                && (name.is_empty() || name.len() > 100)
+            {
+                return Err(("deployment_config", format!("{name:?} is not a deployment config name")));
+            }
+            match (appspec, s3_revision) {
+                (Some(_), Some(_)) => {
+                    return Err(("s3_revision", "give either `appspec` or `s3_revision`, not both".into()));
+                }
+                (None, None) => {
+                    return Err((
+                        "appspec",
+                        "a codedeploy router needs the revision: `appspec = \"appspec.yaml\"` (ECS, Lambda) or `s3_revision = \"s3://bucket/app.zip\"` (EC2)".into(),
+                    ));
+                }
+                (None, Some(s3)) => {
+                    aws::parse_s3_revision(s3).map_err(|m| ("s3_revision", m))?;
+                }
+                (Some(_), None) => {}
+            }
+            if let Some(region) = region {
+                aws::check_region(region).map_err(|m| ("region", m))?;
+            }
+            if *poll_interval < Duration::from_millis(100) {
+                return Err((
+                    "poll_interval",
+                    "poll_interval must be at least 100ms (AWS throttles fast polling; 10s is usual)".into(),
+                ));
+            }
+            if timeout < poll_interval {
+                return Err(("timeout", "timeout must be longer than poll_interval".into()));
+            }
+            Ok(())
+        }
     }
 }
 

@@ -69,19 +69,55 @@ pub struct Record {
 }
 
 /// A router's state, as read back from it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouterState {
-    /// `local`.
+    /// `local`, `alb` or `codedeploy`.
     pub kind: String,
     /// Percent of traffic on the candidate.
     pub candidate_weight: u8,
-    /// The stable pool (upstream URL or target group).
+    /// The stable pool (upstream URL or target group ARN).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stable: Option<String>,
     /// The candidate pool.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub candidate: Option<String>,
+    /// ALB: the listener or listener rule whose forward action was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    /// ALB: every target group of the forward action with its weight as AWS
+    /// stores it (0-999), in the order AWS lists them. `rollback` writes
+    /// exactly these back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_groups: Vec<TargetGroupWeight>,
+    /// ALB: the forward action's target group stickiness.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stickiness: Option<Stickiness>,
+    /// CodeDeploy: the deployment in flight (or the one just stopped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_id: Option<String>,
+    /// CodeDeploy: that deployment's status (`InProgress`, `Ready`, `Stopped`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_status: Option<String>,
+}
+
+/// One target group of an ALB forward action.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TargetGroupWeight {
+    pub arn: String,
+    /// Relative weight, 0-999.
+    pub weight: u16,
+}
+
+/// Target group stickiness of an ALB forward action.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Stickiness {
+    pub enabled: bool,
+    /// How long a client stays on its target group, in seconds (1-604800).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<i32>,
 }
 
 /// Where a deployment stands.
@@ -159,6 +195,14 @@ pub enum EventDetail {
     },
     /// Traffic went back to stable.
     Rollback { reason: String, from: u8, restored: RouterState },
+    /// A deployment run by the router's own service (CodeDeploy) changed
+    /// status; its words are kept as they were.
+    Deployment {
+        id: String,
+        status: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
     /// A step stopped on an error; where things stand is in the message.
     Error { message: String },
     /// A step was cancelled (SIGINT or SIGTERM, as when a workflow run is

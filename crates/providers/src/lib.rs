@@ -1,6 +1,9 @@
 //! Providers: the things outside sluice that it drives and reads.
 //!
-//! - [`router`]: traffic routers (the embedded `sluice-router` for now).
+//! - [`router`]: traffic routers (the embedded `sluice-router`, an ALB,
+//!   CodeDeploy).
+//! - [`aws`]: AWS plumbing (credentials, region, retries, timeouts, errors)
+//!   and the AWS providers.
 //! - [`git`]: the commits a deployment ships, from the local checkout.
 //! - [`metrics`]: turns what routers, probes and query sources measure into
 //!   analysis [`Interval`](sluice_analysis::Interval)s.
@@ -17,6 +20,7 @@
 //! [`ProviderError`], which the steps report with exit code 3. Nothing here
 //! decides anything: judgment lives in `sluice-analysis`, policy in the steps.
 
+pub mod aws;
 pub mod git;
 pub mod github;
 pub mod ledger;

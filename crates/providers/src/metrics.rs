@@ -15,11 +15,13 @@
 //! [`ProviderError`] when the source itself failed after retries.
 
 use crate::ProviderError;
+use crate::aws::AwsSettings;
+use crate::aws::cloudwatch::{AlbDims, CloudWatch, CloudWatchSettings};
 use crate::prometheus::Prometheus;
 use crate::retry::Backoff;
 use crate::router::{PoolStats, Router, RouterStats, error_chain};
 use jiff::Timestamp;
-use sluice_analysis::{CheckKind, CheckSpec, Interval, PoolWindow, ProbeResult, Reduce};
+use sluice_analysis::{CheckKind, CheckSpec, Interval, LookBack, PoolWindow, ProbeResult, Reduce};
 use sluice_core::config::{ProbeConfig, QueryVars, SourceConfig};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -84,6 +86,19 @@ pub const QUERY_BACKOFF: Backoff =
 #[derive(Clone, Debug)]
 pub enum QuerySource {
     Prometheus(Prometheus),
+    /// CloudWatch; may also give the ALB pools' traffic.
+    CloudWatch(CloudWatch),
+}
+
+/// Everything a source said about one interval.
+#[derive(Clone, Debug, Default)]
+pub struct SourceAnswer {
+    /// One answer per query, in order.
+    pub answers: Vec<Answer>,
+    /// Candidate's and stable's traffic, from a source that reads it.
+    pub pools: Option<(Option<PoolWindow>, Option<PoolWindow>)>,
+    /// The window the source looked at, when it is not the interval.
+    pub lookback: Option<LookBack>,
 }
 
 impl QuerySource {
@@ -94,6 +109,20 @@ impl QuerySource {
             SourceConfig::Prometheus { name, url, timeout } => {
                 QuerySource::Prometheus(Prometheus::new(name, url, *timeout, backoff))
             }
+            // The SDK retries by itself (standard mode); `backoff` is for
+            // plain HTTP sources.
+            SourceConfig::Cloudwatch { name, region, alb_traffic, period, lookback, delay } => {
+                QuerySource::CloudWatch(CloudWatch::new(
+                    AwsSettings { region: region.clone(), ..AwsSettings::default() },
+                    CloudWatchSettings {
+                        name: name.clone(),
+                        period: *period,
+                        lookback: *lookback,
+                        delay: *delay,
+                        alb_traffic: *alb_traffic,
+                    },
+                ))
+            }
         })
     }
 
@@ -101,6 +130,40 @@ impl QuerySource {
     pub fn name(&self) -> &str {
         match self {
             QuerySource::Prometheus(p) => p.name(),
+            QuerySource::CloudWatch(c) => c.name(),
+        }
+    }
+
+    /// Whether the source gives the pools' traffic (needs no query for it).
+    pub fn reads_traffic(&self) -> bool {
+        matches!(self, QuerySource::CloudWatch(c) if c.reads_alb_traffic())
+    }
+
+    /// Everything this source says about one interval: its queries' answers
+    /// and, for CloudWatch, the ALB pools' traffic and the window it looked
+    /// at; `Err` when the source failed (after retries).
+    pub async fn sample(
+        &self,
+        window: Window,
+        queries: &[Query],
+        alb: Option<&AlbDims>,
+    ) -> Result<SourceAnswer, ProviderError> {
+        match self {
+            QuerySource::Prometheus(p) => {
+                Ok(SourceAnswer { answers: p.answer(window, queries).await?, ..SourceAnswer::default() })
+            }
+            QuerySource::CloudWatch(c) => {
+                let answer = c.answer(window, queries, alb).await?;
+                Ok(SourceAnswer {
+                    answers: answer.answers,
+                    pools: answer.pools,
+                    lookback: answer.window.map(|(start, end, period)| LookBack {
+                        start,
+                        end,
+                        period_seconds: period.as_secs(),
+                    }),
+                })
+            }
         }
     }
 
@@ -109,8 +172,18 @@ impl QuerySource {
     pub async fn answer(&self, window: Window, queries: &[Query]) -> Result<Vec<Answer>, ProviderError> {
         match self {
             QuerySource::Prometheus(p) => p.answer(window, queries).await,
+            QuerySource::CloudWatch(c) => c.answer(window, queries, None).await.map(|a| a.answers),
         }
     }
+}
+
+/// What the query sources found in one interval.
+#[derive(Debug, Default)]
+struct Found {
+    values: BTreeMap<String, Option<f64>>,
+    query_errors: BTreeMap<String, String>,
+    pools: Option<(Option<PoolWindow>, Option<PoolWindow>)>,
+    lookback: BTreeMap<String, LookBack>,
 }
 
 /// Samples the router, probes and query sources once per interval.
@@ -120,15 +193,19 @@ pub struct Sampler {
     probes: Vec<ProbeConfig>,
     client: reqwest::Client,
     last: Option<(Timestamp, RouterStats)>,
+    /// End of the previous interval, for routers without counters.
+    last_sample: Option<Timestamp>,
     /// Each query source with its queries.
     queries: Vec<(String, Option<QuerySource>, Vec<Query>)>,
+    /// The ALB's dimensions for CloudWatch, read from the router once.
+    alb: Option<AlbDims>,
 }
 
 impl Sampler {
     pub fn new(router: Router, probes: Vec<ProbeConfig>) -> Sampler {
         let client =
             reqwest::Client::builder().pool_max_idle_per_host(0).build().expect("a plain client always builds");
-        Sampler { router, probes, client, last: None, queries: Vec::new() }
+        Sampler { router, probes, client, last: None, last_sample: None, queries: Vec::new(), alb: None }
     }
 
     /// Also answers `queries` each interval, each from the source of its
@@ -145,12 +222,36 @@ impl Sampler {
                 }
             }
         }
+        // Sources that give the pools' traffic are asked even without queries.
+        for source in sources {
+            if source.reads_traffic() && !grouped.iter().any(|(name, _, _)| name == source.name()) {
+                grouped.push((source.name().to_owned(), Some(source), Vec::new()));
+            }
+        }
         self.queries = grouped;
         self
     }
 
+    /// The ALB's CloudWatch dimensions, read from an ALB router's state the
+    /// first time they are needed.
+    async fn alb_dims(&mut self) -> Option<AlbDims> {
+        if self.alb.is_none()
+            && matches!(self.router, Router::Alb(_))
+            && self.queries.iter().any(|(_, s, _)| matches!(s, Some(QuerySource::CloudWatch(_))))
+            && let Ok(state) = self.router.state().await
+        {
+            self.alb = AlbDims::from_state(&state);
+        }
+        self.alb.clone()
+    }
+
     /// Takes the baseline snapshot the first interval is measured from.
     pub async fn start(&mut self) {
+        if !self.router.has_stats() {
+            self.last_sample = Some(Timestamp::now());
+            self.alb_dims().await;
+            return;
+        }
         self.last = self.router.stats().await.ok().map(|s| (Timestamp::now(), s));
     }
 
@@ -159,39 +260,62 @@ impl Sampler {
         let probes = self.run_probes().await;
         let now = Timestamp::now();
         let mut source_errors = BTreeMap::new();
-        let (start, candidate, stable) = match self.router.stats().await {
-            Ok(stats) => {
-                let (start, candidate, stable) = match &self.last {
-                    Some((start, before)) => (
-                        *start,
-                        window(before.pools.candidate.as_ref(), stats.pools.candidate.as_ref()),
-                        window(before.pools.stable.as_ref(), stats.pools.stable.as_ref()),
-                    ),
-                    None => (now, None, None),
-                };
-                self.last = Some((now, stats));
-                (start, candidate, stable)
-            }
-            Err(e) => {
-                source_errors.insert("router".to_owned(), e.to_string());
-                let start = self.last.as_ref().map_or(now, |(t, _)| *t);
-                (start, None, None)
+        let (start, candidate, stable) = if !self.router.has_stats() {
+            // An ALB or CodeDeploy counts nothing itself: the pools' traffic
+            // comes from CloudWatch, when a source reads it.
+            let start = self.last_sample.unwrap_or(now);
+            self.last_sample = Some(now);
+            (start, None, None)
+        } else {
+            match self.router.stats().await {
+                Ok(stats) => {
+                    let (start, candidate, stable) = match &self.last {
+                        Some((start, before)) => (
+                            *start,
+                            window(before.pools.candidate.as_ref(), stats.pools.candidate.as_ref()),
+                            window(before.pools.stable.as_ref(), stats.pools.stable.as_ref()),
+                        ),
+                        None => (now, None, None),
+                    };
+                    self.last = Some((now, stats));
+                    (start, candidate, stable)
+                }
+                Err(e) => {
+                    source_errors.insert("router".to_owned(), e.to_string());
+                    let start = self.last.as_ref().map_or(now, |(t, _)| *t);
+                    (start, None, None)
+                }
             }
         };
-        let mut values = BTreeMap::new();
-        let mut query_errors = BTreeMap::new();
-        self.run_queries(Window { start, end: now }, &mut values, &mut query_errors, &mut source_errors).await;
-        Interval { start, end: now, candidate, stable, probes, values, source_errors, query_errors }
+        let alb = self.alb_dims().await;
+        let mut found = Found::default();
+        self.run_queries(Window { start, end: now }, alb.as_ref(), &mut found, &mut source_errors).await;
+        let (candidate, stable) = match found.pools {
+            Some(pools) if !self.router.has_stats() => pools,
+            _ => (candidate, stable),
+        };
+        Interval {
+            start,
+            end: now,
+            candidate,
+            stable,
+            probes,
+            values: found.values,
+            source_errors,
+            query_errors: found.query_errors,
+            lookback: found.lookback,
+        }
     }
 
     /// Asks every query source, concurrently, for its queries over `window`.
     async fn run_queries(
         &self,
         window: Window,
-        values: &mut BTreeMap<String, Option<f64>>,
-        query_errors: &mut BTreeMap<String, String>,
+        alb: Option<&AlbDims>,
+        found: &mut Found,
         source_errors: &mut BTreeMap<String, String>,
     ) {
+        let Found { values, query_errors, pools, lookback } = found;
         let mut tasks = tokio::task::JoinSet::new();
         let mut names = std::collections::HashMap::new();
         for (name, source, queries) in &self.queries {
@@ -203,8 +327,9 @@ impl Sampler {
                 continue;
             };
             let queries = queries.clone();
+            let alb = alb.cloned();
             let task = tasks.spawn(async move {
-                let answers = source.answer(window, &queries).await;
+                let answers = source.sample(window, &queries, alb.as_ref()).await;
                 (queries, answers)
             });
             names.insert(task.id(), name.clone());
@@ -219,7 +344,13 @@ impl Sampler {
                 }
             };
             match answers {
-                Ok(answers) if answers.len() == queries.len() => {
+                Ok(SourceAnswer { answers, pools: traffic, lookback: looked }) if answers.len() == queries.len() => {
+                    if traffic.is_some() {
+                        *pools = traffic;
+                    }
+                    if let Some(looked) = looked {
+                        lookback.insert(name.clone(), looked);
+                    }
                     for (query, answer) in queries.iter().zip(answers) {
                         match answer {
                             Ok(value) => {
@@ -231,7 +362,7 @@ impl Sampler {
                         }
                     }
                 }
-                Ok(answers) => {
+                Ok(SourceAnswer { answers, .. }) => {
                     source_errors.insert(
                         name,
                         format!("answered {} of {} queries; treated as a failure", answers.len(), queries.len()),

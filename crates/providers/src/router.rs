@@ -4,6 +4,9 @@
 //! is only "set" when the router says it is.
 
 use crate::ProviderError;
+use crate::aws::AwsSettings;
+use crate::aws::alb::{AlbRouter, Resource};
+use crate::aws::codedeploy::{CodeDeployRouter, CodeDeploySettings, Revision};
 use crate::retry::Backoff;
 use serde::{Deserialize, Serialize};
 use sluice_analysis::Histogram;
@@ -15,12 +18,66 @@ use std::time::Duration;
 #[derive(Clone, Debug)]
 pub enum Router {
     Local(LocalRouter),
+    /// An Application Load Balancer listener or rule (see [`crate::aws::alb`]).
+    Alb(AlbRouter),
+    /// AWS CodeDeploy, which owns the shift (see [`crate::aws::codedeploy`]).
+    CodeDeploy(CodeDeployRouter),
 }
 
 impl Router {
     pub fn from_config(config: &RouterConfig, backoff: Backoff) -> Router {
         match config {
             RouterConfig::Local { admin_url } => Router::Local(LocalRouter::new(admin_url, backoff)),
+            RouterConfig::Alb { listener_arn, rule_arn, stable_target_group, candidate_target_group, region } => {
+                let resource = match rule_arn {
+                    Some(rule) => Resource::Rule(rule.clone()),
+                    None => Resource::Listener(listener_arn.clone()),
+                };
+                // The region defaults to the listener's, so the environment
+                // cannot point sluice at the wrong one.
+                let region = region.clone().or_else(|| listener_arn.split(':').nth(3).map(str::to_owned));
+                let settings = AwsSettings { region, ..AwsSettings::default() };
+                Router::Alb(AlbRouter::new(settings, resource, stable_target_group, candidate_target_group))
+            }
+            RouterConfig::CodeDeploy {
+                application,
+                deployment_group,
+                deployment_config,
+                appspec,
+                s3_revision,
+                region,
+                poll_interval,
+                timeout,
+            } => {
+                let revision = match (appspec, s3_revision.as_deref().map(sluice_core::config::parse_s3_revision)) {
+                    (Some(path), _) => Revision::AppSpec(path.clone()),
+                    (None, Some(Ok((bucket, key, bundle)))) => Revision::S3 { bucket, key, bundle: bundle.to_owned() },
+                    // Validation refused any other shape; an empty AppSpec
+                    // path fails at the first deployment with its name.
+                    (None, _) => Revision::AppSpec(std::path::PathBuf::new()),
+                };
+                let settings = CodeDeploySettings {
+                    application: application.clone(),
+                    deployment_group: deployment_group.clone(),
+                    deployment_config: deployment_config.clone(),
+                    revision,
+                    poll_interval: *poll_interval,
+                    timeout: *timeout,
+                };
+                Router::CodeDeploy(CodeDeployRouter::new(
+                    AwsSettings { region: region.clone(), ..AwsSettings::default() },
+                    settings,
+                ))
+            }
+        }
+    }
+
+    /// The short name of the router kind (`local`, `alb`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Router::Local(_) => "local",
+            Router::Alb(_) => "alb",
+            Router::CodeDeploy(_) => "codedeploy",
         }
     }
 
@@ -28,6 +85,25 @@ impl Router {
     pub async fn state(&self) -> Result<RouterState, ProviderError> {
         match self {
             Router::Local(r) => r.state().await.map(|s| s.into()),
+            Router::Alb(r) => r.state().await,
+            Router::CodeDeploy(r) => r.state().await,
+        }
+    }
+
+    /// Whether [`Router::restore`] puts back the whole saved state (ALB: all
+    /// weights, stickiness and roles), rather than only "100% stable".
+    pub fn restores_exactly(&self) -> bool {
+        matches!(self, Router::Alb(_) | Router::CodeDeploy(_))
+    }
+
+    /// Puts back the state saved before a deployment. The local router only
+    /// knows "all traffic to stable": it sets the candidate weight to 0.
+    pub async fn restore(&self, before: &RouterState) -> Result<RouterState, ProviderError> {
+        match self {
+            Router::Local(r) => r.set_weight(0).await.map(|s| s.into()),
+            Router::Alb(r) => r.restore(before).await,
+            // Stopping the deployment in flight makes CodeDeploy roll back.
+            Router::CodeDeploy(r) => r.stop_active().await,
         }
     }
 
@@ -36,6 +112,8 @@ impl Router {
     pub async fn set_candidate(&self, upstream: &str) -> Result<RouterState, ProviderError> {
         match self {
             Router::Local(r) => r.set_candidate(upstream).await.map(|s| s.into()),
+            Router::Alb(r) => r.check_candidate(upstream).await,
+            Router::CodeDeploy(_) => Err(codedeploy_owns("use a candidate upstream", upstream)),
         }
     }
 
@@ -44,6 +122,9 @@ impl Router {
     pub async fn set_weight(&self, weight: u8) -> Result<RouterState, ProviderError> {
         match self {
             Router::Local(r) => r.set_weight(weight).await.map(|s| s.into()),
+            Router::Alb(r) => r.set_weight(weight).await,
+            Router::CodeDeploy(r) if weight == 0 => r.stop_active().await,
+            Router::CodeDeploy(_) => Err(codedeploy_owns("set a weight", &format!("{weight}%"))),
         }
     }
 
@@ -52,6 +133,8 @@ impl Router {
     pub async fn set_stable(&self, upstream: &str) -> Result<RouterState, ProviderError> {
         match self {
             Router::Local(r) => r.set_stable(upstream).await.map(|s| s.into()),
+            Router::Alb(r) => r.set_stable(upstream).await,
+            Router::CodeDeploy(_) => Err(codedeploy_owns("set the stable pool", upstream)),
         }
     }
 
@@ -59,6 +142,8 @@ impl Router {
     pub async fn promote(&self) -> Result<RouterState, ProviderError> {
         match self {
             Router::Local(r) => r.promote().await.map(|s| s.into()),
+            Router::Alb(r) => r.promote().await,
+            Router::CodeDeploy(r) => r.promote().await,
         }
     }
 
@@ -66,7 +151,19 @@ impl Router {
     pub async fn stats(&self) -> Result<RouterStats, ProviderError> {
         match self {
             Router::Local(r) => r.stats().await,
+            Router::Alb(_) | Router::CodeDeploy(_) => Err(ProviderError {
+                provider: if matches!(self, Router::Alb(_)) { "alb router" } else { "codedeploy router" },
+                operation: "read per-pool counters".into(),
+                message: "this router has no counters of its own; configure a cloudwatch metric source".into(),
+                transient: false,
+                attempts: 1,
+            }),
         }
+    }
+
+    /// Whether the router itself counts requests per pool ([`Router::stats`]).
+    pub fn has_stats(&self) -> bool {
+        matches!(self, Router::Local(_))
     }
 }
 
@@ -102,6 +199,7 @@ impl From<LocalState> for RouterState {
             candidate_weight: s.candidate_weight,
             stable: s.stable.map(|p| p.upstream),
             candidate: s.candidate.map(|p| p.upstream),
+            ..RouterState::default()
         }
     }
 }
@@ -260,6 +358,18 @@ fn mismatch(operation: &str, found: String, generation: u64) -> ProviderError {
         provider: PROVIDER,
         operation: operation.to_owned(),
         message: format!("the router reads back {found} (generation {generation}); another writer may be changing it"),
+        transient: false,
+        attempts: 1,
+    }
+}
+
+fn codedeploy_owns(operation: &str, what: &str) -> ProviderError {
+    ProviderError {
+        provider: "codedeploy router",
+        operation: format!("{operation} ({what})"),
+        message: "CodeDeploy owns the traffic shift: run shift-traffic without --weight or --candidate-upstream, \
+                  and choose the shift with the router's `deployment_config`"
+            .into(),
         transient: false,
         attempts: 1,
     }

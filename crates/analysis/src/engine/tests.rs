@@ -41,6 +41,7 @@ fn interval(i: i64) -> Interval {
         values: BTreeMap::new(),
         source_errors: BTreeMap::new(),
         query_errors: BTreeMap::new(),
+        lookback: BTreeMap::new(),
     }
 }
 

@@ -54,6 +54,7 @@ fn interval(i: u64, candidate: Option<PoolWindow>, stable: Option<PoolWindow>) -
         values: BTreeMap::new(),
         source_errors: BTreeMap::new(),
         query_errors: BTreeMap::new(),
+        lookback: BTreeMap::new(),
     }
 }
 

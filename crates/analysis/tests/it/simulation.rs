@@ -108,6 +108,7 @@ fn simulate(rng: &mut Rng, checks: &[CheckSpec], canary: &Canary) -> Option<usiz
             values: Default::default(),
             source_errors: Default::default(),
             query_errors: Default::default(),
+            lookback: Default::default(),
         };
         match analysis.observe(interval) {
             Outcome::Decided(Verdict::Fail) => return Some(i + 1),

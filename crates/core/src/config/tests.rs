@@ -499,3 +499,188 @@ fn the_readme_config_reference_is_a_valid_config() {
     assert!(config.checks_for(dev).iter().any(|c| matches!(c.kind, sluice_analysis::CheckKind::Query { .. })));
     assert_eq!(config.sources_for(dev).len(), 1);
 }
+
+const LISTENER: &str =
+    "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/shop/50dc6c495c0c9188/f2f7dc8efc522ab2";
+const RULE: &str = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener-rule/app/shop/50dc6c495c0c9188/f2f7dc8efc522ab2/9683b2d02a6cabee";
+const BLUE: &str = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/blue/73e2d6bc24d8a067";
+const GREEN: &str = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/green/83e2d6bc24d8a067";
+
+fn alb_config(router: &str) -> String {
+    GOOD.replace("router = { kind = \"local\", admin_url = \"http://127.0.0.1:9002\" }", router)
+}
+
+fn alb_router(extra: &str) -> String {
+    format!(
+        "router = {{ kind = \"alb\", listener_arn = \"{LISTENER}\", stable_target_group = \"{BLUE}\", candidate_target_group = \"{GREEN}\"{extra} }}"
+    )
+}
+
+#[test]
+fn an_alb_router_parses() {
+    let config =
+        parse(&alb_config(&alb_router(&format!(", rule_arn = \"{RULE}\", region = \"eu-west-1\"")))).expect("valid");
+    let (_, prd) = config.environment("prd").expect("prd");
+    match &prd.router {
+        RouterConfig::Alb { rule_arn, region, .. } => {
+            assert_eq!(rule_arn.as_deref(), Some(RULE));
+            assert_eq!(region.as_deref(), Some("eu-west-1"));
+        }
+        other => panic!("not an alb router: {other:?}"),
+    }
+    assert_eq!(prd.router.kind(), "alb");
+}
+
+#[test]
+fn alb_router_errors_name_the_key() {
+    let other_listener = RULE.replace("f2f7dc8efc522ab2/9683", "aaaadc8efc522ab2/9683");
+    let cases = [
+        (alb_router("").replace(LISTENER, "listener/app/shop"), "environment[1].router.listener_arn", "arn:aws"),
+        (
+            alb_router(&format!(", rule_arn = \"{other_listener}\"")),
+            "environment[1].router.rule_arn",
+            "does not belong",
+        ),
+        (alb_router("").replace(GREEN, BLUE), "environment[1].router.candidate_target_group", "two different"),
+        (
+            alb_router("").replace(GREEN, &GREEN.replace("eu-west-1", "us-east-1")),
+            "environment[1].router.candidate_target_group",
+            "another region",
+        ),
+        (alb_router(", region = \"us-east-1\""), "environment[1].router.region", "not the listener's region"),
+    ];
+    for (router, key, words) in cases {
+        let err = parse(&alb_config(&router)).expect_err(key);
+        assert_eq!(err.key.as_deref(), Some(key), "{err}");
+        assert!(err.message.contains(words), "{err}");
+        assert!(err.location.is_some(), "{err}");
+    }
+    let err = parse(&alb_config(&alb_router(", weight = 3"))).expect_err("unknown key");
+    assert!(err.to_string().contains("weight"), "{err}");
+}
+
+#[test]
+fn a_codedeploy_router_parses_and_its_appspec_is_relative_to_the_config() {
+    let router = "router = { kind = \"codedeploy\", application = \"shop\", deployment_group = \"shop-prd\", \
+                  deployment_config = \"CodeDeployDefault.ECSCanary10Percent5Minutes\", appspec = \"deploy/appspec.yaml\" }";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("sluice.toml");
+    std::fs::write(&path, alb_config(router)).expect("write");
+    let config = Config::load(&path).expect("valid");
+    let (_, prd) = config.environment("prd").expect("prd");
+    match &prd.router {
+        RouterConfig::CodeDeploy { appspec, poll_interval, timeout, .. } => {
+            assert_eq!(appspec.as_deref(), Some(dir.path().join("deploy/appspec.yaml").as_path()));
+            assert_eq!(*poll_interval, Duration::from_secs(10));
+            assert_eq!(*timeout, Duration::from_secs(3600));
+        }
+        other => panic!("not a codedeploy router: {other:?}"),
+    }
+}
+
+#[test]
+fn codedeploy_router_errors_name_the_key() {
+    let base = "router = { kind = \"codedeploy\", application = \"shop\", deployment_group = \"shop-prd\"";
+    let cases = [
+        (format!("{base} }}"), "environment[1].router.appspec", "needs the revision"),
+        (
+            format!("{base}, appspec = \"a.yaml\", s3_revision = \"s3://bucket/a.zip\" }}"),
+            "environment[1].router.s3_revision",
+            "not both",
+        ),
+        (format!("{base}, s3_revision = \"s3://bucket/a.rar\" }}"), "environment[1].router.s3_revision", ".zip"),
+        (
+            format!("{base}, appspec = \"a.yaml\", poll_interval = \"1ms\" }}"),
+            "environment[1].router.poll_interval",
+            "100ms",
+        ),
+        (
+            format!("{base}, appspec = \"a.yaml\", poll_interval = \"1m\", timeout = \"10s\" }}"),
+            "environment[1].router.timeout",
+            "longer",
+        ),
+    ];
+    for (router, key, words) in cases {
+        let err = parse(&alb_config(&router)).expect_err(key);
+        assert_eq!(err.key.as_deref(), Some(key), "{err}");
+        assert!(err.message.contains(words), "{err}");
+    }
+}
+
+#[test]
+fn a_cloudwatch_source_parses_and_its_errors_name_the_key() {
+    let source = "[[environment.source]]\nkind = \"cloudwatch\"\nname = \"cw\"\nalb_traffic = true\n";
+    let text = format!("{}\n{source}", alb_config(&alb_router("")));
+    let config = parse(&text).expect("valid");
+    let (_, prd) = config.environment("prd").expect("prd");
+    match config.sources_for(prd).as_slice() {
+        [SourceConfig::Cloudwatch { period, lookback, delay, alb_traffic, .. }] => {
+            assert_eq!(
+                (*period, *lookback, *delay),
+                (Duration::from_secs(60), Duration::from_secs(300), Duration::from_secs(60))
+            );
+            assert!(alb_traffic);
+        }
+        other => panic!("one cloudwatch source: {other:?}"),
+    }
+    let cases = [
+        (format!("{source}period = \"90s\"\n"), "environment[1].source[0].period", "whole minutes"),
+        (
+            format!("{source}period = \"2m\"\nlookback = \"1m\"\n"),
+            "environment[1].source[0].lookback",
+            "at least the period",
+        ),
+        (format!("{source}region = \"mars\"\n"), "environment[1].source[0].region", "not an AWS region"),
+    ];
+    for (source, key, words) in cases {
+        let err = parse(&format!("{}\n{source}", alb_config(&alb_router("")))).expect_err(key);
+        assert_eq!(err.key.as_deref(), Some(key), "{err}");
+        assert!(err.message.contains(words), "{err}");
+    }
+    // alb_traffic needs an ALB router.
+    let err = parse(&format!("{GOOD}\n{source}")).expect_err("local router");
+    assert_eq!(err.key.as_deref(), Some("environment[1].source[0].alb_traffic"), "{err}");
+}
+
+#[test]
+fn the_readme_aws_examples_are_valid_configs() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).expect("README");
+    // The three AWS subsections of the config reference, each up to the next heading.
+    let section = |title: &str| {
+        let text = readme.split(title).nth(1).unwrap_or_else(|| panic!("the README has no {title:?}"));
+        let end = ["\n## ", "\n### "].iter().filter_map(|h| text.find(h)).min().unwrap_or(text.len());
+        text[..end].to_owned()
+    };
+    let aws = ["### AWS routers", "### CloudWatch metric source", "### Deployment metrics"].map(section).concat();
+    let blocks: Vec<&str> = aws.split("```toml\n").skip(1).filter_map(|b| b.split("```").next()).collect();
+    assert_eq!(blocks.len(), 4, "ALB, CodeDeploy, CloudWatch and deployment metrics examples");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("deploy")).expect("dir");
+    for router in &blocks[..2] {
+        let path = dir.path().join("sluice.toml");
+        std::fs::write(&path, format!("app = \"shop\"\n{router}")).expect("write");
+        Config::load(&path).unwrap_or_else(|e| panic!("the README's example does not load:\n{e}\n{router}"));
+    }
+    let with_source = format!("app = \"shop\"\n{}{}", blocks[0], blocks[2]);
+    let config = parse(&with_source).unwrap_or_else(|e| panic!("the CloudWatch example does not load:\n{e}"));
+    let (_, prd) = config.environment("prd").expect("prd");
+    assert_eq!(config.checks_for(prd).len(), 2);
+    let with_metrics = format!("app = \"shop\"\n{}{}", blocks[3], blocks[0]);
+    let config = parse(&with_metrics).unwrap_or_else(|e| panic!("the deployment metrics example does not load:\n{e}"));
+    assert!(config.deployment_metrics.is_some());
+}
+
+#[test]
+fn deployment_metrics_need_a_custom_namespace() {
+    let with =
+        |table: &str| format!("app = \"shop\"\n{table}\n{}", GOOD.trim_start().trim_start_matches("app = \"shop\"\n"));
+    let config =
+        parse(&with("[deployment_metrics]\nkind = \"cloudwatch\"\nnamespace = \"Sluice/Deployments\"")).expect("valid");
+    assert!(matches!(config.deployment_metrics, Some(DeploymentMetricsConfig::Cloudwatch { .. })));
+    for bad in ["AWS/Deployments", ""] {
+        let err = parse(&with(&format!("[deployment_metrics]\nkind = \"cloudwatch\"\nnamespace = \"{bad}\"")))
+            .expect_err(bad);
+        assert_eq!(err.key.as_deref(), Some("deployment_metrics.namespace"), "{err}");
+    }
+}

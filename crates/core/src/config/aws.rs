@@ -1,0 +1,131 @@
+//! Shape checks of AWS names in the config: ARNs and regions. Only the
+//! shape; whether the resource exists is for the provider to find out.
+
+/// The parts of an ARN: `arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Arn<'a> {
+    pub partition: &'a str,
+    pub service: &'a str,
+    pub region: &'a str,
+    pub account: &'a str,
+    pub resource: &'a str,
+}
+
+impl<'a> Arn<'a> {
+    /// Parses `text` as an ARN of `service` whose resource starts with
+    /// `resource_prefix`, with a message that shows the expected form.
+    pub fn parse(text: &'a str, service: &str, resource_prefix: &str) -> Result<Arn<'a>, String> {
+        let example = format!("arn:aws:{service}:eu-west-1:123456789012:{resource_prefix}...");
+        let bad = |why: &str| format!("{text:?} is not a {service} ARN ({why}); write it like {example:?}");
+        let mut parts = text.splitn(6, ':');
+        let mut next = || parts.next().unwrap_or_default();
+        let (arn, partition, svc, region, account, resource) = (next(), next(), next(), next(), next(), next());
+        if arn != "arn" || !partition.starts_with("aws") {
+            return Err(bad("it must start with arn:aws"));
+        }
+        if svc != service {
+            return Err(bad(&format!("service {svc:?}")));
+        }
+        check_region(region).map_err(|m| bad(&m))?;
+        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad("the account must be 12 digits"));
+        }
+        if !resource.starts_with(resource_prefix) || resource.len() == resource_prefix.len() {
+            return Err(bad(&format!("the resource must start with {resource_prefix:?}")));
+        }
+        if resource.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad("it contains spaces"));
+        }
+        Ok(Arn { partition, service: svc, region, account, resource })
+    }
+}
+
+/// An AWS region name such as `eu-west-1` or `us-gov-east-1`.
+pub fn check_region(region: &str) -> Result<(), String> {
+    let parts: Vec<&str> = region.split('-').collect();
+    let ok = parts.len() >= 3
+        && parts[0].len() == 2
+        && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        && parts.last().is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()));
+    if ok { Ok(()) } else { Err(format!("{region:?} is not an AWS region such as \"eu-west-1\"")) }
+}
+
+/// Splits `s3://BUCKET/KEY` into bucket, key and CodeDeploy bundle type
+/// (`zip`, `tar` or `tgz`, from the key's extension).
+pub fn parse_s3_revision(text: &str) -> Result<(String, String, &'static str), String> {
+    let hint = "write it like \"s3://my-bucket/releases/shop-1.2.3.zip\"";
+    let rest = text.strip_prefix("s3://").ok_or_else(|| format!("{text:?} is not an s3:// URL; {hint}"))?;
+    let (bucket, key) = rest.split_once('/').ok_or_else(|| format!("{text:?} has no key after the bucket; {hint}"))?;
+    let bucket_ok = (3..=63).contains(&bucket.len())
+        && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    if !bucket_ok {
+        return Err(format!(
+            "{bucket:?} is not an S3 bucket name (3-63 lowercase letters, digits, '-' and '.'); {hint}"
+        ));
+    }
+    let bundle = if key.ends_with(".zip") {
+        "zip"
+    } else if key.ends_with(".tar") {
+        "tar"
+    } else if key.ends_with(".tar.gz") || key.ends_with(".tgz") {
+        "tgz"
+    } else {
+        return Err(format!(
+            "{key:?} must end in .zip, .tar, .tar.gz or .tgz (the bundle type CodeDeploy needs); {hint}"
+        ));
+    };
+    Ok((bucket.to_owned(), key.to_owned(), bundle))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn s3_revisions() {
+        assert_eq!(
+            super::parse_s3_revision("s3://my-bucket/releases/shop-1.2.3.tar.gz"),
+            Ok(("my-bucket".into(), "releases/shop-1.2.3.tar.gz".into(), "tgz"))
+        );
+        for bad in ["my-bucket/x.zip", "s3://my-bucket", "s3://B/x.zip", "s3://my-bucket/x.rar"] {
+            assert!(super::parse_s3_revision(bad).is_err(), "{bad}");
+        }
+    }
+
+    use super::*;
+
+    const LISTENER: &str =
+        "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/shop/50dc6c495c0c9188/f2f7dc8efc522ab2";
+
+    #[test]
+    fn parses_a_listener_arn() {
+        let arn = Arn::parse(LISTENER, "elasticloadbalancing", "listener/app/").expect("valid");
+        assert_eq!(arn.region, "eu-west-1");
+        assert_eq!(arn.account, "123456789012");
+        assert_eq!(arn.resource, "listener/app/shop/50dc6c495c0c9188/f2f7dc8efc522ab2");
+    }
+
+    #[test]
+    fn names_what_is_wrong() {
+        let cases = [
+            ("listener/app/shop", "arn:aws"),
+            ("arn:aws:ec2:eu-west-1:123456789012:listener/app/x", "service \"ec2\""),
+            ("arn:aws:elasticloadbalancing:eu-west:123456789012:listener/app/x", "not an AWS region"),
+            ("arn:aws:elasticloadbalancing:eu-west-1:1234:listener/app/x", "12 digits"),
+            ("arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/x/1", "must start with"),
+        ];
+        for (text, why) in cases {
+            let err = Arn::parse(text, "elasticloadbalancing", "listener/app/").expect_err(text);
+            assert!(err.contains(why), "{text}: {err}");
+            assert!(err.contains("arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/..."), "{err}");
+        }
+    }
+
+    #[test]
+    fn regions() {
+        for ok in ["eu-west-1", "us-gov-east-1", "ap-southeast-3"] {
+            assert_eq!(check_region(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "eu", "eu-west", "EU-WEST-1", "eu-west-x", "eu--1"] {
+            assert!(check_region(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,600 @@
+//! The CloudWatch metric source: `query` checks answered from
+//! `GetMetricData` (one batched call per interval for all of them),
+//! CloudWatch alarms as checks (`DescribeAlarms`), the ALB target groups'
+//! traffic as the candidate's and stable's pool windows, and optional
+//! deployment metrics (`PutMetricData`, one call per step).
+//!
+//! Windows: every interval asks for whole periods aligned to the minute,
+//! ending `delay` behind the clock (CloudWatch publishes late) and looking
+//! back `lookback`. The pools' traffic counts each minute once: after the
+//! first interval, only minutes not counted before. The window asked for is
+//! returned for the evidence.
+//!
+//! Query text (the check's `query`):
+//! - `alarm NAME`: `OK` is 0, `ALARM` is 1, `INSUFFICIENT_DATA` is no data
+//!   (inconclusive, never a pass); judge it with `max = 0`.
+//! - `alb WHAT [candidate|stable]`: ready-made ALB target group metrics:
+//!   `5xx_rate` (`HTTPCode_Target_5XX_Count` / `RequestCount`), `5xx_count`,
+//!   `requests`, `p95` and `p99` (`TargetResponseTime`, seconds),
+//!   `healthy_hosts` (the window's minimum `HealthyHostCount`) and
+//!   `unhealthy_hosts` (its maximum `UnHealthyHostCount`).
+//! - `STAT NAMESPACE METRIC [NAME=VALUE ...]`: any metric, e.g.
+//!   `Sum MyApp/Orders Failed Service=shop Version=${release}`; STAT is
+//!   `Sum`, `Average`, `Minimum`, `Maximum`, `SampleCount` or a percentile
+//!   `p99`/`p99.9`. A value `@candidate` or `@stable` stands for that target
+//!   group's `TargetGroup` dimension and `@load_balancer` for the ALB's
+//!   `LoadBalancer` dimension.
+//!
+//! The points of the window become one value: the sum for `Sum` and
+//! `SampleCount`, the mean for `Average`, the smallest for `Minimum`, the
+//! largest for `Maximum` and percentiles (the worst period). No point is no
+//! data.
+
+use super::{Aws, AwsSettings, sdk_error};
+use crate::ProviderError;
+use crate::metrics::{Answer, Query, Window};
+use aws_sdk_cloudwatch::Client;
+use aws_sdk_cloudwatch::primitives::DateTime;
+use aws_sdk_cloudwatch::types::{
+    AlarmType, Dimension, Metric, MetricDataQuery, MetricDatum, MetricStat, ScanBy, StandardUnit, StateValue,
+};
+use jiff::Timestamp;
+use sluice_analysis::PoolWindow;
+use sluice_core::record::RouterState;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const PROVIDER: &str = "cloudwatch";
+const ALB_NAMESPACE: &str = "AWS/ApplicationELB";
+
+/// The ALB dimensions of an environment: its load balancer and the target
+/// groups in their current roles.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlbDims {
+    /// `app/NAME/ID`
+    pub load_balancer: String,
+    /// `targetgroup/NAME/ID`
+    pub candidate: String,
+    pub stable: String,
+}
+
+impl AlbDims {
+    /// The dimensions of an ALB router's state (listener or rule ARN and
+    /// both target group ARNs).
+    pub fn from_state(state: &RouterState) -> Option<AlbDims> {
+        let resource = state.resource.as_deref()?.splitn(6, ':').nth(5)?;
+        let rest = resource.strip_prefix("listener-rule/").or_else(|| resource.strip_prefix("listener/"))?;
+        let parts: Vec<&str> = rest.split('/').take(3).collect();
+        if parts.len() != 3 {
+            return None;
+        }
+        let group = |arn: &str| arn.splitn(6, ':').nth(5).filter(|r| r.starts_with("targetgroup/")).map(str::to_owned);
+        Some(AlbDims {
+            load_balancer: parts.join("/"),
+            candidate: group(state.candidate.as_deref()?)?,
+            stable: group(state.stable.as_deref()?)?,
+        })
+    }
+}
+
+/// Settings of a CloudWatch source.
+#[derive(Clone, Debug)]
+pub struct CloudWatchSettings {
+    pub name: String,
+    pub period: Duration,
+    pub lookback: Duration,
+    pub delay: Duration,
+    pub alb_traffic: bool,
+}
+
+/// What one interval's call found.
+#[derive(Clone, Debug, Default)]
+pub struct CloudWatchAnswer {
+    /// One answer per query, in order.
+    pub answers: Vec<Answer>,
+    /// The pools' traffic over the minutes not counted before, when the
+    /// source reads the ALB's traffic: `(candidate, stable)`.
+    pub pools: Option<(Option<PoolWindow>, Option<PoolWindow>)>,
+    /// The window asked for: aligned start and end, and the period.
+    pub window: Option<(Timestamp, Timestamp, Duration)>,
+}
+
+/// A CloudWatch metric source.
+#[derive(Clone, Debug)]
+pub struct CloudWatch {
+    aws: Aws,
+    settings: CloudWatchSettings,
+    /// End of the minutes already counted into the pools.
+    counted_until: std::sync::Arc<std::sync::Mutex<Option<i64>>>,
+}
+
+/// One parsed query.
+#[derive(Clone, Debug, PartialEq)]
+enum Parsed {
+    Alarm(String),
+    /// Metric stats whose reduced values give the answer: one, or two for a
+    /// ratio (numerator, denominator).
+    Metric(MetricSpec),
+    Ratio(MetricSpec, MetricSpec),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct MetricSpec {
+    stat: String,
+    namespace: String,
+    metric: String,
+    dimensions: Vec<(String, String)>,
+}
+
+impl CloudWatch {
+    pub fn new(aws: AwsSettings, settings: CloudWatchSettings) -> CloudWatch {
+        CloudWatch::with_aws(Aws::new(aws), settings)
+    }
+
+    /// The same with an AWS config given (tests).
+    pub fn with_aws(aws: Aws, settings: CloudWatchSettings) -> CloudWatch {
+        CloudWatch { aws, settings, counted_until: Default::default() }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.settings.name
+    }
+
+    pub fn reads_alb_traffic(&self) -> bool {
+        self.settings.alb_traffic
+    }
+
+    async fn client(&self) -> Result<Client, ProviderError> {
+        Ok(Client::new(self.aws.config(PROVIDER).await?))
+    }
+
+    /// The aligned window for an interval that ends at `end`.
+    pub fn window(&self, end: Timestamp) -> (i64, i64) {
+        let end = end.as_second() - i64::try_from(self.settings.delay.as_secs()).unwrap_or(0);
+        let end = end - end.rem_euclid(60);
+        let lookback = i64::try_from(self.settings.lookback.as_secs()).unwrap_or(300);
+        (end - lookback, end)
+    }
+
+    /// Answers the interval's queries (and the pools' traffic) with one
+    /// `GetMetricData` call, and one `DescribeAlarms` call when alarms are
+    /// asked about.
+    pub async fn answer(
+        &self,
+        interval: Window,
+        queries: &[Query],
+        alb: Option<&AlbDims>,
+    ) -> Result<CloudWatchAnswer, ProviderError> {
+        let (start, end) = self.window(interval.end);
+        let period = i32::try_from(self.settings.period.as_secs()).unwrap_or(60);
+        let mut answers: Vec<Option<Answer>> = vec![None; queries.len()];
+        let mut parsed = Vec::with_capacity(queries.len());
+        for (i, query) in queries.iter().enumerate() {
+            match parse(&query.text, alb) {
+                Ok(p) => parsed.push(Some(p)),
+                Err(e) => {
+                    answers[i] = Some(Err(e));
+                    parsed.push(None);
+                }
+            }
+        }
+        // Every metric of the call, by id.
+        let mut stats: Vec<(String, MetricSpec)> = Vec::new();
+        for (i, p) in parsed.iter().enumerate() {
+            match p {
+                Some(Parsed::Metric(m)) => stats.push((format!("q{i}"), m.clone())),
+                Some(Parsed::Ratio(a, b)) => {
+                    stats.push((format!("q{i}a"), a.clone()));
+                    stats.push((format!("q{i}b"), b.clone()));
+                }
+                _ => {}
+            }
+        }
+        let pools_dims = if self.settings.alb_traffic {
+            match alb {
+                Some(dims) => Some(dims.clone()),
+                None => {
+                    return Err(fail(
+                        "read the ALB's traffic",
+                        "no ALB dimensions: the router's state did not name the load balancer and target groups".into(),
+                    ));
+                }
+            }
+        } else {
+            None
+        };
+        if let Some(dims) = &pools_dims {
+            for (pool, group) in [("c", &dims.candidate), ("s", &dims.stable)] {
+                for (what, metric) in [("req", "RequestCount"), ("err", "HTTPCode_Target_5XX_Count")] {
+                    stats.push((format!("pool_{pool}_{what}"), alb_metric("Sum", metric, &dims.load_balancer, group)));
+                }
+            }
+        }
+        let operation = format!(
+            "read {} metrics from {} to {}",
+            stats.len(),
+            Timestamp::from_second(start).map_or_else(|_| start.to_string(), |t| t.to_string()),
+            Timestamp::from_second(end).map_or_else(|_| end.to_string(), |t| t.to_string())
+        );
+        let client = self.client().await?;
+        let points = if stats.is_empty() {
+            BTreeMap::new()
+        } else {
+            self.get_metric_data(&client, &stats, start, end, period, &operation).await?
+        };
+        let alarms: Vec<&str> = parsed
+            .iter()
+            .filter_map(|p| match p {
+                Some(Parsed::Alarm(name)) => Some(name.as_str()),
+                _ => None,
+            })
+            .collect();
+        let states = if alarms.is_empty() { BTreeMap::new() } else { self.alarm_states(&client, &alarms).await? };
+        for (i, p) in parsed.iter().enumerate() {
+            let Some(p) = p else { continue };
+            let answer = match p {
+                Parsed::Alarm(name) => match states.get(name.as_str()) {
+                    Some(StateValue::Ok) => Ok(Some(0.0)),
+                    Some(StateValue::Alarm) => Ok(Some(1.0)),
+                    // No data is never a pass.
+                    Some(StateValue::InsufficientData) => Ok(None),
+                    Some(other) => Err(format!("alarm {name:?} is in an unknown state {:?}", other.as_str())),
+                    None => Err(format!("no alarm named {name:?} in this region; check the name")),
+                },
+                Parsed::Metric(m) => Ok(reduce(&m.stat, values(&points, &format!("q{i}")))),
+                Parsed::Ratio(_, _) => {
+                    let errors: f64 = values(&points, &format!("q{i}a")).iter().sum();
+                    let requests: f64 = values(&points, &format!("q{i}b")).iter().sum();
+                    Ok(if requests > 0.0 { Some(errors / requests) } else { None })
+                }
+            };
+            answers[i] = Some(answer);
+        }
+        let pools = pools_dims.map(|_| self.pools(&points, start, end));
+        Ok(CloudWatchAnswer {
+            answers: answers.into_iter().map(|a| a.unwrap_or(Ok(None))).collect(),
+            pools,
+            window: Timestamp::from_second(start)
+                .ok()
+                .zip(Timestamp::from_second(end).ok())
+                .map(|(s, e)| (s, e, self.settings.period)),
+        })
+    }
+
+    /// The pools' traffic over the minutes of `[start, end)` not counted yet.
+    fn pools(
+        &self,
+        points: &BTreeMap<String, Vec<(i64, f64)>>,
+        start: i64,
+        end: i64,
+    ) -> (Option<PoolWindow>, Option<PoolWindow>) {
+        let mut counted = self.counted_until.lock().unwrap_or_else(|p| p.into_inner());
+        let from = counted.map_or(start, |c| c.max(start));
+        if from >= end {
+            return (None, None);
+        }
+        *counted = Some(end);
+        let sum = |id: &str| -> Option<f64> {
+            let selected: Vec<f64> =
+                points.get(id).into_iter().flatten().filter(|(t, _)| *t >= from && *t < end).map(|(_, v)| *v).collect();
+            if selected.is_empty() { None } else { Some(selected.iter().sum()) }
+        };
+        let window = |pool: &str| {
+            let requests = sum(&format!("pool_{pool}_req"))?;
+            let errors = sum(&format!("pool_{pool}_err")).unwrap_or(0.0);
+            // Counts: whole, non-negative numbers.
+            let requests = requests.max(0.0).round() as u64;
+            let errors = (errors.max(0.0).round() as u64).min(requests);
+            Some(PoolWindow { requests, errors, latency: Default::default() })
+        };
+        (window("c"), window("s"))
+    }
+
+    async fn get_metric_data(
+        &self,
+        client: &Client,
+        stats: &[(String, MetricSpec)],
+        start: i64,
+        end: i64,
+        period: i32,
+        operation: &str,
+    ) -> Result<BTreeMap<String, Vec<(i64, f64)>>, ProviderError> {
+        let queries: Vec<MetricDataQuery> = stats
+            .iter()
+            .map(|(id, m)| {
+                let mut metric = Metric::builder().namespace(&m.namespace).metric_name(&m.metric);
+                for (name, value) in &m.dimensions {
+                    metric = metric.dimensions(Dimension::builder().name(name).value(value).build());
+                }
+                MetricDataQuery::builder()
+                    .id(id)
+                    .metric_stat(MetricStat::builder().metric(metric.build()).period(period).stat(&m.stat).build())
+                    .return_data(true)
+                    .build()
+            })
+            .collect();
+        let mut points: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
+        let mut token: Option<String> = None;
+        // Pages of one call; a handful at most for an interval's queries.
+        for _ in 0..10 {
+            let out = client
+                .get_metric_data()
+                .start_time(DateTime::from_secs(start))
+                .end_time(DateTime::from_secs(end))
+                .scan_by(ScanBy::TimestampAscending)
+                .set_metric_data_queries(Some(queries.clone()))
+                .set_next_token(token.clone())
+                .send()
+                .await
+                .map_err(|e| sdk_error(PROVIDER, operation, e))?;
+            for result in out.metric_data_results() {
+                let Some(id) = result.id() else { continue };
+                let entry = points.entry(id.to_owned()).or_default();
+                for (t, v) in result.timestamps().iter().zip(result.values()) {
+                    // Only periods that lie inside the window.
+                    if t.secs() >= start && t.secs() < end && v.is_finite() {
+                        entry.push((t.secs(), *v));
+                    }
+                }
+            }
+            token = out.next_token().map(str::to_owned);
+            if token.is_none() {
+                break;
+            }
+        }
+        Ok(points)
+    }
+
+    async fn alarm_states(
+        &self,
+        client: &Client,
+        names: &[&str],
+    ) -> Result<BTreeMap<String, StateValue>, ProviderError> {
+        let operation =
+            format!("read the state of alarm{} {}", if names.len() == 1 { "" } else { "s" }, names.join(", "));
+        let out = client
+            .describe_alarms()
+            .set_alarm_names(Some(names.iter().map(|n| (*n).to_owned()).collect()))
+            .alarm_types(AlarmType::MetricAlarm)
+            .alarm_types(AlarmType::CompositeAlarm)
+            .send()
+            .await
+            .map_err(|e| sdk_error(PROVIDER, &operation, e))?;
+        let mut states = BTreeMap::new();
+        for alarm in out.metric_alarms() {
+            if let (Some(name), Some(state)) = (alarm.alarm_name(), alarm.state_value()) {
+                states.insert(name.to_owned(), state.clone());
+            }
+        }
+        for alarm in out.composite_alarms() {
+            if let (Some(name), Some(state)) = (alarm.alarm_name(), alarm.state_value()) {
+                states.insert(name.to_owned(), state.clone());
+            }
+        }
+        Ok(states)
+    }
+}
+
+fn values(points: &BTreeMap<String, Vec<(i64, f64)>>, id: &str) -> Vec<f64> {
+    points.get(id).map(|p| p.iter().map(|(_, v)| *v).collect()).unwrap_or_default()
+}
+
+/// The window's points as one value for `stat`; `None` without points.
+fn reduce(stat: &str, points: Vec<f64>) -> Option<f64> {
+    if points.is_empty() {
+        return None;
+    }
+    Some(match stat {
+        "Sum" | "SampleCount" => points.iter().sum(),
+        "Average" => points.iter().sum::<f64>() / points.len() as f64,
+        "Minimum" => points.iter().copied().fold(f64::INFINITY, f64::min),
+        _ => points.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    })
+}
+
+fn alb_metric(stat: &str, metric: &str, load_balancer: &str, group: &str) -> MetricSpec {
+    MetricSpec {
+        stat: stat.to_owned(),
+        namespace: ALB_NAMESPACE.to_owned(),
+        metric: metric.to_owned(),
+        dimensions: vec![("LoadBalancer".into(), load_balancer.to_owned()), ("TargetGroup".into(), group.to_owned())],
+    }
+}
+
+/// Whether `stat` is one GetMetricData takes: the five statistics or a
+/// percentile such as `p99` or `p99.9`.
+fn valid_stat(stat: &str) -> bool {
+    matches!(stat, "Sum" | "Average" | "Minimum" | "Maximum" | "SampleCount")
+        || stat.strip_prefix('p').and_then(|p| p.parse::<f64>().ok()).is_some_and(|p| p > 0.0 && p < 100.0)
+}
+
+const SYNTAX: &str = "write `alarm NAME`, `alb 5xx_rate|5xx_count|requests|p95|p99|healthy_hosts|unhealthy_hosts [candidate|stable]`, or `STAT NAMESPACE METRIC [NAME=VALUE ...]`";
+
+/// Parses a query text; `alb` resolves `@candidate`, `@stable` and
+/// `@load_balancer`.
+fn parse(text: &str, alb: Option<&AlbDims>) -> Result<Parsed, String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let need_alb = || {
+        alb.ok_or_else(|| {
+            "this query needs the ALB's dimensions, which only an environment with an alb router has".to_owned()
+        })
+    };
+    match words.as_slice() {
+        ["alarm", name @ ..] if !name.is_empty() => Ok(Parsed::Alarm(name.join(" "))),
+        ["alb", what, rest @ ..] if rest.len() <= 1 => {
+            let dims = need_alb()?;
+            let group = match rest.first() {
+                None | Some(&"candidate") => &dims.candidate,
+                Some(&"stable") => &dims.stable,
+                Some(other) => return Err(format!("{other:?} is not candidate or stable; {SYNTAX}")),
+            };
+            let lb = &dims.load_balancer;
+            Ok(match *what {
+                "5xx_rate" => Parsed::Ratio(
+                    alb_metric("Sum", "HTTPCode_Target_5XX_Count", lb, group),
+                    alb_metric("Sum", "RequestCount", lb, group),
+                ),
+                "5xx_count" => Parsed::Metric(alb_metric("Sum", "HTTPCode_Target_5XX_Count", lb, group)),
+                "requests" => Parsed::Metric(alb_metric("Sum", "RequestCount", lb, group)),
+                "p95" => Parsed::Metric(alb_metric("p95", "TargetResponseTime", lb, group)),
+                "p99" => Parsed::Metric(alb_metric("p99", "TargetResponseTime", lb, group)),
+                "healthy_hosts" => Parsed::Metric(alb_metric("Minimum", "HealthyHostCount", lb, group)),
+                "unhealthy_hosts" => Parsed::Metric(alb_metric("Maximum", "UnHealthyHostCount", lb, group)),
+                other => return Err(format!("unknown alb metric {other:?}; {SYNTAX}")),
+            })
+        }
+        [stat, namespace, metric, dims @ ..] if valid_stat(stat) => {
+            let mut dimensions = Vec::new();
+            for dim in dims {
+                let (name, value) =
+                    dim.split_once('=').ok_or_else(|| format!("dimension {dim:?} is not NAME=VALUE; {SYNTAX}"))?;
+                let value = match value {
+                    "@candidate" => need_alb()?.candidate.clone(),
+                    "@stable" => need_alb()?.stable.clone(),
+                    "@load_balancer" => need_alb()?.load_balancer.clone(),
+                    v => v.to_owned(),
+                };
+                dimensions.push((name.to_owned(), value));
+            }
+            Ok(Parsed::Metric(MetricSpec {
+                stat: (*stat).to_owned(),
+                namespace: (*namespace).to_owned(),
+                metric: (*metric).to_owned(),
+                dimensions,
+            }))
+        }
+        _ => Err(format!("cannot read the CloudWatch query {text:?}; {SYNTAX}")),
+    }
+}
+
+/// Checks a query's shape without AWS (for config validation and tests).
+pub fn check_query(text: &str) -> Result<(), String> {
+    let dims = AlbDims {
+        load_balancer: "app/x/1".into(),
+        candidate: "targetgroup/c/1".into(),
+        stable: "targetgroup/s/1".into(),
+    };
+    parse(text, Some(&dims)).map(|_| ())
+}
+
+/// Deployment metrics for dashboards: what one step publishes.
+#[derive(Clone, Debug, Default)]
+pub struct DeploymentMetrics {
+    /// `(metric name, value, unit)`: `Count`, `Percent`, `Seconds` or `None`.
+    pub metrics: Vec<(String, f64, &'static str)>,
+}
+
+/// Publishes `metrics` in one `PutMetricData` call, with `App` and
+/// `Environment` dimensions.
+pub async fn put_deployment_metrics(
+    aws: &Aws,
+    namespace: &str,
+    app: &str,
+    environment: &str,
+    metrics: &DeploymentMetrics,
+) -> Result<(), ProviderError> {
+    if metrics.metrics.is_empty() {
+        return Ok(());
+    }
+    let client = Client::new(aws.config(PROVIDER).await?);
+    let now = DateTime::from_secs(Timestamp::now().as_second());
+    let data: Vec<MetricDatum> = metrics
+        .metrics
+        .iter()
+        .map(|(name, value, unit)| {
+            MetricDatum::builder()
+                .metric_name(name)
+                .value(*value)
+                .unit(StandardUnit::from(*unit))
+                .timestamp(now)
+                .dimensions(Dimension::builder().name("App").value(app).build())
+                .dimensions(Dimension::builder().name("Environment").value(environment).build())
+                .build()
+        })
+        .collect();
+    client.put_metric_data().namespace(namespace).set_metric_data(Some(data)).send().await.map_err(|e| {
+        sdk_error(PROVIDER, &format!("publish {} deployment metrics to {namespace}", metrics.metrics.len()), e)
+    })?;
+    Ok(())
+}
+
+fn fail(operation: &str, message: String) -> ProviderError {
+    ProviderError { provider: PROVIDER, operation: operation.to_owned(), message, transient: false, attempts: 1 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dims() -> AlbDims {
+        AlbDims {
+            load_balancer: "app/shop/50dc".into(),
+            candidate: "targetgroup/green/83e2".into(),
+            stable: "targetgroup/blue/73e2".into(),
+        }
+    }
+
+    #[test]
+    fn alb_dimensions_come_from_the_router_state() {
+        let state = RouterState {
+            kind: "alb".into(),
+            resource: Some(
+                "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener-rule/app/shop/50dc/f2f7/9683".into(),
+            ),
+            stable: Some("arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/blue/73e2".into()),
+            candidate: Some("arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/green/83e2".into()),
+            ..RouterState::default()
+        };
+        assert_eq!(AlbDims::from_state(&state), Some(dims()));
+    }
+
+    #[test]
+    fn queries_parse() {
+        let d = dims();
+        assert_eq!(parse("alarm shop 5xx high", Some(&d)), Ok(Parsed::Alarm("shop 5xx high".into())));
+        let Ok(Parsed::Ratio(errors, requests)) = parse("alb 5xx_rate", Some(&d)) else { panic!("a ratio") };
+        assert_eq!(errors.metric, "HTTPCode_Target_5XX_Count");
+        assert_eq!(requests.dimensions[1], ("TargetGroup".into(), "targetgroup/green/83e2".into()));
+        let Ok(Parsed::Metric(m)) = parse("alb p99 stable", Some(&d)) else { panic!("a metric") };
+        assert_eq!((m.stat.as_str(), m.dimensions[1].1.as_str()), ("p99", "targetgroup/blue/73e2"));
+        let Ok(Parsed::Metric(m)) = parse("Sum MyApp/Orders Failed Service=shop TargetGroup=@candidate", Some(&d))
+        else {
+            panic!("a metric")
+        };
+        assert_eq!(m.namespace, "MyApp/Orders");
+        assert_eq!(m.dimensions[1].1, "targetgroup/green/83e2");
+        for bad in ["", "alarm", "alb", "alb p42", "alb p99 canary", "Median A B", "Sum A B C", "p100 A B"] {
+            assert!(parse(bad, Some(&d)).is_err(), "{bad:?}");
+        }
+        assert!(parse("alb p99", None).expect_err("no alb").contains("alb router"));
+        assert!(parse("Sum AWS/ApplicationELB RequestCount TargetGroup=@stable", None).is_err());
+        assert!(valid_stat("p99.9") && valid_stat("SampleCount") && !valid_stat("p0"));
+    }
+
+    #[test]
+    fn reducing_a_window() {
+        assert_eq!(reduce("Sum", vec![1.0, 2.0]), Some(3.0));
+        assert_eq!(reduce("Average", vec![1.0, 2.0]), Some(1.5));
+        assert_eq!(reduce("Minimum", vec![1.0, 2.0]), Some(1.0));
+        assert_eq!(reduce("p99", vec![0.2, 0.4]), Some(0.4), "the worst period");
+        assert_eq!(reduce("Sum", vec![]), None, "no data is not zero");
+    }
+
+    #[test]
+    fn windows_are_whole_minutes_behind_the_delay() {
+        let cw = CloudWatch::with_aws(
+            Aws::new(AwsSettings::default()),
+            CloudWatchSettings {
+                name: "cw".into(),
+                period: Duration::from_secs(60),
+                lookback: Duration::from_secs(300),
+                delay: Duration::from_secs(60),
+                alb_traffic: false,
+            },
+        );
+        let end: Timestamp = "2026-11-20T10:07:42Z".parse().expect("time");
+        let (start, end) = cw.window(end);
+        assert_eq!(Timestamp::from_second(end).expect("t").to_string(), "2026-11-20T10:06:00Z");
+        assert_eq!(end - start, 300);
+    }
+}
