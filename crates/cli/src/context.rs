@@ -5,12 +5,13 @@ use anyhow::anyhow;
 use clap::Args;
 use jiff::Timestamp;
 use sluice_core::config::{Config, Environment, LedgerConfig};
+use sluice_core::lease::{Acquired, LEASE_SCHEMA, Lease};
 use sluice_core::ledger::LedgerEntry;
 use sluice_core::record::{Expect, Record};
 use sluice_core::{Classify, Failure, env, gha};
 use sluice_providers::github::GitHub;
 use sluice_providers::github::ledger::GitHubLedger;
-use sluice_providers::ledger::{Ledger, LedgerFailure, LedgerTarget};
+use sluice_providers::ledger::{LeaseState, Ledger, LedgerFailure, LedgerTarget};
 use sluice_providers::retry::Backoff;
 use sluice_providers::router::Router;
 use std::path::{Path, PathBuf};
@@ -92,12 +93,73 @@ impl Context {
 
     /// Writes the end of a deployment to the ledger (the file's entry, or
     /// the GitHub deployment's final status).
+    ///
+    /// The deployment has ended, so its environment lease is given up (a
+    /// failure to do so is a warning: the lease expires anyway).
     pub async fn finish_ledger(&self, record: &Record, entry: &LedgerEntry) -> Result<(), Failure> {
         let ledger = self.ledger()?;
+        if let Err(e) = ledger.release_lease(&record.app, &record.environment, &record.id) {
+            gha::warning(&format!("the environment lease was not released: {e}; it expires by itself"));
+        }
         ledger.finish(record, entry, &self.target()).await.map_err(|e| {
             ledger_failure(e, &format!("the deployment {} is done but its ledger entry was not written", entry.id))
         })?;
         Ok(())
+    }
+
+    /// Takes or renews this deployment's environment lease, to last
+    /// `lease_timeout` from now and at least until `until`. Returns a line
+    /// for the log and summary; another deployment holding it is
+    /// `Err(holder)`.
+    pub fn hold_lease(&self, record: &Record, until: Option<Timestamp>) -> Result<Result<String, String>, Failure> {
+        if let LedgerConfig::Github {} = self.config.ledger {
+            // No client (and no token) needed for what it does not keep.
+            return Ok(Ok(
+                "the github ledger keeps no lease: the workflow's concurrency group serializes promotions".into()
+            ));
+        }
+        let now = now();
+        let timeout = self.config.lease_timeout_for(self.env());
+        let mut expires_at = now.checked_add(timeout).unwrap_or(now);
+        if let Some(until) = until.filter(|u| *u > expires_at) {
+            expires_at = until;
+        }
+        let holder = match (env::actor(), env::run_url()) {
+            (Some(actor), Some(run)) => format!("{actor}, {run}"),
+            (actor, None) => format!("{}, process {}", actor.unwrap_or_else(|| "someone".into()), std::process::id()),
+            (None, Some(run)) => run,
+        };
+        let want = Lease {
+            schema: LEASE_SCHEMA.into(),
+            app: record.app.clone(),
+            environment: record.environment.clone(),
+            record_id: record.id.clone(),
+            version: record.version.clone(),
+            holder,
+            acquired_at: now,
+            expires_at,
+        };
+        let until_text = expires_at.strftime("%Y-%m-%d %H:%M:%SZ");
+        let state = self
+            .ledger()?
+            .acquire_lease(&want, now)
+            .map_err(|e| ledger_failure(e, "the environment lease could not be taken"))?;
+        Ok(match state {
+            None => Ok("this ledger keeps no lease".into()),
+            Some(LeaseState::Held(Acquired::New)) => {
+                Ok(format!("{} is now held by this deployment until {until_text}", record.environment))
+            }
+            Some(LeaseState::Held(Acquired::Renewed)) => Ok(format!("held by this deployment until {until_text}")),
+            Some(LeaseState::Held(Acquired::TookOver(old))) => Ok(format!(
+                "took over the expired lease of {}; held by this deployment until {until_text}",
+                old.describe()
+            )),
+            Some(LeaseState::HeldByOther(holder)) => Err(format!(
+                "environment {} is held by {}: one promotion per environment at a time; wait for it to end, or for its lease to expire if that run is dead",
+                record.environment,
+                holder.describe()
+            )),
+        })
     }
 
     pub fn env(&self) -> &Environment {

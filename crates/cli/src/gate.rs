@@ -107,7 +107,15 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
     };
 
     crate::notify::about(&record);
-    let (checks, evidence) = checks(&ctx, &record, now).await?;
+    let (mut checks, evidence) = checks(&ctx, &record, now).await?;
+    if checks.iter().all(|c| c.passed) {
+        // Last, so a release that could not go anyway never holds the
+        // environment: one deployment per environment at a time.
+        checks.push(match ctx.hold_lease(&record, None)? {
+            Ok(held) => GateCheck::pass("lease", held),
+            Err(holder) => GateCheck::block("lease", holder),
+        });
+    }
     let allowed = checks.iter().all(|c| c.passed);
     let waiting = !allowed && checks.iter().all(|c| c.passed || c.pending);
     record.status = if allowed { Status::Admitted } else { Status::Blocked };

@@ -77,6 +77,16 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
     if let Some(pause_at) = args.pause_at {
         check_pause_at(&record, pause_at, args.weight.is_some())?;
     }
+    // One deployment per environment at a time: this one must hold it (a
+    // paused canary holds it until its pause expires). Refusing changes
+    // nothing.
+    match ctx.hold_lease(&record, record.pause().map(|(_, _, expires_at)| expires_at))? {
+        Ok(line) => eprintln!("shift-traffic: lease: {line}"),
+        Err(holder) => {
+            gha::error("environment held", &holder);
+            return Err(Failure { exit: Exit::DECLINED, error: anyhow!(holder) });
+        }
+    }
     let router = ctx.router();
     if let Router::CodeDeploy(codedeploy) = &router {
         if args.weight.is_some() || args.candidate_upstream.is_some() || args.pause_at.is_some() {
@@ -213,6 +223,19 @@ async fn run_plan(ctx: &Context, router: &Router, record: &mut Record, pause_at:
         }
         let _group =
             gha::group(&format!("stage {}/{total}: {weight}% for {}", i + 1, humantime::format_duration(duration)));
+        // Each stage renews the lease; one lost (this run stalled past its
+        // timeout and another deployment took the environment) stops here,
+        // leaving the router to its new holder.
+        if let Err(holder) = ctx.hold_lease(record, None)? {
+            let message = format!(
+                "lost the environment lease before stage {}: {holder}; stopped without touching traffic (the candidate was at {}%)",
+                i + 1,
+                record.candidate_weight
+            );
+            record.push("shift-traffic", EventDetail::Error { message: message.clone() }, now());
+            ctx.save(record)?;
+            return Err(Failure { exit: Exit::DECLINED, error: anyhow!(message) });
+        }
         if record.candidate_weight != weight {
             set_weight(ctx, router, record, weight, Some(i)).await?;
         }
@@ -327,6 +350,10 @@ fn pause(ctx: &Context, record: &mut Record, i: usize, total: usize, mut markdow
     record.status = Status::Paused;
     record.push("shift-traffic", EventDetail::Pause { stage: i, weight, expires_at }, now);
     ctx.save(record)?;
+    // The environment stays held while the canary waits for approval.
+    if let Err(holder) = ctx.hold_lease(record, Some(expires_at))? {
+        gha::warning(&format!("the paused canary's lease could not be extended: {holder}"));
+    }
     eprintln!(
         "shift-traffic: paused after stage {}/{total} with the candidate at {weight}%; continue before {expires_at} or it is rolled back",
         i + 1

@@ -67,6 +67,10 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
             record.status
         )));
     }
+    if let Err(holder) = ctx.hold_lease(&record, record.pause().map(|(_, _, expires_at)| expires_at))? {
+        gha::error("environment held", &holder);
+        return Err(Failure { exit: Exit::DECLINED, error: anyhow!(holder) });
+    }
     let duration = args.duration.unwrap_or_else(|| {
         record.strategy.plan().iter().map(|(_, d)| *d).find(|d| !d.is_zero()).unwrap_or(Duration::from_secs(60))
     });

@@ -175,6 +175,10 @@ pub struct AnalysisConfig {
 /// How long a paused canary waits for approval when the config does not say.
 pub const DEFAULT_PAUSE_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
+/// How long an environment lease lasts after its holder last showed life
+/// when the config does not say.
+pub const DEFAULT_LEASE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
 fn default_interval() -> Duration {
     Duration::from_secs(10)
 }
@@ -202,6 +206,11 @@ pub struct Defaults {
     #[serde(default, with = "optional_duration", skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<String>")]
     pub pause_timeout: Option<Duration>,
+    /// How long the environment lease of a deployment lasts after its last
+    /// step showed life (default 30m); a run that dies frees it after this.
+    #[serde(default, with = "optional_duration", skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub lease_timeout: Option<Duration>,
     /// Gate checks every environment inherits key by key.
     #[serde(default)]
     pub gate: GateConfig,
@@ -245,6 +254,11 @@ pub struct Environment {
     #[serde(default, with = "optional_duration", skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<String>")]
     pub pause_timeout: Option<Duration>,
+    /// The environment lease's timeout; defaults to `[defaults]
+    /// lease_timeout`, else 30m.
+    #[serde(default, with = "optional_duration", skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub lease_timeout: Option<Duration>,
     /// Gate checks; each key set here replaces the same key of `[defaults.gate]`.
     #[serde(default)]
     pub gate: GateConfig,
@@ -1055,6 +1069,7 @@ impl Config {
             strategy.validate().map_err(|m| ("defaults.strategy".into(), m))?;
         }
         check_pause_timeout(self.defaults.pause_timeout).map_err(|m| ("defaults.pause_timeout".into(), m))?;
+        check_lease_timeout(self.defaults.lease_timeout).map_err(|m| ("defaults.lease_timeout".into(), m))?;
         for (i, env) in self.environments.iter().enumerate() {
             let at = |key: &str| format!("environment[{i}].{key}");
             names::check("environment name", &env.name).map_err(|m| (at("name"), m))?;
@@ -1065,6 +1080,7 @@ impl Config {
                 strategy.validate().map_err(|m| (at("strategy"), m))?;
             }
             check_pause_timeout(env.pause_timeout).map_err(|m| (at("pause_timeout"), m))?;
+            check_lease_timeout(env.lease_timeout).map_err(|m| (at("lease_timeout"), m))?;
             validate_router(&env.router).map_err(|(key, m)| (at(&format!("router.{key}")), m))?;
             for (j, check) in env.checks.iter().enumerate() {
                 validate_check(check).map_err(|m| (format!("environment[{i}].check[{j}]"), m))?;
@@ -1306,6 +1322,11 @@ impl Config {
         env.pause_timeout.or(self.defaults.pause_timeout).unwrap_or(DEFAULT_PAUSE_TIMEOUT)
     }
 
+    /// The environment lease's timeout in force for an environment.
+    pub fn lease_timeout_for(&self, env: &Environment) -> Duration {
+        env.lease_timeout.or(self.defaults.lease_timeout).unwrap_or(DEFAULT_LEASE_TIMEOUT)
+    }
+
     /// The probes in force for an environment.
     pub fn probes_for(&self, env: &Environment) -> Vec<ProbeConfig> {
         if env.probes.is_empty() { self.defaults.probes.clone() } else { env.probes.clone() }
@@ -1355,6 +1376,15 @@ fn validate_check(check: &CheckSpec) -> Result<(), String> {
         }
         _ if check.failure_limit == 0 => Err("failure_limit must be at least 1".into()),
         _ if check.inconclusive_limit == 0 => Err("inconclusive_limit must be at least 1".into()),
+        _ => Ok(()),
+    }
+}
+
+fn check_lease_timeout(timeout: Option<Duration>) -> Result<(), String> {
+    match timeout {
+        Some(t) if t < Duration::from_secs(1) => {
+            Err("lease_timeout must be at least 1s; it must outlast the longest stage, e.g. \"30m\"".into())
+        }
         _ => Ok(()),
     }
 }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod env;
 pub mod exit;
 pub mod gha;
+pub mod lease;
 pub mod ledger;
 pub mod names;
 pub mod record;

@@ -26,7 +26,8 @@ pub const SCHEMA: &str = "sluice.deployment/v1";
 pub struct Record {
     /// Always `sluice.deployment/v1`.
     pub schema: String,
-    /// Unique id: `{app}-{environment}-{version}-{UTC time}`.
+    /// Unique id: `{app}-{environment}-{version}-{UTC time}-{6 hex digits}`;
+    /// the digits tell apart two runs of one release started in the same second.
     pub id: String,
     pub app: String,
     pub environment: String,
@@ -312,7 +313,7 @@ impl Record {
         let stamp = now.strftime("%Y%m%dT%H%M%SZ");
         Record {
             schema: SCHEMA.to_owned(),
-            id: format!("{}-{}-{}-{stamp}", new.app, new.environment, new.version),
+            id: format!("{}-{}-{}-{stamp}-{:06x}", new.app, new.environment, new.version, unique_suffix(now)),
             app: new.app,
             environment: new.environment,
             version: new.version,
@@ -427,6 +428,14 @@ impl Record {
             _ => None,
         })
     }
+}
+
+/// 24 bits that differ between processes and calls: the standard library's
+/// randomly keyed hasher over the time and the process id.
+fn unique_suffix(now: Timestamp) -> u32 {
+    use std::hash::BuildHasher;
+    let hash = std::collections::hash_map::RandomState::new().hash_one((now.as_nanosecond(), std::process::id()));
+    (hash & 0x00ff_ffff) as u32
 }
 
 /// Replaces `path` with `bytes` atomically (same-directory temp file, fsync,

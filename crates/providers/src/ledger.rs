@@ -8,6 +8,8 @@
 
 use crate::ProviderError;
 use crate::github::ledger::{GitHubLedger, Target};
+use jiff::Timestamp;
+use sluice_core::lease::{self, Acquired, Lease, LeaseError};
 use sluice_core::ledger::{LedgerEntry, LedgerError};
 use sluice_core::record::Record;
 use std::path::PathBuf;
@@ -33,13 +35,30 @@ pub enum LedgerFailure {
     /// What the ledger needs and the deployment does not say.
     #[error("{0}")]
     Input(String),
+    /// The environment lease file.
+    #[error(transparent)]
+    Lease(LeaseError),
+}
+
+/// Where the environment lease stands for a deployment.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LeaseState {
+    /// This deployment holds it (new, renewed, or taken over).
+    Held(Acquired),
+    /// Another deployment holds it.
+    HeldByOther(Box<Lease>),
 }
 
 impl LedgerFailure {
     /// Whether the user's input is at fault (exit 2) rather than a provider
     /// (exit 3).
     pub fn is_input(&self) -> bool {
-        matches!(self, LedgerFailure::Input(_) | LedgerFailure::File(LedgerError::Damaged { .. }))
+        matches!(
+            self,
+            LedgerFailure::Input(_)
+                | LedgerFailure::File(LedgerError::Damaged { .. })
+                | LedgerFailure::Lease(LeaseError::Damaged { .. })
+        )
     }
 }
 
@@ -111,6 +130,34 @@ impl Ledger {
                 })?;
                 Ok(github.history(app, environment, version, commit).await?)
             }
+        }
+    }
+
+    /// Takes or renews the environment lease of `want.record_id` (one
+    /// deployment per app and environment at a time). `Ok(None)`: this
+    /// ledger keeps no lease; the GitHub ledger relies on the workflow's
+    /// `concurrency` group for now.
+    pub fn acquire_lease(&self, want: &Lease, now: Timestamp) -> Result<Option<LeaseState>, LedgerFailure> {
+        match self {
+            Ledger::File(path) => {
+                let file = lease::path(path, &want.app, &want.environment);
+                match lease::acquire(&file, want, now) {
+                    Ok(acquired) => Ok(Some(LeaseState::Held(acquired))),
+                    Err(LeaseError::Held { holder, .. }) => Ok(Some(LeaseState::HeldByOther(holder))),
+                    Err(e) => Err(LedgerFailure::Lease(e)),
+                }
+            }
+            Ledger::GitHub(_) => Ok(None),
+        }
+    }
+
+    /// Gives up the lease `record_id` holds, if it holds one.
+    pub fn release_lease(&self, app: &str, environment: &str, record_id: &str) -> Result<bool, LedgerFailure> {
+        match self {
+            Ledger::File(path) => {
+                lease::release(&lease::path(path, app, environment), record_id).map_err(LedgerFailure::Lease)
+            }
+            Ledger::GitHub(_) => Ok(false),
         }
     }
 

@@ -1,0 +1,84 @@
+//! One promotion per environment at a time: the environment lease of the
+//! file ledger, against the real binaries and the real embedded router.
+
+mod support;
+
+use std::time::Duration;
+use support::*;
+
+const CHECKS: &str = "[[defaults.check]]\nname = \"errors\"\nkind = \"error_rate\"\nmax = 0.05\nmin_samples = 10\n";
+const CANARY: &str = "{ kind = \"canary\", stages = [50, 100], stage_duration = \"1s\" }";
+
+fn gate(h: &Harness, record: &str, release: &str) -> std::process::Output {
+    h.step("gate", &["-e", "dev", "--record", record, "--release", release, "--commit", "abcdef1"])
+}
+
+#[test]
+fn two_promotions_started_together_one_waits_for_the_other() {
+    let mut h = Harness::start_with(&[("v1", &[]), ("v2", &[]), ("v3", &[])], "250ms", CANARY, CHECKS);
+    h.load(200, 60);
+    // Two runs of the same release at once also get one lease between them.
+    let (same1, same2) = std::thread::scope(|s| {
+        let a = s.spawn(|| gate(&h, "same1.json", "v9"));
+        let b = s.spawn(|| gate(&h, "same2.json", "v9"));
+        (a.join().expect("a"), b.join().expect("b"))
+    });
+    let mut codes = [code(&same1), code(&same2)];
+    codes.sort_unstable();
+    assert_eq!(codes, [0, 1], "{} / {}", stderr(&same1), stderr(&same2));
+    let held = if code(&same1) == 0 { "same1.json" } else { "same2.json" };
+    let rollback = h.step("rollback", &["-e", "dev", "--record", held, "--reason", "test"]);
+    assert_eq!(code(&rollback), 0, "{}", stderr(&rollback));
+
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| gate(&h, "a.json", "v2"));
+        let b = s.spawn(|| gate(&h, "b.json", "v3"));
+        (a.join().expect("a"), b.join().expect("b"))
+    });
+    let (winner, loser, loser_record, winner_release) = match (code(&a), code(&b)) {
+        (0, 1) => (a, b, "b.json", "v2"),
+        (1, 0) => (b, a, "a.json", "v3"),
+        other => panic!("expected one gate to pass and one to block, got {other:?}: {} / {}", stderr(&a), stderr(&b)),
+    };
+    let message = stderr(&loser);
+    assert!(message.contains("is held by deployment shop-dev-"), "{message}");
+    assert!(message.contains(&format!("(release {winner_release}")), "the message names the holder: {message}");
+    assert!(stderr(&winner).contains("lease"), "{}", stderr(&winner));
+    // The blocked one cannot shift anything.
+    let state = h.state();
+    let shift = h.step("shift-traffic", &["-e", "dev", "--record", loser_record, "--weight", "50"]);
+    assert_eq!(code(&shift), 2, "{}", stderr(&shift));
+    assert_eq!(h.state(), state);
+
+    // The holder finishes; the environment is free again.
+    let (rec, upstream) = if winner_release == "v2" { ("a.json", &h.apps[1]) } else { ("b.json", &h.apps[2]) };
+    let shift = h.step("shift-traffic", &["-e", "dev", "--record", rec, "--candidate-upstream", upstream]);
+    assert_eq!(code(&shift), 0, "{}", stderr(&shift));
+    let promote = h.step("promote", &["-e", "dev", "--record", rec]);
+    assert_eq!(code(&promote), 0, "{}", stderr(&promote));
+    let next = gate(&h, "c.json", "v4");
+    assert_eq!(code(&next), 0, "after the promotion the environment is free: {}", stderr(&next));
+}
+
+#[test]
+fn a_dead_runs_lease_expires_and_its_late_steps_are_refused() {
+    let h = Harness::start_with(&[("v1", &[]), ("v2", &[])], "250ms", CANARY, CHECKS);
+    let config = std::fs::read_to_string(h.path("sluice.toml")).expect("config");
+    std::fs::write(h.path("sluice.toml"), config.replacen("[defaults]\n", "[defaults]\nlease_timeout = \"1s\"\n", 1))
+        .expect("config");
+    // A run takes the environment and dies.
+    let dead = gate(&h, "dead.json", "v2");
+    assert_eq!(code(&dead), 0, "{}", stderr(&dead));
+    let held = gate(&h, "early.json", "v3");
+    assert_eq!(code(&held), 1, "while the lease lasts: {}", stderr(&held));
+    std::thread::sleep(Duration::from_millis(1300));
+    let next = gate(&h, "next.json", "v3");
+    assert_eq!(code(&next), 0, "{}", stderr(&next));
+    assert!(stderr(&next).contains("took over the expired lease of deployment shop-dev-v2-"), "{}", stderr(&next));
+    // The dead run comes back: it no longer holds the environment.
+    let state = h.state();
+    let late = h.step("shift-traffic", &["-e", "dev", "--record", "dead.json", "--candidate-upstream", &h.apps[1]]);
+    assert_eq!(code(&late), 1, "{}", stderr(&late));
+    assert!(stderr(&late).contains("is held by deployment shop-dev-v3-"), "{}", stderr(&late));
+    assert_eq!(h.state(), state, "a refused step moved traffic");
+}
