@@ -17,6 +17,8 @@ struct Env {
     sdk: aws_config::SdkConfig,
     fx: AlbFixture,
     dir: tempfile::TempDir,
+    /// Everything the steps printed, to search for the credentials.
+    printed: std::sync::Mutex<Vec<u8>>,
 }
 
 fn bin(name: &str) -> PathBuf {
@@ -38,7 +40,7 @@ impl Env {
             fx.listener, fx.blue, fx.green
         );
         std::fs::write(dir.path().join("sluice.toml"), config).expect("config");
-        Some(Env { endpoint: moto.endpoint.clone(), moto, sdk, fx, dir })
+        Some(Env { endpoint: moto.endpoint.clone(), moto, sdk, fx, dir, printed: Default::default() })
     }
 
     fn step(&self, name: &str, args: &[&str]) -> Output {
@@ -49,13 +51,42 @@ impl Env {
         let mut cmd = Command::new(bin(name));
         cmd.current_dir(self.dir.path())
             .env_remove("GITHUB_ACTIONS")
-            .env_remove("GITHUB_OUTPUT")
-            .env_remove("GITHUB_STEP_SUMMARY")
+            .env("GITHUB_OUTPUT", self.dir.path().join("outputs.txt"))
+            .env("GITHUB_STEP_SUMMARY", self.dir.path().join("summary.md"))
             .env("CI", "true")
             .envs(step_env(&self.endpoint))
             .args(["--config", "sluice.toml", "-e", "dev", "--record", record])
             .args(args);
-        cmd.output().expect("step runs")
+        let out = cmd.output().expect("step runs");
+        if let Ok(mut printed) = self.printed.lock() {
+            printed.extend_from_slice(&out.stdout);
+            printed.extend_from_slice(&out.stderr);
+        }
+        out
+    }
+
+    /// The AWS credentials the steps were given appear in no file they
+    /// wrote (records, ledger, summaries, outputs) and in nothing they printed.
+    fn assert_credentials_nowhere(&self) {
+        let secrets = [testing::TEST_SECRET_ACCESS_KEY, testing::TEST_ACCESS_KEY_ID];
+        let contains = |bytes: &[u8]| secrets.iter().any(|s| bytes.windows(s.len()).any(|w| w == s.as_bytes()));
+        let mut files = 0;
+        let mut stack = vec![self.dir.path().to_owned()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).expect("dir").flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    files += 1;
+                    let bytes = std::fs::read(&path).expect("read");
+                    assert!(!contains(&bytes), "AWS credentials in {}", path.display());
+                }
+            }
+        }
+        assert!(files >= 4, "the steps wrote too little to mean anything ({files} files)");
+        let printed = self.printed.lock().expect("printed");
+        assert!(!printed.is_empty() && !contains(&printed), "AWS credentials were printed");
     }
 
     async fn weights(&self) -> Vec<(String, i32)> {
@@ -118,6 +149,7 @@ async fn gate_canary_promote_on_an_alb() {
     ok(&env.step_on("r2.json", "rollback", &[]), "rollback v3");
     assert_eq!(env.weights().await, w(&[(&env.fx.green, 100), (&env.fx.blue, 0)]));
     assert_eq!(env.stable().await.as_deref(), Some(env.fx.green.as_str()));
+    env.assert_credentials_nowhere();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -377,6 +409,7 @@ async fn a_candidate_made_bad_in_cloudwatch_is_rolled_back_on_the_alb() {
     let rollback = record["events"].as_array().and_then(|e| e.iter().find(|e| e["type"] == "rollback")).cloned();
     let reason = rollback.expect("rollback")["reason"].as_str().unwrap_or_default().to_owned();
     assert!(reason.contains("stage 1") && reason.contains("errors"), "{reason}");
+    env.assert_credentials_nowhere();
 }
 
 #[tokio::test(flavor = "multi_thread")]

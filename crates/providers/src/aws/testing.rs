@@ -82,12 +82,17 @@ pub async fn sdk_config_with(settings: AwsSettings) -> SdkConfig {
         .await
 }
 
+/// Credentials the step binaries get in tests: moto accepts any, and these
+/// are distinctive enough that a test can grep every output for them.
+pub const TEST_ACCESS_KEY_ID: &str = "AKIASLUICETESTKEY7Q2W";
+pub const TEST_SECRET_ACCESS_KEY: &str = "sLuIcE/tEsT+sEcReT/9f3c1a7b5d2e8f4a6c0b";
+
 /// The environment variables that point a step binary at `endpoint`.
 pub fn step_env(endpoint: &str) -> Vec<(&'static str, String)> {
     vec![
         ("AWS_ENDPOINT_URL", endpoint.to_owned()),
-        ("AWS_ACCESS_KEY_ID", "testing".into()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_ACCESS_KEY_ID", TEST_ACCESS_KEY_ID.into()),
+        ("AWS_SECRET_ACCESS_KEY", TEST_SECRET_ACCESS_KEY.into()),
         ("AWS_REGION", REGION.into()),
         // Keep the runner's own AWS setup out of the tests.
         ("AWS_CONFIG_FILE", "/dev/null".into()),
