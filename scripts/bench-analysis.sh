@@ -11,7 +11,7 @@
 # 5% of requests with 500, one adding 300 ms to every request.
 #   - "sluice default": the real `gate` and `shift-traffic` binaries with the
 #     default canary plan (10, 25, 50, 100% for 1 min each), the default
-#     analysis settings (interval 10s, alpha 0.01, min_samples 50,
+#     analysis settings (interval 5s, alpha 0.01, min_samples 50,
 #     failure_limit 1) and the README's checks (error rate <= 1%, p99 <= 250ms,
 #     error rate vs stable + 1 pp).
 #   - "sluice, interval 1s": the same with `interval = "1s"`, for comparison.

@@ -133,8 +133,8 @@
 //! Example: `p = 5 %`, `max = 1 %`, `alpha = 0.01`, one statistical check:
 //! `D = 0.041`, `n_test ≈ 151` requests; at 20 requests/s and `I = 1s`,
 //! `T ≈ 8 s` (simulated: median 7 s, 95th percentile 17–19 s). With the
-//! default `I = 10s` the same candidate fails at the first interval that
-//! holds 151 requests: `T = 10 s`.
+//! default `I = 5s` the same candidate fails at the first interval whose
+//! total holds 151 requests: `T = 10 s` (two intervals of 100).
 //!
 //! A candidate failing every request (`p = 1`: `n_test ≈ 3`), or one slower
 //! than a latency limit on every request, is bounded by `min_samples`, which

@@ -108,7 +108,7 @@ enum PolicyKind {
 impl PolicyKind {
     fn label(self) -> String {
         match self {
-            PolicyKind::Sluice(None) => "sluice default (10s)".into(),
+            PolicyKind::Sluice(None) => "sluice default (5s)".into(),
             PolicyKind::Sluice(Some(i)) => format!("sluice, interval {}", humantime::format_duration(i)),
             PolicyKind::FlaggerLike => "Flagger-like (60s x 1)".into(),
         }

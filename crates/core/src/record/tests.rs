@@ -28,7 +28,10 @@ fn round_trips_through_a_file() {
     record.save(&path).expect("save");
     let loaded = Record::load(&path, &Expect { environment: Some("dev"), ..Expect::default() }).expect("load");
     assert_eq!(loaded, record);
-    assert_eq!(loaded.id, "shop-dev-v2-20261120T100000Z");
+    let suffix = loaded.id.strip_prefix("shop-dev-v2-20261120T100000Z-").expect("id with time and suffix");
+    assert!(suffix.len() == 6 && suffix.chars().all(|c| c.is_ascii_hexdigit()), "{}", loaded.id);
+    // Two records of one release made in the same second are told apart.
+    assert_ne!(sample().id, sample().id);
     // Nothing but the record is left in the folder.
     assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 1);
 }
