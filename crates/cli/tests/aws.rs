@@ -1,7 +1,7 @@
 //! End-to-end on an emulated AWS: the real step binaries against moto, with
 //! the ALB's weights read back through the SDK after every step.
 //!
-//! Needs `moto_server` on PATH (`.ci/run` installs it); without it these
+//! Needs `moto_server` on PATH (`scripts/setup-tools.sh` installs it); without it these
 //! tests are skipped with a message, except in CI where that fails.
 
 use sluice_providers::aws::Aws;

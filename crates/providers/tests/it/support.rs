@@ -1,5 +1,5 @@
 //! A real Prometheus for tests: skipped with a note outside CI when it is
-//! not installed, a failure in CI (`.ci/run` installs it).
+//! not installed, a failure in CI (`scripts/setup-tools.sh` installs it).
 
 use sluice_demo::prometheus::{PrometheusServer, StartError};
 use std::net::SocketAddr;
