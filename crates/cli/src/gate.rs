@@ -113,7 +113,8 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
         // environment: one deployment per environment at a time.
         checks.push(match ctx.hold_lease(&record, None)? {
             Ok(held) => GateCheck::pass("lease", held),
-            Err(holder) => GateCheck::block("lease", holder),
+            // Transient: the same record may be gated again once it ends.
+            Err(holder) => GateCheck::wait("lease", holder),
         });
     }
     let allowed = checks.iter().all(|c| c.passed);

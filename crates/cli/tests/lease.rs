@@ -41,7 +41,7 @@ fn two_promotions_started_together_one_waits_for_the_other() {
         other => panic!("expected one gate to pass and one to block, got {other:?}: {} / {}", stderr(&a), stderr(&b)),
     };
     let message = stderr(&loser);
-    assert!(message.contains("is held by deployment shop-dev-"), "{message}");
+    assert!(message.contains("WAIT  lease: environment dev is held by deployment shop-dev-"), "{message}");
     assert!(message.contains(&format!("(release {winner_release}")), "the message names the holder: {message}");
     assert!(stderr(&winner).contains("lease"), "{}", stderr(&winner));
     // The blocked one cannot shift anything.
@@ -58,6 +58,23 @@ fn two_promotions_started_together_one_waits_for_the_other() {
     assert_eq!(code(&promote), 0, "{}", stderr(&promote));
     let next = gate(&h, "c.json", "v4");
     assert_eq!(code(&next), 0, "after the promotion the environment is free: {}", stderr(&next));
+    // The one that waited is gated again on its own record once free.
+    let rollback = h.step("rollback", &["-e", "dev", "--record", "c.json"]);
+    assert_eq!(code(&rollback), 0, "{}", stderr(&rollback));
+    let again = h.step(
+        "gate",
+        &[
+            "-e",
+            "dev",
+            "--record",
+            loser_record,
+            "--release",
+            if winner_release == "v2" { "v3" } else { "v2" },
+            "--commit",
+            "abcdef1",
+        ],
+    );
+    assert_eq!(code(&again), 0, "the waiting record is gated again: {}", stderr(&again));
 }
 
 #[test]

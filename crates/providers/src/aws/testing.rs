@@ -116,7 +116,9 @@ pub fn moto() -> Option<Moto> {
             Some(moto)
         }
         Err(why) if sluice_core::env::in_ci() => {
-            panic!("{why}; CI must run the AWS tests: scripts/setup-tools.sh (run by scripts/test.sh) installs moto with pip")
+            panic!(
+                "{why}; CI must run the AWS tests: scripts/setup-tools.sh (run by scripts/test.sh) installs moto with pip"
+            )
         }
         Err(why) => {
             eprintln!("skipped: {why} (pip install 'moto[server]==5.2.5' to run the AWS tests)");
