@@ -6,11 +6,13 @@
 //! The router and demo app are other packages' binaries; `scripts/test.sh`
 //! builds them (`cargo build --bins`) before the tests run.
 
+mod support;
+
 use serde_json::Value;
 use sluice_github_fake::{Fake, Refusal};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use support::ready;
 
 const TOKEN: &str = "ghs_e2eSECRETtoken0123456789abcdefghijkl";
 const REPO: &str = "acme/shop";
@@ -23,23 +25,6 @@ fn exe(name: &str) -> PathBuf {
     assert!(path.exists(), "{} is missing: run `cargo build --bins` first (scripts/test.sh does)", path.display());
     path
 }
-
-fn ready(path: &Path, child: &mut Child) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Ok(text) = std::fs::read_to_string(path)
-            && let Ok(v) = serde_json::from_str(&text)
-        {
-            return v;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("{} exited early: {status}", path.display());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("{} never became ready", path.display());
-}
-
 /// A fake GitHub, a router per environment, two demo app versions, and a
 /// config whose ledger is GitHub.
 struct Harness {

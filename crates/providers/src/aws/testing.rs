@@ -223,31 +223,6 @@ fn encode(text: &str) -> String {
         .collect()
 }
 
-/// Decodes `application/x-www-form-urlencoded` text.
-pub fn decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Every `<tag>value</tag>` in an XML text, in order.
 pub fn xml_values(xml: &str, tag: &str) -> Vec<String> {
     let open = format!("<{tag}>");
@@ -596,8 +571,7 @@ async fn handle(
             json: true,
         },
         None => {
-            let params: Vec<(String, String)> =
-                text.split('&').filter_map(|p| p.split_once('=')).map(|(k, v)| (decode(k), decode(v))).collect();
+            let params: Vec<(String, String)> = form_urlencoded::parse(text.as_bytes()).into_owned().collect();
             let operation = params.iter().find(|(k, _)| k == "Action").map(|(_, v)| v.clone()).unwrap_or_default();
             Call { operation, params, body: text.clone(), json: false }
         }
@@ -664,8 +638,6 @@ mod tests {
 
     #[test]
     fn form_decoding() {
-        assert_eq!(decode("arn%3Aaws%3Aelb+x"), "arn:aws:elb x");
-        assert_eq!(decode("100%"), "100%");
         assert_eq!(encode("a:b/c"), "a%3Ab%2Fc");
     }
 
