@@ -115,8 +115,8 @@ async fn finish(ctx: &Context, record: &mut Record, d: &Deployment) -> Result<Ex
     record.status = Status::RolledBack;
     let at = now();
     record.push("shift-traffic", EventDetail::Rollback { reason: reason.clone(), from, restored }, at);
-    ctx.save(record)?;
-    ctx.finish_ledger(record, &record.ledger_entry(LedgerOutcome::RolledBack, Some(reason.clone()), at)).await?;
+    let entry = record.ledger_entry(LedgerOutcome::RolledBack, Some(reason.clone()), at);
+    ctx.finish_ledger(record, entry).await?;
     summary::write(&format!(
         "{}**Rolled back** by CodeDeploy: {reason}\n",
         summary::heading("shift-traffic", record, "rolled back")

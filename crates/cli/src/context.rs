@@ -91,20 +91,59 @@ impl Context {
         }
     }
 
-    /// Writes the end of a deployment to the ledger (the file's entry, or
-    /// the GitHub deployment's final status).
+    /// Saves the record that ends a deployment together with the ledger
+    /// entry it owes (`ledger_due`), then writes that entry to the ledger
+    /// (the file's entry, or the GitHub deployment's final status).
+    ///
+    /// The caller changes the record's status and events and leaves saving
+    /// to this, so the end and the debt land in one atomic save.
+    pub async fn finish_ledger(&self, record: &mut Record, entry: LedgerEntry) -> Result<(), Failure> {
+        record.ledger_due = Some(entry);
+        self.save(record)?;
+        self.settle_ledger(record, false).await
+    }
+
+    /// Writes the ledger entry the record still owes, if any, and clears it
+    /// from the record. `again`: an earlier step may have written it before
+    /// it was killed, so the file ledger is searched for it first (GitHub
+    /// takes a repeated final status without counting it twice).
     ///
     /// The deployment has ended, so its environment lease is given up (a
     /// failure to do so is a warning: the lease expires anyway).
-    pub async fn finish_ledger(&self, record: &Record, entry: &LedgerEntry) -> Result<(), Failure> {
+    pub async fn settle_ledger(&self, record: &mut Record, again: bool) -> Result<(), Failure> {
+        let Some(entry) = record.ledger_due.clone() else { return Ok(()) };
         let ledger = self.ledger()?;
         if let Err(e) = ledger.release_lease(&record.app, &record.environment, &record.id) {
             gha::warning(&format!("the environment lease was not released: {e}; it expires by itself"));
         }
-        ledger.finish(record, entry, &self.target()).await.map_err(|e| {
-            ledger_failure(e, &format!("the deployment {} is done but its ledger entry was not written", entry.id))
-        })?;
-        Ok(())
+        let written = again
+            && match &ledger {
+                Ledger::File(path) => {
+                    let mut found = false;
+                    sluice_core::ledger::for_each_entry(path, |e| {
+                        found |= e.id == entry.id && e.outcome == entry.outcome;
+                    })
+                    .map_err(|e| ledger_failure(e.into(), "the ledger could not be read"))?;
+                    found
+                }
+                Ledger::GitHub(_) => false,
+            };
+        if !written {
+            ledger.finish(record, &entry, &self.target()).await.map_err(|e| {
+                ledger_failure(
+                    e,
+                    &format!(
+                        "the deployment {} is done but its ledger entry was not written; the record keeps it: run `promote` or `rollback` on this record again to write it",
+                        entry.id
+                    ),
+                )
+            })?;
+        }
+        if again {
+            eprintln!("ledger: wrote the entry ({:?}) an earlier run of this deployment owed", entry.outcome);
+        }
+        record.ledger_due = None;
+        self.save(record)
     }
 
     /// Takes or renews this deployment's environment lease, to last

@@ -92,22 +92,26 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
         record.status = Status::Promoted;
         record.candidate_weight = 0;
         record.push("promote", EventDetail::Promote { next_environment: next.clone() }, now);
-        ctx.save(&record)?;
         let mut entry = record.ledger_entry(LedgerOutcome::Promoted, None, now);
         entry.commits = shipped.commits;
-        ctx.finish_ledger(&record, &entry).await?;
+        let shipped = entry.commits.len();
+        ctx.finish_ledger(&mut record, entry).await?;
         eprintln!(
-            "promote: {} is now stable in {} ({} commit{} shipped)",
+            "promote: {} is now stable in {} ({shipped} commit{} shipped)",
             record.version,
             record.environment,
-            entry.commits.len(),
-            if entry.commits.len() == 1 { "" } else { "s" }
+            if shipped == 1 { "" } else { "s" }
         );
         let reason = match &next {
             Some(n) => format!("{} is stable in {}; next environment: {n}", record.version, record.environment),
             None => format!("{} is stable in {}, the last environment", record.version, record.environment),
         };
         crate::notify::send("promote", NotifyEvent::Promoted, "promoted", &reason).await;
+        dispatched = handoff(&ctx, &record, next.as_deref()).await?;
+    } else if record.ledger_due.is_some() {
+        // An earlier run promoted but could not write the ledger: it stopped
+        // there, before the hand-off, so both are done now.
+        ctx.settle_ledger(&mut record, true).await?;
         dispatched = handoff(&ctx, &record, next.as_deref()).await?;
     }
     summary::write(&format!(

@@ -75,7 +75,9 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
                     crate::notify::send("rollback", NotifyEvent::RolledBack, "revert", &args.reason).await;
                 }
                 Status::RolledBack => {
-                    // Already told when it happened: a repeat sends nothing.
+                    // Already told when it happened: a repeat sends nothing,
+                    // but writes a ledger entry an earlier run still owes.
+                    ctx.settle_ledger(&mut record, true).await?;
                     let state = match &record.router_before {
                         Some(before) if router.restores_exactly() => router.restore(before).await,
                         _ => router.set_weight(0).await,
@@ -142,9 +144,9 @@ pub(crate) async fn roll_back(
     record.status = Status::RolledBack;
     let now = now();
     record.push(step, EventDetail::Rollback { reason: reason.to_owned(), from, restored }, now);
-    ctx.save(record)?;
     eprintln!("{step}: rolled back: candidate {from}% -> 0%, all traffic on stable: {reason}");
-    ctx.finish_ledger(record, &record.ledger_entry(LedgerOutcome::RolledBack, Some(reason.to_owned()), now)).await
+    let entry = record.ledger_entry(LedgerOutcome::RolledBack, Some(reason.to_owned()), now);
+    ctx.finish_ledger(record, entry).await
 }
 
 /// Undoes a promotion: the stable pool before the deployment serves again.
@@ -160,11 +162,9 @@ async fn revert(ctx: &Context, router: &Router, record: &mut Record, reason: &st
         let now = now();
         record.status = Status::RolledBack;
         record.push("rollback", EventDetail::Rollback { reason: reason.to_owned(), from: 100, restored }, now);
-        ctx.save(record)?;
         eprintln!("rollback: reverted the promotion of {}; the router is as it was before it", record.version);
-        return ctx
-            .finish_ledger(record, &record.ledger_entry(LedgerOutcome::Reverted, Some(reason.to_owned()), now))
-            .await;
+        let entry = record.ledger_entry(LedgerOutcome::Reverted, Some(reason.to_owned()), now);
+        return ctx.finish_ledger(record, entry).await;
     }
     let Some(previous) = record.router_before.as_ref().and_then(|s| s.stable.clone()) else {
         return Err(Failure::input(anyhow!(
@@ -176,7 +176,7 @@ async fn revert(ctx: &Context, router: &Router, record: &mut Record, reason: &st
     let now = now();
     record.status = Status::RolledBack;
     record.push("rollback", EventDetail::Rollback { reason: reason.to_owned(), from: 100, restored }, now);
-    ctx.save(record)?;
     eprintln!("rollback: reverted the promotion of {}; {previous} is stable again", record.version);
-    ctx.finish_ledger(record, &record.ledger_entry(LedgerOutcome::Reverted, Some(reason.to_owned()), now)).await
+    let entry = record.ledger_entry(LedgerOutcome::Reverted, Some(reason.to_owned()), now);
+    ctx.finish_ledger(record, entry).await
 }

@@ -177,3 +177,34 @@ fn sigterm_and_sigint_stop_a_canary_within_5s_and_record_where_traffic_stands() 
         assert_eq!(h.state()["candidate_weight"], 0);
     }
 }
+
+/// A step killed after it appended to the file ledger but before it cleared
+/// the entry from the record: run again, it finds the entry there and does
+/// not write it twice.
+#[test]
+fn a_ledger_entry_written_just_before_a_kill_is_not_written_twice() {
+    let mut h = Harness::start(&[("v1", &[]), ("v2", &[])], "{ kind = \"all_at_once\" }", "");
+    h.load(50, 5);
+    let v2 = h.apps[1].clone();
+    let gate = h.step("gate", &["-e", "dev", "--record", "k.json", "--release", "v2", "--commit", "abcdef1"]);
+    assert_eq!(code(&gate), 0, "{}", stderr(&gate));
+    let shift = h.step("shift-traffic", &["-e", "dev", "--record", "k.json", "--candidate-upstream", &v2]);
+    assert_eq!(code(&shift), 0, "{}", stderr(&shift));
+    let rollback = h.step("rollback", &["-e", "dev", "--record", "k.json", "--reason", "test"]);
+    assert_eq!(code(&rollback), 0, "{}", stderr(&rollback));
+    let ledger = h.ledger();
+    assert_eq!(ledger.len(), 1, "{ledger:?}");
+    // The record as the kill would have left it: ended, the entry still due.
+    let mut record = Record::load(&h.path("k.json"), &Expect::default()).expect("record");
+    assert!(record.ledger_due.is_none(), "a finished rollback owes nothing");
+    let entry: sluice_core::ledger::LedgerEntry = serde_json::from_value(ledger[0].clone()).expect("entry");
+    record.ledger_due = Some(entry);
+    record.save(&h.path("k.json")).expect("save");
+
+    let again = h.step("rollback", &["-e", "dev", "--record", "k.json"]);
+    assert_eq!(code(&again), 0, "{}", stderr(&again));
+    assert_eq!(h.ledger().len(), 1, "the entry is written once");
+    let record = Record::load(&h.path("k.json"), &Expect::default()).expect("record");
+    assert!(record.ledger_due.is_none(), "nothing is owed any more");
+    assert_eq!(record.status, Status::RolledBack);
+}

@@ -1,9 +1,14 @@
-//! Faulty providers: `sluice-faultproxy` between the steps and the embedded
-//! router's admin API answers 500s, throttles, holds calls and drops
-//! connections at set rates. Every canary must end completed or rolled back
-//! with the record telling which; when the router stays down the step exits
-//! 3 and the record says where traffic stood and what to do.
+//! Faulty providers: `sluice-faultproxy` stands between the steps and a
+//! provider (the embedded router's admin API here, moto in `faults/aws.rs`,
+//! the GitHub fake in `faults/github.rs`) and answers 500s, throttles, holds
+//! calls and drops connections at set rates. Every canary must end completed or rolled back with the record
+//! telling which; when the provider stays down the step exits 3 and the
+//! record says where traffic stood and what to do.
 
+#[path = "faults/aws.rs"]
+mod aws;
+#[path = "faults/github.rs"]
+mod github;
 mod support;
 
 use sluice_core::record::{EventDetail, Expect, Record, Status};

@@ -64,6 +64,12 @@ pub struct Record {
     /// ledger): created or adopted by `gate`, given its statuses by later steps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub github_deployment: Option<u64>,
+    /// The ledger entry this deployment still owes the ledger: set in the
+    /// same save that ends the deployment, cleared once the ledger has it.
+    /// A step run again on the record writes it first, so a ledger that was
+    /// down when the deployment ended loses nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger_due: Option<crate::ledger::LedgerEntry>,
     pub status: Status,
     /// What happened, in order; only ever appended.
     pub events: Vec<Event>,
@@ -329,6 +335,7 @@ impl Record {
             candidate_upstream: None,
             candidate_weight: 0,
             github_deployment: None,
+            ledger_due: None,
             status: Status::Admitted,
             events: Vec::new(),
         }
