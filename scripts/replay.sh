@@ -9,6 +9,18 @@
 #       measured or changed. Prints each step summary as the run would have
 #       shown it, and exits 1 if any replayed verdict is not a pass.
 #
+#   scripts/replay.sh --router [--config sluice.toml] [--out DIR]
+#                     [--candidate-error-ratio R] [--candidate-latency D] PATH...
+#       re-runs each recorded deployment on a fresh embedded router: the same
+#       environment, release, commit and strategy, and the environment's
+#       checks the router can measure (error_rate, latency, compare; others
+#       are named as not replayable), against a stable and a candidate demo
+#       app under steady load; the candidate answers errors or slowly as
+#       asked. gate, shift-traffic, verify-health, promote run as the action
+#       runs them, and each record's outcome is printed beside the replayed
+#       one (scripts/replay-router.py). Exits 1 if any replay ended
+#       otherwise than its record.
+#
 #   scripts/replay.sh --action [--out DIR] [-- run-action.py args]
 #       runs the composite action's steps here, exactly as the runner does
 #       (scripts/run-action.py), with GITHUB_OUTPUT and GITHUB_STEP_SUMMARY
@@ -24,13 +36,16 @@ config=sluice.toml
 out=
 mode=records
 paths=()
+router_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --config) config=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --action) mode=action; shift ;;
+    --router) mode=router; shift ;;
+    --candidate-error-ratio | --candidate-latency) router_args+=("$1" "$2"); shift 2 ;;
     --) shift; break ;;
-    -h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) paths+=("$1"); shift ;;
   esac
 done
@@ -38,10 +53,19 @@ out=${out:-$root/out/replay-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
-if ! command -v verify-health >/dev/null 2>&1; then
-  (cd "$root" && cargo build --release --locked --quiet -p sluice-cli --bins)
-  PATH="${CARGO_TARGET_DIR:-$root/target}/release:$PATH"
+need=(verify-health)
+packages=(-p sluice-cli)
+if [ "$mode" = router ]; then
+  need+=(sluice-router sluice-demo-app sluice-loadgen)
+  packages+=(-p sluice-router -p sluice-demo)
 fi
+for b in "${need[@]}"; do
+  if ! command -v "$b" >/dev/null 2>&1; then
+    (cd "$root" && cargo build --release --locked --quiet "${packages[@]}" --bins)
+    PATH="${CARGO_TARGET_DIR:-$root/target}/release:$PATH"
+    break
+  fi
+done
 
 if [ "$mode" = action ]; then
   export GITHUB_STEP_SUMMARY=$out/summary.md
@@ -70,6 +94,10 @@ for p in "${paths[@]}"; do
   fi
 done
 [ ${#records[@]} -gt 0 ] || { echo "replay.sh: no records (*.json) under ${paths[*]}" >&2; exit 2; }
+
+if [ "$mode" = router ]; then
+  exec python3 "$root/scripts/replay-router.py" --config "$config" --out "$out" "${router_args[@]}" "${records[@]}"
+fi
 
 export GITHUB_STEP_SUMMARY=$out/summary.md
 export GITHUB_OUTPUT=$out/outputs.txt

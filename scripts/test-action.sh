@@ -159,4 +159,21 @@ check "the good release: recorded Pass, replayed Pass" contains "$work/replay.ou
 check "the records are left as they were" diff -r "$work/state/artifacts" "$work/downloaded"
 check "the blocked record has nothing to replay" contains "$work/replay.err" "no verdicts to replay"
 
+echo "# replay.sh --router re-runs recorded deployments on a fresh embedded router"
+bad_record=$(grep -l '"version": "v3"' "$work"/downloaded/*/*.json | head -1)
+good_record=$(out good record)
+PATH="$dev_bin:$PATH" "$root/scripts/replay.sh" --router --config "$work/ws/sluice.toml" --out "$work/replay-good" \
+  "$good_record" >"$work/replay-good.out" 2>"$work/replay-good.err"
+check "exit 0: the good release is promoted again" [ $? = 0 ]
+check "recorded promoted, replayed promoted" contains "$work/replay-good.out" "| promoted | promoted |"
+check "the replay printed the step summaries" contains "$work/replay-good.out" "sluice promote"
+PATH="$dev_bin:$PATH" "$root/scripts/replay.sh" --router --candidate-error-ratio 0.3 --config "$work/ws/sluice.toml" \
+  --out "$work/replay-bad" "$bad_record" >"$work/replay-bad.out" 2>"$work/replay-bad.err"
+check "exit 0: the bad release, answering 30% errors, is rolled back again" [ $? = 0 ]
+check "recorded rolled_back, replayed rolled_back" contains "$work/replay-bad.out" "| rolled_back | rolled_back |"
+PATH="$dev_bin:$PATH" "$root/scripts/replay.sh" --router --config "$work/ws/sluice.toml" --out "$work/replay-healthy" \
+  "$bad_record" >"$work/replay-healthy.out" 2>"$work/replay-healthy.err"
+check "exit 1: the bad release with a healthy candidate ends otherwise than recorded" [ $? = 1 ]
+check "the difference is named" contains "$work/replay-healthy.out" "(differs)"
+
 finish
