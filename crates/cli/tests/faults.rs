@@ -27,6 +27,15 @@ fn set_faults(proxy: &str, rates: &str) {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// What the proxy did so far, and how many faults it injected.
+fn fault_report(proxy: &str) -> (serde_json::Value, u64) {
+    let out = Command::new("curl").args(["-fsS", &format!("{proxy}/__faults")]).output().expect("curl");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("fault report");
+    let injected =
+        ["errors", "throttled", "slowed", "dropped"].iter().map(|k| report[k].as_u64().unwrap_or(0)).sum::<u64>();
+    (report, injected)
+}
+
 fn start() -> (Harness, String) {
     let mut h = Harness::start_with(&[("v1", &[]), ("v2", &[])], "250ms", CANARY, CHECKS);
     let admin = h.admin.clone();
@@ -90,13 +99,8 @@ fn a_flaky_router_api_never_leaves_a_canary_unaccounted_for() {
         assert_eq!(code(&rollback), 0, "{what}: rollback: {}", stderr(&rollback));
         assert_eq!(h.state()["candidate_weight"], 0, "{what}");
     }
-    let report: serde_json::Value = serde_json::from_slice(
-        &Command::new("curl").args(["-fsS", &format!("{proxy}/__faults")]).output().expect("curl").stdout,
-    )
-    .expect("json");
+    let (report, injected) = fault_report(&proxy);
     eprintln!("faults: exits {outcomes:?}; proxy {report}");
-    let injected =
-        ["errors", "throttled", "slowed", "dropped"].iter().map(|k| report[k].as_u64().unwrap_or(0)).sum::<u64>();
     assert!(injected >= 10, "too few faults were injected to mean anything: {report}");
 }
 

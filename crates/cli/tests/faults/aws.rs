@@ -77,16 +77,7 @@ impl Env {
     }
 
     fn faults(&self, rates: &str) {
-        let out = Command::new("curl")
-            .args(["-fsS", "-X", "PUT", "-d", rates, &format!("{}/__faults", self.proxy)])
-            .output()
-            .expect("curl");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    }
-
-    fn report(&self) -> serde_json::Value {
-        let out = Command::new("curl").args(["-fsS", &format!("{}/__faults", self.proxy)]).output().expect("curl");
-        serde_json::from_slice(&out.stdout).expect("fault report")
+        super::set_faults(&self.proxy, rates);
     }
 
     /// The candidate's share of the listener as moto has it, in percent.
@@ -146,10 +137,8 @@ async fn canaries_on_a_flaky_aws_api_end_completed_or_rolled_back() {
         assert_eq!(code(&rollback), 0, "{what}: rollback: {}", stderr(&rollback));
         assert_eq!(env.candidate_percent().await, 0, "{what}: after rollback");
     }
-    let report = env.report();
+    let (report, injected) = super::fault_report(&env.proxy);
     eprintln!("aws faults: exits {exits:?}; proxy {report}");
-    let injected =
-        ["errors", "throttled", "slowed", "dropped"].iter().map(|k| report[k].as_u64().unwrap_or(0)).sum::<u64>();
     assert!(injected >= 8, "too few faults were injected to mean anything: {report}");
 }
 

@@ -58,16 +58,7 @@ impl Env {
     }
 
     fn faults(&self, rates: &str) {
-        let out = Command::new("curl")
-            .args(["-fsS", "-X", "PUT", "-d", rates, &format!("{}/__faults", self.proxy)])
-            .output()
-            .expect("curl");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    }
-
-    fn report(&self) -> serde_json::Value {
-        let out = Command::new("curl").args(["-fsS", &format!("{}/__faults", self.proxy)]).output().expect("curl");
-        serde_json::from_slice(&out.stdout).expect("fault report")
+        super::set_faults(&self.proxy, rates);
     }
 
     fn record(&self, name: &str) -> Record {
@@ -148,10 +139,8 @@ fn promotions_on_a_flaky_github_end_with_the_ledger_complete() {
         assert_eq!(states.last().map(String::as_str), Some("failure"), "run {run}: reverted: {states:?}");
         assert_eq!(env.h.state()["stable"]["upstream"], env.h.apps[0].as_str(), "run {run}: v1 serves again");
     }
-    let report = env.report();
+    let (report, injected) = super::fault_report(&env.proxy);
     eprintln!("github faults: exits {exits:?}; proxy {report}");
-    let injected =
-        ["errors", "throttled", "slowed", "dropped"].iter().map(|k| report[k].as_u64().unwrap_or(0)).sum::<u64>();
     assert!(injected >= 6, "too few faults were injected to mean anything: {report}");
 }
 
