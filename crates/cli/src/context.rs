@@ -108,16 +108,11 @@ impl Context {
     }
 
     /// Takes or renews this deployment's environment lease, to last
-    /// `lease_timeout` from now and at least until `until`. Returns a line
-    /// for the log and summary; another deployment holding it is
-    /// `Err(holder)`.
-    pub fn hold_lease(&self, record: &Record, until: Option<Timestamp>) -> Result<Result<String, String>, Failure> {
-        if let LedgerConfig::Github {} = self.config.ledger {
-            // No client (and no token) needed for what it does not keep.
-            return Ok(Ok(
-                "the github ledger keeps no lease: the workflow's concurrency group serializes promotions".into()
-            ));
-        }
+    /// `lease_timeout` from now and at least until `until`: the ledger's
+    /// (the lease file, or the in-progress GitHub deployment). Says in a
+    /// line for the log and summary where it stands; another deployment
+    /// holding it is `Err(holder)`.
+    pub async fn hold_lease(&self, record: &Record, until: Option<Timestamp>) -> Result<LeaseCheck, Failure> {
         let now = now();
         let timeout = self.config.lease_timeout_for(self.env());
         let mut expires_at = now.checked_add(timeout).unwrap_or(now);
@@ -140,26 +135,27 @@ impl Context {
             expires_at,
         };
         let until_text = expires_at.strftime("%Y-%m-%d %H:%M:%SZ");
-        let state = self
+        let (state, github_deployment) = self
             .ledger()?
-            .acquire_lease(&want, now)
+            .acquire_lease(record, &want, &self.target(), now, lease_grace(timeout))
+            .await
             .map_err(|e| ledger_failure(e, "the environment lease could not be taken"))?;
-        Ok(match state {
-            None => Ok("this ledger keeps no lease".into()),
-            Some(LeaseState::Held(Acquired::New)) => {
+        let result = match state {
+            LeaseState::Held(Acquired::New) => {
                 Ok(format!("{} is now held by this deployment until {until_text}", record.environment))
             }
-            Some(LeaseState::Held(Acquired::Renewed)) => Ok(format!("held by this deployment until {until_text}")),
-            Some(LeaseState::Held(Acquired::TookOver(old))) => Ok(format!(
+            LeaseState::Held(Acquired::Renewed) => Ok(format!("held by this deployment until {until_text}")),
+            LeaseState::Held(Acquired::TookOver(old)) => Ok(format!(
                 "took over the expired lease of {}; held by this deployment until {until_text}",
                 old.describe()
             )),
-            Some(LeaseState::HeldByOther(holder)) => Err(format!(
+            LeaseState::HeldByOther(holder) => Err(format!(
                 "environment {} is held by {}: one promotion per environment at a time; wait for it to end, or for its lease to expire if that run is dead",
                 record.environment,
                 holder.describe()
             )),
-        })
+        };
+        Ok(LeaseCheck { result, github_deployment })
     }
 
     pub fn env(&self) -> &Environment {
@@ -194,6 +190,22 @@ impl Context {
         crate::notify::about(record);
         record.save(&self.record_path).provider_failed()
     }
+}
+
+/// Where the environment lease stands after [`Context::hold_lease`].
+#[derive(Debug)]
+pub struct LeaseCheck {
+    /// A line for the log: held by this deployment, or `Err(holder)`.
+    pub result: Result<String, String>,
+    /// The GitHub deployment the lease was taken on (the GitHub ledger).
+    pub github_deployment: Option<u64>,
+}
+
+/// How long past a lease's expiry others still respect it, for runners'
+/// clocks that differ a little: 5 s, or a quarter of a shorter lease.
+pub fn lease_grace(timeout: std::time::Duration) -> jiff::SignedDuration {
+    let grace = timeout.checked_div(4).unwrap_or_default().min(std::time::Duration::from_secs(5));
+    jiff::SignedDuration::try_from(grace).unwrap_or_default()
 }
 
 /// A ledger failure with what it means for the deployment, classified.

@@ -262,14 +262,17 @@ fn a_promotion_through_three_environments_leaves_one_deployment_each() {
 
     // API calls per step (gate, shift-traffic, promote). A change that
     // multiplies them shows here:
-    // - gate dev: list dev deployments, create one, in_progress = 3
+    // - gate dev: list dev deployments, create one, then the lease: its
+    //   statuses, the lease status, list dev deployments, their statuses = 6
     // - gate tst: dev's history (list + statuses), list tst deployments,
-    //   statuses of the job's deployment, in_progress = 5
+    //   statuses of the job's deployment, then the lease (4) = 8
     // - gate prd: tst's history (list + statuses), list prd deployments,
-    //   create, in_progress = 5
-    // - shift-traffic: no GitHub
-    // - promote: success (+ dispatch while there is a next environment)
-    assert_eq!(calls, [[Some(3), None, Some(2)], [Some(5), None, Some(2)], [Some(5), None, Some(1)]]);
+    //   create, then the lease (4) = 8
+    // - shift-traffic: the lease, still fresh, read at start and at its one
+    //   stage (its statuses) = 2
+    // - promote: the lease (1), success (+ dispatch while there is a next
+    //   environment)
+    assert_eq!(calls, [[Some(6), Some(2), Some(3)], [Some(8), Some(2), Some(3)], [Some(8), Some(2), Some(2)]]);
     h.assert_token_nowhere();
 
     // The step summary shows every gate check with its evidence and link.
@@ -417,9 +420,10 @@ fn a_rate_limited_step_waits_for_the_reset_and_carries_on() {
     assert_eq!(code(&gate), 0, "{}", stderr(&gate));
     assert!(stderr(&gate).contains("GitHub rate limit while trying to list the deployments of"), "{}", stderr(&gate));
     let statuses: Vec<u16> = h.fake.seen().iter().map(|s| s.status).collect();
-    assert_eq!(statuses, [403, 200, 201, 201]);
+    // list, create, the lease (statuses, lease status, list, statuses).
+    assert_eq!(statuses, [403, 200, 201, 200, 201, 200, 200]);
     assert!(
-        stderr(&gate).contains("(3 counted against the rate limit, 0 not modified, 2 writes, 1 rate-limit waits)"),
+        stderr(&gate).contains("(6 counted against the rate limit, 0 not modified, 2 writes, 1 rate-limit waits)"),
         "{}",
         stderr(&gate)
     );
