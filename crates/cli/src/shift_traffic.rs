@@ -339,7 +339,13 @@ fn check_pause_at(record: &Record, pause_at: u8, with_weight: bool) -> Result<()
 
 /// Stops the plan after stage `i`: status `paused`, with when the wait for
 /// approval expires.
-async fn pause(ctx: &Context, record: &mut Record, i: usize, total: usize, mut markdown: String) -> Result<Exit, Failure> {
+async fn pause(
+    ctx: &Context,
+    record: &mut Record,
+    i: usize,
+    total: usize,
+    mut markdown: String,
+) -> Result<Exit, Failure> {
     let timeout = ctx.config.pause_timeout_for(ctx.env());
     let now = now();
     let expires_at = jiff::SignedDuration::try_from(timeout)

@@ -269,7 +269,13 @@ impl GitHubLedger {
         Ok(claims)
     }
 
-    async fn post_status(&self, id: u64, state: &'static str, text: &str, target: &Target) -> Result<(), ProviderError> {
+    async fn post_status(
+        &self,
+        id: u64,
+        state: &'static str,
+        text: &str,
+        target: &Target,
+    ) -> Result<(), ProviderError> {
         let status = NewStatus {
             state,
             log_url: self.run_url.clone(),
@@ -323,7 +329,10 @@ mod tests {
         let text = note(true, until, "shop", "v2.1", "canary");
         assert_eq!(text, "sluice: lease taken until 2026-11-23T10:30:01Z for shop v2.1 (canary)");
         let read = parse_note(&text).expect("note");
-        assert_eq!(read, Note { taken: true, until: t("2026-11-23T10:30:01Z"), app: "shop".into(), version: "v2.1".into() });
+        assert_eq!(
+            read,
+            Note { taken: true, until: t("2026-11-23T10:30:01Z"), app: "shop".into(), version: "v2.1".into() }
+        );
         let long = note(false, until, "shop", &"v".repeat(200), "canary");
         assert_eq!(long.chars().count(), 140);
         assert_eq!(parse_note(&long).expect("still a note").until, t("2026-11-23T10:30:01Z"));
@@ -371,7 +380,8 @@ mod tests {
         fn deployment_of(id: u64) -> Deployment {
             deployment(id, "bob")
         }
-        let claims = [c(1, 50, "2026-11-23T09:59:57Z"), c(2, 60, "2026-11-23T10:05:00Z"), c(3, 55, "2026-11-23T10:05:00Z")];
+        let claims =
+            [c(1, 50, "2026-11-23T09:59:57Z"), c(2, 60, "2026-11-23T10:05:00Z"), c(3, 55, "2026-11-23T10:05:00Z")];
         // 1 expired 3 s ago, within the grace: it still holds.
         assert_eq!(holder(&claims, 3, now, grace).map(|c| c.deployment), Some(1));
         let later = now + SignedDuration::from_secs(10);

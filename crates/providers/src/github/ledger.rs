@@ -89,7 +89,12 @@ impl GitHubLedger {
         Ok(id)
     }
 
-    pub(super) async fn find_or_create(&self, record: &Record, commit: &str, target: &Target) -> Result<u64, ProviderError> {
+    pub(super) async fn find_or_create(
+        &self,
+        record: &Record,
+        commit: &str,
+        target: &Target,
+    ) -> Result<u64, ProviderError> {
         if let Some(id) = self.find(record, commit).await? {
             return Ok(id);
         }
