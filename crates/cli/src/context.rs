@@ -101,6 +101,19 @@ impl Context {
         if let Err(e) = ledger.release_lease(&record.app, &record.environment, &record.id) {
             gha::warning(&format!("the environment lease was not released: {e}; it expires by itself"));
         }
+        let mine = Lease {
+            schema: LEASE_SCHEMA.into(),
+            app: record.app.clone(),
+            environment: record.environment.clone(),
+            record_id: record.id.clone(),
+            version: record.version.clone(),
+            holder: String::new(),
+            acquired_at: now(),
+            expires_at: now(),
+        };
+        if let Err(e) = self.router().release_lease(&mine).await {
+            gha::warning(&format!("the ALB listener's lease was not released: {e}; it expires by itself"));
+        }
         ledger.finish(record, entry, &self.target()).await.map_err(|e| {
             ledger_failure(e, &format!("the deployment {} is done but its ledger entry was not written", entry.id))
         })?;
@@ -135,12 +148,14 @@ impl Context {
             expires_at,
         };
         let until_text = expires_at.strftime("%Y-%m-%d %H:%M:%SZ");
-        let (state, github_deployment) = self
-            .ledger()?
-            .acquire_lease(record, &want, &self.target(), now, lease_grace(timeout))
+        let grace = lease_grace(timeout);
+        let ledger = self.ledger()?;
+        let (state, github_deployment) = ledger
+            .acquire_lease(record, &want, &self.target(), now, grace)
             .await
             .map_err(|e| ledger_failure(e, "the environment lease could not be taken"))?;
-        let result = match state {
+        let fresh = matches!(state, LeaseState::Held(Acquired::New | Acquired::TookOver(_)));
+        let mut result = match state {
             LeaseState::Held(Acquired::New) => {
                 Ok(format!("{} is now held by this deployment until {until_text}", record.environment))
             }
@@ -155,6 +170,37 @@ impl Context {
                 holder.describe()
             )),
         };
+        if result.is_ok() {
+            // The router's own lease (an ALB listener's tag) too, so runs
+            // with different ledgers cannot shift one listener at once.
+            let taken = self.router().take_lease(&want, grace).await;
+            let refused = match &taken {
+                Ok(Some(Err(holder))) => Some(format!(
+                    "the ALB listener of environment {} is held by {}: one promotion per listener at a time; wait for it to end, or for its lease to expire if that run is dead",
+                    record.environment,
+                    holder.describe()
+                )),
+                Err(e) => Some(format!("the ALB listener's lease could not be taken: {e}")),
+                Ok(_) => None,
+            };
+            if let Some(why) = &refused
+                && fresh
+            {
+                // What was just taken in the ledger is given back.
+                if let Err(e) = ledger.withdraw_lease(record, github_deployment, why, &self.target()).await {
+                    gha::warning(&format!("the ledger's lease was not given back: {e}; it expires by itself"));
+                }
+            }
+            match (taken, &mut result) {
+                (Err(e), _) => return Err(e).provider_failed(),
+                (Ok(Some(Ok(Acquired::TookOver(old)))), Ok(line)) => {
+                    line.push_str(&format!("; took over the ALB listener's expired lease of {}", old.describe()))
+                }
+                (Ok(Some(Ok(_))), Ok(line)) => line.push_str("; the ALB listener's lease too"),
+                (Ok(Some(Err(_))), _) => result = Err(refused.unwrap_or_default()),
+                _ => {}
+            }
+        }
         Ok(LeaseCheck { result, github_deployment })
     }
 
