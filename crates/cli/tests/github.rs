@@ -563,11 +563,12 @@ fn two_promotions_started_together_get_one_github_lease() {
     assert_eq!(code(&again), 0, "after the promotion the environment is free: {}", stderr(&again));
     assert_eq!(record_deployment(&h, lose_record), waiting, "the waiting record keeps its deployment");
 
-    // That run dies holding the environment; its lease expires (2 s, and
-    // 0.5 s of grace for other clocks) and the next gate takes it over.
+    // That run dies holding the environment; its lease expires (2 s, whole
+    // seconds rounded up, and 0.5 s of grace for other clocks) and the next
+    // gate takes it over.
     let early = h.step("gate", 14, &gate_args("c.json"));
     assert_eq!(code(&early), 1, "while the lease lasts: {}", stderr(&early));
-    std::thread::sleep(std::time::Duration::from_millis(3200));
+    std::thread::sleep(std::time::Duration::from_millis(4000));
     let next = h.step("gate", 14, &gate_args("c.json"));
     assert_eq!(code(&next), 0, "{}", stderr(&next));
     assert!(stderr(&next).contains("took over the expired lease of deployment shop-dev-v2-"), "{}", stderr(&next));
