@@ -116,6 +116,19 @@ impl Context {
         if let Err(e) = ledger.release_lease(&record.app, &record.environment, &record.id) {
             gha::warning(&format!("the environment lease was not released: {e}; it expires by itself"));
         }
+        let mine = Lease {
+            schema: LEASE_SCHEMA.into(),
+            app: record.app.clone(),
+            environment: record.environment.clone(),
+            record_id: record.id.clone(),
+            version: record.version.clone(),
+            holder: String::new(),
+            acquired_at: now(),
+            expires_at: now(),
+        };
+        if let Err(e) = self.router().release_lease(&mine).await {
+            gha::warning(&format!("the ALB listener's lease was not released: {e}; it expires by itself"));
+        }
         let written = again
             && match &ledger {
                 Ledger::File(path) => {
@@ -147,16 +160,11 @@ impl Context {
     }
 
     /// Takes or renews this deployment's environment lease, to last
-    /// `lease_timeout` from now and at least until `until`. Returns a line
-    /// for the log and summary; another deployment holding it is
-    /// `Err(holder)`.
-    pub fn hold_lease(&self, record: &Record, until: Option<Timestamp>) -> Result<Result<String, String>, Failure> {
-        if let LedgerConfig::Github {} = self.config.ledger {
-            // No client (and no token) needed for what it does not keep.
-            return Ok(Ok(
-                "the github ledger keeps no lease: the workflow's concurrency group serializes promotions".into()
-            ));
-        }
+    /// `lease_timeout` from now and at least until `until`: the ledger's
+    /// (the lease file, or the in-progress GitHub deployment). Says in a
+    /// line for the log and summary where it stands; another deployment
+    /// holding it is `Err(holder)`.
+    pub async fn hold_lease(&self, record: &Record, until: Option<Timestamp>) -> Result<LeaseCheck, Failure> {
         let now = now();
         let timeout = self.config.lease_timeout_for(self.env());
         let mut expires_at = now.checked_add(timeout).unwrap_or(now);
@@ -179,26 +187,60 @@ impl Context {
             expires_at,
         };
         let until_text = expires_at.strftime("%Y-%m-%d %H:%M:%SZ");
-        let state = self
-            .ledger()?
-            .acquire_lease(&want, now)
+        let grace = lease_grace(timeout);
+        let ledger = self.ledger()?;
+        let (state, github_deployment) = ledger
+            .acquire_lease(record, &want, &self.target(), now, grace)
+            .await
             .map_err(|e| ledger_failure(e, "the environment lease could not be taken"))?;
-        Ok(match state {
-            None => Ok("this ledger keeps no lease".into()),
-            Some(LeaseState::Held(Acquired::New)) => {
+        let fresh = matches!(state, LeaseState::Held(Acquired::New | Acquired::TookOver(_)));
+        let mut result = match state {
+            LeaseState::Held(Acquired::New) => {
                 Ok(format!("{} is now held by this deployment until {until_text}", record.environment))
             }
-            Some(LeaseState::Held(Acquired::Renewed)) => Ok(format!("held by this deployment until {until_text}")),
-            Some(LeaseState::Held(Acquired::TookOver(old))) => Ok(format!(
+            LeaseState::Held(Acquired::Renewed) => Ok(format!("held by this deployment until {until_text}")),
+            LeaseState::Held(Acquired::TookOver(old)) => Ok(format!(
                 "took over the expired lease of {}; held by this deployment until {until_text}",
                 old.describe()
             )),
-            Some(LeaseState::HeldByOther(holder)) => Err(format!(
+            LeaseState::HeldByOther(holder) => Err(format!(
                 "environment {} is held by {}: one promotion per environment at a time; wait for it to end, or for its lease to expire if that run is dead",
                 record.environment,
                 holder.describe()
             )),
-        })
+        };
+        if result.is_ok() {
+            // The router's own lease (an ALB listener's tag) too, so runs
+            // with different ledgers cannot shift one listener at once.
+            let taken = self.router().take_lease(&want, grace).await;
+            let refused = match &taken {
+                Ok(Some(Err(holder))) => Some(format!(
+                    "the ALB listener of environment {} is held by {}: one promotion per listener at a time; wait for it to end, or for its lease to expire if that run is dead",
+                    record.environment,
+                    holder.describe()
+                )),
+                Err(e) => Some(format!("the ALB listener's lease could not be taken: {e}")),
+                Ok(_) => None,
+            };
+            if let Some(why) = &refused
+                && fresh
+            {
+                // What was just taken in the ledger is given back.
+                if let Err(e) = ledger.withdraw_lease(record, github_deployment, why, &self.target()).await {
+                    gha::warning(&format!("the ledger's lease was not given back: {e}; it expires by itself"));
+                }
+            }
+            match (taken, &mut result) {
+                (Err(e), _) => return Err(e).provider_failed(),
+                (Ok(Some(Ok(Acquired::TookOver(old)))), Ok(line)) => {
+                    line.push_str(&format!("; took over the ALB listener's expired lease of {}", old.describe()))
+                }
+                (Ok(Some(Ok(_))), Ok(line)) => line.push_str("; the ALB listener's lease too"),
+                (Ok(Some(Err(_))), _) => result = Err(refused.unwrap_or_default()),
+                _ => {}
+            }
+        }
+        Ok(LeaseCheck { result, github_deployment })
     }
 
     pub fn env(&self) -> &Environment {
@@ -233,6 +275,22 @@ impl Context {
         crate::notify::about(record);
         record.save(&self.record_path).provider_failed()
     }
+}
+
+/// Where the environment lease stands after [`Context::hold_lease`].
+#[derive(Debug)]
+pub struct LeaseCheck {
+    /// A line for the log: held by this deployment, or `Err(holder)`.
+    pub result: Result<String, String>,
+    /// The GitHub deployment the lease was taken on (the GitHub ledger).
+    pub github_deployment: Option<u64>,
+}
+
+/// How long past a lease's expiry others still respect it, for runners'
+/// clocks that differ a little: 5 s, or a quarter of a shorter lease.
+pub fn lease_grace(timeout: std::time::Duration) -> jiff::SignedDuration {
+    let grace = timeout.checked_div(4).unwrap_or_default().min(std::time::Duration::from_secs(5));
+    jiff::SignedDuration::try_from(grace).unwrap_or_default()
 }
 
 /// A ledger failure with what it means for the deployment, classified.

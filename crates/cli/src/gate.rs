@@ -111,7 +111,12 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
     if checks.iter().all(|c| c.passed) {
         // Last, so a release that could not go anyway never holds the
         // environment: one deployment per environment at a time.
-        checks.push(match ctx.hold_lease(&record, None)? {
+        let lease = ctx.hold_lease(&record, None).await?;
+        // Kept even when waiting: the next gate of this record reuses it.
+        if let Some(id) = lease.github_deployment {
+            record.github_deployment = Some(id);
+        }
+        checks.push(match lease.result {
             Ok(held) => GateCheck::pass("lease", held),
             // Transient: the same record may be gated again once it ends.
             Err(holder) => GateCheck::wait("lease", holder),

@@ -72,7 +72,7 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
         // What the ledger and the hand-off need is checked before anything
         // moves, so a missing token is bad input that changed nothing.
         let ledger = ctx.ledger()?;
-        if let Err(holder) = ctx.hold_lease(&record, None)? {
+        if let Err(holder) = ctx.hold_lease(&record, None).await?.result {
             gha::error("environment held", &holder);
             return Err(Failure { exit: Exit::DECLINED, error: anyhow!(holder) });
         }

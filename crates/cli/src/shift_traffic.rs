@@ -80,7 +80,7 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
     // One deployment per environment at a time: this one must hold it (a
     // paused canary holds it until its pause expires). Refusing changes
     // nothing.
-    match ctx.hold_lease(&record, record.pause().map(|(_, _, expires_at)| expires_at))? {
+    match ctx.hold_lease(&record, record.pause().map(|(_, _, expires_at)| expires_at)).await?.result {
         Ok(line) => eprintln!("shift-traffic: lease: {line}"),
         Err(holder) => {
             gha::error("environment held", &holder);
@@ -226,7 +226,7 @@ async fn run_plan(ctx: &Context, router: &Router, record: &mut Record, pause_at:
         // Each stage renews the lease; one lost (this run stalled past its
         // timeout and another deployment took the environment) stops here,
         // leaving the router to its new holder.
-        if let Err(holder) = ctx.hold_lease(record, None)? {
+        if let Err(holder) = ctx.hold_lease(record, None).await?.result {
             let message = format!(
                 "lost the environment lease before stage {}: {holder}; stopped without touching traffic (the candidate was at {}%)",
                 i + 1,
@@ -241,7 +241,7 @@ async fn run_plan(ctx: &Context, router: &Router, record: &mut Record, pause_at:
         }
         if duration.is_zero() {
             if pause_at == Some(weight) {
-                return pause(ctx, record, i, total, markdown);
+                return pause(ctx, record, i, total, markdown).await;
             }
             continue;
         }
@@ -254,7 +254,7 @@ async fn run_plan(ctx: &Context, router: &Router, record: &mut Record, pause_at:
             ));
             tokio::time::sleep(duration).await;
             if pause_at == Some(weight) {
-                return pause(ctx, record, i, total, markdown);
+                return pause(ctx, record, i, total, markdown).await;
             }
             continue;
         }
@@ -282,7 +282,7 @@ async fn run_plan(ctx: &Context, router: &Router, record: &mut Record, pause_at:
             return Ok(if verdict == Verdict::Error { Exit::PROVIDER } else { Exit::DECLINED });
         }
         if pause_at == Some(weight) {
-            return pause(ctx, record, i, total, markdown);
+            return pause(ctx, record, i, total, markdown).await;
         }
     }
     record.status = Status::Verified;
@@ -339,7 +339,13 @@ fn check_pause_at(record: &Record, pause_at: u8, with_weight: bool) -> Result<()
 
 /// Stops the plan after stage `i`: status `paused`, with when the wait for
 /// approval expires.
-fn pause(ctx: &Context, record: &mut Record, i: usize, total: usize, mut markdown: String) -> Result<Exit, Failure> {
+async fn pause(
+    ctx: &Context,
+    record: &mut Record,
+    i: usize,
+    total: usize,
+    mut markdown: String,
+) -> Result<Exit, Failure> {
     let timeout = ctx.config.pause_timeout_for(ctx.env());
     let now = now();
     let expires_at = jiff::SignedDuration::try_from(timeout)
@@ -351,7 +357,7 @@ fn pause(ctx: &Context, record: &mut Record, i: usize, total: usize, mut markdow
     record.push("shift-traffic", EventDetail::Pause { stage: i, weight, expires_at }, now);
     ctx.save(record)?;
     // The environment stays held while the canary waits for approval.
-    if let Err(holder) = ctx.hold_lease(record, Some(expires_at))? {
+    if let Err(holder) = ctx.hold_lease(record, Some(expires_at)).await?.result {
         gha::warning(&format!("the paused canary's lease could not be extended: {holder}"));
     }
     eprintln!(

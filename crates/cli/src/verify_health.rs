@@ -67,7 +67,7 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
             record.status
         )));
     }
-    if let Err(holder) = ctx.hold_lease(&record, record.pause().map(|(_, _, expires_at)| expires_at))? {
+    if let Err(holder) = ctx.hold_lease(&record, record.pause().map(|(_, _, expires_at)| expires_at)).await?.result {
         gha::error("environment held", &holder);
         return Err(Failure { exit: Exit::DECLINED, error: anyhow!(holder) });
     }

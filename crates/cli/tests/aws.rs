@@ -48,6 +48,10 @@ impl Env {
     }
 
     fn step_on(&self, record: &str, name: &str, args: &[&str]) -> Output {
+        self.step_with("sluice.toml", record, name, args)
+    }
+
+    fn step_with(&self, config: &str, record: &str, name: &str, args: &[&str]) -> Output {
         let mut cmd = Command::new(bin(name));
         cmd.current_dir(self.dir.path())
             .env_remove("GITHUB_ACTIONS")
@@ -55,7 +59,7 @@ impl Env {
             .env("GITHUB_STEP_SUMMARY", self.dir.path().join("summary.md"))
             .env("CI", "true")
             .envs(step_env(&self.endpoint))
-            .args(["--config", "sluice.toml", "-e", "dev", "--record", record])
+            .args(["--config", config, "-e", "dev", "--record", record])
             .args(args);
         let out = cmd.output().expect("step runs");
         if let Ok(mut printed) = self.printed.lock() {
@@ -190,6 +194,97 @@ async fn a_promotion_is_reverted() {
     assert_eq!(env.record()["status"], "rolled_back");
     let ledger = std::fs::read_to_string(env.dir.path().join("ledger.jsonl")).expect("ledger");
     assert!(ledger.lines().last().is_some_and(|l| l.contains("\"reverted\"")), "{ledger}");
+}
+
+/// The lease claims on the listener (tag key, release, record id).
+async fn lease_tags(env: &Env) -> Vec<(String, String, String)> {
+    let alb = AlbRouter::with_aws(
+        Aws::from_sdk_config(env.sdk.clone()),
+        Resource::Listener(env.fx.listener.clone()),
+        &env.fx.blue,
+        &env.fx.green,
+    );
+    let now = jiff::Timestamp::now();
+    let want = sluice_core::lease::Lease {
+        schema: sluice_core::lease::LEASE_SCHEMA.into(),
+        app: "shop".into(),
+        environment: "dev".into(),
+        record_id: String::new(),
+        version: String::new(),
+        holder: String::new(),
+        acquired_at: now,
+        expires_at: now,
+    };
+    let claims = alb.lease_claims(&want).await.expect("lease tags");
+    claims.into_iter().map(|c| (c.key, c.lease.version, c.lease.record_id)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_promotions_with_different_ledgers_get_one_listener() {
+    let Some(env) = Env::start("{ kind = \"all_at_once\" }").await else { return };
+    // Two configs for the same listener, each with its own ledger (and so
+    // its own file lease): only the listener's tag can keep them apart.
+    let a = std::fs::read_to_string(env.dir.path().join("sluice.toml")).expect("config");
+    let a = a.replacen("[defaults]\n", "[defaults]\nlease_timeout = \"3s\"\n", 1);
+    std::fs::write(env.dir.path().join("sluice.toml"), &a).expect("config a");
+    // (The file lease lives beside the ledger: another directory.)
+    let b = a.replace("ledger.jsonl", "b/ledger.jsonl");
+    std::fs::create_dir_all(env.dir.path().join("b")).expect("dir b");
+    std::fs::write(env.dir.path().join("b.toml"), b).expect("config b");
+
+    let (ra, rb) = std::thread::scope(|s| {
+        let ra =
+            s.spawn(|| env.step_with("sluice.toml", "a.json", "gate", &["--release", "v2", "--commit", "abcdef1"]));
+        let rb = s.spawn(|| env.step_with("b.toml", "b.json", "gate", &["--release", "v3", "--commit", "abcdef2"]));
+        (ra.join().expect("a"), rb.join().expect("b"))
+    });
+    let code = |o: &Output| o.status.code().unwrap_or(-1);
+    let text = |o: &Output| String::from_utf8_lossy(&o.stderr).into_owned();
+    let (winner, loser, win, lose) = match (code(&ra), code(&rb)) {
+        (0, 1) => (&ra, &rb, ("sluice.toml", "a.json", "v2"), ("b.toml", "b.json", "v3")),
+        (1, 0) => (&rb, &ra, ("b.toml", "b.json", "v3"), ("sluice.toml", "a.json", "v2")),
+        other => panic!("expected one gate to pass and one to wait, got {other:?}: {} / {}", text(&ra), text(&rb)),
+    };
+    let message = text(loser);
+    assert!(
+        message.contains(&format!(
+            "WAIT  lease: the ALB listener of environment dev is held by deployment shop-dev-{}-",
+            win.2
+        )),
+        "{message}"
+    );
+    assert!(message.contains(&format!("(release {}", win.2)), "the message names the holder: {message}");
+    assert!(text(winner).contains("the ALB listener's lease too"), "{}", text(winner));
+    let tags = lease_tags(&env).await;
+    assert_eq!(tags.len(), 1, "the loser removed its claim: {tags:?}");
+    assert_eq!(tags[0].1, win.2, "{tags:?}");
+
+    // The holder promotes and lets go; the one that waited goes next.
+    ok(&env.step_with(win.0, win.1, "shift-traffic", &[]), "shift-traffic");
+    ok(&env.step_with(win.0, win.1, "promote", &[]), "promote");
+    assert_eq!(lease_tags(&env).await, [], "promote released the listener");
+    ok(&env.step_with(lose.0, lose.1, "gate", &["--release", lose.2, "--commit", "abcdef2"]), "the waiting gate again");
+
+    // That run dies holding the listener. Another run (the other ledger)
+    // waits while the lease lasts, and takes it over once it expired (3 s,
+    // and 0.75 s of grace for other clocks).
+    let early = env.step_with(win.0, "c.json", "gate", &["--release", "v4", "--commit", "abcdef3"]);
+    assert_eq!(code(&early), 1, "while the lease lasts: {}", text(&early));
+    tokio::time::sleep(std::time::Duration::from_millis(3000)).await;
+    let next = env.step_with(win.0, "c.json", "gate", &["--release", "v4", "--commit", "abcdef3"]);
+    assert_eq!(code(&next), 0, "{}", text(&next));
+    assert!(
+        text(&next).contains(&format!("took over the ALB listener's expired lease of deployment shop-dev-{}-", lose.2)),
+        "{}",
+        text(&next)
+    );
+    // The dead run comes back: its claim is gone, the listener is not its.
+    let before = env.weights().await;
+    let late = env.step_with(lose.0, lose.1, "shift-traffic", &[]);
+    assert_eq!(code(&late), 1, "{}", text(&late));
+    assert!(text(&late).contains("is held by deployment shop-dev-v4-"), "{}", text(&late));
+    assert_eq!(env.weights().await, before, "a refused step moved traffic");
+    env.assert_credentials_nowhere();
 }
 
 // CodeDeploy: moto keeps the deployments; the CodeDeploy fake on the fault

@@ -103,7 +103,16 @@ impl Harness {
 
     /// Runs a step as a workflow run `run` would, with debug lines on.
     fn step(&mut self, name: &str, run: u64, args: &[&str]) -> Output {
-        let out = Command::new(exe(name))
+        let out = self.command(name, run, args).output().expect("step runs");
+        self.printed.push(String::from_utf8_lossy(&out.stdout).into_owned());
+        self.printed.push(String::from_utf8_lossy(&out.stderr).into_owned());
+        out
+    }
+
+    /// The command of a step as a workflow run `run` would run it.
+    fn command(&self, name: &str, run: u64, args: &[&str]) -> Command {
+        let mut command = Command::new(exe(name));
+        command
             .current_dir(self.dir.path())
             .env_remove("GITHUB_ACTIONS")
             .env_remove("RUNNER_DEBUG")
@@ -118,12 +127,8 @@ impl Harness {
             .env("GITHUB_OUTPUT", self.path("github_output"))
             .env("GITHUB_STEP_SUMMARY", self.path("summary.md"))
             .args(["--config", "sluice.toml"])
-            .args(args)
-            .output()
-            .expect("step runs");
-        self.printed.push(String::from_utf8_lossy(&out.stdout).into_owned());
-        self.printed.push(String::from_utf8_lossy(&out.stderr).into_owned());
-        out
+            .args(args);
+        command
     }
 
     fn gate(&mut self, env: &str, record: &str, run: u64) -> Output {
@@ -262,14 +267,17 @@ fn a_promotion_through_three_environments_leaves_one_deployment_each() {
 
     // API calls per step (gate, shift-traffic, promote). A change that
     // multiplies them shows here:
-    // - gate dev: list dev deployments, create one, in_progress = 3
+    // - gate dev: list dev deployments, create one, then the lease: its
+    //   statuses, the lease status, list dev deployments, their statuses = 6
     // - gate tst: dev's history (list + statuses), list tst deployments,
-    //   statuses of the job's deployment, in_progress = 5
+    //   statuses of the job's deployment, then the lease (4) = 8
     // - gate prd: tst's history (list + statuses), list prd deployments,
-    //   create, in_progress = 5
-    // - shift-traffic: no GitHub
-    // - promote: success (+ dispatch while there is a next environment)
-    assert_eq!(calls, [[Some(3), None, Some(2)], [Some(5), None, Some(2)], [Some(5), None, Some(1)]]);
+    //   create, then the lease (4) = 8
+    // - shift-traffic: the lease, still fresh, read at start and at its one
+    //   stage (its statuses) = 2
+    // - promote: the lease (1), success (+ dispatch while there is a next
+    //   environment)
+    assert_eq!(calls, [[Some(6), Some(2), Some(3)], [Some(8), Some(2), Some(3)], [Some(8), Some(2), Some(2)]]);
     h.assert_token_nowhere();
 
     // The step summary shows every gate check with its evidence and link.
@@ -417,9 +425,10 @@ fn a_rate_limited_step_waits_for_the_reset_and_carries_on() {
     assert_eq!(code(&gate), 0, "{}", stderr(&gate));
     assert!(stderr(&gate).contains("GitHub rate limit while trying to list the deployments of"), "{}", stderr(&gate));
     let statuses: Vec<u16> = h.fake.seen().iter().map(|s| s.status).collect();
-    assert_eq!(statuses, [403, 200, 201, 201]);
+    // list, create, the lease (statuses, lease status, list, statuses).
+    assert_eq!(statuses, [403, 200, 201, 200, 201, 200, 200]);
     assert!(
-        stderr(&gate).contains("(3 counted against the rate limit, 0 not modified, 2 writes, 1 rate-limit waits)"),
+        stderr(&gate).contains("(6 counted against the rate limit, 0 not modified, 2 writes, 1 rate-limit waits)"),
         "{}",
         stderr(&gate)
     );
@@ -492,4 +501,91 @@ fn promote_without_a_token_for_the_hand_off_changes_nothing() {
     assert_eq!(h.fake.seen().len(), seen, "nothing was sent to GitHub");
     let dev = h.deployments_in("dev");
     assert_eq!(h.states(&dev[0]["id"]), ["in_progress"]);
+}
+
+/// The last status of a deployment, as GitHub shows it.
+fn last_status(h: &Harness, id: u64) -> (String, String) {
+    let statuses = h.fake.deployment_statuses(REPO, id);
+    let last = statuses.last().expect("a status");
+    (last["state"].as_str().unwrap_or("").to_owned(), last["description"].as_str().unwrap_or("").to_owned())
+}
+
+fn record_deployment(h: &Harness, record: &str) -> u64 {
+    let record: Value = serde_json::from_slice(&std::fs::read(h.path(record)).expect("record")).expect("json");
+    record["github_deployment"].as_u64().expect("the record names its GitHub deployment")
+}
+
+#[test]
+fn two_promotions_started_together_get_one_github_lease() {
+    let mut h = Harness::start(["lease_timeout = \"2s\"", "", ""], "");
+    let gate_args = |record: &'static str| ["-e", "dev", "--record", record, "--release", "v2", "--commit", SHA];
+    let (a, b) = std::thread::scope(|s| {
+        let (ca, cb) = (h.command("gate", 11, &gate_args("a.json")), h.command("gate", 12, &gate_args("b.json")));
+        let a = s.spawn(move || {
+            let mut c = ca;
+            c.output().expect("gate a")
+        });
+        let b = s.spawn(move || {
+            let mut c = cb;
+            c.output().expect("gate b")
+        });
+        (a.join().expect("a"), b.join().expect("b"))
+    });
+    let (winner, loser, win_record, lose_record, win_run) = match (code(&a), code(&b)) {
+        (0, 1) => (a, b, "a.json", "b.json", 11),
+        (1, 0) => (b, a, "b.json", "a.json", 12),
+        other => panic!("expected one gate to pass and one to wait, got {other:?}: {} / {}", stderr(&a), stderr(&b)),
+    };
+    let message = stderr(&loser);
+    assert!(message.contains("WAIT  lease: environment dev is held by deployment shop-dev-v2-"), "{message}");
+    assert!(message.contains(&format!("alice, {}", run_url(win_run))), "the message names the holder's run: {message}");
+    assert!(stderr(&winner).contains("pass  lease: dev is now held by this deployment until"), "{}", stderr(&winner));
+    let output = std::fs::read_to_string(h.path("github_output")).expect("outputs");
+    assert!(output.contains("decision=wait"), "{output}");
+    // On GitHub: the holder in progress, the one that waits queued.
+    let (held, waiting) = (record_deployment(&h, win_record), record_deployment(&h, lose_record));
+    let (state, description) = last_status(&h, held);
+    assert_eq!(state, "in_progress");
+    assert!(description.starts_with("sluice: lease taken until "), "{description}");
+    let (state, description) = last_status(&h, waiting);
+    assert_eq!((state.as_str(), description), ("queued", format!("sluice: waits: dev is held by deployment {held}")));
+
+    // The holder promotes: the environment is free, and the record that
+    // waited is gated again on the same deployment.
+    let v2 = h.apps[1].clone();
+    let run = if win_run == 11 { 11 } else { 12 };
+    let shift = h.step("shift-traffic", run, &["-e", "dev", "--record", win_record, "--candidate-upstream", &v2]);
+    assert_eq!(code(&shift), 0, "{}", stderr(&shift));
+    let promote = h.step("promote", run, &["-e", "dev", "--record", win_record]);
+    assert_eq!(code(&promote), 0, "{}", stderr(&promote));
+    assert_eq!(last_status(&h, held).0, "success");
+    let again = h.step("gate", 13, &gate_args(lose_record));
+    assert_eq!(code(&again), 0, "after the promotion the environment is free: {}", stderr(&again));
+    assert_eq!(record_deployment(&h, lose_record), waiting, "the waiting record keeps its deployment");
+
+    // That run dies holding the environment; its lease expires (2 s, whole
+    // seconds rounded up, and 0.5 s of grace for other clocks) and the next
+    // gate takes it over.
+    let early = h.step("gate", 14, &gate_args("c.json"));
+    assert_eq!(code(&early), 1, "while the lease lasts: {}", stderr(&early));
+    std::thread::sleep(std::time::Duration::from_millis(4000));
+    let next = h.step("gate", 14, &gate_args("c.json"));
+    assert_eq!(code(&next), 0, "{}", stderr(&next));
+    assert!(stderr(&next).contains("took over the expired lease of deployment shop-dev-v2-"), "{}", stderr(&next));
+    let (state, description) = last_status(&h, waiting);
+    assert_eq!(state, "queued", "the dead run's claim is withdrawn: {description}");
+    // The dead run comes back: it no longer holds the environment.
+    let late = h.step("shift-traffic", 13, &["-e", "dev", "--record", lose_record, "--candidate-upstream", &v2]);
+    assert_eq!(code(&late), 1, "{}", stderr(&late));
+    assert!(stderr(&late).contains("is held by deployment shop-dev-v2-"), "{}", stderr(&late));
+    // The history counts one promotion: waiting and takeovers are not
+    // rollbacks or failures.
+    let history: Vec<String> = h
+        .deployments_in("dev")
+        .iter()
+        .flat_map(|d| h.states(&d["id"]))
+        .filter(|s| matches!(s.as_str(), "success" | "failure" | "error" | "inactive"))
+        .collect();
+    assert_eq!(history, ["success"]);
+    h.assert_token_nowhere();
 }

@@ -90,6 +90,10 @@ pub struct Rates {
     pub slow_rate: f64,
     #[serde(default)]
     pub drop_rate: f64,
+    /// Only requests with these HTTP methods draw faults (e.g. `["POST"]`
+    /// breaks the writes and lets the reads through); empty: all of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<String>,
 }
 
 impl Rates {
@@ -144,8 +148,11 @@ impl State {
         ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    fn fault(&self) -> Fault {
+    fn fault(&self, method: &Method) -> Fault {
         let rates = self.rates.lock().map(|r| r.clone()).unwrap_or_default();
+        if !rates.methods.is_empty() && !rates.methods.iter().any(|m| m.eq_ignore_ascii_case(method.as_str())) {
+            return Fault::None;
+        }
         let x = self.draw();
         let mut edge = rates.drop_rate;
         if x < edge {
@@ -190,7 +197,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<ProxyRespon
     if req.uri().path() == "/__faults" {
         return Ok(admin(&state, req).await);
     }
-    match state.fault() {
+    match state.fault(req.method()) {
         Fault::Drop => {
             state.counters.dropped.fetch_add(1, Relaxed);
             return Err(std::io::Error::other("fault injected: connection dropped"));
@@ -319,6 +326,7 @@ pub fn main() -> ExitCode {
         throttle_rate: args.throttle_rate,
         slow_rate: args.slow_rate,
         drop_rate: args.drop_rate,
+        methods: Vec::new(),
     };
     if let Err(e) = rates.check() {
         eprintln!("error: {e}");

@@ -8,7 +8,7 @@
 
 use crate::ProviderError;
 use crate::github::ledger::{GitHubLedger, Target};
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use sluice_core::lease::{self, Acquired, Lease, LeaseError};
 use sluice_core::ledger::{LedgerEntry, LedgerError};
 use sluice_core::record::Record;
@@ -134,24 +134,61 @@ impl Ledger {
     }
 
     /// Takes or renews the environment lease of `want.record_id` (one
-    /// deployment per app and environment at a time). `Ok(None)`: this
-    /// ledger keeps no lease; the GitHub ledger relies on the workflow's
-    /// `concurrency` group for now.
-    pub fn acquire_lease(&self, want: &Lease, now: Timestamp) -> Result<Option<LeaseState>, LedgerFailure> {
+    /// deployment per app and environment at a time): the lease file beside
+    /// the file ledger, or the deployment's in-progress GitHub deployment
+    /// (`github::lease`, which also returns the deployment it was taken on).
+    /// `grace` allows for other runners' clocks.
+    pub async fn acquire_lease(
+        &self,
+        record: &Record,
+        want: &Lease,
+        target: &Target,
+        now: Timestamp,
+        grace: SignedDuration,
+    ) -> Result<(LeaseState, Option<u64>), LedgerFailure> {
         match self {
             Ledger::File(path) => {
                 let file = lease::path(path, &want.app, &want.environment);
                 match lease::acquire(&file, want, now) {
-                    Ok(acquired) => Ok(Some(LeaseState::Held(acquired))),
-                    Err(LeaseError::Held { holder, .. }) => Ok(Some(LeaseState::HeldByOther(holder))),
+                    Ok(acquired) => Ok((LeaseState::Held(acquired), None)),
+                    Err(LeaseError::Held { holder, .. }) => Ok((LeaseState::HeldByOther(holder), None)),
                     Err(e) => Err(LedgerFailure::Lease(e)),
                 }
             }
-            Ledger::GitHub(_) => Ok(None),
+            Ledger::GitHub(github) => {
+                let taken = github.take_lease(record, commit_of(record)?, target, want, now, grace).await?;
+                let state = match taken.outcome {
+                    Ok(acquired) => LeaseState::Held(acquired),
+                    Err(holder) => LeaseState::HeldByOther(holder),
+                };
+                Ok((state, Some(taken.deployment)))
+            }
         }
     }
 
-    /// Gives up the lease `record_id` holds, if it holds one.
+    /// Gives up a lease just taken, because the deployment waits for `why`
+    /// after all (the file's lease is released; the GitHub deployment
+    /// `github_deployment` is marked `queued`).
+    pub async fn withdraw_lease(
+        &self,
+        record: &Record,
+        github_deployment: Option<u64>,
+        why: &str,
+        target: &Target,
+    ) -> Result<(), LedgerFailure> {
+        match (self, github_deployment) {
+            (Ledger::File(path), _) => {
+                lease::release(&lease::path(path, &record.app, &record.environment), &record.id)
+                    .map_err(LedgerFailure::Lease)?;
+            }
+            (Ledger::GitHub(github), Some(id)) => github.withdraw_lease(id, why, target).await?,
+            (Ledger::GitHub(_), None) => {}
+        }
+        Ok(())
+    }
+
+    /// Gives up the lease `record_id` holds, if it holds one (the GitHub
+    /// ledger's lease ends with the deployment's final status, in `finish`).
     pub fn release_lease(&self, app: &str, environment: &str, record_id: &str) -> Result<bool, LedgerFailure> {
         match self {
             Ledger::File(path) => {

@@ -11,6 +11,7 @@ use crate::retry::Backoff;
 use serde::{Deserialize, Serialize};
 use sluice_analysis::Histogram;
 use sluice_core::config::RouterConfig;
+use sluice_core::lease::{Acquired, Lease};
 use sluice_core::record::RouterState;
 use std::time::Duration;
 
@@ -87,6 +88,28 @@ impl Router {
             Router::Local(r) => r.state().await.map(|s| s.into()),
             Router::Alb(r) => r.state().await,
             Router::CodeDeploy(r) => r.state().await,
+        }
+    }
+
+    /// Takes or renews the router's own environment lease, where it keeps
+    /// one (an ALB: a tag on the listener, [`crate::aws::lease`]); `None`
+    /// for the others. `Err(holder)` inside: another deployment holds it.
+    pub async fn take_lease(
+        &self,
+        want: &Lease,
+        grace: jiff::SignedDuration,
+    ) -> Result<Option<Result<Acquired, Box<Lease>>>, ProviderError> {
+        match self {
+            Router::Alb(r) => r.take_lease(want, grace, crate::aws::lease::SETTLE).await.map(Some),
+            Router::Local(_) | Router::CodeDeploy(_) => Ok(None),
+        }
+    }
+
+    /// Gives up the router's lease of `want.record_id`, if it holds one.
+    pub async fn release_lease(&self, want: &Lease) -> Result<bool, ProviderError> {
+        match self {
+            Router::Alb(r) => r.release_lease(want).await,
+            Router::Local(_) | Router::CodeDeploy(_) => Ok(false),
         }
     }
 

@@ -152,7 +152,16 @@ fn a_github_down_at_promote_keeps_the_entry_in_the_record_until_a_rerun_writes_i
     assert_eq!(code(&gate), 0, "{}", stderr(&gate));
     let shift = env.step("shift-traffic", 1, &["--record", "r.json", "--candidate-upstream", &v2]);
     assert_eq!(code(&shift), 0, "{}", stderr(&shift));
+    // GitHub down before promote: its lease check cannot read GitHub, so
+    // it stops before anything moves.
     env.faults(r#"{"error_rate":1}"#);
+    let early = env.step("promote", 1, &["--record", "r.json"]);
+    assert_eq!(code(&early), 3, "GitHub down: {}", stderr(&early));
+    assert_eq!(env.record("r.json").status, Status::Verified, "nothing moved: {}", stderr(&early));
+    assert_eq!(env.h.state()["stable"]["upstream"], env.h.apps[0].as_str());
+    // GitHub reads but does not take writes: the router promotes, the final
+    // status cannot be posted.
+    env.faults(r#"{"error_rate":1,"methods":["POST"]}"#);
     let promote = env.step("promote", 1, &["--record", "r.json"]);
     env.faults("{}");
     assert_eq!(code(&promote), 3, "GitHub stayed down: {}", stderr(&promote));

@@ -82,7 +82,12 @@ impl AlbRouter {
         AlbRouter { aws, resource, pair: [stable.to_owned(), candidate.to_owned()] }
     }
 
-    async fn client(&self) -> Result<Client, ProviderError> {
+    /// The listener or rule it drives.
+    pub fn resource(&self) -> &Resource {
+        &self.resource
+    }
+
+    pub(crate) async fn client(&self) -> Result<Client, ProviderError> {
         Ok(Client::new(self.aws.config(PROVIDER).await?))
     }
 

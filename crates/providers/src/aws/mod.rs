@@ -24,6 +24,7 @@
 pub mod alb;
 pub mod cloudwatch;
 pub mod codedeploy;
+pub mod lease;
 
 #[cfg(feature = "test-util")]
 pub mod testing;

@@ -89,7 +89,12 @@ impl GitHubLedger {
         Ok(id)
     }
 
-    async fn find_or_create(&self, record: &Record, commit: &str, target: &Target) -> Result<u64, ProviderError> {
+    pub(super) async fn find_or_create(
+        &self,
+        record: &Record,
+        commit: &str,
+        target: &Target,
+    ) -> Result<u64, ProviderError> {
         if let Some(id) = self.find(record, commit).await? {
             return Ok(id);
         }
@@ -285,7 +290,7 @@ impl GitHubLedger {
 }
 
 /// GitHub refuses descriptions over 140 characters.
-fn truncate(text: &str) -> String {
+pub(super) fn truncate(text: &str) -> String {
     if text.chars().count() <= 140 {
         return text.to_owned();
     }

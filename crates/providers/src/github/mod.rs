@@ -8,6 +8,7 @@
 
 pub mod cache;
 pub mod client;
+pub mod lease;
 pub mod ledger;
 pub mod types;
 
