@@ -196,11 +196,7 @@ enum Read {
 
 /// The report from the deployment history on GitHub; prints what it cost
 /// in API calls on stderr.
-async fn read_github(
-    args: &Args,
-    config: Option<&Config>,
-    options: &Options,
-) -> Result<sluice_dora::Report, Failure> {
+async fn read_github(args: &Args, config: Option<&Config>, options: &Options) -> Result<sluice_dora::Report, Failure> {
     let github_config = config.map(|c| c.github.clone()).unwrap_or_default();
     let github = GitHub::from_env(&github_config, "dora-report").map_err(Failure::input)?;
     let production = config.and_then(|c| c.environments.last().map(|e| c.gate_for(e)));
@@ -219,9 +215,9 @@ async fn read_github(
         max_deployments: args.github_max_deployments,
         default_app: config.map(|c| c.app.clone()),
     };
-    let read = history::read(&github, &query)
-        .await
-        .map_err(|e| Failure::provider(anyhow::Error::new(e).context("cannot read the deployment history from GitHub")))?;
+    let read = history::read(&github, &query).await.map_err(|e| {
+        Failure::provider(anyhow::Error::new(e).context("cannot read the deployment history from GitHub"))
+    })?;
     let stats = github.stats();
     eprintln!(
         "dora-report: read {} deployments and {} linked incident issues from GitHub ({}) with {} API calls \

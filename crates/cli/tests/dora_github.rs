@@ -158,7 +158,12 @@ fn seed(fake: &Fake, commits: &[C], entries: &[LedgerEntry]) {
                     "change": e.change, "incident": null, "triggered_by": e.triggered_by,
                 }});
                 let id = fake.add_deployment(REPO, &e.environment, e.commit.as_deref().expect("commit"), payload, true);
-                fake.add_deployment_status(REPO, id, "in_progress", &format!("sluice: deploying {} (canary)", e.version));
+                fake.add_deployment_status(
+                    REPO,
+                    id,
+                    "in_progress",
+                    &format!("sluice: deploying {} (canary)", e.version),
+                );
                 ids.push((e.id.clone(), id));
                 id
             }
@@ -314,10 +319,8 @@ fn the_same_history_as_a_ledger_file_gives_the_same_report() {
     let dir = tempfile::tempdir().expect("tempdir");
     config(dir.path());
     let ledger = dir.path().join("ledger.jsonl");
-    let lines: String = file_entries(&commits, &entries)
-        .iter()
-        .map(|e| serde_json::to_string(e).expect("entry") + "\n")
-        .collect();
+    let lines: String =
+        file_entries(&commits, &entries).iter().map(|e| serde_json::to_string(e).expect("entry") + "\n").collect();
     std::fs::write(&ledger, lines).expect("ledger");
     let all = ["--since", "all", "--until", "2026-03-16", "-e", "prd", "--format", "json"];
     for window in [&WINDOW, &all] {

@@ -7,11 +7,13 @@
 //! `git log` for the file ledger), and the issues with the incident label.
 //!
 //! It only reads, and it reads no more than the window needs: deployments
-//! created more than [`CONTEXT`] before `since` are not listed further,
-//! commits are only compared for promotions that finished in the window,
-//! and at most `max_deployments` deployments have their statuses read (the
-//! newest; a note says when the cap cut the history). Every call goes
-//! through the counting, caching [`GitHub`] client.
+//! created more than [`CONTEXT`] before `since` are not listed further;
+//! before `since − after` (the hotfix window) statuses are read only back
+//! to the last promotion of each app and environment; commits are only
+//! compared for promotions that finished in the window; and at most
+//! `max_deployments` deployments are considered (the newest; a note says
+//! when the cap cut the history). Every call goes through the counting,
+//! caching [`GitHub`] client.
 
 use super::client::{GitHub, encode};
 use super::ledger::{GitHubLedger, PREFIX};
@@ -20,7 +22,7 @@ use super::types::{Commit, Deployment, DeploymentStatus, Issue};
 use crate::ProviderError;
 use jiff::{SignedDuration, Timestamp};
 use sluice_core::ledger::{CommitInfo, LEDGER_SCHEMA, LedgerEntry, LedgerOutcome};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 /// How far before `since` deployments are still read: the previous
@@ -69,7 +71,8 @@ pub struct History {
 /// Reads the history `query` asks for.
 pub async fn read(github: &GitHub, query: &Query) -> Result<History, ProviderError> {
     let from = query.since.and_then(|s| s.checked_sub(CONTEXT).ok());
-    let after = SignedDuration::try_from(query.after).unwrap_or(SignedDuration::MAX).max(SignedDuration::from_hours(24));
+    let after =
+        SignedDuration::try_from(query.after).unwrap_or(SignedDuration::MAX).max(SignedDuration::from_hours(24));
     let to = query.until.and_then(|u| u.checked_add(after).ok());
     let mut history = History::default();
 
@@ -93,7 +96,7 @@ pub async fn read(github: &GitHub, query: &Query) -> Result<History, ProviderErr
         deployments.extend(listed.into_iter().filter(|d| {
             from.is_none_or(|f| d.created_at >= f)
                 && to.is_none_or(|t| d.created_at < t)
-                && (query.apps.is_empty() || app_of(d, query).is_some_and(|a| query.apps.iter().any(|x| *x == a)))
+                && (query.apps.is_empty() || app_of(d, query).is_some_and(|a| query.apps.contains(&a)))
         }));
     }
     deployments.sort_by_key(|d| std::cmp::Reverse((d.created_at, d.id)));
@@ -107,14 +110,30 @@ pub async fn read(github: &GitHub, query: &Query) -> Result<History, ProviderErr
         deployments.truncate(query.max_deployments);
     }
 
+    // Before the window, only what the window needs: everything created
+    // within `after` of `since` (a hotfix window reaching into it), then per
+    // app and environment back to its last promotion (the base of the first
+    // compare, the release a revert in the window undoes).
+    let early = query.since.and_then(|s| s.checked_sub(after).ok());
+    let mut based: HashSet<(String, String)> = HashSet::new();
     let ledger = GitHubLedger { github: github.clone(), run_id: None, run_url: None };
     let mut entries = Vec::new();
     for deployment in &deployments {
         let Some(app) = app_of(deployment, query) else { continue };
+        let key = (app.clone(), deployment.environment.clone());
+        if early.is_some_and(|e| deployment.created_at < e) && based.contains(&key) {
+            continue;
+        }
         let statuses = ledger.statuses(deployment.id).await?;
-        entries.extend(entries_of(deployment, statuses, &app, short(&deployment.sha)));
+        history.deployments += 1;
+        let found = entries_of(deployment, statuses, &app, short(&deployment.sha));
+        if query.since.is_some_and(|s| deployment.created_at < s)
+            && found.iter().any(|e| e.outcome == LedgerOutcome::Promoted)
+        {
+            based.insert(key);
+        }
+        entries.extend(found);
     }
-    history.deployments = deployments.len();
     // Oldest first; simultaneous entries in the order GitHub numbered them.
     entries.sort_by(|a, b| a.finished_at.cmp(&b.finished_at).then_with(|| a.started_at.cmp(&b.started_at)));
 
@@ -214,8 +233,7 @@ async fn shipped_commits(
     entries: &mut [LedgerEntry],
     notes: &mut Vec<String>,
 ) -> Result<(), ProviderError> {
-    let in_window =
-        |t: Timestamp| query.since.is_none_or(|s| t >= s) && query.until.is_none_or(|u| t < u);
+    let in_window = |t: Timestamp| query.since.is_none_or(|s| t >= s) && query.until.is_none_or(|u| t < u);
     let mut previous: HashMap<(String, String), String> = HashMap::new();
     for entry in entries.iter_mut().filter(|e| e.outcome == LedgerOutcome::Promoted) {
         let Some(sha) = entry.commit.clone() else { continue };
