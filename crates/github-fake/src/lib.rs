@@ -2,8 +2,11 @@
 //!
 //! Nothing real can run here in GitHub's place, so this serves the documented
 //! request and response shapes of: deployments and deployment statuses,
-//! check runs and the combined commit status of a ref, a commit, issues,
-//! workflow dispatch, environment approvals of a run, and compare. It keeps
+//! check runs and the combined commit status of a ref, a commit (merge
+//! commits with two parents), issues (`labels`, `state`, `since`; pull
+//! requests among them, as GitHub lists them), workflow dispatch,
+//! environment approvals of a run, and compare. Tests can pin its clock to
+//! seed a history at exact times. It keeps
 //! what is written, answers reads from it, and behaves like the API where
 //! sluice depends on it: bearer-token auth, `per_page`/`page` with `Link`
 //! headers, weak `ETag`s with `304 Not Modified` (which do not count against
