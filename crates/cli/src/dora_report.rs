@@ -1,6 +1,8 @@
 //! `dora-report`: the DORA metrics of the deployment history.
 //!
-//! Reads the ledger (streaming), computes the five metrics per app and
+//! Reads the ledger file (streaming) or the deployment history on GitHub
+//! (`--source github`, the default when the config's ledger is GitHub),
+//! computes the five metrics per app and
 //! environment with their DORA 2024 tiers and the deployment history, and
 //! renders them: a table on stdout (or JSON / Markdown with `--format`), the
 //! Markdown report in `$GITHUB_STEP_SUMMARY`, and optionally JSON, Markdown
@@ -14,6 +16,7 @@ use sluice_core::config::{Config, LedgerConfig};
 use sluice_core::record::write_atomic;
 use sluice_core::{Classify, Exit, Failure, gha};
 use sluice_dora::{Filter, Options};
+use sluice_providers::github::{GitHub, history};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -26,8 +29,22 @@ pub struct Args {
     #[arg(long, env = "INPUT_CONFIG", default_value = "sluice.toml", value_name = "PATH")]
     pub config: PathBuf,
     /// Read this ledger file instead of the one the config names.
-    #[arg(long, env = "INPUT_LEDGER", value_name = "PATH")]
+    #[arg(long, env = "INPUT_LEDGER", value_name = "PATH", conflicts_with = "source")]
     pub ledger: Option<PathBuf>,
+    /// Where the history is read: the ledger file, or GitHub (deployments,
+    /// their statuses, compare between deployed SHAs, incident issues).
+    /// Default: the config's ledger kind; `file` with --ledger.
+    #[arg(long, env = "INPUT_SOURCE", value_enum, value_name = "SOURCE")]
+    pub source: Option<Source>,
+    /// GitHub source: issues with this label are incidents (default: the
+    /// production environment's gate `incident_label`, else `incident`).
+    #[arg(long, value_name = "LABEL")]
+    pub incident_label: Option<String>,
+    /// GitHub source: read the statuses of at most this many deployments,
+    /// the newest (each costs one API call, each promotion in the window one
+    /// more for its commits).
+    #[arg(long, default_value_t = history::DEFAULT_MAX_DEPLOYMENTS, value_name = "N")]
+    pub github_max_deployments: usize,
     /// Environments to report (repeatable; default: production, the last
     /// environment of the config; every environment without a config).
     #[arg(long = "environment", short = 'e', value_name = "NAME")]
@@ -64,6 +81,15 @@ pub struct Args {
     /// Also write the SVG chart of the weekly trend here.
     #[arg(long, value_name = "PATH")]
     pub svg: Option<PathBuf>,
+}
+
+/// Where the deployment history comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Source {
+    /// The JSON Lines ledger file.
+    File,
+    /// GitHub Deployments of the repository.
+    Github,
 }
 
 /// The form of the report on stdout.
@@ -106,18 +132,18 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
         (Some(_), Err(_)) if !args.config.exists() => None,
         (_, Err(e)) => return Err(Failure::input(e)),
     };
-    let ledger = match (&args.ledger, &config) {
-        (Some(path), _) => path.clone(),
-        (None, Some(config)) => match &config.ledger {
-            LedgerConfig::File { path } => path.clone(),
-            LedgerConfig::Github {} => {
-                return Err(Failure::input(anyhow!(
-                    "dora-report reads a ledger file, but {} keeps the history on GitHub (ledger kind \"github\"); pass --ledger PATH",
-                    args.config.display()
-                )));
-            }
-        },
-        (None, None) => unreachable!("a config is loaded or an error returned when there is no --ledger"),
+    let source = match (&args.ledger, args.source, &config) {
+        (Some(path), _, _) => Read::File(path.clone()),
+        (None, Some(Source::Github), _) => Read::GitHub,
+        (None, None, Some(Config { ledger: LedgerConfig::Github {}, .. })) => Read::GitHub,
+        (None, _, Some(Config { ledger: LedgerConfig::File { path }, .. })) => Read::File(path.clone()),
+        (None, Some(Source::File), Some(_)) => {
+            return Err(Failure::input(anyhow!(
+                "--source file, but {} keeps the history on GitHub (ledger kind \"github\"); pass --ledger PATH",
+                args.config.display()
+            )));
+        }
+        (None, _, None) => unreachable!("a config is loaded or an error returned when there is no --ledger"),
     };
     let environments = if args.all_environments || !args.environments.is_empty() {
         args.environments.clone()
@@ -133,7 +159,10 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
             .map(|c| c.environments.iter().map(|e| e.name.clone()).collect())
             .unwrap_or_default(),
     };
-    let report = read(&ledger, &options)?;
+    let report = match source {
+        Read::File(ledger) => read(&ledger, &options)?,
+        Read::GitHub => read_github(&args, config.as_ref(), &options).await?,
+    };
 
     let markdown = sluice_dora::to_markdown(&report);
     let json = sluice_dora::to_json(&report);
@@ -158,6 +187,51 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
     }
     outputs.flush().provider_failed()?;
     Ok(Exit::OK)
+}
+
+enum Read {
+    File(PathBuf),
+    GitHub,
+}
+
+/// The report from the deployment history on GitHub; prints what it cost
+/// in API calls on stderr.
+async fn read_github(args: &Args, config: Option<&Config>, options: &Options) -> Result<sluice_dora::Report, Failure> {
+    let github_config = config.map(|c| c.github.clone()).unwrap_or_default();
+    let github = GitHub::from_env(&github_config, "dora-report").map_err(Failure::input)?;
+    let production = config.and_then(|c| c.environments.last().map(|e| c.gate_for(e)));
+    let label = args
+        .incident_label
+        .clone()
+        .or_else(|| production.and_then(|g| g.incident_label))
+        .unwrap_or_else(|| "incident".to_owned());
+    let query = history::Query {
+        environments: options.filter.environments.clone(),
+        apps: options.filter.apps.clone(),
+        since: options.filter.since,
+        until: options.filter.until,
+        after: options.hotfix_window,
+        incident_label: Some(label),
+        max_deployments: args.github_max_deployments,
+        default_app: config.map(|c| c.app.clone()),
+    };
+    let read = history::read(&github, &query).await.map_err(|e| {
+        Failure::provider(anyhow::Error::new(e).context("cannot read the deployment history from GitHub"))
+    })?;
+    let stats = github.stats();
+    eprintln!(
+        "dora-report: read {} deployments and {} linked incident issues from GitHub ({}) with {} API calls \
+         ({} counted against the rate limit, {} not modified)",
+        read.deployments,
+        read.incidents_linked,
+        github.repository(),
+        stats.requests,
+        stats.counted(),
+        stats.not_modified
+    );
+    let mut report = sluice_dora::compute(&read.entries, options);
+    report.notes.extend(read.notes);
+    Ok(report)
 }
 
 fn write_file(path: &Path, text: &str) -> Result<(), Failure> {

@@ -2,8 +2,11 @@
 //!
 //! Nothing real can run here in GitHub's place, so this serves the documented
 //! request and response shapes of: deployments and deployment statuses,
-//! check runs and the combined commit status of a ref, a commit, issues,
-//! workflow dispatch, environment approvals of a run, and compare. It keeps
+//! check runs and the combined commit status of a ref, a commit (merge
+//! commits with two parents), issues (`labels`, `state`, `since`; pull
+//! requests among them, as GitHub lists them), workflow dispatch,
+//! environment approvals of a run, and compare. Tests can pin its clock to
+//! seed a history at exact times. It keeps
 //! what is written, answers reads from it, and behaves like the API where
 //! sluice depends on it: bearer-token auth, `per_page`/`page` with `Link`
 //! headers, weak `ETag`s with `304 Not Modified` (which do not count against
@@ -77,6 +80,8 @@ struct State {
     seen: Vec<Seen>,
     /// Seconds added to the fake's clock (to age what it stores).
     clock_offset: i64,
+    /// A fixed time to stamp what is stored with, when set.
+    pinned: Option<jiff::Timestamp>,
 }
 
 impl State {
@@ -86,6 +91,9 @@ impl State {
     }
 
     fn now(&self) -> jiff::Timestamp {
+        if let Some(at) = self.pinned {
+            return at;
+        }
         jiff::Timestamp::now() + jiff::SignedDuration::from_secs(self.clock_offset)
     }
 
@@ -138,6 +146,7 @@ impl Fake {
             repos: HashMap::new(),
             seen: Vec::new(),
             clock_offset: 0,
+            pinned: None,
         }));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let served = state.clone();
@@ -243,6 +252,61 @@ impl Fake {
         })
     }
 
+    /// Sets the body (Markdown) of an issue.
+    pub fn set_issue_body(&self, repo: &str, number: u64, body: &str) {
+        self.with(|s| {
+            let now = s.stamp();
+            if let Some(issue) = s.repo(repo).issues.iter_mut().find(|i| i["number"] == number) {
+                issue["body"] = json!(body);
+                issue["updated_at"] = json!(now);
+            }
+        });
+    }
+
+    /// Opens a pull request; GitHub lists pull requests among issues, with a
+    /// `pull_request` object. Returns its number.
+    pub fn add_pull_request(&self, repo: &str, title: &str, labels: &[&str]) -> u64 {
+        let number = self.add_issue(repo, title, labels, "open");
+        self.with(|s| {
+            let base = s.base.clone();
+            if let Some(issue) = s.repo(repo).issues.iter_mut().find(|i| i["number"] == number) {
+                issue["pull_request"] = json!({
+                    "url": format!("{base}/repos/{repo}/pulls/{number}"),
+                    "html_url": format!("https://github.com/{repo}/pull/{number}"),
+                    "merged_at": null,
+                });
+            }
+        });
+        number
+    }
+
+    /// Creates a deployment as `POST /repos/{repo}/deployments` would, with
+    /// this payload (`ref` = `sha`). Returns its id.
+    pub fn add_deployment(&self, repo: &str, environment: &str, sha: &str, payload: Value, production: bool) -> u64 {
+        self.with(|s| {
+            let id = s.id();
+            let body = json!({
+                "task": "deploy",
+                "payload": payload,
+                "environment": environment,
+                "production_environment": production,
+            });
+            let deployment = deployment_json(s, repo, id, sha, sha, &body);
+            s.repo(repo).deployments.push(deployment);
+            id
+        })
+    }
+
+    /// Adds a status to a deployment as `POST .../statuses` would (with
+    /// GitHub's `auto_inactive` on success). Panics on a status GitHub
+    /// would refuse: seeding is the test's own input.
+    pub fn add_deployment_status(&self, repo: &str, id: u64, state: &str, description: &str) {
+        self.with(|s| {
+            let answer = create_status(s, repo, id, &json!({ "state": state, "description": description }));
+            assert_eq!(answer.status, StatusCode::CREATED, "status refused: {:?}", answer.body);
+        });
+    }
+
     /// Closes an issue.
     pub fn close_issue(&self, repo: &str, number: u64) {
         self.with(|s| {
@@ -257,12 +321,26 @@ impl Fake {
 
     /// Appends a commit to the repository's (linear) history.
     pub fn add_commit(&self, repo: &str, sha: &str, author: &str, message: &str) {
+        self.add_commit_with(repo, sha, None, author, message);
+    }
+
+    /// Appends a merge commit: its parents are the last commit and
+    /// `other_parent` (the merged branch's head). Compare still lists the
+    /// history as one line, in the order commits were added.
+    pub fn add_merge_commit(&self, repo: &str, sha: &str, other_parent: &str, author: &str, message: &str) {
+        self.add_commit_with(repo, sha, Some(other_parent), author, message);
+    }
+
+    fn add_commit_with(&self, repo: &str, sha: &str, other_parent: Option<&str>, author: &str, message: &str) {
         self.with(|s| {
             let now = s.stamp();
             let base = s.base.clone();
             let r = s.repo(repo);
-            let parents: Vec<Value> =
+            let mut parents: Vec<Value> =
                 r.commits.last().map(|c| json!({ "sha": c["sha"], "url": c["url"] })).into_iter().collect();
+            if let Some(other) = other_parent {
+                parents.push(json!({ "sha": other, "url": format!("{base}/repos/{repo}/commits/{other}") }));
+            }
             r.commits.push(json!({
                 "sha": sha,
                 "node_id": format!("C_{sha}"),
@@ -341,6 +419,12 @@ impl Fake {
     /// The next requests are refused with these rate-limit answers, in order.
     pub fn refuse_next(&self, refusals: &[Refusal]) {
         self.with(|s| s.refusals.extend(refusals.iter().copied()));
+    }
+
+    /// Stamps what is stored from now on with `at` (`None`: the moving
+    /// clock again), so tests can seed a history at exact times.
+    pub fn pin_clock(&self, at: Option<jiff::Timestamp>) {
+        self.with(|s| s.pinned = at);
     }
 
     /// Moves the fake's clock; what is stored from now on is stamped with it
@@ -816,6 +900,14 @@ fn route(s: &mut State, method: &str, path: &str, query: &str, body: &Value) -> 
                 .iter()
                 .rev()
                 .filter(|i| state == "all" || i["state"].as_str() == Some(state.as_str()))
+                // `since`: only issues updated at or after this time.
+                .filter(|i| {
+                    p.get("since").is_none_or(|since| {
+                        let since = since.parse::<jiff::Timestamp>().ok();
+                        let updated = i["updated_at"].as_str().and_then(|u| u.parse::<jiff::Timestamp>().ok());
+                        matches!((since, updated), (Some(a), Some(b)) if b >= a)
+                    })
+                })
                 .filter(|i| {
                     labels.iter().all(|l| {
                         i["labels"]

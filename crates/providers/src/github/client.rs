@@ -205,6 +205,20 @@ impl GitHub {
         path: &str,
         field: Option<&str>,
     ) -> Result<Vec<T>, ProviderError> {
+        self.get_while(operation, need, path, field, |_| true).await
+    }
+
+    /// Like [`GitHub::get_all`], but asks `more` after each page (given the
+    /// page's items) whether to read the next one: a list sorted newest
+    /// first can stop where it reaches what is not wanted.
+    pub async fn get_while<T: DeserializeOwned>(
+        &self,
+        operation: &str,
+        need: &str,
+        path: &str,
+        field: Option<&str>,
+        mut more: impl FnMut(&[T]) -> bool,
+    ) -> Result<Vec<T>, ProviderError> {
         let separator = if path.contains('?') { '&' } else { '?' };
         let mut next = Some(self.repo_path(&format!("{path}{separator}per_page=100")));
         let mut items = Vec::new();
@@ -227,11 +241,15 @@ impl GitHub {
                     false,
                 ));
             };
+            let first = items.len();
             for item in page {
                 items.push(
                     serde_json::from_value(item)
                         .map_err(|e| self.error(operation, format!("unexpected item: {e}"), false))?,
                 );
+            }
+            if !more(&items[first..]) {
+                break;
             }
             next = match reply.link.as_deref().and_then(next_link) {
                 Some(url) => Some(self.relative(operation, &url)?),

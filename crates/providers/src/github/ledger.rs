@@ -19,9 +19,8 @@ use super::client::{GitHub, Resend, encode};
 use super::short;
 use super::types::{Deployment, DeploymentStatus, NewDeployment, NewStatus};
 use crate::ProviderError;
-use jiff::Timestamp;
 use serde_json::json;
-use sluice_core::ledger::{LEDGER_SCHEMA, LedgerEntry, LedgerOutcome};
+use sluice_core::ledger::{LedgerEntry, LedgerOutcome};
 use sluice_core::record::Record;
 
 /// Marks sluice's statuses among others.
@@ -233,51 +232,11 @@ impl GitHubLedger {
     ) -> Result<Vec<LedgerEntry>, ProviderError> {
         let mut entries = Vec::new();
         for deployment in self.deployments(environment, commit).await?.iter().take(20) {
-            let sluice = deployment.sluice();
-            let text = |key: &str| sluice.and_then(|s| s.get(key)).and_then(|v| v.as_str()).map(str::to_owned);
-            if text("app").is_some_and(|a| a != app) {
+            if deployment.sluice().and_then(|s| s.get("app")).and_then(|a| a.as_str()).is_some_and(|a| a != app) {
                 continue;
             }
-            let mut statuses = self.statuses(deployment.id).await?;
-            statuses.reverse();
-            let ours = statuses.iter().filter(|s| s.description.as_deref().is_some_and(|d| d.starts_with(PREFIX)));
-            let entry = |outcome: LedgerOutcome, at: Timestamp, reason: Option<String>| LedgerEntry {
-                schema: LEDGER_SCHEMA.to_owned(),
-                id: text("id").unwrap_or_else(|| format!("github-deployment-{}", deployment.id)),
-                app: app.to_owned(),
-                environment: environment.to_owned(),
-                version: text("version").unwrap_or_else(|| version.to_owned()),
-                commit: Some(deployment.sha.clone()),
-                commits: Vec::new(),
-                change: sluice
-                    .and_then(|s| serde_json::from_value(s.get("change").cloned().unwrap_or_default()).ok())
-                    .unwrap_or_default(),
-                incident: text("incident"),
-                strategy: text("strategy").unwrap_or_else(|| "unknown".into()),
-                triggered_by: text("triggered_by"),
-                started_at: deployment.created_at,
-                finished_at: at,
-                outcome,
-                reason,
-            };
-            let mut promoted = false;
-            for status in ours {
-                let reason = status.description.as_deref().map(|d| d.trim_start_matches(PREFIX).to_owned());
-                match status.state.as_str() {
-                    "success" if !promoted => {
-                        promoted = true;
-                        entries.push(entry(LedgerOutcome::Promoted, status.created_at, None));
-                    }
-                    "failure" | "error" if promoted => {
-                        entries.push(entry(LedgerOutcome::Reverted, status.created_at, reason));
-                    }
-                    "failure" | "error" => entries.push(entry(LedgerOutcome::Failed, status.created_at, reason)),
-                    "inactive" if !promoted => {
-                        entries.push(entry(LedgerOutcome::RolledBack, status.created_at, reason))
-                    }
-                    _ => {}
-                }
-            }
+            let statuses = self.statuses(deployment.id).await?;
+            entries.extend(super::history::entries_of(deployment, statuses, app, version));
         }
         entries.sort_by_key(|e| e.finished_at);
         Ok(entries)

@@ -1,4 +1,5 @@
 //! GitHub: the client ([`client`]), the deployments ledger ([`ledger`]),
+//! the history read back from it for `dora-report` ([`history`]),
 //! the queries the gate's GitHub checks read, and the promotion hand-off
 //! (`workflow_dispatch`).
 //!
@@ -8,6 +9,7 @@
 
 pub mod cache;
 pub mod client;
+pub mod history;
 pub mod lease;
 pub mod ledger;
 pub mod types;

@@ -139,6 +139,11 @@ pub struct Issue {
     pub labels: Vec<Label>,
     #[serde(default)]
     pub pull_request: Option<Value>,
+    /// Markdown; `null` when empty.
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<Timestamp>,
 }
 
 /// `GET .../actions/runs/{run_id}/approvals` items.
@@ -178,6 +183,10 @@ pub struct Commit {
 pub struct GitCommit {
     #[serde(default)]
     pub author: Option<GitPerson>,
+    /// Who committed it, when: the time the commit took its place on the
+    /// branch (a rebase keeps the author's date but not the committer's).
+    #[serde(default)]
+    pub committer: Option<GitPerson>,
     #[serde(default)]
     pub message: String,
 }

@@ -232,7 +232,7 @@ async fn the_ledger_adopts_the_deployment_a_job_made_for_this_run() {
     assert_eq!(states, ["in_progress", "in_progress", "inactive"]);
     let history = ledger.history("shop", "tst", "v2", SHA).await.expect("history");
     assert_eq!(history.iter().map(|e| e.outcome).collect::<Vec<_>>(), [LedgerOutcome::RolledBack]);
-    assert_eq!(history[0].reason.as_deref(), Some("v2 rolled back: error rate 5%"));
+    assert_eq!(history[0].reason.as_deref(), Some("error rate 5%"));
 }
 
 #[tokio::test]

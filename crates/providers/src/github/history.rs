@@ -1,0 +1,354 @@
+//! The deployment history of the repository read back from GitHub as ledger
+//! entries, for `dora-report`: the deployments of the environments (newest
+//! first, paged until the window's context is passed), sluice's statuses of
+//! each (the same mapping as [`super::ledger::GitHubLedger::history`]), the
+//! commits each promotion shipped (compare between consecutive promoted
+//! SHAs of the same app and environment, as `promote` records them with
+//! `git log` for the file ledger), and the issues with the incident label.
+//!
+//! It only reads, and it reads no more than the window needs: deployments
+//! created more than [`CONTEXT`] before `since` are not listed further;
+//! before `since − after` (the hotfix window) statuses are read only back
+//! to the last promotion of each app and environment; commits are only
+//! compared for promotions that finished in the window; and at most
+//! `max_deployments` deployments are considered (the newest; a note says
+//! when the cap cut the history). Every call goes through the counting,
+//! caching [`GitHub`] client.
+
+use super::client::{GitHub, encode};
+use super::ledger::{GitHubLedger, PREFIX};
+use super::short;
+use super::types::{Commit, Deployment, DeploymentStatus, Issue};
+use crate::ProviderError;
+use jiff::{SignedDuration, Timestamp};
+use sluice_core::ledger::{CommitInfo, LEDGER_SCHEMA, LedgerEntry, LedgerOutcome};
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+/// How far before `since` deployments are still read: the previous
+/// promotion a deployment in the window is compared with, a failure whose
+/// recovery falls in the window.
+pub const CONTEXT: SignedDuration = SignedDuration::from_hours(30 * 24);
+
+/// Deployments whose statuses are read, at most, by default (one API call
+/// each, plus one compare per promotion in the window).
+pub const DEFAULT_MAX_DEPLOYMENTS: usize = 500;
+
+/// What to read.
+#[derive(Clone, Debug)]
+pub struct Query {
+    /// Environments to read; empty: every environment.
+    pub environments: Vec<String>,
+    /// Apps to keep; empty: all.
+    pub apps: Vec<String>,
+    /// The window (`since` inclusive, `until` exclusive), open where `None`.
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    /// Context read after `until`: a hotfix this long after a deployment in
+    /// the window marks it failed.
+    pub after: Duration,
+    /// Issues with this label are incidents; `None` reads no issues.
+    pub incident_label: Option<String>,
+    /// At most this many deployments have their statuses read (the newest).
+    pub max_deployments: usize,
+    /// The app of deployments sluice adopted from a job (empty payload).
+    pub default_app: Option<String>,
+}
+
+/// The history read, with what the reader wants to know about it.
+#[derive(Clone, Debug, Default)]
+pub struct History {
+    /// Ledger entries, ordered by `finished_at`.
+    pub entries: Vec<LedgerEntry>,
+    /// What was left out or could not be read, for the report's notes.
+    pub notes: Vec<String>,
+    /// Deployments whose statuses were read.
+    pub deployments: usize,
+    /// Incident issues linked to a deployment.
+    pub incidents_linked: usize,
+}
+
+/// Reads the history `query` asks for.
+pub async fn read(github: &GitHub, query: &Query) -> Result<History, ProviderError> {
+    let from = query.since.and_then(|s| s.checked_sub(CONTEXT).ok());
+    let after =
+        SignedDuration::try_from(query.after).unwrap_or(SignedDuration::MAX).max(SignedDuration::from_hours(24));
+    let to = query.until.and_then(|u| u.checked_add(after).ok());
+    let mut history = History::default();
+
+    // Newest first; stop paging once a page reaches back past `from`.
+    let mut deployments: Vec<Deployment> = Vec::new();
+    let environments: Vec<Option<&str>> = if query.environments.is_empty() {
+        vec![None]
+    } else {
+        query.environments.iter().map(|e| Some(e.as_str())).collect()
+    };
+    for environment in environments {
+        let (operation, path) = match environment {
+            Some(e) => (format!("list the deployments to {e}"), format!("/deployments?environment={}", encode(e))),
+            None => ("list the deployments".to_owned(), "/deployments".to_owned()),
+        };
+        let listed: Vec<Deployment> = github
+            .get_while(&operation, "deployments: read", &path, None, |page: &[Deployment]| {
+                page.last().is_some_and(|d| from.is_none_or(|f| d.created_at >= f))
+            })
+            .await?;
+        deployments.extend(listed.into_iter().filter(|d| {
+            from.is_none_or(|f| d.created_at >= f)
+                && to.is_none_or(|t| d.created_at < t)
+                && (query.apps.is_empty() || app_of(d, query).is_some_and(|a| query.apps.contains(&a)))
+        }));
+    }
+    deployments.sort_by_key(|d| std::cmp::Reverse((d.created_at, d.id)));
+    if deployments.len() > query.max_deployments {
+        history.notes.push(format!(
+            "GitHub history capped: read the newest {} of {} deployments in the window and its context \
+             (the cap is --github-max-deployments); older ones are left out",
+            query.max_deployments,
+            deployments.len()
+        ));
+        deployments.truncate(query.max_deployments);
+    }
+
+    // Before the window, only what the window needs: everything created
+    // within `after` of `since` (a hotfix window reaching into it), then per
+    // app and environment back to its last promotion (the base of the first
+    // compare, the release a revert in the window undoes).
+    let early = query.since.and_then(|s| s.checked_sub(after).ok());
+    let mut based: HashSet<(String, String)> = HashSet::new();
+    let ledger = GitHubLedger { github: github.clone(), run_id: None, run_url: None };
+    let mut entries = Vec::new();
+    for deployment in &deployments {
+        let Some(app) = app_of(deployment, query) else { continue };
+        let key = (app.clone(), deployment.environment.clone());
+        if early.is_some_and(|e| deployment.created_at < e) && based.contains(&key) {
+            continue;
+        }
+        let statuses = ledger.statuses(deployment.id).await?;
+        history.deployments += 1;
+        let found = entries_of(deployment, statuses, &app, short(&deployment.sha));
+        if query.since.is_some_and(|s| deployment.created_at < s)
+            && found.iter().any(|e| e.outcome == LedgerOutcome::Promoted)
+        {
+            based.insert(key);
+        }
+        entries.extend(found);
+    }
+    // Oldest first; simultaneous entries in the order GitHub numbered them.
+    entries.sort_by(|a, b| a.finished_at.cmp(&b.finished_at).then_with(|| a.started_at.cmp(&b.started_at)));
+
+    shipped_commits(github, query, &mut entries, &mut history.notes).await?;
+    if let Some(label) = &query.incident_label {
+        let issues = incidents(github, label, from).await?;
+        history.incidents_linked = link_incidents(&issues, &mut entries);
+    }
+    history.entries = entries;
+    Ok(history)
+}
+
+/// The app a deployment is of: sluice's payload, else (a job's deployment
+/// sluice adopted) the configured app.
+fn app_of(deployment: &Deployment, query: &Query) -> Option<String> {
+    match deployment.sluice() {
+        Some(s) => s.get("app").and_then(|a| a.as_str()).map(str::to_owned),
+        None => query.default_app.clone(),
+    }
+}
+
+/// The ledger entries of one deployment from its statuses (newest first, as
+/// GitHub lists them): a promotion for sluice's first `success`, a revert
+/// for a sluice `failure` or `error` after it, a rollback for an `inactive`
+/// before it, a failure for a `failure` or `error` before it. Only sluice's
+/// statuses count (`sluice: ` first): GitHub's own (a job's end,
+/// auto-inactivation) never turn into an outcome. `app` and `version` fill
+/// in what a deployment made by a job does not say.
+pub(crate) fn entries_of(
+    deployment: &Deployment,
+    mut statuses: Vec<DeploymentStatus>,
+    app: &str,
+    version: &str,
+) -> Vec<LedgerEntry> {
+    let sluice = deployment.sluice();
+    let text = |key: &str| sluice.and_then(|s| s.get(key)).and_then(|v| v.as_str()).map(str::to_owned);
+    statuses.reverse();
+    let ours = statuses.iter().filter(|s| s.description.as_deref().is_some_and(|d| d.starts_with(PREFIX)));
+    let version = text("version").unwrap_or_else(|| version.to_owned());
+    let entry = |outcome: LedgerOutcome, at: Timestamp, reason: Option<String>| LedgerEntry {
+        schema: LEDGER_SCHEMA.to_owned(),
+        id: text("id").unwrap_or_else(|| format!("github-deployment-{}", deployment.id)),
+        app: app.to_owned(),
+        environment: deployment.environment.clone(),
+        version: version.clone(),
+        commit: Some(deployment.sha.clone()),
+        commits: Vec::new(),
+        change: sluice
+            .and_then(|s| serde_json::from_value(s.get("change").cloned().unwrap_or_default()).ok())
+            .unwrap_or_default(),
+        incident: text("incident"),
+        strategy: text("strategy").unwrap_or_else(|| "unknown".into()),
+        triggered_by: text("triggered_by"),
+        started_at: deployment.created_at,
+        finished_at: at,
+        outcome,
+        reason,
+    };
+    let mut entries = Vec::new();
+    let mut promoted = false;
+    for status in ours {
+        let reason = status.description.as_deref().map(|d| reason_of(d, &version));
+        match status.state.as_str() {
+            "success" if !promoted => {
+                promoted = true;
+                entries.push(entry(LedgerOutcome::Promoted, status.created_at, None));
+            }
+            "failure" | "error" if promoted => entries.push(entry(LedgerOutcome::Reverted, status.created_at, reason)),
+            "failure" | "error" => entries.push(entry(LedgerOutcome::Failed, status.created_at, reason)),
+            "inactive" if !promoted => entries.push(entry(LedgerOutcome::RolledBack, status.created_at, reason)),
+            _ => {}
+        }
+    }
+    entries
+}
+
+/// The reason in a status description sluice wrote (`sluice: v2 rolled
+/// back: error rate 5%` → `error rate 5%`); the whole text after the prefix
+/// when it has another form.
+fn reason_of(description: &str, version: &str) -> String {
+    let text = description.strip_prefix(PREFIX).unwrap_or(description);
+    [" rolled back: ", " reverted after promotion: ", " failed: "]
+        .iter()
+        .find_map(|middle| text.strip_prefix(version).and_then(|rest| rest.strip_prefix(middle)))
+        .unwrap_or(text)
+        .to_owned()
+}
+
+/// Fills `commits` of each promotion that finished in the window: what
+/// compare lists from the previous promoted SHA of the same app and
+/// environment to this one; the deployed commit alone for the first
+/// promotion read. A compare GitHub refuses (a SHA gone after a force push)
+/// leaves that promotion without commits and says so in a note.
+async fn shipped_commits(
+    github: &GitHub,
+    query: &Query,
+    entries: &mut [LedgerEntry],
+    notes: &mut Vec<String>,
+) -> Result<(), ProviderError> {
+    let in_window = |t: Timestamp| query.since.is_none_or(|s| t >= s) && query.until.is_none_or(|u| t < u);
+    let mut previous: HashMap<(String, String), String> = HashMap::new();
+    for entry in entries.iter_mut().filter(|e| e.outcome == LedgerOutcome::Promoted) {
+        let Some(sha) = entry.commit.clone() else { continue };
+        let key = (entry.app.clone(), entry.environment.clone());
+        let before = previous.insert(key, sha.clone());
+        if !in_window(entry.finished_at) {
+            continue;
+        }
+        let listed = match before.as_deref() {
+            Some(base) if base == sha => Ok(Vec::new()),
+            Some(base) => github.compare(base, &sha).await,
+            None => github.commit(&sha).await.map(|c| vec![c]),
+        };
+        match listed {
+            Ok(commits) => entry.commits = commits.iter().filter_map(commit_info).collect(),
+            Err(e) if !e.transient => notes.push(format!(
+                "no commits for {} {} in {} ({}): {e}",
+                entry.app,
+                entry.version,
+                entry.environment,
+                short(&sha)
+            )),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// A commit as the ledger keeps it: committer time, merge when it has more
+/// than one parent.
+fn commit_info(commit: &Commit) -> Option<CommitInfo> {
+    let git = &commit.commit;
+    let time = git.committer.as_ref().and_then(|c| c.date).or_else(|| git.author.as_ref().and_then(|a| a.date))?;
+    Some(CommitInfo { sha: commit.sha.clone(), time, merge: commit.parents.len() > 1 })
+}
+
+/// Issues (not pull requests) with the label, open or closed, updated since
+/// `from`.
+async fn incidents(github: &GitHub, label: &str, from: Option<Timestamp>) -> Result<Vec<Issue>, ProviderError> {
+    let since = from.map(|f| format!("&since={}", encode(&f.to_string()))).unwrap_or_default();
+    let issues: Vec<Issue> = github
+        .get_all(
+            &format!("list the issues labelled {label:?}"),
+            "issues: read",
+            &format!("/issues?state=all&labels={}{since}", encode(label)),
+            None,
+        )
+        .await?;
+    Ok(issues.into_iter().filter(|i| i.pull_request.is_none()).collect())
+}
+
+/// Links each incident issue to at most one promoted deployment and sets
+/// that entry's `incident` (`#number`) unless the deployment already named
+/// one. The issue's title and body, split into words, are searched for:
+/// 1. a deployment's record id: that deployment;
+/// 2. else an app and one of its versions (`shop v1.4.2`, `shop@v1.4.2`):
+///    the latest promotion of that version that finished before the issue
+///    was opened, in the environments the text names if it names any of
+///    those read.
+///
+/// Returns the number of issues linked.
+fn link_incidents(issues: &[Issue], entries: &mut [LedgerEntry]) -> usize {
+    let mut linked = 0;
+    for issue in issues {
+        let text = format!("{}\n{}", issue.title, issue.body.as_deref().unwrap_or(""));
+        let words: std::collections::HashSet<&str> = words(&text).collect();
+        let promoted = |e: &LedgerEntry| e.outcome == LedgerOutcome::Promoted;
+        let target = match entries.iter().rposition(|e| promoted(e) && words.contains(e.id.as_str())) {
+            Some(i) => Some(i),
+            None => {
+                let named: Vec<&str> =
+                    entries.iter().map(|e| e.environment.as_str()).filter(|env| words.contains(env)).collect();
+                entries.iter().rposition(|e| {
+                    promoted(e)
+                        && words.contains(e.app.as_str())
+                        && words.contains(e.version.as_str())
+                        && (named.is_empty() || named.contains(&e.environment.as_str()))
+                        && issue.created_at.is_none_or(|c| e.finished_at <= c)
+                })
+            }
+        };
+        if let Some(i) = target {
+            linked += 1;
+            let entry = &mut entries[i];
+            if entry.incident.is_none() {
+                entry.incident = Some(format!("#{}", issue.number));
+            }
+        }
+    }
+    linked
+}
+
+/// Words of free text: runs of letters, digits and `-_.+`, without a
+/// sentence's final dots.
+fn words(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !(c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '+')))
+        .map(|w| w.trim_end_matches('.'))
+        .filter(|w| !w.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_lose_the_form_sluice_wrote_them_in() {
+        assert_eq!(reason_of("sluice: v2 rolled back: error rate 5%", "v2"), "error rate 5%");
+        assert_eq!(reason_of("sluice: v2 reverted after promotion: p99", "v2"), "p99");
+        assert_eq!(reason_of("sluice: v2 failed: router down", "v2"), "router down");
+        assert_eq!(reason_of("sluice: something else", "v2"), "something else");
+    }
+
+    #[test]
+    fn words_split_prose_and_keep_versions_whole() {
+        let found: Vec<&str> = words("Checkout down after shop@v1.4.2 (prd). See shop-prd-v1.4.2-x.").collect();
+        assert_eq!(found, ["Checkout", "down", "after", "shop", "v1.4.2", "prd", "See", "shop-prd-v1.4.2-x"]);
+    }
+}
