@@ -75,9 +75,9 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
                     crate::notify::send("rollback", NotifyEvent::RolledBack, "revert", &args.reason).await;
                 }
                 Status::RolledBack => {
-                    // Already told when it happened: a repeat sends nothing,
-                    // but writes a ledger entry an earlier run still owes.
-                    ctx.settle_ledger(&mut record, true).await?;
+                    // Already told when it happened: a repeat sends nothing.
+                    // Traffic first, then a ledger entry an earlier run
+                    // still owes.
                     let state = match &record.router_before {
                         Some(before) if router.restores_exactly() => router.restore(before).await,
                         _ => router.set_weight(0).await,
@@ -87,6 +87,7 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
                         "rollback: already rolled back; the router confirms {}% on the candidate",
                         state.candidate_weight
                     );
+                    ctx.settle_ledger(&mut record, true).await?;
                 }
                 _ => {
                     roll_back(&ctx, &router, &mut record, &args.reason, "rollback").await?;
