@@ -37,9 +37,9 @@
 //! a waiting record reuses its deployment, so the holder drops out of the
 //! window only after that many other deployments started after it.
 
-use super::client::{Resend, encode};
+use super::client::encode;
 use super::ledger::{GitHubLedger, PREFIX, Target, truncate};
-use super::types::{Deployment, DeploymentStatus, NewStatus};
+use super::types::{Deployment, DeploymentStatus};
 use crate::ProviderError;
 use jiff::{SignedDuration, Timestamp};
 use sluice_core::lease::{Acquired, LEASE_SCHEMA, Lease};
@@ -206,7 +206,7 @@ impl GitHubLedger {
         // A renewal keeps its place only with time to spare.
         let renew = mine_before.is_some_and(|until| until > now.checked_add(grace).unwrap_or(now));
         let text = note(!renew, want.expires_at, &record.app, &record.version, record.strategy.name());
-        self.post_status(id, "in_progress", &text, target).await?;
+        self.status(id, "in_progress", &text, target).await?;
 
         let claims = self.claims(&record.app, env).await?;
         let Some(holder) = holder(&claims, id, now, grace) else {
@@ -226,7 +226,7 @@ impl GitHubLedger {
                 // Withdrawn, so it is not reported again; a dead run that
                 // comes back finds its lease gone.
                 let text = format!("{PREFIX}{WAITS}lease expired, taken over by deployment {id}");
-                self.post_status(old.deployment, "queued", &text, target).await?;
+                self.status(old.deployment, "queued", &text, target).await?;
             }
             let outcome = match (renew, expired.first()) {
                 (true, _) => Acquired::Renewed,
@@ -237,14 +237,14 @@ impl GitHubLedger {
             return Ok(Taken { deployment: id, outcome: Ok(outcome) });
         }
         let text = format!("{PREFIX}{WAITS}{env} is held by deployment {}", holder.deployment);
-        self.post_status(id, "queued", &text, target).await?;
+        self.status(id, "queued", &text, target).await?;
         Ok(Taken { deployment: id, outcome: Err(Box::new(holder.lease.clone())) })
     }
 
     /// Withdraws the claim of deployment `id` (it waits for `why`); the
     /// final status of [`GitHubLedger::finish`] releases a lease too.
     pub async fn withdraw_lease(&self, id: u64, why: &str, target: &Target) -> Result<(), ProviderError> {
-        self.post_status(id, "queued", &format!("{PREFIX}{WAITS}{why}"), target).await
+        self.status(id, "queued", &format!("{PREFIX}{WAITS}{why}"), target).await
     }
 
     /// Every claim among the environment's newest deployments.
@@ -267,32 +267,6 @@ impl GitHubLedger {
             claims.extend(claim(d, &statuses, app, environment));
         }
         Ok(claims)
-    }
-
-    async fn post_status(
-        &self,
-        id: u64,
-        state: &'static str,
-        text: &str,
-        target: &Target,
-    ) -> Result<(), ProviderError> {
-        let status = NewStatus {
-            state,
-            log_url: self.run_url.clone(),
-            description: truncate(text),
-            environment_url: target.environment_url.clone(),
-        };
-        let _: DeploymentStatus = self
-            .github
-            .post(
-                &format!("set deployment {id} to {state}"),
-                "deployments: write",
-                &format!("/deployments/{id}/statuses"),
-                &status,
-                Resend::Safe,
-            )
-            .await?;
-        Ok(())
     }
 }
 

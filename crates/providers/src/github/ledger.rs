@@ -168,7 +168,7 @@ impl GitHubLedger {
         Ok(None)
     }
 
-    async fn status(
+    pub(super) async fn status(
         &self,
         id: u64,
         state: &'static str,
