@@ -26,7 +26,8 @@ pub async fn analyse(
     let interval = ctx.config.analysis.interval;
     let vars =
         QueryVars { release: release.to_owned(), app: ctx.config.app.clone(), environment: env.name.clone(), interval };
-    let queries = Query::from_checks(&ctx.config.checks_for(env), &vars).map_err(|e| Failure::input(anyhow!(e)))?;
+    let checks = ctx.checks()?.specs;
+    let queries = Query::from_checks(&checks, &vars).map_err(|e| Failure::input(anyhow!(e)))?;
     let mut sources = Vec::new();
     for source in ctx.config.sources_for(env) {
         let reads_traffic = matches!(source, SourceConfig::Cloudwatch { alb_traffic: true, .. });
@@ -35,7 +36,7 @@ pub async fn analyse(
         }
     }
     let mut sampler = Sampler::new(ctx.router(), ctx.config.probes_for(env)).with_queries(sources, queries);
-    let mut analysis = Analysis::at_weight(ctx.config.checks_for(env), ctx.config.analysis.policy.clone(), weight);
+    let mut analysis = Analysis::at_weight(checks, ctx.config.analysis.policy.clone(), weight);
     let progress = Progress::new(label, duration);
     sampler.start().await;
     let started = Instant::now();

@@ -8,14 +8,17 @@
 //! (sluice creates it with automatic rollback) and closes the record as
 //! rolled back.
 
+use crate::Outcome;
 use crate::context::{Context, now};
+use crate::shift_traffic::refused;
 use crate::summary;
 use sluice_core::ledger::LedgerOutcome;
+use sluice_core::lifecycle::Step;
 use sluice_core::record::{EventDetail, Record, Status};
-use sluice_core::{Classify, Exit, Failure, gha};
+use sluice_core::{Classify, Failure, gha};
 use sluice_providers::aws::codedeploy::{CodeDeployRouter, Deployment};
 
-pub(crate) async fn run(ctx: &Context, router: &CodeDeployRouter, record: &mut Record) -> Result<Exit, Failure> {
+pub(crate) async fn run(ctx: &Context, router: &CodeDeployRouter, record: &mut Record) -> Result<Outcome, Failure> {
     let settings = router.settings();
     let _group = gha::group(&format!("codedeploy {}/{}", settings.application, settings.deployment_group));
     let last = record.events.iter().rev().find_map(|e| match &e.detail {
@@ -34,7 +37,7 @@ pub(crate) async fn run(ctx: &Context, router: &CodeDeployRouter, record: &mut R
             let description = format!("sluice: {} {} into {}", record.app, record.version, record.environment);
             let created = router.create(&description).await.provider_failed()?;
             eprintln!("shift-traffic: created CodeDeploy deployment {} ({})", created.id, created.status);
-            record.status = Status::Shifting;
+            record.transition(Step::ShiftTraffic, Status::Shifting, now()).map_err(refused)?;
             push(record, &created);
             ctx.save(record)?;
             created.id
@@ -74,27 +77,20 @@ fn push(record: &mut Record, d: &Deployment) {
     }
 }
 
-async fn finish(ctx: &Context, record: &mut Record, d: &Deployment) -> Result<Exit, Failure> {
-    let mut outputs = gha::Outputs::default();
-    outputs.set("record", ctx.record_path.display().to_string());
+async fn finish(ctx: &Context, record: &mut Record, d: &Deployment) -> Result<Outcome, Failure> {
     if d.status == "Succeeded" {
         if record.candidate_weight != 100 {
             let from = record.candidate_weight;
             record.candidate_weight = 100;
             record.push("shift-traffic", EventDetail::Traffic { from, to: 100, stage: None }, now());
         }
-        record.status = Status::Verified;
-        record.updated_at = now();
+        record.transition(Step::ShiftTraffic, Status::Verified, now()).map_err(refused)?;
         ctx.save(record)?;
-        summary::write(&format!(
+        return Ok(Outcome::ok("pass").summary(format!(
             "{}CodeDeploy deployment `{}` succeeded; the new release takes all traffic.\n",
             summary::heading("shift-traffic", record, "codedeploy succeeded"),
             d.id
-        ));
-        outputs.set("decision", "pass");
-        outputs.set("weight", "100");
-        outputs.flush().provider_failed()?;
-        return Ok(Exit::OK);
+        )));
     }
     // Failed or Stopped: CodeDeploy rolled back (sluice asks for automatic
     // rollback on failure, alarm and stop).
@@ -112,18 +108,12 @@ async fn finish(ctx: &Context, record: &mut Record, d: &Deployment) -> Result<Ex
         ..Default::default()
     };
     record.candidate_weight = 0;
-    record.status = Status::RolledBack;
     let at = now();
+    record.transition(Step::ShiftTraffic, Status::RolledBack, at).map_err(refused)?;
     record.push("shift-traffic", EventDetail::Rollback { reason: reason.clone(), from, restored }, at);
     let entry = record.ledger_entry(LedgerOutcome::RolledBack, Some(reason.clone()), at);
     ctx.finish_ledger(record, entry).await?;
-    summary::write(&format!(
-        "{}**Rolled back** by CodeDeploy: {reason}\n",
-        summary::heading("shift-traffic", record, "rolled back")
-    ));
-    gha::error("codedeploy rolled back", &reason);
-    outputs.set("decision", "fail");
-    outputs.set("weight", "0");
-    outputs.flush().provider_failed()?;
-    Ok(Exit::DECLINED)
+    Ok(Outcome::declined("fail")
+        .summary(format!("{}**Rolled back** by CodeDeploy: {reason}\n", summary::heading("shift-traffic", record, "rolled back")))
+        .error("codedeploy rolled back", &reason))
 }

@@ -4,6 +4,7 @@
 use anyhow::anyhow;
 use clap::Args;
 use jiff::Timestamp;
+use sluice_analysis::{CheckKind, CheckSpec, Comparison, OnInconclusive};
 use sluice_core::config::{Config, Environment, LedgerConfig};
 use sluice_core::lease::{Acquired, LEASE_SCHEMA, Lease};
 use sluice_core::ledger::LedgerEntry;
@@ -26,9 +27,10 @@ pub struct Common {
     /// The environment to act on (as named in the config).
     #[arg(long, short = 'e', env = "INPUT_ENVIRONMENT", value_name = "NAME")]
     pub environment: String,
-    /// The deployment record (JSON) this step reads and appends to.
+    /// The deployment record (JSON) this step reads and appends to
+    /// (required, but for `rollback --live`).
     #[arg(long, env = "INPUT_RECORD", value_name = "PATH")]
-    pub record: PathBuf,
+    pub record: Option<PathBuf>,
     /// Print debug lines (GitHub API call counts, ...); also SLUICE_DEBUG=1.
     #[arg(long, short = 'v', env = "INPUT_VERBOSE")]
     pub verbose: bool,
@@ -47,18 +49,32 @@ pub struct Context {
 
 impl Context {
     pub fn load(common: &Common) -> Result<Context, Failure> {
+        let Some(record) = &common.record else {
+            return Err(Failure::input(anyhow!(
+                "--record PATH is required: the deployment record this step reads and appends to (e.g. out/dev.json)"
+            )));
+        };
+        check_record_path(record)?;
+        Self::load_config(common, record.clone())
+    }
+
+    /// Loads the config for a step that keeps no record (`rollback --live`).
+    pub fn load_without_record(common: &Common) -> Result<Context, Failure> {
+        Self::load_config(common, PathBuf::new())
+    }
+
+    fn load_config(common: &Common, record_path: PathBuf) -> Result<Context, Failure> {
         if common.verbose {
             gha::set_debug(true);
         }
         let config = Config::load(&common.config).bad_input()?;
         let (env_index, _) = config.environment(&common.environment).map_err(|m| Failure::input(anyhow!(m)))?;
-        check_record_path(&common.record)?;
         crate::notify::arm(&config, &common.environment);
         let config_dir = match common.config.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
             _ => PathBuf::from("."),
         };
-        Ok(Context { config, env_index, record_path: common.record.clone(), config_dir, github: OnceLock::new() })
+        Ok(Context { config, env_index, record_path, config_dir, github: OnceLock::new() })
     }
 
     /// The GitHub client (one per step: its API calls are counted together
@@ -171,11 +187,12 @@ impl Context {
         if let Some(until) = until.filter(|u| *u > expires_at) {
             expires_at = until;
         }
-        let holder = match (env::actor(), env::run_url()) {
-            (Some(actor), Some(run)) => format!("{actor}, {run}"),
-            (actor, None) => format!("{}, process {}", actor.unwrap_or_else(|| "someone".into()), std::process::id()),
-            (None, Some(run)) => run,
-        };
+        // Who holds it, where its run is, and which record file it keeps:
+        // what a person needs to find it and free the environment.
+        let who = env::actor().unwrap_or_else(|| "someone".into());
+        let run = env::run_url().unwrap_or_else(|| format!("process {} on {}", std::process::id(), host()));
+        let path = std::path::absolute(&self.record_path).unwrap_or_else(|_| self.record_path.clone());
+        let holder = format!("{who}, {run}, record {}", path.display());
         let want = Lease {
             schema: LEASE_SCHEMA.into(),
             app: record.app.clone(),
@@ -204,9 +221,10 @@ impl Context {
                 old.describe()
             )),
             LeaseState::HeldByOther(holder) => Err(format!(
-                "environment {} is held by {}: one promotion per environment at a time; wait for it to end, or for its lease to expire if that run is dead",
+                "environment {} is held by {}: one promotion per environment at a time; wait for it to end, or if that run is dead, run `rollback --record <its record>` (the path above, or its run's record artifact) to end it and free the environment; else its lease expires at {}",
                 record.environment,
-                holder.describe()
+                holder.describe(),
+                holder.expires_at.strftime("%Y-%m-%d %H:%M:%SZ")
             )),
         };
         if result.is_ok() {
@@ -243,6 +261,27 @@ impl Context {
         Ok(LeaseCheck { result, github_deployment })
     }
 
+    /// The checks that judge the candidate in this environment: the
+    /// configured ones, else the built-in ones of its router (the embedded
+    /// router: its error rate, and its error rate and latency against
+    /// stable). An ALB or CodeDeploy environment without checks is refused
+    /// (its built-in checks need a CloudWatch source): exit 2, nothing
+    /// moved.
+    pub fn checks(&self) -> Result<Checks, Failure> {
+        let configured = self.config.checks_for(self.env());
+        if !configured.is_empty() {
+            return Ok(Checks { specs: configured, builtin: false });
+        }
+        match &self.env().router {
+            sluice_core::config::RouterConfig::Local { .. } => Ok(Checks { specs: builtin_checks(), builtin: true }),
+            router => Err(Failure::input(anyhow!(
+                "environment {} has no checks, and a {} router has no built-in ones yet: add [[environment.check]] (or [[defaults.check]]) tables, e.g. an error-rate query on CloudWatch (see the README's \"Judging health\")",
+                self.env().name,
+                router.kind()
+            ))),
+        }
+    }
+
     pub fn env(&self) -> &Environment {
         &self.config.environments[self.env_index]
     }
@@ -275,6 +314,44 @@ impl Context {
         crate::notify::about(record);
         record.save(&self.record_path).provider_failed()
     }
+}
+
+/// The checks an environment is judged by.
+#[derive(Clone, Debug)]
+pub struct Checks {
+    pub specs: Vec<CheckSpec>,
+    /// sluice's own, because the config names none.
+    pub builtin: bool,
+}
+
+impl Checks {
+    /// A line for the summary naming the built-in checks, when they judge.
+    pub fn note(&self) -> Option<String> {
+        self.builtin.then(|| {
+            let names: Vec<&str> = self.specs.iter().map(|c| c.name.as_str()).collect();
+            format!("The config names no checks: judged by sluice's built-in checks ({}).", names.join(", "))
+        })
+    }
+}
+
+/// The embedded router's built-in checks: the candidate's error rate at
+/// most 5%, and its error rate (one point of tolerance) and latency (20%)
+/// against stable's over the same window; 50 requests before any verdict.
+pub fn builtin_checks() -> Vec<CheckSpec> {
+    let check = |name: &str, kind: CheckKind| CheckSpec {
+        name: name.to_owned(),
+        kind,
+        min_samples: 50,
+        critical: false,
+        failure_limit: 1,
+        inconclusive_limit: 6,
+        on_inconclusive: OnInconclusive::Fail,
+    };
+    vec![
+        check("builtin-error-rate", CheckKind::ErrorRate { max: 0.05 }),
+        check("builtin-error-rate-vs-stable", CheckKind::Compare(Comparison::ErrorRate { tolerance: 0.01 })),
+        check("builtin-latency-vs-stable", CheckKind::Compare(Comparison::Latency { tolerance: 0.2 })),
+    ]
 }
 
 /// Where the environment lease stands after [`Context::hold_lease`].
@@ -312,6 +389,16 @@ fn check_record_path(path: &Path) -> Result<(), Failure> {
         )));
     }
     Ok(())
+}
+
+/// This machine's name, for a lease held outside a workflow run.
+fn host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "this host".into())
 }
 
 /// The current time (one place, so steps agree within a run).

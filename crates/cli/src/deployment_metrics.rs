@@ -32,7 +32,8 @@ pub(crate) async fn publish(step: &str, common: &Common, since: Timestamp) {
     let Ok(config) = Config::load(&common.config) else { return };
     let Some(DeploymentMetricsConfig::Cloudwatch { namespace, region }) = &config.deployment_metrics else { return };
     let expect = Expect { app: Some(&config.app), environment: Some(&common.environment), version: None };
-    let Ok(record) = Record::load(&common.record, &expect) else { return };
+    let Some(path) = &common.record else { return };
+    let Ok(record) = Record::load(path, &expect) else { return };
     let metrics = derive(step, &record, since, now());
     if metrics.metrics.is_empty() {
         return;

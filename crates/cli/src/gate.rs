@@ -20,8 +20,11 @@ use clap::Parser;
 use sluice_analysis::gates;
 use sluice_core::config::{CoverageGate, GateConfig, NotifyEvent, SarifGate, Strategy};
 use sluice_core::ledger::{ChangeKind, LedgerOutcome};
+use crate::Outcome;
+use crate::candidate::check_upstream;
+use sluice_core::lifecycle::Step;
 use sluice_core::record::{EventDetail, GateCheck, NewRecord, Record, RecordError, Status};
-use sluice_core::{Classify, Exit, Failure, env, gha, names};
+use sluice_core::{Classify, Failure, env, gha, names};
 use sluice_providers::github::client::encode;
 use sluice_providers::github::{GitHub, short};
 use std::path::Path;
@@ -48,6 +51,11 @@ pub struct Args {
     /// An incident this deployment is linked to.
     #[arg(long, env = "INPUT_INCIDENT", value_name = "ID")]
     pub incident: Option<String>,
+    /// Where the candidate is served (embedded router: its base URL). It
+    /// becomes part of the deployment: later steps route to it and nothing
+    /// else.
+    #[arg(long, env = "INPUT_CANDIDATE_UPSTREAM", value_name = "URL")]
+    pub candidate_upstream: Option<String>,
 }
 
 pub fn main() -> std::process::ExitCode {
@@ -61,12 +69,15 @@ pub fn entry(args: Args) -> std::process::ExitCode {
     crate::run_step("gate", common, run(args))
 }
 
-pub async fn run(args: Args) -> Result<Exit, Failure> {
+pub async fn run(args: Args) -> Result<Outcome, Failure> {
     let ctx = Context::load(&args.common)?;
     names::check("release", &args.release).map_err(|m| Failure::input(anyhow!(m)))?;
     let commit = args.commit.clone().or_else(|| env::var(env::GITHUB_SHA));
     if let Some(commit) = &commit {
         names::check_commit(commit).map_err(|m| Failure::input(anyhow!(m)))?;
+    }
+    if let Some(url) = &args.candidate_upstream {
+        check_upstream(url)?;
     }
     let now = now();
     let mut record = match Record::load(&ctx.record_path, &Default::default()) {
@@ -94,19 +105,20 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
                     args.release
                 )));
             }
-            if record.status.is_final() && !waited(&record) {
-                return Err(Failure::input(anyhow!(
-                    "record {} is for a deployment that has ended ({:?}); pass a new --record path to deploy again",
-                    ctx.record_path.display(),
-                    record.status
-                )));
+            if let Err(refused) = record.may_act(Step::Gate, "gate it again") {
+                return Ok(Outcome::refused("gate", &record, &refused));
             }
             record
         }
         Err(e) => return Err(Failure::input(e)),
     };
+    // What the candidate is belongs to the deployment from its start:
+    // later steps route only to it.
+    let candidate = crate::candidate::identify(&ctx, &record, args.candidate_upstream.as_deref())?;
+    record.candidate = candidate;
 
     crate::notify::about(&record);
+    let was_admitted = !record.is_new() && record.status() == Status::Admitted;
     let (mut checks, evidence) = checks(&ctx, &record, now).await?;
     if checks.iter().all(|c| c.passed) {
         // Last, so a release that could not go anyway never holds the
@@ -124,7 +136,11 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
     }
     let allowed = checks.iter().all(|c| c.passed);
     let waiting = !allowed && checks.iter().all(|c| c.passed || c.pending);
-    record.status = if allowed { Status::Admitted } else { Status::Blocked };
+    let to = match (allowed, waiting) {
+        (true, _) => Status::Admitted,
+        (false, true) => Status::Waiting,
+        (false, false) => Status::Blocked,
+    };
     if allowed {
         // The ledger learns of the deployment (a GitHub deployment,
         // in_progress) before the record says it may go ahead.
@@ -135,16 +151,23 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
         if let Some(id) = started {
             record.github_deployment = Some(id);
         }
+    } else if was_admitted {
+        // Gated again and not admitted any more: the environment is given
+        // back (nothing moved).
+        if let Err(e) = ctx.ledger()?.release_lease(&record.app, &record.environment, &record.id) {
+            gha::warning(&format!("the environment lease was not released: {e}; it expires by itself"));
+        }
+    }
+    if let Err(refused) = record.transition(Step::Gate, to, now) {
+        return Ok(Outcome::refused("gate", &record, &refused));
     }
     record.push("gate", EventDetail::Gate { allowed, checks: checks.clone() }, now);
     ctx.save(&record)?;
 
-    let decision = if allowed {
-        "allow"
-    } else if waiting {
-        "wait"
-    } else {
-        "block"
+    let decision = match to {
+        Status::Admitted => "allow",
+        Status::Waiting => "wait",
+        _ => "block",
     };
     for check in &checks {
         let result = match (check.passed, check.pending) {
@@ -154,36 +177,19 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
         };
         eprintln!("gate: {result} {}: {}", check.name, check.detail);
     }
-    summary::write(&format!(
-        "{}{}\n{evidence}",
-        summary::heading("gate", &record, decision),
-        summary::gate_table(&checks)
-    ));
-    let mut outputs = gha::Outputs::default();
-    outputs.set("decision", decision);
-    outputs.set("record", ctx.record_path.display().to_string());
-    outputs.set("environment", record.environment.clone());
-    outputs.flush().provider_failed()?;
+    let markdown =
+        format!("{}{}\n{evidence}", summary::heading("gate", &record, decision), summary::gate_table(&checks));
+    let outcome = if allowed { Outcome::ok(decision) } else { Outcome::declined(decision) }
+        .summary(markdown)
+        .output("environment", record.environment.clone());
     if allowed {
-        Ok(Exit::OK)
-    } else {
-        let blocked: Vec<&str> = checks.iter().filter(|c| !c.passed).map(|c| c.detail.as_str()).collect();
-        gha::error(if waiting { "gate waits" } else { "gate blocked" }, &blocked.join("; "));
-        if !waiting {
-            crate::notify::send("gate", NotifyEvent::Blocked, "block", &blocked.join("; ")).await;
-        }
-        Ok(Exit::DECLINED)
+        return Ok(outcome);
     }
-}
-
-/// A record whose last gate only waited (for checks still running) may be
-/// gated again.
-fn waited(record: &Record) -> bool {
-    record.status == Status::Blocked
-        && record.events.iter().rev().find_map(|e| match &e.detail {
-            EventDetail::Gate { checks, .. } => Some(checks.iter().all(|c| c.passed || c.pending)),
-            _ => None,
-        }) == Some(true)
+    let blocked: Vec<&str> = checks.iter().filter(|c| !c.passed).map(|c| c.detail.as_str()).collect();
+    if !waiting {
+        crate::notify::send("gate", NotifyEvent::Blocked, "block", &blocked.join("; ")).await;
+    }
+    Ok(outcome.error(if waiting { "gate waits" } else { "gate blocked" }, &blocked.join("; ")))
 }
 
 /// Every gate check of this environment, in order: promotion order and

@@ -15,14 +15,19 @@ pub mod shift_traffic;
 pub mod verify_health;
 
 mod analyse;
+mod candidate;
 mod codedeploy;
 mod context;
 mod deployment_metrics;
 mod notify;
+pub mod outcome;
 mod summary;
 
+pub use outcome::Outcome;
+
 use anyhow::anyhow;
-use sluice_core::record::EventDetail;
+use sluice_core::lifecycle::Step;
+use sluice_core::record::{EventDetail, Status};
 use sluice_core::{Exit, Failure, gha};
 use std::future::Future;
 use std::process::ExitCode;
@@ -42,16 +47,19 @@ pub(crate) fn step_name() -> &'static str {
 }
 
 /// Runs a step like [`run`], then publishes the deployment metrics of what
-/// it appended to the record, when the config asks for them.
+/// it appended to the record, when the config asks for them, and writes its
+/// [`Outcome`] once: the decision, outputs, summary and annotation, on
+/// every exit code (a failure's too, with where the deployment stands).
 ///
 /// A cancelled step (SIGINT, SIGTERM) records where traffic stands
 /// ([`record_cancellation`]) and publishes nothing.
 pub(crate) fn run_step<F>(step: &'static str, common: context::Common, body: F) -> ExitCode
 where
-    F: Future<Output = Result<Exit, Failure>>,
+    F: Future<Output = Result<Outcome, Failure>>,
 {
     let for_metrics = common.clone();
-    run_cancellable(
+    let record_path = common.record.clone();
+    let result = run_cancellable(
         step,
         async move {
             let since = context::now();
@@ -60,38 +68,58 @@ where
             result
         },
         |signal| async move { record_cancellation(step, &common, signal).await },
-    )
+    );
+    let outcome = match result {
+        Ok(outcome) => outcome,
+        Err(failure) => {
+            let record = record_path.as_ref().and_then(|p| sluice_core::record::Record::load(p, &Default::default()).ok());
+            Outcome::from_failure(step, &failure, record.as_ref())
+        }
+    };
+    outcome.publish(record_path.as_deref())
 }
 
-/// Runs a step: parses nothing (clap already did), builds the runtime, maps
-/// the result to the documented exit code and reports errors once.
+/// Runs a step that keeps no record (`dora-report`): parses nothing (clap
+/// already did), builds the runtime, maps the result to the documented exit
+/// code and reports errors once.
 pub(crate) fn run<F>(step: &str, body: F) -> ExitCode
 where
     F: Future<Output = Result<Exit, Failure>>,
 {
-    run_cancellable(step, body, |_| async {})
+    match run_cancellable(step, body, |_| async {}) {
+        Ok(exit) => exit.into(),
+        Err(failure) => {
+            let kind = match failure.exit {
+                Exit::BAD_INPUT => "bad input",
+                Exit::PROVIDER => "provider failure",
+                Exit::INTERRUPTED | Exit::TERMINATED => "cancelled",
+                _ => "failure",
+            };
+            gha::error(&format!("{step}: {kind}"), &format!("{:#}", failure.error));
+            failure.exit.into()
+        }
+    }
 }
 
-/// As [`run`], and on SIGINT or SIGTERM (a cancelled workflow run, Ctrl-C)
-/// stops the step at its next await point, gives `on_cancel` up to
-/// [`CANCEL_BUDGET`] to record where things stand, and exits 130 or 143.
+/// Runs `body` on a fresh runtime, and on SIGINT or SIGTERM (a cancelled
+/// workflow run, Ctrl-C) stops it at its next await point, gives
+/// `on_cancel` up to [`CANCEL_BUDGET`] to record where things stand, and
+/// fails with exit 130 or 143. A failure is sent to the webhooks that want
+/// it before it is returned.
 ///
 /// Stopping at an await point is consistent: the record is only written by
 /// synchronous atomic saves, which a signal cannot interrupt, and a router
 /// call cut short is read back by `on_cancel`.
-pub(crate) fn run_cancellable<F, C, CF>(step: &str, body: F, on_cancel: C) -> ExitCode
+pub(crate) fn run_cancellable<T, F, C, CF>(step: &str, body: F, on_cancel: C) -> Result<T, Failure>
 where
-    F: Future<Output = Result<Exit, Failure>>,
+    F: Future<Output = Result<T, Failure>>,
     C: FnOnce(&'static str) -> CF,
     CF: Future<Output = ()>,
 {
     let _ = STEP.set(step.to_owned());
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
-        Err(e) => {
-            gha::error(step, &format!("cannot start the async runtime: {e}"));
-            return Exit::PROVIDER.into();
-        }
+        Err(e) => return Err(Failure::provider(anyhow!("cannot start the async runtime: {e}"))),
     };
     let result = runtime.block_on(async {
         // Registered before the step starts, so no signal falls back to the
@@ -114,26 +142,18 @@ where
             error: anyhow!("cancelled by {name}; if traffic is on the candidate, run `rollback` to restore stable"),
         })
     });
-    match result {
-        Ok(exit) => exit.into(),
-        Err(failure) => {
-            runtime.block_on(notify::failed(step, &failure));
-            let kind = match failure.exit {
-                Exit::BAD_INPUT => "bad input",
-                Exit::PROVIDER => "provider failure",
-                Exit::INTERRUPTED | Exit::TERMINATED => "cancelled",
-                _ => "failure",
-            };
-            gha::error(&format!("{step}: {kind}"), &format!("{:#}", failure.error));
-            failure.exit.into()
-        }
+    if let Err(failure) = &result {
+        runtime.block_on(notify::failed(step, failure));
     }
+    result
 }
 
-/// After a cancelled `shift-traffic` or `verify-health`: reads the router
-/// back, puts its weight in the record with a `cancelled` event, and says
-/// where traffic stands. Best effort within the cancel budget; never makes a
-/// record up when there is none.
+/// After a cancelled step: reads the router back, puts its weight in the
+/// record with a `cancelled` event, and says where traffic stands. A
+/// `shift-traffic` cancelled before any traffic moved (the router reads
+/// back as it was) abandons the deployment, which frees the environment.
+/// Best effort within the cancel budget; never makes a record up when there
+/// is none.
 pub(crate) async fn record_cancellation(step: &str, common: &context::Common, signal: &str) {
     let Ok(ctx) = context::Context::load(common) else { return };
     let Ok(mut record) = ctx.load_record() else { return };
@@ -143,12 +163,27 @@ pub(crate) async fn record_cancellation(step: &str, common: &context::Common, si
         Ok(Err(e)) => (None, Some(e.to_string())),
         Err(_) => (None, Some("the router did not answer within 2s".to_owned())),
     };
+    let before = record.router_before.as_ref().map_or(0, |b| b.candidate_weight);
+    let unmoved = step == "shift-traffic" && record.status() == Status::Admitted;
     if let Some(weight) = candidate_weight {
+        if unmoved && weight != before {
+            // The first weight change landed before the signal: it is
+            // recorded, so `rollback` restores it.
+            let _ = record.transition(Step::ShiftTraffic, Status::Shifting, context::now());
+        }
         record.candidate_weight = weight;
     }
     let detail =
         EventDetail::Cancelled { signal: signal.to_owned(), candidate_weight, router_error: router_error.clone() };
     record.push(step, detail, context::now());
+    if unmoved && candidate_weight == Some(before) {
+        let reason = format!("cancelled by {signal} before any traffic moved");
+        match rollback::abandon(&ctx, &mut record, Step::ShiftTraffic, &reason).await {
+            Ok(()) => eprintln!("{step}: stopped before any traffic moved: the deployment is abandoned"),
+            Err(e) => eprintln!("{step}: stopped before any traffic moved; closing the deployment: {:#}", e.error),
+        }
+        return;
+    }
     match ctx.save(&record) {
         Ok(()) => match (candidate_weight, router_error) {
             (Some(w), _) => {

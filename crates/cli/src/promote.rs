@@ -6,7 +6,9 @@
 //! Idempotent: promoting a promoted record only repeats its outputs (and
 //! dispatches nothing).
 
+use crate::Outcome;
 use crate::context::{Common, Context, now};
+use crate::shift_traffic::refused;
 use crate::summary;
 use anyhow::{Context as _, anyhow};
 use clap::Parser;
@@ -14,8 +16,11 @@ use sluice_analysis::Verdict;
 use sluice_core::config::Handoff;
 use sluice_core::config::NotifyEvent;
 use sluice_core::ledger::LedgerOutcome;
+use sluice_core::lifecycle::Step;
 use sluice_core::record::{EventDetail, Record, Status};
-use sluice_core::{Classify, Exit, Failure, gha};
+use sluice_providers::router::Router;
+use std::time::Duration;
+use sluice_core::{Classify, Failure};
 use sluice_providers::git::{self, Shipped};
 use sluice_providers::ledger::Ledger;
 
@@ -38,43 +43,44 @@ pub fn entry(args: Args) -> std::process::ExitCode {
     crate::run_step("promote", common, run(args))
 }
 
-pub async fn run(args: Args) -> Result<Exit, Failure> {
+pub async fn run(args: Args) -> Result<Outcome, Failure> {
     let ctx = Context::load(&args.common)?;
     let mut record = ctx.load_record()?;
-    let next = ctx.config.next_environment(&record.environment).map(str::to_owned);
-    // The latest judgment stands: a verify-health that failed after the
-    // canary passed blocks the promotion.
-    if record.status != Status::Promoted
-        && let Some(report) = record.last_verdict().filter(|r| r.verdict != Verdict::Pass)
-    {
-        let verdict = format!("{:?}", report.verdict).to_lowercase();
-        let reason = format!("the latest health verdict is {verdict}: {}", report.reason);
-        gha::error("promote refused", &reason);
-        summary::write(&format!("{}{reason}\n", summary::heading("promote", &record, "refused")));
-        eprintln!("promote: refused; {reason}; roll back, or verify again");
-        return Ok(Exit::DECLINED);
-    }
-    match record.status {
-        Status::Promoted => eprintln!("promote: {} is already promoted in {}", record.version, record.environment),
-        Status::Verified => {}
-        Status::Shifting
-            if record.candidate_weight == 100 && record.last_verdict().is_some_and(|r| r.verdict == Verdict::Pass) => {}
-        status => {
-            return Err(Failure::input(anyhow!(
-                "the candidate is not verified (status {status:?}, {}% of traffic); run shift-traffic to 100% with passing analysis first",
-                record.candidate_weight
-            )));
+    if let Err(refused) = record.may_act(Step::Promote, "promote it") {
+        // Say what the evidence lacks, too (a verdict that failed, ...).
+        let mut outcome = Outcome::refused("promote", &record, &refused);
+        if let Err(why) = evidence(&ctx, &record) {
+            let message = format!("{refused} ({why})");
+            eprintln!("promote: {message}");
+            outcome = outcome.error("promote refused", &message);
         }
+        return Ok(outcome);
     }
+    let next = ctx.config.next_environment(&record.environment).map(str::to_owned);
     let mut notes = Vec::new();
     let mut dispatched = None;
-    if record.status != Status::Promoted {
+    if record.status() != Status::Promoted {
+        // No promotion without evidence: the latest judgment stands, and it
+        // must be a pass at 100% over the time the plan asks for.
+        let evidence = match evidence(&ctx, &record) {
+            Ok(evidence) => evidence,
+            Err(why) => {
+                let reason = format!("{} has no evidence to promote on: {why}", record.subject());
+                eprintln!("promote: refused; {reason}");
+                return Ok(Outcome::declined("refused")
+                    .summary(format!("{}{}\n", summary::heading("promote", &record, "refused"), reason))
+                    .error("promote refused", &reason));
+            }
+        };
+        eprintln!("promote: evidence: {}", evidence.describe());
+        notes.push(format!("Evidence: {}.", evidence.describe()));
         // What the ledger and the hand-off need is checked before anything
         // moves, so a missing token is bad input that changed nothing.
         let ledger = ctx.ledger()?;
         if let Err(holder) = ctx.hold_lease(&record, None).await?.result {
-            gha::error("environment held", &holder);
-            return Err(Failure { exit: Exit::DECLINED, error: anyhow!(holder) });
+            return Ok(Outcome::declined("held")
+                .summary(format!("{}{holder}\n", summary::heading("promote", &record, "environment held")))
+                .error("environment held", &holder));
         }
         if matches!(ctx.config.handoff, Handoff::Dispatch { .. }) && next.is_some() {
             ctx.github()?;
@@ -84,12 +90,12 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
         let shipped = shipped_commits(&ctx, &ledger, &record);
         if let Some(note) = &shipped.note {
             eprintln!("promote: {note}");
-            notes.push(note.clone());
+            notes.push(format!("Note: {note}"));
         }
         let router = ctx.router();
         router.promote().await.provider_failed()?;
         let now = now();
-        record.status = Status::Promoted;
+        record.transition(Step::Promote, Status::Promoted, now).map_err(refused)?;
         record.candidate_weight = 0;
         record.push("promote", EventDetail::Promote { next_environment: next.clone() }, now);
         let mut entry = record.ledger_entry(LedgerOutcome::Promoted, None, now);
@@ -113,24 +119,125 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
         // there, before the hand-off, so both are done now.
         ctx.settle_ledger(&mut record, true).await?;
         dispatched = handoff(&ctx, &record, next.as_deref()).await?;
+    } else {
+        eprintln!("promote: {} is already promoted", record.subject());
     }
-    summary::write(&format!(
+    let markdown = format!(
         "{}{}{}\n",
         summary::heading("promote", &record, "stable"),
-        notes.iter().map(|n| format!("Note: {n}\n\n")).collect::<String>(),
+        notes.iter().map(|n| format!("{n}\n\n")).collect::<String>(),
         match (&next, &dispatched) {
             (Some(n), Some(link)) => format!("Next environment: **{n}**, its promotion [started]({link})."),
             (Some(n), None) => format!("Next environment: **{n}**."),
             (None, _) => "This was the last environment.".to_owned(),
         }
-    ));
-    let mut outputs = gha::Outputs::default();
-    outputs.set("decision", "promoted");
-    outputs.set("next_environment", next.unwrap_or_default());
-    outputs.set("dispatched", if dispatched.is_some() { "true" } else { "false" });
-    outputs.set("record", ctx.record_path.display().to_string());
-    outputs.flush().provider_failed()?;
-    Ok(Exit::OK)
+    );
+    Ok(Outcome::ok("promoted")
+        .summary(markdown)
+        .output("next_environment", next.unwrap_or_default())
+        .output("dispatched", if dispatched.is_some() { "true" } else { "false" }))
+}
+
+/// What a promotion rests on.
+#[derive(Debug)]
+pub(crate) enum Evidence {
+    /// A passing verdict at 100%, re-judged from its recorded samples under
+    /// the config's checks, over this long.
+    Verdict { analysed: Duration, checks: usize },
+    /// CodeDeploy ran the shift and its deployment succeeded (its alarms
+    /// and hooks judged it).
+    CodeDeploy { deployment: String },
+}
+
+impl Evidence {
+    pub fn describe(&self) -> String {
+        match self {
+            Evidence::Verdict { analysed, checks } => format!(
+                "a passing verdict at 100% over {} ({checks} check{})",
+                humantime::format_duration(Duration::from_secs(analysed.as_secs())),
+                if *checks == 1 { "" } else { "s" }
+            ),
+            Evidence::CodeDeploy { deployment } => format!("CodeDeploy deployment {deployment} succeeded"),
+        }
+    }
+}
+
+/// The evidence a promotion needs, or why the record does not hold it: the
+/// latest verdict passed, was taken at 100%, covered at least the plan's
+/// last stage (or 1m when the plan has no analysis at 100%, as all-at-once),
+/// and still passes when its recorded samples are judged again under the
+/// config's checks (so an edited verdict does not promote).
+pub(crate) fn evidence(ctx: &Context, record: &Record) -> Result<Evidence, String> {
+    let last_verdict = record.events.iter().rposition(|e| matches!(e.detail, EventDetail::Verdict { .. }));
+    if let Router::CodeDeploy(_) = ctx.router() {
+        let succeeded = record.events.iter().enumerate().rev().find_map(|(i, e)| match &e.detail {
+            EventDetail::Deployment { id, status, .. } if status == "Succeeded" => Some((i, id.clone())),
+            _ => None,
+        });
+        if let Some((at, deployment)) = succeeded
+            && last_verdict.is_none_or(|v| v < at)
+        {
+            return Ok(Evidence::CodeDeploy { deployment });
+        }
+    }
+    let Some(report) = record.last_verdict() else {
+        return Err(format!(
+            "no health verdict yet (it is {}); run `verify-health` at 100%",
+            record.describe()
+        ));
+    };
+    if report.verdict != Verdict::Pass {
+        return Err(format!(
+            "the latest health verdict is {}: {}; roll back, or verify again",
+            format!("{:?}", report.verdict).to_lowercase(),
+            report.reason
+        ));
+    }
+    if report.candidate_weight != Some(100) || record.candidate_weight != 100 {
+        return Err(format!(
+            "the latest passing verdict was taken at {}%, not at 100%; take the candidate to 100% and run `verify-health`",
+            report.candidate_weight.unwrap_or(record.candidate_weight)
+        ));
+    }
+    let analysed = match (report.intervals.first(), report.intervals.last()) {
+        (Some(first), Some(last)) => Duration::try_from(last.end.duration_since(first.start)).unwrap_or_default(),
+        _ => Duration::ZERO,
+    };
+    let required = required_analysis(record);
+    // One interval of slack: the first interval starts as the sampler does.
+    let slack = ctx.config.analysis.interval;
+    if analysed + slack < required {
+        return Err(format!(
+            "the passing verdict at 100% covers {}, less than the {} required (the plan's last stage); run `verify-health --duration {}`",
+            humantime::format_duration(Duration::from_secs(analysed.as_secs())),
+            humantime::format_duration(required),
+            humantime::format_duration(required)
+        ));
+    }
+    let checks = ctx.checks().map_err(|f| format!("{:#}", f.error))?.specs;
+    let replayed = sluice_analysis::Analysis::replay(
+        checks.clone(),
+        ctx.config.analysis.policy.clone(),
+        report.intervals.clone(),
+        report.candidate_weight,
+    );
+    if replayed.verdict != Verdict::Pass {
+        return Err(format!(
+            "the recorded samples of the passing verdict do not pass under the config's checks ({}: {}); verify again",
+            format!("{:?}", replayed.verdict).to_lowercase(),
+            replayed.reason
+        ));
+    }
+    Ok(Evidence::Verdict { analysed, checks: checks.len() })
+}
+
+/// The least analysis at 100% a promotion needs: the plan's last stage, or
+/// 1m when that stage has no analysis (all-at-once).
+fn required_analysis(record: &Record) -> Duration {
+    match record.strategy.plan().last() {
+        Some((_, d)) if !d.is_zero() => *d,
+        _ => Duration::from_secs(60),
+    }
 }
 
 /// The commits this deployment brings to its environment: from the commit of

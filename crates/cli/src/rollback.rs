@@ -2,20 +2,25 @@
 //!
 //! With a record, restores the router state saved before the deployment and
 //! closes the record (and the ledger entry) as rolled back; a second run only
-//! confirms the router. A promoted deployment is reverted: the previous
-//! stable pool is put back. Without a record, sets the live router of the
-//! environment to 100% stable. With `--if-expired`, only a canary paused
+//! confirms the router. A deployment that never moved traffic is abandoned
+//! without calling the router. A promoted deployment is reverted: the
+//! previous stable pool is put back. With `--live` and no record, sets the
+//! live router of the environment to 100% stable; a record path that does
+//! not exist is bad input (exit 2). With `--if-expired`, only a canary paused
 //! past its `pause_timeout` is rolled back; anything else is left alone (for
 //! a scheduled sweep of deployments waiting for approval).
 
+use crate::Outcome;
 use crate::context::{Common, Context, now};
+use crate::shift_traffic::refused;
 use crate::summary;
 use anyhow::anyhow;
 use clap::Parser;
 use sluice_core::config::NotifyEvent;
 use sluice_core::ledger::LedgerOutcome;
-use sluice_core::record::{EventDetail, Record, RecordError, Status};
-use sluice_core::{Classify, Exit, Failure, gha};
+use sluice_core::lifecycle::Step;
+use sluice_core::record::{EventDetail, Record, Status};
+use sluice_core::{Classify, Exit, Failure};
 use sluice_providers::router::Router;
 
 /// Put all traffic back on the stable release.
@@ -29,8 +34,12 @@ pub struct Args {
     pub reason: String,
     /// Roll back only a canary paused past its pause_timeout; change nothing
     /// otherwise. Needs the record.
-    #[arg(long, env = "INPUT_IF_EXPIRED")]
+    #[arg(long, env = "INPUT_IF_EXPIRED", conflicts_with = "live")]
     pub if_expired: bool,
+    /// Without a record: set the environment's live router to 100% stable.
+    /// (`--record` is then not read.)
+    #[arg(long, env = "INPUT_LIVE")]
+    pub live: bool,
 }
 
 pub fn main() -> std::process::ExitCode {
@@ -44,85 +53,102 @@ pub fn entry(args: Args) -> std::process::ExitCode {
     crate::run_step("rollback", common, run(args))
 }
 
-pub async fn run(args: Args) -> Result<Exit, Failure> {
+pub async fn run(args: Args) -> Result<Outcome, Failure> {
+    if args.live {
+        let ctx = Context::load_without_record(&args.common)?;
+        return live(&ctx, &ctx.router(), &args.reason).await;
+    }
     let ctx = Context::load(&args.common)?;
     let router = ctx.router();
     if args.if_expired {
         return if_expired(&ctx, &router).await;
     }
-    let mut outputs = gha::Outputs::default();
-    outputs.set("record", ctx.record_path.display().to_string());
-    match Record::load(&ctx.record_path, &Default::default()) {
-        Err(RecordError::Missing { .. }) => {
-            // No record: the live router is all we know. Stable takes all.
-            let state = router.set_weight(0).await.provider_failed()?;
-            eprintln!("rollback: no record at {}; the live router now sends 100% to stable", ctx.record_path.display());
-            summary::write(&format!(
-                "### sluice rollback: {}\n\nNo record; the live router now sends 100% of traffic to stable ({}).\n",
-                ctx.env().name,
-                state.stable.as_deref().unwrap_or("unknown")
-            ));
-            outputs.set("weight", "0");
-            let reason = format!("{} (no record: the live router now sends 100% to stable)", args.reason);
-            crate::notify::send("rollback", NotifyEvent::RolledBack, "rollback", &reason).await;
+    let mut record = match ctx.load_record() {
+        Ok(record) => record,
+        Err(failure) if !ctx.record_path.exists() => {
+            return Err(Failure::input(failure.error.context(
+                "rollback needs the deployment's record; without one, `rollback --live` puts the environment's live router back on stable",
+            )));
         }
-        Err(e) => return Err(Failure::input(e)),
-        Ok(_) => {
-            let mut record = ctx.load_record()?;
-            match record.status {
-                Status::Promoted => {
-                    revert(&ctx, &router, &mut record, &args.reason).await?;
-                    crate::notify::send("rollback", NotifyEvent::RolledBack, "revert", &args.reason).await;
+        Err(failure) => return Err(failure),
+    };
+    let (decision, words) = match record.status() {
+        Status::Admitted | Status::Waiting => {
+            // Nothing moved: the deployment is given up, and the
+            // environment is free again. The router is only called when
+            // shift-traffic got as far as reading it (a first weight change
+            // may have been cut short): it is confirmed on stable.
+            if let Some(before) = record.router_before.clone() {
+                match router.restores_exactly() {
+                    true => router.restore(&before).await,
+                    false => router.set_weight(0).await,
                 }
-                Status::RolledBack => {
-                    // Already told when it happened: a repeat sends nothing.
-                    // Traffic first, then a ledger entry an earlier run
-                    // still owes.
-                    let state = match &record.router_before {
-                        Some(before) if router.restores_exactly() => router.restore(before).await,
-                        _ => router.set_weight(0).await,
-                    }
-                    .provider_failed()?;
-                    eprintln!(
-                        "rollback: already rolled back; the router confirms {}% on the candidate",
-                        state.candidate_weight
-                    );
-                    ctx.settle_ledger(&mut record, true).await?;
-                }
-                _ => {
-                    roll_back(&ctx, &router, &mut record, &args.reason, "rollback").await?;
-                    crate::notify::send("rollback", NotifyEvent::RolledBack, "rollback", &args.reason).await;
-                }
+                .provider_failed()?;
             }
-            summary::write(&format!(
-                "{}Reason: {}\n",
-                summary::heading("rollback", &record, "100% stable"),
-                args.reason
-            ));
-            outputs.set("weight", "0");
+            abandon(&ctx, &mut record, Step::Rollback, &args.reason).await?;
+            ("abandoned", "No traffic had moved: the deployment is abandoned and the environment free.".to_owned())
         }
-    }
-    outputs.flush().provider_failed()?;
-    Ok(Exit::OK)
+        Status::Blocked => ("nothing", "The gate blocked this deployment; no traffic moved, nothing to roll back.".into()),
+        Status::Promoted => {
+            revert(&ctx, &router, &mut record, &args.reason).await?;
+            crate::notify::send("rollback", NotifyEvent::RolledBack, "revert", &args.reason).await;
+            ("reverted", format!("The promotion is reverted; the stable release before it serves again. Reason: {}", args.reason))
+        }
+        Status::RolledBack => {
+            // Already told when it happened: a repeat sends nothing.
+            // Traffic first, then a ledger entry an earlier run still owes.
+            let state = match &record.router_before {
+                Some(before) if router.restores_exactly() => router.restore(before).await,
+                _ => router.set_weight(0).await,
+            }
+            .provider_failed()?;
+            eprintln!(
+                "rollback: already rolled back; the router confirms {}% on the candidate",
+                state.candidate_weight
+            );
+            ctx.settle_ledger(&mut record, true).await?;
+            ("rolled-back", "Already rolled back; the router confirms all traffic on stable.".into())
+        }
+        Status::Abandoned => {
+            ctx.settle_ledger(&mut record, true).await?;
+            ("abandoned", "Already abandoned; no traffic had moved.".into())
+        }
+        Status::Shifting | Status::Paused | Status::Verified => {
+            roll_back(&ctx, &router, &mut record, &args.reason, Step::Rollback).await?;
+            crate::notify::send("rollback", NotifyEvent::RolledBack, "rollback", &args.reason).await;
+            ("rolled-back", format!("All traffic is back on stable. Reason: {}", args.reason))
+        }
+    };
+    Ok(Outcome::ok(decision).summary(format!("{}{}\n", summary::heading("rollback", &record, decision), words)))
+}
+
+/// `--live`: no record; the live router sends everything to stable.
+async fn live(ctx: &Context, router: &Router, reason: &str) -> Result<Outcome, Failure> {
+    let state = router.set_weight(0).await.provider_failed()?;
+    eprintln!("rollback: the live router of {} now sends 100% to stable", ctx.env().name);
+    let reason = format!("{reason} (no record: the live router now sends 100% to stable)");
+    crate::notify::send("rollback", NotifyEvent::RolledBack, "rollback", &reason).await;
+    Ok(Outcome::ok("rolled-back").summary(format!(
+        "### sluice rollback: {}\n\nNo record; the live router now sends 100% of traffic to stable ({}).\n",
+        ctx.env().name,
+        state.stable.as_deref().unwrap_or("unknown")
+    )))
 }
 
 /// `--if-expired`: rolls back a paused canary whose wait has expired, and
 /// leaves every other deployment as it is.
-async fn if_expired(ctx: &Context, router: &Router) -> Result<Exit, Failure> {
+async fn if_expired(ctx: &Context, router: &Router) -> Result<Outcome, Failure> {
     let mut record = ctx.load_record()?;
-    if crate::shift_traffic::expire_pause(ctx, router, &mut record, "rollback").await?.is_some() {
-        return Ok(Exit::OK);
+    if let Some(outcome) = crate::shift_traffic::expire_pause(ctx, router, &mut record, "rollback").await? {
+        // Rolling back what expired is what was asked: exit 0.
+        return Ok(outcome.with_exit(Exit::OK));
     }
     let why = match record.pause() {
         Some((_, weight, expires_at)) => format!("paused at {weight}% until {expires_at}"),
-        None => format!("not paused (status {:?})", record.status).to_lowercase(),
+        None => format!("not paused: it is {}", record.describe()),
     };
-    eprintln!("rollback: nothing to do: {} in {} is {why}", record.version, record.environment);
-    let mut outputs = gha::Outputs::default();
-    outputs.set("decision", "kept");
-    outputs.set("record", ctx.record_path.display().to_string());
-    outputs.flush().provider_failed()?;
-    Ok(Exit::OK)
+    eprintln!("rollback: nothing to do: {} is {why}", record.subject());
+    Ok(Outcome::ok("kept"))
 }
 
 /// Sends all traffic to stable, records it, and closes the deployment in the
@@ -132,8 +158,11 @@ pub(crate) async fn roll_back(
     router: &Router,
     record: &mut Record,
     reason: &str,
-    step: &str,
+    step: Step,
 ) -> Result<(), Failure> {
+    if !record.may_move(step, Status::RolledBack) {
+        return Err(refused(record.refused(step, "roll it back")));
+    }
     let from = record.candidate_weight;
     let restored = match &record.router_before {
         // ALB: every weight, the stickiness and the roles as they were.
@@ -142,11 +171,23 @@ pub(crate) async fn roll_back(
     }
     .provider_failed()?;
     record.candidate_weight = 0;
-    record.status = Status::RolledBack;
     let now = now();
-    record.push(step, EventDetail::Rollback { reason: reason.to_owned(), from, restored }, now);
+    record.transition(step, Status::RolledBack, now).map_err(refused)?;
+    record.push(step.name(), EventDetail::Rollback { reason: reason.to_owned(), from, restored }, now);
     eprintln!("{step}: rolled back: candidate {from}% -> 0%, all traffic on stable: {reason}");
     let entry = record.ledger_entry(LedgerOutcome::RolledBack, Some(reason.to_owned()), now);
+    ctx.finish_ledger(record, entry).await
+}
+
+/// Ends a deployment that never moved traffic: `abandoned`, without calling
+/// the router; the ledger gets an `abandoned` entry (not a change in the
+/// DORA metrics) and the environment's lease is freed.
+pub(crate) async fn abandon(ctx: &Context, record: &mut Record, step: Step, reason: &str) -> Result<(), Failure> {
+    let now = now();
+    record.transition(step, Status::Abandoned, now).map_err(refused)?;
+    record.push(step.name(), EventDetail::Abandoned { reason: reason.to_owned() }, now);
+    eprintln!("{step}: {} is abandoned: no traffic had moved; the environment is free: {reason}", record.subject());
+    let entry = record.ledger_entry(LedgerOutcome::Abandoned, Some(reason.to_owned()), now);
     ctx.finish_ledger(record, entry).await
 }
 
@@ -158,26 +199,24 @@ async fn revert(ctx: &Context, router: &Router, record: &mut Record, reason: &st
             record.version
         )));
     }
-    if let Some(before) = record.router_before.clone().filter(|_| router.restores_exactly()) {
+    let restored = if let Some(before) = record.router_before.clone().filter(|_| router.restores_exactly()) {
         let restored = router.restore(&before).await.provider_failed()?;
-        let now = now();
-        record.status = Status::RolledBack;
-        record.push("rollback", EventDetail::Rollback { reason: reason.to_owned(), from: 100, restored }, now);
         eprintln!("rollback: reverted the promotion of {}; the router is as it was before it", record.version);
-        let entry = record.ledger_entry(LedgerOutcome::Reverted, Some(reason.to_owned()), now);
-        return ctx.finish_ledger(record, entry).await;
-    }
-    let Some(previous) = record.router_before.as_ref().and_then(|s| s.stable.clone()) else {
-        return Err(Failure::input(anyhow!(
-            "record {} was promoted but does not say what was stable before; nothing to revert to",
-            ctx.record_path.display()
-        )));
+        restored
+    } else {
+        let Some(previous) = record.router_before.as_ref().and_then(|s| s.stable.clone()) else {
+            return Err(Failure::input(anyhow!(
+                "record {} was promoted but does not say what was stable before; nothing to revert to",
+                ctx.record_path.display()
+            )));
+        };
+        let restored = router.set_stable(&previous).await.provider_failed()?;
+        eprintln!("rollback: reverted the promotion of {}; {previous} is stable again", record.version);
+        restored
     };
-    let restored = router.set_stable(&previous).await.provider_failed()?;
     let now = now();
-    record.status = Status::RolledBack;
+    record.transition(Step::Rollback, Status::RolledBack, now).map_err(refused)?;
     record.push("rollback", EventDetail::Rollback { reason: reason.to_owned(), from: 100, restored }, now);
-    eprintln!("rollback: reverted the promotion of {}; {previous} is stable again", record.version);
     let entry = record.ledger_entry(LedgerOutcome::Reverted, Some(reason.to_owned()), now);
     ctx.finish_ledger(record, entry).await
 }

@@ -12,14 +12,17 @@
 //! from the record, unless the pause outlived the environment's
 //! `pause_timeout`: then it rolls the canary back instead (exit 1).
 
+use crate::Outcome;
 use crate::analyse::analyse;
-use crate::context::{Common, Context, now};
-use crate::rollback::roll_back;
+use crate::candidate::check_upstream;
+use crate::context::{Checks, Common, Context, now};
+use crate::rollback::{abandon, roll_back};
 use crate::summary;
 use anyhow::anyhow;
 use clap::Parser;
 use sluice_analysis::Verdict;
 use sluice_core::config::NotifyEvent;
+use sluice_core::lifecycle::Step;
 use sluice_core::record::{EventDetail, Record, Status};
 use sluice_core::{Classify, Exit, Failure, gha};
 use sluice_providers::router::Router;
@@ -53,59 +56,58 @@ pub fn entry(args: Args) -> std::process::ExitCode {
     crate::run_step("shift-traffic", common, run(args))
 }
 
-pub async fn run(args: Args) -> Result<Exit, Failure> {
+pub async fn run(args: Args) -> Result<Outcome, Failure> {
     let ctx = Context::load(&args.common)?;
     let mut record = ctx.load_record()?;
-    match record.status {
-        Status::Admitted | Status::Shifting | Status::Verified | Status::Paused => {}
-        Status::Blocked => {
-            return Err(Failure::input(anyhow!("gate blocked this deployment; nothing to shift")));
-        }
-        Status::Promoted | Status::RolledBack => {
-            return Err(Failure::input(anyhow!(
-                "this deployment has ended ({:?}); start a new one with gate and a new --record path",
-                record.status
-            )));
-        }
+    if let Err(refused) = record.may_act(Step::ShiftTraffic, "move traffic") {
+        return Ok(Outcome::refused("shift-traffic", &record, &refused));
     }
-    if let Some(url) = &args.candidate_upstream
-        && !url.starts_with("http://")
-        && !url.starts_with("https://")
-    {
-        return Err(Failure::input(anyhow!("--candidate-upstream {url:?} is not an http:// URL")));
+    if let Some(url) = &args.candidate_upstream {
+        check_upstream(url)?;
     }
     if let Some(pause_at) = args.pause_at {
         check_pause_at(&record, pause_at, args.weight.is_some())?;
     }
+    if let Some(weight) = args.weight
+        && !record.may_move(Step::ShiftTraffic, Status::Shifting)
+    {
+        let refused = record.refused(Step::ShiftTraffic, &format!("set the candidate to {weight}%"));
+        return Ok(Outcome::refused("shift-traffic", &record, &refused));
+    }
+    let router = ctx.router();
+    if let Router::CodeDeploy(_) = &router
+        && (args.weight.is_some() || args.candidate_upstream.is_some() || args.pause_at.is_some())
+    {
+        return Err(Failure::input(anyhow!(
+            "environment {} uses CodeDeploy, which owns the traffic shift: run shift-traffic without --weight, --candidate-upstream and --pause-at (the router's deployment_config chooses the shift)",
+            ctx.env().name
+        )));
+    }
+    // Checks are known before anything moves: an environment that cannot be
+    // judged is bad input, not a canary rolled back half-way.
+    let checks = ctx.checks()?;
     // One deployment per environment at a time: this one must hold it (a
     // paused canary holds it until its pause expires). Refusing changes
     // nothing.
     match ctx.hold_lease(&record, record.pause().map(|(_, _, expires_at)| expires_at)).await?.result {
         Ok(line) => eprintln!("shift-traffic: lease: {line}"),
         Err(holder) => {
-            gha::error("environment held", &holder);
-            return Err(Failure { exit: Exit::DECLINED, error: anyhow!(holder) });
+            return Ok(Outcome::declined("held")
+                .summary(format!("{}{}\n", summary::heading("shift-traffic", &record, "environment held"), holder))
+                .error("environment held", &holder));
         }
     }
-    let router = ctx.router();
-    if let Router::CodeDeploy(codedeploy) = &router {
-        if args.weight.is_some() || args.candidate_upstream.is_some() || args.pause_at.is_some() {
-            return Err(Failure::input(anyhow!(
-                "environment {} uses CodeDeploy, which owns the traffic shift: run shift-traffic without --weight, --candidate-upstream and --pause-at (the router's deployment_config chooses the shift)",
-                ctx.env().name
-            )));
-        }
-        prepare(&ctx, &router, &mut record, None).await?;
-        return crate::codedeploy::run(&ctx, codedeploy, &mut record).await;
-    }
-    if let Some(exit) = expire_pause(&ctx, &router, &mut record, "shift-traffic").await? {
-        return Ok(exit);
+    if let Some(outcome) = expire_pause(&ctx, &router, &mut record, "shift-traffic").await? {
+        return Ok(outcome);
     }
     if let Err(failure) = prepare(&ctx, &router, &mut record, args.candidate_upstream.as_deref()).await {
         return Err(match failure.exit {
-            Exit::PROVIDER => record_failure(&ctx, &mut record, failure, "the canary did not start"),
+            Exit::PROVIDER => start_failed(&ctx, &mut record, failure).await,
             _ => failure,
         });
+    }
+    if let Router::CodeDeploy(codedeploy) = &router {
+        return crate::codedeploy::run(&ctx, codedeploy, &mut record).await;
     }
 
     match args.weight {
@@ -113,19 +115,37 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
             if let Err(failure) = set_weight(&ctx, &router, &mut record, weight, None).await {
                 return Err(record_failure(&ctx, &mut record, failure, "the weight was not confirmed"));
             }
-            let mut outputs = gha::Outputs::default();
-            outputs.set("weight", weight.to_string());
-            outputs.set("record", ctx.record_path.display().to_string());
-            outputs.flush().provider_failed()?;
-            summary::write(&summary::heading("shift-traffic", &record, &format!("candidate at {weight}%")));
-            Ok(Exit::OK)
+            Ok(Outcome::ok("shifted").summary(summary::heading(
+                "shift-traffic",
+                &record,
+                &format!("candidate at {weight}%"),
+            )))
         }
-        None => match run_plan(&ctx, &router, &mut record, args.pause_at).await {
-            Err(failure) if failure.exit == Exit::PROVIDER && !record.status.is_final() => {
+        None => match run_plan(&ctx, &router, &mut record, args.pause_at, &checks).await {
+            Err(failure) if failure.exit == Exit::PROVIDER && !record.status().is_final() => {
                 Err(after_provider_failure(&ctx, &router, &mut record, failure).await)
             }
             other => other,
         },
+    }
+}
+
+/// The canary could not start (the router did not answer before any
+/// traffic moved): the deployment is abandoned, which frees the
+/// environment, and the failure is reported (exit 3).
+async fn start_failed(ctx: &Context, record: &mut Record, failure: Failure) -> Failure {
+    if !record.may_move(Step::ShiftTraffic, Status::Abandoned) {
+        return record_failure(ctx, record, failure, "the plan did not continue");
+    }
+    let reason = format!("the canary did not start: {:#}", failure.error);
+    match abandon(ctx, record, Step::ShiftTraffic, &reason).await {
+        Ok(()) => Failure::provider(
+            failure.error.context("the canary did not start; no traffic was moved, the deployment is abandoned and the environment free"),
+        ),
+        Err(e) => Failure::provider(failure.error.context(format!(
+            "the canary did not start; no traffic was moved, but the deployment could not be closed ({:#}); run `rollback` on this record",
+            e.error
+        ))),
     }
 }
 
@@ -135,14 +155,8 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
 /// either way.
 async fn after_provider_failure(ctx: &Context, router: &Router, record: &mut Record, failure: Failure) -> Failure {
     let reason = format!("a provider failed during the canary: {:#}", failure.error);
-    match roll_back(ctx, router, record, &reason, "shift-traffic").await {
-        Ok(()) => {
-            summary::write(&format!(
-                "{}**Rolled back** to 100% stable: {reason}\n",
-                summary::heading("shift-traffic", record, "rolled back")
-            ));
-            Failure::provider(failure.error.context("the canary was rolled back to 100% stable"))
-        }
+    match roll_back(ctx, router, record, &reason, Step::ShiftTraffic).await {
+        Ok(()) => Failure::provider(failure.error.context("the canary was rolled back to 100% stable")),
         Err(rollback) => {
             let what = format!("the rollback failed too ({:#})", rollback.error);
             record_failure(ctx, record, failure, &what)
@@ -168,31 +182,77 @@ fn record_failure(ctx: &Context, record: &mut Record, failure: Failure, what: &s
     Failure { exit: failure.exit, error: anyhow!(message) }
 }
 
-/// Saves the router's state before the first change, and puts the candidate
-/// in place when given.
-async fn prepare(ctx: &Context, router: &Router, record: &mut Record, upstream: Option<&str>) -> Result<(), Failure> {
+/// Saves the router's state before the first change, pins the candidate
+/// (the flag's, else the one `gate` recorded, else for an ALB the target
+/// group the router names now) and puts it in place on the router. A router
+/// whose candidate is another one than this deployment's is never given
+/// traffic: with traffic on it already, that is refused.
+async fn prepare(ctx: &Context, router: &Router, record: &mut Record, flag: Option<&str>) -> Result<(), Failure> {
     if record.router_before.is_none() {
         let state = router.state().await.provider_failed()?;
         record.candidate_weight = state.candidate_weight;
         record.router_before = Some(state);
         ctx.save(record)?;
     }
-    if let Some(url) = upstream
-        && record.candidate_upstream.as_deref() != Some(url)
-    {
-        if record.candidate_weight > 0 {
+    if let Router::CodeDeploy(_) = router {
+        // The revision gate recorded must be the one CodeDeploy would get.
+        if let sluice_core::config::RouterConfig::CodeDeploy { appspec, s3_revision, .. } = &ctx.env().router {
+            let now = crate::candidate::revision(appspec.as_deref(), s3_revision.as_deref())?;
+            match (&record.candidate, now) {
+                (Some(recorded), Some(now)) if *recorded != now => {
+                    return Err(crate::candidate::changed(record, recorded, &now));
+                }
+                (None, now) => {
+                    record.candidate = now;
+                    ctx.save(record)?;
+                }
+                _ => {}
+            }
+        }
+        return Ok(());
+    }
+    let moved = record.events.iter().any(|e| matches!(e.detail, EventDetail::Traffic { .. }));
+    let wanted = match (&record.candidate, flag) {
+        (Some(recorded), Some(flag)) if recorded != flag => return Err(crate::candidate::changed(record, recorded, flag)),
+        (Some(recorded), _) => recorded.clone(),
+        (None, Some(flag)) if moved => return Err(crate::candidate::changed(record, "not recorded", flag)),
+        (None, Some(flag)) => flag.to_owned(),
+        (None, None) => match router {
+            // The ALB's candidate target group is where the release was
+            // deployed; it is pinned now, before any traffic moves.
+            Router::Alb(_) => match router.state().await.provider_failed()?.candidate {
+                Some(arn) => arn,
+                None => return Err(Failure::provider(anyhow!("the ALB names no candidate target group"))),
+            },
+            _ => {
+                return Err(Failure::input(anyhow!(
+                    "{} does not say what its candidate is: pass --candidate-upstream URL (to gate, or to this first shift-traffic), so traffic never goes to a candidate an earlier deployment left on the router",
+                    record.subject()
+                )));
+            }
+        },
+    };
+    let state = router.state().await.provider_failed()?;
+    if state.candidate.as_deref() != Some(wanted.as_str()) {
+        if state.candidate_weight > 0 {
             return Err(Failure::input(anyhow!(
-                "the candidate already takes {}% of traffic; roll back before replacing it with {url}",
-                record.candidate_weight
+                "the router sends {}% of traffic to candidate {}, not to {}'s candidate {wanted}: roll that back first (`rollback --live`)",
+                state.candidate_weight,
+                state.candidate.as_deref().unwrap_or("(none)"),
+                record.subject()
             )));
         }
-        router.set_candidate(url).await.provider_failed()?;
-        record.candidate_upstream = Some(url.to_owned());
+        router.set_candidate(&wanted).await.provider_failed()?;
+    }
+    if record.candidate.as_deref() != Some(wanted.as_str()) {
+        record.candidate = Some(wanted);
         ctx.save(record)?;
     }
     Ok(())
 }
 
+/// Sets the weight, read back, and checks the router still routes to this
+/// deployment's candidate.
 async fn set_weight(
     ctx: &Context,
     router: &Router,
@@ -203,19 +263,39 @@ async fn set_weight(
     let from = record.candidate_weight;
     let state = router.set_weight(weight).await.provider_failed()?;
     record.candidate_weight = state.candidate_weight;
-    record.status = Status::Shifting;
+    record.transition(Step::ShiftTraffic, Status::Shifting, now()).map_err(refused)?;
     record.push("shift-traffic", EventDetail::Traffic { from, to: weight, stage }, now());
     ctx.save(record)?;
     eprintln!("shift-traffic: candidate {from}% -> {weight}%");
+    if let (Some(recorded), Some(routed)) = (&record.candidate, &state.candidate)
+        && recorded != routed
+    {
+        return Err(Failure::provider(anyhow!(
+            "the router now routes the candidate share to {routed}, not to this deployment's candidate {recorded}: something else changed the router"
+        )));
+    }
     Ok(())
 }
 
-async fn run_plan(ctx: &Context, router: &Router, record: &mut Record, pause_at: Option<u8>) -> Result<Exit, Failure> {
+/// A refused lifecycle move as a failure: exit 1 with the words.
+pub(crate) fn refused(refused: sluice_core::lifecycle::Refused) -> Failure {
+    Failure { exit: Exit::DECLINED, error: anyhow!(refused) }
+}
+
+async fn run_plan(
+    ctx: &Context,
+    router: &Router,
+    record: &mut Record,
+    pause_at: Option<u8>,
+    checks: &Checks,
+) -> Result<Outcome, Failure> {
     let plan = record.strategy.plan();
     let passed = passed_stages(record);
-    let has_checks = !ctx.config.checks_for(ctx.env()).is_empty();
     let total = plan.len();
     let mut markdown = summary::heading("shift-traffic", record, record.strategy.name());
+    if let Some(note) = checks.note() {
+        markdown.push_str(&format!("{note}\n\n"));
+    }
     for (i, (weight, duration)) in plan.into_iter().enumerate() {
         if passed.contains(&i) {
             eprintln!("shift-traffic: stage {}/{total} ({weight}%) passed in an earlier run", i + 1);
@@ -240,19 +320,7 @@ async fn run_plan(ctx: &Context, router: &Router, record: &mut Record, pause_at:
             set_weight(ctx, router, record, weight, Some(i)).await?;
         }
         if duration.is_zero() {
-            if pause_at == Some(weight) {
-                return pause(ctx, record, i, total, markdown).await;
-            }
-            continue;
-        }
-        if !has_checks {
-            gha::warning(&format!(
-                "environment {} has no checks: stage {} waits {} without analysis",
-                ctx.env().name,
-                i + 1,
-                humantime::format_duration(duration)
-            ));
-            tokio::time::sleep(duration).await;
+            // All at once: no analysis here; verify-health judges at 100%.
             if pause_at == Some(weight) {
                 return pause(ctx, record, i, total, markdown).await;
             }
@@ -268,37 +336,34 @@ async fn run_plan(ctx: &Context, router: &Router, record: &mut Record, pause_at:
         ctx.save(record)?;
         if verdict != Verdict::Pass {
             let reason = format!("stage {} at {weight}%: {reason}", i + 1);
-            roll_back(ctx, router, record, &reason, "shift-traffic").await?;
+            roll_back(ctx, router, record, &reason, Step::ShiftTraffic).await?;
             let decision = format!("{verdict:?}").to_lowercase();
             crate::notify::send("shift-traffic", NotifyEvent::RolledBack, &decision, &reason).await;
             markdown.push_str(&format!("**Rolled back** to 100% stable: {reason}\n"));
-            summary::write(&markdown);
-            gha::error("canary rolled back", &reason);
-            let mut outputs = gha::Outputs::default();
-            outputs.set("decision", format!("{verdict:?}").to_lowercase());
-            outputs.set("weight", "0");
-            outputs.set("record", ctx.record_path.display().to_string());
-            outputs.flush().provider_failed()?;
-            return Ok(if verdict == Verdict::Error { Exit::PROVIDER } else { Exit::DECLINED });
+            let exit = if verdict == Verdict::Error { Exit::PROVIDER } else { Exit::DECLINED };
+            return Ok(Outcome::new(exit, decision).summary(markdown).error("canary rolled back", &reason));
         }
         if pause_at == Some(weight) {
             return pause(ctx, record, i, total, markdown).await;
         }
     }
-    record.status = Status::Verified;
-    record.updated_at = now();
-    ctx.save(record)?;
+    // Verified only on evidence: a passing verdict at 100%.
+    let evidence = crate::promote::evidence(ctx, record);
+    if evidence.is_ok() {
+        record.transition(Step::ShiftTraffic, Status::Verified, now()).map_err(refused)?;
+        ctx.save(record)?;
+        markdown.push_str(&format!(
+            "All {total} stages passed; the candidate takes {}% of traffic.\n",
+            record.candidate_weight
+        ));
+        return Ok(Outcome::ok("pass").summary(markdown));
+    }
+    let why = evidence.err().unwrap_or_default();
     markdown.push_str(&format!(
-        "All {total} stages passed; the candidate takes {}% of traffic.\n",
+        "The plan is done and the candidate takes {}% of traffic, but it is not verified: {why}. Run `verify-health` to judge it at 100%.\n",
         record.candidate_weight
     ));
-    summary::write(&markdown);
-    let mut outputs = gha::Outputs::default();
-    outputs.set("decision", "pass");
-    outputs.set("weight", record.candidate_weight.to_string());
-    outputs.set("record", ctx.record_path.display().to_string());
-    outputs.flush().provider_failed()?;
-    Ok(Exit::OK)
+    Ok(Outcome::ok("shifted").summary(markdown))
 }
 
 /// Stages with a passing verdict in the record, or that the canary paused
@@ -345,7 +410,7 @@ async fn pause(
     i: usize,
     total: usize,
     mut markdown: String,
-) -> Result<Exit, Failure> {
+) -> Result<Outcome, Failure> {
     let timeout = ctx.config.pause_timeout_for(ctx.env());
     let now = now();
     let expires_at = jiff::SignedDuration::try_from(timeout)
@@ -353,7 +418,7 @@ async fn pause(
         .and_then(|d| now.checked_add(d).ok())
         .unwrap_or(jiff::Timestamp::MAX);
     let weight = record.candidate_weight;
-    record.status = Status::Paused;
+    record.transition(Step::ShiftTraffic, Status::Paused, now).map_err(refused)?;
     record.push("shift-traffic", EventDetail::Pause { stage: i, weight, expires_at }, now);
     ctx.save(record)?;
     // The environment stays held while the canary waits for approval.
@@ -370,14 +435,7 @@ async fn pause(
         i + 1,
         humantime::format_duration(timeout)
     ));
-    summary::write(&markdown);
-    let mut outputs = gha::Outputs::default();
-    outputs.set("decision", "paused");
-    outputs.set("weight", weight.to_string());
-    outputs.set("expires_at", expires_at.to_string());
-    outputs.set("record", ctx.record_path.display().to_string());
-    outputs.flush().provider_failed()?;
-    Ok(Exit::OK)
+    Ok(Outcome::ok("paused").summary(markdown).output("expires_at", expires_at.to_string()))
 }
 
 /// A paused canary whose wait has expired is rolled back (exit 1) rather
@@ -388,7 +446,7 @@ pub(crate) async fn expire_pause(
     router: &Router,
     record: &mut Record,
     step: &str,
-) -> Result<Option<Exit>, Failure> {
+) -> Result<Option<Outcome>, Failure> {
     let Some((stage, weight, expires_at)) = record.pause() else { return Ok(None) };
     if now() < expires_at {
         return Ok(None);
@@ -397,16 +455,14 @@ pub(crate) async fn expire_pause(
         "the canary paused at stage {} ({weight}%) was not approved before its pause expired at {expires_at}",
         stage + 1
     );
-    roll_back(ctx, router, record, &reason, step).await?;
-    summary::write(&format!(
-        "{}**Rolled back** to 100% stable: {reason}.\n",
-        summary::heading(step, record, "pause expired")
-    ));
-    gha::error("paused canary expired", &reason);
-    let mut outputs = gha::Outputs::default();
-    outputs.set("decision", "expired");
-    outputs.set("weight", "0");
-    outputs.set("record", ctx.record_path.display().to_string());
-    outputs.flush().provider_failed()?;
-    Ok(Some(Exit::DECLINED))
+    let as_step = if step == "rollback" { Step::Rollback } else { Step::ShiftTraffic };
+    roll_back(ctx, router, record, &reason, as_step).await?;
+    Ok(Some(
+        Outcome::declined("expired")
+            .summary(format!(
+                "{}**Rolled back** to 100% stable: {reason}.\n",
+                summary::heading(step, record, "pause expired")
+            ))
+            .error("paused canary expired", &reason),
+    ))
 }

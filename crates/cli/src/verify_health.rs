@@ -6,14 +6,17 @@
 //! sources failed. `--replay RECORD` re-judges the samples recorded in a
 //! record under the current config, touching nothing.
 
+use crate::Outcome;
 use crate::analyse::analyse;
 use crate::context::{Common, Context, now};
+use crate::shift_traffic::refused;
 use crate::summary;
 use anyhow::anyhow;
 use clap::Parser;
 use sluice_analysis::{Analysis, Verdict};
+use sluice_core::lifecycle::Step;
 use sluice_core::record::{EventDetail, Expect, Record, Status};
-use sluice_core::{Classify, Exit, Failure, gha};
+use sluice_core::{Classify, Exit, Failure};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -55,21 +58,20 @@ fn exit_for(verdict: Verdict) -> Exit {
     }
 }
 
-pub async fn run(args: Args) -> Result<Exit, Failure> {
+pub async fn run(args: Args) -> Result<Outcome, Failure> {
     let ctx = Context::load(&args.common)?;
     if let Some(path) = &args.replay {
         return replay(&ctx, path);
     }
     let mut record = ctx.load_record()?;
-    if record.status.is_final() {
-        return Err(Failure::input(anyhow!(
-            "this deployment has ended ({:?}); there is no candidate to verify",
-            record.status
-        )));
+    if let Err(refused) = record.may_act(Step::VerifyHealth, "judge the candidate") {
+        return Ok(Outcome::refused("verify-health", &record, &refused));
     }
+    let checks = ctx.checks()?;
     if let Err(holder) = ctx.hold_lease(&record, record.pause().map(|(_, _, expires_at)| expires_at)).await?.result {
-        gha::error("environment held", &holder);
-        return Err(Failure { exit: Exit::DECLINED, error: anyhow!(holder) });
+        return Ok(Outcome::declined("held")
+            .summary(format!("{}{holder}\n", summary::heading("verify-health", &record, "environment held")))
+            .error("environment held", &holder));
     }
     let duration = args.duration.unwrap_or_else(|| {
         record.strategy.plan().iter().map(|(_, d)| *d).find(|d| !d.is_zero()).unwrap_or(Duration::from_secs(60))
@@ -77,26 +79,27 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
     let report = analyse(&ctx, &record.version, record.candidate_weight, duration, "verify-health").await?;
     summary::log_verdict(&report);
     let verdict = report.verdict;
-    summary::write(&format!(
-        "{}{}\n",
-        summary::heading("verify-health", &record, &format!("{verdict:?}").to_lowercase()),
-        summary::verdict_table(&report)
-    ));
-    if verdict != Verdict::Pass {
-        gha::error("verify-health", &report.reason);
-    } else if record.candidate_weight == 100 && record.status == Status::Shifting {
-        record.status = Status::Verified;
+    let mut markdown = summary::heading("verify-health", &record, &format!("{verdict:?}").to_lowercase());
+    if let Some(note) = checks.note() {
+        markdown.push_str(&format!("{note}\n\n"));
     }
+    markdown.push_str(&format!("{}\n", summary::verdict_table(&report)));
+    let reason = report.reason.clone();
     record.push("verify-health", EventDetail::Verdict { stage: None, report: Box::new(report) }, now());
+    // Verified only on the evidence promote needs; a verdict that does not
+    // pass takes a verification back.
+    let to = match record.status() {
+        Status::Shifting | Status::Verified if crate::promote::evidence(&ctx, &record).is_ok() => Status::Verified,
+        Status::Shifting | Status::Verified => Status::Shifting,
+        other => other,
+    };
+    record.transition(Step::VerifyHealth, to, now()).map_err(refused)?;
     ctx.save(&record)?;
-    let mut outputs = gha::Outputs::default();
-    outputs.set("decision", format!("{verdict:?}").to_lowercase());
-    outputs.set("record", ctx.record_path.display().to_string());
-    outputs.flush().provider_failed()?;
-    Ok(exit_for(verdict))
+    let outcome = Outcome::new(exit_for(verdict), format!("{verdict:?}").to_lowercase()).summary(markdown);
+    Ok(if verdict == Verdict::Pass { outcome } else { outcome.error("verify-health", &reason) })
 }
 
-fn replay(ctx: &Context, path: &std::path::Path) -> Result<Exit, Failure> {
+fn replay(ctx: &Context, path: &std::path::Path) -> Result<Outcome, Failure> {
     let record = Record::load(path, &Expect { app: Some(&ctx.config.app), ..Expect::default() }).bad_input()?;
     let verdicts: Vec<(Option<usize>, &sluice_analysis::AnalysisReport)> = record
         .events
@@ -109,7 +112,7 @@ fn replay(ctx: &Context, path: &std::path::Path) -> Result<Exit, Failure> {
     if verdicts.is_empty() {
         return Err(Failure::input(anyhow!("record {} holds no verdicts to replay", path.display())));
     }
-    let checks = ctx.config.checks_for(ctx.env());
+    let checks = ctx.checks()?.specs;
     let mut worst = Verdict::Pass;
     let mut markdown = summary::heading("verify-health --replay", &record, "replay");
     for (stage, recorded) in verdicts {
@@ -132,9 +135,5 @@ fn replay(ctx: &Context, path: &std::path::Path) -> Result<Exit, Failure> {
             worst = replayed.verdict;
         }
     }
-    summary::write(&markdown);
-    let mut outputs = gha::Outputs::default();
-    outputs.set("decision", format!("{worst:?}").to_lowercase());
-    outputs.flush().provider_failed()?;
-    Ok(exit_for(worst))
+    Ok(Outcome::new(exit_for(worst), format!("{worst:?}").to_lowercase()).summary(markdown))
 }

@@ -78,7 +78,7 @@ fn shift_traffic_killed_anywhere_leaves_a_valid_record_and_rollback_restores_sta
 
         let record = Record::load(&h.path(&rec), &Expect::default())
             .unwrap_or_else(|e| panic!("{what}: the record does not load: {e}"));
-        *status_at_kill.entry(format!("{:?}", record.status)).or_default() += 1;
+        *status_at_kill.entry(format!("{:?}", record.status())).or_default() += 1;
         // The record never claims a weight the router did not confirm: every
         // traffic event's weight was read back before it was written.
         let last_traffic = record.events.iter().rev().find_map(|e| match &e.detail {
@@ -86,20 +86,20 @@ fn shift_traffic_killed_anywhere_leaves_a_valid_record_and_rollback_restores_sta
             _ => None,
         });
         if let Some(to) = last_traffic
-            && record.status == Status::Shifting
+            && record.status() == Status::Shifting
         {
             assert_eq!(record.candidate_weight, to, "{what}: record weight and last traffic event disagree");
         }
 
-        if run % 2 == 1 && !record.status.is_final() {
+        if run % 2 == 1 && !record.status().is_final() {
             reruns += 1;
             let again = h.step("shift-traffic", &shift_args);
             assert!(matches!(code(&again), 0 | 1), "{what}: re-run exited {}: {}", code(&again), stderr(&again));
             let record = Record::load(&h.path(&rec), &Expect::default()).expect("record after re-run");
             assert!(
-                matches!(record.status, Status::Verified | Status::RolledBack),
+                matches!(record.status(), Status::Verified | Status::RolledBack),
                 "{what}: re-run left status {:?}",
-                record.status
+                record.status()
             );
             assert_eq!(h.state()["candidate_weight"], u64::from(record.candidate_weight), "{what}: after re-run");
         }
@@ -108,7 +108,7 @@ fn shift_traffic_killed_anywhere_leaves_a_valid_record_and_rollback_restores_sta
         assert_eq!(code(&rollback), 0, "{what}: rollback: {}", stderr(&rollback));
         assert_eq!(h.state()["candidate_weight"], 0, "{what}: traffic not back on stable");
         let record = Record::load(&h.path(&rec), &Expect::default()).expect("record after rollback");
-        assert_eq!(record.status, Status::RolledBack, "{what}");
+        assert_eq!(record.status(), Status::RolledBack, "{what}");
     }
     eprintln!(
         "crash test: {runs} runs, {killed_running} killed while running, {reruns} re-run after the kill; \
@@ -206,5 +206,5 @@ fn a_ledger_entry_written_just_before_a_kill_is_not_written_twice() {
     assert_eq!(h.ledger().len(), 1, "the entry is written once");
     let record = Record::load(&h.path("k.json"), &Expect::default()).expect("record");
     assert!(record.ledger_due.is_none(), "nothing is owed any more");
-    assert_eq!(record.status, Status::RolledBack);
+    assert_eq!(record.status(), Status::RolledBack);
 }

@@ -176,6 +176,7 @@ fn seed(fake: &Fake, commits: &[C], entries: &[LedgerEntry]) {
             LedgerOutcome::RolledBack => ("inactive", format!("sluice: {v} rolled back: {reason}")),
             LedgerOutcome::Reverted => ("failure", format!("sluice: {v} reverted after promotion: {reason}")),
             LedgerOutcome::Failed => ("failure", format!("sluice: {v} failed: {reason}")),
+            LedgerOutcome::Abandoned => ("inactive", format!("sluice: {v} abandoned: {reason}")),
         };
         fake.add_deployment_status(REPO, id, state, &description);
         if e.id == "d2" {

@@ -106,7 +106,13 @@ fn rollback_without_a_record_restores_stable() {
     set(&format!("{{\"candidate\":\"{}\"}}", h.apps[1]), "/v1/upstreams");
     set("{\"candidate_weight\":40}", "/v1/weights");
     assert_eq!(h.state()["candidate_weight"], 40);
+    // A record path that does not exist is bad input: nothing moves.
     let out = h.step("rollback", &["-e", "dev", "--record", "none.json"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("rollback --live"), "{}", stderr(&out));
+    assert_eq!(h.state()["candidate_weight"], 40);
+    // --live needs no record, and makes none up.
+    let out = h.step("rollback", &["-e", "dev", "--live"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(h.state()["candidate_weight"], 0);
     assert!(!h.path("none.json").exists(), "rollback without a record must not invent one");
@@ -233,9 +239,12 @@ fn a_paused_canary_continues_after_approval() {
     let expires: jiff::Timestamp = pause["expires_at"].as_str().expect("expires_at").parse().expect("time");
     assert_eq!(expires.duration_since(at), jiff::SignedDuration::from_hours(1));
 
-    // Not verified while paused; a sweep before the expiry keeps it.
+    // Not verified while paused: promote is refused (exit 1), in words; a
+    // sweep before the expiry keeps it.
     let promote = h.step("promote", &["-e", "dev", "--record", "r.json"]);
-    assert_eq!(code(&promote), 2, "{}", stderr(&promote));
+    assert_eq!(code(&promote), 1, "{}", stderr(&promote));
+    assert!(stderr(&promote).contains("is paused for approval, with the candidate at 25%"), "{}", stderr(&promote));
+    assert!(stdout(&promote).contains("decision=refused"), "{}", stdout(&promote));
     let sweep = h.step("rollback", &["-e", "dev", "--record", "r.json", "--if-expired"]);
     assert_eq!(code(&sweep), 0, "{}", stderr(&sweep));
     assert!(stdout(&sweep).contains("decision=kept"));
@@ -262,9 +271,10 @@ fn a_paused_canary_continues_after_approval() {
     assert_eq!(h.state()["stable"]["upstream"], v2.as_str());
 }
 
-/// Pauses a canary (no checks, one-second stages) whose pause expires after
-/// one second, and waits until it has.
-fn pause_until_expired(h: &Harness) {
+/// Pauses a canary (the built-in checks, one-second stages, under load)
+/// whose pause expires after one second, and waits until it has.
+fn pause_until_expired(h: &mut Harness) {
+    h.load(200, 30);
     let v2 = h.apps[1].clone();
     let gate = h.step("gate", &["-e", "dev", "--record", "r.json", "--release", "v2", "--commit", "abcdef1"]);
     assert_eq!(code(&gate), 0, "gate: {}", stderr(&gate));
@@ -279,8 +289,8 @@ const QUICK_CANARY: &str = "{ kind = \"canary\", stages = [50, 100], stage_durat
 
 #[test]
 fn a_paused_canary_past_its_timeout_is_rolled_back_not_continued() {
-    let h = Harness::start(&[("v1", &[]), ("v2", &[])], QUICK_CANARY, "pause_timeout = \"1s\"\n");
-    pause_until_expired(&h);
+    let mut h = Harness::start(&[("v1", &[]), ("v2", &[])], QUICK_CANARY, "pause_timeout = \"1s\"\n");
+    pause_until_expired(&mut h);
     let late = h.step("shift-traffic", &["-e", "dev", "--record", "r.json"]);
     assert_eq!(code(&late), 1, "{}", stderr(&late));
     assert!(stdout(&late).contains("decision=expired"), "{}", stdout(&late));
@@ -294,16 +304,19 @@ fn a_paused_canary_past_its_timeout_is_rolled_back_not_continued() {
 
 #[test]
 fn a_sweep_rolls_back_an_expired_pause() {
-    let h = Harness::start(&[("v1", &[]), ("v2", &[])], QUICK_CANARY, "pause_timeout = \"1s\"\n");
-    pause_until_expired(&h);
+    let mut h = Harness::start(&[("v1", &[]), ("v2", &[])], QUICK_CANARY, "pause_timeout = \"1s\"\n");
+    pause_until_expired(&mut h);
     let sweep = h.step("rollback", &["-e", "dev", "--record", "r.json", "--if-expired"]);
     assert_eq!(code(&sweep), 0, "{}", stderr(&sweep));
     assert!(stdout(&sweep).contains("decision=expired"), "{}", stdout(&sweep));
     assert_eq!(h.state()["candidate_weight"], 0);
     assert_eq!(record(&h)["status"], "rolled_back");
-    // The ended deployment cannot be continued by a late approval.
+    // The ended deployment cannot be continued by a late approval: the
+    // lifecycle refuses (exit 1), saying where it stands and what to do.
     let late = h.step("shift-traffic", &["-e", "dev", "--record", "r.json"]);
-    assert_eq!(code(&late), 2, "{}", stderr(&late));
+    assert_eq!(code(&late), 1, "{}", stderr(&late));
+    assert!(stderr(&late).contains("is rolled back: all traffic is on stable"), "{}", stderr(&late));
+    assert!(stdout(&late).contains("decision=refused"), "{}", stdout(&late));
     assert_eq!(h.state()["candidate_weight"], 0);
 }
 

@@ -70,17 +70,17 @@ fn a_flaky_router_api_never_leaves_a_canary_unaccounted_for() {
         *outcomes.entry(exit).or_default() += 1;
         let record = Record::load(&h.path(&rec), &Expect::default()).expect("record loads");
         let weight = h.state()["candidate_weight"].as_u64().expect("weight"); // read past the proxy
-        let what = format!("run {run}: exit {exit}, status {:?}, router at {weight}%", record.status);
+        let what = format!("run {run}: exit {exit}, status {:?}, router at {weight}%", record.status());
         match exit {
             0 => {
-                assert_eq!(record.status, Status::Verified, "{what}");
+                assert_eq!(record.status(), Status::Verified, "{what}");
                 assert_eq!(weight, 100, "{what}");
             }
             1 => {
-                assert_eq!(record.status, Status::RolledBack, "{what}");
+                assert_eq!(record.status(), Status::RolledBack, "{what}");
                 assert_eq!(weight, 0, "{what}");
             }
-            3 => match (record.status, last_event(&record)) {
+            3 => match (record.status(), last_event(&record)) {
                 (Status::RolledBack, _) => assert_eq!(weight, 0, "{what}"),
                 (_, Some(EventDetail::Error { message })) if message.contains("no traffic was moved") => {
                     assert_eq!(weight, 0, "{what}: {message}");
@@ -123,7 +123,7 @@ fn a_router_that_stays_down_exits_3_and_the_record_says_where_traffic_stands() {
     eprintln!("stays down: shift-traffic exited {:?} {:?} after the router went down", status.code(), down.elapsed());
     assert_eq!(status.code(), Some(3));
     let record = Record::load(&h.path("down.json"), &Expect::default()).expect("record loads");
-    assert_eq!(record.status, Status::Shifting, "nothing could be changed, so the record must not claim a rollback");
+    assert_eq!(record.status(), Status::Shifting, "nothing could be changed, so the record must not claim a rollback");
     assert_eq!(record.candidate_weight, 20);
     match last_event(&record) {
         Some(EventDetail::Error { message }) => {

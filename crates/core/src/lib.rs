@@ -9,6 +9,7 @@ pub mod env;
 pub mod exit;
 pub mod gha;
 pub mod lease;
+pub mod lifecycle;
 pub mod ledger;
 pub mod names;
 pub mod record;

@@ -8,6 +8,8 @@
 
 use crate::config::Strategy;
 use crate::ledger::ChangeKind;
+pub use crate::lifecycle::Status;
+use crate::lifecycle::{Refused, Step};
 use crate::names;
 use jiff::Timestamp;
 use schemars::JsonSchema;
@@ -55,9 +57,15 @@ pub struct Record {
     /// `rollback` restores.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub router_before: Option<RouterState>,
-    /// Where the candidate is served (the local router's candidate upstream).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub candidate_upstream: Option<String>,
+    /// What the candidate is, fixed for the whole deployment: the embedded
+    /// router's candidate upstream URL, the ALB target group ARN the
+    /// candidate is deployed into, or the CodeDeploy revision (`s3://…`, or
+    /// `appspec sha256:…`). Recorded by `gate` when known there, else by the
+    /// first `shift-traffic` before any traffic moves; steps route to it and
+    /// nothing else. (Records of sluice before 0.2 call it
+    /// `candidate_upstream`.)
+    #[serde(default, alias = "candidate_upstream", skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<String>,
     /// The candidate's share of traffic as last confirmed by the router.
     pub candidate_weight: u8,
     /// The GitHub deployment that stands for this deployment (`github`
@@ -70,9 +78,26 @@ pub struct Record {
     /// down when the deployment ended loses nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ledger_due: Option<crate::ledger::LedgerEntry>,
-    pub status: Status,
+    /// Where the deployment stands. Steps move it only by the lifecycle
+    /// table (README, "The lifecycle").
+    status: Status,
+    /// Made by this process and not saved yet: `gate` is creating it.
+    #[serde(skip)]
+    #[schemars(skip)]
+    fresh: Fresh,
     /// What happened, in order; only ever appended.
     pub events: Vec<Event>,
+}
+
+/// Whether a record was made by this process and not moved yet; not part
+/// of the document, and equal whatever its value.
+#[derive(Clone, Copy, Debug, Default)]
+struct Fresh(bool);
+
+impl PartialEq for Fresh {
+    fn eq(&self, _: &Fresh) -> bool {
+        true
+    }
 }
 
 /// A router's state, as read back from it.
@@ -125,35 +150,6 @@ pub struct Stickiness {
     /// How long a client stays on its target group, in seconds (1-604800).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_seconds: Option<i32>,
-}
-
-/// Where a deployment stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    /// Created by `gate`, which allowed it.
-    Admitted,
-    /// `gate` said no.
-    Blocked,
-    /// Traffic is (partly) on the candidate.
-    Shifting,
-    /// A canary stopped at a stage for approval (`shift-traffic
-    /// --pause-at`); the last `pause` event says when its wait expires. A
-    /// later `shift-traffic` continues it, or rolls it back once expired.
-    Paused,
-    /// All stages done and analysis passed; ready for `promote`.
-    Verified,
-    /// The candidate is the stable release.
-    Promoted,
-    /// Traffic is back on stable.
-    RolledBack,
-}
-
-impl Status {
-    /// Whether the deployment has ended; nothing more may shift traffic.
-    pub fn is_final(self) -> bool {
-        matches!(self, Status::Blocked | Status::Promoted | Status::RolledBack)
-    }
 }
 
 /// One thing that happened, appended by a step.
@@ -210,6 +206,9 @@ pub enum EventDetail {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<String>,
     },
+    /// The deployment ended without ever moving traffic (it failed to
+    /// start, was cancelled before its first stage, or was given up).
+    Abandoned { reason: String },
     /// A step stopped on an error; where things stand is in the message.
     Error { message: String },
     /// A step was cancelled (SIGINT or SIGTERM, as when a workflow run is
@@ -332,11 +331,14 @@ impl Record {
             created_at: now,
             updated_at: now,
             router_before: None,
-            candidate_upstream: None,
+            candidate: None,
             candidate_weight: 0,
             github_deployment: None,
             ledger_due: None,
+            // Until `gate` moves it: a fresh record is "no status yet" to
+            // the table.
             status: Status::Admitted,
+            fresh: Fresh(true),
             events: Vec::new(),
         }
     }
@@ -400,6 +402,67 @@ impl Record {
             return Err(format!("candidate_weight {} is above 100", self.candidate_weight));
         }
         Ok(())
+    }
+
+    /// Where the deployment stands.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// Whether `gate` is creating this record in this process.
+    pub fn is_new(&self) -> bool {
+        self.fresh.0
+    }
+
+    /// `shop v1.4.2 in prd`, for messages.
+    pub fn subject(&self) -> String {
+        format!("{} {} in {}", self.app, self.version, self.environment)
+    }
+
+    /// Where the deployment stands, in words.
+    pub fn describe(&self) -> String {
+        self.status.words(self.candidate_weight)
+    }
+
+    fn from(&self) -> Option<Status> {
+        if self.fresh.0 { None } else { Some(self.status) }
+    }
+
+    /// Refuses `step` (wanting to `what`) unless the lifecycle table gives
+    /// it at least one move from where the deployment stands. Changes
+    /// nothing.
+    pub fn may_act(&self, step: Step, what: &str) -> Result<(), Refused> {
+        if crate::lifecycle::moves(step, self.from()).is_empty() { Err(self.refused(step, what)) } else { Ok(()) }
+    }
+
+    /// Whether the table lets `step` move the deployment to `to`.
+    pub fn may_move(&self, step: Step, to: Status) -> bool {
+        crate::lifecycle::allows(step, self.from(), to)
+    }
+
+    /// Moves the deployment to `to` for `step`, if the lifecycle table holds
+    /// that move; otherwise changes nothing and says why.
+    pub fn transition(&mut self, step: Step, to: Status, now: Timestamp) -> Result<(), Refused> {
+        if !self.may_move(step, to) {
+            return Err(self.refused(step, &format!("move it to `{to}`")));
+        }
+        self.status = to;
+        self.fresh = Fresh(false);
+        self.updated_at = now;
+        Ok(())
+    }
+
+    /// The refusal of `step` wanting to `what`, in words.
+    pub fn refused(&self, step: Step, what: &str) -> Refused {
+        let next = self.status.next(self.candidate_weight);
+        Refused {
+            step,
+            from: self.status,
+            what: what.to_owned(),
+            subject: self.subject(),
+            words: self.describe(),
+            next: next.text,
+        }
     }
 
     /// Appends an event and stamps the record.

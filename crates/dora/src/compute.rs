@@ -715,6 +715,7 @@ fn analyse(mut g: GroupAcc, span: &Span, hotfix_window_ms: i64, seen: &mut FxSet
                 stable.push(i);
             }
             LedgerOutcome::RolledBack | LedgerOutcome::Failed => failed[i] = true,
+            LedgerOutcome::Abandoned => {}
             LedgerOutcome::Reverted => {
                 if let Some(top) = stable.pop() {
                     failed[top] = true;
@@ -732,6 +733,9 @@ fn analyse(mut g: GroupAcc, span: &Span, hotfix_window_ms: i64, seen: &mut FxSet
             let c = &mut facts.counts;
             c.entries += 1;
             let week = span.trend_index(a.finished) as usize;
+            if a.outcome == LedgerOutcome::Abandoned {
+                continue;
+            }
             let is_attempt = a.outcome != LedgerOutcome::Reverted;
             match a.outcome {
                 LedgerOutcome::Promoted => {
@@ -747,6 +751,7 @@ fn analyse(mut g: GroupAcc, span: &Span, hotfix_window_ms: i64, seen: &mut FxSet
                 LedgerOutcome::RolledBack => c.rolled_back += 1,
                 LedgerOutcome::Failed => c.failed += 1,
                 LedgerOutcome::Reverted => c.reverted += 1,
+                LedgerOutcome::Abandoned => {}
             }
             if is_attempt {
                 c.attempts += 1;

@@ -285,6 +285,7 @@ pub(crate) fn parse_at<'a>(
                     "rolled_back" => LedgerOutcome::RolledBack,
                     "reverted" => LedgerOutcome::Reverted,
                     "failed" => LedgerOutcome::Failed,
+                    "abandoned" => LedgerOutcome::Abandoned,
                     _ => return None,
                 };
                 13

@@ -115,13 +115,13 @@ async fn canaries_on_a_flaky_aws_api_end_completed_or_rolled_back() {
         env.faults("{}");
         let record = Record::load(&env.path(&rec), &Expect::default()).expect("the record parses after every run");
         let percent = env.candidate_percent().await;
-        let what = format!("run {run}: exit {exit}, status {:?}, listener at {percent}%", record.status);
+        let what = format!("run {run}: exit {exit}, status {:?}, listener at {percent}%", record.status());
         match exit {
             0 => {
-                assert_eq!(record.status, Status::Verified, "{what}");
+                assert_eq!(record.status(), Status::Verified, "{what}");
                 assert_eq!(percent, 100, "{what}");
             }
-            3 => match (record.status, last_error(&record)) {
+            3 => match (record.status(), last_error(&record)) {
                 (Status::RolledBack, _) => assert_eq!(percent, 0, "{what}"),
                 (_, Some(message)) if message.contains("no traffic was moved") => assert_eq!(percent, 0, "{what}"),
                 (_, Some(message)) => {
@@ -165,7 +165,7 @@ async fn an_aws_api_that_stays_down_exits_3_and_the_record_says_where_traffic_st
     eprintln!("aws stays down: shift-traffic exited {:?} {:?} after AWS went down", status.code(), down.elapsed());
     assert_eq!(status.code(), Some(3), "a provider that stayed down is exit 3");
     let record = Record::load(&env.path("down.json"), &Expect::default()).expect("record loads");
-    assert_eq!(record.status, Status::Shifting, "nothing could be changed, so the record must not claim a rollback");
+    assert_eq!(record.status(), Status::Shifting, "nothing could be changed, so the record must not claim a rollback");
     assert_eq!(record.candidate_weight, 20);
     assert_eq!(env.candidate_percent().await, 20, "the listener is where the record says");
     let message = last_error(&record).expect("an error event ends the record");

@@ -119,7 +119,7 @@ fn promotions_on_a_flaky_github_end_with_the_ledger_complete() {
         *exits.entry(("promote", exit)).or_default() += 1;
 
         let record = env.record(&rec);
-        assert_eq!(record.status, Status::Promoted, "run {run}");
+        assert_eq!(record.status(), Status::Promoted, "run {run}");
         assert!(record.ledger_due.is_none(), "run {run}: the ledger entry was written: {:?}", record.ledger_due);
         let id = record.github_deployment.expect("the record names its GitHub deployment");
         let states = env.sluice_states(id);
@@ -133,7 +133,7 @@ fn promotions_on_a_flaky_github_end_with_the_ledger_complete() {
         let exit = env.until_done("rollback", run, &rec, &["--record", &rec, "--reason", "next run"], flaky);
         *exits.entry(("rollback", exit)).or_default() += 1;
         let record = env.record(&rec);
-        assert_eq!(record.status, Status::RolledBack, "run {run}");
+        assert_eq!(record.status(), Status::RolledBack, "run {run}");
         assert!(record.ledger_due.is_none(), "run {run}: the revert reached GitHub");
         let states = env.sluice_states(id);
         assert_eq!(states.last().map(String::as_str), Some("failure"), "run {run}: reverted: {states:?}");
@@ -157,7 +157,7 @@ fn a_github_down_at_promote_keeps_the_entry_in_the_record_until_a_rerun_writes_i
     env.faults(r#"{"error_rate":1}"#);
     let early = env.step("promote", 1, &["--record", "r.json"]);
     assert_eq!(code(&early), 3, "GitHub down: {}", stderr(&early));
-    assert_eq!(env.record("r.json").status, Status::Verified, "nothing moved: {}", stderr(&early));
+    assert_eq!(env.record("r.json").status(), Status::Verified, "nothing moved: {}", stderr(&early));
     assert_eq!(env.h.state()["stable"]["upstream"], env.h.apps[0].as_str());
     // GitHub reads but does not take writes: the router promotes, the final
     // status cannot be posted.
@@ -167,7 +167,7 @@ fn a_github_down_at_promote_keeps_the_entry_in_the_record_until_a_rerun_writes_i
     assert_eq!(code(&promote), 3, "GitHub stayed down: {}", stderr(&promote));
     assert!(stderr(&promote).contains("run `promote` or `rollback` on this record again"), "{}", stderr(&promote));
     let record = env.record("r.json");
-    assert_eq!(record.status, Status::Promoted, "the router promoted; the record says so");
+    assert_eq!(record.status(), Status::Promoted, "the router promoted; the record says so");
     let due = record.ledger_due.as_ref().expect("the record keeps the entry it owes");
     assert_eq!(due.outcome, sluice_core::ledger::LedgerOutcome::Promoted);
     let id = record.github_deployment.expect("deployment");

@@ -83,6 +83,7 @@ impl GitHubLedger {
                 ("failure", format!("{PREFIX}{} reverted after promotion: {reason}", entry.version))
             }
             LedgerOutcome::Failed => ("failure", format!("{PREFIX}{} failed: {reason}", entry.version)),
+            LedgerOutcome::Abandoned => ("inactive", format!("{PREFIX}{} abandoned: {reason}", entry.version)),
         };
         self.status(id, state, &description, target).await?;
         Ok(id)
