@@ -11,16 +11,16 @@
 //! a scheduled sweep of deployments waiting for approval).
 
 use crate::Outcome;
-use crate::context::{Common, Context, now};
+use crate::context::{Common, Context, ledger_failure, lease_grace, now};
 use crate::shift_traffic::refused;
 use crate::summary;
 use anyhow::anyhow;
 use clap::Parser;
 use sluice_core::config::NotifyEvent;
-use sluice_core::ledger::LedgerOutcome;
+use sluice_core::ledger::{ChangeKind, LEDGER_SCHEMA, LedgerEntry, LedgerOutcome};
 use sluice_core::lifecycle::Step;
 use sluice_core::record::{EventDetail, Record, Status};
-use sluice_core::{Classify, Exit, Failure};
+use sluice_core::{Classify, Exit, Failure, gha, names};
 use sluice_providers::router::Router;
 
 /// Put all traffic back on the stable release.
@@ -40,6 +40,12 @@ pub struct Args {
     /// (`--record` is then not read.)
     #[arg(long, env = "INPUT_LIVE")]
     pub live: bool,
+    /// With --live: also free the environment's lease held by this record
+    /// id (its run is dead and its record lost), and close that deployment
+    /// in the ledger with --reason: rolled back if it had moved traffic,
+    /// else abandoned. Another holder is left alone.
+    #[arg(long, env = "INPUT_FREE_LEASE", value_name = "RECORD_ID", requires = "live")]
+    pub free_lease: Option<String>,
 }
 
 pub fn main() -> std::process::ExitCode {
@@ -56,7 +62,7 @@ pub fn entry(args: Args) -> std::process::ExitCode {
 pub async fn run(args: Args) -> Result<Outcome, Failure> {
     if args.live {
         let ctx = Context::load_without_record(&args.common)?;
-        return live(&ctx, &ctx.router(), &args.reason).await;
+        return live(&ctx, &ctx.router(), &args.reason, args.free_lease.as_deref()).await;
     }
     let ctx = Context::load(&args.common)?;
     let router = ctx.router();
@@ -122,17 +128,80 @@ pub async fn run(args: Args) -> Result<Outcome, Failure> {
     Ok(Outcome::ok(decision).summary(format!("{}{}\n", summary::heading("rollback", &record, decision), words)))
 }
 
-/// `--live`: no record; the live router sends everything to stable.
-async fn live(ctx: &Context, router: &Router, reason: &str) -> Result<Outcome, Failure> {
+/// `--live`: no record; the live router sends everything to stable. With
+/// `--free-lease ID`, the lease of the deployment `ID` is then freed and that
+/// deployment closed in the ledger with the reason (who freed it, and why).
+async fn live(ctx: &Context, router: &Router, reason: &str, free: Option<&str>) -> Result<Outcome, Failure> {
+    let before = router.state().await.provider_failed()?;
     let state = router.set_weight(0).await.provider_failed()?;
-    eprintln!("rollback: the live router of {} now sends 100% to stable", ctx.env().name);
-    let reason = format!("{reason} (no record: the live router now sends 100% to stable)");
-    crate::notify::send("rollback", NotifyEvent::RolledBack, "rollback", &reason).await;
-    Ok(Outcome::ok("rolled-back").summary(format!(
+    eprintln!(
+        "rollback: the live router of {} now sends 100% to stable (the candidate had {}%)",
+        ctx.env().name,
+        before.candidate_weight
+    );
+    let mut markdown = format!(
         "### sluice rollback: {}\n\nNo record; the live router now sends 100% of traffic to stable ({}).\n",
         ctx.env().name,
         state.stable.as_deref().unwrap_or("unknown")
-    )))
+    );
+    let notice = format!("{reason} (no record: the live router now sends 100% to stable)");
+    crate::notify::send("rollback", NotifyEvent::RolledBack, "rollback", &notice).await;
+    let Some(record_id) = free else { return Ok(Outcome::ok("rolled-back").summary(markdown)) };
+    names::check("record id", record_id).map_err(|m| Failure::input(anyhow!(m)))?;
+    let ledger = ctx.ledger()?;
+    let now = now();
+    let grace = lease_grace(ctx.config.lease_timeout_for(ctx.env()));
+    let holder = ledger
+        .lease_holder(&ctx.config.app, &ctx.env().name, now, grace)
+        .await
+        .map_err(|e| ledger_failure(e, "the environment lease could not be read"))?;
+    let Some(holder) = holder.filter(|h| h.record_id == record_id) else {
+        let message = match ledger.lease_holder(&ctx.config.app, &ctx.env().name, now, grace).await {
+            Ok(Some(other)) => format!("the environment is held by {}, not by {record_id}: nothing freed", other.describe()),
+            _ => format!("no deployment holds environment {}: nothing to free", ctx.env().name),
+        };
+        eprintln!("rollback: {message}");
+        markdown.push_str(&format!("\n{message}.\n"));
+        return Ok(Outcome::ok("rolled-back").summary(markdown).output("lease", "not-held"));
+    };
+    let who = sluice_core::env::actor().unwrap_or_else(|| "someone".into());
+    let why = format!("lease freed by {who}: {reason}");
+    let outcome = if before.candidate_weight > 0 { LedgerOutcome::RolledBack } else { LedgerOutcome::Abandoned };
+    let entry = LedgerEntry {
+        schema: LEDGER_SCHEMA.to_owned(),
+        id: holder.record_id.clone(),
+        app: holder.app.clone(),
+        environment: holder.environment.clone(),
+        version: holder.version.clone(),
+        commit: None,
+        commits: Vec::new(),
+        change: ChangeKind::Planned,
+        incident: None,
+        strategy: "unknown".into(),
+        triggered_by: None,
+        started_at: holder.acquired_at,
+        finished_at: now,
+        outcome,
+        reason: Some(why.clone()),
+    };
+    let freed = ledger
+        .free_lease(&holder, &entry, &ctx.target())
+        .await
+        .map_err(|e| ledger_failure(e, "the environment lease could not be freed"))?;
+    if let Err(e) = router.release_lease(&holder).await {
+        gha::warning(&format!("the ALB listener's lease of {record_id} was not removed: {e}; it expires by itself"));
+    }
+    let line = match freed {
+        true => format!(
+            "freed the lease of {} and closed it as {} ({why})",
+            holder.describe(),
+            if outcome == LedgerOutcome::Abandoned { "abandoned" } else { "rolled back" }
+        ),
+        false => format!("{record_id} had just released the lease itself: nothing freed"),
+    };
+    eprintln!("rollback: {line}");
+    markdown.push_str(&format!("\n{}.\n", gha::escape_markdown(&line)));
+    Ok(Outcome::ok("rolled-back").summary(markdown).output("lease", if freed { "freed" } else { "not-held" }))
 }
 
 /// `--if-expired`: rolls back a paused canary whose wait has expired, and

@@ -198,6 +198,55 @@ impl Ledger {
         }
     }
 
+    /// Who holds the environment of `app` now, if anyone: the lease file,
+    /// or the live claim among the GitHub deployments.
+    pub async fn lease_holder(
+        &self,
+        app: &str,
+        environment: &str,
+        now: Timestamp,
+        grace: SignedDuration,
+    ) -> Result<Option<Lease>, LedgerFailure> {
+        match self {
+            Ledger::File(path) => {
+                let held = lease::read(&lease::path(path, app, environment)).map_err(LedgerFailure::Lease)?;
+                Ok(held.filter(|l| l.expires_at.checked_add(grace).unwrap_or(l.expires_at) > now))
+            }
+            Ledger::GitHub(github) => Ok(github.lease_holder(app, environment, now, grace).await?.map(|c| c.lease)),
+        }
+    }
+
+    /// Frees the environment lease `holder` holds, deliberately (its run is
+    /// dead), and closes that deployment with `entry` (abandoned, or rolled
+    /// back when it had moved traffic): the file ledger releases the lease
+    /// file and appends the entry; the GitHub ledger gives the holder's
+    /// deployment its final status. Returns whether the holder still held it.
+    pub async fn free_lease(&self, holder: &Lease, entry: &LedgerEntry, target: &Target) -> Result<bool, LedgerFailure> {
+        match self {
+            Ledger::File(path) => {
+                let freed = lease::release(&lease::path(path, &holder.app, &holder.environment), &holder.record_id)
+                    .map_err(LedgerFailure::Lease)?;
+                if freed {
+                    sluice_core::ledger::append(path, entry)?;
+                }
+                Ok(freed)
+            }
+            Ledger::GitHub(github) => {
+                let now = entry.finished_at;
+                let Some(claim) =
+                    github.lease_holder(&holder.app, &holder.environment, now, SignedDuration::ZERO).await?
+                else {
+                    return Ok(false);
+                };
+                if claim.lease.record_id != holder.record_id {
+                    return Ok(false);
+                }
+                github.close(claim.deployment, entry, target).await?;
+                Ok(true)
+            }
+        }
+    }
+
     /// Where a person can see the environment's history, when it has a page.
     pub fn link(&self, environment: &str) -> Option<String> {
         match self {

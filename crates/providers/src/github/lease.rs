@@ -247,6 +247,18 @@ impl GitHubLedger {
         self.status(id, "queued", &format!("{PREFIX}{WAITS}{why}"), target).await
     }
 
+    /// The live claim that holds the environment for `app`, if any.
+    pub async fn lease_holder(
+        &self,
+        app: &str,
+        environment: &str,
+        now: Timestamp,
+        grace: SignedDuration,
+    ) -> Result<Option<Claim>, ProviderError> {
+        let claims = self.claims(app, environment).await?;
+        Ok(claims.iter().filter(|c| live(c, now, grace)).min_by_key(|c| c.key).cloned())
+    }
+
     /// Every claim among the environment's newest deployments.
     async fn claims(&self, app: &str, environment: &str) -> Result<Vec<Claim>, ProviderError> {
         let deployments: Vec<Deployment> = self

@@ -73,6 +73,12 @@ impl GitHubLedger {
             Some(id) => id,
             None => self.find_or_create(record, commit, target).await?,
         };
+        self.close(id, entry, target).await?;
+        Ok(id)
+    }
+
+    /// Gives deployment `id` the final status `entry`'s outcome calls for.
+    pub async fn close(&self, id: u64, entry: &LedgerEntry, target: &Target) -> Result<(), ProviderError> {
         let reason = entry.reason.as_deref().unwrap_or("no reason given");
         let (state, description) = match entry.outcome {
             LedgerOutcome::Promoted => {
@@ -85,8 +91,7 @@ impl GitHubLedger {
             LedgerOutcome::Failed => ("failure", format!("{PREFIX}{} failed: {reason}", entry.version)),
             LedgerOutcome::Abandoned => ("inactive", format!("{PREFIX}{} abandoned: {reason}", entry.version)),
         };
-        self.status(id, state, &description, target).await?;
-        Ok(id)
+        self.status(id, state, &description, target).await
     }
 
     pub(super) async fn find_or_create(
