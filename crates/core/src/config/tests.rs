@@ -1,4 +1,6 @@
 use super::*;
+use std::path::Path;
+use std::time::Duration;
 
 const GOOD: &str = r#"
 app = "shop"
