@@ -25,9 +25,9 @@ pub use checks::{ProbeConfig, QueryVars, SourceConfig};
 pub use gate::{CoverageGate, FreezeWindow, GateConfig, SarifGate};
 pub use load::ConfigError;
 pub use model::{
-    AnalysisConfig, Config, DEFAULT_LEASE_TIMEOUT, DEFAULT_PAUSE_TIMEOUT, Defaults, DeploymentMetricsConfig,
-    Environment, GitHubConfig, Handoff, LedgerConfig, NotifyConfig, NotifyEvent, RouterConfig, WebhookConfig,
-    WebhookKind, parse_duration,
+    AnalysisConfig, AnalysisMode, Config, DEFAULT_LEASE_TIMEOUT, DEFAULT_MIN_FINAL_ANALYSIS, DEFAULT_PAUSE_TIMEOUT,
+    Defaults, DeploymentMetricsConfig, Environment, GitHubConfig, Handoff, LedgerConfig, NotifyConfig, NotifyEvent,
+    RouterConfig, WebhookConfig, WebhookKind, parse_duration,
 };
 pub use validate::check_repository;
 pub use zone::time_zone;

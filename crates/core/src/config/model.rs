@@ -163,10 +163,34 @@ pub struct AnalysisConfig {
     #[serde(default = "default_interval", with = "humantime_serde")]
     #[schemars(with = "String")]
     pub interval: Duration,
+    /// The least analysis time a passing verdict at 100% must cover before
+    /// `promote` accepts it; by default the plan's final stage (its
+    /// `stage_duration` or `bake`), else 1 minute.
+    #[serde(default, with = "optional_duration", skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub min_final_analysis: Option<Duration>,
     /// Statistical settings (false-rollback rate).
     #[serde(flatten)]
     pub policy: Policy,
 }
+
+/// Whether an environment's deployments are analysed (`analysis = ...` in
+/// `[defaults]` and `[[environment]]`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AnalysisMode {
+    /// The checks in force judge every stage; `promote` needs their passing
+    /// verdict at 100%.
+    #[default]
+    Checks,
+    /// No analysis, said explicitly: stages only wait, and a promotion is
+    /// recorded as unanalysed.
+    None,
+}
+
+/// The least analysis time of the final verdict when neither the config
+/// nor the plan's final stage gives one.
+pub const DEFAULT_MIN_FINAL_ANALYSIS: Duration = Duration::from_secs(60);
 
 /// How long a paused canary waits for approval when the config does not say.
 pub const DEFAULT_PAUSE_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
@@ -184,7 +208,7 @@ fn default_interval() -> Duration {
 
 impl Default for AnalysisConfig {
     fn default() -> Self {
-        Self { interval: default_interval(), policy: Policy::default() }
+        Self { interval: default_interval(), min_final_analysis: None, policy: Policy::default() }
     }
 }
 
@@ -194,6 +218,9 @@ impl Default for AnalysisConfig {
 pub struct Defaults {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strategy: Option<Strategy>,
+    /// `checks` (the default) or `none`: deploy without analysis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<AnalysisMode>,
     #[serde(default, rename = "check", skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<CheckSpec>,
     #[serde(default, rename = "probe", skip_serializing_if = "Vec::is_empty")]
@@ -226,6 +253,10 @@ pub struct Environment {
     /// The rollout strategy; defaults to `[defaults] strategy`, else a canary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strategy: Option<Strategy>,
+    /// `checks` or `none` (deploy without analysis); defaults to `[defaults]
+    /// analysis`, else `checks`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<AnalysisMode>,
     /// Least time the release must have been promoted in the previous
     /// environment before it may enter this one.
     #[serde(default, with = "humantime_serde")]
@@ -467,9 +498,32 @@ impl Config {
         env.strategy.clone().or_else(|| self.defaults.strategy.clone()).unwrap_or_else(Strategy::default_canary)
     }
 
-    /// The checks in force for an environment.
+    /// Whether an environment's deployments are analysed: its `analysis`
+    /// key, else the defaults', else `checks`.
+    pub fn analysis_for(&self, env: &Environment) -> AnalysisMode {
+        env.analysis.or(self.defaults.analysis).unwrap_or_default()
+    }
+
+    /// The least analysis time a passing verdict at 100% must cover before
+    /// `promote` accepts it: `[analysis] min_final_analysis`, else the
+    /// plan's final-stage duration when it has one, else 1 minute.
+    pub fn min_final_analysis(&self, strategy: &Strategy) -> Duration {
+        self.analysis.min_final_analysis.unwrap_or_else(|| match strategy.plan().last() {
+            Some((_, duration)) if !duration.is_zero() => *duration,
+            _ => DEFAULT_MIN_FINAL_ANALYSIS,
+        })
+    }
+
+    /// The checks in force for an environment: none where its analysis is
+    /// `none`, else its own, else the defaults'.
     pub fn checks_for(&self, env: &Environment) -> Vec<CheckSpec> {
-        if env.checks.is_empty() { self.defaults.checks.clone() } else { env.checks.clone() }
+        if self.analysis_for(env) == AnalysisMode::None {
+            Vec::new()
+        } else if env.checks.is_empty() {
+            self.defaults.checks.clone()
+        } else {
+            env.checks.clone()
+        }
     }
 
     /// The metric sources in force for an environment: its own, else the

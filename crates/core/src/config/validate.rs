@@ -5,10 +5,11 @@
 //! Never reads the file: `load` places the returned key in it.
 
 use super::{
-    Config, DeploymentMetricsConfig, Environment, GateConfig, Handoff, QueryVars, RouterConfig, SourceConfig,
-    WebhookConfig, aws, time_zone,
+    AnalysisMode, Config, DeploymentMetricsConfig, Environment, GateConfig, Handoff, QueryVars, RouterConfig,
+    SourceConfig, WebhookConfig, aws, time_zone,
 };
 use crate::names;
+use crate::strategy::MAX_STAGE_DURATION;
 use sluice_analysis::CheckSpec;
 use std::time::Duration;
 
@@ -31,9 +32,7 @@ impl Config {
         for (i, env) in self.environments.iter().enumerate() {
             self.validate_environment(i, env)?;
         }
-        for (j, check) in self.defaults.checks.iter().enumerate() {
-            validate_check(check).map_err(|m| (format!("defaults.check[{j}]"), m))?;
-        }
+        validate_checks(&self.defaults.checks, "defaults")?;
         validate_sources(&self.defaults.sources, "defaults")?;
         self.validate_queries()?;
         self.validate_gates()?;
@@ -57,6 +56,10 @@ impl Config {
         }
         if self.analysis.interval < Duration::from_millis(100) {
             return Err(("analysis.interval".into(), "interval must be at least 100ms".into()));
+        }
+        if let Some(min) = self.analysis.min_final_analysis {
+            check_min_final_analysis(min, self.analysis.interval)
+                .map_err(|m| ("analysis.min_final_analysis".into(), m))?;
         }
         Ok(())
     }
@@ -87,7 +90,45 @@ impl Config {
         }
         check_pause_timeout(self.defaults.pause_timeout).map_err(|m| ("defaults.pause_timeout".into(), m))?;
         check_lease_timeout(self.defaults.lease_timeout).map_err(|m| ("defaults.lease_timeout".into(), m))?;
+        if self.defaults.analysis == Some(AnalysisMode::None) && !self.defaults.checks.is_empty() {
+            return Err((
+                "defaults.analysis".into(),
+                format!(
+                    "analysis = \"none\" runs no checks, but [defaults] also defines checks ({}); remove the \
+                     [[defaults.check]] tables, or remove analysis = \"none\" so they run",
+                    check_names(&self.defaults.checks)
+                ),
+            ));
+        }
         Ok(())
+    }
+
+    /// An environment whose analysis is `none` has no checks of its own:
+    /// checks written beside `analysis = "none"` would silently never run.
+    fn validate_analysis_mode(&self, i: usize, env: &Environment) -> Result<(), Refusal> {
+        if self.analysis_for(env) != AnalysisMode::None || env.checks.is_empty() {
+            return Ok(());
+        }
+        let names = check_names(&env.checks);
+        Err(if env.analysis.is_some() {
+            (
+                format!("environment[{i}].analysis"),
+                format!(
+                    "analysis = \"none\" runs no checks, but environment {:?} defines its own ({names}); remove \
+                     its [[environment.check]] tables, or remove analysis = \"none\" so they run",
+                    env.name
+                ),
+            )
+        } else {
+            (
+                format!("environment[{i}].check[0]"),
+                format!(
+                    "environment {:?} defines checks ({names}) but inherits analysis = \"none\" from [defaults], so \
+                     they would never run; add analysis = \"checks\" to this environment, or remove its checks",
+                    env.name
+                ),
+            )
+        })
     }
 
     /// One `[[environment]]` table on its own (its gate comes later).
@@ -105,6 +146,7 @@ impl Config {
         validate_router(&env.router).map_err(|(key, m)| (at(&format!("router.{key}")), m))?;
         let prefix = format!("environment[{i}]");
         validate_checks(&env.checks, &prefix)?;
+        self.validate_analysis_mode(i, env)?;
         for (j, probe) in env.probes.iter().enumerate() {
             check_http_url(&probe.url).map_err(|m| (format!("environment[{i}].probe[{j}].url"), m))?;
         }
@@ -219,6 +261,9 @@ impl Config {
             interval: self.analysis.interval,
         };
         for (i, env) in self.environments.iter().enumerate() {
+            if self.analysis_for(env) == AnalysisMode::None {
+                continue; // no check runs there, whatever the defaults hold
+            }
             let (checks, prefix) = if env.checks.is_empty() {
                 (&self.defaults.checks, "defaults".to_owned())
             } else {
@@ -377,7 +422,10 @@ fn validate_webhook(hook: &WebhookConfig, j: usize) -> Result<(), Refusal> {
 }
 
 /// Each check of a `check` list on its own, and no name twice in it;
-/// `prefix` is the table the list is in.
+/// `prefix` is the table the list is in. An environment's checks replace
+/// the defaults' as a whole (never merged), so the list in force for an
+/// environment is always one of these lists: a name may repeat between
+/// `[defaults]` and an environment, never within what runs.
 fn validate_checks(checks: &[CheckSpec], prefix: &str) -> Result<(), Refusal> {
     for (j, check) in checks.iter().enumerate() {
         validate_check(check).map_err(|m| (format!("{prefix}.check[{j}]"), m))?;
@@ -433,6 +481,34 @@ fn validate_check(check: &CheckSpec) -> Result<(), String> {
         _ if check.inconclusive_limit == 0 => Err("inconclusive_limit must be at least 1".into()),
         _ => Ok(()),
     }
+}
+
+fn check_names(checks: &[CheckSpec]) -> String {
+    checks.iter().map(|c| format!("{:?}", c.name)).collect::<Vec<_>>().join(", ")
+}
+
+fn check_min_final_analysis(min: Duration, interval: Duration) -> Result<(), String> {
+    if min.is_zero() {
+        return Err("min_final_analysis is 0, which would let promote accept a verdict that analysed nothing; \
+                    give it time, e.g. \"5m\" (an environment that deploys without analysis says analysis = \"none\")"
+            .into());
+    }
+    if min < interval {
+        return Err(format!(
+            "min_final_analysis {} is shorter than one analysis interval ({}), so it would hold no verdict back; \
+             make it at least the interval, e.g. \"5m\"",
+            humantime::format_duration(min),
+            humantime::format_duration(interval)
+        ));
+    }
+    if min > MAX_STAGE_DURATION {
+        return Err(format!(
+            "min_final_analysis {} is longer than 30 days; a final verdict is analysed while the deployment holds \
+             the environment, e.g. \"5m\"",
+            humantime::format_duration(min)
+        ));
+    }
+    Ok(())
 }
 
 fn check_lease_timeout(timeout: Option<Duration>) -> Result<(), String> {
