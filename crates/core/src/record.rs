@@ -8,7 +8,6 @@
 
 use crate::config::Strategy;
 use crate::ledger::ChangeKind;
-use crate::names;
 use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -355,9 +354,8 @@ impl Record {
         let damaged = |reason: String| RecordError::Damaged { path: path.to_owned(), reason };
         let text = std::str::from_utf8(bytes).map_err(|e| damaged(format!("not UTF-8 ({e})")))?;
         // The schema tag first, so a newer record is named as such rather
-        // than as a pile of unknown fields.
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| damaged(format!("invalid JSON ({e})")))?;
+        // than as a pile of unknown fields. No key may be given twice.
+        let value = validate::strict_json(text).map_err(|e| damaged(format!("invalid JSON ({e})")))?;
         match value.get("schema").and_then(|s| s.as_str()) {
             Some(SCHEMA) => {}
             Some(other) => {
@@ -389,17 +387,10 @@ impl Record {
         Ok(record)
     }
 
+    /// Every field, with the rules the config obeys (the plan passes
+    /// [`Strategy::validate`]); a refusal names the field by its JSON path.
     fn validate(&self) -> Result<(), String> {
-        names::check("app", &self.app)?;
-        names::check("environment", &self.environment)?;
-        names::check("version", &self.version)?;
-        if let Some(commit) = &self.commit {
-            names::check_commit(commit)?;
-        }
-        if self.candidate_weight > 100 {
-            return Err(format!("candidate_weight {} is above 100", self.candidate_weight));
-        }
-        Ok(())
+        validate::record(self)
     }
 
     /// Appends an event and stamps the record.
@@ -481,6 +472,7 @@ pub fn json_schema() -> String {
 
 #[cfg(test)]
 mod tests;
+mod validate;
 
 impl Record {
     /// The ledger entry that closes this deployment.

@@ -771,6 +771,12 @@ fn duplicate_check_names_are_refused_in_every_list() {
 }
 
 #[test]
+fn required_check_names_are_one_line() {
+    let text = format!("{GOOD}[environment.gate]\nrequired_checks = [\"build\\n::error::x\"]\n");
+    refused_at(&text, "environment[1].gate.required_checks", "control character");
+}
+
+#[test]
 fn analysis_none_is_explicit_and_inherits() {
     let config = parse(GOOD).expect("valid");
     let (_, dev) = config.environment("dev").expect("dev");

@@ -331,6 +331,7 @@ fn validate_github_gate(gate: &GateConfig, at: &str) -> Result<(), Refusal> {
         if checks[..j].contains(name) {
             return Err((format!("{at}.required_checks"), format!("required check {name:?} is listed twice")));
         }
+        names::check_label("required check", name).map_err(|m| (format!("{at}.required_checks"), m))?;
     }
     if gate.incident_label.as_deref().is_some_and(|l| l.trim().is_empty() || l.contains(',')) {
         return Err((
