@@ -198,6 +198,27 @@ fn a_record_with_every_field_loads() {
 }
 
 #[test]
+fn the_fuzz_seed_records_load() {
+    // `valid-*` were recorded by sluice itself (ids from before the 6-digit
+    // suffix too); `bad-*` are forgeries. The fuzzers start from both.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/record");
+    let (mut loaded, mut refused) = (0, 0);
+    for entry in std::fs::read_dir(&dir).expect("seeds") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let result = Record::load(&path, &Expect::default());
+        if name.starts_with("valid-") {
+            result.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            loaded += 1;
+        } else if name.starts_with("bad-") {
+            assert!(matches!(result, Err(RecordError::Damaged { .. })), "{name}: {result:?}");
+            refused += 1;
+        }
+    }
+    assert!(loaded >= 2 && refused >= 5, "valid and bad seed records in {}", dir.display());
+}
+
+#[test]
 fn an_edited_plan_is_refused_with_the_config_rules() {
     let canary = |stages: serde_json::Value, duration: &str| serde_json::json!({ "kind": "canary", "stages": stages, "stage_duration": duration });
     let plans = [
@@ -230,6 +251,7 @@ fn every_field_is_checked() {
     refused("id with path parts", "id", |v| v["id"] = "../../etc/x".into());
     refused("id of another record", "id", |v| v["id"] = "billing-dev-v2-20261120T100000Z-abcdef".into());
     refused("id with a bad stamp", "id", |v| v["id"] = "shop-dev-v2-2026-11-20-abcdef".into());
+    refused("id with a short suffix", "id", |v| v["id"] = "shop-dev-v2-20261120T100000Z-abc".into());
     refused("id with upper hex", "id", |v| v["id"] = "shop-dev-v2-20261120T100000Z-ABCDEF".into());
     refused("id with a newline", "id", |v| v["id"] = "shop-dev-v2-20261120T100000Z-abcdef\n".into());
     refused("id too long", "id", |v| v["id"] = "x".repeat(100_000).into());

@@ -159,19 +159,23 @@ pub(super) fn record(r: &Record) -> Result<(), Damage> {
 }
 
 /// `{app}-{environment}-{version}-{UTC time}-{6 hex digits}`, as
-/// [`Record::new`] makes it: an id is used in lease tags, ledgers and
-/// GitHub payloads, so it holds nothing but the record's own names.
+/// [`Record::new`] makes it (records made before the digits were added end
+/// at the time): an id is used in lease tags, ledgers and GitHub payloads,
+/// so it holds nothing but the record's own names.
 fn check_id(r: &Record) -> Result<(), String> {
     let prefix = format!("{}-{}-{}-", r.app, r.environment, r.version);
-    let well_formed = r.id.strip_prefix(&prefix).and_then(|rest| rest.split_once('-')).is_some_and(|(stamp, hex)| {
+    let stamp_ok = |stamp: &str| {
         let b = stamp.as_bytes();
         b.len() == 16
             && b[..8].iter().all(u8::is_ascii_digit)
             && b[8] == b'T'
             && b[9..15].iter().all(u8::is_ascii_digit)
             && b[15] == b'Z'
-            && hex.len() == 6
-            && hex.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+    };
+    let hex_ok = |hex: &str| hex.len() == 6 && hex.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c));
+    let well_formed = r.id.strip_prefix(&prefix).is_some_and(|rest| match rest.split_once('-') {
+        Some((stamp, hex)) => stamp_ok(stamp) && hex_ok(hex),
+        None => stamp_ok(rest),
     });
     if well_formed {
         Ok(())
