@@ -41,19 +41,28 @@ pub async fn analyse(
     sampler.start().await;
     let started = Instant::now();
     let deadline = started + duration.max(interval);
+    // The verdict must cover the whole duration in sample windows, not only
+    // in wall-clock time: a sample that came back late (a slow router)
+    // covered less, so sampling goes on, up to twice the duration more.
+    let give_up = deadline + duration.max(interval) * 2;
+    let wanted = jiff::SignedDuration::try_from(duration).unwrap_or(jiff::SignedDuration::MAX);
+    let mut first_start = None;
     let mut n = 0;
     loop {
-        let next = (Instant::now() + interval).min(deadline);
+        let next = (Instant::now() + interval).min(deadline.max(Instant::now()));
         tokio::time::sleep_until(next).await;
         let sample = sampler.sample().await;
         n += 1;
         progress.tick(started.elapsed(), &describe(n, &sample));
+        let first = *first_start.get_or_insert(sample.start);
+        let covered = sample.end.duration_since(first) >= wanted;
         if let Outcome::Decided(verdict) = analysis.observe(sample) {
             progress.done(&format!("decided early: {verdict:?}").to_lowercase());
             break;
         }
-        if Instant::now() >= deadline {
-            progress.done("window complete");
+        let now = Instant::now();
+        if now >= deadline && (covered || now >= give_up) {
+            progress.done(if covered { "window complete" } else { "window cut short: the samples came back late" });
             break;
         }
     }

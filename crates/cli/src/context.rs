@@ -5,7 +5,7 @@ use anyhow::anyhow;
 use clap::Args;
 use jiff::Timestamp;
 use sluice_analysis::{CheckKind, CheckSpec, Comparison, OnInconclusive};
-use sluice_core::config::{Config, Environment, LedgerConfig};
+use sluice_core::config::{AnalysisMode, Config, Environment, LedgerConfig};
 use sluice_core::lease::{Acquired, LEASE_SCHEMA, Lease};
 use sluice_core::ledger::LedgerEntry;
 use sluice_core::record::{Expect, Record};
@@ -268,14 +268,19 @@ impl Context {
     /// (its built-in checks need a CloudWatch source): exit 2, nothing
     /// moved.
     pub fn checks(&self) -> Result<Checks, Failure> {
+        if self.config.analysis_for(self.env()) == AnalysisMode::None {
+            return Ok(Checks { specs: Vec::new(), builtin: false, unanalysed: true });
+        }
         let configured = self.config.checks_for(self.env());
         if !configured.is_empty() {
-            return Ok(Checks { specs: configured, builtin: false });
+            return Ok(Checks { specs: configured, builtin: false, unanalysed: false });
         }
         match &self.env().router {
-            sluice_core::config::RouterConfig::Local { .. } => Ok(Checks { specs: builtin_checks(), builtin: true }),
+            sluice_core::config::RouterConfig::Local { .. } => {
+                Ok(Checks { specs: builtin_checks(), builtin: true, unanalysed: false })
+            }
             router => Err(Failure::input(anyhow!(
-                "environment {} has no checks, and a {} router has no built-in ones yet: add [[environment.check]] (or [[defaults.check]]) tables, e.g. an error-rate query on CloudWatch (see the README's \"Judging health\")",
+                "environment {} has no checks, and a {} router has no built-in ones yet: add [[environment.check]] (or [[defaults.check]]) tables, e.g. an error-rate query on CloudWatch (see the README's \"Judging health\"), or say analysis = \"none\" for the environment to promote without analysis",
                 self.env().name,
                 router.kind()
             ))),
@@ -322,11 +327,20 @@ pub struct Checks {
     pub specs: Vec<CheckSpec>,
     /// sluice's own, because the config names none.
     pub builtin: bool,
+    /// `analysis = "none"`: no checks, said out loud; stages only wait and a
+    /// promotion is recorded as unanalysed.
+    pub unanalysed: bool,
 }
 
 impl Checks {
     /// A line for the summary naming the built-in checks, when they judge.
     pub fn note(&self) -> Option<String> {
+        if self.unanalysed {
+            return Some(
+                "This environment says `analysis = \"none\"`: the stages only wait, and a promotion is recorded as unanalysed."
+                    .into(),
+            );
+        }
         self.builtin.then(|| {
             let names: Vec<&str> = self.specs.iter().map(|c| c.name.as_str()).collect();
             format!("The config names no checks: judged by sluice's built-in checks ({}).", names.join(", "))

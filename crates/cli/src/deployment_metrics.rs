@@ -119,7 +119,7 @@ mod tests {
         assert_eq!(gate.metrics, vec![("DeploymentStarted".to_owned(), 1.0, "Count")]);
         let shift = derive("shift-traffic", &record, later, later);
         assert_eq!(shift.metrics, vec![("CanaryWeight".to_owned(), 100.0, "Percent")]);
-        record.push("promote", EventDetail::Promote { next_environment: None }, later);
+        record.push("promote", EventDetail::Promote { next_environment: None, unanalysed: false }, later);
         let promote = derive("promote", &record, later, later);
         assert_eq!(
             promote.metrics,

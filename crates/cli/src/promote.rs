@@ -13,7 +13,7 @@ use crate::summary;
 use anyhow::{Context as _, anyhow};
 use clap::Parser;
 use sluice_analysis::Verdict;
-use sluice_core::config::Handoff;
+use sluice_core::config::{AnalysisMode, Handoff};
 use sluice_core::config::NotifyEvent;
 use sluice_core::ledger::LedgerOutcome;
 use sluice_core::lifecycle::Step;
@@ -97,8 +97,10 @@ pub async fn run(args: Args) -> Result<Outcome, Failure> {
         let now = now();
         record.transition(Step::Promote, Status::Promoted, now).map_err(refused)?;
         record.candidate_weight = 0;
-        record.push("promote", EventDetail::Promote { next_environment: next.clone() }, now);
+        let unanalysed = matches!(evidence, Evidence::Unanalysed);
+        record.push("promote", EventDetail::Promote { next_environment: next.clone(), unanalysed }, now);
         let mut entry = record.ledger_entry(LedgerOutcome::Promoted, None, now);
+        entry.unanalysed = unanalysed;
         entry.commits = shipped.commits;
         let shipped = entry.commits.len();
         ctx.finish_ledger(&mut record, entry).await?;
@@ -147,6 +149,9 @@ pub(crate) enum Evidence {
     /// CodeDeploy ran the shift and its deployment succeeded (its alarms
     /// and hooks judged it).
     CodeDeploy { deployment: String },
+    /// The environment says `analysis = "none"`: promoted on nothing,
+    /// recorded as unanalysed.
+    Unanalysed,
 }
 
 impl Evidence {
@@ -158,6 +163,7 @@ impl Evidence {
                 if *checks == 1 { "" } else { "s" }
             ),
             Evidence::CodeDeploy { deployment } => format!("CodeDeploy deployment {deployment} succeeded"),
+            Evidence::Unanalysed => "none: the environment says analysis = \"none\" (recorded as unanalysed)".into(),
         }
     }
 }
@@ -168,6 +174,12 @@ impl Evidence {
 /// and still passes when its recorded samples are judged again under the
 /// config's checks (so an edited verdict does not promote).
 pub(crate) fn evidence(ctx: &Context, record: &Record) -> Result<Evidence, String> {
+    if ctx.config.analysis_for(ctx.env()) == AnalysisMode::None {
+        return match record.candidate_weight {
+            100 => Ok(Evidence::Unanalysed),
+            w => Err(format!("the candidate takes {w}% of traffic, not 100%; run `shift-traffic` to finish the plan")),
+        };
+    }
     let last_verdict = record.events.iter().rposition(|e| matches!(e.detail, EventDetail::Verdict { .. }));
     if let Router::CodeDeploy(_) = ctx.router() {
         let succeeded = record.events.iter().enumerate().rev().find_map(|(i, e)| match &e.detail {
@@ -181,10 +193,7 @@ pub(crate) fn evidence(ctx: &Context, record: &Record) -> Result<Evidence, Strin
         }
     }
     let Some(report) = record.last_verdict() else {
-        return Err(format!(
-            "no health verdict yet (it is {}); run `verify-health` at 100%",
-            record.describe()
-        ));
+        return Err("no health verdict yet; judge the candidate at 100% with `verify-health`".into());
     };
     if report.verdict != Verdict::Pass {
         return Err(format!(
@@ -203,12 +212,12 @@ pub(crate) fn evidence(ctx: &Context, record: &Record) -> Result<Evidence, Strin
         (Some(first), Some(last)) => Duration::try_from(last.end.duration_since(first.start)).unwrap_or_default(),
         _ => Duration::ZERO,
     };
-    let required = required_analysis(record);
+    let required = ctx.config.min_final_analysis(&record.strategy);
     // One interval of slack: the first interval starts as the sampler does.
     let slack = ctx.config.analysis.interval;
     if analysed + slack < required {
         return Err(format!(
-            "the passing verdict at 100% covers {}, less than the {} required (the plan's last stage); run `verify-health --duration {}`",
+            "the passing verdict at 100% covers {}, less than the {} required (`[analysis] min_final_analysis`, else the plan's last stage); run `verify-health --duration {}`",
             humantime::format_duration(Duration::from_secs(analysed.as_secs())),
             humantime::format_duration(required),
             humantime::format_duration(required)
@@ -231,14 +240,6 @@ pub(crate) fn evidence(ctx: &Context, record: &Record) -> Result<Evidence, Strin
     Ok(Evidence::Verdict { analysed, checks: checks.len() })
 }
 
-/// The least analysis at 100% a promotion needs: the plan's last stage, or
-/// 1m when that stage has no analysis (all-at-once).
-fn required_analysis(record: &Record) -> Duration {
-    match record.strategy.plan().last() {
-        Some((_, d)) if !d.is_zero() => *d,
-        _ => Duration::from_secs(60),
-    }
-}
 
 /// The commits this deployment brings to its environment: from the commit of
 /// the last promotion of the same app there (from the ledger) to this one.

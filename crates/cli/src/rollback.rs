@@ -183,6 +183,7 @@ async fn live(ctx: &Context, router: &Router, reason: &str, free: Option<&str>) 
         finished_at: now,
         outcome,
         reason: Some(why.clone()),
+        unanalysed: false,
     };
     let freed = ledger
         .free_lease(&holder, &entry, &ctx.target())

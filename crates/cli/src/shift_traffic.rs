@@ -84,8 +84,13 @@ pub async fn run(args: Args) -> Result<Outcome, Failure> {
         )));
     }
     // Checks are known before anything moves: an environment that cannot be
-    // judged is bad input, not a canary rolled back half-way.
-    let checks = ctx.checks()?;
+    // judged is bad input, not a canary rolled back half-way. (One weight,
+    // CodeDeploy's own shift and an all-at-once switch judge nothing here.)
+    let analyses = record.strategy.plan().iter().any(|(_, d)| !d.is_zero());
+    let checks = match (args.weight, &router) {
+        (None, Router::Local(_) | Router::Alb(_)) if analyses => Some(ctx.checks()?),
+        _ => None,
+    };
     // One deployment per environment at a time: this one must hold it (a
     // paused canary holds it until its pause expires). Refusing changes
     // nothing.
@@ -121,7 +126,7 @@ pub async fn run(args: Args) -> Result<Outcome, Failure> {
                 &format!("candidate at {weight}%"),
             )))
         }
-        None => match run_plan(&ctx, &router, &mut record, args.pause_at, &checks).await {
+        None => match run_plan(&ctx, &router, &mut record, args.pause_at, checks.as_ref()).await {
             Err(failure) if failure.exit == Exit::PROVIDER && !record.status().is_final() => {
                 Err(after_provider_failure(&ctx, &router, &mut record, failure).await)
             }
@@ -287,13 +292,13 @@ async fn run_plan(
     router: &Router,
     record: &mut Record,
     pause_at: Option<u8>,
-    checks: &Checks,
+    checks: Option<&Checks>,
 ) -> Result<Outcome, Failure> {
     let plan = record.strategy.plan();
     let passed = passed_stages(record);
     let total = plan.len();
     let mut markdown = summary::heading("shift-traffic", record, record.strategy.name());
-    if let Some(note) = checks.note() {
+    if let Some(note) = checks.and_then(Checks::note) {
         markdown.push_str(&format!("{note}\n\n"));
     }
     for (i, (weight, duration)) in plan.into_iter().enumerate() {
@@ -319,13 +324,23 @@ async fn run_plan(
         if record.candidate_weight != weight {
             set_weight(ctx, router, record, weight, Some(i)).await?;
         }
-        if duration.is_zero() {
-            // All at once: no analysis here; verify-health judges at 100%.
+        let Some(checks) = checks.filter(|c| !duration.is_zero() && !c.unanalysed) else {
+            // All at once: no analysis here (verify-health judges at 100%);
+            // `analysis = "none"`: the stage only waits, as configured.
+            if !duration.is_zero() {
+                eprintln!(
+                    "shift-traffic: stage {}/{total} waits {} without analysis (analysis = \"none\")",
+                    i + 1,
+                    humantime::format_duration(duration)
+                );
+                tokio::time::sleep(duration).await;
+            }
             if pause_at == Some(weight) {
                 return pause(ctx, record, i, total, markdown).await;
             }
             continue;
-        }
+        };
+        let _ = checks;
         let label = format!("stage {}/{total} {weight}%", i + 1);
         let report = analyse(ctx, &record.version, record.candidate_weight, duration, &label).await?;
         summary::log_verdict(&report);

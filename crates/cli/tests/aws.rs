@@ -33,7 +33,7 @@ impl Env {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = format!(
             "app = \"shop\"\n[ledger]\nkind = \"file\"\npath = \"ledger.jsonl\"\n[analysis]\ninterval = \"200ms\"\n\
-             [defaults]\nstrategy = {strategy}\n\
+             [defaults]\nstrategy = {strategy}\nanalysis = \"none\"\n\
              [[environment]]\nname = \"dev\"\n\
              router = {{ kind = \"alb\", listener_arn = \"{}\", stable_target_group = \"{}\", candidate_target_group = \"{}\" }}\n\
              [[environment]]\nname = \"prd\"\nrouter = {{ kind = \"local\", admin_url = \"http://127.0.0.1:9\" }}\n",
@@ -440,7 +440,9 @@ async fn cloudwatch_env(candidate_errors: f64) -> Option<Env> {
     // One environment, with CloudWatch checks.
     let config = std::fs::read_to_string(env.dir.path().join("sluice.toml")).expect("config");
     let config = config.split("[[environment]]\nname = \"prd\"").next().expect("config").to_owned();
-    let config = config.replace("[[environment]]", &format!("{CLOUDWATCH_CHECKS}[[environment]]"));
+    let config = config
+        .replace("analysis = \"none\"\n", "")
+        .replace("[[environment]]", &format!("{CLOUDWATCH_CHECKS}[[environment]]"));
     std::fs::write(env.dir.path().join("sluice.toml"), config).expect("config");
     let client = aws_sdk_cloudwatch::Client::new(&env.sdk);
     client

@@ -104,11 +104,20 @@ fn shift_traffic_killed_anywhere_leaves_a_valid_record_and_rollback_restores_sta
             assert_eq!(h.state()["candidate_weight"], u64::from(record.candidate_weight), "{what}: after re-run");
         }
 
+        // A kill before the first weight change leaves the record admitted:
+        // rollback abandons it (traffic confirmed on stable), anything later
+        // is rolled back.
+        let moved = Record::load(&h.path(&rec), &Expect::default())
+            .expect("record before rollback")
+            .events
+            .iter()
+            .any(|e| matches!(e.detail, EventDetail::Traffic { .. }));
         let rollback = h.step("rollback", &["-e", "dev", "--record", &rec, "--reason", "crash test"]);
         assert_eq!(code(&rollback), 0, "{what}: rollback: {}", stderr(&rollback));
         assert_eq!(h.state()["candidate_weight"], 0, "{what}: traffic not back on stable");
         let record = Record::load(&h.path(&rec), &Expect::default()).expect("record after rollback");
-        assert_eq!(record.status(), Status::RolledBack, "{what}");
+        let ended = if moved { Status::RolledBack } else { Status::Abandoned };
+        assert_eq!(record.status(), ended, "{what}");
     }
     eprintln!(
         "crash test: {runs} runs, {killed_running} killed while running, {reruns} re-run after the kill; \
@@ -164,12 +173,24 @@ fn sigterm_and_sigint_stop_a_canary_within_5s_and_record_where_traffic_stands() 
         if after > 1000 {
             assert_eq!(router_weight, 10, "{signal} after {after}ms: the canary should have been in its first stage");
         }
-        match record.events.last().map(|e| &e.detail) {
+        // Cancelled before any traffic moved, the deployment is abandoned
+        // (the environment free again); later, the cancellation is the last
+        // word and rollback restores stable.
+        let mut events = record.events.iter().rev().map(|e| &e.detail);
+        if router_weight == 0 {
+            assert!(
+                matches!(events.next(), Some(EventDetail::Abandoned { .. })),
+                "{signal} after {after}ms: not abandoned: {:?}",
+                record.events.last()
+            );
+            assert_eq!(record.status(), Status::Abandoned, "{signal} after {after}ms");
+        }
+        match events.next() {
             Some(EventDetail::Cancelled { signal: name, candidate_weight, router_error: None }) => {
                 assert_eq!(format!("-{}", name.trim_start_matches("SIG")), signal);
                 assert_eq!(candidate_weight.map(u64::from), Some(router_weight));
             }
-            other => panic!("{signal} after {after}ms: last event is {other:?}, expected cancelled"),
+            other => panic!("{signal} after {after}ms: event is {other:?}, expected cancelled"),
         }
         eprintln!("{signal} after {after}ms: exited {expected} in {took:?} with the candidate at {router_weight}%");
         let rollback = h.step("rollback", &["-e", "dev", "--record", &rec, "--reason", "run cancelled"]);

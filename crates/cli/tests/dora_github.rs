@@ -62,6 +62,7 @@ fn entry(
         finished_at: t(finished),
         outcome,
         reason: reason.map(str::to_owned),
+        unanalysed: false,
     }
 }
 

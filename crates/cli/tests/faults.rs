@@ -73,7 +73,7 @@ fn a_flaky_router_api_never_leaves_a_canary_unaccounted_for() {
         let what = format!("run {run}: exit {exit}, status {:?}, router at {weight}%", record.status());
         match exit {
             0 => {
-                assert_eq!(record.status(), Status::Verified, "{what}");
+                assert_eq!(record.status(), Status::Verified, "{what}: {}", stderr(&shift));
                 assert_eq!(weight, 100, "{what}");
             }
             1 => {

@@ -71,7 +71,7 @@ impl Harness {
         }
         let mut config = format!(
             "app = \"shop\"\n{extra}\n[ledger]\nkind = \"github\"\n[github]\nrepository = \"{REPO}\"\nwrite_interval = \"20ms\"\nmax_wait = \"10s\"\n\
-             [defaults]\nstrategy = {{ kind = \"all_at_once\" }}\n"
+             [defaults]\nstrategy = {{ kind = \"all_at_once\" }}\nanalysis = \"none\"\n"
         );
         for (env, gate) in ENVS.iter().zip(gates) {
             let stable = h.apps[0].clone();

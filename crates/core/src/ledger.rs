@@ -45,6 +45,9 @@ pub struct LedgerEntry {
     /// Why it was rolled back or failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Promoted without analysis: its environment says `analysis = "none"`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unanalysed: bool,
 }
 
 /// A commit shipped by a deployment.

@@ -13,5 +13,6 @@ pub mod lifecycle;
 pub mod ledger;
 pub mod names;
 pub mod record;
+pub mod strategy;
 
 pub use exit::{Classify, Exit, Failure};

@@ -21,6 +21,24 @@ pub fn check(what: &str, name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks a label sluice keeps and shows but never builds a path or URL
+/// from (an incident id, an actor, a check's name, a router's pool): 1 to
+/// 1024 characters, none of them a control character (no newline can start
+/// a workflow command in a log).
+pub fn check_label(what: &str, text: &str) -> Result<(), String> {
+    if text.is_empty() {
+        return Err(format!("{what} is empty"));
+    }
+    if text.len() > 1024 {
+        return Err(format!("{what} is longer than 1024 characters"));
+    }
+    if let Some(bad) = text.chars().find(|c| c.is_control()) {
+        let shown: String = text.chars().take(60).collect();
+        return Err(format!("{what} {shown:?} contains the control character {bad:?}; write it on one line"));
+    }
+    Ok(())
+}
+
 /// Checks a commit SHA: 7 to 64 hex digits.
 pub fn check_commit(commit: &str) -> Result<(), String> {
     if (7..=64).contains(&commit.len()) && commit.chars().all(|c| c.is_ascii_hexdigit()) {
@@ -45,6 +63,14 @@ mod tests {
     fn refuses_path_tricks_and_markup() {
         for name in ["", "../etc", "a/b", "a\nb", "-rf", ".hidden", "x|y", "é"] {
             assert!(check("name", name).is_err(), "{name:?} accepted");
+        }
+    }
+
+    #[test]
+    fn labels_are_one_bounded_line() {
+        assert_eq!(check_label("incident", "INC-42: checkout down"), Ok(()));
+        for bad in ["", "a\nb", "::error::x\r", &"x".repeat(1025)] {
+            assert!(check_label("incident", bad).is_err(), "{bad:?} accepted");
         }
     }
 

@@ -10,7 +10,6 @@ use crate::config::Strategy;
 use crate::ledger::ChangeKind;
 pub use crate::lifecycle::Status;
 use crate::lifecycle::{Refused, Step};
-use crate::names;
 use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -195,6 +194,10 @@ pub enum EventDetail {
     Promote {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         next_environment: Option<String>,
+        /// Promoted without analysis: the environment says `analysis =
+        /// "none"`.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        unanalysed: bool,
     },
     /// Traffic went back to stable.
     Rollback { reason: String, from: u8, restored: RouterState },
@@ -357,9 +360,8 @@ impl Record {
         let damaged = |reason: String| RecordError::Damaged { path: path.to_owned(), reason };
         let text = std::str::from_utf8(bytes).map_err(|e| damaged(format!("not UTF-8 ({e})")))?;
         // The schema tag first, so a newer record is named as such rather
-        // than as a pile of unknown fields.
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| damaged(format!("invalid JSON ({e})")))?;
+        // than as a pile of unknown fields. No key may be given twice.
+        let value = validate::strict_json(text).map_err(|e| damaged(format!("invalid JSON ({e})")))?;
         match value.get("schema").and_then(|s| s.as_str()) {
             Some(SCHEMA) => {}
             Some(other) => {
@@ -391,17 +393,10 @@ impl Record {
         Ok(record)
     }
 
+    /// Every field, with the rules the config obeys (the plan passes
+    /// [`Strategy::validate`]); a refusal names the field by its JSON path.
     fn validate(&self) -> Result<(), String> {
-        names::check("app", &self.app)?;
-        names::check("environment", &self.environment)?;
-        names::check("version", &self.version)?;
-        if let Some(commit) = &self.commit {
-            names::check_commit(commit)?;
-        }
-        if self.candidate_weight > 100 {
-            return Err(format!("candidate_weight {} is above 100", self.candidate_weight));
-        }
-        Ok(())
+        validate::record(self)
     }
 
     /// Where the deployment stands.
@@ -544,6 +539,7 @@ pub fn json_schema() -> String {
 
 #[cfg(test)]
 mod tests;
+mod validate;
 
 impl Record {
     /// The ledger entry that closes this deployment.
@@ -569,6 +565,7 @@ impl Record {
             finished_at: now,
             outcome,
             reason,
+            unanalysed: false,
         }
     }
 }

@@ -114,7 +114,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 LedgerOutcome::Failed => Some("target group did not become healthy in 5m".to_owned()),
                 LedgerOutcome::Reverted => Some("p99 latency regression after promotion".to_owned()),
                 LedgerOutcome::Promoted => None,
+                LedgerOutcome::Abandoned => Some("the router did not answer before the first stage".to_owned()),
             },
+            unanalysed: false,
         };
         match outcome {
             LedgerOutcome::Promoted => {

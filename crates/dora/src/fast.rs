@@ -408,6 +408,7 @@ mod tests {
             finished_at: e.finished_at,
             outcome: e.outcome,
             reason: e.reason.map(str::to_owned),
+            unanalysed: false,
         }
     }
 
@@ -450,6 +451,7 @@ mod tests {
                             LedgerOutcome::Failed,
                         ][o],
                         reason,
+                        unanalysed: false,
                     }
                 },
             )

@@ -46,7 +46,7 @@ impl Env {
         let proxy = format!("http://{}", v["listen"].as_str().expect("listen"));
         let config = format!(
             "app = \"shop\"\n[ledger]\nkind = \"file\"\npath = \"ledger.jsonl\"\n\
-             [defaults]\nstrategy = {{ kind = \"canary\", stages = [20, 100], stage_duration = \"500ms\" }}\n\
+             [defaults]\nstrategy = {{ kind = \"canary\", stages = [20, 100], stage_duration = \"500ms\" }}\nanalysis = \"none\"\n\
              [[environment]]\nname = \"dev\"\n\
              router = {{ kind = \"alb\", listener_arn = \"{}\", stable_target_group = \"{}\", candidate_target_group = \"{}\" }}\n",
             fx.listener, fx.blue, fx.green

@@ -22,7 +22,7 @@ struct Env {
 
 impl Env {
     fn start() -> Env {
-        let mut h = Harness::start(&[("v1", &[]), ("v2", &[])], "{ kind = \"all_at_once\" }", "");
+        let mut h = Harness::start(&[("v1", &[]), ("v2", &[])], "{ kind = \"all_at_once\" }", "analysis = \"none\"\n");
         let fake = Fake::start(TOKEN);
         let v = h.spawn_server(
             "sluice-faultproxy",

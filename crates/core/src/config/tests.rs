@@ -1,4 +1,6 @@
 use super::*;
+use std::path::Path;
+use std::time::Duration;
 
 const GOOD: &str = r#"
 app = "shop"
@@ -683,4 +685,187 @@ fn deployment_metrics_need_a_custom_namespace() {
             .expect_err(bad);
         assert_eq!(err.key.as_deref(), Some("deployment_metrics.namespace"), "{err}");
     }
+}
+
+/// Parses `text` expecting a refusal at `key` whose message holds `needle`,
+/// placed on a line of the file.
+fn refused_at(text: &str, key: &str, needle: &str) -> ConfigError {
+    let err = parse(text).expect_err(needle);
+    assert_eq!(err.key.as_deref(), Some(key), "{err}");
+    assert!(err.message.contains(needle), "{err}");
+    assert!(err.location.is_some(), "{err}");
+    err
+}
+
+#[test]
+fn plans_without_analysis_time_or_traffic_are_refused() {
+    let dev_canary = |plan: &str| {
+        GOOD.replace("name = \"dev\"\n", &format!("name = \"dev\"\nstrategy = {{ kind = \"canary\", {plan} }}\n"))
+    };
+    let cases = [
+        (dev_canary("stages = [10, 100], stage_duration = \"0s\""), "environment[0].strategy", "stage_duration is 0"),
+        (dev_canary("stages = [10, 100], stage_duration = \"0ms\""), "environment[0].strategy", "stage_duration is 0"),
+        (dev_canary("stages = [0, 100], stage_duration = \"1m\""), "environment[0].strategy", "weight of 0"),
+        (dev_canary("stages = [0, 50, 100], stage_duration = \"1m\""), "environment[0].strategy", "weight of 0"),
+        (dev_canary("stages = [], stage_duration = \"1m\""), "environment[0].strategy", "at least one stage"),
+        (dev_canary("stages = [10, 100], stage_duration = \"31days\""), "environment[0].strategy", "30 days"),
+        (GOOD.replace("bake = \"1m\"", "bake = \"0s\""), "environment[1].strategy", "bake is 0"),
+        (
+            GOOD.replace("stage_duration = \"10s\"", "stage_duration = \"0s\""),
+            "defaults.strategy",
+            "stage_duration is 0",
+        ),
+        (GOOD.replace("stages = [10, 50, 100]", "stages = [0, 100]"), "defaults.strategy", "weight of 0"),
+    ];
+    for (text, key, needle) in &cases {
+        let err = refused_at(text, key, needle);
+        assert!(err.message.contains("e.g."), "the message says how to fix it: {err}");
+    }
+    // All at once has no stage of its own: verify-health analyses it.
+    parse(&dev_canary("stages = [100], stage_duration = \"1s\"")).expect("one stage at 100");
+    parse(&GOOD.replace("kind = \"blue_green\", bake = \"1m\"", "kind = \"all_at_once\"")).expect("all at once");
+}
+
+#[test]
+fn strategy_overrides_obey_the_config_rules() {
+    assert_eq!(Strategy::parse_override("blue-green@5m"), Ok(Strategy::BlueGreen { bake: Duration::from_secs(300) }));
+    let refused = [
+        ("canary:50,100@0s", "stage_duration is 0"),
+        ("canary:0,100@1m", "weight of 0"),
+        ("canary:0,50,100@1m", "weight of 0"),
+        ("canary:50,250@1m", "above 100"),
+        ("canary:100,50@1m", "rise strictly"),
+        ("canary:@1m", "not a weight"),
+        ("canary:50,100@-1s", "invalid duration"),
+        ("blue-green@0s", "bake is 0"),
+        ("blue_green@0ms", "bake is 0"),
+        ("blue-green", "invalid duration"),
+        ("all-at-once@5m", "takes no stages"),
+        ("all-at-once:10,100", "takes no stages"),
+    ];
+    for (text, needle) in refused {
+        let err = Strategy::parse_override(text).expect_err(text);
+        assert!(err.contains(needle), "{text}: {err}");
+        let fix = err.contains("canary:10,25,50,100@30s") || err.contains("write it like \"30s\"");
+        assert!(fix, "{text}: says how to write one: {err}");
+    }
+}
+
+#[test]
+fn duplicate_check_names_are_refused_in_every_list() {
+    let twice = "[[defaults.check]]\nname = \"errors\"\nkind = \"error_rate\"\nmax = 0.05\n";
+    let text =
+        GOOD.replace("\n[[environment]]\nname = \"dev\"", &format!("\n{twice}\n[[environment]]\nname = \"dev\""));
+    refused_at(&text, "defaults.check[1].name", "\"errors\" is defined twice");
+    let own = "[[environment.check]]\nname = \"latency\"\nkind = \"latency\"\npercentile = 99\nmax = \"200ms\"\n";
+    let text = format!("{GOOD}{own}{own}");
+    refused_at(&text, "environment[1].check[1].name", "\"latency\" is defined twice");
+    // An environment's checks replace the defaults' as a whole, so a name
+    // the defaults use too is no duplicate: only one list runs.
+    let same = "[[environment.check]]\nname = \"errors\"\nkind = \"error_rate\"\nmax = 0.001\n";
+    let config = parse(&format!("{GOOD}{same}")).expect("an environment may reuse a default check's name");
+    let (_, prd) = config.environment("prd").expect("prd");
+    let checks = config.checks_for(prd);
+    assert_eq!(checks.len(), 1);
+    assert!(matches!(checks[0].kind, sluice_analysis::CheckKind::ErrorRate { max } if max == 0.001));
+}
+
+#[test]
+fn required_check_names_are_one_line() {
+    let text = format!("{GOOD}[environment.gate]\nrequired_checks = [\"build\\n::error::x\"]\n");
+    refused_at(&text, "environment[1].gate.required_checks", "control character");
+}
+
+#[test]
+fn analysis_none_is_explicit_and_inherits() {
+    let config = parse(GOOD).expect("valid");
+    let (_, dev) = config.environment("dev").expect("dev");
+    assert_eq!(config.analysis_for(dev), AnalysisMode::Checks);
+
+    // An environment opts out of the defaults' checks.
+    let text = GOOD.replace("name = \"dev\"\n", "name = \"dev\"\nanalysis = \"none\"\n");
+    let config = parse(&text).expect("valid");
+    let (_, dev) = config.environment("dev").expect("dev");
+    let (_, prd) = config.environment("prd").expect("prd");
+    assert_eq!(config.analysis_for(dev), AnalysisMode::None);
+    assert!(config.checks_for(dev).is_empty(), "no checks are in force without analysis");
+    assert_eq!(config.analysis_for(prd), AnalysisMode::Checks);
+    assert_eq!(config.checks_for(prd).len(), 1);
+
+    // The defaults say none (with no checks of their own); prd opts back in
+    // with checks of its own.
+    let prd_check = "[[environment.check]]\nname = \"errors\"\nkind = \"error_rate\"\nmax = 0.01\n";
+    let text = GOOD
+        .replace("[[defaults.check]]\nname = \"errors\"\nkind = \"error_rate\"\nmax = 0.01\n", "")
+        .replace("stage_duration = \"10s\" }", "stage_duration = \"10s\" }\nanalysis = \"none\"")
+        .replace("soak = \"10m\"", "soak = \"10m\"\nanalysis = \"checks\"");
+    let config = parse(&format!("{text}{prd_check}")).expect("valid");
+    let (_, dev) = config.environment("dev").expect("dev");
+    let (_, prd) = config.environment("prd").expect("prd");
+    assert_eq!(config.analysis_for(dev), AnalysisMode::None);
+    assert_eq!(config.analysis_for(prd), AnalysisMode::Checks);
+    assert_eq!(config.checks_for(prd).len(), 1);
+
+    // Checks beside analysis = "none" would never run: refused, where written.
+    refused_at(
+        &format!("{}{prd_check}", text.replace("analysis = \"checks\"", "analysis = \"none\"")),
+        "environment[1].analysis",
+        "runs no checks",
+    );
+    refused_at(
+        &format!("{}{prd_check}", text.replace("analysis = \"checks\"\n", "")),
+        "environment[1].check[0]",
+        "inherits analysis = \"none\"",
+    );
+    refused_at(
+        &GOOD.replace("stage_duration = \"10s\" }", "stage_duration = \"10s\" }\nanalysis = \"none\""),
+        "defaults.analysis",
+        "\"errors\"",
+    );
+    // An environment without analysis needs no source for the defaults'
+    // query checks.
+    let query = "[[defaults.check]]\nname = \"q\"\nkind = \"query\"\nsource = \"prom\"\nquery = \"up\"\nmax = 1.0\n\
+                 [[defaults.source]]\nkind = \"prometheus\"\nname = \"prom\"\nurl = \"http://127.0.0.1:9090\"\n\
+                 [[environment]]\nname = \"stg\"\nanalysis = \"none\"\n\
+                 router = { kind = \"local\", admin_url = \"http://127.0.0.1:9003\" }\n\
+                 [[environment.source]]\nkind = \"prometheus\"\nname = \"other\"\nurl = \"http://127.0.0.1:9091\"\n";
+    let with_stage =
+        GOOD.replace("\n[[environment]]\nname = \"dev\"", &format!("\n{query}\n[[environment]]\nname = \"dev\""));
+    let config = parse(&with_stage).expect("an unanalysed environment need not define the queried source");
+    assert!(config.checks_for(config.environment("stg").expect("stg").1).is_empty());
+    let refused = with_stage.replace("name = \"stg\"\nanalysis = \"none\"\n", "name = \"stg\"\n");
+    refused_at(&refused, "defaults.check[1].source", "does not define");
+
+    // Only the two words.
+    let err = parse(&GOOD.replace("name = \"dev\"\n", "name = \"dev\"\nanalysis = \"off\"\n")).expect_err("off");
+    assert!(err.message.contains("checks") && err.message.contains("none"), "{err}");
+    assert!(err.location.is_some(), "{err}");
+}
+
+#[test]
+fn min_final_analysis_is_configured_or_the_final_stage_or_a_minute() {
+    let config = parse(GOOD).expect("valid");
+    let canary = Strategy::Canary { stages: vec![10, 100], stage_duration: Duration::from_secs(90) };
+    assert_eq!(config.min_final_analysis(&canary), Duration::from_secs(90));
+    assert_eq!(
+        config.min_final_analysis(&Strategy::BlueGreen { bake: Duration::from_secs(300) }),
+        Duration::from_secs(300)
+    );
+    assert_eq!(config.min_final_analysis(&Strategy::AllAtOnce), DEFAULT_MIN_FINAL_ANALYSIS);
+    assert_eq!(DEFAULT_MIN_FINAL_ANALYSIS, Duration::from_secs(60));
+
+    let text = GOOD.replace("interval = \"2s\"", "interval = \"2s\"\nmin_final_analysis = \"3m\"");
+    let config = parse(&text).expect("valid");
+    assert_eq!(config.analysis.min_final_analysis, Some(Duration::from_secs(180)));
+    for strategy in [canary, Strategy::AllAtOnce] {
+        assert_eq!(config.min_final_analysis(&strategy), Duration::from_secs(180));
+    }
+
+    for (value, needle) in [("0s", "is 0"), ("1s", "shorter than one analysis interval"), ("40days", "30 days")] {
+        let text = GOOD.replace("interval = \"2s\"", &format!("interval = \"2s\"\nmin_final_analysis = \"{value}\""));
+        refused_at(&text, "analysis.min_final_analysis", needle);
+    }
+    let text = GOOD.replace("interval = \"2s\"", "interval = \"2s\"\nmin_final_analysis = \"soon\"");
+    let err = parse(&text).expect_err("bad duration");
+    assert!(err.message.contains("invalid duration \"soon\""), "{err}");
 }

@@ -1,4 +1,5 @@
 use super::*;
+use sluice_analysis::AnalysisReport;
 use std::time::Duration;
 
 fn sample() -> Record {
@@ -105,4 +106,249 @@ fn committed_ledger_schema_matches_the_types() {
         committed == text,
         "schema/ledger.v1.json is out of date with LedgerEntry; regenerate it with `SLUICE_BLESS=1 cargo test -p sluice-core committed`"
     );
+}
+
+/// A record with every field set, as the steps write them: an ALB
+/// deployment that shifted, judged, paused, rolled back and owes the ledger.
+fn full() -> Record {
+    let mut r = sample();
+    let now = r.created_at;
+    let tg = |name: &str, weight| TargetGroupWeight {
+        arn: format!("arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/{name}/73e2d6bc24d8a067"),
+        weight,
+    };
+    let before = RouterState {
+        kind: "alb".into(),
+        candidate_weight: 0,
+        stable: Some(tg("blue", 0).arn),
+        candidate: Some(tg("green", 0).arn),
+        resource: Some(
+            "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/shop/50dc6c495c0c9188/f2f7dc8efc522ab2"
+                .into(),
+        ),
+        target_groups: vec![tg("blue", 999), tg("green", 0)],
+        stickiness: Some(Stickiness { enabled: true, duration_seconds: Some(604_800) }),
+        deployment_id: None,
+        deployment_status: None,
+    };
+    r.incident = Some("INC-42".into());
+    r.run_url = Some("https://github.com/acme/shop/actions/runs/1".into());
+    r.router_before = Some(before.clone());
+    r.candidate = Some("http://127.0.0.1:8081".into());
+    r.candidate_weight = 10;
+    r.github_deployment = Some(7);
+    let report = AnalysisReport {
+        verdict: sluice_analysis::Verdict::Fail,
+        reason: "errors over 1%".into(),
+        decided_by: Some("errors".into()),
+        checks: vec![],
+        candidate_weight: Some(10),
+        skipped: vec![],
+        intervals: vec![],
+    };
+    let gate = GateCheck::pass("soak", "promoted in dev 2h ago").with_link(Some("https://github.com/acme/shop".into()));
+    r.push("gate", EventDetail::Gate { allowed: true, checks: vec![gate] }, now);
+    r.push("shift-traffic", EventDetail::Traffic { from: 0, to: 10, stage: Some(0) }, now);
+    r.push("shift-traffic", EventDetail::Verdict { stage: Some(0), report: Box::new(report) }, now);
+    r.push("shift-traffic", EventDetail::Pause { stage: 1, weight: 100, expires_at: now }, now);
+    r.push(
+        "shift-traffic",
+        EventDetail::Cancelled { signal: "SIGTERM".into(), candidate_weight: Some(10), router_error: None },
+        now,
+    );
+    r.push("rollback", EventDetail::Rollback { reason: "by hand".into(), from: 10, restored: before }, now);
+    r.push("promote", EventDetail::Promote { next_environment: Some("prd".into()), unanalysed: false }, now);
+    r.push("promote", EventDetail::Error { message: "GitHub answered 502".into() }, now);
+    r.ledger_due = Some(r.ledger_entry(crate::ledger::LedgerOutcome::RolledBack, Some("by hand".into()), now));
+    r
+}
+
+fn full_json() -> serde_json::Value {
+    serde_json::to_value(full()).expect("json")
+}
+
+/// Loads a JSON value as record bytes.
+fn load_value(value: &serde_json::Value) -> Result<Record, RecordError> {
+    Record::from_slice(&serde_json::to_vec(value).expect("bytes"), Path::new("r.json"), &Expect::default())
+}
+
+/// `edit` must make the record refused as damaged, naming `field`.
+fn refused(what: &str, field: &str, edit: impl FnOnce(&mut serde_json::Value)) {
+    let mut value = full_json();
+    edit(&mut value);
+    let err = load_value(&value).expect_err(what);
+    assert!(matches!(err, RecordError::Damaged { .. }), "{what}: {err}");
+    let shown = err.to_string();
+    assert!(shown.contains(&format!("`{field}`")), "{what}: the message should name `{field}`: {shown}");
+    assert!(shown.contains("restore it from the run's artifact"), "{what}: says how to fix it: {shown}");
+}
+
+#[test]
+fn a_record_with_every_field_loads() {
+    let record = full();
+    let value = serde_json::to_value(&record).expect("json");
+    assert_eq!(load_value(&value).expect("a full record is valid"), record);
+    let blue_green = Strategy::BlueGreen { bake: Duration::from_secs(300) };
+    for strategy in [blue_green, Strategy::AllAtOnce, Strategy::default_canary()] {
+        let mut value = value.clone();
+        value["strategy"] = serde_json::to_value(strategy).expect("json");
+        value["events"] = serde_json::json!([]);
+        load_value(&value).expect("each kind of plan is valid");
+    }
+}
+
+#[test]
+fn the_fuzz_seed_records_load() {
+    // `valid-*` were recorded by sluice itself (ids from before the 6-digit
+    // suffix too); `bad-*` are forgeries. The fuzzers start from both.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/record");
+    let (mut loaded, mut refused) = (0, 0);
+    for entry in std::fs::read_dir(&dir).expect("seeds") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let result = Record::load(&path, &Expect::default());
+        if name.starts_with("valid-") {
+            result.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            loaded += 1;
+        } else if name.starts_with("bad-") {
+            assert!(matches!(result, Err(RecordError::Damaged { .. })), "{name}: {result:?}");
+            refused += 1;
+        }
+    }
+    assert!(loaded >= 2 && refused >= 5, "valid and bad seed records in {}", dir.display());
+}
+
+#[test]
+fn an_edited_plan_is_refused_with_the_config_rules() {
+    let canary = |stages: serde_json::Value, duration: &str| serde_json::json!({ "kind": "canary", "stages": stages, "stage_duration": duration });
+    let plans = [
+        ("no stages", canary(serde_json::json!([]), "5s"), "at least one stage"),
+        ("above 100", canary(serde_json::json!([50, 250]), "5s"), "above 100"),
+        ("falling", canary(serde_json::json!([100, 50]), "5s"), "rise strictly"),
+        ("not ending at 100", canary(serde_json::json!([10, 50]), "5s"), "end at 100"),
+        ("weight 0", canary(serde_json::json!([0, 100]), "5s"), "weight of 0"),
+        ("no time", canary(serde_json::json!([10, 100]), "0s"), "stage_duration is 0"),
+        ("no bake", serde_json::json!({ "kind": "blue_green", "bake": "0ms" }), "bake is 0"),
+    ];
+    for (what, plan, needle) in plans {
+        let mut value = full_json();
+        value["strategy"] = plan;
+        value["events"] = serde_json::json!([]);
+        let err = load_value(&value).expect_err(what).to_string();
+        assert!(err.contains("`strategy`") && err.contains(needle), "{what}: {err}");
+    }
+    // Out of u8 range is refused by the type, still naming the field.
+    refused("stage 300", "strategy", |v| v["strategy"]["stages"] = serde_json::json!([50, 300]));
+    refused("negative duration", "strategy", |v| v["strategy"]["stage_duration"] = "-1s".into());
+    // Events that name a stage the plan does not have.
+    refused("stage past the plan", "events[1].stage", |v| v["events"][1]["stage"] = 2.into());
+    refused("pause past the plan", "events[3].stage", |v| v["events"][3]["stage"] = 9.into());
+}
+
+#[test]
+fn every_field_is_checked() {
+    use serde_json::json;
+    refused("id with path parts", "id", |v| v["id"] = "../../etc/x".into());
+    refused("id of another record", "id", |v| v["id"] = "billing-dev-v2-20261120T100000Z-abcdef".into());
+    refused("id with a bad stamp", "id", |v| v["id"] = "shop-dev-v2-2026-11-20-abcdef".into());
+    refused("id with a short suffix", "id", |v| v["id"] = "shop-dev-v2-20261120T100000Z-abc".into());
+    refused("id with upper hex", "id", |v| v["id"] = "shop-dev-v2-20261120T100000Z-ABCDEF".into());
+    refused("id with a newline", "id", |v| v["id"] = "shop-dev-v2-20261120T100000Z-abcdef\n".into());
+    refused("id too long", "id", |v| v["id"] = "x".repeat(100_000).into());
+    refused("app", "app", |v| v["app"] = "../shop".into());
+    refused("environment", "environment", |v| v["environment"] = "dev\n::error::x".into());
+    refused("version", "version", |v| v["version"] = "".into());
+    refused("commit", "commit", |v| v["commit"] = "not a sha".into());
+    refused("change", "change", |v| v["change"] = "yolo".into());
+    refused("incident", "incident", |v| v["incident"] = "INC-1\n::add-mask::x".into());
+    refused("triggered_by", "triggered_by", |v| v["triggered_by"] = "".into());
+    refused("run_url", "run_url", |v| v["run_url"] = "javascript:alert(1)".into());
+    refused("created_at", "created_at", |v| v["created_at"] = "yesterday".into());
+    refused("updated_at", "updated_at", |v| v["updated_at"] = 12.into());
+    refused("router kind", "router_before.kind", |v| v["router_before"]["kind"] = "nginx".into());
+    refused("router weight", "router_before.candidate_weight", |v| v["router_before"]["candidate_weight"] = 101.into());
+    refused("ALB weight", "router_before.target_groups[0].weight", |v| {
+        v["router_before"]["target_groups"][0]["weight"] = 1000.into()
+    });
+    refused("ALB weight type", "router_before.target_groups[0].weight", |v| {
+        v["router_before"]["target_groups"][0]["weight"] = 70_000.into()
+    });
+    refused("ALB target group", "router_before.target_groups[1].arn", |v| {
+        v["router_before"]["target_groups"][1]["arn"] = "arn:aws:s3:::evil".into()
+    });
+    refused("six target groups", "router_before.target_groups", |v| {
+        let one = v["router_before"]["target_groups"][0].clone();
+        v["router_before"]["target_groups"] = json!([one, one, one, one, one, one]);
+    });
+    refused("target groups on a local router", "router_before.target_groups", |v| {
+        v["router_before"]["kind"] = "local".into()
+    });
+    refused("stickiness", "router_before.stickiness.duration_seconds", |v| {
+        v["router_before"]["stickiness"]["duration_seconds"] = 0.into()
+    });
+    refused("pool with a newline", "router_before.stable", |v| v["router_before"]["stable"] = "a\nb".into());
+    refused("candidate", "candidate", |v| v["candidate"] = "file:///etc/passwd".into());
+    refused("candidate_weight", "candidate_weight", |v| v["candidate_weight"] = 101.into());
+    refused("github_deployment 0", "github_deployment", |v| v["github_deployment"] = 0.into());
+    refused("github_deployment negative", "github_deployment", |v| v["github_deployment"] = (-3).into());
+    refused("ledger_due of another record", "ledger_due.id", |v| v["ledger_due"]["id"] = "other".into());
+    refused("ledger_due of another app", "ledger_due.app", |v| v["ledger_due"]["app"] = "billing".into());
+    refused("ledger_due of another environment", "ledger_due.environment", |v| {
+        v["ledger_due"]["environment"] = "prd".into()
+    });
+    refused("ledger_due schema", "ledger_due.schema", |v| v["ledger_due"]["schema"] = "sluice.ledger/v0".into());
+    refused("status", "status", |v| v["status"] = "done".into());
+    refused("event step", "events[0].step", |v| v["events"][0]["step"] = "../gate".into());
+    refused("gate check name", "events[0].checks[0].name", |v| v["events"][0]["checks"][0]["name"] = "a\nb".into());
+    refused("gate link", "events[0].checks[0].link", |v| v["events"][0]["checks"][0]["link"] = "ftp://x".into());
+    refused("traffic to 250", "events[1].to", |v| v["events"][1]["to"] = 250.into());
+    refused("traffic from 101", "events[1].from", |v| v["events"][1]["from"] = 101.into());
+    refused("verdict weight", "events[2].report.candidate_weight", |v| {
+        v["events"][2]["report"]["candidate_weight"] = 200.into()
+    });
+    refused("pause weight", "events[3].weight", |v| v["events"][3]["weight"] = 255.into());
+    refused("cancelled weight", "events[4].candidate_weight", |v| v["events"][4]["candidate_weight"] = 150.into());
+    refused("rollback from", "events[5].from", |v| v["events"][5]["from"] = 120.into());
+    refused("rollback restores", "events[5].restored.target_groups[0].weight", |v| {
+        v["events"][5]["restored"]["target_groups"][0]["weight"] = 5000.into()
+    });
+    refused("next environment", "events[6].next_environment", |v| v["events"][6]["next_environment"] = "/".into());
+    refused("huge error", "events[7].message", |v| v["events"][7]["message"] = "x".repeat(65 * 1024).into());
+}
+
+#[test]
+fn a_key_given_twice_is_refused_anywhere() {
+    let good = serde_json::to_string(&full()).expect("json");
+    // serde_json alone keeps the last of two keys: the forgery loads as shop.
+    let forged = good.replacen("{", "{\"app\":\"evil\",", 1);
+    assert!(serde_json::from_str::<serde_json::Value>(&forged).is_ok());
+    let cases = [
+        (forged, "`app` is given twice"),
+        (good.replacen("\"to\":10", "\"to\":10,\"to\":100", 1), "`events[1].to` is given twice"),
+        (
+            good.replacen("\"candidate_weight\":0", "\"candidate_weight\":0,\"candidate_weight\":0", 1),
+            "`router_before.candidate_weight` is given twice",
+        ),
+        (good.replacen("\"kind\":\"canary\"", "\"kind\":\"canary\",\"kind\":\"all_at_once\"", 1), "`strategy.kind`"),
+        (
+            good.replacen("\"weight\":999", "\"weight\":999,\"weight\":0", 1),
+            "`router_before.target_groups[0].weight` is given twice",
+        ),
+    ];
+    for (text, needle) in cases {
+        let err = Record::from_slice(text.as_bytes(), Path::new("r.json"), &Expect::default()).expect_err(needle);
+        assert!(matches!(err, RecordError::Damaged { .. }), "{err}");
+        assert!(err.to_string().contains(needle), "{needle}: {err}");
+        assert!(err.to_string().contains("line 1 column"), "located: {err}");
+    }
+    // The same key in two different objects is fine.
+    Record::from_slice(good.as_bytes(), Path::new("r.json"), &Expect::default()).expect("no key twice");
+    // Trailing data after the record is refused as before.
+    let trailing = format!("{good} {{}}");
+    let err = Record::from_slice(trailing.as_bytes(), Path::new("r.json"), &Expect::default()).expect_err("trailing");
+    assert!(err.to_string().contains("trailing"), "{err}");
+    // Deep nesting ends in an error, not a stack overflow.
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let err = Record::from_slice(deep.as_bytes(), Path::new("r.json"), &Expect::default()).expect_err("deep");
+    assert!(err.to_string().contains("recursion limit"), "{err}");
 }

@@ -27,6 +27,7 @@ pub fn e(id: &str, app: &str, env: &str, outcome: LedgerOutcome, started: &str, 
         finished_at: ts(finished),
         outcome,
         reason: None,
+        unanalysed: false,
     })
 }
 

@@ -191,6 +191,7 @@ pub(crate) fn entries_of(
         finished_at: at,
         outcome,
         reason,
+        unanalysed: false,
     };
     let mut entries = Vec::new();
     let mut promoted = false;
@@ -199,7 +200,8 @@ pub(crate) fn entries_of(
         match status.state.as_str() {
             "success" if !promoted => {
                 promoted = true;
-                entries.push(entry(LedgerOutcome::Promoted, status.created_at, None));
+                let unanalysed = status.description.as_deref().is_some_and(|d| d.contains(" promoted without analysis"));
+                entries.push(LedgerEntry { unanalysed, ..entry(LedgerOutcome::Promoted, status.created_at, None) });
             }
             "failure" | "error" if promoted => entries.push(entry(LedgerOutcome::Reverted, status.created_at, reason)),
             "failure" | "error" => entries.push(entry(LedgerOutcome::Failed, status.created_at, reason)),

@@ -81,6 +81,10 @@ impl GitHubLedger {
     pub async fn close(&self, id: u64, entry: &LedgerEntry, target: &Target) -> Result<(), ProviderError> {
         let reason = entry.reason.as_deref().unwrap_or("no reason given");
         let (state, description) = match entry.outcome {
+            LedgerOutcome::Promoted if entry.unanalysed => (
+                "success",
+                format!("{PREFIX}{} promoted without analysis, stable in {}", entry.version, entry.environment),
+            ),
             LedgerOutcome::Promoted => {
                 ("success", format!("{PREFIX}{} promoted, stable in {}", entry.version, entry.environment))
             }
