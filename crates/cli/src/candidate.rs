@@ -60,10 +60,7 @@ pub(crate) fn changed(record: &Record, recorded: &str, wanted: &str) -> Failure 
 /// CodeDeploy's revision as an identity: `s3://…` as configured, or the
 /// AppSpec's digest (`appspec sha256:…`), so an AppSpec edited between the
 /// gate and the shift is noticed.
-pub(crate) fn revision(
-    appspec: Option<&std::path::Path>,
-    s3: Option<&str>,
-) -> Result<Option<String>, Failure> {
+pub(crate) fn revision(appspec: Option<&std::path::Path>, s3: Option<&str>) -> Result<Option<String>, Failure> {
     if let Some(s3) = s3 {
         return Ok(Some(s3.to_owned()));
     }

@@ -114,6 +114,9 @@ async fn finish(ctx: &Context, record: &mut Record, d: &Deployment) -> Result<Ou
     let entry = record.ledger_entry(LedgerOutcome::RolledBack, Some(reason.clone()), at);
     ctx.finish_ledger(record, entry).await?;
     Ok(Outcome::declined("fail")
-        .summary(format!("{}**Rolled back** by CodeDeploy: {reason}\n", summary::heading("shift-traffic", record, "rolled back")))
+        .summary(format!(
+            "{}**Rolled back** by CodeDeploy: {reason}\n",
+            summary::heading("shift-traffic", record, "rolled back")
+        ))
         .error("codedeploy rolled back", &reason))
 }

@@ -13,6 +13,8 @@
 //! (a GitHub deployment, `in_progress`). Exit 1 when blocked or waiting;
 //! exit 2, writing nothing, when an evidence file is missing or unreadable.
 
+use crate::Outcome;
+use crate::candidate::check_upstream;
 use crate::context::{Common, Context, ledger_failure, now};
 use crate::summary;
 use anyhow::anyhow;
@@ -20,8 +22,6 @@ use clap::Parser;
 use sluice_analysis::gates;
 use sluice_core::config::{CoverageGate, GateConfig, NotifyEvent, SarifGate, Strategy};
 use sluice_core::ledger::{ChangeKind, LedgerOutcome};
-use crate::Outcome;
-use crate::candidate::check_upstream;
 use sluice_core::lifecycle::Step;
 use sluice_core::record::{EventDetail, GateCheck, NewRecord, Record, RecordError, Status};
 use sluice_core::{Classify, Failure, env, gha, names};

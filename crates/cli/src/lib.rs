@@ -72,7 +72,8 @@ where
     let outcome = match result {
         Ok(outcome) => outcome,
         Err(failure) => {
-            let record = record_path.as_ref().and_then(|p| sluice_core::record::Record::load(p, &Default::default()).ok());
+            let record =
+                record_path.as_ref().and_then(|p| sluice_core::record::Record::load(p, &Default::default()).ok());
             Outcome::from_failure(step, &failure, record.as_ref())
         }
     };

@@ -43,7 +43,11 @@ impl Outcome {
     /// the summary and as an error annotation.
     pub fn refused(step: &str, record: &Record, refused: &Refused) -> Outcome {
         Outcome::declined("refused")
-            .summary(format!("{}{}\n", summary::heading(step, record, "refused"), gha::escape_markdown(&refused.to_string())))
+            .summary(format!(
+                "{}{}\n",
+                summary::heading(step, record, "refused"),
+                gha::escape_markdown(&refused.to_string())
+            ))
             .error(&format!("{step} refused"), &refused.to_string())
     }
 
@@ -92,7 +96,11 @@ impl Outcome {
             Some(record) => summary::heading(step, record, kind),
             None => format!("### sluice {step}: {kind}\n\n"),
         };
-        markdown.push_str(&format!("**{kind}** (exit {}): {}\n\n", failure.exit.code(), gha::escape_markdown(&message)));
+        markdown.push_str(&format!(
+            "**{kind}** (exit {}): {}\n\n",
+            failure.exit.code(),
+            gha::escape_markdown(&message)
+        ));
         if let Some(record) = record {
             let next = record.status().next(record.candidate_weight);
             markdown.push_str(&format!(
@@ -101,9 +109,7 @@ impl Outcome {
                 gha::escape_markdown(next.text)
             ));
         }
-        Outcome::new(failure.exit, decision)
-            .summary(markdown)
-            .error(&format!("{step}: {kind}"), &message)
+        Outcome::new(failure.exit, decision).summary(markdown).error(&format!("{step}: {kind}"), &message)
     }
 
     /// Writes everything once: the annotation, the summary, and the outputs

@@ -13,16 +13,16 @@ use crate::summary;
 use anyhow::{Context as _, anyhow};
 use clap::Parser;
 use sluice_analysis::Verdict;
-use sluice_core::config::{AnalysisMode, Handoff};
 use sluice_core::config::NotifyEvent;
+use sluice_core::config::{AnalysisMode, Handoff};
 use sluice_core::ledger::LedgerOutcome;
 use sluice_core::lifecycle::Step;
 use sluice_core::record::{EventDetail, Record, Status};
-use sluice_providers::router::Router;
-use std::time::Duration;
 use sluice_core::{Classify, Failure};
 use sluice_providers::git::{self, Shipped};
 use sluice_providers::ledger::Ledger;
+use sluice_providers::router::Router;
+use std::time::Duration;
 
 /// Make the candidate the stable release and hand it to the next environment.
 #[derive(Parser, Debug)]
@@ -239,7 +239,6 @@ pub(crate) fn evidence(ctx: &Context, record: &Record) -> Result<Evidence, Strin
     }
     Ok(Evidence::Verdict { analysed, checks: checks.len() })
 }
-
 
 /// The commits this deployment brings to its environment: from the commit of
 /// the last promotion of the same app there (from the ledger) to this one.

@@ -11,7 +11,7 @@
 //! a scheduled sweep of deployments waiting for approval).
 
 use crate::Outcome;
-use crate::context::{Common, Context, ledger_failure, lease_grace, now};
+use crate::context::{Common, Context, lease_grace, ledger_failure, now};
 use crate::shift_traffic::refused;
 use crate::summary;
 use anyhow::anyhow;
@@ -94,11 +94,19 @@ pub async fn run(args: Args) -> Result<Outcome, Failure> {
             abandon(&ctx, &mut record, Step::Rollback, &args.reason).await?;
             ("abandoned", "No traffic had moved: the deployment is abandoned and the environment free.".to_owned())
         }
-        Status::Blocked => ("nothing", "The gate blocked this deployment; no traffic moved, nothing to roll back.".into()),
+        Status::Blocked => {
+            ("nothing", "The gate blocked this deployment; no traffic moved, nothing to roll back.".into())
+        }
         Status::Promoted => {
             revert(&ctx, &router, &mut record, &args.reason).await?;
             crate::notify::send("rollback", NotifyEvent::RolledBack, "revert", &args.reason).await;
-            ("reverted", format!("The promotion is reverted; the stable release before it serves again. Reason: {}", args.reason))
+            (
+                "reverted",
+                format!(
+                    "The promotion is reverted; the stable release before it serves again. Reason: {}",
+                    args.reason
+                ),
+            )
         }
         Status::RolledBack => {
             // Already told when it happened: a repeat sends nothing.
@@ -157,7 +165,9 @@ async fn live(ctx: &Context, router: &Router, reason: &str, free: Option<&str>) 
         .map_err(|e| ledger_failure(e, "the environment lease could not be read"))?;
     let Some(holder) = holder.filter(|h| h.record_id == record_id) else {
         let message = match ledger.lease_holder(&ctx.config.app, &ctx.env().name, now, grace).await {
-            Ok(Some(other)) => format!("the environment is held by {}, not by {record_id}: nothing freed", other.describe()),
+            Ok(Some(other)) => {
+                format!("the environment is held by {}, not by {record_id}: nothing freed", other.describe())
+            }
             _ => format!("no deployment holds environment {}: nothing to free", ctx.env().name),
         };
         eprintln!("rollback: {message}");

@@ -218,7 +218,9 @@ async fn prepare(ctx: &Context, router: &Router, record: &mut Record, flag: Opti
     }
     let moved = record.events.iter().any(|e| matches!(e.detail, EventDetail::Traffic { .. }));
     let wanted = match (&record.candidate, flag) {
-        (Some(recorded), Some(flag)) if recorded != flag => return Err(crate::candidate::changed(record, recorded, flag)),
+        (Some(recorded), Some(flag)) if recorded != flag => {
+            return Err(crate::candidate::changed(record, recorded, flag));
+        }
         (Some(recorded), _) => recorded.clone(),
         (None, Some(flag)) if moved => return Err(crate::candidate::changed(record, "not recorded", flag)),
         (None, Some(flag)) => flag.to_owned(),

@@ -68,6 +68,21 @@ pub async fn run(args: Args) -> Result<Outcome, Failure> {
         return Ok(Outcome::refused("verify-health", &record, &refused));
     }
     let checks = ctx.checks()?;
+    if checks.unanalysed {
+        // Nothing to judge, said out loud: no verdict is made up. At 100%
+        // that is the evidence an unanalysed promotion rests on.
+        let to = match record.status() {
+            Status::Shifting | Status::Verified if record.candidate_weight == 100 => Status::Verified,
+            other => other,
+        };
+        record.transition(Step::VerifyHealth, to, now()).map_err(refused)?;
+        ctx.save(&record)?;
+        return Ok(Outcome::ok("unanalysed").summary(format!(
+            "{}Environment {} says `analysis = \"none\"`: nothing was judged, and no verdict is recorded.\n",
+            summary::heading("verify-health", &record, "unanalysed"),
+            ctx.env().name
+        )));
+    }
     if let Err(holder) = ctx.hold_lease(&record, record.pause().map(|(_, _, expires_at)| expires_at)).await?.result {
         return Ok(Outcome::declined("held")
             .summary(format!("{}{holder}\n", summary::heading("verify-health", &record, "environment held")))

@@ -366,11 +366,16 @@ async fn codedeploy_is_created_followed_continued_and_promoted() {
     assert_eq!(record["status"], "verified");
     assert_eq!(record["candidate_weight"], 100);
     assert_eq!(env.proxy.count("ContinueDeployment"), 1);
-    ok(&env.step("promote", &[]), "promote");
-    assert_eq!(env.record()["status"], "promoted");
     // shift-traffic with a weight makes no sense here: refused, nothing written.
+    let before = env.record();
     let refused = env.step("shift-traffic", &["--weight", "10"]);
     assert_eq!(refused.status.code(), Some(2), "{}", String::from_utf8_lossy(&refused.stderr));
+    assert_eq!(env.record(), before);
+    ok(&env.step("promote", &[]), "promote");
+    assert_eq!(env.record()["status"], "promoted");
+    // The deployment has ended: the lifecycle refuses more traffic (exit 1).
+    let ended = env.step("shift-traffic", &["--weight", "10"]);
+    assert_eq!(ended.status.code(), Some(1), "{}", String::from_utf8_lossy(&ended.stderr));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -82,6 +82,12 @@ fn a_flaky_router_api_never_leaves_a_canary_unaccounted_for() {
             }
             3 => match (record.status(), last_event(&record)) {
                 (Status::RolledBack, _) => assert_eq!(weight, 0, "{what}"),
+                // The canary could not start: nothing moved, the
+                // environment is given back.
+                (Status::Abandoned, Some(EventDetail::Abandoned { reason })) => {
+                    assert!(reason.contains("did not start"), "{what}: {reason}");
+                    assert_eq!(weight, 0, "{what}");
+                }
                 (_, Some(EventDetail::Error { message })) if message.contains("no traffic was moved") => {
                     assert_eq!(weight, 0, "{what}: {message}");
                 }

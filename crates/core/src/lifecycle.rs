@@ -105,9 +105,11 @@ impl Status {
             Status::Admitted => {
                 (Step::ShiftTraffic, false, "run `shift-traffic` to start the rollout (or `rollback` to give it up)")
             }
-            Status::Waiting => {
-                (Step::Gate, false, "run `gate` on this record again once the check has finished or the environment is free")
-            }
+            Status::Waiting => (
+                Step::Gate,
+                false,
+                "run `gate` on this record again once the check has finished or the environment is free",
+            ),
             Status::Blocked => {
                 (Step::Gate, true, "once the block is lifted, start a new deployment: `gate` with a new --record path")
             }
@@ -121,9 +123,11 @@ impl Status {
                 "approve it by running `shift-traffic` again before the pause expires (or `rollback`)",
             ),
             Status::Verified => (Step::Promote, false, "run `promote`"),
-            Status::Promoted => {
-                (Step::Gate, true, "it has ended; `rollback` reverts it, and `gate` with a new --record path starts the next one")
-            }
+            Status::Promoted => (
+                Step::Gate,
+                true,
+                "it has ended; `rollback` reverts it, and `gate` with a new --record path starts the next one",
+            ),
             Status::RolledBack | Status::Abandoned => {
                 (Step::Gate, true, "it has ended; start a new deployment: `gate` with a new --record path")
             }
@@ -228,6 +232,18 @@ pub fn allows(step: Step, from: Option<Status>, to: Status) -> bool {
     moves(step, from).contains(&to)
 }
 
+/// The table as Markdown, as the README shows it (a test keeps the two the
+/// same).
+pub fn markdown_table() -> String {
+    let mut text = String::from("| step | from | to |\n|---|---|---|\n");
+    for (step, from, to) in TABLE {
+        let from = from.map_or("(new record)".to_owned(), |f| format!("`{f}`"));
+        let to: Vec<String> = to.iter().map(|t| format!("`{t}`")).collect();
+        text.push_str(&format!("| `{step}` | {from} | {} |\n", to.join(", ")));
+    }
+    text
+}
+
 /// A move the table does not hold, or a step that may not act on the
 /// deployment at all; nothing was changed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -296,6 +312,16 @@ mod tests {
                 assert!(*step == Step::Promote && matches!(from, Some(Verified | Promoted)), "{step} {from:?}");
             }
         }
+    }
+
+    #[test]
+    fn the_readme_shows_the_table_as_it_is() {
+        let readme = include_str!("../../../README.md");
+        let table = markdown_table();
+        assert!(
+            readme.contains(&table),
+            "README.md's lifecycle table is out of date; paste this under \"The lifecycle\":\n{table}"
+        );
     }
 
     #[test]

@@ -221,7 +221,12 @@ impl Ledger {
     /// back when it had moved traffic): the file ledger releases the lease
     /// file and appends the entry; the GitHub ledger gives the holder's
     /// deployment its final status. Returns whether the holder still held it.
-    pub async fn free_lease(&self, holder: &Lease, entry: &LedgerEntry, target: &Target) -> Result<bool, LedgerFailure> {
+    pub async fn free_lease(
+        &self,
+        holder: &Lease,
+        entry: &LedgerEntry,
+        target: &Target,
+    ) -> Result<bool, LedgerFailure> {
         match self {
             Ledger::File(path) => {
                 let freed = lease::release(&lease::path(path, &holder.app, &holder.environment), &holder.record_id)

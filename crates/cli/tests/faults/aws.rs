@@ -123,6 +123,15 @@ async fn canaries_on_a_flaky_aws_api_end_completed_or_rolled_back() {
             }
             3 => match (record.status(), last_error(&record)) {
                 (Status::RolledBack, _) => assert_eq!(percent, 0, "{what}"),
+                // The canary could not start: nothing moved, the
+                // environment is given back.
+                (Status::Abandoned, _) => {
+                    assert_eq!(percent, 0, "{what}");
+                    assert!(
+                        !record.events.iter().any(|e| matches!(e.detail, EventDetail::Traffic { .. })),
+                        "{what}: abandoned after moving traffic"
+                    );
+                }
                 (_, Some(message)) if message.contains("no traffic was moved") => assert_eq!(percent, 0, "{what}"),
                 (_, Some(message)) => {
                     assert!(message.contains("run `rollback`"), "{what}: {message}");

@@ -225,7 +225,9 @@ fn check_candidate(candidate: &str) -> Result<(), String> {
     names::check_label("candidate", candidate)?;
     let known = candidate.starts_with("arn:")
         || candidate.starts_with("s3://")
-        || candidate.strip_prefix("appspec sha256:").is_some_and(|h| h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()));
+        || candidate
+            .strip_prefix("appspec sha256:")
+            .is_some_and(|h| h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()));
     if known {
         Ok(())
     } else {

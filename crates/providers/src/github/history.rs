@@ -200,7 +200,8 @@ pub(crate) fn entries_of(
         match status.state.as_str() {
             "success" if !promoted => {
                 promoted = true;
-                let unanalysed = status.description.as_deref().is_some_and(|d| d.contains(" promoted without analysis"));
+                let unanalysed =
+                    status.description.as_deref().is_some_and(|d| d.contains(" promoted without analysis"));
                 entries.push(LedgerEntry { unanalysed, ..entry(LedgerOutcome::Promoted, status.created_at, None) });
             }
             "failure" | "error" if promoted => entries.push(entry(LedgerOutcome::Reverted, status.created_at, reason)),
