@@ -2,7 +2,9 @@
 # Fuzzes what users and earlier jobs hand to sluice: the record, the config,
 # durations and strategy overrides, and the ledger (with the DORA renderers).
 # Each target runs for SECONDS (default 60) from the seeds in fuzz/seeds plus
-# whatever corpus earlier runs left in fuzz/corpus. A crash leaves its input
+# whatever corpus earlier runs left in fuzz/corpus, with the tokens of
+# fuzz/dicts/TARGET.dict (the record's plan and edge values, keys given twice,
+# ids with path parts). A crash leaves its input
 # in fuzz/artifacts/TARGET/ and makes this script exit 1.
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]     targets: record config duration ledger
@@ -28,7 +30,9 @@ failed=()
 for target in "${targets[@]}"; do
   mkdir -p "corpus/$target" "artifacts/$target"
   echo "== fuzz $target for ${seconds}s" >&2
-  if ! cargo fuzz run "$target" "corpus/$target" "seeds/$target" -- \
+  dict=()
+  [ -f "dicts/$target.dict" ] && dict=(-dict="dicts/$target.dict")
+  if ! cargo fuzz run "$target" "corpus/$target" "seeds/$target" -- "${dict[@]}" \
       -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
       -artifact_prefix="artifacts/$target/" 2> "artifacts/$target/log.txt"; then
     failed+=("$target")

@@ -83,7 +83,7 @@ impl Config {
         Ok(())
     }
 
-    /// `[defaults]` strategy and timeouts.
+    /// `[defaults]` strategy, timeouts and analysis mode.
     fn validate_default_rollout(&self) -> Result<(), Refusal> {
         if let Some(strategy) = &self.defaults.strategy {
             strategy.validate().map_err(|m| ("defaults.strategy".into(), m))?;
