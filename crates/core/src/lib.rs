@@ -12,5 +12,6 @@ pub mod lease;
 pub mod ledger;
 pub mod names;
 pub mod record;
+pub mod router_api;
 
 pub use exit::{Classify, Exit, Failure};

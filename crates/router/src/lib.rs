@@ -49,10 +49,10 @@ use tokio::task::JoinHandle;
 
 pub use proxy::POOL_HEADER;
 pub use serve::BindError;
-pub use state::{
-    Control, ControlError, PoolName, PoolStatsView, PoolView, PoolsStats, StateView, StatsView, UpstreamsUpdate,
-};
-pub use stats::LatencySummary;
+// The admin API's JSON is defined once, in sluice-core, for the router and
+// its client alike.
+pub use sluice_core::router_api::{LatencySummary, PoolStatsView, PoolView, PoolsStats, StateView, StatsView};
+pub use state::{Control, ControlError, PoolName, UpstreamsUpdate};
 pub use upstream::{InvalidUpstream, Upstream};
 
 /// What a router needs to start: build it with [`Config::new`], then set
