@@ -65,8 +65,8 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-"$bin/sluice-demo-app" --version v1 --ready-file "$tmp/v1.json" >/dev/null & pids+=($!)
-"$bin/sluice-demo-app" --version v2 --ready-file "$tmp/v2.json" >/dev/null & pids+=($!)
+"$bin/sluice-demo-app" --release v1 --ready-file "$tmp/v1.json" >/dev/null & pids+=($!)
+"$bin/sluice-demo-app" --release v2 --ready-file "$tmp/v2.json" >/dev/null & pids+=($!)
 v1=$(wait_ready "$tmp/v1.json")
 v2=$(wait_ready "$tmp/v2.json")
 

@@ -13,6 +13,7 @@ pub mod ledger;
 pub mod lifecycle;
 pub mod names;
 pub mod record;
+pub mod router_api;
 pub mod strategy;
 
 pub use exit::{Classify, Exit, Failure};

@@ -1,4 +1,4 @@
-//! `sluice-demo-app`: answers `GET /` with its version, or with an injected
+//! `sluice-demo-app`: answers `GET /` with its release name, or with an injected
 //! 500 for a configurable share of requests, after an optional added latency.
 //!
 //! `GET /healthz` never fails; `PUT /faults` changes the faults at run time;
@@ -20,22 +20,40 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use sluice_core::{Exit, Failure};
 use sluice_router::serve;
+
+use crate::cli;
 
 /// Upper bounds (seconds) of the latency histogram: Prometheus' defaults.
 const BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
+const AFTER_HELP: &str = "\
+Examples:
+  sluice-demo-app --listen 127.0.0.1:8081 --release v1
+  sluice-demo-app --release v3 --error-ratio 0.2 --latency 300ms --seed 7 --ready-file v3.json
+  curl -X PUT -d '{\"error_ratio\":0}' http://127.0.0.1:8081/faults";
+
 /// Demo HTTP app with injectable errors and latency.
+///
+/// `GET /` answers the release name (or an injected 500 for --error-ratio of
+/// the requests, after --latency). `GET /healthz` never fails, `GET
+/// /metrics` serves Prometheus counters and a latency histogram, and `PUT
+/// /faults` changes the error ratio and latency while it runs.
 #[derive(Debug, Parser)]
-// `--version` is the served version here, so clap's own flag is off.
-#[command(name = "sluice-demo-app", disable_version_flag = true)]
+// Its own `--version`: with a value it is the old spelling of --release.
+#[command(name = "sluice-demo-app", disable_version_flag = true, after_help = format!("{}\n\n{AFTER_HELP}", cli::EXIT_CODES))]
 pub struct Args {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
-    /// Version string served by `GET /`.
-    #[arg(long)]
-    pub version: String,
+    /// Release name served by `GET /` and `GET /version` (e.g. v2).
+    #[arg(long, value_name = "NAME", required_unless_present = "version")]
+    pub release: Option<String>,
+    /// Print version. (`--version NAME` is the old spelling of --release
+    /// and still works.)
+    #[arg(short = 'V', long, value_name = "NAME", num_args = 0..=1, conflicts_with = "release")]
+    pub version: Option<Option<String>>,
     /// Share of `GET /` requests answered with 500, 0..=1.
     #[arg(long, default_value_t = 0.0, value_parser = parse_ratio)]
     pub error_ratio: f64,
@@ -298,12 +316,25 @@ fn json<T: Serialize>(status: StatusCode, value: &T) -> AppResponse {
     resp
 }
 
-/// Runs the app until SIGTERM/SIGINT.
+/// Runs the app until SIGTERM/SIGINT; `--version` alone prints the
+/// program's version.
 pub fn main() -> ExitCode {
     let args = Args::parse();
+    let release = match (args.release, args.version) {
+        (Some(release), _) | (None, Some(Some(release))) => release,
+        (None, Some(None)) => {
+            println!("sluice-demo-app {}", env!("CARGO_PKG_VERSION"));
+            return Exit::OK.into();
+        }
+        // clap requires --release unless --version is given.
+        (None, None) => {
+            let failure = Failure::input(anyhow::anyhow!("give the release to serve with --release NAME"));
+            return cli::exit("sluice-demo-app", Err(failure));
+        }
+    };
     let config = AppConfig {
         listen: args.listen,
-        version: args.version,
+        version: release,
         error_ratio: args.error_ratio,
         latency: args.latency,
         seed: args.seed,
@@ -311,24 +342,17 @@ pub fn main() -> ExitCode {
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(anyhow::Error::from)
+        .map_err(cli::runtime_failure)
         .and_then(|rt| rt.block_on(run(config, args.ready_file)));
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::exit("sluice-demo-app", result)
 }
 
-async fn run(config: AppConfig, ready_file: Option<PathBuf>) -> anyhow::Result<()> {
+async fn run(config: AppConfig, ready_file: Option<PathBuf>) -> Result<(), Failure> {
     let signal = serve::termination_signal();
-    let app = DemoApp::start(config).await?;
+    let app = DemoApp::start(config).await.map_err(|e| cli::bind_failure(e, "--listen"))?;
     let line = serde_json::json!({ "listen": app.addr(), "pid": std::process::id() }).to_string();
     if let Some(path) = ready_file {
-        serve::write_ready_file(&path, &line)
-            .map_err(|e| anyhow::anyhow!(e).context(format!("failed to write ready file {}", path.display())))?;
+        serve::write_ready_file(&path, &line).map_err(|e| cli::write_failure(e, &path, "--ready-file"))?;
     }
     println!("{line}");
     signal.await;

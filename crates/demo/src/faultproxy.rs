@@ -25,17 +25,32 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde::{Deserialize, Serialize};
+use sluice_core::Failure;
 use sluice_router::serve;
 
+use crate::cli;
+
+const AFTER_HELP: &str = "\
+Examples:
+  sluice-faultproxy --upstream http://127.0.0.1:9001 --error-rate 0.3 --ready-file proxy.json
+  sluice-faultproxy --upstream http://127.0.0.1:5000 --throttle-rate 0.2 --throttle aws-query
+  curl -X PUT -d '{\"error_rate\":1}' http://127.0.0.1:PORT/__faults   (the provider is down)";
+
 /// A fault-injecting HTTP proxy for tests.
+///
+/// Forwards every call to --upstream, except a drawn share that it answers
+/// with 500, with the provider's throttling answer, after a delay, or by
+/// closing the connection. `GET /__faults` shows the rates and counts; `PUT
+/// /__faults` changes the rates while it runs.
 #[derive(Debug, Parser)]
-#[command(name = "sluice-faultproxy")]
+#[command(name = "sluice-faultproxy", version, after_help = format!("{}\n\n{AFTER_HELP}", cli::EXIT_CODES))]
 pub struct Args {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
-    /// Where calls are forwarded (`http://host:port`).
-    #[arg(long)]
+    /// Where calls are forwarded (`http://host:port`, optionally with a path
+    /// prefix that each call's path is appended to).
+    #[arg(long, value_parser = parse_upstream)]
     pub upstream: String,
     /// Share of calls answered 500 without forwarding.
     #[arg(long, default_value_t = 0.0)]
@@ -61,6 +76,16 @@ pub struct Args {
     /// Write `{"listen":..,"pid":..}` here (atomically) once listening.
     #[arg(long)]
     pub ready_file: Option<PathBuf>,
+}
+
+fn parse_upstream(s: &str) -> Result<String, String> {
+    let base = s.trim_end_matches('/');
+    match base.parse::<hyper::Uri>() {
+        Ok(uri) if uri.scheme_str() == Some("http") && uri.authority().is_some() && uri.query().is_none() => {
+            Ok(base.to_owned())
+        }
+        _ => Err(format!("expected http://host:port, optionally with a path prefix, got {s:?}")),
+    }
 }
 
 /// How a provider says "slow down".
@@ -329,24 +354,20 @@ pub fn main() -> ExitCode {
         methods: Vec::new(),
     };
     if let Err(e) = rates.check() {
-        eprintln!("error: {e}");
-        return ExitCode::from(2);
+        return cli::exit(
+            "sluice-faultproxy",
+            Err(Failure::input(anyhow::anyhow!("{e}: rates are shares from 0 to 1"))),
+        );
     }
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(anyhow::Error::from)
+        .map_err(cli::runtime_failure)
         .and_then(|rt| rt.block_on(run(args, rates)));
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::exit("sluice-faultproxy", result)
 }
 
-async fn run(args: Args, rates: Rates) -> anyhow::Result<()> {
+async fn run(args: Args, rates: Rates) -> Result<(), Failure> {
     let state = Arc::new(State {
         upstream: args.upstream.trim_end_matches('/').to_owned(),
         client: Client::builder(TokioExecutor::new()).build_http(),
@@ -357,11 +378,13 @@ async fn run(args: Args, rates: Rates) -> anyhow::Result<()> {
         counters: Counters::default(),
     });
     let signal = serve::termination_signal();
-    let listener = serve::bind(args.listen).await?;
-    let addr = listener.local_addr()?;
+    let listener = serve::bind(args.listen).await.map_err(|e| cli::bind_failure(e, "--listen"))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| cli::bind_failure(serve::BindError { addr: args.listen, source }, "--listen"))?;
     if let Some(path) = &args.ready_file {
         let line = serde_json::json!({ "listen": addr, "pid": std::process::id() }).to_string();
-        serve::write_ready_file(path, &line)?;
+        serve::write_ready_file(path, &line).map_err(|e| cli::write_failure(e, path, "--ready-file"))?;
     }
     // Its own accept loop rather than the router's `serve`: a service error
     // here must close the connection unanswered (an injected drop).
@@ -381,4 +404,24 @@ async fn run(args: Args, rates: Rates) -> anyhow::Result<()> {
         () = accept => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn upstreams() {
+        assert_eq!(parse_upstream("http://127.0.0.1:9/"), Ok("http://127.0.0.1:9".to_owned()));
+        assert_eq!(parse_upstream("http://h:9/api/v3"), Ok("http://h:9/api/v3".to_owned()));
+        for bad in ["https://h:9", "h:9", "/path", "http://h:9/?q=1", ""] {
+            assert!(parse_upstream(bad).is_err(), "{bad}");
+        }
+    }
 }

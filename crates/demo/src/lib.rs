@@ -8,6 +8,7 @@
 //! Test and demo tooling only: nothing in the delivery pipeline depends on it.
 
 pub mod app;
+mod cli;
 pub mod faultproxy;
 pub mod loadgen;
 pub mod prometheus;

@@ -21,12 +21,25 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde::{Deserialize, Serialize};
+use sluice_core::Failure;
 use sluice_router::serve::{self, Shutdown};
 use tokio::sync::mpsc;
 
+use crate::cli;
+
+const AFTER_HELP: &str = "\
+Examples:
+  sluice-loadgen --url http://127.0.0.1:8080/ --rps 200 --duration 30s --report-every 1s
+  sluice-loadgen --url http://127.0.0.1:8080/ --rps 2000 --concurrency 64 --out load.json";
+
 /// Paced HTTP load with a JSON summary.
+///
+/// Sends GET --url at --rps for --duration and prints one JSON line: answers
+/// by status, by the router's x-sluice-pool header and by the first line of
+/// the body, and latency percentiles. Failed requests are counted, not
+/// fatal: the exit code says only whether the run itself could be made.
 #[derive(Debug, Parser)]
-#[command(name = "sluice-loadgen", version)]
+#[command(name = "sluice-loadgen", version, after_help = format!("{}\n\n{AFTER_HELP}", cli::EXIT_CODES))]
 pub struct Args {
     /// URL to GET, http only.
     #[arg(long)]
@@ -328,10 +341,12 @@ pub async fn run_observed(
 
 /// Runs the load generator and prints the summary.
 pub fn main() -> ExitCode {
-    let args = Args::parse();
+    cli::exit("sluice-loadgen", load(Args::parse()))
+}
+
+fn load(args: Args) -> Result<(), Failure> {
     if args.url.scheme_str() != Some("http") || args.url.authority().is_none() {
-        eprintln!("error: --url must be an absolute http:// URL, got {}", args.url);
-        return ExitCode::from(2);
+        return Err(Failure::input(anyhow::anyhow!("--url must be an absolute http:// URL, got {}", args.url)));
     }
     let config = LoadConfig {
         url: args.url,
@@ -341,13 +356,7 @@ pub fn main() -> ExitCode {
         timeout: args.timeout,
         report_every: args.report_every,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("error: failed to start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(cli::runtime_failure)?;
     let summary = runtime.block_on(async {
         let signal = serve::termination_signal();
         let (trigger, stop) = serve::shutdown_channel();
@@ -359,13 +368,10 @@ pub fn main() -> ExitCode {
     });
     let line = serde_json::to_string(&summary).expect("summary serializes");
     println!("{line}");
-    if let Some(path) = args.out
-        && let Err(err) = serve::write_ready_file(&path, &line)
-    {
-        eprintln!("error: failed to write {}: {err}", path.display());
-        return ExitCode::FAILURE;
+    if let Some(path) = args.out {
+        serve::write_ready_file(&path, &line).map_err(|e| cli::write_failure(e, &path, "--out"))?;
     }
-    ExitCode::SUCCESS
+    Ok(())
 }
 
 #[cfg(test)]

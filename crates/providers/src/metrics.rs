@@ -19,10 +19,11 @@ use crate::aws::AwsSettings;
 use crate::aws::cloudwatch::{AlbDims, CloudWatch, CloudWatchSettings};
 use crate::prometheus::Prometheus;
 use crate::retry::Backoff;
-use crate::router::{PoolStats, Router, RouterStats, error_chain};
+use crate::router::{Router, error_chain};
 use jiff::Timestamp;
 use sluice_analysis::{CheckKind, CheckSpec, Interval, LookBack, PoolWindow, ProbeResult, Reduce};
 use sluice_core::config::{ProbeConfig, QueryVars, SourceConfig};
+use sluice_core::router_api::{PoolStatsView, StatsView};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -192,7 +193,7 @@ pub struct Sampler {
     router: Router,
     probes: Vec<ProbeConfig>,
     client: reqwest::Client,
-    last: Option<(Timestamp, RouterStats)>,
+    last: Option<(Timestamp, StatsView)>,
     /// End of the previous interval, for routers without counters.
     last_sample: Option<Timestamp>,
     /// Each query source with its queries.
@@ -273,7 +274,7 @@ impl Sampler {
                         Some((start, before)) => (
                             *start,
                             window(before.pools.candidate.as_ref(), stats.pools.candidate.as_ref()),
-                            window(before.pools.stable.as_ref(), stats.pools.stable.as_ref()),
+                            window(Some(&before.pools.stable), Some(&stats.pools.stable)),
                         ),
                         None => (now, None, None),
                     };
@@ -386,7 +387,7 @@ impl Sampler {
 
 /// The traffic between two snapshots of one pool; `None` when the pool was
 /// replaced in between (its counters restarted) or is absent.
-fn window(before: Option<&PoolStats>, after: Option<&PoolStats>) -> Option<PoolWindow> {
+fn window(before: Option<&PoolStatsView>, after: Option<&PoolStatsView>) -> Option<PoolWindow> {
     let (before, after) = (before?, after?);
     if before.epoch != after.epoch || before.upstream != after.upstream {
         return None;

@@ -8,11 +8,10 @@ use crate::aws::AwsSettings;
 use crate::aws::alb::{AlbRouter, Resource};
 use crate::aws::codedeploy::{CodeDeployRouter, CodeDeploySettings, Revision};
 use crate::retry::Backoff;
-use serde::{Deserialize, Serialize};
-use sluice_analysis::Histogram;
 use sluice_core::config::RouterConfig;
 use sluice_core::lease::{Acquired, Lease};
 use sluice_core::record::RouterState;
+use sluice_core::router_api::{StateView, StatsView};
 use std::time::Duration;
 
 /// A router of one environment.
@@ -171,7 +170,7 @@ impl Router {
     }
 
     /// Cumulative per-pool counters, for the router metric source.
-    pub async fn stats(&self) -> Result<RouterStats, ProviderError> {
+    pub async fn stats(&self) -> Result<StatsView, ProviderError> {
         match self {
             Router::Local(r) => r.stats().await,
             Router::Alb(_) | Router::CodeDeploy(_) => Err(ProviderError {
@@ -196,59 +195,6 @@ pub struct LocalRouter {
     admin_url: String,
     client: reqwest::Client,
     backoff: Backoff,
-}
-
-/// `GET /v1/state` of sluice-router.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-pub struct LocalState {
-    pub candidate_weight: u8,
-    pub stable: Option<PoolInfo>,
-    pub candidate: Option<PoolInfo>,
-    #[serde(default)]
-    pub generation: u64,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize)]
-pub struct PoolInfo {
-    pub upstream: String,
-    #[serde(default)]
-    pub epoch: u64,
-}
-
-impl From<LocalState> for RouterState {
-    fn from(s: LocalState) -> Self {
-        RouterState {
-            kind: "local".into(),
-            candidate_weight: s.candidate_weight,
-            stable: s.stable.map(|p| p.upstream),
-            candidate: s.candidate.map(|p| p.upstream),
-            ..RouterState::default()
-        }
-    }
-}
-
-/// `GET /v1/stats` of sluice-router.
-#[derive(Clone, Debug, Deserialize)]
-pub struct RouterStats {
-    pub pools: Pools,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-pub struct Pools {
-    pub stable: Option<PoolStats>,
-    pub candidate: Option<PoolStats>,
-}
-
-/// Cumulative counters of one pool within one epoch.
-#[derive(Clone, Debug, Deserialize)]
-pub struct PoolStats {
-    pub upstream: String,
-    pub epoch: u64,
-    pub requests: u64,
-    pub responses_5xx: u64,
-    pub connect_errors: u64,
-    #[serde(default)]
-    pub latency_histogram: Vec<(u64, u64)>,
 }
 
 const PROVIDER: &str = "local router";
@@ -300,13 +246,13 @@ impl LocalRouter {
             .await
     }
 
-    pub async fn state(&self) -> Result<LocalState, ProviderError> {
+    pub async fn state(&self) -> Result<StateView, ProviderError> {
         self.call("read the router state", reqwest::Method::GET, "/v1/state", None).await
     }
 
-    pub async fn set_candidate(&self, upstream: &str) -> Result<LocalState, ProviderError> {
+    pub async fn set_candidate(&self, upstream: &str) -> Result<StateView, ProviderError> {
         let operation = format!("set the candidate upstream to {upstream}");
-        let state: LocalState = self
+        let state: StateView = self
             .call(&operation, reqwest::Method::PUT, "/v1/upstreams", Some(serde_json::json!({ "candidate": upstream })))
             .await?;
         let confirmed = self.state().await?;
@@ -316,9 +262,9 @@ impl LocalRouter {
         }
     }
 
-    pub async fn set_weight(&self, weight: u8) -> Result<LocalState, ProviderError> {
+    pub async fn set_weight(&self, weight: u8) -> Result<StateView, ProviderError> {
         let operation = format!("set the candidate weight to {weight}%");
-        self.call::<LocalState>(
+        self.call::<StateView>(
             &operation,
             reqwest::Method::PUT,
             "/v1/weights",
@@ -333,10 +279,10 @@ impl LocalRouter {
         }
     }
 
-    pub async fn set_stable(&self, upstream: &str) -> Result<LocalState, ProviderError> {
+    pub async fn set_stable(&self, upstream: &str) -> Result<StateView, ProviderError> {
         self.set_weight(0).await?;
         let operation = format!("make {upstream} the stable upstream");
-        self.call::<LocalState>(
+        self.call::<StateView>(
             &operation,
             reqwest::Method::PUT,
             "/v1/upstreams",
@@ -344,18 +290,17 @@ impl LocalRouter {
         )
         .await?;
         let confirmed = self.state().await?;
-        match &confirmed.stable {
-            Some(p)
-                if p.upstream.trim_end_matches('/') == upstream.trim_end_matches('/')
-                    && confirmed.candidate_weight == 0 =>
-            {
-                Ok(confirmed)
-            }
-            other => Err(mismatch(&operation, format!("stable {other:?}"), confirmed.generation)),
+        if confirmed.stable.upstream.trim_end_matches('/') == upstream.trim_end_matches('/')
+            && confirmed.candidate_weight == 0
+        {
+            Ok(confirmed)
+        } else {
+            let found = format!("stable {} at weight {}%", confirmed.stable.upstream, confirmed.candidate_weight);
+            Err(mismatch(&operation, found, confirmed.generation))
         }
     }
 
-    pub async fn promote(&self) -> Result<LocalState, ProviderError> {
+    pub async fn promote(&self) -> Result<StateView, ProviderError> {
         let before = self.state().await?;
         let Some(candidate) = before.candidate.clone() else {
             // Already promoted (or nothing to promote): idempotent when the
@@ -363,15 +308,17 @@ impl LocalRouter {
             return Ok(before);
         };
         let operation = "promote the candidate".to_owned();
-        self.call::<LocalState>(&operation, reqwest::Method::POST, "/v1/promote", None).await?;
+        self.call::<StateView>(&operation, reqwest::Method::POST, "/v1/promote", None).await?;
         let confirmed = self.state().await?;
-        match &confirmed.stable {
-            Some(p) if p.upstream == candidate.upstream && confirmed.candidate_weight == 0 => Ok(confirmed),
-            other => Err(mismatch(&operation, format!("stable {other:?}"), confirmed.generation)),
+        if confirmed.stable.upstream == candidate.upstream && confirmed.candidate_weight == 0 {
+            Ok(confirmed)
+        } else {
+            let found = format!("stable {} at weight {}%", confirmed.stable.upstream, confirmed.candidate_weight);
+            Err(mismatch(&operation, found, confirmed.generation))
         }
     }
 
-    pub async fn stats(&self) -> Result<RouterStats, ProviderError> {
+    pub async fn stats(&self) -> Result<StatsView, ProviderError> {
         self.call("read the router stats", reqwest::Method::GET, "/v1/stats", None).await
     }
 }
@@ -411,11 +358,4 @@ pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
-}
-
-impl PoolStats {
-    /// The histogram of this snapshot.
-    pub fn histogram(&self) -> Histogram {
-        Histogram::from_pairs(self.latency_histogram.iter().copied())
-    }
 }

@@ -13,7 +13,9 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::state::{Control, ControlError, PoolStatsView, UpstreamsUpdate};
+use sluice_core::router_api::{PoolStatsView, StateView};
+
+use crate::state::{Control, ControlError, UpstreamsUpdate};
 use crate::upstream::Upstream;
 
 /// Largest accepted admin request body.
@@ -52,7 +54,7 @@ pub(crate) async fn handle(control: &Control, req: Request<Incoming>) -> AdminRe
     }
 }
 
-fn applied(result: Result<crate::state::StateView, ControlError>) -> AdminResponse {
+fn applied(result: Result<StateView, ControlError>) -> AdminResponse {
     match result {
         Ok(state) => json(StatusCode::OK, &state),
         Err(err @ ControlError::WeightOutOfRange(_)) => error(StatusCode::BAD_REQUEST, &err.to_string()),

@@ -31,6 +31,7 @@
 
 mod admin;
 pub mod cli;
+mod port;
 mod proxy;
 pub mod serve;
 mod state;
@@ -49,10 +50,10 @@ use tokio::task::JoinHandle;
 
 pub use proxy::POOL_HEADER;
 pub use serve::BindError;
-pub use state::{
-    Control, ControlError, PoolName, PoolStatsView, PoolView, PoolsStats, StateView, StatsView, UpstreamsUpdate,
-};
-pub use stats::LatencySummary;
+// The admin API's JSON is defined once, in sluice-core, for the router and
+// its client alike.
+pub use sluice_core::router_api::{LatencySummary, PoolStatsView, PoolView, PoolsStats, StateView, StatsView};
+pub use state::{Control, ControlError, PoolName, UpstreamsUpdate};
 pub use upstream::{InvalidUpstream, Upstream};
 
 /// What a router needs to start: build it with [`Config::new`], then set
@@ -92,12 +93,50 @@ impl Config {
     }
 }
 
-/// Why a router could not start.
+/// One of the router's two sockets, for errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Socket {
+    /// The proxy (`Config::listen`).
+    Proxy,
+    /// The admin API (`Config::admin`).
+    Admin,
+}
+
+impl std::fmt::Display for Socket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Socket::Proxy => "proxy",
+            Socket::Admin => "admin API",
+        })
+    }
+}
+
+/// Why a router could not start. A router that could not start holds no
+/// socket and has served nothing, except after [`Error::InUse`] found a
+/// router that started in the same instant (see `port`).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A socket could not be bound.
-    #[error(transparent)]
-    Bind(#[from] BindError),
+    /// Another process (another router?) listens on the address.
+    #[error("the {socket} address {addr} is already in use by another process")]
+    InUse {
+        /// The proxy or the admin API.
+        socket: Socket,
+        /// The address asked for.
+        addr: SocketAddr,
+    },
+    /// The proxy and the admin API were given the same address.
+    #[error("the proxy and the admin API cannot both listen on {0}")]
+    SameAddress(SocketAddr),
+    /// A socket could not be bound for another reason: an address this host
+    /// does not have, a port it may not use.
+    #[error("cannot start the {socket}")]
+    Bind {
+        /// The proxy or the admin API.
+        socket: Socket,
+        /// The bind that failed.
+        #[source]
+        source: BindError,
+    },
     /// The initial weight/upstreams are inconsistent.
     #[error("invalid initial routing state")]
     State(#[source] ControlError),
@@ -113,6 +152,23 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl Error {
+    /// A failed bind of `socket`: [`Error::InUse`] when the port is taken.
+    fn bind(socket: Socket, err: BindError) -> Self {
+        if err.source.kind() == std::io::ErrorKind::AddrInUse {
+            Error::InUse { socket, addr: err.addr }
+        } else {
+            Error::Bind { socket, source: err }
+        }
+    }
+}
+
+/// Whether two addresses to listen on would collide: one port (not 0) on
+/// the same IP or a wildcard.
+fn collide(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() != 0 && a.port() == b.port() && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
 }
 
 /// The line a started router writes to its ready file and stdout.
@@ -143,8 +199,13 @@ impl Router {
     /// runtime.
     pub async fn start(config: Config) -> Result<Self, Error> {
         let control = Control::new(config.stable, config.candidate, config.candidate_weight).map_err(Error::State)?;
-        let admin_listener = serve::bind(config.admin).await?;
-        let admin = admin_listener.local_addr().map_err(|source| BindError { addr: config.admin, source })?;
+        if collide(config.listen, config.admin) {
+            return Err(Error::SameAddress(config.listen));
+        }
+        let admin_listener = serve::bind(config.admin).await.map_err(|e| Error::bind(Socket::Admin, e))?;
+        let admin = admin_listener
+            .local_addr()
+            .map_err(|source| Error::bind(Socket::Admin, BindError { addr: config.admin, source }))?;
         let (trigger, shutdown) = serve::shutdown_channel();
         let count = match config.workers {
             0 => workers::default_count(),

@@ -15,8 +15,9 @@ use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use serde::{Deserialize, Serialize};
+use sluice_core::router_api::{PoolStatsView, PoolView, PoolsStats, StateView, StatsView};
 
-use crate::stats::{LatencySummary, PoolStats};
+use crate::stats::PoolStats;
 use crate::upstream::Upstream;
 
 /// Which of the two pools.
@@ -75,69 +76,6 @@ pub enum ControlError {
     /// A positive weight, or promote, without a candidate upstream.
     #[error("{0}: no candidate upstream is configured")]
     NoCandidate(&'static str),
-}
-
-/// The routing state as the admin API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StateView {
-    /// Percentage of requests sent to the candidate, 0..=100.
-    pub candidate_weight: u8,
-    /// The stable pool.
-    pub stable: PoolView,
-    /// The candidate pool, if any.
-    pub candidate: Option<PoolView>,
-    /// Increments on every change of the state.
-    pub generation: u64,
-}
-
-/// A pool's upstream and stats epoch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PoolView {
-    /// `http://host:port`.
-    pub upstream: String,
-    /// Increments whenever this pool's stats are reset (its upstream changed).
-    pub epoch: u64,
-}
-
-/// Stats of both pools at one instant (`GET /v1/stats`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StatsView {
-    /// When the snapshot was taken.
-    pub at: jiff::Timestamp,
-    /// Generation of the state the snapshot was taken from.
-    pub generation: u64,
-    /// Weight at that state.
-    pub candidate_weight: u8,
-    /// Per-pool stats.
-    pub pools: PoolsStats,
-}
-
-/// Per-pool stats of a [`StatsView`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PoolsStats {
-    /// The stable pool.
-    pub stable: PoolStatsView,
-    /// The candidate pool, if any.
-    pub candidate: Option<PoolStatsView>,
-}
-
-/// One pool's cumulative stats within its epoch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PoolStatsView {
-    /// `http://host:port`.
-    pub upstream: String,
-    /// Stats epoch: compare before diffing two snapshots.
-    pub epoch: u64,
-    /// Requests routed to this pool (including in-flight ones).
-    pub requests: u64,
-    /// 5xx responses, including the router's own 502 on connect errors.
-    pub responses_5xx: u64,
-    /// Requests that got no response head from the upstream (answered 502).
-    pub connect_errors: u64,
-    /// Latency from request received to upstream response head, in µs.
-    pub latency_us: LatencySummary,
-    /// `[highest equivalent value in µs, count]` per non-empty bucket.
-    pub latency_histogram: Vec<(u64, u64)>,
 }
 
 /// Shared routing state; cheap to clone, safe to use from any task.

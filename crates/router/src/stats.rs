@@ -12,7 +12,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use serde::{Deserialize, Serialize};
+use sluice_core::router_api::LatencySummary;
 
 /// Lowest and highest trackable latency (µs) and significant digits.
 const LOWEST_US: u64 = 1;
@@ -41,23 +41,6 @@ pub(crate) struct Snapshot {
     pub(crate) responses_5xx: u64,
     pub(crate) connect_errors: u64,
     pub(crate) latency_us: Histogram<u64>,
-}
-
-/// Latency percentiles in microseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LatencySummary {
-    /// Recorded samples.
-    pub count: u64,
-    /// Median.
-    pub p50: u64,
-    /// 90th percentile.
-    pub p90: u64,
-    /// 95th percentile.
-    pub p95: u64,
-    /// 99th percentile.
-    pub p99: u64,
-    /// Highest recorded value (bucket's highest equivalent value).
-    pub max: u64,
 }
 
 fn new_histogram() -> Histogram<u64> {

@@ -5,7 +5,8 @@
 //! its own upstream connection pool. A proxied request, its upstream
 //! connection and its stats shard therefore stay on one thread: no
 //! cross-core wake-ups, no shared pool lock. Workers share only the routing
-//! state (`Control`).
+//! state (`Control`). `SO_REUSEPORT` would let another process share the
+//! port as well; `port` makes sure none does.
 
 use std::io;
 use std::net::SocketAddr;
@@ -18,7 +19,7 @@ use tokio::sync::oneshot;
 
 use crate::serve::{self, BindError, Shutdown};
 use crate::state::Control;
-use crate::{Error, proxy};
+use crate::{Error, Socket, port, proxy};
 
 /// Pending connections per worker socket.
 const BACKLOG: u32 = 1024;
@@ -52,9 +53,13 @@ fn socket_for(addr: SocketAddr, shared: bool) -> io::Result<TcpSocket> {
 
 /// Binds `count` sockets to one port (the first one picks it when `addr`
 /// has port 0). Without `SO_REUSEPORT` (non-unix) there is one worker.
-fn bind_all(addr: SocketAddr, count: usize) -> Result<(Vec<TcpSocket>, SocketAddr), BindError> {
+/// Refuses a port another process listens on ([`port::probe`]).
+fn bind_all(addr: SocketAddr, count: usize) -> Result<(Vec<TcpSocket>, SocketAddr), Error> {
     let count = if cfg!(unix) { count.max(1) } else { 1 };
-    let err = |source| BindError { addr, source };
+    let err = |source| Error::bind(Socket::Proxy, BindError { addr, source });
+    if count > 1 && addr.port() != 0 {
+        port::probe(addr).map_err(err)?;
+    }
     let first = socket_for(addr, count > 1).map_err(err)?;
     let bound = first.local_addr().map_err(err)?;
     let mut sockets = vec![first];
@@ -62,6 +67,14 @@ fn bind_all(addr: SocketAddr, count: usize) -> Result<(Vec<TcpSocket>, SocketAdd
         sockets.push(socket_for(bound, true).map_err(err)?);
     }
     Ok((sockets, bound))
+}
+
+/// The kernel's names of our sockets, to tell them from another process's
+/// on the same port; `None` when one cannot be read.
+#[cfg(target_os = "linux")]
+fn inodes(sockets: &[TcpSocket]) -> Option<Vec<u64>> {
+    use std::os::fd::AsRawFd;
+    sockets.iter().map(|s| port::inode(s.as_raw_fd())).collect()
 }
 
 impl Workers {
@@ -75,6 +88,8 @@ impl Workers {
         grace: Duration,
     ) -> Result<(Self, SocketAddr), Error> {
         let (sockets, bound) = bind_all(addr, count)?;
+        #[cfg(target_os = "linux")]
+        let ours = if sockets.len() > 1 { inodes(&sockets) } else { None };
         let mut listening = Vec::with_capacity(sockets.len());
         let mut done = Vec::with_capacity(sockets.len());
         for (i, socket) in sockets.into_iter().enumerate() {
@@ -95,11 +110,20 @@ impl Workers {
         for ready in listening {
             match ready.await {
                 Ok(Ok(())) => {}
-                Ok(Err(source)) => return Err(BindError { addr, source }.into()),
+                Ok(Err(source)) => return Err(Error::bind(Socket::Proxy, BindError { addr: bound, source })),
                 Err(_) => {
                     return Err(Error::Spawn(io::Error::other("proxy worker died at start")));
                 }
             }
+        }
+        // Another router may have passed its probe in the same instant as
+        // ours; whichever of us listens later sees the other here and stops
+        // (its workers end with the shutdown trigger our caller drops).
+        #[cfg(target_os = "linux")]
+        if let Some(ours) = ours
+            && port::others_listening(bound.port(), &ours) == Some(true)
+        {
+            return Err(Error::InUse { socket: Socket::Proxy, addr: bound });
         }
         Ok((Self { done }, bound))
     }

@@ -141,7 +141,7 @@ fn binaries_run_end_to_end() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ready = dir.path().join("app.json");
     let mut app = Command::new(env!("CARGO_BIN_EXE_sluice-demo-app"))
-        .args(["--version", "v7", "--latency", "1ms", "--seed", "1", "--ready-file"])
+        .args(["--release", "v7", "--latency", "1ms", "--seed", "1", "--ready-file"])
         .arg(&ready)
         .stdout(Stdio::null())
         .spawn()
@@ -184,4 +184,89 @@ fn binaries_run_end_to_end() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "{status:?}");
+}
+
+fn run(binary: &str, args: &[&str]) -> std::process::Output {
+    Command::new(binary).args(args).stdin(Stdio::null()).output().expect("run")
+}
+
+/// Every demo binary answers `--version` (and `-V`) with its name and
+/// version, exit 0, and lists its exit codes in `--help`.
+#[test]
+fn every_binary_answers_version_and_help() {
+    let version = env!("CARGO_PKG_VERSION");
+    for (name, binary) in [
+        ("sluice-demo-app", env!("CARGO_BIN_EXE_sluice-demo-app")),
+        ("sluice-loadgen", env!("CARGO_BIN_EXE_sluice-loadgen")),
+        ("sluice-faultproxy", env!("CARGO_BIN_EXE_sluice-faultproxy")),
+    ] {
+        for flag in ["--version", "-V"] {
+            let out = run(binary, &[flag]);
+            assert_eq!(out.status.code(), Some(0), "{name} {flag}: {}", String::from_utf8_lossy(&out.stderr));
+            assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{name} {version}\n"), "{name} {flag}");
+        }
+        let help = run(binary, &["--help"]);
+        assert_eq!(help.status.code(), Some(0));
+        let help = String::from_utf8_lossy(&help.stdout);
+        for line in ["Exit codes", "  2  bad input", "Examples:"] {
+            assert!(help.contains(line), "{name} --help lacks {line:?}:\n{help}");
+        }
+    }
+}
+
+/// `--version NAME`, the demo app's old spelling of `--release NAME`,
+/// still serves NAME (scripts written before --release keep working).
+#[test]
+fn demo_app_still_takes_the_release_after_version() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ready = dir.path().join("app.json");
+    let mut app = Command::new(env!("CARGO_BIN_EXE_sluice-demo-app"))
+        .args(["--version", "v8", "--ready-file"])
+        .arg(&ready)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn app");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        if let Ok(line) = std::fs::read_to_string(&ready) {
+            break line;
+        }
+        if Instant::now() > deadline {
+            let _ = app.kill();
+            panic!("no ready file");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let ready: serde_json::Value = serde_json::from_str(&line).expect("json");
+    let listen = ready["listen"].as_str().expect("listen").to_owned();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let answer = runtime.block_on(call(Method::GET, format!("http://{listen}/"), ""));
+    let _ = app.kill();
+    let _ = app.wait();
+    assert_eq!(answer, (StatusCode::OK, "v8\n".to_owned()));
+}
+
+/// Bad input is exit 2 with what to change: a busy port, an unwritable
+/// ready file, rates out of range, a URL that is not http.
+#[test]
+fn demo_binaries_refuse_bad_input_with_exit_2() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let busy = held.local_addr().expect("addr").to_string();
+    let app = env!("CARGO_BIN_EXE_sluice-demo-app");
+    let proxy = env!("CARGO_BIN_EXE_sluice-faultproxy");
+    let loadgen = env!("CARGO_BIN_EXE_sluice-loadgen");
+    for (binary, args, words) in [
+        (app, vec!["--release", "v1", "--listen", &busy], "choose another port with --listen"),
+        (app, vec!["--release", "v1", "--ready-file", "/nonexistent-dir/ready.json"], "check --ready-file"),
+        (app, vec![], "--release <NAME>"),
+        (proxy, vec!["--upstream", "http://127.0.0.1:1", "--listen", &busy], "choose another port with --listen"),
+        (proxy, vec!["--upstream", "http://127.0.0.1:1", "--error-rate", "1.5"], "error_rate 1.5 is not in [0, 1]"),
+        (proxy, vec!["--upstream", "ftp://127.0.0.1:1"], "expected http://host:port"),
+        (loadgen, vec!["--url", "/relative"], "--url must be an absolute http:// URL"),
+    ] {
+        let out = run(binary, &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{binary} {args:?}: {stderr}");
+        assert!(stderr.contains(words), "{binary} {args:?}: {stderr}");
+    }
 }

@@ -1,8 +1,10 @@
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use hyper::{Method, StatusCode};
 use serde_json::Value;
+use sluice_router::{Config, Error, Router, Socket};
 
 use crate::support::{TestUpstream, admin, client, dead_upstream, get, router, send};
 
@@ -210,4 +212,32 @@ async fn shutdown_lets_in_flight_requests_finish() {
     router.shutdown().await;
     assert_eq!(slow.await.expect("task").status, StatusCode::OK);
     assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "no longer accepting");
+}
+
+/// In-process as in the binary: a router on a port another router serves
+/// does not start, whichever socket collides.
+#[tokio::test]
+async fn a_busy_port_is_refused_in_process() {
+    let upstream = TestUpstream::start("up").await;
+    let mut config = Config::new(upstream.url());
+    config.workers = 2;
+    let first = Router::start(config.clone()).await.expect("first router");
+    for (socket, addr) in [(Socket::Proxy, first.listen_addr()), (Socket::Admin, first.admin_addr())] {
+        let mut busy = config.clone();
+        match socket {
+            Socket::Proxy => busy.listen = addr,
+            Socket::Admin => busy.admin = addr,
+        }
+        match Router::start(busy).await {
+            Err(Error::InUse { socket: s, addr: a }) => assert_eq!((s, a), (socket, addr)),
+            other => panic!("{socket}: expected InUse, got {other:?}"),
+        }
+    }
+    let mut same = config.clone();
+    same.listen = SocketAddr::from(([127, 0, 0, 1], 1));
+    same.admin = SocketAddr::from(([0, 0, 0, 0], 1));
+    assert!(matches!(Router::start(same).await, Err(Error::SameAddress(_))));
+    let reply = get(&client(), first.listen_addr(), "/").await;
+    assert_eq!(reply.body, "up\n");
+    first.shutdown().await;
 }
