@@ -55,7 +55,9 @@ impl Context {
             )));
         };
         check_record_path(record)?;
-        Self::load_config(common, record.clone())
+        let ctx = Self::load_config(common, record.clone())?;
+        lock_record(record)?;
+        Ok(ctx)
     }
 
     /// Loads the config for a step that keeps no record (`rollback --live`).
@@ -169,7 +171,11 @@ impl Context {
             })?;
         }
         if again {
-            eprintln!("ledger: wrote the entry ({:?}) an earlier run of this deployment owed", entry.outcome);
+            let outcome = serde_json::to_value(entry.outcome).ok().and_then(|v| v.as_str().map(str::to_owned));
+            eprintln!(
+                "ledger: wrote the entry ({}) an earlier run of this deployment owed",
+                outcome.unwrap_or_default()
+            );
         }
         record.ledger_due = None;
         self.save(record)
@@ -403,6 +409,53 @@ fn check_record_path(path: &Path) -> Result<(), Failure> {
         )));
     }
     Ok(())
+}
+
+/// One step at a time on a record: an exclusive lock on a file beside it
+/// (`.NAME.lock`), held until the process ends. A second step on the same
+/// record while one runs (a job run twice at once) is refused (exit 1)
+/// before it reads anything, rather than both writing the record. Taken only
+/// where the record or its folder exists, so a mistyped path leaves nothing
+/// behind; taking it again in the same process (the cancellation handler)
+/// is a no-op.
+fn lock_record(path: &Path) -> Result<(), Failure> {
+    static HELD: std::sync::Mutex<Vec<(PathBuf, std::fs::File)>> = std::sync::Mutex::new(Vec::new());
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let lock = dir.join(format!(".{name}.lock"));
+    let key = std::path::absolute(&lock).unwrap_or_else(|_| lock.clone());
+    let mut held = HELD.lock().unwrap_or_else(|p| p.into_inner());
+    if held.iter().any(|(k, _)| *k == key) {
+        return Ok(());
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)
+        .map_err(|e| Failure::provider(anyhow!("cannot open the record's lock {}: {e}", lock.display())))?;
+    match file.try_lock() {
+        Ok(()) => {
+            held.push((key, file));
+            Ok(())
+        }
+        Err(std::fs::TryLockError::WouldBlock) => Err(Failure {
+            exit: sluice_core::Exit::DECLINED,
+            error: anyhow!(
+                "another step is working on record {} right now (the same job run twice at once?); nothing was changed: wait for it to finish, then run this step again",
+                path.display()
+            ),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(Failure::provider(anyhow!("cannot lock the record's lock file {}: {e}", lock.display())))
+        }
+    }
 }
 
 /// This machine's name, for a lease held outside a workflow run.

@@ -140,6 +140,39 @@ pub async fn run(args: Args) -> Result<Outcome, Failure> {
 /// `--free-lease ID`, the lease of the deployment `ID` is then freed and that
 /// deployment closed in the ledger with the reason (who freed it, and why).
 async fn live(ctx: &Context, router: &Router, reason: &str, free: Option<&str>) -> Result<Outcome, Failure> {
+    // The lease to free is checked first: a wrong id changes nothing.
+    let (ledger, holder) = match free {
+        None => (None, None),
+        Some(record_id) => {
+            names::check("record id", record_id).map_err(|m| Failure::input(anyhow!(m)))?;
+            let ledger = ctx.ledger()?;
+            let grace = lease_grace(ctx.config.lease_timeout_for(ctx.env()));
+            let holder = ledger
+                .lease_holder(&ctx.config.app, &ctx.env().name, now(), grace)
+                .await
+                .map_err(|e| ledger_failure(e, "the environment lease could not be read"))?;
+            match holder {
+                Some(holder) if holder.record_id == record_id => (Some(ledger), Some(holder)),
+                other => {
+                    let message = match other {
+                        Some(other) => format!(
+                            "environment {} is held by {}, not by {record_id}: nothing was changed",
+                            ctx.env().name,
+                            other.describe()
+                        ),
+                        None => format!(
+                            "no deployment holds environment {}: nothing to free, nothing was changed",
+                            ctx.env().name
+                        ),
+                    };
+                    return Ok(Outcome::declined("refused")
+                        .summary(format!("### sluice rollback: {}\n\n{message}.\n", ctx.env().name))
+                        .error("rollback refused", &message)
+                        .output("lease", "not-held"));
+                }
+            }
+        }
+    };
     let before = router.state().await.provider_failed()?;
     let state = router.set_weight(0).await.provider_failed()?;
     eprintln!(
@@ -154,28 +187,12 @@ async fn live(ctx: &Context, router: &Router, reason: &str, free: Option<&str>) 
     );
     let notice = format!("{reason} (no record: the live router now sends 100% to stable)");
     crate::notify::send("rollback", NotifyEvent::RolledBack, "rollback", &notice).await;
-    let Some(record_id) = free else { return Ok(Outcome::ok("rolled-back").summary(markdown)) };
-    names::check("record id", record_id).map_err(|m| Failure::input(anyhow!(m)))?;
-    let ledger = ctx.ledger()?;
-    let now = now();
-    let grace = lease_grace(ctx.config.lease_timeout_for(ctx.env()));
-    let holder = ledger
-        .lease_holder(&ctx.config.app, &ctx.env().name, now, grace)
-        .await
-        .map_err(|e| ledger_failure(e, "the environment lease could not be read"))?;
-    let Some(holder) = holder.filter(|h| h.record_id == record_id) else {
-        let message = match ledger.lease_holder(&ctx.config.app, &ctx.env().name, now, grace).await {
-            Ok(Some(other)) => {
-                format!("the environment is held by {}, not by {record_id}: nothing freed", other.describe())
-            }
-            _ => format!("no deployment holds environment {}: nothing to free", ctx.env().name),
-        };
-        eprintln!("rollback: {message}");
-        markdown.push_str(&format!("\n{message}.\n"));
-        return Ok(Outcome::ok("rolled-back").summary(markdown).output("lease", "not-held"));
+    let (Some(ledger), Some(holder)) = (ledger, holder) else {
+        return Ok(Outcome::ok("rolled-back").summary(markdown));
     };
     let who = sluice_core::env::actor().unwrap_or_else(|| "someone".into());
     let why = format!("lease freed by {who}: {reason}");
+    // Traffic on the candidate when it was freed: that deployment moved it.
     let outcome = if before.candidate_weight > 0 { LedgerOutcome::RolledBack } else { LedgerOutcome::Abandoned };
     let entry = LedgerEntry {
         schema: LEDGER_SCHEMA.to_owned(),
@@ -190,7 +207,7 @@ async fn live(ctx: &Context, router: &Router, reason: &str, free: Option<&str>) 
         strategy: "unknown".into(),
         triggered_by: None,
         started_at: holder.acquired_at,
-        finished_at: now,
+        finished_at: now(),
         outcome,
         reason: Some(why.clone()),
         unanalysed: false,
@@ -200,7 +217,10 @@ async fn live(ctx: &Context, router: &Router, reason: &str, free: Option<&str>) 
         .await
         .map_err(|e| ledger_failure(e, "the environment lease could not be freed"))?;
     if let Err(e) = router.release_lease(&holder).await {
-        gha::warning(&format!("the ALB listener's lease of {record_id} was not removed: {e}; it expires by itself"));
+        gha::warning(&format!(
+            "the ALB listener's lease of {} was not removed: {e}; it expires by itself",
+            holder.record_id
+        ));
     }
     let line = match freed {
         true => format!(
@@ -208,7 +228,7 @@ async fn live(ctx: &Context, router: &Router, reason: &str, free: Option<&str>) 
             holder.describe(),
             if outcome == LedgerOutcome::Abandoned { "abandoned" } else { "rolled back" }
         ),
-        false => format!("{record_id} had just released the lease itself: nothing freed"),
+        false => format!("{} had just released the lease itself: nothing freed", holder.record_id),
     };
     eprintln!("rollback: {line}");
     markdown.push_str(&format!("\n{}.\n", gha::escape_markdown(&line)));

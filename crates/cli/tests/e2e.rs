@@ -368,3 +368,40 @@ fn promote_refuses_when_the_latest_verdict_failed() {
     assert_eq!(h.state()["stable"]["upstream"], h.apps[0].as_str(), "promote changed the router");
     assert!(h.ledger().is_empty());
 }
+
+#[test]
+fn a_second_step_on_a_record_in_use_is_refused_and_changes_nothing() {
+    let slow = "{ kind = \"canary\", stages = [10, 100], stage_duration = \"20s\" }";
+    let mut h = Harness::start(&[("v1", &[]), ("v2", &[])], slow, CHECKS);
+    h.load(100, 60);
+    let v2 = h.apps[1].clone();
+    let gate = h.step("gate", &["-e", "dev", "--record", "r.json", "--release", "v2", "--commit", "abcdef1"]);
+    assert_eq!(code(&gate), 0, "gate: {}", stderr(&gate));
+    let mut first = h.spawn("shift-traffic", &["-e", "dev", "--record", "r.json", "--candidate-upstream", &v2]);
+    // Wait until the first run has moved traffic and is analysing.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while h.state()["candidate_weight"] != 10 {
+        assert!(Instant::now() < deadline, "the first run never reached its first stage");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let before = std::fs::read(h.path("r.json")).expect("record");
+    // The same job run again, and a rollback, while it works: refused, exit
+    // 1, before reading or writing anything.
+    for (name, args) in [
+        ("shift-traffic", &["-e", "dev", "--record", "r.json", "--candidate-upstream", v2.as_str()][..]),
+        ("rollback", &["-e", "dev", "--record", "r.json"]),
+        ("promote", &["-e", "dev", "--record", "r.json"]),
+    ] {
+        let second = h.step(name, args);
+        assert_eq!(code(&second), 1, "{name}: {}", stderr(&second));
+        assert!(stderr(&second).contains("another step is working on record"), "{name}: {}", stderr(&second));
+        assert_eq!(std::fs::read(h.path("r.json")).expect("record"), before, "{name} changed the record");
+        assert_eq!(h.state()["candidate_weight"], 10, "{name} changed the router");
+    }
+    let _ = first.kill();
+    let _ = first.wait();
+    // The first run gone, the record is free again.
+    let rollback = h.step("rollback", &["-e", "dev", "--record", "r.json"]);
+    assert_eq!(code(&rollback), 0, "{}", stderr(&rollback));
+    assert_eq!(h.state()["candidate_weight"], 0);
+}

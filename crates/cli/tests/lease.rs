@@ -100,3 +100,74 @@ fn a_dead_runs_lease_expires_and_its_late_steps_are_refused() {
     assert!(stderr(&late).contains("is held by deployment shop-dev-v3-"), "{}", stderr(&late));
     assert_eq!(h.state(), state, "a refused step moved traffic");
 }
+
+/// The record id a record file holds.
+fn record_id(h: &Harness, record: &str) -> String {
+    let text = std::fs::read_to_string(h.path(record)).expect("record");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+    v["id"].as_str().expect("id").to_owned()
+}
+
+#[test]
+fn leases_free_themselves_and_a_dead_runs_lease_is_freed_deliberately() {
+    let h = Harness::start_with(&[("v1", &[]), ("v2", &[])], "250ms", CANARY, CHECKS);
+    let config = std::fs::read_to_string(h.path("sluice.toml")).expect("config");
+    let v2 = h.apps[1].clone();
+
+    // The router is down when the canary starts: nothing moved, so the
+    // deployment is abandoned and the environment given back (exit 3).
+    let a = gate(&h, "a.json", "v2");
+    assert_eq!(code(&a), 0, "{}", stderr(&a));
+    h.use_admin_url("http://127.0.0.1:9");
+    let start = h.step("shift-traffic", &["-e", "dev", "--record", "a.json", "--candidate-upstream", &v2]);
+    assert_eq!(code(&start), 3, "{}", stderr(&start));
+    assert!(stdout(&start).contains("status=abandoned"), "{}", stdout(&start));
+    assert!(stdout(&start).contains("decision=error"), "{}", stdout(&start));
+    let ledger = h.ledger();
+    assert_eq!(ledger.len(), 1, "{ledger:?}");
+    assert_eq!(ledger[0]["outcome"], "abandoned");
+    // A deployment that never moved traffic is given up without the router
+    // (still down).
+    let b = gate(&h, "b.json", "v2");
+    assert_eq!(code(&b), 0, "the failed start freed the environment: {}", stderr(&b));
+    let give_up = h.step("rollback", &["-e", "dev", "--record", "b.json", "--reason", "wrong release"]);
+    assert_eq!(code(&give_up), 0, "{}", stderr(&give_up));
+    assert!(stdout(&give_up).contains("decision=abandoned"), "{}", stdout(&give_up));
+    std::fs::write(h.path("sluice.toml"), &config).expect("config");
+
+    // A run moves traffic and dies with its record lost.
+    let c = gate(&h, "c.json", "v2");
+    assert_eq!(code(&c), 0, "{}", stderr(&c));
+    let moved =
+        h.step("shift-traffic", &["-e", "dev", "--record", "c.json", "--candidate-upstream", &v2, "--weight", "30"]);
+    assert_eq!(code(&moved), 0, "{}", stderr(&moved));
+    let dead = record_id(&h, "c.json");
+    std::fs::remove_file(h.path("c.json")).expect("lose the record");
+    // The next one waits, told who holds it, where its record was and how to
+    // free the environment.
+    let d = gate(&h, "d.json", "v2");
+    assert_eq!(code(&d), 1, "{}", stderr(&d));
+    let told = stderr(&d);
+    assert!(told.contains(&dead), "{told}");
+    assert!(told.contains("c.json"), "the holder's record file is named: {told}");
+    assert!(told.contains("rollback --record"), "{told}");
+    // A wrong id is refused and changes nothing, traffic included.
+    let wrong = h.step("rollback", &["-e", "dev", "--live", "--free-lease", "shop-dev-v9-x", "--reason", "oops"]);
+    assert_eq!(code(&wrong), 1, "{}", stderr(&wrong));
+    assert!(stdout(&wrong).contains("lease=not-held"), "{}", stdout(&wrong));
+    assert_eq!(h.state()["candidate_weight"], 30);
+    let still = gate(&h, "d.json", "v2");
+    assert_eq!(code(&still), 1, "{}", stderr(&still));
+    // Freed deliberately: stable takes all traffic, the dead deployment is
+    // closed as rolled back (it had moved traffic) with who and why.
+    let free = h.step("rollback", &["-e", "dev", "--live", "--free-lease", &dead, "--reason", "runner lost"]);
+    assert_eq!(code(&free), 0, "{}", stderr(&free));
+    assert!(stdout(&free).contains("lease=freed"), "{}", stdout(&free));
+    assert_eq!(h.state()["candidate_weight"], 0);
+    let entry = h.ledger().into_iter().find(|e| e["id"] == dead.as_str()).expect("the dead run's entry");
+    assert_eq!(entry["outcome"], "rolled_back");
+    let reason = entry["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("lease freed by") && reason.contains("runner lost"), "{reason}");
+    let after = gate(&h, "d.json", "v2");
+    assert_eq!(code(&after), 0, "the environment is free: {}", stderr(&after));
+}
