@@ -7,7 +7,10 @@
 //! for `$GITHUB_STEP_SUMMARY` (always under 1 MB), a plain text table and an
 //! SVG chart of the weekly trend. It never reads a clock, the environment or
 //! the network, and never panics on input: a damaged ledger line is an
-//! [`Error`] naming its line.
+//! [`Error`] naming its line. The ledger is read by `sluice-core`'s rules
+//! (the one reader of [`sluice_core::ledger`]); the parallel reader here only
+//! parses faster, and hands every line its fast parser declines to
+//! [`sluice_core::ledger::parse_line`].
 //!
 //! # Definitions
 //!
@@ -63,7 +66,6 @@
 //! - **Tiers**: see [`tiers`]; per app and environment only.
 
 mod compute;
-mod error;
 mod fast;
 mod file;
 mod hash;
@@ -74,13 +76,15 @@ mod stats;
 pub mod tiers;
 
 pub use compute::{MAX_TREND_WEEKS, Options, compute};
-pub use error::Error;
 pub use file::{report_file, report_reader};
-pub use read::{Filter, LedgerReader, open_ledger, read_ledger};
+pub use read::{Filter, LedgerReader, TornTail, open_ledger, read_ledger};
 pub use render::markdown::{MARKDOWN_LIMIT, to_markdown};
 pub use render::svg::to_svg;
 pub use render::terminal::to_terminal;
 pub use report::{REPORT_SCHEMA, Report, TIER_SOURCE};
+/// Why a ledger could not be read: `sluice-core`'s error, the same for every
+/// reader.
+pub use sluice_core::ledger::LedgerError as Error;
 
 /// The report as pretty JSON with stable keys.
 pub fn to_json(report: &Report) -> String {
