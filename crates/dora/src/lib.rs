@@ -65,17 +65,20 @@
 //!   deployment has a deployment frequency of 0 (that is a measurement).
 //! - **Tiers**: see [`tiers`]; per app and environment only.
 
+mod accumulate;
 mod compute;
+mod definitions;
 mod fast;
 mod file;
 mod hash;
 mod read;
 pub mod render;
 pub mod report;
+mod span;
 mod stats;
 pub mod tiers;
 
-pub use compute::{MAX_TREND_WEEKS, Options, compute};
+pub use compute::{Options, compute};
 pub use file::{report_file, report_reader};
 pub use read::{Filter, LedgerReader, TornTail, open_ledger, read_ledger};
 pub use render::markdown::{MARKDOWN_LIMIT, to_markdown};
@@ -85,6 +88,7 @@ pub use report::{REPORT_SCHEMA, Report, TIER_SOURCE};
 /// Why a ledger could not be read: `sluice-core`'s error, the same for every
 /// reader.
 pub use sluice_core::ledger::LedgerError as Error;
+pub use span::MAX_TREND_WEEKS;
 
 /// The report as pretty JSON with stable keys.
 pub fn to_json(report: &Report) -> String {
