@@ -38,9 +38,10 @@ pub(crate) struct Entry {
 
 impl Entry {
     /// A deployment attempt: it reached the environment (a promotion, or an
-    /// attempt sluice rolled back or that failed). A revert is not one.
+    /// attempt sluice rolled back or that failed). A revert is not one, nor
+    /// an abandoned deployment (it never moved traffic).
     fn is_attempt(&self) -> bool {
-        self.outcome != LedgerOutcome::Reverted
+        matches!(self.outcome, LedgerOutcome::Promoted | LedgerOutcome::RolledBack | LedgerOutcome::Failed)
     }
 
     /// A deployment: a promoted attempt (a redeploy of the same SHA too).
@@ -122,6 +123,7 @@ impl Measurements {
                 LedgerOutcome::RolledBack => counts.rolled_back += 1,
                 LedgerOutcome::Failed => counts.failed += 1,
                 LedgerOutcome::Reverted => counts.reverted += 1,
+                LedgerOutcome::Abandoned => counts.abandoned += 1,
                 LedgerOutcome::Promoted => {}
             }
             if e.is_attempt() {
@@ -148,6 +150,7 @@ impl Measurements {
         a.rolled_back += b.rolled_back;
         a.failed += b.failed;
         a.reverted += b.reverted;
+        a.abandoned += b.abandoned;
         a.hotfix_deployments += b.hotfix_deployments;
         a.failed_deployments += b.failed_deployments;
         a.unrecovered += b.unrecovered;
@@ -221,8 +224,8 @@ pub(crate) struct DeploymentFrequency {
 }
 
 /// **Deployment frequency**: promoted deployments that finished in the
-/// window (a redeploy of the same SHA counts; rolled-back and failed
-/// attempts and reverts never do), per day of the window, × 7 per week, and
+/// window (a redeploy of the same SHA counts; rolled-back, failed and
+/// abandoned deployments and reverts never do), per day of the window, × 7 per week, and
 /// the share of the window's UTC weeks that hold at least one.
 fn deployment_frequency(t: &Timeline<'_>) -> DeploymentFrequency {
     let mut f = DeploymentFrequency { deployments: 0, weeks: Vec::new(), weekly: vec![0; t.span.trend_weeks()] };
@@ -329,24 +332,39 @@ pub(crate) struct Failed {
 ///   stable);
 /// - a promoted deployment a `reverted` entry undid: each revert undoes the
 ///   most recent deployment still stable here, so two reverts undo two;
-/// - a promoted deployment followed by a hotfix attempt (any outcome) that
-///   started within the hotfix window after it finished, while it was
-///   still the stable release;
+/// - a promoted deployment that was the stable release when a hotfix
+///   attempt (any outcome) *started*, within the hotfix window after the
+///   deployment finished: the hotfix is checked against what was stable
+///   when it started, not when it ended (a deployment that overlapped it
+///   and became stable meanwhile is not what it fixes);
 /// - a planned promoted deployment linked to an incident (on a hotfix, the
 ///   incident is the one it fixes).
+///
+/// An abandoned deployment never moved traffic: it neither fails nor fixes
+/// anything.
 fn failed_deployments(t: &Timeline<'_>, hotfix_window_ms: i64) -> Failed {
-    let n = t.entries.len();
+    let entries = t.entries;
+    let n = entries.len();
     let mut failed = vec![false; n];
     let mut revert_end = vec![None; n];
     // Promoted deployments in the order they became stable; the last is stable.
     let mut stable: Vec<usize> = Vec::new();
-    for (i, e) in t.entries.iter().enumerate() {
-        if e.hotfix
-            && e.is_attempt()
-            && let Some(&top) = stable.last()
-            && (0..=hotfix_window_ms).contains(&(e.started - t.entries[top].finished))
+    // Hotfix attempts in the order they started, each checked against the
+    // stable release once every entry that finished by its start is in.
+    let mut hotfixes: Vec<usize> = (0..n).filter(|&i| entries[i].hotfix && entries[i].is_attempt()).collect();
+    hotfixes.sort_unstable_by_key(|&i| (entries[i].started, entries[i].seq));
+    let mut hotfixes = hotfixes.into_iter().peekable();
+    let check = |hotfix: usize, stable: &[usize], failed: &mut [bool]| {
+        let started = entries[hotfix].started;
+        if let Some(&top) = stable.iter().rev().find(|&&s| s != hotfix)
+            && (0..=hotfix_window_ms).contains(&(started - entries[top].finished))
         {
             failed[top] = true;
+        }
+    };
+    for (i, e) in entries.iter().enumerate() {
+        while let Some(h) = hotfixes.next_if(|&h| entries[h].started < e.finished) {
+            check(h, &stable, &mut failed);
         }
         match e.outcome {
             LedgerOutcome::Promoted => {
@@ -362,7 +380,11 @@ fn failed_deployments(t: &Timeline<'_>, hotfix_window_ms: i64) -> Failed {
                     revert_end[top] = Some(e.finished);
                 }
             }
+            LedgerOutcome::Abandoned => {}
         }
+    }
+    for h in hotfixes {
+        check(h, &stable, &mut failed);
     }
     Failed { failed, revert_end }
 }
@@ -371,8 +393,8 @@ fn failed_deployments(t: &Timeline<'_>, hotfix_window_ms: i64) -> Failed {
 
 /// **Change fail rate**: failed deployment attempts ÷ deployment attempts in
 /// the window. Attempts sluice rolled back count in both: they reached the
-/// environment (canary traffic) and needed intervention. Reverts count in
-/// neither.
+/// environment (canary traffic) and needed intervention. Reverts and
+/// abandoned deployments (they never moved traffic) count in neither.
 fn change_fail_rate(t: &Timeline<'_>, failed: &Failed) -> WeeklyRatio {
     let mut rate = WeeklyRatio::new(t.span);
     for (i, e) in t.in_window().filter(|(_, e)| e.is_attempt()) {

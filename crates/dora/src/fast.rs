@@ -286,6 +286,7 @@ pub(crate) fn parse_at<'a>(
                     "rolled_back" => LedgerOutcome::RolledBack,
                     "reverted" => LedgerOutcome::Reverted,
                     "failed" => LedgerOutcome::Failed,
+                    "abandoned" => LedgerOutcome::Abandoned,
                     _ => return None,
                 };
                 13
@@ -422,7 +423,7 @@ mod tests {
             (text(), text(), text(), text(), proptest::option::of(text())),
             proptest::collection::vec((text(), ts.clone(), any::<bool>()), 0..3),
             (any::<bool>(), proptest::option::of(text()), text(), proptest::option::of(text())),
-            (ts.clone(), ts, 0usize..4, proptest::option::of(text())),
+            (ts.clone(), ts, 0usize..5, proptest::option::of(text())),
         )
             .prop_map(
                 |((id, app, env, version, commit), commits, (hotfix, incident, strategy, by), (s, f, o, reason))| {
@@ -448,6 +449,7 @@ mod tests {
                             LedgerOutcome::RolledBack,
                             LedgerOutcome::Reverted,
                             LedgerOutcome::Failed,
+                            LedgerOutcome::Abandoned,
                         ][o],
                         reason,
                     }

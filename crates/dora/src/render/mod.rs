@@ -42,6 +42,7 @@ pub(crate) fn outcome(o: sluice_core::ledger::LedgerOutcome) -> &'static str {
         LedgerOutcome::RolledBack => "rolled back",
         LedgerOutcome::Reverted => "reverted",
         LedgerOutcome::Failed => "failed",
+        LedgerOutcome::Abandoned => "abandoned",
     }
 }
 

@@ -16,7 +16,7 @@
 //! caching [`GitHub`] client.
 
 use super::client::{GitHub, encode};
-use super::ledger::{GitHubLedger, PREFIX};
+use super::ledger::{ABANDONED, GitHubLedger, NEVER_MOVED, PREFIX};
 use super::short;
 use super::types::{Commit, Deployment, DeploymentStatus, Issue};
 use crate::ProviderError;
@@ -158,7 +158,8 @@ fn app_of(deployment: &Deployment, query: &Query) -> Option<String> {
 /// The ledger entries of one deployment from its statuses (newest first, as
 /// GitHub lists them): a promotion for sluice's first `success`, a revert
 /// for a sluice `failure` or `error` after it, a rollback for an `inactive`
-/// before it, a failure for a `failure` or `error` before it. Only sluice's
+/// before it (abandoned when its description says `sluice: abandoned: `:
+/// it never moved traffic), a failure for a `failure` or `error` before it. Only sluice's
 /// statuses count (`sluice: ` first): GitHub's own (a job's end,
 /// auto-inactivation) never turn into an outcome. `app` and `version` fill
 /// in what a deployment made by a job does not say.
@@ -203,7 +204,15 @@ pub(crate) fn entries_of(
             }
             "failure" | "error" if promoted => entries.push(entry(LedgerOutcome::Reverted, status.created_at, reason)),
             "failure" | "error" => entries.push(entry(LedgerOutcome::Failed, status.created_at, reason)),
-            "inactive" if !promoted => entries.push(entry(LedgerOutcome::RolledBack, status.created_at, reason)),
+            "inactive" if !promoted => {
+                let abandoned = status
+                    .description
+                    .as_deref()
+                    .and_then(|d| d.strip_prefix(PREFIX))
+                    .is_some_and(|d| d.starts_with(ABANDONED));
+                let outcome = if abandoned { LedgerOutcome::Abandoned } else { LedgerOutcome::RolledBack };
+                entries.push(entry(outcome, status.created_at, reason));
+            }
             _ => {}
         }
     }
@@ -215,6 +224,9 @@ pub(crate) fn entries_of(
 /// when it has another form.
 fn reason_of(description: &str, version: &str) -> String {
     let text = description.strip_prefix(PREFIX).unwrap_or(description);
+    if let Some(rest) = text.strip_prefix(ABANDONED) {
+        return rest.strip_prefix(version).and_then(|r| r.strip_prefix(NEVER_MOVED)).unwrap_or(rest).to_owned();
+    }
     [" rolled back: ", " reverted after promotion: ", " failed: "]
         .iter()
         .find_map(|middle| text.strip_prefix(version).and_then(|rest| rest.strip_prefix(middle)))
@@ -337,6 +349,54 @@ fn words(text: &str) -> impl Iterator<Item = &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn deployment() -> Deployment {
+        serde_json::from_value(json!({
+            "id": 7, "sha": "a1b2c3", "ref": "a1b2c3", "environment": "prd",
+            "payload": { "sluice": { "id": "shop-prd-7", "app": "shop", "version": "v2" } },
+            "created_at": "2026-11-23T10:00:00Z",
+        }))
+        .expect("deployment")
+    }
+
+    /// Statuses oldest first; `entries_of` takes them newest first, as GitHub lists them.
+    fn outcomes(statuses: &[(&str, &str)]) -> Vec<(LedgerOutcome, Option<String>)> {
+        let mut list: Vec<DeploymentStatus> = statuses
+            .iter()
+            .enumerate()
+            .map(|(i, (state, description))| {
+                serde_json::from_value(json!({
+                    "id": i + 1, "state": state, "description": description,
+                    "created_at": format!("2026-11-23T10:0{i}:00Z"),
+                }))
+                .expect("status")
+            })
+            .collect();
+        list.reverse();
+        entries_of(&deployment(), list, "shop", "a1b2c3").into_iter().map(|e| (e.outcome, e.reason)).collect()
+    }
+
+    #[test]
+    fn an_abandoned_deployment_reads_back_as_abandoned_not_as_a_rollback() {
+        // What `GitHubLedger::finish` writes for each outcome, read back.
+        let deploying = ("in_progress", "sluice: deploying v2 (canary)");
+        assert_eq!(
+            outcomes(&[deploying, ("inactive", "sluice: abandoned: v2 never moved traffic: the router was down")]),
+            [(LedgerOutcome::Abandoned, Some("the router was down".to_owned()))]
+        );
+        assert_eq!(
+            outcomes(&[deploying, ("inactive", "sluice: v2 rolled back: error rate 5%")]),
+            [(LedgerOutcome::RolledBack, Some("error rate 5%".to_owned()))]
+        );
+        // GitHub's own inactive (auto-inactivation) is no outcome at all.
+        assert_eq!(outcomes(&[deploying, ("inactive", "auto-inactivated")]), []);
+        // After a promotion an inactive status means nothing either.
+        assert_eq!(
+            outcomes(&[("success", "sluice: v2 promoted, stable in prd"), ("inactive", "sluice: abandoned: v2 x")]),
+            [(LedgerOutcome::Promoted, None)]
+        );
+    }
 
     #[test]
     fn reasons_lose_the_form_sluice_wrote_them_in() {
@@ -344,6 +404,8 @@ mod tests {
         assert_eq!(reason_of("sluice: v2 reverted after promotion: p99", "v2"), "p99");
         assert_eq!(reason_of("sluice: v2 failed: router down", "v2"), "router down");
         assert_eq!(reason_of("sluice: something else", "v2"), "something else");
+        assert_eq!(reason_of("sluice: abandoned: v2 never moved traffic: router down", "v2"), "router down");
+        assert_eq!(reason_of("sluice: abandoned: v3 x", "v2"), "v3 x");
     }
 
     #[test]
