@@ -7,7 +7,7 @@
 use serde_json::{Value, json};
 use sluice_core::ledger::{ChangeKind, CommitInfo, LEDGER_SCHEMA, LedgerEntry, LedgerOutcome};
 use sluice_github_fake::Fake;
-use sluice_providers::github::ledger::{ABANDONED, GitHubLedger, NEVER_MOVED, Target};
+use sluice_providers::github::ledger::{GitHubLedger, Target};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -177,7 +177,7 @@ fn seed(fake: &Fake, commits: &[C], entries: &[LedgerEntry]) {
             LedgerOutcome::RolledBack => ("inactive", format!("sluice: {v} rolled back: {reason}")),
             LedgerOutcome::Reverted => ("failure", format!("sluice: {v} reverted after promotion: {reason}")),
             LedgerOutcome::Failed => ("failure", format!("sluice: {v} failed: {reason}")),
-            LedgerOutcome::Abandoned => ("inactive", format!("sluice: {ABANDONED}{v}{NEVER_MOVED}{reason}")),
+            LedgerOutcome::Abandoned => ("inactive", format!("sluice: {v} abandoned: {reason}")),
         };
         fake.add_deployment_status(REPO, id, state, &description);
         if e.id == "d2" {
@@ -473,7 +473,7 @@ fn an_abandoned_deployment_is_neither_a_deployment_nor_a_failure() {
     });
     let statuses = fake.deployment_statuses(REPO, record.github_deployment.expect("deployment"));
     let last = statuses.iter().find(|s| s["state"] == "inactive").expect("an inactive status");
-    assert_eq!(last["description"], format!("sluice: abandoned: v7 never moved traffic: {reason}").as_str());
+    assert_eq!(last["description"], format!("sluice: v7 abandoned: {reason}").as_str());
 
     let after = report(&dora(dir.path(), &fake, Some(TOKEN), &WINDOW));
     let (b, a) = (&before["groups"][0], &after["groups"][0]);

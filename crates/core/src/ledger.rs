@@ -38,8 +38,7 @@ use serde::{Deserialize, Serialize};
 /// Schema tag written into every ledger line.
 pub const LEDGER_SCHEMA: &str = "sluice.ledger/v1";
 
-/// One finished deployment attempt, a rollback of what was stable, or a
-/// deployment that ended without moving traffic.
+/// One finished deployment attempt, or a rollback of what was stable.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct LedgerEntry {
     /// Always `sluice.ledger/v1`.
@@ -109,9 +108,9 @@ pub enum LedgerOutcome {
     Reverted,
     /// The attempt stopped on an error and traffic is back on stable.
     Failed,
-    /// Ended without ever moving traffic: a failed start, cancelled before
-    /// the first stage, or its lease freed deliberately. Not an attempt: in
-    /// the DORA metrics neither a deployment nor a failure.
+    /// Ended without ever moving traffic: it failed to start, was cancelled
+    /// before its first stage, or its lease was freed deliberately. Not an
+    /// attempt in the DORA metrics: neither a deployment nor a failure.
     Abandoned,
 }
 

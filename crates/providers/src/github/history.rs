@@ -16,7 +16,7 @@
 //! caching [`GitHub`] client.
 
 use super::client::{GitHub, encode};
-use super::ledger::{ABANDONED, GitHubLedger, NEVER_MOVED, PREFIX};
+use super::ledger::{GitHubLedger, PREFIX};
 use super::short;
 use super::types::{Commit, Deployment, DeploymentStatus, Issue};
 use crate::ProviderError;
@@ -205,11 +205,7 @@ pub(crate) fn entries_of(
             "failure" | "error" if promoted => entries.push(entry(LedgerOutcome::Reverted, status.created_at, reason)),
             "failure" | "error" => entries.push(entry(LedgerOutcome::Failed, status.created_at, reason)),
             "inactive" if !promoted => {
-                let abandoned = status
-                    .description
-                    .as_deref()
-                    .and_then(|d| d.strip_prefix(PREFIX))
-                    .is_some_and(|d| d.starts_with(ABANDONED));
+                let abandoned = status.description.as_deref().is_some_and(|d| abandoned_reason(d).is_some());
                 let outcome = if abandoned { LedgerOutcome::Abandoned } else { LedgerOutcome::RolledBack };
                 entries.push(entry(outcome, status.created_at, reason));
             }
@@ -224,14 +220,24 @@ pub(crate) fn entries_of(
 /// when it has another form.
 fn reason_of(description: &str, version: &str) -> String {
     let text = description.strip_prefix(PREFIX).unwrap_or(description);
-    if let Some(rest) = text.strip_prefix(ABANDONED) {
-        return rest.strip_prefix(version).and_then(|r| r.strip_prefix(NEVER_MOVED)).unwrap_or(rest).to_owned();
+    if let Some(reason) = abandoned_reason(description) {
+        return reason.to_owned();
     }
     [" rolled back: ", " reverted after promotion: ", " failed: "]
         .iter()
         .find_map(|middle| text.strip_prefix(version).and_then(|rest| rest.strip_prefix(middle)))
         .unwrap_or(text)
         .to_owned()
+}
+
+/// The reason in the status sluice gives a deployment that ended without
+/// moving traffic (`sluice: v2 abandoned: the router was down` → `the
+/// router was down`); `None` for any other description. Found by its form,
+/// not by the version the history expects: a version is one word (see
+/// `sluice_core::names`), and a deployment a job made says none.
+fn abandoned_reason(description: &str) -> Option<&str> {
+    let (_version, rest) = description.strip_prefix(PREFIX)?.split_once(' ')?;
+    rest.strip_prefix("abandoned: ")
 }
 
 /// Fills `commits` of each promotion that finished in the window: what
@@ -382,7 +388,7 @@ mod tests {
         // What `GitHubLedger::finish` writes for each outcome, read back.
         let deploying = ("in_progress", "sluice: deploying v2 (canary)");
         assert_eq!(
-            outcomes(&[deploying, ("inactive", "sluice: abandoned: v2 never moved traffic: the router was down")]),
+            outcomes(&[deploying, ("inactive", "sluice: v2 abandoned: the router was down")]),
             [(LedgerOutcome::Abandoned, Some("the router was down".to_owned()))]
         );
         assert_eq!(
@@ -393,7 +399,7 @@ mod tests {
         assert_eq!(outcomes(&[deploying, ("inactive", "auto-inactivated")]), []);
         // After a promotion an inactive status means nothing either.
         assert_eq!(
-            outcomes(&[("success", "sluice: v2 promoted, stable in prd"), ("inactive", "sluice: abandoned: v2 x")]),
+            outcomes(&[("success", "sluice: v2 promoted, stable in prd"), ("inactive", "sluice: v2 abandoned: x")]),
             [(LedgerOutcome::Promoted, None)]
         );
     }
@@ -404,8 +410,11 @@ mod tests {
         assert_eq!(reason_of("sluice: v2 reverted after promotion: p99", "v2"), "p99");
         assert_eq!(reason_of("sluice: v2 failed: router down", "v2"), "router down");
         assert_eq!(reason_of("sluice: something else", "v2"), "something else");
-        assert_eq!(reason_of("sluice: abandoned: v2 never moved traffic: router down", "v2"), "router down");
-        assert_eq!(reason_of("sluice: abandoned: v3 x", "v2"), "v3 x");
+        assert_eq!(reason_of("sluice: v2 abandoned: router down", "v2"), "router down");
+        // A job's deployment: the history knows its SHA, the status says the version.
+        assert_eq!(reason_of("sluice: v2 abandoned: router down", "a1b2c3"), "router down");
+        assert_eq!(abandoned_reason("sluice: v2 rolled back: check abandoned: x"), None);
+        assert_eq!(abandoned_reason("v2 abandoned: x"), None);
     }
 
     #[test]

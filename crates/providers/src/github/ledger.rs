@@ -4,9 +4,9 @@
 //! the last environment), with statuses `in_progress` when the gate admits
 //! it, then `success` when promoted, `inactive` when the candidate was
 //! rolled back, `failure` when a promoted release was reverted or the
-//! attempt failed, and `inactive` with a description starting
-//! `sluice: abandoned: ` when the deployment ended without ever moving
-//! traffic (not an attempt: the history reads it back as abandoned). Every status links the workflow run (`log_url`) and the
+//! attempt failed, and `inactive` described `sluice: VERSION abandoned: …`
+//! when the deployment ended without ever moving traffic (not an attempt:
+//! the history reads it back as abandoned, not as a rollback). Every status links the workflow run (`log_url`) and the
 //! environment (`environment_url`).
 //!
 //! A job with `environment:` already makes GitHub create a deployment for
@@ -27,13 +27,6 @@ use sluice_core::record::Record;
 
 /// Marks sluice's statuses among others.
 pub const PREFIX: &str = "sluice: ";
-
-/// After [`PREFIX`], marks the `inactive` status of a deployment that ended
-/// without moving traffic: `sluice: abandoned: v2 never moved traffic: the
-/// router was down`.
-pub const ABANDONED: &str = "abandoned: ";
-/// Between the version and the reason of an abandoned deployment's status.
-pub const NEVER_MOVED: &str = " never moved traffic: ";
 
 /// Where a deployment goes, as GitHub shows it.
 #[derive(Clone, Debug, Default)]
@@ -92,11 +85,7 @@ impl GitHubLedger {
                 ("failure", format!("{PREFIX}{} reverted after promotion: {reason}", entry.version))
             }
             LedgerOutcome::Failed => ("failure", format!("{PREFIX}{} failed: {reason}", entry.version)),
-            // Never moved traffic: inactive (as a rollback), but said so, so
-            // the history reads it back as abandoned, not as an attempt.
-            LedgerOutcome::Abandoned => {
-                ("inactive", format!("{PREFIX}{ABANDONED}{}{NEVER_MOVED}{reason}", entry.version))
-            }
+            LedgerOutcome::Abandoned => ("inactive", format!("{PREFIX}{} abandoned: {reason}", entry.version)),
         };
         self.status(id, state, &description, target).await?;
         Ok(id)
