@@ -16,7 +16,8 @@
 //! `SLUICE_LEDGER_CRASH_RUNS` (default 40) and `SLUICE_LEDGER_CRASH_SEED`
 //! (default: from the clock, printed) make a failure reproducible.
 
-use sluice_core::ledger::{self, ChangeKind, CommitInfo, LEDGER_SCHEMA, LedgerEntry, LedgerOutcome};
+use serde_json::json;
+use sluice_core::ledger::{self, LEDGER_SCHEMA, LedgerEntry, LedgerOutcome};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -57,33 +58,26 @@ fn sized(i: u64, huge: bool) -> LedgerEntry {
         [(i % 4) as usize];
     let big = i.is_multiple_of(2);
     let at = t("2024-01-01T10:00:00Z") + jiff::SignedDuration::from_mins(i as i64);
-    LedgerEntry {
-        schema: LEDGER_SCHEMA.to_owned(),
-        id: format!("shop-dev-{i}"),
-        app: "shop".into(),
-        environment: "dev".into(),
-        version: format!("v{i}"),
-        commit: Some(format!("{i:040x}")),
-        commits: (0..if big { 1500 } else { 3 })
-            .map(|k| CommitInfo { sha: format!("{i:020x}{k:020x}"), time: at, merge: false })
-            .collect(),
-        change: ChangeKind::Planned,
-        incident: None,
-        strategy: "canary".into(),
-        triggered_by: Some("octocat".into()),
-        started_at: at,
-        finished_at: at + jiff::SignedDuration::from_secs(30),
-        outcome: if huge { LedgerOutcome::Failed } else { outcome },
-        reason: (huge || outcome != LedgerOutcome::Promoted).then(|| {
-            "r".repeat(if huge {
-                4 << 20
-            } else if big {
-                150_000
-            } else {
-                20
-            })
-        }),
-    }
+    let commits: Vec<_> =
+        (0..if big { 1500 } else { 3 }).map(|k| json!({ "sha": format!("{i:020x}{k:020x}"), "time": at })).collect();
+    let outcome = if huge { LedgerOutcome::Failed } else { outcome };
+    let reason = (huge || outcome != LedgerOutcome::Promoted).then(|| {
+        "r".repeat(if huge {
+            2 << 20
+        } else if big {
+            150_000
+        } else {
+            20
+        })
+    });
+    // From its JSON form: fields added to entries later take their defaults.
+    serde_json::from_value(json!({
+        "schema": LEDGER_SCHEMA, "id": format!("shop-dev-{i}"), "app": "shop", "environment": "dev",
+        "version": format!("v{i}"), "commit": format!("{i:040x}"), "commits": commits, "strategy": "canary",
+        "triggered_by": "octocat", "started_at": at, "finished_at": at + jiff::SignedDuration::from_secs(30),
+        "outcome": outcome, "reason": reason,
+    }))
+    .expect("an entry")
 }
 
 /// Not a test of its own: the process `a_ledger_..._killed_...` kills. Run

@@ -113,8 +113,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 LedgerOutcome::RolledBack => Some("error rate 2.4% > 1.0% (candidate) vs 0.1% (baseline)".to_owned()),
                 LedgerOutcome::Failed => Some("target group did not become healthy in 5m".to_owned()),
                 LedgerOutcome::Reverted => Some("p99 latency regression after promotion".to_owned()),
-                LedgerOutcome::Abandoned => Some("the router was down: no traffic moved".to_owned()),
                 LedgerOutcome::Promoted => None,
+                LedgerOutcome::Abandoned => Some("the router did not answer before the first stage".to_owned()),
             },
         };
         match outcome {
