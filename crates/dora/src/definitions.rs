@@ -1,8 +1,8 @@
-//! The DORA definitions as sluice applies them: one function per metric,
-//! named after it, in the order of the README's table (deployment
-//! frequency, change lead time, change fail rate, failed deployment recovery
-//! time, deployment rework rate), with what a failed deployment is just
-//! before the two metrics that need it.
+//! The DORA definitions as sluice applies them, in the order of the README's
+//! table: what a deployment attempt is ([`Entry`]), then one function per
+//! metric, named after it (deployment frequency, change lead time, change
+//! fail rate, failed deployment recovery time, deployment rework rate), with
+//! what a failed deployment is just before the two metrics that need it.
 //!
 //! Each function reads one app in one environment — a [`Timeline`], its
 //! ledger entries in the order they finished — and returns what its metric
