@@ -238,18 +238,23 @@ fn write_file(path: &Path, text: &str) -> Result<(), Failure> {
     write_atomic(path, text.as_bytes()).map_err(|e| anyhow!("cannot write {}: {e}", path.display())).provider_failed()
 }
 
+/// The report from the ledger file, read by the ledger reader's rules (a
+/// torn tail is skipped with a warning and a note in the report).
 fn read(ledger: &Path, options: &Options) -> Result<sluice_dora::Report, Failure> {
     match sluice_dora::report_file(ledger, options) {
-        Ok(report) => Ok(report),
+        Ok((report, torn)) => {
+            if let Some(torn) = torn {
+                gha::warning(&torn.to_string());
+            }
+            Ok(report)
+        }
         Err(sluice_dora::Error::Open { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             Err(Failure::input(anyhow!(
                 "no ledger at {}: promote a release first (promote writes it), or pass --ledger PATH",
                 ledger.display()
             )))
         }
-        Err(e @ (sluice_dora::Error::Parse { .. } | sluice_dora::Error::Schema { .. })) => {
-            Err(Failure::input(anyhow::Error::new(e).context("fix or remove that line: each line is one JSON entry")))
-        }
+        Err(e @ sluice_dora::Error::Damaged { .. }) => Err(Failure::input(e)),
         Err(e) => Err(Failure::provider(e)),
     }
 }

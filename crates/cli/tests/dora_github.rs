@@ -7,6 +7,7 @@
 use serde_json::{Value, json};
 use sluice_core::ledger::{ChangeKind, CommitInfo, LEDGER_SCHEMA, LedgerEntry, LedgerOutcome};
 use sluice_github_fake::Fake;
+use sluice_providers::github::ledger::{GitHubLedger, Target};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -409,4 +410,96 @@ fn a_missing_token_is_bad_input_and_a_refused_token_a_provider_failure() {
     assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the deployment history from GitHub"));
     assert!(out.stdout.is_empty());
+}
+
+/// A deployment that never moved traffic, ended by the real GitHub ledger
+/// (`GitHubLedger::finish` with `abandoned`), is read back as abandoned:
+/// not an attempt, so every figure of the hand-computed case stays as it
+/// was; the report counts it apart and lists it. The ledger file says the
+/// same.
+#[test]
+fn an_abandoned_deployment_is_neither_a_deployment_nor_a_failure() {
+    let fake = Fake::start(TOKEN);
+    let (commits, entries) = seed_scenario(&fake);
+    let dir = tempfile::tempdir().expect("tempdir");
+    config(dir.path());
+    let before = report(&dora(dir.path(), &fake, Some(TOKEN), &WINDOW));
+
+    // 2026-03-05 11:00, half an hour after d5: as a hotfix attempt it would
+    // mark d5 failed (it already is, by d6); as a rolled-back one it would
+    // be a failed attempt.
+    let started = t("2026-03-05T11:00:00Z");
+    let mut record = sluice_core::record::Record::new(
+        sluice_core::record::NewRecord {
+            app: "shop".into(),
+            environment: "prd".into(),
+            version: "v7".into(),
+            commit: Some(sha("c7")),
+            change: ChangeKind::Hotfix,
+            incident: None,
+            strategy: sluice_core::config::Strategy::AllAtOnce,
+            triggered_by: Some("octocat".into()),
+            run_url: None,
+        },
+        started,
+    );
+    let target = Target { environment_url: None, production: true };
+    let reason = "the router was down: no traffic moved";
+    let entry = record.ledger_entry(LedgerOutcome::Abandoned, Some(reason.into()), t("2026-03-05T11:02:00Z"));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let github = sluice_providers::github::GitHub::new(sluice_providers::github::Settings {
+            api_url: fake.api_url(),
+            server_url: "https://github.com".into(),
+            token: TOKEN.into(),
+            repository: REPO.into(),
+            cache_dir: None,
+            write_interval: std::time::Duration::from_millis(1),
+            max_wait: std::time::Duration::from_secs(5),
+            timeout: std::time::Duration::from_secs(5),
+            backoff: sluice_providers::retry::Backoff {
+                attempts: 3,
+                first: std::time::Duration::from_millis(10),
+                max: std::time::Duration::from_millis(20),
+            },
+            label: "test".into(),
+        })
+        .expect("client");
+        let ledger = GitHubLedger { github, run_id: None, run_url: None };
+        fake.pin_clock(Some(started));
+        record.github_deployment = Some(ledger.start(&record, &sha("c7"), &target).await.expect("start"));
+        fake.pin_clock(Some(entry.finished_at));
+        ledger.finish(&record, &sha("c7"), &entry, &target).await.expect("finish");
+        fake.pin_clock(None);
+    });
+    let statuses = fake.deployment_statuses(REPO, record.github_deployment.expect("deployment"));
+    let last = statuses.iter().find(|s| s["state"] == "inactive").expect("an inactive status");
+    assert_eq!(last["description"], format!("sluice: v7 abandoned: {reason}").as_str());
+
+    let after = report(&dora(dir.path(), &fake, Some(TOKEN), &WINDOW));
+    let (b, a) = (&before["groups"][0], &after["groups"][0]);
+    assert_eq!(a["metrics"], b["metrics"]);
+    assert_eq!(a["weekly"], b["weekly"]);
+    assert_eq!((a["counts"]["entries"].as_u64(), a["counts"]["abandoned"].as_u64()), (Some(11), Some(1)));
+    for key in ["attempts", "deployments", "failed_deployments", "rolled_back", "hotfix_deployments"] {
+        assert_eq!(a["counts"][key], b["counts"][key], "{key}");
+    }
+    let rows = after["environments"][0]["history"]["rows"].as_array().expect("rows");
+    let row = rows.iter().find(|r| r["id"] == record.id.as_str()).expect("the abandoned deployment is history");
+    assert_eq!((row["outcome"].as_str(), row["reason"].as_str()), (Some("abandoned"), Some(reason)));
+    assert_eq!(
+        after["environments"][0]["history"]["success_rate"],
+        before["environments"][0]["history"]["success_rate"]
+    );
+
+    // The ledger file with the same entry gives the same report.
+    let mut file = file_entries(&commits, &entries);
+    let mut abandoned = entry.clone();
+    abandoned.started_at = started;
+    file.push(abandoned);
+    let lines: String = file.iter().map(|e| serde_json::to_string(e).expect("entry") + "\n").collect();
+    std::fs::write(dir.path().join("ledger.jsonl"), lines).expect("ledger");
+    let mut args = WINDOW.to_vec();
+    args.extend(["--ledger", "ledger.jsonl"]);
+    assert_eq!(report(&dora(dir.path(), &fake, Some(TOKEN), &args)), after);
 }

@@ -33,7 +33,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let opts = Options { filter, ..Options::default() };
 
     let t0 = Instant::now();
-    let report = report_file(&ledger, &opts)?;
+    let (report, torn) = report_file(&ledger, &opts)?;
+    if let Some(torn) = torn {
+        eprintln!("warning: {torn}");
+    }
     let t_compute = t0.elapsed();
     let t1 = Instant::now();
     let (json, md, svg, text) = (to_json(&report), to_markdown(&report), to_svg(&report), to_terminal(&report));

@@ -11,9 +11,10 @@ use std::path::Path;
 use std::sync::mpsc::{Receiver, Sender, channel, sync_channel};
 use std::sync::{Arc, Mutex};
 
+use sluice_core::ledger::{Damage, LedgerError, Line, TornTail, parse_line};
+
 use crate::compute::{Accumulator, FastView, Options};
 use crate::fast::{self, FastCommit};
-use crate::read::parse_line;
 use crate::{Error, Report};
 
 const BLOCK: usize = 4 << 20;
@@ -23,58 +24,105 @@ struct Block {
     bytes: Vec<u8>,
 }
 
-/// Reads a ledger file and computes its report. The first damaged line (by
-/// line number) is the error.
-pub fn report_file(path: &Path, opts: &Options) -> Result<Report, Error> {
+/// Reads a ledger file and computes its report, by the ledger reader's
+/// rules. The first damaged line (by line number) is the error. A torn tail
+/// is skipped: it is returned, and the report says so in its notes.
+pub fn report_file(path: &Path, opts: &Options) -> Result<(Report, Option<TornTail>), Error> {
     let file = File::open(path).map_err(|source| Error::Open { path: path.to_path_buf(), source })?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
     report_read(file, path, opts, threads)
 }
 
 /// Computes a report from any reader of ledger lines on one thread
-/// (standard input, a test buffer).
-pub fn report_reader<R: BufRead>(reader: R, path: &Path, opts: &Options) -> Result<Report, Error> {
+/// (standard input, a test buffer); as [`report_file`].
+pub fn report_reader<R: BufRead>(
+    mut reader: R,
+    path: &Path,
+    opts: &Options,
+) -> Result<(Report, Option<TornTail>), Error> {
     let mut acc = Accumulator::new(opts);
-    for (line, bytes) in reader.split(b'\n').enumerate() {
-        let bytes = bytes.map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
-        let line = line as u64 + 1;
+    let mut torn = None;
+    let mut bytes = Vec::new();
+    let mut line = 0u64;
+    loop {
+        bytes.clear();
+        let n =
+            reader.read_until(b'\n', &mut bytes).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
+        if n == 0 {
+            break;
+        }
+        line += 1;
+        let terminated = bytes.last() == Some(&b'\n');
         let mut commits = Vec::new();
-        push_line(&mut acc, &bytes, path, line, line, &mut commits)?;
+        match push_line(&mut acc, &bytes, terminated, line, &mut commits) {
+            Ok(false) => {}
+            Ok(true) => torn = Some(TornTail { path: path.to_path_buf(), line, bytes: n as u64 }),
+            Err(damage) => return Err(Error::Damaged { path: path.to_path_buf(), line, damage }),
+        }
     }
-    Ok(acc.finish())
+    Ok(finish(acc, torn))
 }
 
-/// Folds one line into `acc`: the fast parser, else serde (which names the
-/// error of a damaged line).
+/// The report, with a note of the torn tail skipped.
+fn finish(acc: Accumulator<'_>, torn: Option<TornTail>) -> (Report, Option<TornTail>) {
+    let mut report = acc.finish();
+    if let Some(torn) = &torn {
+        report.notes.push(torn.to_string());
+    }
+    (report, torn)
+}
+
+/// Folds one line into `acc`: the fast parser, else the ledger reader's
+/// [`parse_line`]. `Ok(true)`: the line is a torn tail, skipped.
 fn push_line<'a>(
     acc: &mut Accumulator<'_>,
     bytes: &'a [u8],
-    path: &Path,
-    line: u64,
+    terminated: bool,
     seq: u64,
     commits: &mut Vec<FastCommit<'a>>,
-) -> Result<(), Error> {
+) -> Result<bool, Damage> {
     let trimmed = bytes.trim_ascii();
     if trimmed.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     if let Some(entry) = fast::parse(trimmed, commits) {
         acc.push(&FastView { entry: &entry, commits }, seq);
-    } else if let Some(entry) = parse_line(trimmed, path, line)? {
-        acc.push(&entry, seq);
+        return Ok(false);
     }
-    Ok(())
+    match parse_line(trimmed, terminated)? {
+        Line::Entry(entry) => acc.push(&*entry, seq),
+        Line::Torn => return Ok(true),
+        Line::Blank => {}
+    }
+    Ok(false)
 }
+
+/// A line of a block: (block index, line within the block).
+type At = (u64, u64);
 
 struct Done<'o> {
     acc: Accumulator<'o>,
     /// (block index, lines in it) of every block this worker parsed.
     lines: Vec<(u64, u64)>,
-    /// The first error, with its line counted within its block.
-    error: Option<(u64, Error)>,
+    /// The first damaged line this worker met.
+    damage: Option<(At, Damage)>,
+    /// The torn tail, if the last block ends in one: where, and its length.
+    torn: Option<(At, u64)>,
 }
 
-fn report_read<R: Read>(mut file: R, path: &Path, opts: &Options, threads: usize) -> Result<Report, Error> {
+/// What a block held besides entries.
+#[derive(Default)]
+struct Scan {
+    lines: u64,
+    torn: Option<(u64, u64)>,
+}
+
+fn report_read<R: Read>(
+    mut file: R,
+    path: &Path,
+    opts: &Options,
+    threads: usize,
+) -> Result<(Report, Option<TornTail>), Error> {
     let (tx, rx) = sync_channel::<Block>(threads * 2);
     let rx = Arc::new(Mutex::new(rx));
     // Parsed blocks come back to be filled again: no fresh pages to fault in.
@@ -84,7 +132,7 @@ fn report_read<R: Read>(mut file: R, path: &Path, opts: &Options, threads: usize
             .map(|_| {
                 let rx = Arc::clone(&rx);
                 let spare = spare_tx.clone();
-                s.spawn(move || work(&rx, &spare, path, opts))
+                s.spawn(move || work(&rx, &spare, opts))
             })
             .collect();
         drop(spare_tx);
@@ -116,6 +164,8 @@ fn report_read<R: Read>(mut file: R, path: &Path, opts: &Options, threads: usize
                 break;
             }
             let eof = n == 0;
+            // Every block but the last ends in a newline: only the file's
+            // last line can lack one.
             if !eof {
                 match buf.iter().rposition(|&b| b == b'\n') {
                     Some(cut) => carry = buf.split_off(cut + 1),
@@ -135,12 +185,14 @@ fn report_read<R: Read>(mut file: R, path: &Path, opts: &Options, threads: usize
 
         let mut merged: Option<Accumulator<'_>> = None;
         let mut lines = Vec::new();
-        let mut errors = Vec::new();
+        let mut damaged = Vec::new();
+        let mut torn = None;
         for w in workers {
             match w.join() {
                 Ok(done) => {
                     lines.extend(done.lines);
-                    errors.extend(done.error);
+                    damaged.extend(done.damage);
+                    torn = torn.or(done.torn);
                     match &mut merged {
                         Some(m) => m.merge(done.acc),
                         None => merged = Some(done.acc),
@@ -152,21 +204,16 @@ fn report_read<R: Read>(mut file: R, path: &Path, opts: &Options, threads: usize
         if let Some(e) = read_error {
             return Err(e);
         }
-        if !errors.is_empty() {
-            // Line numbers: the lines of all blocks before the error's block.
-            lines.sort_unstable();
-            let first = errors
-                .into_iter()
-                .map(|(block, e)| {
-                    let before: u64 = lines.iter().take_while(|l| l.0 < block).map(|l| l.1).sum();
-                    e.shift_line(before)
-                })
-                .min_by_key(|e| e.line().unwrap_or(u64::MAX));
-            if let Some(e) = first {
-                return Err(e);
-            }
+        // Line numbers: the lines of all blocks before the line's block.
+        lines.sort_unstable();
+        let line_of = |(block, line): At| line + lines.iter().take_while(|l| l.0 < block).map(|l| l.1).sum::<u64>();
+        if let Some((line, damage)) =
+            damaged.into_iter().map(|(at, damage)| (line_of(at), damage)).min_by_key(|(line, _)| *line)
+        {
+            return Err(LedgerError::Damaged { path: path.to_path_buf(), line, damage });
         }
-        Ok(merged.unwrap_or_else(|| Accumulator::new(opts)).finish())
+        let torn = torn.map(|(at, bytes)| TornTail { path: path.to_path_buf(), line: line_of(at), bytes });
+        Ok(finish(merged.unwrap_or_else(|| Accumulator::new(opts)), torn))
     })
 }
 
@@ -190,15 +237,15 @@ fn count_lines(bytes: &[u8]) -> u64 {
 }
 
 /// A block of valid UTF-8: the fast parser reads each object where it
-/// starts, without looking for the line's end first. Returns the number of
-/// lines.
-fn scan_text(acc: &mut Accumulator<'_>, text: &str, path: &Path, block: u64) -> Result<u64, Error> {
+/// starts, without looking for the line's end first.
+fn scan_text(acc: &mut Accumulator<'_>, text: &str, block: u64) -> Result<Scan, (u64, Damage)> {
     let b = text.as_bytes();
     let mut commits = Vec::new();
-    let (mut pos, mut line) = (0usize, 0u64);
+    let mut scan = Scan::default();
+    let mut pos = 0usize;
     while pos < b.len() {
-        line += 1;
-        let seq = (block << 32) | line;
+        scan.lines += 1;
+        let seq = (block << 32) | scan.lines;
         if let Some((entry, end)) = fast::parse_at(text, pos, &mut commits) {
             let mut j = end;
             while let Some(b' ' | b'\t' | b'\r') = b.get(j) {
@@ -211,28 +258,40 @@ fn scan_text(acc: &mut Accumulator<'_>, text: &str, path: &Path, block: u64) -> 
             }
         }
         let eol = b[pos..].iter().position(|&c| c == b'\n').map_or(b.len(), |k| pos + k);
-        push_line(acc, &b[pos..eol], path, line, seq, &mut Vec::new())?;
+        let line = &b[pos..eol];
+        match push_line(acc, line, eol < b.len(), seq, &mut Vec::new()) {
+            Ok(false) => {}
+            Ok(true) => scan.torn = Some((scan.lines, line.len() as u64)),
+            Err(damage) => return Err((scan.lines, damage)),
+        }
         pos = eol + 1;
     }
-    Ok(line)
+    Ok(scan)
 }
 
 /// A block with invalid UTF-8 somewhere: line by line.
-fn scan_lines(acc: &mut Accumulator<'_>, bytes: &[u8], path: &Path, block: u64) -> Result<u64, Error> {
-    let mut line = 0;
+fn scan_lines(acc: &mut Accumulator<'_>, bytes: &[u8], block: u64) -> Result<Scan, (u64, Damage)> {
+    let mut scan = Scan::default();
+    let terminated = bytes.last() == Some(&b'\n');
     let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-    for text in body.split(|&b| b == b'\n') {
-        line += 1;
-        push_line(acc, text, path, line, (block << 32) | line, &mut Vec::new())?;
+    let mut rest = body.split(|&b| b == b'\n').peekable();
+    while let Some(line) = rest.next() {
+        scan.lines += 1;
+        let last = rest.peek().is_none();
+        match push_line(acc, line, !last || terminated, (block << 32) | scan.lines, &mut Vec::new()) {
+            Ok(false) => {}
+            Ok(true) => scan.torn = Some((scan.lines, line.len() as u64)),
+            Err(damage) => return Err((scan.lines, damage)),
+        }
     }
-    Ok(line)
+    Ok(scan)
 }
 
 /// Parses blocks until the channel closes. After a damaged line it only
 /// counts lines, so that the reader never blocks and later line numbers
 /// stay right.
-fn work<'o>(rx: &Mutex<Receiver<Block>>, spare: &Sender<Vec<u8>>, path: &Path, opts: &'o Options) -> Done<'o> {
-    let mut done = Done { acc: Accumulator::new(opts), lines: Vec::new(), error: None };
+fn work<'o>(rx: &Mutex<Receiver<Block>>, spare: &Sender<Vec<u8>>, opts: &'o Options) -> Done<'o> {
+    let mut done = Done { acc: Accumulator::new(opts), lines: Vec::new(), damage: None, torn: None };
     loop {
         let block = {
             let Ok(guard) = rx.lock() else { break };
@@ -242,19 +301,24 @@ fn work<'o>(rx: &Mutex<Receiver<Block>>, spare: &Sender<Vec<u8>>, path: &Path, o
             }
         };
         let bytes = block.bytes.as_slice();
-        if done.error.is_some() {
+        if done.damage.is_some() {
             done.lines.push((block.index, count_lines(bytes)));
             continue;
         }
         let result = match std::str::from_utf8(bytes) {
-            Ok(text) => scan_text(&mut done.acc, text, path, block.index),
-            Err(_) => scan_lines(&mut done.acc, bytes, path, block.index),
+            Ok(text) => scan_text(&mut done.acc, text, block.index),
+            Err(_) => scan_lines(&mut done.acc, bytes, block.index),
         };
         match result {
-            Ok(lines) => done.lines.push((block.index, lines)),
-            Err(e) => {
+            Ok(scan) => {
+                done.lines.push((block.index, scan.lines));
+                if let Some((line, len)) = scan.torn {
+                    done.torn = Some(((block.index, line), len));
+                }
+            }
+            Err((line, damage)) => {
                 done.lines.push((block.index, count_lines(bytes)));
-                done.error = Some((block.index, e));
+                done.damage = Some(((block.index, line), damage));
             }
         }
         let _ = spare.send(block.bytes);
@@ -289,10 +353,10 @@ mod tests {
         assert_eq!(err.line(), Some(150_001));
 
         let text = text.replace("{damaged\n", "\n");
-        let report = report_read(text.as_bytes(), Path::new("mem"), &opts, 3).expect("valid");
-        assert_eq!(report.groups[0].counts.deployments, 199_999);
+        let (report, torn) = report_read(text.as_bytes(), Path::new("mem"), &opts, 3).expect("valid");
+        assert_eq!((report.groups[0].counts.deployments, torn), (199_999, None));
         let single = report_reader(text.as_bytes(), Path::new("mem"), &opts).expect("valid");
-        assert_eq!(report, single);
+        assert_eq!(report, single.0);
 
         // Invalid UTF-8 in one block: that block goes line by line, and the
         // damaged line is still named.
@@ -305,5 +369,45 @@ mod tests {
         assert_eq!(err.line(), Some(line));
         let err = report_reader(bytes.as_slice(), Path::new("mem"), &opts).expect_err("invalid UTF-8");
         assert_eq!(err.line(), Some(line));
+    }
+
+    #[test]
+    fn a_torn_tail_is_skipped_by_both_readers_as_by_the_ledger_reader() {
+        let good = r#"{"schema":"sluice.ledger/v1","id":"d","app":"a","environment":"prd","version":"1","strategy":"canary","started_at":"2024-01-01T00:00:00Z","finished_at":"2024-01-01T00:10:00Z","outcome":"promoted"}"#;
+        let opts = Options::default();
+        // Two blocks of whole lines, then the tail.
+        let lines = BLOCK / good.len() + 100;
+        let whole: String = (0..lines).map(|_| format!("{good}\n")).collect();
+        let (want, _) = report_reader(whole.as_bytes(), Path::new("mem"), &opts).expect("valid");
+        // Cut anywhere in a last line (one longer than a block too, and one
+        // with invalid UTF-8, which the block reader takes line by line).
+        let long = good.replace(r#""id":"d""#, &format!(r#""id":"{}""#, "x".repeat(BLOCK + 10)));
+        let torn_at = lines as u64 + 1;
+        let tails = [&good[..1], &good[..good.len() / 2], &good[..good.len() - 1], &long[..long.len() - 3]];
+        for (k, tail) in tails.into_iter().enumerate() {
+            let bytes = if k % 2 == 0 { tail.as_bytes().to_vec() } else { [tail.as_bytes(), b"\xff"].concat() };
+            let mut text = whole.clone().into_bytes();
+            text.extend_from_slice(&bytes);
+            let mut reader = sluice_core::ledger::LedgerReader::new(text.as_slice(), "mem");
+            assert_eq!(reader.by_ref().filter(Result::is_ok).count(), lines);
+            let expected = reader.torn().cloned().expect("torn");
+            assert_eq!((expected.line, expected.bytes), (torn_at, bytes.len() as u64));
+
+            let (report, torn) = report_read(text.as_slice(), Path::new("mem"), &opts, 2).expect("read");
+            assert_eq!(torn.as_ref(), Some(&expected));
+            assert_eq!(report.groups, want.groups);
+            assert_eq!(report.notes.last(), Some(&expected.to_string()));
+            let (report, torn) = report_reader(text.as_slice(), Path::new("mem"), &opts).expect("read");
+            assert_eq!((report.groups, torn.as_ref()), (want.groups.clone(), Some(&expected)));
+        }
+        // The same bytes followed by a newline are damage, on line 50,001.
+        let text = format!("{whole}{}\n", &good[..good.len() / 2]);
+        let err = report_read(text.as_bytes(), Path::new("mem"), &opts, 2).expect_err("damaged");
+        assert_eq!(err.line(), Some(torn_at));
+        assert_eq!(report_reader(text.as_bytes(), Path::new("mem"), &opts).expect_err("damaged").line(), Some(torn_at));
+        // A whole last entry without its newline counts.
+        let text = format!("{whole}{good}");
+        let (report, torn) = report_read(text.as_bytes(), Path::new("mem"), &opts, 2).expect("valid");
+        assert_eq!((report.groups[0].counts.deployments, torn), (lines as u64 + 1, None));
     }
 }

@@ -1,88 +1,28 @@
-//! Reading the file ledger (JSON Lines) line by line, and choosing entries.
+//! Reading the file ledger, and choosing entries.
 //!
-//! Never loads the whole file: a reader holds one line at a time. A damaged
-//! line is an error that names its line number; blank lines are skipped.
+//! The reading rules are `sluice-core`'s ([`sluice_core::ledger`]), the one
+//! ledger reader every step uses: a damaged line is an error naming its
+//! line, blank lines are skipped, a torn tail (a last line without its
+//! newline that is not valid JSON: a write cut short by a crash) is skipped
+//! and reported. This module only re-exports them for the crate's users and
+//! says which entries a report looks at ([`Filter`]).
 
-use std::fs::File;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use jiff::Timestamp;
-use sluice_core::ledger::{LEDGER_SCHEMA, LedgerEntry};
+use sluice_core::ledger::LedgerEntry;
+
+pub use sluice_core::ledger::{LedgerReader, TornTail, open as open_ledger};
 
 use crate::Error;
 
-/// Streams the entries of a ledger, one line at a time.
-///
-/// Yields `Err` for a damaged line and goes on with the next one; after an
-/// I/O error it ends.
-pub struct LedgerReader<R> {
-    reader: R,
-    path: PathBuf,
-    line: u64,
-    buf: Vec<u8>,
-    done: bool,
-}
-
-impl<R: BufRead> LedgerReader<R> {
-    /// Reads entries from `reader`; `path` names the source in errors.
-    pub fn new(reader: R, path: impl Into<PathBuf>) -> Self {
-        Self { reader, path: path.into(), line: 0, buf: Vec::with_capacity(1024), done: false }
-    }
-}
-
-impl<R: BufRead> Iterator for LedgerReader<R> {
-    type Item = Result<LedgerEntry, Error>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        while !self.done {
-            self.buf.clear();
-            match self.reader.read_until(b'\n', &mut self.buf) {
-                Ok(0) => self.done = true,
-                Ok(_) => {
-                    self.line += 1;
-                    match parse_line(&self.buf, &self.path, self.line) {
-                        Ok(None) => continue,
-                        Ok(Some(entry)) => return Some(Ok(entry)),
-                        Err(e) => return Some(Err(e)),
-                    }
-                }
-                Err(source) => {
-                    self.done = true;
-                    return Some(Err(Error::Read { path: self.path.clone(), source }));
-                }
-            }
-        }
-        None
-    }
-}
-
-/// Opens a ledger file for streaming.
-pub fn open_ledger(path: &Path) -> Result<LedgerReader<BufReader<File>>, Error> {
-    let file = File::open(path).map_err(|source| Error::Open { path: path.to_path_buf(), source })?;
-    Ok(LedgerReader::new(BufReader::with_capacity(1 << 16, file), path))
-}
-
-/// Reads a whole ledger file; stops at the first damaged line.
+/// Reads a whole ledger file; stops at the first damaged line, skips a torn
+/// tail (use [`open_ledger`] to learn of it).
 ///
 /// Holds every entry in memory: for large ledgers prefer [`crate::report_file`]
 /// or [`open_ledger`] with [`crate::compute`].
 pub fn read_ledger(path: &Path) -> Result<Vec<LedgerEntry>, Error> {
     open_ledger(path)?.collect()
-}
-
-/// Parses one line: `Ok(None)` for a blank line.
-pub(crate) fn parse_line(bytes: &[u8], path: &Path, line: u64) -> Result<Option<LedgerEntry>, Error> {
-    let bytes = bytes.trim_ascii();
-    if bytes.is_empty() {
-        return Ok(None);
-    }
-    let entry: LedgerEntry =
-        serde_json::from_slice(bytes).map_err(|source| Error::Parse { path: path.to_path_buf(), line, source })?;
-    if entry.schema != LEDGER_SCHEMA {
-        return Err(Error::Schema { path: path.to_path_buf(), line, found: entry.schema, expected: LEDGER_SCHEMA });
-    }
-    Ok(Some(entry))
 }
 
 /// Which entries a report looks at: apps, environments (empty = all) and a

@@ -102,6 +102,9 @@ pub struct Counts {
     pub failed: u64,
     /// Rollbacks of promoted releases (not deployments).
     pub reverted: u64,
+    /// Deployments that ended without moving traffic (not attempts: neither
+    /// deployments nor failures).
+    pub abandoned: u64,
     /// Promoted deployments of kind `hotfix`.
     pub hotfix_deployments: u64,
     /// Attempts that needed intervention (the change fail rate's numerator).

@@ -29,6 +29,30 @@ pub fn median_p90(values: &mut [i64]) -> Option<(f64, f64)> {
     Some((quantile(values, 1, 2)?, quantile(values, 9, 10)?))
 }
 
+/// The median of each of `n_weeks` weeks, in seconds, of `values` (ms)
+/// paired with their week in `weeks`: a counting sort by week, then a
+/// median per week; `None` for a week without values.
+pub fn weekly_medians(values: &[i64], weeks: &[u32], n_weeks: usize) -> Vec<Option<f64>> {
+    let mut offsets = vec![0usize; n_weeks + 1];
+    for &w in weeks {
+        if let Some(o) = offsets.get_mut(w as usize + 1) {
+            *o += 1;
+        }
+    }
+    for k in 1..offsets.len() {
+        offsets[k] += offsets[k - 1];
+    }
+    let mut fill = offsets.clone();
+    let mut buckets = vec![0i64; values.len()];
+    for (&v, &w) in values.iter().zip(weeks) {
+        if let Some(pos) = fill.get_mut(w as usize) {
+            buckets[*pos] = v;
+            *pos += 1;
+        }
+    }
+    (0..n_weeks).map(|k| quantile(&mut buckets[offsets[k]..offsets[k + 1]], 1, 2).map(|m| m / 1000.0)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

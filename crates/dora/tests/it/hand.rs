@@ -24,7 +24,7 @@
 //! attempt in the window (01-03 12:00 → 12:15).
 
 use sluice_core::ledger::LedgerEntry;
-use sluice_core::ledger::LedgerOutcome::{Failed, Promoted, Reverted, RolledBack};
+use sluice_core::ledger::LedgerOutcome::{Abandoned, Failed, Promoted, Reverted, RolledBack};
 use sluice_dora::report::{GroupReport, Tier};
 use sluice_dora::{Filter, Options, Report, compute};
 
@@ -416,4 +416,118 @@ fn environments_follow_the_promotion_order_when_given() {
     assert_eq!(names(&report), ["dev", "tst", "prd", "qa"]);
     let groups: Vec<&str> = report.groups.iter().map(|g| g.environment.as_str()).collect();
     assert_eq!(groups, ["dev", "tst", "prd", "qa"]);
+}
+
+/// Abandoned deployments (they never moved traffic) are not attempts: adding
+/// them leaves every metric and every weekly point as it was; they are only
+/// counted apart and listed in the history.
+#[test]
+fn abandoned_deployments_are_neither_deployments_nor_failures() {
+    let mut entries = history();
+    let w = |id, s, f| e(id, "web", "prd", Abandoned, s, f).reason("the router was down: no traffic moved");
+    entries.extend([
+        w("a1", "2024-01-03T09:00:00Z", "2024-01-03T09:01:00Z").commit("z1", "2024-01-03T08:00:00Z").done(),
+        // A hotfix 1h50m after e5: an attempt would mark e5 failed.
+        w("a2", "2024-01-04T12:00:00Z", "2024-01-04T12:01:00Z").hotfix().done(),
+        // Linked to an incident: a planned deployment would fail by it.
+        w("a3", "2024-01-09T10:00:00Z", "2024-01-09T10:05:00Z").incident("INC-9").done(),
+        e("a4", "worker", "prd", Abandoned, "2024-01-12T10:00:00Z", "2024-01-12T10:00:30Z").done(),
+    ]);
+    let before = compute(history(), &window());
+    let after = compute(&entries, &window());
+    for (b, a) in before.groups.iter().zip(&after.groups) {
+        assert_eq!((&a.app, &a.metrics, &a.weekly), (&b.app, &b.metrics, &b.weekly));
+    }
+    let (b, a) = (&before.environments[0], &after.environments[0]);
+    assert_eq!((&a.metrics, &a.weekly), (&b.metrics, &b.weekly));
+    assert_eq!((a.history.success_rate, a.history.average_duration_seconds), (Some(0.75), Some(27_900.0 / 12.0)));
+
+    let web = group(&after, "web");
+    let c = &web.counts;
+    assert_eq!((c.entries, c.abandoned, c.attempts, c.deployments, c.failed_deployments), (15, 3, 11, 9, 6));
+    assert_eq!(group(&after, "worker").counts.abandoned, 1);
+    assert_eq!((a.counts.abandoned, a.history.total), (4, 17));
+    let a2 = a.history.rows.iter().find(|r| r.id == "a2").expect("abandoned rows are history");
+    assert_eq!((a2.outcome, a2.reason.as_deref()), (Abandoned, Some("the router was down: no traffic moved")));
+
+    // The same entries as attempts that failed would count: the ledger is
+    // what tells them apart.
+    let rolled_back: Vec<_> = entries
+        .iter()
+        .cloned()
+        .map(|mut x| {
+            if x.outcome == Abandoned {
+                x.outcome = RolledBack;
+            }
+            x
+        })
+        .collect();
+    let r = compute(&rolled_back, &window());
+    let cfr = group(&r, "web").metrics.change_fail_rate.value.clone().expect("rate");
+    // 6/11 + a1 a2 a3 (failed attempts) + e5 (hotfix a2 started 1h50m after it).
+    assert_eq!((cfr.numerator, cfr.denominator), (10, 14));
+}
+
+/// The README's hotfix rule: a hotfix marks as failed the deployment that
+/// was stable when the hotfix *started*. Two deployments overlap the hotfix
+/// here; the one that finished while the hotfix ran is not what it fixes.
+#[test]
+fn a_hotfix_is_checked_against_what_was_stable_when_it_started() {
+    let w = |id, o, s, f| e(id, "web", "prd", o, s, f);
+    let failed = |entries: &[LedgerEntry]| {
+        let r = compute(entries, &window());
+        let c = group(&r, "web").counts.clone();
+        (c.deployments, c.attempts, c.failed_deployments)
+    };
+    let base = vec![
+        // d0 stable before the window; d1 promoted at 10:00.
+        w("d0", Promoted, "2023-12-31T09:00:00Z", "2023-12-31T09:10:00Z").done(),
+        w("d1", Promoted, "2024-01-03T09:30:00Z", "2024-01-03T10:00:00Z").done(),
+        // d2 starts before the hotfix and finishes while it runs.
+        w("d2", Promoted, "2024-01-03T10:30:00Z", "2024-01-03T11:30:00Z").done(),
+    ];
+    // h starts at 11:00, while d1 is stable, and finishes at 12:00, after d2.
+    let hotfix = w("h", Promoted, "2024-01-03T11:00:00Z", "2024-01-03T12:00:00Z").hotfix().done();
+    let mut entries = base.clone();
+    entries.push(hotfix.clone());
+    // d1 failed (the hotfix fixes it); d2 and h did not.
+    assert_eq!(failed(&entries), (3, 3, 1));
+    let r = compute(&entries, &window());
+    let rec = group(&r, "web").metrics.failed_deployment_recovery_time.value.clone().expect("recovered");
+    // d1 from 09:30 to the next promoted deployment, d2 at 11:30.
+    assert_eq!(rec.median_seconds, 2.0 * H);
+
+    // Which one: d1 marked, d2 not. Without d1 nothing is stable in the
+    // window when h starts but d0, 2 days earlier: outside the 24 h window.
+    let without_d1: Vec<_> = entries.iter().filter(|x| x.id != "d1").cloned().collect();
+    assert_eq!(failed(&without_d1), (2, 2, 0));
+    // The hotfix starting after d2 finished fixes d2 instead.
+    let mut later = base.clone();
+    later.push(w("h", Promoted, "2024-01-03T11:40:00Z", "2024-01-03T12:00:00Z").hotfix().done());
+    let r = compute(&later, &window());
+    let rec = group(&r, "web").metrics.failed_deployment_recovery_time.value.clone().expect("recovered");
+    assert_eq!(failed(&later), (3, 3, 1));
+    // d2 from 10:30 to h at 12:00.
+    assert_eq!(rec.median_seconds, 1.5 * H);
+
+    // A revert that ended before the hotfix started: what was stable then is
+    // d0 again (d1 reverted), 2 days before: nothing more fails.
+    let mut reverted = base.clone();
+    reverted.push(w("r", Reverted, "2024-01-03T10:20:00Z", "2024-01-03T10:25:00Z").done());
+    reverted.push(hotfix.clone());
+    assert_eq!(failed(&reverted), (3, 3, 1));
+    // But with d0 within its window, d0 is what the hotfix fixes (d0 is in
+    // the report's window now too): d0 and d1 failed.
+    let mut near = reverted.clone();
+    near[0] = w("d0", Promoted, "2024-01-03T08:00:00Z", "2024-01-03T08:10:00Z").done();
+    assert_eq!(failed(&near), (4, 4, 2));
+
+    // Ledger order and a hotfix with no duration change nothing.
+    let mut shuffled = entries.clone();
+    shuffled.reverse();
+    assert_eq!(failed(&shuffled), (3, 3, 1));
+    let instant = w("h", Promoted, "2024-01-03T11:00:00Z", "2024-01-03T11:00:00Z").hotfix().done();
+    let mut zero = base.clone();
+    zero.push(instant);
+    assert_eq!(failed(&zero), (3, 3, 1));
 }

@@ -21,6 +21,7 @@ fn outcome() -> impl Strategy<Value = LedgerOutcome> {
         1 => Just(LedgerOutcome::RolledBack),
         1 => Just(LedgerOutcome::Failed),
         1 => Just(LedgerOutcome::Reverted),
+        1 => Just(LedgerOutcome::Abandoned),
     ]
 }
 
@@ -185,5 +186,46 @@ proptest! {
         prop_assert!(sluice_dora::to_markdown(&r).len() < sluice_dora::MARKDOWN_LIMIT);
         let _ = sluice_dora::to_terminal(&r);
         let _ = sluice_dora::to_svg(&r);
+    }
+
+    #[test]
+    fn abandoned_deployments_change_no_metric(
+        history in proptest::collection::vec(entry(), 0..40),
+        extra in proptest::collection::vec(entry(), 1..4),
+    ) {
+        let before = compute(&history, &opts());
+        let mut more = history.clone();
+        more.extend(extra.into_iter().map(|mut x| {
+            x.outcome = LedgerOutcome::Abandoned;
+            x
+        }));
+        let after = compute(&more, &opts());
+        for g in &after.groups {
+            let abandoned_only = g.counts.entries == g.counts.abandoned;
+            match before.groups.iter().find(|b| b.app == g.app && b.environment == g.environment) {
+                // A group with other entries in the window measures the same.
+                Some(b) if !abandoned_only || b.counts.entries > 0 => {
+                    prop_assert_eq!(&g.metrics, &b.metrics);
+                    prop_assert_eq!(&g.weekly, &b.weekly);
+                    let (mut gc, bc) = (g.counts.clone(), &b.counts);
+                    prop_assert_eq!(gc.entries - bc.entries, gc.abandoned - bc.abandoned);
+                    (gc.entries, gc.abandoned) = (bc.entries, bc.abandoned);
+                    prop_assert_eq!(&gc, bc);
+                }
+                // Otherwise it has no attempt, no deployment, no failure.
+                _ => {
+                    prop_assert_eq!((g.counts.attempts, g.counts.deployments), (0, 0));
+                    prop_assert!(g.metrics.change_fail_rate.value.is_none());
+                    prop_assert!(g.metrics.change_lead_time.value.is_none());
+                    prop_assert!(g.metrics.failed_deployment_recovery_time.value.is_none());
+                }
+            }
+        }
+        for (a, b) in after.environments.iter().zip(&before.environments) {
+            if a.environment == b.environment {
+                prop_assert_eq!(a.history.success_rate, b.history.success_rate);
+                prop_assert_eq!(a.history.average_duration_seconds, b.history.average_duration_seconds);
+            }
+        }
     }
 }

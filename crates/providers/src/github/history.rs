@@ -158,7 +158,8 @@ fn app_of(deployment: &Deployment, query: &Query) -> Option<String> {
 /// The ledger entries of one deployment from its statuses (newest first, as
 /// GitHub lists them): a promotion for sluice's first `success`, a revert
 /// for a sluice `failure` or `error` after it, a rollback for an `inactive`
-/// before it, a failure for a `failure` or `error` before it. Only sluice's
+/// before it (abandoned when its description says `sluice: abandoned: `:
+/// it never moved traffic), a failure for a `failure` or `error` before it. Only sluice's
 /// statuses count (`sluice: ` first): GitHub's own (a job's end,
 /// auto-inactivation) never turn into an outcome. `app` and `version` fill
 /// in what a deployment made by a job does not say.
@@ -206,7 +207,11 @@ pub(crate) fn entries_of(
             }
             "failure" | "error" if promoted => entries.push(entry(LedgerOutcome::Reverted, status.created_at, reason)),
             "failure" | "error" => entries.push(entry(LedgerOutcome::Failed, status.created_at, reason)),
-            "inactive" if !promoted => entries.push(entry(LedgerOutcome::RolledBack, status.created_at, reason)),
+            "inactive" if !promoted => {
+                let abandoned = status.description.as_deref().is_some_and(|d| abandoned_reason(d).is_some());
+                let outcome = if abandoned { LedgerOutcome::Abandoned } else { LedgerOutcome::RolledBack };
+                entries.push(entry(outcome, status.created_at, reason));
+            }
             _ => {}
         }
     }
@@ -218,11 +223,24 @@ pub(crate) fn entries_of(
 /// when it has another form.
 fn reason_of(description: &str, version: &str) -> String {
     let text = description.strip_prefix(PREFIX).unwrap_or(description);
+    if let Some(reason) = abandoned_reason(description) {
+        return reason.to_owned();
+    }
     [" rolled back: ", " reverted after promotion: ", " failed: "]
         .iter()
         .find_map(|middle| text.strip_prefix(version).and_then(|rest| rest.strip_prefix(middle)))
         .unwrap_or(text)
         .to_owned()
+}
+
+/// The reason in the status sluice gives a deployment that ended without
+/// moving traffic (`sluice: v2 abandoned: the router was down` → `the
+/// router was down`); `None` for any other description. Found by its form,
+/// not by the version the history expects: a version is one word (see
+/// `sluice_core::names`), and a deployment a job made says none.
+fn abandoned_reason(description: &str) -> Option<&str> {
+    let (_version, rest) = description.strip_prefix(PREFIX)?.split_once(' ')?;
+    rest.strip_prefix("abandoned: ")
 }
 
 /// Fills `commits` of each promotion that finished in the window: what
@@ -340,6 +358,54 @@ fn words(text: &str) -> impl Iterator<Item = &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn deployment() -> Deployment {
+        serde_json::from_value(json!({
+            "id": 7, "sha": "a1b2c3", "ref": "a1b2c3", "environment": "prd",
+            "payload": { "sluice": { "id": "shop-prd-7", "app": "shop", "version": "v2" } },
+            "created_at": "2026-11-23T10:00:00Z",
+        }))
+        .expect("deployment")
+    }
+
+    /// Statuses oldest first; `entries_of` takes them newest first, as GitHub lists them.
+    fn outcomes(statuses: &[(&str, &str)]) -> Vec<(LedgerOutcome, Option<String>)> {
+        let mut list: Vec<DeploymentStatus> = statuses
+            .iter()
+            .enumerate()
+            .map(|(i, (state, description))| {
+                serde_json::from_value(json!({
+                    "id": i + 1, "state": state, "description": description,
+                    "created_at": format!("2026-11-23T10:0{i}:00Z"),
+                }))
+                .expect("status")
+            })
+            .collect();
+        list.reverse();
+        entries_of(&deployment(), list, "shop", "a1b2c3").into_iter().map(|e| (e.outcome, e.reason)).collect()
+    }
+
+    #[test]
+    fn an_abandoned_deployment_reads_back_as_abandoned_not_as_a_rollback() {
+        // What `GitHubLedger::finish` writes for each outcome, read back.
+        let deploying = ("in_progress", "sluice: deploying v2 (canary)");
+        assert_eq!(
+            outcomes(&[deploying, ("inactive", "sluice: v2 abandoned: the router was down")]),
+            [(LedgerOutcome::Abandoned, Some("the router was down".to_owned()))]
+        );
+        assert_eq!(
+            outcomes(&[deploying, ("inactive", "sluice: v2 rolled back: error rate 5%")]),
+            [(LedgerOutcome::RolledBack, Some("error rate 5%".to_owned()))]
+        );
+        // GitHub's own inactive (auto-inactivation) is no outcome at all.
+        assert_eq!(outcomes(&[deploying, ("inactive", "auto-inactivated")]), []);
+        // After a promotion an inactive status means nothing either.
+        assert_eq!(
+            outcomes(&[("success", "sluice: v2 promoted, stable in prd"), ("inactive", "sluice: v2 abandoned: x")]),
+            [(LedgerOutcome::Promoted, None)]
+        );
+    }
 
     #[test]
     fn reasons_lose_the_form_sluice_wrote_them_in() {
@@ -347,6 +413,11 @@ mod tests {
         assert_eq!(reason_of("sluice: v2 reverted after promotion: p99", "v2"), "p99");
         assert_eq!(reason_of("sluice: v2 failed: router down", "v2"), "router down");
         assert_eq!(reason_of("sluice: something else", "v2"), "something else");
+        assert_eq!(reason_of("sluice: v2 abandoned: router down", "v2"), "router down");
+        // A job's deployment: the history knows its SHA, the status says the version.
+        assert_eq!(reason_of("sluice: v2 abandoned: router down", "a1b2c3"), "router down");
+        assert_eq!(abandoned_reason("sluice: v2 rolled back: check abandoned: x"), None);
+        assert_eq!(abandoned_reason("v2 abandoned: x"), None);
     }
 
     #[test]

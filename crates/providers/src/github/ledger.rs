@@ -4,7 +4,9 @@
 //! the last environment), with statuses `in_progress` when the gate admits
 //! it, then `success` when promoted, `inactive` when the candidate was
 //! rolled back, `failure` when a promoted release was reverted or the
-//! attempt failed. Every status links the workflow run (`log_url`) and the
+//! attempt failed, and `inactive` described `sluice: VERSION abandoned: …`
+//! when the deployment ended without ever moving traffic (not an attempt:
+//! the history reads it back as abandoned, not as a rollback). Every status links the workflow run (`log_url`) and the
 //! environment (`environment_url`).
 //!
 //! A job with `environment:` already makes GitHub create a deployment for
