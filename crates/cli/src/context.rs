@@ -411,24 +411,29 @@ fn check_record_path(path: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
-/// One step at a time on a record: an exclusive lock on a file beside it
-/// (`.NAME.lock`), held until the process ends. A second step on the same
-/// record while one runs (a job run twice at once) is refused (exit 1)
-/// before it reads anything, rather than both writing the record. Taken only
-/// where the record or its folder exists, so a mistyped path leaves nothing
-/// behind; taking it again in the same process (the cancellation handler)
-/// is a no-op.
+/// One step at a time on a record: an exclusive lock, held until the
+/// process ends, on a file named after the record's absolute path in the
+/// system's temporary folder (`sluice-locks/`), so the records' folder (an
+/// artifact) gets no extra file. A second step on the same record while one
+/// runs (a job run twice at once) is refused (exit 1) before it reads
+/// anything, rather than both writing the record. Taken only where the
+/// record's folder exists; taking it again in the same process (the
+/// cancellation handler) is a no-op.
 fn lock_record(path: &Path) -> Result<(), Failure> {
+    use sha2::{Digest, Sha256};
     static HELD: std::sync::Mutex<Vec<(PathBuf, std::fs::File)>> = std::sync::Mutex::new(Vec::new());
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    if !dir.is_dir() {
-        return Ok(());
-    }
+    let Ok(dir) = dir.canonicalize() else { return Ok(()) };
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let lock = dir.join(format!(".{name}.lock"));
+    let digest = Sha256::digest(dir.join(&name).as_os_str().as_encoded_bytes());
+    let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    let locks = std::env::temp_dir().join("sluice-locks");
+    std::fs::create_dir_all(&locks)
+        .map_err(|e| Failure::provider(anyhow!("cannot create the lock folder {}: {e}", locks.display())))?;
+    let lock = locks.join(format!("{hex}.lock"));
     let key = std::path::absolute(&lock).unwrap_or_else(|_| lock.clone());
     let mut held = HELD.lock().unwrap_or_else(|p| p.into_inner());
     if held.iter().any(|(k, _)| *k == key) {

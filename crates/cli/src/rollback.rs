@@ -133,7 +133,13 @@ pub async fn run(args: Args) -> Result<Outcome, Failure> {
             ("rolled-back", format!("All traffic is back on stable. Reason: {}", args.reason))
         }
     };
-    Ok(Outcome::ok(decision).summary(format!("{}{}\n", summary::heading("rollback", &record, decision), words)))
+    let heading = match decision {
+        "rolled-back" => "100% stable",
+        "reverted" => "reverted, 100% on the previous release",
+        "nothing" => "nothing to roll back",
+        other => other,
+    };
+    Ok(Outcome::ok(decision).summary(format!("{}{}\n", summary::heading("rollback", &record, heading), words)))
 }
 
 /// `--live`: no record; the live router sends everything to stable. With
