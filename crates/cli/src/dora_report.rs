@@ -22,7 +22,12 @@ use std::time::Duration;
 
 /// Report the DORA metrics of the deployment history.
 #[derive(Parser, Debug)]
-#[command(name = "dora-report", version, about, long_about = None)]
+#[command(
+    name = "dora-report",
+    version,
+    about = "Report the DORA metrics (deployment frequency, lead time, change fail rate, recovery time, rework rate) of the deployment history, with tiers and trend.",
+    after_help = "Exit codes: 0 done · 1 a decision said no · 2 bad input (nothing changed) · 3 a provider failed after retries · 130/143 cancelled.\n\nExample: dora-report --since 90d --markdown dora.md --json dora.json\n\nEvery flag also reads an INPUT_* environment variable (INPUT_ENVIRONMENT, INPUT_RECORD, ...). More: https://github.com/sluice-dev/sluice#readme"
+)]
 pub struct Args {
     /// The sluice config file: names the ledger and the production
     /// environment (the last one). Optional with --ledger.

@@ -26,7 +26,12 @@ use std::time::Duration;
 
 /// Make the candidate the stable release and hand it to the next environment.
 #[derive(Parser, Debug)]
-#[command(name = "promote", version, about, long_about = None)]
+#[command(
+    name = "promote",
+    version,
+    about = "Make the verified candidate the stable release, write the ledger, and hand the release to the next environment. Needs a passing verdict at 100% (or analysis = \"none\").",
+    after_help = "Exit codes: 0 done · 1 a decision said no (no evidence to promote on, or the lifecycle refused) · 2 bad input (nothing changed) · 3 a provider failed after retries · 130/143 cancelled.\n\nExample: promote -e prd --record out/prd.json\n\nEvery flag also reads an INPUT_* environment variable (INPUT_ENVIRONMENT, INPUT_RECORD, ...). More: https://github.com/sluice-dev/sluice#readme"
+)]
 pub struct Args {
     #[command(flatten)]
     pub common: Common,

@@ -29,7 +29,12 @@ use sluice_providers::router::Router;
 
 /// Move traffic between stable and candidate.
 #[derive(Parser, Debug)]
-#[command(name = "shift-traffic", version, about, long_about = None)]
+#[command(
+    name = "shift-traffic",
+    version,
+    about = "Move traffic to the candidate: the whole plan of stages with analysis between them, or one weight; rolls a stage that does not pass back to stable.",
+    after_help = "Exit codes: 0 done · 1 a decision said no (a stage failed and was rolled back, or the lifecycle refused) · 2 bad input (nothing changed) · 3 a provider failed after retries · 130/143 cancelled.\n\nExample: shift-traffic -e prd --record out/prd.json --pause-at 25\n\nEvery flag also reads an INPUT_* environment variable (INPUT_ENVIRONMENT, INPUT_RECORD, ...). More: https://github.com/sluice-dev/sluice#readme"
+)]
 pub struct Args {
     #[command(flatten)]
     pub common: Common,

@@ -22,7 +22,12 @@ use std::time::Duration;
 
 /// Judge the candidate from metrics: pass, fail or inconclusive, with evidence.
 #[derive(Parser, Debug)]
-#[command(name = "verify-health", version, about, long_about = None)]
+#[command(
+    name = "verify-health",
+    version,
+    about = "Judge the candidate from its metrics: pass, fail, inconclusive or error, with the evidence appended to the record.",
+    after_help = "Exit codes: 0 done · 1 a decision said no (fail or inconclusive) · 2 bad input (nothing changed) · 3 a provider failed after retries · 130/143 cancelled.\n\nExample: verify-health -e prd --record out/prd.json --duration 2m\n\nEvery flag also reads an INPUT_* environment variable (INPUT_ENVIRONMENT, INPUT_RECORD, ...). More: https://github.com/sluice-dev/sluice#readme"
+)]
 pub struct Args {
     #[command(flatten)]
     pub common: Common,
