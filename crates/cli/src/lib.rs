@@ -12,6 +12,7 @@ pub mod multicall;
 pub mod promote;
 pub mod rollback;
 pub mod shift_traffic;
+pub mod status;
 pub mod verify_health;
 
 mod analyse;

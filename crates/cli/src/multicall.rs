@@ -32,6 +32,10 @@ pub fn dispatch(mut argv: Vec<OsString>) -> ExitCode {
                 argv.remove(0);
                 s
             }
+            Some("status") => {
+                argv.remove(0);
+                return crate::status::entry(crate::status::Args::parse_from(argv));
+            }
             Some("--version" | "-V") => {
                 println!("sluice {}", env!("CARGO_PKG_VERSION"));
                 return ExitCode::SUCCESS;
@@ -39,7 +43,7 @@ pub fn dispatch(mut argv: Vec<OsString>) -> ExitCode {
             other => {
                 let help = matches!(other, Some("--help" | "-h" | "help"));
                 let text = format!(
-                    "sluice {}: progressive delivery steps\n\nusage: sluice STEP [ARGS...]   (or call it through a link named STEP)\n\nsteps: {}\n\nRun `sluice STEP --help` for a step's flags.\n",
+                    "sluice {}: progressive delivery steps\n\nusage: sluice STEP [ARGS...]   (or call it through a link named STEP)\n       sluice status [--record PATH]... [--watch]   where each environment stands\n\nsteps: {}\n\nRun `sluice STEP --help` for a step's flags.\n",
                     env!("CARGO_PKG_VERSION"),
                     STEPS.join(", ")
                 );

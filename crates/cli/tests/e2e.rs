@@ -239,6 +239,20 @@ fn a_paused_canary_continues_after_approval() {
     let expires: jiff::Timestamp = pause["expires_at"].as_str().expect("expires_at").parse().expect("time");
     assert_eq!(expires.duration_since(at), jiff::SignedDuration::from_hours(1));
 
+    // `sluice status` shows it from another terminal: where it stands, the
+    // stage, the weight set against the router's, the verdicts, the holder.
+    let status = h.step("sluice", &["status", "--config", "sluice.toml", "--record", "r.json"]);
+    assert_eq!(code(&status), 0, "{}", stderr(&status));
+    let shown = stdout(&status);
+    for part in
+        ["paused for approval", "stage 1/2", "set 25% / router 25%", "verdicts ✔ 1 ✖ 0", "held by   shop-dev-v2-"]
+    {
+        assert!(shown.contains(part), "{part:?} not in:\n{shown}");
+    }
+    let json = h.step("sluice", &["status", "--config", "sluice.toml", "-e", "dev", "--record", "r.json", "--json"]);
+    let view: serde_json::Value = serde_json::from_slice(&json.stdout).expect("status json");
+    assert_eq!(view["environments"][0]["deployments"][0]["status"], "paused", "{view:#}");
+    assert_eq!(view["environments"][0]["router"]["candidate_weight"], 25, "{view:#}");
     // Not verified while paused: promote is refused (exit 1), in words; a
     // sweep before the expiry keeps it.
     let promote = h.step("promote", &["-e", "dev", "--record", "r.json"]);
