@@ -402,9 +402,11 @@ fn a_second_step_on_a_record_in_use_is_refused_and_changes_nothing() {
     // The same job run again, and a rollback, while it works: refused, exit
     // 1, before reading or writing anything.
     for (name, args) in [
-        ("shift-traffic", &["-e", "dev", "--record", "r.json", "--candidate-upstream", v2.as_str()][..]),
-        ("rollback", &["-e", "dev", "--record", "r.json"]),
+        ("gate", &["-e", "dev", "--record", "r.json", "--release", "v2", "--commit", "abcdef1"][..]),
+        ("shift-traffic", &["-e", "dev", "--record", "r.json", "--candidate-upstream", v2.as_str()]),
+        ("verify-health", &["-e", "dev", "--record", "r.json", "--duration", "1s"]),
         ("promote", &["-e", "dev", "--record", "r.json"]),
+        ("rollback", &["-e", "dev", "--record", "r.json"]),
     ] {
         let second = h.step(name, args);
         assert_eq!(code(&second), 1, "{name}: {}", stderr(&second));
