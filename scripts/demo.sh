@@ -5,6 +5,14 @@
 # then dora-report prints the DORA report.
 #
 #   scripts/demo.sh [OUTPUT_DIR]
+#   SLUICE_DEMO_PROFILE=release scripts/demo.sh    optimised binaries
+#
+# It builds only the three packages it runs (the steps, the router, the demo
+# app and load generator), with Cargo's dev profile by default: the same
+# build the tests use, so after `scripts/test.sh` it starts at once, and on a
+# fresh 2-core machine the build takes minutes, not the quarter of an hour of
+# a release build with link-time optimisation. The demo itself takes about a
+# minute either way.
 #
 # Everything it writes (records, ledger, config, logs, report) lands in
 # OUTPUT_DIR (default: out/demo-<time>). Exits non-zero if any step did not
@@ -19,9 +27,15 @@ out=$(cd "$out" && pwd)
 say() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 fail() { printf '\nDEMO FAILED: %s\n(see %s)\n' "$*" "$out" >&2; exit 1; }
 
-say "building (release)"
-(cd "$root" && cargo build --release --locked --quiet --bins)
-bin=${CARGO_TARGET_DIR:-$root/target}/release
+profile=${SLUICE_DEMO_PROFILE:-dev}
+case "$profile" in
+  dev) dir=debug ;;
+  release) dir=release ;;
+  *) echo "SLUICE_DEMO_PROFILE must be dev or release, not '$profile'" >&2; exit 2 ;;
+esac
+say "building the steps, the router and the demo app ($profile profile)"
+(cd "$root" && cargo build --profile "$profile" --locked --quiet -p sluice-cli -p sluice-router -p sluice-demo --bins)
+bin=${CARGO_TARGET_DIR:-$root/target}/$dir
 export PATH="$bin:$PATH"
 
 pids=()
