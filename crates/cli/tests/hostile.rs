@@ -254,7 +254,7 @@ fn forged_records_plans_and_configs_are_refused_by_every_step_before_anything_mo
             "`router_before.stable`",
             json!({ "kind": "local", "candidate_weight": 0, "stable": "a\nb" }),
         ),
-        ("candidate-upstream", "candidate_upstream", "`candidate_upstream`", json!("file:///etc/passwd")),
+        ("candidate", "candidate", "`candidate`", json!("file:///etc/passwd")),
         ("candidate-weight", "candidate_weight", "`candidate_weight`", json!(101)),
         ("github-deployment", "github_deployment", "`github_deployment`", json!(0)),
         ("ledger-due", "ledger_due", "`ledger_due`", json!({ "schema": "sluice.ledger/v1" })),
