@@ -313,6 +313,16 @@ async fn run_plan(
             eprintln!("shift-traffic: stage {}/{total} ({weight}%) passed in an earlier run", i + 1);
             continue;
         }
+        // Never back down: after `--weight 20`, a plan of 10, 25, ... goes on
+        // at 25% (the final stage at 100% always runs).
+        if weight < record.candidate_weight {
+            eprintln!(
+                "shift-traffic: stage {}/{total} ({weight}%) skipped: the candidate already takes {}%",
+                i + 1,
+                record.candidate_weight
+            );
+            continue;
+        }
         let _group =
             gha::group(&format!("stage {}/{total}: {weight}% for {}", i + 1, humantime::format_duration(duration)));
         // Each stage renews the lease; one lost (this run stalled past its

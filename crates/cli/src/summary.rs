@@ -56,8 +56,8 @@ fn evidence_row(c: &CheckEvidence) -> Vec<String> {
     vec![
         c.name.clone(),
         format!("{:?}", c.verdict).to_lowercase(),
-        fmt_opt(c.observed),
-        fmt_opt(c.baseline),
+        with_unit(&c.kind, c.observed),
+        with_unit(&c.kind, c.baseline),
         c.threshold.clone(),
         fmt_opt(c.statistic),
         fmt_opt(c.p_value),
@@ -74,21 +74,41 @@ pub fn write(markdown: &str) {
     }
 }
 
-/// Prints the verdict's evidence to the log, one line a check.
+/// A check's value with its unit: error ratios as percentages, latencies in
+/// milliseconds, other values as they are.
+fn with_unit(kind: &str, value: Option<f64>) -> String {
+    match (kind, value) {
+        (_, None) => "–".into(),
+        ("error_rate" | "compare_error_rate", Some(v)) => format!("{:.2}%", v * 100.0),
+        ("latency" | "compare_latency", Some(v)) => format!("{v:.1} ms"),
+        (_, v) => fmt_opt(v),
+    }
+}
+
+/// Prints the verdict to the log: one line for the verdict and its reason,
+/// one short line a check (value with its unit, limit, samples), and the
+/// explanation only for a check that did not pass and did not decide (the
+/// deciding one's is the reason already).
 pub fn log_verdict(report: &AnalysisReport) {
-    eprintln!("verdict: {:?}: {}", report.verdict, report.reason);
+    eprintln!("verdict: {}: {}", format!("{:?}", report.verdict).to_lowercase(), report.reason);
     for skipped in &report.skipped {
-        eprintln!("  {:<20} skipped      {}", skipped.name, skipped.reason);
+        eprintln!("  - {:<22} skipped: {}", skipped.name, skipped.reason);
     }
     for c in &report.checks {
+        let mark = match c.verdict {
+            sluice_analysis::Verdict::Pass => "✔",
+            _ => "✖",
+        };
+        let baseline = c.baseline.map(|_| format!(" vs stable {}", with_unit(&c.kind, c.baseline))).unwrap_or_default();
         eprintln!(
-            "  {:<20} {:<12} observed {} threshold {} samples {}: {}",
+            "  {mark} {:<22} {}{baseline} (limit {}, {} samples)",
             c.name,
-            format!("{:?}", c.verdict).to_lowercase(),
-            fmt_opt(c.observed),
+            with_unit(&c.kind, c.observed),
             c.threshold,
-            c.samples,
-            c.message
+            c.samples
         );
+        if c.verdict != sluice_analysis::Verdict::Pass && report.decided_by.as_deref() != Some(c.name.as_str()) {
+            eprintln!("      {}", c.message);
+        }
     }
 }

@@ -421,3 +421,28 @@ fn a_second_step_on_a_record_in_use_is_refused_and_changes_nothing() {
     assert_eq!(code(&rollback), 0, "{}", stderr(&rollback));
     assert_eq!(h.state()["candidate_weight"], 0);
 }
+
+#[test]
+fn the_plan_never_moves_traffic_down_from_a_weight_set_by_hand() {
+    let canary = "{ kind = \"canary\", stages = [10, 50, 100], stage_duration = \"2s\" }";
+    let mut h = Harness::start(&[("v1", &[]), ("v2", &[])], canary, CHECKS);
+    h.load(200, 40);
+    let v2 = h.apps[1].clone();
+    let gate = h.step("gate", &["-e", "dev", "--record", "r.json", "--release", "v2", "--commit", "abcdef1"]);
+    assert_eq!(code(&gate), 0, "gate: {}", stderr(&gate));
+    let by_hand =
+        h.step("shift-traffic", &["-e", "dev", "--record", "r.json", "--candidate-upstream", &v2, "--weight", "20"]);
+    assert_eq!(code(&by_hand), 0, "{}", stderr(&by_hand));
+    let plan = h.step("shift-traffic", &["-e", "dev", "--record", "r.json"]);
+    assert_eq!(code(&plan), 0, "{}", stderr(&plan));
+    assert!(stderr(&plan).contains("stage 1/3 (10%) skipped: the candidate already takes 20%"), "{}", stderr(&plan));
+    let weights: Vec<u64> = record(&h)["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["type"] == "traffic")
+        .map(|e| e["to"].as_u64().expect("to"))
+        .collect();
+    assert_eq!(weights, [20, 50, 100], "traffic only ever went up");
+    assert_eq!(record(&h)["status"], "verified");
+}
