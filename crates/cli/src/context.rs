@@ -301,6 +301,37 @@ impl Context {
         Router::from_config(&self.env().router, Backoff::default())
     }
 
+    /// Whether `before` (a record's `router_before`) may be written back to
+    /// the router exactly: only where the router can, and, for an ALB, only
+    /// when it names the configured listener (or rule) and no target group
+    /// but the configured pair. A record is never trusted: an edited one
+    /// must not make a rollback forward traffic somewhere new, so it gets
+    /// the plain rollback (all traffic to the stable pool) instead, with a
+    /// warning; a rollback is never refused for it.
+    pub fn exact_restore(&self, router: &Router, before: &sluice_core::record::RouterState) -> bool {
+        if !router.restores_exactly() {
+            return false;
+        }
+        let sluice_core::config::RouterConfig::Alb {
+            listener_arn, rule_arn, stable_target_group, candidate_target_group, ..
+        } = &self.env().router
+        else {
+            return true;
+        };
+        let resource = rule_arn.as_ref().unwrap_or(listener_arn);
+        let known = |arn: &str| arn == stable_target_group || arn == candidate_target_group;
+        let trusted = before.resource.as_deref() == Some(resource.as_str())
+            && before.target_groups.iter().all(|t| known(&t.arn))
+            && before.stable.as_deref().is_none_or(known);
+        if !trusted {
+            gha::warning(&format!(
+                "the record's router_before names another listener or target group than environment {}'s; rolling back by sending all traffic to the stable pool instead of restoring it exactly",
+                self.env().name
+            ));
+        }
+        trusted
+    }
+
     /// The router without retries, for calls that must end quickly (after a
     /// cancellation).
     pub fn router_without_retries(&self) -> Router {

@@ -84,6 +84,9 @@ pub async fn run(args: Args) -> Result<Outcome, Failure> {
     if let Some(url) = &args.candidate_upstream {
         check_upstream(url)?;
     }
+    if let Some(incident) = &args.incident {
+        names::check_label("incident", incident).map_err(|m| Failure::input(anyhow!(m)))?;
+    }
     let now = now();
     let mut record = match Record::load(&ctx.record_path, &Default::default()) {
         Err(RecordError::Missing { .. }) => Record::new(

@@ -90,7 +90,7 @@ pub async fn run(args: Args) -> Result<Outcome, Failure> {
             // shift-traffic got as far as reading it (a first weight change
             // may have been cut short): it is confirmed on stable.
             if let Some(before) = record.router_before.clone() {
-                match router.restores_exactly() {
+                match ctx.exact_restore(&router, &before) {
                     true => router.restore(&before).await,
                     false => router.set_weight(0).await,
                 }
@@ -117,7 +117,7 @@ pub async fn run(args: Args) -> Result<Outcome, Failure> {
             // Already told when it happened: a repeat sends nothing.
             // Traffic first, then a ledger entry an earlier run still owes.
             let state = match &record.router_before {
-                Some(before) if router.restores_exactly() => router.restore(before).await,
+                Some(before) if ctx.exact_restore(&router, before) => router.restore(before).await,
                 _ => router.set_weight(0).await,
             }
             .provider_failed()?;
@@ -277,7 +277,7 @@ pub(crate) async fn roll_back(
     let from = record.candidate_weight;
     let restored = match &record.router_before {
         // ALB: every weight, the stickiness and the roles as they were.
-        Some(before) if router.restores_exactly() => router.restore(before).await,
+        Some(before) if ctx.exact_restore(router, before) => router.restore(before).await,
         _ => router.set_weight(0).await,
     }
     .provider_failed()?;
@@ -310,7 +310,7 @@ async fn revert(ctx: &Context, router: &Router, record: &mut Record, reason: &st
             record.version
         )));
     }
-    let restored = if let Some(before) = record.router_before.clone().filter(|_| router.restores_exactly()) {
+    let restored = if let Some(before) = record.router_before.clone().filter(|b| ctx.exact_restore(router, b)) {
         let restored = router.restore(&before).await.provider_failed()?;
         eprintln!("rollback: reverted the promotion of {}; the router is as it was before it", record.version);
         restored

@@ -570,3 +570,43 @@ async fn each_step_publishes_its_deployment_metrics_in_one_call() {
     assert_eq!(read("DeploymentSucceeded", "Sum").await, Some(1.0));
     assert!(read("DeploymentDuration", "Maximum").await.is_some_and(|d| d >= 0.0));
 }
+
+/// An edited record on an ALB: a plan that overshoots or is empty is
+/// refused before anything moves (the listener's weights, read back from
+/// moto, do not change); a `router_before` naming a foreign target group
+/// does not make the rollback forward traffic there: it sends everything to
+/// the stable pool instead.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_edited_record_moves_no_alb_traffic_anywhere_new() {
+    let Some(env) = Env::start("{ kind = \"canary\", stages = [10, 100], stage_duration = \"1s\" }").await else {
+        return;
+    };
+    ok(&env.step("gate", &["--release", "v3", "--commit", "abcdef1"]), "gate");
+    ok(&env.step("shift-traffic", &["--weight", "40"]), "shift-traffic --weight 40");
+    let shifted = w(&[(&env.fx.blue, 60), (&env.fx.green, 40)]);
+    assert_eq!(env.weights().await, shifted);
+    let path = env.dir.path().join("r.json");
+    let good = std::fs::read(&path).expect("record");
+    let edit = |f: &dyn Fn(&mut serde_json::Value)| {
+        let mut v: serde_json::Value = serde_json::from_slice(&good).expect("json");
+        f(&mut v);
+        std::fs::write(&path, serde_json::to_vec_pretty(&v).expect("json")).expect("write");
+        std::fs::read(&path).expect("record")
+    };
+    for (what, plan) in [("overshoot", serde_json::json!([50, 250])), ("empty", serde_json::json!([]))] {
+        let forged = edit(&|v| v["strategy"]["stages"] = plan.clone());
+        let out = env.step("shift-traffic", &[]);
+        assert_eq!(out.status.code(), Some(2), "{what}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("strategy"), "{what}: names the field");
+        assert_eq!(std::fs::read(&path).expect("record"), forged, "{what}: the record changed");
+        assert_eq!(env.weights().await, shifted, "{what}: the listener changed");
+    }
+    let foreign = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/evil/0123456789abcdef";
+    edit(&|v| v["router_before"]["target_groups"][0]["arn"] = foreign.into());
+    let rollback = env.step("rollback", &["--reason", "edited record"]);
+    ok(&rollback, "rollback of an edited record");
+    assert!(String::from_utf8_lossy(&rollback.stderr).contains("instead of restoring it exactly"));
+    let weights = env.weights().await;
+    assert!(weights.iter().all(|(arn, _)| arn != foreign), "traffic forwarded to a foreign group: {weights:?}");
+    assert_eq!(weights.iter().find(|(arn, _)| *arn == env.fx.green).map_or(0, |(_, w)| *w), 0, "{weights:?}");
+}
