@@ -14,6 +14,7 @@
 //! the URL are scrubbed.
 
 use crate::ProviderError;
+use crate::error::error_chain;
 use crate::retry::Backoff;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -330,17 +331,6 @@ async fn post(
         Ok(result) => result,
         Err(_) => Err(fail(format!("no answer within {}", humantime_secs(per_attempt)), true)),
     }
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// Removes the URL, and its path where long enough to hold a token

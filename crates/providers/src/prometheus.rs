@@ -22,9 +22,9 @@
 //! concurrently.
 
 use crate::ProviderError;
+use crate::error::error_chain;
 use crate::metrics::{Answer, Query, Window};
 use crate::retry::Backoff;
-use crate::router::error_chain;
 use jiff::Timestamp;
 use serde::Deserialize;
 use sluice_analysis::Reduce;

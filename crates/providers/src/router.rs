@@ -7,6 +7,7 @@ use crate::ProviderError;
 use crate::aws::AwsSettings;
 use crate::aws::alb::{AlbRouter, Resource};
 use crate::aws::codedeploy::{CodeDeployRouter, CodeDeploySettings, Revision};
+use crate::error::error_chain;
 use crate::retry::Backoff;
 use sluice_core::config::RouterConfig;
 use sluice_core::lease::{Acquired, Lease};
@@ -343,19 +344,4 @@ fn codedeploy_owns(operation: &str, what: &str) -> ProviderError {
         transient: false,
         attempts: 1,
     }
-}
-
-/// An error with its sources, on one line.
-pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        let next = s.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = s.source();
-    }
-    text
 }

@@ -30,6 +30,7 @@ pub mod lease;
 pub mod testing;
 
 use crate::ProviderError;
+use crate::error::error_chain;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
@@ -159,13 +160,13 @@ where
             } else {
                 "request failed"
             };
-            (format!("{why}: {}", crate::router::error_chain(&err)), true)
+            (format!("{why}: {}", error_chain(&err)), true)
         }
         SdkError::ResponseError(_) => {
             let status = status.map(|s| format!(" (HTTP {s})")).unwrap_or_default();
-            (format!("unreadable answer{status}: {}", crate::router::error_chain(&err)), true)
+            (format!("unreadable answer{status}: {}", error_chain(&err)), true)
         }
-        _ => (crate::router::error_chain(&err), false),
+        _ => (error_chain(&err), false),
     };
     let mut message = message;
     if let Some(id) = request_id {

@@ -551,7 +551,7 @@ fn scrub(message: &str, token: &str) -> String {
 
 fn chain(err: &dyn std::error::Error) -> String {
     // octocrab's own messages can carry a backtrace after a newline.
-    crate::router::error_chain(err).lines().next().unwrap_or_default().to_owned()
+    crate::error::error_chain(err).lines().next().unwrap_or_default().to_owned()
 }
 
 fn humantime_secs(d: Duration) -> String {
