@@ -152,14 +152,11 @@ where
         SdkError::TimeoutError(_) => {
             ("no answer in time (the call's attempt or operation timeout passed)".into(), true)
         }
+        // The HTTP client's read timeout is the attempt timeout, so which of
+        // the two fires first is a race: both read as a timeout.
+        SdkError::DispatchFailure(e) if e.is_timeout() => (format!("no answer in time ({})", error_chain(&err)), true),
         SdkError::DispatchFailure(e) => {
-            let why = if e.is_timeout() {
-                "timed out"
-            } else if e.is_io() {
-                "connection failed"
-            } else {
-                "request failed"
-            };
+            let why = if e.is_io() { "connection failed" } else { "request failed" };
             (format!("{why}: {}", error_chain(&err)), true)
         }
         SdkError::ResponseError(_) => {
