@@ -39,7 +39,7 @@ impl fmt::Display for ProviderError {
 /// An error with its sources, on one line: `outer: inner: root`. A source
 /// whose words the text already holds is left out (HTTP clients often repeat
 /// their cause in their own message).
-pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+pub fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {

@@ -16,6 +16,7 @@
 //!   I/O in `sluice_core::ledger`) or GitHub Deployments.
 //! - [`github`]: the GitHub REST client on octocrab, the deployments ledger,
 //!   the queries behind the gate's GitHub checks, workflow dispatch.
+//! - [`timeouts`]: every fixed bound on how long a call may take, and why.
 //!
 //! Every network call has a timeout and is retried with backoff when the
 //! failure is transient; what is still failing after that is a
@@ -32,5 +33,6 @@ pub mod notify;
 pub mod prometheus;
 pub mod retry;
 pub mod router;
+pub mod timeouts;
 
 pub use error::ProviderError;

@@ -31,6 +31,7 @@ pub mod testing;
 
 use crate::ProviderError;
 use crate::error::error_chain;
+use crate::timeouts;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
@@ -44,12 +45,6 @@ use tokio::sync::OnceCell;
 /// Attempts per call in the SDK's standard retry mode (the first and two
 /// retries, AWS's default), with backoff between them.
 pub const MAX_ATTEMPTS: u32 = 3;
-/// Longest time one attempt of a call may take.
-pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest time a call may take with all its retries.
-pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
-/// Longest time to open a connection.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Where and how to reach AWS.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -59,8 +54,8 @@ pub struct AwsSettings {
     /// An endpoint for every service (tests); `None` leaves it to the SDK,
     /// which honours `AWS_ENDPOINT_URL`.
     pub endpoint_url: Option<String>,
-    /// Attempt and operation timeouts other than [`ATTEMPT_TIMEOUT`] and
-    /// [`OPERATION_TIMEOUT`] (tests).
+    /// Attempt and operation timeouts other than
+    /// [`timeouts::AWS_ATTEMPT`] and [`timeouts::AWS_OPERATION`] (tests).
     pub timeouts: Option<(Duration, Duration)>,
 }
 
@@ -76,9 +71,9 @@ pub fn loader(settings: &AwsSettings) -> ConfigLoader {
         .http_client(http_client)
         .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
         .timeout_config({
-            let (attempt, operation) = settings.timeouts.unwrap_or((ATTEMPT_TIMEOUT, OPERATION_TIMEOUT));
+            let (attempt, operation) = settings.timeouts.unwrap_or((timeouts::AWS_ATTEMPT, timeouts::AWS_OPERATION));
             TimeoutConfig::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
+                .connect_timeout(timeouts::AWS_CONNECT)
                 .read_timeout(attempt)
                 .operation_attempt_timeout(attempt)
                 .operation_timeout(operation)

@@ -146,7 +146,7 @@ impl GitHub {
         let mut builder = Octocrab::builder()
             .personal_token(settings.token.clone())
             .add_header(http::header::ACCEPT, "application/vnd.github+json".to_owned())
-            .set_connect_timeout(Some(Duration::from_secs(5).min(settings.timeout)))
+            .set_connect_timeout(Some(crate::timeouts::GITHUB_CONNECT.min(settings.timeout)))
             .set_read_timeout(Some(settings.timeout))
             .set_write_timeout(Some(settings.timeout));
         builder = builder
