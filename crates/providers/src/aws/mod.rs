@@ -26,9 +26,6 @@ pub mod cloudwatch;
 pub mod codedeploy;
 pub mod lease;
 
-#[cfg(feature = "test-util")]
-pub mod testing;
-
 use crate::ProviderError;
 use crate::error::error_chain;
 use crate::timeouts;

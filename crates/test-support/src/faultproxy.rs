@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use sluice_core::Failure;
 use sluice_router::serve;
 
-use crate::cli;
+use sluice_demo::cli;
 
 const AFTER_HELP: &str = "\
 Examples:

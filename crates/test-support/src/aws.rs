@@ -1,4 +1,4 @@
-//! Test support for the AWS providers (feature `test-util`): the moto
+//! Test support for the AWS providers: the moto
 //! emulator, fixtures made through the real SDK, and a fault layer.
 //!
 //! - [`moto`] starts one `moto_server` per test process on a free 127.0.0.1
@@ -16,7 +16,6 @@
 //!
 //! Test code only: nothing in the step binaries uses it.
 
-use super::{AwsSettings, loader};
 use aws_config::SdkConfig;
 use aws_sdk_elasticloadbalancingv2::Client as Elbv2;
 use aws_sdk_elasticloadbalancingv2::config::Credentials;
@@ -24,6 +23,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, ForwardActionConfig, ProtocolEnum, RuleCondition, TargetDescription, TargetGroupTuple,
     TargetTypeEnum,
 };
+use sluice_providers::aws::{AwsSettings, loader};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -882,7 +882,7 @@ impl CodeDeployFake {
 
 impl AlbFixture {
     /// The CloudWatch dimensions of this ALB with green as the candidate.
-    pub fn dims(&self) -> super::cloudwatch::AlbDims {
+    pub fn dims(&self) -> sluice_providers::aws::cloudwatch::AlbDims {
         let state = sluice_core::record::RouterState {
             kind: "alb".into(),
             resource: Some(self.listener.clone()),
@@ -890,7 +890,7 @@ impl AlbFixture {
             candidate: Some(self.green.clone()),
             ..Default::default()
         };
-        super::cloudwatch::AlbDims::from_state(&state).expect("fixture ARNs have ALB dimensions")
+        sluice_providers::aws::cloudwatch::AlbDims::from_state(&state).expect("fixture ARNs have ALB dimensions")
     }
 }
 
