@@ -1,8 +1,13 @@
-//! The AWS fault layer: a proxy between the SDK and moto that, per
-//! operation, answers with errors, slows calls, rewrites answers, or answers
-//! for moto where it cannot act.
+//! The AWS fault layer: the proxy core ([`crate::faultproxy`]) in front of
+//! moto, with rules written for AWS calls. A rule sees a decoded [`Call`]
+//! (the operation from the `X-Amz-Target` header of the JSON protocol, or
+//! the `Action` form parameter of the query protocol) and says what to do
+//! ([`Reply`]); errors it answers are in the call's protocol, with a request
+//! id, as AWS's are. The proxy keeps the operations it saw, so tests can
+//! count retries.
 
-use std::net::TcpListener;
+use crate::faultproxy::{self, Action, Answer, Core, Proxy, Request};
+use hyper::StatusCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,6 +24,24 @@ pub struct Call {
 }
 
 impl Call {
+    /// The AWS call in a request.
+    pub fn decode(request: &Request) -> Call {
+        let body = request.text().into_owned();
+        match request.header("x-amz-target") {
+            Some(target) => Call {
+                operation: target.rsplit('.').next().unwrap_or(target).to_owned(),
+                params: Vec::new(),
+                body,
+                json: true,
+            },
+            None => {
+                let params: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+                let operation = params.iter().find(|(k, _)| k == "Action").map(|(_, v)| v.clone()).unwrap_or_default();
+                Call { operation, params, body, json: false }
+            }
+        }
+    }
+
     /// A form parameter (query protocol).
     pub fn param(&self, name: &str) -> Option<&str> {
         self.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
@@ -27,11 +50,11 @@ impl Call {
 
 /// What the proxy does with a call.
 pub enum Reply {
-    /// Pass it to moto unchanged.
+    /// Pass it on to the next rule, or to moto unchanged.
     Forward,
     /// Pass it to moto and change the answer's body.
     Rewrite(Box<dyn FnOnce(String) -> String + Send>),
-    /// Answer without asking moto.
+    /// Answer without asking moto, in the call's protocol.
     Respond { status: u16, body: String },
     /// Wait this long, then pass it to moto.
     Slow(Duration),
@@ -40,45 +63,52 @@ pub enum Reply {
 /// A rule of the fault layer: looks at a call and says what to do.
 pub type Rule = Arc<dyn Fn(&Call) -> Reply + Send + Sync>;
 
-/// An HTTP proxy in front of moto on 127.0.0.1, on its own thread.
+/// The core rule that asks an AWS rule.
+fn core_rule(rule: Rule) -> impl faultproxy::Rule {
+    move |request: &Request| {
+        let call = Call::decode(request);
+        match rule(&call) {
+            Reply::Forward => Action::Pass,
+            Reply::Rewrite(f) => Action::Rewrite(Box::new(move |answer: &mut Answer| {
+                answer.body = f(answer.text().into_owned()).into();
+            })),
+            Reply::Respond { status, body } => Action::Respond(answer(call.json, status, body)),
+            Reply::Slow(delay) => Action::Slow(delay),
+        }
+    }
+}
+
+/// The fault proxy in front of moto on 127.0.0.1, on its own thread.
 pub struct FaultProxy {
     pub endpoint: String,
-    rules: Arc<Mutex<Vec<Rule>>>,
+    proxy: Proxy,
     log: Arc<Mutex<Vec<String>>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl FaultProxy {
     /// Starts a proxy that forwards to `upstream` (moto).
     pub fn start(upstream: &str) -> FaultProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the fault proxy");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
-        let rules: Arc<Mutex<Vec<Rule>>> = Arc::default();
-        let log: Arc<Mutex<Vec<String>>> = Arc::default();
-        let (stop, stopped) = tokio::sync::oneshot::channel();
-        let state = ProxyState {
-            upstream: upstream.trim_end_matches('/').to_owned(),
-            rules: rules.clone(),
-            log: log.clone(),
-            client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client"),
-        };
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("proxy runtime");
-            runtime.block_on(serve(listener, state, stopped));
-        });
-        FaultProxy { endpoint, rules, log, stop: Some(stop), thread: Some(thread) }
+        let proxy = Proxy::start(Core::new(upstream));
+        let fault_proxy = FaultProxy { endpoint: proxy.endpoint.clone(), proxy, log: Arc::default() };
+        fault_proxy.clear();
+        fault_proxy
     }
 
     /// Adds a rule; rules are asked in the order they were added.
     pub fn add(&self, rule: Rule) {
-        self.rules.lock().unwrap_or_else(|p| p.into_inner()).push(rule);
+        self.proxy.core().add(core_rule(rule));
     }
 
-    /// Removes every rule.
+    /// Removes every rule (the operations seen are still counted).
     pub fn clear(&self) {
-        self.rules.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        let core = self.proxy.core();
+        core.clear();
+        // First of all, and never removed: the log of operations.
+        let log = Arc::clone(&self.log);
+        core.add(move |request: &Request| {
+            log.lock().unwrap_or_else(|p| p.into_inner()).push(Call::decode(request).operation);
+            Action::Pass
+        });
     }
 
     /// The operations seen so far, in order.
@@ -150,16 +180,8 @@ impl FaultProxy {
     }
 }
 
-impl Drop for FaultProxy {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
+/// AWS's request id on every answer the fault layer makes.
+pub const REQUEST_ID: &str = "fault-proxy-0001";
 
 /// An AWS error body in the call's protocol, with a request id.
 pub fn error_body(json: bool, code: &str, message: &str) -> String {
@@ -168,115 +190,21 @@ pub fn error_body(json: bool, code: &str, message: &str) -> String {
     } else {
         format!(
             "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>\
-             <RequestId>fault-proxy-0001</RequestId></ErrorResponse>"
+             <RequestId>{REQUEST_ID}</RequestId></ErrorResponse>"
         )
     }
 }
 
-#[derive(Clone)]
-struct ProxyState {
-    upstream: String,
-    rules: Arc<Mutex<Vec<Rule>>>,
-    log: Arc<Mutex<Vec<String>>>,
-    client: reqwest::Client,
+/// An answer made for AWS, in the call's protocol: its content type and a
+/// request id header (the SDK reads the request id from it).
+fn answer(json: bool, status: u16, body: String) -> Answer {
+    let content_type = if json { "application/x-amz-json-1.1" } else { "text/xml" };
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    Answer::new(status, content_type, body).with_header("x-amzn-requestid", REQUEST_ID)
 }
 
-async fn serve(listener: TcpListener, state: ProxyState, mut stopped: tokio::sync::oneshot::Receiver<()>) {
-    use hyper_util::rt::TokioIo;
-    let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(_) => continue,
-            },
-            _ = &mut stopped => return,
-        };
-        let state = state.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
-                let state = state.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(state, request).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
-        });
-    }
-}
-
-async fn handle(
-    state: ProxyState,
-    request: hyper::Request<hyper::body::Incoming>,
-) -> hyper::Response<http_body_util::Full<hyper::body::Bytes>> {
-    use http_body_util::BodyExt;
-    let (parts, body) = request.into_parts();
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-    let text = String::from_utf8_lossy(&body).into_owned();
-    let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let call = match &target {
-        Some(target) => Call {
-            operation: target.rsplit('.').next().unwrap_or(target).to_owned(),
-            params: Vec::new(),
-            body: text.clone(),
-            json: true,
-        },
-        None => {
-            let params: Vec<(String, String)> = form_urlencoded::parse(text.as_bytes()).into_owned().collect();
-            let operation = params.iter().find(|(k, _)| k == "Action").map(|(_, v)| v.clone()).unwrap_or_default();
-            Call { operation, params, body: text.clone(), json: false }
-        }
-    };
-    state.log.lock().unwrap_or_else(|p| p.into_inner()).push(call.operation.clone());
-    let rules: Vec<Rule> = state.rules.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let mut rewrite = None;
-    for rule in rules {
-        match rule(&call) {
-            Reply::Forward => continue,
-            Reply::Respond { status, body } => {
-                let content_type = if call.json { "application/x-amz-json-1.1" } else { "text/xml" };
-                return respond(status, content_type, body.into_bytes().into());
-            }
-            Reply::Rewrite(f) => {
-                rewrite = Some(f);
-                break;
-            }
-            Reply::Slow(delay) => {
-                tokio::time::sleep(delay).await;
-                break;
-            }
-        }
-    }
-    let url = format!("{}{}", state.upstream, parts.uri.path_and_query().map_or("/", |p| p.as_str()));
-    let mut forward = state.client.request(parts.method.clone(), &url).body(body);
-    for (name, value) in &parts.headers {
-        if name != "host" && name != "content-length" {
-            forward = forward.header(name, value);
-        }
-    }
-    match forward.send().await {
-        Ok(answer) => {
-            let status = answer.status().as_u16();
-            let content_type =
-                answer.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("text/xml").to_owned();
-            let mut bytes = answer.bytes().await.unwrap_or_default();
-            if let Some(f) = rewrite {
-                bytes = f(String::from_utf8_lossy(&bytes).into_owned()).into_bytes().into();
-            }
-            respond(status, &content_type, bytes)
-        }
-        Err(e) => respond(502, "text/plain", format!("fault proxy: {e}").into_bytes().into()),
-    }
-}
-
-fn respond(
-    status: u16,
-    content_type: &str,
-    body: hyper::body::Bytes,
-) -> hyper::Response<http_body_util::Full<hyper::body::Bytes>> {
-    let mut response = hyper::Response::new(http_body_util::Full::new(body));
-    *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::BAD_GATEWAY);
-    if let Ok(value) = hyper::header::HeaderValue::from_str(content_type) {
-        response.headers_mut().insert(hyper::header::CONTENT_TYPE, value);
-    }
-    response.headers_mut().insert("x-amzn-requestid", hyper::header::HeaderValue::from_static("fault-proxy-0001"));
-    response
+/// An AWS error answer: `code` and `message` in the body of the call's
+/// protocol ([`error_body`]), with a request id.
+pub fn error_answer(json: bool, status: u16, code: &str, message: &str) -> Answer {
+    answer(json, status, error_body(json, code, message))
 }

@@ -9,10 +9,12 @@
 //!   `GITHUB_ACTIONS` set), where that is a failure.
 //! - [`create_alb`] builds a load balancer, two target groups with one
 //!   target each, an HTTP listener and a rule through the SDK.
-//! - [`FaultProxy`] stands between the SDK and moto and, per operation,
-//!   answers with throttling or 5xx errors, rewrites target health (moto
-//!   reports every registered target healthy), or answers for moto where it
-//!   cannot act. It logs every operation it saw, so tests can count retries.
+//! - [`FaultProxy`] (the one proxy core of [`crate::faultproxy`], with AWS
+//!   rules) stands between the SDK and moto and, per operation, answers
+//!   with throttling or 5xx errors, rewrites target health (moto reports
+//!   every registered target healthy), or answers for moto where it cannot
+//!   act ([`CodeDeployFake`]). It logs every operation it saw, so tests can
+//!   count retries.
 //!
 //! Test code only: nothing in the step binaries uses it.
 
@@ -34,7 +36,7 @@ mod codedeploy;
 mod faults;
 
 pub use codedeploy::{CodeDeployFake, CodeDeployFixture, Script, create_codedeploy};
-pub use faults::{Call, FaultProxy, Reply, Rule, error_body};
+pub use faults::{Call, FaultProxy, REQUEST_ID, Reply, Rule, error_answer, error_body};
 
 /// The region every test uses.
 pub const REGION: &str = "us-east-1";
