@@ -57,7 +57,7 @@ pub struct AwsSettings {
 }
 
 /// The SDK's config loader with sluice's retry, timeout and HTTP client
-/// settings. [`Aws::load`] uses it; tests add their own credentials to it.
+/// settings. [`Aws::config`] loads with it; tests add their own credentials to it.
 pub fn loader(settings: &AwsSettings) -> ConfigLoader {
     let http_client = aws_smithy_http_client::Builder::new()
         .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
