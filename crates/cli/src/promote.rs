@@ -92,7 +92,7 @@ pub async fn run(args: Args) -> Result<Outcome, Failure> {
         }
         // What this deployment ships, for the lead time; worked out before
         // anything changes, and never a reason to fail the promotion.
-        let shipped = shipped_commits(&ctx, &ledger, &record);
+        let shipped = shipped_commits(&ctx, &ledger, &record).await;
         if let Some(note) = &shipped.note {
             eprintln!("promote: {note}");
             notes.push(format!("Note: {note}"));
@@ -247,7 +247,7 @@ pub(crate) fn evidence(ctx: &Context, record: &Record) -> Result<Evidence, Strin
 
 /// The commits this deployment brings to its environment: from the commit of
 /// the last promotion of the same app there (from the ledger) to this one.
-fn shipped_commits(ctx: &Context, ledger: &Ledger, record: &Record) -> Shipped {
+async fn shipped_commits(ctx: &Context, ledger: &Ledger, record: &Record) -> Shipped {
     let Some(commit) = &record.commit else {
         return Shipped {
             commits: Vec::new(),
@@ -272,7 +272,7 @@ fn shipped_commits(ctx: &Context, ledger: &Ledger, record: &Record) -> Shipped {
             return Shipped { commits: Vec::new(), note: Some(format!("{e}; no commits recorded for the lead time")) };
         }
     };
-    git::shipped_commits(&ctx.config_dir, previous.as_deref(), commit)
+    git::shipped_commits(&ctx.config_dir, previous.as_deref(), commit).await
 }
 
 /// Starts the promotion workflow for the next environment when the config

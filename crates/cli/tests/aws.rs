@@ -6,7 +6,7 @@
 
 use sluice_providers::aws::Aws;
 use sluice_providers::aws::alb::{AlbRouter, Resource};
-use sluice_providers::aws::testing::{self, AlbFixture, Moto, create_alb, forward_weights, step_env};
+use sluice_test_support::aws::{self as testing, AlbFixture, Moto, create_alb, forward_weights, step_env};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -289,9 +289,9 @@ async fn two_promotions_with_different_ledgers_get_one_listener() {
 
 // CodeDeploy: moto keeps the deployments; the CodeDeploy fake on the fault
 // proxy moves them along and answers ContinueDeployment and StopDeployment,
-// which moto does not have (see sluice_providers::aws::testing).
+// which moto does not have (see sluice_test_support::aws).
 
-use sluice_providers::aws::testing::{CodeDeployFake, FaultProxy, Script, create_codedeploy};
+use sluice_test_support::aws::{CodeDeployFake, FaultProxy, Script, create_codedeploy};
 
 struct CdEnv {
     _moto: Moto,
@@ -433,7 +433,7 @@ async fn rollback_stops_a_codedeploy_deployment_in_flight() {
 // per-target-group metrics, which the test puts into moto's CloudWatch the
 // way the ALB would; a CloudWatch alarm is a check too.
 
-use sluice_providers::aws::testing::{put_alb_minute, this_minute};
+use sluice_test_support::aws::{put_alb_minute, this_minute};
 
 const CLOUDWATCH_CHECKS: &str = "[[defaults.check]]\nname = \"errors\"\nkind = \"error_rate\"\nmax = 0.02\nmin_samples = 50\ncritical = true\n\
     [[defaults.check]]\nname = \"errors-vs-stable\"\nkind = \"compare\"\nmetric = \"error_rate\"\ntolerance = 0.01\nmin_samples = 50\n\

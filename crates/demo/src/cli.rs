@@ -2,7 +2,8 @@
 //! sluice's one table (`sluice_core::Exit`), and the words for a socket or a
 //! file they could not use.
 //!
-//! Only the binaries' `main` functions use it; it never decides anything
+//! Only the binaries' `main` functions use it (these, and
+//! `sluice-faultproxy` in sluice-test-support); it never decides anything
 //! about requests.
 
 use std::io::ErrorKind;
@@ -13,7 +14,7 @@ use sluice_core::{Exit, Failure};
 use sluice_router::serve::BindError;
 
 /// The exit codes every demo binary documents in its `--help`.
-pub(crate) const EXIT_CODES: &str = "\
+pub const EXIT_CODES: &str = "\
 Exit codes (sluice's one table):
   0  done, or stopped by SIGTERM or SIGINT
   2  bad input: a flag, an address that cannot be used (a port another
@@ -23,7 +24,7 @@ Exit codes (sluice's one table):
      file descriptors)";
 
 /// Prints the failure as `<binary>: error: ...` and gives its exit code.
-pub(crate) fn exit(binary: &str, result: Result<(), Failure>) -> ExitCode {
+pub fn exit(binary: &str, result: Result<(), Failure>) -> ExitCode {
     match result {
         Ok(()) => Exit::OK.into(),
         Err(failure) => {
@@ -36,7 +37,7 @@ pub(crate) fn exit(binary: &str, result: Result<(), Failure>) -> ExitCode {
 /// A socket given with `flag` could not be bound: bad input when the
 /// address is the reason (in use, not this host's, a privileged port),
 /// the system's failure otherwise.
-pub(crate) fn bind_failure(err: BindError, flag: &str) -> Failure {
+pub fn bind_failure(err: BindError, flag: &str) -> Failure {
     let hint = match err.source.kind() {
         ErrorKind::AddrInUse => {
             format!(
@@ -60,12 +61,12 @@ fn with_hint(err: impl std::error::Error + Send + Sync + 'static, hint: &str) ->
 }
 
 /// A file given with `flag` could not be written.
-pub(crate) fn write_failure(err: std::io::Error, path: &Path, flag: &str) -> Failure {
+pub fn write_failure(err: std::io::Error, path: &Path, flag: &str) -> Failure {
     let what = anyhow::Error::new(err).context(format!("failed to write {}", path.display()));
     Failure::input(anyhow::anyhow!("{what:#}\n  check {flag}: its directory must exist and be writable"))
 }
 
 /// The async runtime could not be started.
-pub(crate) fn runtime_failure(err: std::io::Error) -> Failure {
+pub fn runtime_failure(err: std::io::Error) -> Failure {
     Failure::provider(anyhow::Error::new(err).context("failed to start the async runtime"))
 }

@@ -4,6 +4,8 @@
 //!   CodeDeploy).
 //! - [`aws`]: AWS plumbing (credentials, region, retries, timeouts, errors)
 //!   and the AWS providers.
+//! - [`error`]: [`ProviderError`], and the one way an underlying error is
+//!   put into its message.
 //! - [`git`]: the commits a deployment ships, from the local checkout.
 //! - [`metrics`]: turns what routers, probes and query sources measure into
 //!   analysis [`Interval`](sluice_analysis::Interval)s.
@@ -14,6 +16,7 @@
 //!   I/O in `sluice_core::ledger`) or GitHub Deployments.
 //! - [`github`]: the GitHub REST client on octocrab, the deployments ledger,
 //!   the queries behind the gate's GitHub checks, workflow dispatch.
+//! - [`timeouts`]: every fixed bound on how long a call may take, and why.
 //!
 //! Every network call has a timeout and is retried with backoff when the
 //! failure is transient; what is still failing after that is a
@@ -21,6 +24,7 @@
 //! decides anything: judgment lives in `sluice-analysis`, policy in the steps.
 
 pub mod aws;
+pub mod error;
 pub mod git;
 pub mod github;
 pub mod ledger;
@@ -29,30 +33,6 @@ pub mod notify;
 pub mod prometheus;
 pub mod retry;
 pub mod router;
+pub mod timeouts;
 
-use std::fmt;
-
-/// A provider call that failed (after retries, when it was retryable).
-#[derive(Debug, thiserror::Error)]
-pub struct ProviderError {
-    /// `local router`, `probe`, `ledger`, ...
-    pub provider: &'static str,
-    /// What was being done: `set weight to 25`.
-    pub operation: String,
-    /// What went wrong, with the provider's own words.
-    pub message: String,
-    /// Worth trying again.
-    pub transient: bool,
-    /// Attempts made.
-    pub attempts: u32,
-}
-
-impl fmt::Display for ProviderError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} failed to {}: {}", self.provider, self.operation, self.message)?;
-        if self.attempts > 1 {
-            write!(f, " (after {} attempts)", self.attempts)?;
-        }
-        Ok(())
-    }
-}
+pub use error::ProviderError;

@@ -17,9 +17,10 @@
 use crate::ProviderError;
 use crate::aws::AwsSettings;
 use crate::aws::cloudwatch::{AlbDims, CloudWatch, CloudWatchSettings};
+use crate::error::error_chain;
 use crate::prometheus::Prometheus;
 use crate::retry::Backoff;
-use crate::router::{Router, error_chain};
+use crate::router::Router;
 use jiff::Timestamp;
 use sluice_analysis::{CheckKind, CheckSpec, Interval, LookBack, PoolWindow, ProbeResult, Reduce};
 use sluice_core::config::{ProbeConfig, QueryVars, SourceConfig};

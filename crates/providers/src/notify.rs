@@ -14,7 +14,9 @@
 //! the URL are scrubbed.
 
 use crate::ProviderError;
+use crate::error::error_chain;
 use crate::retry::Backoff;
+use crate::timeouts;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -25,6 +27,11 @@ use serde::Serialize;
 use sluice_core::config::{NotifyConfig, NotifyEvent, WebhookKind};
 use std::time::Duration;
 use tokio::task::JoinSet;
+
+/// Retries of one webhook: four attempts, waits from 0.25 s; all of them
+/// within the notification's `timeout` (see [`timeouts::webhook_attempt`]).
+pub const WEBHOOK_BACKOFF: Backoff =
+    Backoff { attempts: 4, first: Duration::from_millis(250), max: Duration::from_secs(2) };
 
 /// The `schema` of the JSON webhook body.
 pub const SCHEMA: &str = "sluice.notification/v1";
@@ -177,8 +184,7 @@ impl Notifier {
                 Some(url) => webhooks.push(Webhook::new(hook.kind, &hook.url_env, url.trim(), hook.on.clone())),
             }
         }
-        let backoff = Backoff { attempts: 4, first: Duration::from_millis(250), max: Duration::from_secs(2) };
-        (Notifier { webhooks, timeout: config.timeout, backoff }, warnings)
+        (Notifier { webhooks, timeout: config.timeout, backoff: WEBHOOK_BACKOFF }, warnings)
     }
 
     /// A notifier over given webhooks (tests, and callers with their own URLs).
@@ -213,7 +219,7 @@ impl Notifier {
                     .collect();
             }
         };
-        let per_attempt = (self.timeout / 3).clamp(Duration::from_millis(500), Duration::from_secs(10));
+        let per_attempt = timeouts::webhook_attempt(self.timeout);
         let mut tasks = JoinSet::new();
         for webhook in &targets {
             let body = match webhook.kind {
@@ -263,7 +269,7 @@ fn humantime_secs(d: Duration) -> String {
 fn client(timeout: Duration) -> std::io::Result<HttpsClient> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
-    http.set_connect_timeout(Some(timeout.min(Duration::from_secs(5))));
+    http.set_connect_timeout(Some(timeout.min(timeouts::WEBHOOK_CONNECT)));
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_provider_and_native_roots(rustls::crypto::ring::default_provider())?
         .https_or_http()
@@ -330,17 +336,6 @@ async fn post(
         Ok(result) => result,
         Err(_) => Err(fail(format!("no answer within {}", humantime_secs(per_attempt)), true)),
     }
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// Removes the URL, and its path where long enough to hold a token

@@ -22,9 +22,10 @@
 //! concurrently.
 
 use crate::ProviderError;
+use crate::error::error_chain;
 use crate::metrics::{Answer, Query, Window};
 use crate::retry::Backoff;
-use crate::router::error_chain;
+use crate::timeouts;
 use jiff::Timestamp;
 use serde::Deserialize;
 use sluice_analysis::Reduce;
@@ -51,7 +52,7 @@ impl Prometheus {
     /// `timeout` bounds each attempt of each query.
     pub fn new(name: &str, url: &str, timeout: Duration, backoff: Backoff) -> Prometheus {
         let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(2).min(timeout))
+            .connect_timeout(timeouts::PROMETHEUS_CONNECT.min(timeout))
             .build()
             .expect("a client with a connect timeout always builds");
         Prometheus { name: name.to_owned(), base: url.trim_end_matches('/').to_owned(), timeout, client, backoff }
@@ -133,7 +134,7 @@ impl Prometheus {
                     .body(body.clone())
                     // A little longer than Prometheus's own timeout, so its
                     // `timeout` error (with its words) arrives first.
-                    .timeout(self.timeout + Duration::from_secs(1))
+                    .timeout(self.timeout + timeouts::PROMETHEUS_MARGIN)
                     .send()
                     .await
                     .map_err(|e| {

@@ -7,12 +7,13 @@ use crate::ProviderError;
 use crate::aws::AwsSettings;
 use crate::aws::alb::{AlbRouter, Resource};
 use crate::aws::codedeploy::{CodeDeployRouter, CodeDeploySettings, Revision};
+use crate::error::error_chain;
 use crate::retry::Backoff;
+use crate::timeouts;
 use sluice_core::config::RouterConfig;
 use sluice_core::lease::{Acquired, Lease};
 use sluice_core::record::RouterState;
 use sluice_core::router_api::{StateView, StatsView};
-use std::time::Duration;
 
 /// A router of one environment.
 #[derive(Clone, Debug)]
@@ -202,8 +203,8 @@ const PROVIDER: &str = "local router";
 impl LocalRouter {
     pub fn new(admin_url: &str, backoff: Backoff) -> LocalRouter {
         let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .connect_timeout(Duration::from_secs(2))
+            .timeout(timeouts::LOCAL_ROUTER)
+            .connect_timeout(timeouts::LOCAL_ROUTER_CONNECT)
             .build()
             .expect("a client with timeouts always builds");
         LocalRouter { admin_url: admin_url.trim_end_matches('/').to_owned(), client, backoff }
@@ -343,19 +344,4 @@ fn codedeploy_owns(operation: &str, what: &str) -> ProviderError {
         transient: false,
         attempts: 1,
     }
-}
-
-/// An error with its sources, on one line.
-pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        let next = s.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = s.source();
-    }
-    text
 }

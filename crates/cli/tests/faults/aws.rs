@@ -5,7 +5,7 @@
 
 use crate::support::{code, exe, ready, stderr};
 use sluice_core::record::{EventDetail, Expect, Record, Status};
-use sluice_providers::aws::testing::{self, AlbFixture, Moto, create_alb, forward_weights, step_env};
+use sluice_test_support::aws::{self as testing, AlbFixture, Moto, create_alb, forward_weights, step_env};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};

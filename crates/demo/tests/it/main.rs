@@ -191,14 +191,14 @@ fn run(binary: &str, args: &[&str]) -> std::process::Output {
 }
 
 /// Every demo binary answers `--version` (and `-V`) with its name and
-/// version, exit 0, and lists its exit codes in `--help`.
+/// version, exit 0, and lists its exit codes in `--help` (`sluice-faultproxy`,
+/// now in sluice-test-support, is checked there the same way).
 #[test]
 fn every_binary_answers_version_and_help() {
     let version = env!("CARGO_PKG_VERSION");
     for (name, binary) in [
         ("sluice-demo-app", env!("CARGO_BIN_EXE_sluice-demo-app")),
         ("sluice-loadgen", env!("CARGO_BIN_EXE_sluice-loadgen")),
-        ("sluice-faultproxy", env!("CARGO_BIN_EXE_sluice-faultproxy")),
     ] {
         for flag in ["--version", "-V"] {
             let out = run(binary, &[flag]);
@@ -253,15 +253,11 @@ fn demo_binaries_refuse_bad_input_with_exit_2() {
     let held = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let busy = held.local_addr().expect("addr").to_string();
     let app = env!("CARGO_BIN_EXE_sluice-demo-app");
-    let proxy = env!("CARGO_BIN_EXE_sluice-faultproxy");
     let loadgen = env!("CARGO_BIN_EXE_sluice-loadgen");
     for (binary, args, words) in [
         (app, vec!["--release", "v1", "--listen", &busy], "choose another port with --listen"),
         (app, vec!["--release", "v1", "--ready-file", "/nonexistent-dir/ready.json"], "check --ready-file"),
         (app, vec![], "--release <NAME>"),
-        (proxy, vec!["--upstream", "http://127.0.0.1:1", "--listen", &busy], "choose another port with --listen"),
-        (proxy, vec!["--upstream", "http://127.0.0.1:1", "--error-rate", "1.5"], "error_rate 1.5 is not in [0, 1]"),
-        (proxy, vec!["--upstream", "ftp://127.0.0.1:1"], "expected http://host:port"),
         (loadgen, vec!["--url", "/relative"], "--url must be an absolute http:// URL"),
     ] {
         let out = run(binary, &args);

@@ -26,10 +26,9 @@ pub mod cloudwatch;
 pub mod codedeploy;
 pub mod lease;
 
-#[cfg(feature = "test-util")]
-pub mod testing;
-
 use crate::ProviderError;
+use crate::error::error_chain;
+use crate::timeouts;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
@@ -43,12 +42,6 @@ use tokio::sync::OnceCell;
 /// Attempts per call in the SDK's standard retry mode (the first and two
 /// retries, AWS's default), with backoff between them.
 pub const MAX_ATTEMPTS: u32 = 3;
-/// Longest time one attempt of a call may take.
-pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest time a call may take with all its retries.
-pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
-/// Longest time to open a connection.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Where and how to reach AWS.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -58,13 +51,13 @@ pub struct AwsSettings {
     /// An endpoint for every service (tests); `None` leaves it to the SDK,
     /// which honours `AWS_ENDPOINT_URL`.
     pub endpoint_url: Option<String>,
-    /// Attempt and operation timeouts other than [`ATTEMPT_TIMEOUT`] and
-    /// [`OPERATION_TIMEOUT`] (tests).
+    /// Attempt and operation timeouts other than
+    /// [`timeouts::AWS_ATTEMPT`] and [`timeouts::AWS_OPERATION`] (tests).
     pub timeouts: Option<(Duration, Duration)>,
 }
 
 /// The SDK's config loader with sluice's retry, timeout and HTTP client
-/// settings. [`Aws::load`] uses it; tests add their own credentials to it.
+/// settings. [`Aws::config`] loads with it; tests add their own credentials to it.
 pub fn loader(settings: &AwsSettings) -> ConfigLoader {
     let http_client = aws_smithy_http_client::Builder::new()
         .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
@@ -75,9 +68,9 @@ pub fn loader(settings: &AwsSettings) -> ConfigLoader {
         .http_client(http_client)
         .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
         .timeout_config({
-            let (attempt, operation) = settings.timeouts.unwrap_or((ATTEMPT_TIMEOUT, OPERATION_TIMEOUT));
+            let (attempt, operation) = settings.timeouts.unwrap_or((timeouts::AWS_ATTEMPT, timeouts::AWS_OPERATION));
             TimeoutConfig::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
+                .connect_timeout(timeouts::AWS_CONNECT)
                 .read_timeout(attempt)
                 .operation_attempt_timeout(attempt)
                 .operation_timeout(operation)
@@ -151,21 +144,18 @@ where
         SdkError::TimeoutError(_) => {
             ("no answer in time (the call's attempt or operation timeout passed)".into(), true)
         }
+        // The HTTP client's read timeout is the attempt timeout, so which of
+        // the two fires first is a race: both read as a timeout.
+        SdkError::DispatchFailure(e) if e.is_timeout() => (format!("no answer in time ({})", error_chain(&err)), true),
         SdkError::DispatchFailure(e) => {
-            let why = if e.is_timeout() {
-                "timed out"
-            } else if e.is_io() {
-                "connection failed"
-            } else {
-                "request failed"
-            };
-            (format!("{why}: {}", crate::router::error_chain(&err)), true)
+            let why = if e.is_io() { "connection failed" } else { "request failed" };
+            (format!("{why}: {}", error_chain(&err)), true)
         }
         SdkError::ResponseError(_) => {
             let status = status.map(|s| format!(" (HTTP {s})")).unwrap_or_default();
-            (format!("unreadable answer{status}: {}", crate::router::error_chain(&err)), true)
+            (format!("unreadable answer{status}: {}", error_chain(&err)), true)
         }
-        _ => (crate::router::error_chain(&err), false),
+        _ => (error_chain(&err), false),
     };
     let mut message = message;
     if let Some(id) = request_id {

@@ -146,7 +146,7 @@ impl GitHub {
         let mut builder = Octocrab::builder()
             .personal_token(settings.token.clone())
             .add_header(http::header::ACCEPT, "application/vnd.github+json".to_owned())
-            .set_connect_timeout(Some(Duration::from_secs(5).min(settings.timeout)))
+            .set_connect_timeout(Some(crate::timeouts::GITHUB_CONNECT.min(settings.timeout)))
             .set_read_timeout(Some(settings.timeout))
             .set_write_timeout(Some(settings.timeout));
         builder = builder
@@ -551,7 +551,7 @@ fn scrub(message: &str, token: &str) -> String {
 
 fn chain(err: &dyn std::error::Error) -> String {
     // octocrab's own messages can carry a backtrace after a newline.
-    crate::router::error_chain(err).lines().next().unwrap_or_default().to_owned()
+    crate::error::error_chain(err).lines().next().unwrap_or_default().to_owned()
 }
 
 fn humantime_secs(d: Duration) -> String {

@@ -21,7 +21,6 @@ use crate::retry::Backoff;
 use client::encode;
 use sluice_core::config::GitHubConfig;
 use sluice_core::env;
-use std::time::Duration;
 use types::{Approval, CheckRun, Commit, CommitStatus, Issue};
 
 /// GitHub cannot be used as configured (no token, no repository): the
@@ -60,7 +59,7 @@ impl GitHub {
             cache_dir: Some(config.cache_dir.clone()),
             write_interval: config.write_interval,
             max_wait: config.max_wait,
-            timeout: Duration::from_secs(15),
+            timeout: crate::timeouts::GITHUB,
             backoff: Backoff::default(),
             label: label.to_owned(),
         })

@@ -9,7 +9,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
 use sluice_core::record::Stickiness;
 use sluice_providers::aws::Aws;
 use sluice_providers::aws::alb::{AlbRouter, Resource};
-use sluice_providers::aws::testing::{self, FaultProxy, create_alb, forward_weights, sdk_config};
+use sluice_test_support::aws::{self as testing, FaultProxy, create_alb, forward_weights, sdk_config};
 use std::time::Duration;
 
 fn router(aws: Aws, resource: Resource, fx: &testing::AlbFixture) -> AlbRouter {

@@ -8,8 +8,8 @@ use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, MetricDatum, Stat
 use jiff::Timestamp;
 use sluice_providers::aws::Aws;
 use sluice_providers::aws::cloudwatch::{CloudWatch, CloudWatchSettings};
-use sluice_providers::aws::testing::{self, FaultProxy, create_alb, put_alb_minute, sdk_config, this_minute};
 use sluice_providers::metrics::{Query, Window};
+use sluice_test_support::aws::{self as testing, FaultProxy, create_alb, put_alb_minute, sdk_config, this_minute};
 use std::time::Duration;
 
 fn settings(alb_traffic: bool) -> CloudWatchSettings {

@@ -6,7 +6,7 @@
 
 use sluice_providers::aws::Aws;
 use sluice_providers::aws::codedeploy::{CodeDeployRouter, CodeDeploySettings, Revision};
-use sluice_providers::aws::testing::{self, CodeDeployFake, FaultProxy, Script, create_codedeploy, sdk_config};
+use sluice_test_support::aws::{self as testing, CodeDeployFake, FaultProxy, Script, create_codedeploy, sdk_config};
 use std::time::Duration;
 
 struct Setup {
