@@ -306,9 +306,10 @@ fn the_github_history_gives_the_hand_computed_figures() {
     let d2 = rows.iter().find(|row| row["id"] == "d2").expect("d2 in the history");
     assert_eq!(d2["reason"], "error rate 5%");
     assert_eq!(d2["outcome"], "rolled_back");
-    // 1 page of deployments, 11 statuses, 7 compares (d7 redeploys its
-    // base; d0 is context before the window), 1 page of issues.
-    assert_eq!(calls(&out), 20, "{}", String::from_utf8_lossy(&out.stderr));
+    // The ledger branch's files (none: no journal yet), 1 page of
+    // deployments, 11 statuses, 7 compares (d7 redeploys its base; d0 is
+    // context before the window), 1 page of issues.
+    assert_eq!(calls(&out), 21, "{}", String::from_utf8_lossy(&out.stderr));
     let seen = fake.seen();
     let first = format!("/compare/{}...{}", sha("c0"), sha("c2"));
     assert!(seen.iter().any(|s| s.path.ends_with(&first)), "d1 is compared with d0's commit");
@@ -371,9 +372,10 @@ fn hundreds_of_deployments_are_read_across_pages_and_capped() {
     let pages: Vec<String> =
         fake.seen().iter().filter(|s| s.path.ends_with("/deployments")).map(|s| s.query.clone()).collect();
     assert_eq!(pages.len(), 3, "{pages:?}");
-    // 3 pages, 300 statuses, 299 compares and the first commit, 1 issues page.
+    // No journal (1), 3 pages, 300 statuses, 299 compares and the first
+    // commit, 1 issues page.
     let all_calls = calls(&out);
-    assert_eq!(all_calls, 604);
+    assert_eq!(all_calls, 605);
     eprintln!("300 deployments, all read: {all_calls} API calls");
 
     let mut capped = args.to_vec();

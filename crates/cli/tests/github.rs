@@ -267,17 +267,26 @@ fn a_promotion_through_three_environments_leaves_one_deployment_each() {
 
     // API calls per step (gate, shift-traffic, promote). A change that
     // multiplies them shows here:
-    // - gate dev: list dev deployments, create one, then the lease: its
-    //   statuses, the lease status, list dev deployments, their statuses = 6
-    // - gate tst: dev's history (list + statuses), list tst deployments,
-    //   statuses of the job's deployment, then the lease (4) = 8
-    // - gate prd: tst's history (list + statuses), list prd deployments,
-    //   create, then the lease (4) = 8
+    // - gate dev: the lease file (absent, as is the ledger branch: a write
+    //   refused with 404), the branch made (are there deployments yet? a
+    //   tree, an orphan commit, the ref), the lease written; then list dev
+    //   deployments, create one, in_progress = 10 (the branch is made once
+    //   per repository)
+    // - gate tst: dev's journal this month (the order and soak checks), the
+    //   lease (read, write), list tst deployments, statuses of the job's
+    //   deployment, in_progress = 6
+    // - gate prd: tst's journal, the lease (2), list prd deployments, create,
+    //   in_progress = 6
     // - shift-traffic: the lease, still fresh, read at start and at its one
-    //   stage (its statuses) = 2
-    // - promote: the lease (1), success (+ dispatch while there is a next
-    //   environment)
-    assert_eq!(calls, [[Some(6), Some(2), Some(3)], [Some(8), Some(2), Some(3)], [Some(8), Some(2), Some(2)]]);
+    //   stage = 2
+    // - promote: the lease (1), success (1), the journal entry: this month's
+    //   file (1, absent), the previous promotion looked for in the branch's
+    //   files (1; its start marker is read once: 1 in dev) and among the
+    //   deployments from before the journal (list, and in tst the statuses
+    //   of the job's deployment), the commit (dev, prd: the first
+    //   promotion), the entry written (1), the lease freed (1); the
+    //   dispatch while there is a next environment
+    assert_eq!(calls, [[Some(10), Some(2), Some(10)], [Some(6), Some(2), Some(9)], [Some(6), Some(2), Some(8)]]);
     h.assert_token_nowhere();
 
     // The step summary shows every gate check with its evidence and link.
@@ -423,12 +432,20 @@ fn a_rate_limited_step_waits_for_the_reset_and_carries_on() {
     h.fake.refuse_next(&[Refusal::Primary { reset_in: 1 }]);
     let gate = h.gate("dev", "dev.json", 1);
     assert_eq!(code(&gate), 0, "{}", stderr(&gate));
-    assert!(stderr(&gate).contains("GitHub rate limit while trying to list the deployments of"), "{}", stderr(&gate));
-    let statuses: Vec<u16> = h.fake.seen().iter().map(|s| s.status).collect();
-    // list, create, the lease (statuses, lease status, list, statuses).
-    assert_eq!(statuses, [403, 200, 201, 200, 201, 200, 200]);
     assert!(
-        stderr(&gate).contains("(6 counted against the rate limit, 0 not modified, 2 writes, 1 rate-limit waits)"),
+        stderr(&gate).contains("GitHub rate limit while trying to read lease/shop/dev.json on branch sluice-ledger"),
+        "{}",
+        stderr(&gate)
+    );
+    let statuses: Vec<u16> = h.fake.seen().iter().map(|s| s.status).collect();
+    // The lease file (refused, then absent), the lease written (no branch
+    // yet), the branch made (deployments? tree, commit, ref), the lease
+    // written; list, create, in_progress.
+    assert_eq!(statuses, [403, 404, 404, 200, 201, 201, 201, 201, 200, 201, 201]);
+    assert!(
+        stderr(&gate).contains(
+            "(10 counted against the rate limit, 0 not modified, 7 writes, 1 rate-limit waits, 990 left of the rate limit)"
+        ),
         "{}",
         stderr(&gate)
     );
@@ -515,6 +532,17 @@ fn record_deployment(h: &Harness, record: &str) -> u64 {
     record["github_deployment"].as_u64().expect("the record names its GitHub deployment")
 }
 
+fn record_id(h: &Harness, record: &str) -> String {
+    let record: Value = serde_json::from_slice(&std::fs::read(h.path(record)).expect("record")).expect("json");
+    record["id"].as_str().expect("id").to_owned()
+}
+
+/// The lease file of dev on the ledger branch.
+fn lease_file(h: &Harness) -> Value {
+    let text = h.fake.branch_file(REPO, "sluice-ledger", "lease/shop/dev.json").expect("the lease file");
+    serde_json::from_str(&text).expect("lease json")
+}
+
 #[test]
 fn two_promotions_started_together_get_one_github_lease() {
     let mut h = Harness::start(["lease_timeout = \"2s\"", "", ""], "");
@@ -542,16 +570,15 @@ fn two_promotions_started_together_get_one_github_lease() {
     assert!(stderr(&winner).contains("pass  lease: dev is now held by this deployment until"), "{}", stderr(&winner));
     let output = std::fs::read_to_string(h.path("github_output")).expect("outputs");
     assert!(output.contains("decision=wait"), "{output}");
-    // On GitHub: the holder in progress, the one that waits queued.
-    let (held, waiting) = (record_deployment(&h, win_record), record_deployment(&h, lose_record));
-    let (state, description) = last_status(&h, held);
-    assert_eq!(state, "in_progress");
-    assert!(description.starts_with("sluice: lease taken until "), "{description}");
-    let (state, description) = last_status(&h, waiting);
-    assert_eq!((state.as_str(), description), ("queued", format!("sluice: waits: dev is held by deployment {held}")));
+    // On GitHub: the holder in the lease file and in progress; the one that
+    // waits made no deployment.
+    let held = record_deployment(&h, win_record);
+    assert_eq!(lease_file(&h)["lease"]["record_id"], record_id(&h, win_record).as_str());
+    assert_eq!(last_status(&h, held).0, "in_progress");
+    assert_eq!(h.deployments_in("dev").len(), 1, "a waiting gate creates no deployment");
 
     // The holder promotes: the environment is free, and the record that
-    // waited is gated again on the same deployment.
+    // waited is gated again.
     let v2 = h.apps[1].clone();
     let run = if win_run == 11 { 11 } else { 12 };
     let shift = h.step("shift-traffic", run, &["-e", "dev", "--record", win_record, "--candidate-upstream", &v2]);
@@ -559,25 +586,25 @@ fn two_promotions_started_together_get_one_github_lease() {
     let promote = h.step("promote", run, &["-e", "dev", "--record", win_record]);
     assert_eq!(code(&promote), 0, "{}", stderr(&promote));
     assert_eq!(last_status(&h, held).0, "success");
+    assert_eq!(lease_file(&h)["lease"], Value::Null, "promote freed the lease");
     let again = h.step("gate", 13, &gate_args(lose_record));
     assert_eq!(code(&again), 0, "after the promotion the environment is free: {}", stderr(&again));
-    assert_eq!(record_deployment(&h, lose_record), waiting, "the waiting record keeps its deployment");
+    let waiting = record_deployment(&h, lose_record);
 
-    // That run dies holding the environment; its lease expires (2 s, whole
-    // seconds rounded up, and 0.5 s of grace for other clocks) and the next
-    // gate takes it over.
+    // That run dies holding the environment; its lease expires (2 s, and
+    // 0.5 s of grace for other clocks) and the next gate takes it over.
     let early = h.step("gate", 14, &gate_args("c.json"));
     assert_eq!(code(&early), 1, "while the lease lasts: {}", stderr(&early));
     std::thread::sleep(std::time::Duration::from_millis(4000));
     let next = h.step("gate", 14, &gate_args("c.json"));
     assert_eq!(code(&next), 0, "{}", stderr(&next));
     assert!(stderr(&next).contains("took over the expired lease of deployment shop-dev-v2-"), "{}", stderr(&next));
-    let (state, description) = last_status(&h, waiting);
-    assert_eq!(state, "queued", "the dead run's claim is withdrawn: {description}");
+    assert_eq!(lease_file(&h)["lease"]["record_id"], record_id(&h, "c.json").as_str());
     // The dead run comes back: it no longer holds the environment.
     let late = h.step("shift-traffic", 13, &["-e", "dev", "--record", lose_record, "--candidate-upstream", &v2]);
     assert_eq!(code(&late), 1, "{}", stderr(&late));
     assert!(stderr(&late).contains("is held by deployment shop-dev-v2-"), "{}", stderr(&late));
+    assert_eq!(last_status(&h, waiting).0, "in_progress", "the dead run's deployment is left as it was");
     // The history counts one promotion: waiting and takeovers are not
     // rollbacks or failures.
     let history: Vec<String> = h
@@ -587,5 +614,11 @@ fn two_promotions_started_together_get_one_github_lease() {
         .filter(|s| matches!(s.as_str(), "success" | "failure" | "error" | "inactive"))
         .collect();
     assert_eq!(history, ["success"]);
+    let journal = h.fake.branch_files(REPO, "sluice-ledger");
+    let month: Vec<&String> = journal.iter().filter(|p| p.starts_with("ledger/shop/dev/")).collect();
+    assert_eq!(month.len(), 1, "{journal:?}");
+    let text = h.fake.branch_file(REPO, "sluice-ledger", month[0]).expect("journal");
+    assert_eq!(text.lines().count(), 1, "one entry: {text}");
+    assert!(text.contains("\"outcome\":\"promoted\""), "{text}");
     h.assert_token_nowhere();
 }

@@ -25,6 +25,8 @@ use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+mod git;
+
 /// Requests an hour, as for a workflow's `GITHUB_TOKEN`.
 pub const RATE_LIMIT: u64 = 1000;
 
@@ -67,6 +69,7 @@ struct Repo {
     commits: Vec<Value>,
     approvals: HashMap<u64, Vec<Value>>,
     refs: HashMap<String, String>,
+    git: git::Git,
 }
 
 struct State {
@@ -778,6 +781,9 @@ fn route(s: &mut State, method: &str, path: &str, query: &str, body: &Value) -> 
     let not_found = || Answer::error(StatusCode::NOT_FOUND, "Not Found");
     let ["repos", owner, name, rest @ ..] = parts.as_slice() else { return not_found() };
     let repo = format!("{owner}/{name}");
+    if let Some(answer) = git::route(s, method, &repo, rest, query, body) {
+        return answer;
+    }
     let p = params(query);
     match (method, rest) {
         ("GET", ["deployments"]) => {
