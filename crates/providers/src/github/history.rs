@@ -95,7 +95,7 @@ pub async fn read(github: &GitHub, query: &Query) -> Result<History, ProviderErr
         None => None,
     };
     let mut journal_entries = Vec::new();
-    let mut journaled = HashSet::new();
+    let mut journaled = journal::Closed::new();
     for file in files.iter().flatten() {
         let Some((app, environment, month)) = journal::parse_path(&file.path) else { continue };
         let wanted = (query.environments.is_empty() || query.environments.iter().any(|e| e == environment))
@@ -112,7 +112,7 @@ pub async fn read(github: &GitHub, query: &Query) -> Result<History, ProviderErr
             continue;
         }
         let text = branch.blob(&file.sha).await?;
-        journaled.extend(journal::deployments(&text));
+        journaled.extend(journal::closed(&text));
         journal_entries.extend(
             journal::entries(&file.path, &text, &mut history.notes)
                 .into_iter()
@@ -156,14 +156,14 @@ fn same_entry(entry: &LedgerEntry) -> (String, String) {
 }
 
 /// The entries of the deployments created in `(from, to)` and before
-/// `before` (all: `None`) that the journal did not close (`journaled`),
-/// from their statuses, as the module says.
+/// `before` (all: `None`), from their statuses, as the module says; the
+/// ends the journal has (`journaled`) are left out.
 async fn deployment_entries(
     github: &GitHub,
     query: &Query,
     (from, to): (Option<Timestamp>, Option<Timestamp>),
     before: Option<Timestamp>,
-    journaled: &HashSet<u64>,
+    journaled: &journal::Closed,
     after: SignedDuration,
     history: &mut History,
 ) -> Result<Vec<LedgerEntry>, ProviderError> {
@@ -188,7 +188,6 @@ async fn deployment_entries(
             from.is_none_or(|f| d.created_at >= f)
                 && to.is_none_or(|t| d.created_at < t)
                 && before.is_none_or(|b| d.created_at < b)
-                && !journaled.contains(&d.id)
                 && (query.apps.is_empty() || app_of(d, query).is_some_and(|a| query.apps.contains(&a)))
         }));
     }
@@ -219,7 +218,8 @@ async fn deployment_entries(
         }
         let statuses = ledger.statuses(deployment.id).await?;
         history.deployments += 1;
-        let found = entries_of(deployment, statuses, &app, short(&deployment.sha));
+        let mut found = entries_of(deployment, statuses, &app, short(&deployment.sha));
+        found.retain(|e| !journal::has(journaled, deployment.id, e));
         if query.since.is_some_and(|s| deployment.created_at < s)
             && found.iter().any(|e| e.outcome == LedgerOutcome::Promoted)
         {

@@ -5,8 +5,8 @@
 //! it, with the commits of each promotion (listed by compare when the entry
 //! is written, as `promote` lists them with `git log` for the file ledger),
 //! and one more key, `github_deployment`: the GitHub deployment it closed
-//! (the ledger file's readers ignore it), so that a deployment is never
-//! counted both from the journal and from its statuses.
+//! (the ledger file's readers ignore it), so that an end is never counted
+//! both from the journal and from the deployment's statuses.
 //!
 //! Why a journal, with figures: reading the history from GitHub Deployments
 //! costs one REST call per deployment (its statuses) and one per promotion
@@ -59,12 +59,26 @@ pub fn line(entry: &LedgerEntry, deployment: Option<u64>) -> Result<String, serd
     Ok(text)
 }
 
-/// The GitHub deployments the entries of a journal file closed.
-pub fn deployments(text: &str) -> std::collections::HashSet<u64> {
+/// What the entries of a journal file closed: each GitHub deployment with
+/// the outcome its entry gave it (`promoted`, `reverted`, …).
+pub fn closed(text: &str) -> Closed {
     text.lines()
         .filter(|l| l.contains(DEPLOYMENT))
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?.get(DEPLOYMENT)?.as_u64())
+        .filter_map(|l| {
+            let value = serde_json::from_str::<serde_json::Value>(l).ok()?;
+            Some((value.get(DEPLOYMENT)?.as_u64()?, value.get("outcome")?.as_str()?.to_owned()))
+        })
         .collect()
+}
+
+/// GitHub deployments and the outcomes the journal gave them.
+pub type Closed = std::collections::HashSet<(u64, String)>;
+
+/// Whether the journal has `entry` of `deployment` already (read from its
+/// statuses, it would count twice).
+pub fn has(closed: &Closed, deployment: u64, entry: &LedgerEntry) -> bool {
+    let outcome = serde_json::to_value(entry.outcome).ok();
+    outcome.as_ref().and_then(|o| o.as_str()).is_some_and(|o| closed.contains(&(deployment, o.to_owned())))
 }
 
 /// When the journal started.
@@ -205,10 +219,10 @@ impl Branch {
         environment: &str,
         at: Timestamp,
         notes: &mut Vec<String>,
-    ) -> Result<(Vec<LedgerEntry>, std::collections::HashSet<u64>), ProviderError> {
+    ) -> Result<(Vec<LedgerEntry>, Closed), ProviderError> {
         let path = month_path(app, environment, at);
         Ok(match self.read(&path).await? {
-            Some(file) => (entries(&path, &file.text, notes), deployments(&file.text)),
+            Some(file) => (entries(&path, &file.text, notes), closed(&file.text)),
             None => Default::default(),
         })
     }
@@ -252,7 +266,10 @@ mod tests {
         );
         assert_eq!(entries("x", &with, &mut notes), std::slice::from_ref(&entry));
         assert!(notes.is_empty(), "{notes:?}");
-        assert_eq!(deployments(&format!("{with}\n{text}\n")), [1007].into_iter().collect());
+        let closed = closed(&format!("{with}\n{text}\n"));
+        assert_eq!(closed, [(1007, "promoted".to_owned())].into_iter().collect());
+        assert!(has(&closed, 1007, &entry));
+        assert!(!has(&closed, 1008, &entry));
         assert_eq!(line(&entry, None).expect("line"), serde_json::to_string(&entry).expect("json"));
     }
 }

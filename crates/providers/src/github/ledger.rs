@@ -427,7 +427,7 @@ impl GitHubLedger {
             for file in older {
                 let text = branch.blob(&file.sha).await?;
                 entries.extend(journal::entries(&file.path, &text, &mut notes).into_iter().filter(|e| same(e)));
-                journaled.extend(journal::deployments(&text));
+                journaled.extend(journal::closed(&text));
                 if promoted(&entries) {
                     break;
                 }
@@ -453,8 +453,8 @@ impl GitHubLedger {
     }
 
     /// The history of `commit` in `environment` read from the deployments
-    /// (created before `before`, not closed in the journal: `journaled`) and
-    /// their statuses, oldest first: a
+    /// (created before `before`) and their statuses, leaving out the ends the
+    /// journal has (`journaled`), oldest first: a
     /// promotion per deployment with a sluice `success`, a revert for a
     /// sluice `failure` after it, a rollback or failure for one that ended
     /// without success. `app` and `version` fill in what a deployment made
@@ -466,20 +466,17 @@ impl GitHubLedger {
         version: &str,
         commit: &str,
         before: Option<Timestamp>,
-        journaled: &std::collections::HashSet<u64>,
+        journaled: &journal::Closed,
     ) -> Result<Vec<LedgerEntry>, ProviderError> {
         let mut entries = Vec::new();
         let deployments = self.deployments(environment, commit).await?;
-        for deployment in deployments
-            .iter()
-            .filter(|d| before.is_none_or(|b| d.created_at < b) && !journaled.contains(&d.id))
-            .take(20)
-        {
+        for deployment in deployments.iter().filter(|d| before.is_none_or(|b| d.created_at < b)).take(20) {
             if deployment.sluice().and_then(|s| s.get("app")).and_then(|a| a.as_str()).is_some_and(|a| a != app) {
                 continue;
             }
             let statuses = self.statuses(deployment.id).await?;
-            entries.extend(super::history::entries_of(deployment, statuses, app, version));
+            let found = super::history::entries_of(deployment, statuses, app, version);
+            entries.extend(found.into_iter().filter(|e| !journal::has(journaled, deployment.id, e)));
         }
         entries.sort_by_key(|e| e.finished_at);
         Ok(entries)
