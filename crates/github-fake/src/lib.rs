@@ -5,7 +5,9 @@
 //! check runs and the combined commit status of a ref, a commit (merge
 //! commits with two parents), issues (`labels`, `state`, `since`; pull
 //! requests among them, as GitHub lists them), workflow dispatch,
-//! environment approvals of a run, and compare. Tests can pin its clock to
+//! environment approvals of a run, and compare; and (module `git`) the
+//! contents API with its `sha` preconditions and the Git database's refs,
+//! trees, commits and blobs, for sluice's ledger branch. Tests can pin its clock to
 //! seed a history at exact times. It keeps
 //! what is written, answers reads from it, and behaves like the API where
 //! sluice depends on it: bearer-token auth, `per_page`/`page` with `Link`
