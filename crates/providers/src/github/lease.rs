@@ -250,8 +250,12 @@ impl Branch {
         now: Timestamp,
         grace: SignedDuration,
     ) -> Result<Option<Lease>, ProviderError> {
-        let held = self.lease_file(&path(app, environment)).await?;
-        Ok(held.and_then(|(_, f)| f.lease).filter(|l| live(l, now, grace)))
+        Ok(self.lease_in_file(app, environment).await?.filter(|l| live(l, now, grace)))
+    }
+
+    /// The lease the file names, expired or not (one read).
+    pub async fn lease_in_file(&self, app: &str, environment: &str) -> Result<Option<Lease>, ProviderError> {
+        Ok(self.lease_file(&path(app, environment)).await?.and_then(|(_, f)| f.lease))
     }
 }
 

@@ -116,8 +116,7 @@ impl GitHubLedger {
         target: &Target,
     ) -> Result<bool, ProviderError> {
         let branch = self.branch();
-        let now = entry.finished_at;
-        let held = branch.lease_holder(&holder.app, &holder.environment, now, jiff::SignedDuration::MAX).await?;
+        let held = branch.lease_in_file(&holder.app, &holder.environment).await?;
         if held.is_none_or(|l| l.record_id != holder.record_id) {
             return Ok(false);
         }
