@@ -865,3 +865,29 @@ fn a_hundred_pairs_of_gates_started_together_admit_exactly_one_each_time() {
     }
     eprintln!("100 pairs of gate binaries at once: one admitted each time ({:.1} s)", started.elapsed().as_secs_f64());
 }
+
+/// A journal file over the 1 MB the contents API returns inline is read
+/// through the blobs API, and appended to like any other.
+#[test]
+fn a_journal_file_over_one_megabyte_is_read_through_the_blobs_api() {
+    use sluice_providers::github::branch::Branch;
+    let fake = Fake::start(TOKEN);
+    let line = format!("{{\"pad\":\"{}\"}}\n", "x".repeat(1000));
+    let big = line.repeat(1100);
+    assert!(big.len() > 1024 * 1024);
+    fake.put_branch_file(REPO, "sluice-ledger", "ledger/shop/dev/2026-03.jsonl", &big);
+    runtime().block_on(async {
+        let branch = Branch::new(library_client(&fake));
+        let file = branch.read("ledger/shop/dev/2026-03.jsonl").await.expect("read").expect("file");
+        assert_eq!(file.text, big);
+        let more = big.clone() + "{}\n";
+        let written = branch.write("ledger/shop/dev/2026-03.jsonl", &more, Some(&file.sha), "more").await;
+        assert!(written.expect("write").is_ok());
+    });
+    let seen: Vec<String> = fake.seen().iter().map(|s| format!("{} {}", s.method, s.path)).collect();
+    assert!(seen.iter().any(|s| s.starts_with("GET /repos/acme/shop/git/blobs/")), "{seen:?}");
+    assert_eq!(
+        fake.branch_file(REPO, "sluice-ledger", "ledger/shop/dev/2026-03.jsonl").map(|t| t.len()),
+        Some(big.len() + 3)
+    );
+}
