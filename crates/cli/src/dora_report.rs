@@ -225,8 +225,9 @@ async fn read_github(args: &Args, config: Option<&Config>, options: &Options) ->
     })?;
     let stats = github.stats();
     eprintln!(
-        "dora-report: read {} deployments and {} linked incident issues from GitHub ({}) with {} API calls \
+        "dora-report: read {} journal entries, {} deployments and {} linked incident issues from GitHub ({}) with {} API calls \
          ({} counted against the rate limit, {} not modified)",
+        read.journal_entries,
         read.deployments,
         read.incidents_linked,
         github.repository(),

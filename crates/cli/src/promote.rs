@@ -255,10 +255,8 @@ async fn shipped_commits(ctx: &Context, ledger: &Ledger, record: &Record) -> Shi
         };
     };
     let Ledger::File(path) = ledger else {
-        return Shipped {
-            commits: Vec::new(),
-            note: Some("the github ledger keeps no commit lists yet: no lead time recorded for this deployment".into()),
-        };
+        // The GitHub ledger lists them (compare) when it writes the entry.
+        return Shipped { commits: Vec::new(), note: None };
     };
     let previous = match sluice_core::ledger::read_file(path) {
         Ok(entries) => entries

@@ -138,7 +138,8 @@ fn file_entries(commits: &[C], entries: &[LedgerEntry]) -> Vec<LedgerEntry> {
 /// Seeds the fake as sluice's GitHub ledger writes: a deployment per record
 /// (payload `sluice`), `in_progress` at its start, then `success` /
 /// `inactive` / `failure` with sluice's descriptions at each entry's end.
-fn seed(fake: &Fake, commits: &[C], entries: &[LedgerEntry]) {
+/// Returns each record's deployment id.
+fn seed(fake: &Fake, commits: &[C], entries: &[LedgerEntry]) -> Vec<(String, u64)> {
     for c in commits {
         fake.pin_clock(Some(t(&c.at)));
         if c.merge {
@@ -187,23 +188,53 @@ fn seed(fake: &Fake, commits: &[C], entries: &[LedgerEntry]) {
             fake.add_deployment_status(REPO, id, "success", "");
         }
     }
+    ids
 }
 
 /// Seeds the hand-computed history with its issues.
 fn seed_scenario(fake: &Fake) -> (Vec<C>, Vec<LedgerEntry>) {
     let (commits, entries) = scenario();
     seed(fake, &commits, &entries);
-    // An incident opened after d8 reached prd (issue #1), naming app and
-    // version; a pull request with the label naming v9 (not an incident).
-    fake.pin_clock(Some(t("2026-03-10T12:00:00Z")));
-    let issue = fake.add_issue(REPO, "Checkout errors in prd", &["incident"], "open");
-    fake.set_issue_body(REPO, issue, "Since the deploy of shop v8 at 10:30, checkout fails.");
-    fake.add_pull_request(REPO, "Fix for shop v9", &["incident"]);
+    seed_issues(fake);
     // A deployment a job made that sluice never adopted: no sluice status.
     fake.pin_clock(Some(t("2026-03-12T10:00:00Z")));
     fake.add_job_deployment(REPO, "prd", &sha("c9"), "https://github.com/acme/shop/actions/runs/9");
     fake.pin_clock(None);
     (commits, entries)
+}
+
+/// An incident opened after d8 reached prd (issue #1), naming app and
+/// version; a pull request with the label naming v9 (not an incident).
+fn seed_issues(fake: &Fake) {
+    fake.pin_clock(Some(t("2026-03-10T12:00:00Z")));
+    let issue = fake.add_issue(REPO, "Checkout errors in prd", &["incident"], "open");
+    fake.set_issue_body(REPO, issue, "Since the deploy of shop v8 at 10:30, checkout fails.");
+    fake.add_pull_request(REPO, "Fix for shop v9", &["incident"]);
+    fake.pin_clock(None);
+}
+
+const BRANCH: &str = "sluice-ledger";
+
+/// Seeds the journal on the ledger branch as sluice's GitHub ledger writes
+/// it: each entry (with the commits `promote` found) a line of its month's
+/// file, in the order they ended, naming the deployment it closed (`ids`);
+/// and the marker of when the journal started.
+fn seed_journal(fake: &Fake, entries: &[LedgerEntry], ids: &[(String, u64)], since: &str, before: bool) {
+    use sluice_providers::github::journal;
+    let mut ordered: Vec<&LedgerEntry> = entries.iter().collect();
+    ordered.sort_by_key(|e| e.finished_at);
+    let mut files: std::collections::BTreeMap<String, String> = Default::default();
+    for e in ordered {
+        let deployment = ids.iter().find(|(r, _)| *r == e.id).map(|(_, id)| *id);
+        let text = files.entry(journal::month_path(&e.app, &e.environment, e.finished_at)).or_default();
+        text.push_str(&journal::line(e, deployment).expect("line"));
+        text.push('\n');
+    }
+    let start = json!({ "schema": journal::SCHEMA, "since": since, "deployments_before": before });
+    fake.put_branch_file(REPO, BRANCH, journal::START, &start.to_string());
+    for (path, text) in files {
+        fake.put_branch_file(REPO, BRANCH, &path, &text);
+    }
 }
 
 fn config(dir: &Path) {
@@ -306,9 +337,10 @@ fn the_github_history_gives_the_hand_computed_figures() {
     let d2 = rows.iter().find(|row| row["id"] == "d2").expect("d2 in the history");
     assert_eq!(d2["reason"], "error rate 5%");
     assert_eq!(d2["outcome"], "rolled_back");
-    // 1 page of deployments, 11 statuses, 7 compares (d7 redeploys its
-    // base; d0 is context before the window), 1 page of issues.
-    assert_eq!(calls(&out), 20, "{}", String::from_utf8_lossy(&out.stderr));
+    // The ledger branch's files (none: no journal yet), 1 page of
+    // deployments, 11 statuses, 7 compares (d7 redeploys its base; d0 is
+    // context before the window), 1 page of issues.
+    assert_eq!(calls(&out), 21, "{}", String::from_utf8_lossy(&out.stderr));
     let seen = fake.seen();
     let first = format!("/compare/{}...{}", sha("c0"), sha("c2"));
     assert!(seen.iter().any(|s| s.path.ends_with(&first)), "d1 is compared with d0's commit");
@@ -371,9 +403,10 @@ fn hundreds_of_deployments_are_read_across_pages_and_capped() {
     let pages: Vec<String> =
         fake.seen().iter().filter(|s| s.path.ends_with("/deployments")).map(|s| s.query.clone()).collect();
     assert_eq!(pages.len(), 3, "{pages:?}");
-    // 3 pages, 300 statuses, 299 compares and the first commit, 1 issues page.
+    // No journal (1), 3 pages, 300 statuses, 299 compares and the first
+    // commit, 1 issues page.
     let all_calls = calls(&out);
-    assert_eq!(all_calls, 604);
+    assert_eq!(all_calls, 605);
     eprintln!("300 deployments, all read: {all_calls} API calls");
 
     let mut capped = args.to_vec();
@@ -502,4 +535,111 @@ fn an_abandoned_deployment_is_neither_a_deployment_nor_a_failure() {
     let mut args = WINDOW.to_vec();
     args.extend(["--ledger", "ledger.jsonl"]);
     assert_eq!(report(&dora(dir.path(), &fake, Some(TOKEN), &args)), after);
+}
+
+/// The journal's entries: what `promote` wrote (the commits it shipped), no
+/// incident (issues are linked when the history is read).
+fn journal_entries(commits: &[C], entries: &[LedgerEntry]) -> Vec<LedgerEntry> {
+    file_entries(commits, entries).into_iter().map(|e| LedgerEntry { incident: None, ..e }).collect()
+}
+
+/// Migration: the hand-computed history read from Deployments alone (as
+/// before the journal), from the journal alone, and split between them (a
+/// journal started between d3's promotion and its revert, with every
+/// deployment's statuses written as sluice writes them) gives the same
+/// report, JSON byte for byte, in the window and over all time.
+#[test]
+fn the_same_history_from_deployments_from_the_journal_or_from_both_gives_the_same_report() {
+    let legacy = Fake::start(TOKEN);
+    let (commits, entries) = seed_scenario(&legacy);
+
+    let journal = Fake::start(TOKEN);
+    seed_journal(&journal, &journal_entries(&commits, &entries), &[], "2026-01-01T00:00:00Z", false);
+    seed_issues(&journal);
+
+    let split = Fake::start(TOKEN);
+    let ids = seed(&split, &commits, &entries);
+    seed_issues(&split);
+    let t0 = t("2026-03-03T13:00:00Z");
+    let after: Vec<LedgerEntry> =
+        journal_entries(&commits, &entries).into_iter().filter(|e| e.finished_at >= t0).collect();
+    seed_journal(&split, &after, &ids, "2026-03-03T13:00:00Z", true);
+
+    let all = ["--since", "all", "--until", "2026-03-16", "-e", "prd", "--format", "json"];
+    for window in [&WINDOW, &all] {
+        let mut reports = Vec::new();
+        for (name, fake) in [("deployments", &legacy), ("journal", &journal), ("split", &split)] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            config(dir.path());
+            let out = dora(dir.path(), fake, Some(TOKEN), window);
+            eprintln!("{name}, {window:?}: {} API calls", calls(&out));
+            reports.push((name, report(&out)));
+        }
+        let (_, first) = &reports[0];
+        assert!(first["groups"][0]["counts"]["attempts"].as_u64().is_some_and(|a| a > 0), "{first:#}");
+        for (name, r) in &reports[1..] {
+            assert_eq!(r, first, "{name} against deployments, window {window:?}");
+        }
+    }
+}
+
+/// `count` promotions every 6 hours from 2026-01-01, each shipping one
+/// commit made 40 minutes before it ended.
+fn regular_history(count: i64) -> Vec<LedgerEntry> {
+    (0..count)
+        .map(|i| {
+            let at = t("2026-01-01T00:00:00Z") + jiff::SignedDuration::from_hours(6 * i);
+            let start = at + jiff::SignedDuration::from_mins(30);
+            let end = start + jiff::SignedDuration::from_mins(10);
+            let mut e = entry(
+                &format!("r{i}"),
+                &format!("v{i}"),
+                &format!("n{i}"),
+                ChangeKind::Planned,
+                &start.to_string(),
+                &end.to_string(),
+                LedgerOutcome::Promoted,
+                None,
+            );
+            e.commits = vec![CommitInfo { sha: sha(&format!("n{i}")), time: at, merge: false }];
+            e
+        })
+        .collect()
+}
+
+/// The targets of the journal, measured: `dora-report --since all` over 300
+/// deployments in at most 10 calls cold and 3 warm (the ETag cache of an
+/// earlier run), over 3,000 in at most 60 cold; the same figures as the
+/// ledger file with the same entries. (From Deployments alone the 300 cost
+/// 605 calls: `hundreds_of_deployments_are_read_across_pages_and_capped`.)
+#[test]
+fn the_journal_reads_hundreds_and_thousands_of_deployments_in_a_few_calls() {
+    for (count, cold_max, until) in [(300, 10, "2026-04-01"), (3000, 60, "2028-03-01")] {
+        let fake = Fake::start(TOKEN);
+        let entries = regular_history(count);
+        seed_journal(&fake, &entries, &[], "2025-12-01T00:00:00Z", false);
+        let dir = tempfile::tempdir().expect("tempdir");
+        config(dir.path());
+        let args = ["--since", "all", "--until", until, "-e", "prd", "--format", "json"];
+        let cold = dora(dir.path(), &fake, Some(TOKEN), &args);
+        let r = report(&cold);
+        assert_eq!(r["groups"][0]["counts"]["deployments"], count, "{}", String::from_utf8_lossy(&cold.stderr));
+        assert_eq!(r["groups"][0]["metrics"]["change_lead_time"]["value"]["median_seconds"], 2400.0);
+        let warm = dora(dir.path(), &fake, Some(TOKEN), &args);
+        assert_eq!(report(&warm), r, "the cache changes nothing but the cost");
+        let (cold_calls, warm_calls) = (calls(&cold), calls(&warm));
+        let months = fake.branch_files(REPO, BRANCH).iter().filter(|p| p.ends_with(".jsonl")).count();
+        eprintln!(
+            "{count} deployments in the journal ({months} month files), --since all: {cold_calls} API calls cold, {warm_calls} warm"
+        );
+        assert!(cold_calls <= cold_max, "{count} deployments cold: {cold_calls} calls");
+        if count == 300 {
+            assert!(warm_calls <= 3, "{count} deployments warm: {warm_calls} calls");
+            let lines: String = entries.iter().map(|e| serde_json::to_string(e).expect("entry") + "\n").collect();
+            std::fs::write(dir.path().join("ledger.jsonl"), lines).expect("ledger");
+            let mut file = args.to_vec();
+            file.extend(["--ledger", "ledger.jsonl"]);
+            assert_eq!(report(&dora(dir.path(), &fake, Some(TOKEN), &file)), r, "the ledger file says the same");
+        }
+    }
 }

@@ -267,17 +267,26 @@ fn a_promotion_through_three_environments_leaves_one_deployment_each() {
 
     // API calls per step (gate, shift-traffic, promote). A change that
     // multiplies them shows here:
-    // - gate dev: list dev deployments, create one, then the lease: its
-    //   statuses, the lease status, list dev deployments, their statuses = 6
-    // - gate tst: dev's history (list + statuses), list tst deployments,
-    //   statuses of the job's deployment, then the lease (4) = 8
-    // - gate prd: tst's history (list + statuses), list prd deployments,
-    //   create, then the lease (4) = 8
+    // - gate dev: the lease file (absent, as is the ledger branch: a write
+    //   refused with 404), the branch made (are there deployments yet? a
+    //   tree, an orphan commit, the ref), the lease written; then list dev
+    //   deployments, create one, in_progress = 10 (the branch is made once
+    //   per repository)
+    // - gate tst: dev's journal this month (the order and soak checks), the
+    //   lease (read, write), list tst deployments, statuses of the job's
+    //   deployment, in_progress = 6
+    // - gate prd: tst's journal, the lease (2), list prd deployments, create,
+    //   in_progress = 6
     // - shift-traffic: the lease, still fresh, read at start and at its one
-    //   stage (its statuses) = 2
-    // - promote: the lease (1), success (+ dispatch while there is a next
-    //   environment)
-    assert_eq!(calls, [[Some(6), Some(2), Some(3)], [Some(8), Some(2), Some(3)], [Some(8), Some(2), Some(2)]]);
+    //   stage = 2
+    // - promote: the lease (1), success (1), the journal entry: this month's
+    //   file (1, absent), the previous promotion looked for in the branch's
+    //   files (1; its start marker is read once: 1 in dev) and among the
+    //   deployments from before the journal (list, and in tst the statuses
+    //   of the job's deployment), the commit (dev, prd: the first
+    //   promotion), the entry written (1), the lease freed (1); the
+    //   dispatch while there is a next environment
+    assert_eq!(calls, [[Some(10), Some(2), Some(10)], [Some(6), Some(2), Some(9)], [Some(6), Some(2), Some(8)]]);
     h.assert_token_nowhere();
 
     // The step summary shows every gate check with its evidence and link.
@@ -423,12 +432,20 @@ fn a_rate_limited_step_waits_for_the_reset_and_carries_on() {
     h.fake.refuse_next(&[Refusal::Primary { reset_in: 1 }]);
     let gate = h.gate("dev", "dev.json", 1);
     assert_eq!(code(&gate), 0, "{}", stderr(&gate));
-    assert!(stderr(&gate).contains("GitHub rate limit while trying to list the deployments of"), "{}", stderr(&gate));
-    let statuses: Vec<u16> = h.fake.seen().iter().map(|s| s.status).collect();
-    // list, create, the lease (statuses, lease status, list, statuses).
-    assert_eq!(statuses, [403, 200, 201, 200, 201, 200, 200]);
     assert!(
-        stderr(&gate).contains("(6 counted against the rate limit, 0 not modified, 2 writes, 1 rate-limit waits)"),
+        stderr(&gate).contains("GitHub rate limit while trying to read lease/shop/dev.json on branch sluice-ledger"),
+        "{}",
+        stderr(&gate)
+    );
+    let statuses: Vec<u16> = h.fake.seen().iter().map(|s| s.status).collect();
+    // The lease file (refused, then absent), the lease written (no branch
+    // yet), the branch made (deployments? tree, commit, ref), the lease
+    // written; list, create, in_progress.
+    assert_eq!(statuses, [403, 404, 404, 200, 201, 201, 201, 201, 200, 201, 201]);
+    assert!(
+        stderr(&gate).contains(
+            "(10 counted against the rate limit, 0 not modified, 7 writes, 1 rate-limit waits, 990 left of the rate limit)"
+        ),
         "{}",
         stderr(&gate)
     );
@@ -515,6 +532,17 @@ fn record_deployment(h: &Harness, record: &str) -> u64 {
     record["github_deployment"].as_u64().expect("the record names its GitHub deployment")
 }
 
+fn record_id(h: &Harness, record: &str) -> String {
+    let record: Value = serde_json::from_slice(&std::fs::read(h.path(record)).expect("record")).expect("json");
+    record["id"].as_str().expect("id").to_owned()
+}
+
+/// The lease file of dev on the ledger branch.
+fn lease_file(h: &Harness) -> Value {
+    let text = h.fake.branch_file(REPO, "sluice-ledger", "lease/shop/dev.json").expect("the lease file");
+    serde_json::from_str(&text).expect("lease json")
+}
+
 #[test]
 fn two_promotions_started_together_get_one_github_lease() {
     let mut h = Harness::start(["lease_timeout = \"2s\"", "", ""], "");
@@ -542,16 +570,15 @@ fn two_promotions_started_together_get_one_github_lease() {
     assert!(stderr(&winner).contains("pass  lease: dev is now held by this deployment until"), "{}", stderr(&winner));
     let output = std::fs::read_to_string(h.path("github_output")).expect("outputs");
     assert!(output.contains("decision=wait"), "{output}");
-    // On GitHub: the holder in progress, the one that waits queued.
-    let (held, waiting) = (record_deployment(&h, win_record), record_deployment(&h, lose_record));
-    let (state, description) = last_status(&h, held);
-    assert_eq!(state, "in_progress");
-    assert!(description.starts_with("sluice: lease taken until "), "{description}");
-    let (state, description) = last_status(&h, waiting);
-    assert_eq!((state.as_str(), description), ("queued", format!("sluice: waits: dev is held by deployment {held}")));
+    // On GitHub: the holder in the lease file and in progress; the one that
+    // waits made no deployment.
+    let held = record_deployment(&h, win_record);
+    assert_eq!(lease_file(&h)["lease"]["record_id"], record_id(&h, win_record).as_str());
+    assert_eq!(last_status(&h, held).0, "in_progress");
+    assert_eq!(h.deployments_in("dev").len(), 1, "a waiting gate creates no deployment");
 
     // The holder promotes: the environment is free, and the record that
-    // waited is gated again on the same deployment.
+    // waited is gated again.
     let v2 = h.apps[1].clone();
     let run = if win_run == 11 { 11 } else { 12 };
     let shift = h.step("shift-traffic", run, &["-e", "dev", "--record", win_record, "--candidate-upstream", &v2]);
@@ -559,25 +586,25 @@ fn two_promotions_started_together_get_one_github_lease() {
     let promote = h.step("promote", run, &["-e", "dev", "--record", win_record]);
     assert_eq!(code(&promote), 0, "{}", stderr(&promote));
     assert_eq!(last_status(&h, held).0, "success");
+    assert_eq!(lease_file(&h)["lease"], Value::Null, "promote freed the lease");
     let again = h.step("gate", 13, &gate_args(lose_record));
     assert_eq!(code(&again), 0, "after the promotion the environment is free: {}", stderr(&again));
-    assert_eq!(record_deployment(&h, lose_record), waiting, "the waiting record keeps its deployment");
+    let waiting = record_deployment(&h, lose_record);
 
-    // That run dies holding the environment; its lease expires (2 s, whole
-    // seconds rounded up, and 0.5 s of grace for other clocks) and the next
-    // gate takes it over.
+    // That run dies holding the environment; its lease expires (2 s, and
+    // 0.5 s of grace for other clocks) and the next gate takes it over.
     let early = h.step("gate", 14, &gate_args("c.json"));
     assert_eq!(code(&early), 1, "while the lease lasts: {}", stderr(&early));
     std::thread::sleep(std::time::Duration::from_millis(4000));
     let next = h.step("gate", 14, &gate_args("c.json"));
     assert_eq!(code(&next), 0, "{}", stderr(&next));
     assert!(stderr(&next).contains("took over the expired lease of deployment shop-dev-v2-"), "{}", stderr(&next));
-    let (state, description) = last_status(&h, waiting);
-    assert_eq!(state, "queued", "the dead run's claim is withdrawn: {description}");
+    assert_eq!(lease_file(&h)["lease"]["record_id"], record_id(&h, "c.json").as_str());
     // The dead run comes back: it no longer holds the environment.
     let late = h.step("shift-traffic", 13, &["-e", "dev", "--record", lose_record, "--candidate-upstream", &v2]);
     assert_eq!(code(&late), 1, "{}", stderr(&late));
     assert!(stderr(&late).contains("is held by deployment shop-dev-v2-"), "{}", stderr(&late));
+    assert_eq!(last_status(&h, waiting).0, "in_progress", "the dead run's deployment is left as it was");
     // The history counts one promotion: waiting and takeovers are not
     // rollbacks or failures.
     let history: Vec<String> = h
@@ -587,5 +614,280 @@ fn two_promotions_started_together_get_one_github_lease() {
         .filter(|s| matches!(s.as_str(), "success" | "failure" | "error" | "inactive"))
         .collect();
     assert_eq!(history, ["success"]);
+    let journal = h.fake.branch_files(REPO, "sluice-ledger");
+    let month: Vec<&String> = journal.iter().filter(|p| p.starts_with("ledger/shop/dev/")).collect();
+    assert_eq!(month.len(), 1, "{journal:?}");
+    let text = h.fake.branch_file(REPO, "sluice-ledger", month[0]).expect("journal");
+    assert_eq!(text.lines().count(), 1, "one entry: {text}");
+    assert!(text.contains("\"outcome\":\"promoted\""), "{text}");
     h.assert_token_nowhere();
+}
+
+#[test]
+fn freeing_a_dead_runs_github_lease_closes_its_deployment_and_lets_the_next_one_in() {
+    let mut h = Harness::start(["", "", ""], "");
+    let gate_args = |record: &'static str| ["-e", "dev", "--record", record, "--release", "v2", "--commit", SHA];
+    let gate = h.step("gate", 21, &gate_args("dead.json"));
+    assert_eq!(code(&gate), 0, "{}", stderr(&gate));
+    let dead = record_id(&h, "dead.json");
+    let deployment = record_deployment(&h, "dead.json");
+    // Its run dies; the next gate waits for it.
+    let next = h.step("gate", 22, &gate_args("next.json"));
+    assert_eq!(code(&next), 1, "{}", stderr(&next));
+
+    // A wrong id changes nothing.
+    let wrong = h.step("rollback", 23, &["-e", "dev", "--live", "--free-lease", "shop-dev-v9-x", "--reason", "oops"]);
+    assert_eq!(code(&wrong), 1, "{}", stderr(&wrong));
+    assert_eq!(lease_file(&h)["lease"]["record_id"], dead.as_str());
+    // The right one frees it, and closes that deployment as abandoned (no
+    // traffic had moved), on GitHub and in the journal.
+    let free = h.step("rollback", 23, &["-e", "dev", "--live", "--free-lease", &dead, "--reason", "runner lost"]);
+    assert_eq!(code(&free), 0, "{}", stderr(&free));
+    assert!(std::fs::read_to_string(h.path("github_output")).expect("outputs").contains("lease=freed"));
+    let file = lease_file(&h);
+    assert_eq!(file["lease"], Value::Null, "{file:#}");
+    assert!(file["ended"].as_str().is_some_and(|e| e.contains("runner lost")), "{file:#}");
+    let (state, description) = last_status(&h, deployment);
+    assert_eq!(state, "inactive");
+    assert!(description.starts_with("sluice: v2 abandoned: lease freed by alice: runner lost"), "{description}");
+    let journal: Vec<String> = h.fake.branch_files(REPO, "sluice-ledger");
+    let month = journal.iter().find(|p| p.starts_with("ledger/shop/dev/")).expect("a journal file");
+    let text = h.fake.branch_file(REPO, "sluice-ledger", month).expect("journal");
+    assert!(text.contains(&format!("\"id\":\"{dead}\"")) && text.contains("\"outcome\":\"abandoned\""), "{text}");
+    assert!(text.contains(&format!("\"github_deployment\":{deployment}")), "{text}");
+    // Freed twice: nothing held, nothing changed.
+    let again = h.step("rollback", 23, &["-e", "dev", "--live", "--free-lease", &dead, "--reason", "runner lost"]);
+    assert_eq!(code(&again), 1, "{}", stderr(&again));
+    assert_eq!(h.fake.branch_file(REPO, "sluice-ledger", month).expect("journal"), text);
+
+    let next = h.step("gate", 22, &gate_args("next.json"));
+    assert_eq!(code(&next), 0, "the environment is free: {}", stderr(&next));
+    assert!(stderr(&next).contains("pass  lease: dev is now held by this deployment"), "{}", stderr(&next));
+    h.assert_token_nowhere();
+}
+
+/// A client of the fake for the library-level lease tests: no cache, quick
+/// writes and retries.
+fn library_client(fake: &Fake) -> sluice_providers::github::GitHub {
+    sluice_providers::github::GitHub::new(sluice_providers::github::Settings {
+        api_url: fake.api_url(),
+        server_url: "https://github.com".into(),
+        token: TOKEN.into(),
+        repository: REPO.into(),
+        cache_dir: None,
+        write_interval: std::time::Duration::ZERO,
+        max_wait: std::time::Duration::from_secs(5),
+        timeout: std::time::Duration::from_secs(10),
+        backoff: sluice_providers::retry::Backoff {
+            attempts: 3,
+            first: std::time::Duration::from_millis(10),
+            max: std::time::Duration::from_millis(40),
+        },
+        label: "test".into(),
+    })
+    .expect("client")
+}
+
+fn wanted(record: &str, now: jiff::Timestamp, minutes: i64) -> sluice_core::lease::Lease {
+    sluice_core::lease::Lease {
+        schema: sluice_core::lease::LEASE_SCHEMA.into(),
+        app: "shop".into(),
+        environment: "dev".into(),
+        record_id: record.into(),
+        version: "v2".into(),
+        holder: format!("{record}'s run"),
+        acquired_at: now,
+        expires_at: now + jiff::SignedDuration::from_mins(minutes),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
+}
+
+/// The compare-and-swap the lease stands on, step by step: two writers that
+/// read the same `sha` (their writes land a moment apart): GitHub takes the
+/// first and refuses the second (409), whatever the gap; two creations of a
+/// file that is not there: the second is refused (422).
+#[test]
+fn of_two_writes_on_the_same_sha_exactly_one_is_taken() {
+    use sluice_providers::github::branch::Branch;
+    let fake = Fake::start(TOKEN);
+    runtime().block_on(async {
+        let (a, b) = (Branch::new(library_client(&fake)), Branch::new(library_client(&fake)));
+        let first = a.write("lease/shop/x.json", "{}", None, "create").await.expect("write");
+        assert!(first.is_ok(), "the branch is made and the file created: {first:?}");
+        let again = b.write("lease/shop/x.json", "{}", None, "create").await.expect("write");
+        assert_eq!(again.map_err(|c| c.0.status), Err(422), "created meanwhile");
+        let (ra, rb) = (a.read("lease/shop/x.json").await, b.read("lease/shop/x.json").await);
+        let (fa, fb) = (ra.expect("read").expect("file"), rb.expect("read").expect("file"));
+        assert_eq!(fa.sha, fb.sha);
+        let wa = a.write("lease/shop/x.json", "{\"a\":1}", Some(&fa.sha), "a").await.expect("write");
+        let wb = b.write("lease/shop/x.json", "{\"b\":1}", Some(&fb.sha), "b").await.expect("write");
+        assert!(wa.is_ok(), "{wa:?}");
+        assert_eq!(wb.map_err(|c| c.0.status), Err(409), "the second write names a stale sha");
+        assert_eq!(fake.branch_file(REPO, "sluice-ledger", "lease/shop/x.json").as_deref(), Some("{\"a\":1}"));
+    });
+}
+
+/// Two gates' claims, a hundred times: both started at once (a barrier),
+/// on two clients as two runners would; each round exactly one holds, the
+/// other is told who, and the file names the holder. Then the holder frees
+/// it for the next round.
+#[test]
+fn a_hundred_pairs_of_claims_at_once_give_exactly_one_holder_each_time() {
+    use sluice_core::lease::Acquired;
+    use sluice_providers::github::branch::Branch;
+    let fake = Fake::start(TOKEN);
+    let grace = jiff::SignedDuration::from_secs(5);
+    let rt = runtime();
+    let mut raced = 0;
+    rt.block_on(async {
+        let (a, b) = (Branch::new(library_client(&fake)), Branch::new(library_client(&fake)));
+        for round in 0..100 {
+            let now = jiff::Timestamp::now();
+            let (wa, wb) = (wanted(&format!("a-{round}"), now, 30), wanted(&format!("b-{round}"), now, 30));
+            let conflicts = fake.contents_conflicts(REPO);
+            let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+            let claim = |branch: &Branch, want: sluice_core::lease::Lease| {
+                let (branch, barrier) = (branch.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    branch.take_lease(&want, now, grace).await.expect("take")
+                })
+            };
+            let (ta, tb) = (claim(&a, wa.clone()), claim(&b, wb.clone()));
+            let (ra, rb) = (ta.await.expect("a"), tb.await.expect("b"));
+            let winner = match (&ra, &rb) {
+                (Ok(Acquired::New), Err(holder)) if holder.record_id == wa.record_id => &wa,
+                (Err(holder), Ok(Acquired::New)) if holder.record_id == wb.record_id => &wb,
+                other => panic!("round {round}: expected one holder and one told who: {other:?}"),
+            };
+            raced += u32::from(fake.contents_conflicts(REPO) > conflicts);
+            let file = fake.branch_file(REPO, "sluice-ledger", "lease/shop/dev.json").expect("lease file");
+            let file: Value = serde_json::from_str(&file).expect("json");
+            assert_eq!(file["lease"]["record_id"], winner.record_id.as_str(), "round {round}");
+            let holder = if winner.record_id == wa.record_id { &a } else { &b };
+            assert!(holder.release_lease("shop", "dev", &winner.record_id, "done").await.expect("release"));
+        }
+    });
+    // How often both read the free lease before either wrote (then GitHub
+    // refused the second write): timing, so printed, not asserted; the
+    // test above makes that case happen on purpose.
+    eprintln!("100 pairs of claims at once: exactly one holder each time; in {raced} rounds both claimed the same sha");
+}
+
+/// A dead run's lease: respected until its expiry and the grace, taken
+/// over after; the dead run, back, finds another holder and cannot free
+/// it; the new holder frees it. The clock is given, not waited for.
+#[test]
+fn an_expired_github_lease_is_taken_over_and_its_old_holder_finds_out() {
+    use sluice_core::lease::Acquired;
+    use sluice_providers::github::branch::Branch;
+    let fake = Fake::start(TOKEN);
+    let grace = jiff::SignedDuration::from_secs(5);
+    runtime().block_on(async {
+        let (dead, next) = (Branch::new(library_client(&fake)), Branch::new(library_client(&fake)));
+        let t0: jiff::Timestamp = "2026-11-23T10:00:00Z".parse().expect("time");
+        let at = |minutes: i64, seconds: i64| {
+            t0 + jiff::SignedDuration::from_mins(minutes) + jiff::SignedDuration::from_secs(seconds)
+        };
+        assert_eq!(dead.take_lease(&wanted("dead", t0, 30), t0, grace).await.expect("take"), Ok(Acquired::New));
+        // Half the time left or more: nothing is written.
+        let commits = fake.branch_commits(REPO, "sluice-ledger");
+        let renewed = dead.take_lease(&wanted("dead", at(10, 0), 30), at(10, 0), grace).await.expect("renew");
+        assert_eq!(renewed, Ok(Acquired::Renewed));
+        assert_eq!(fake.branch_commits(REPO, "sluice-ledger"), commits, "a fresh lease is only read");
+        // Within its time and the grace: the next one waits.
+        for now in [at(29, 0), at(30, 4)] {
+            let waits = next.take_lease(&wanted("next", now, 30), now, grace).await.expect("take");
+            assert_eq!(waits.map_err(|l| l.record_id), Err("dead".to_owned()));
+        }
+        // Past them: taken over.
+        let now = at(30, 6);
+        match next.take_lease(&wanted("next", now, 30), now, grace).await.expect("take") {
+            Ok(Acquired::TookOver(old)) => assert_eq!(old.record_id, "dead"),
+            other => panic!("expected a takeover: {other:?}"),
+        }
+        // The dead run comes back: it does not hold it, and cannot free it.
+        let back = dead.take_lease(&wanted("dead", now, 30), now, grace).await.expect("take");
+        assert_eq!(back.map_err(|l| l.record_id), Err("next".to_owned()));
+        assert!(!dead.release_lease("shop", "dev", "dead", "ended").await.expect("release"));
+        let holder = next.lease_holder("shop", "dev", now, grace).await.expect("holder");
+        assert_eq!(holder.map(|l| l.record_id).as_deref(), Some("next"));
+        assert!(next.release_lease("shop", "dev", "next", "ended").await.expect("release"));
+        assert_eq!(next.lease_holder("shop", "dev", now, grace).await.expect("holder"), None);
+    });
+}
+
+/// The real `gate` binaries, two started together a hundred times against
+/// the fake: each time exactly one is admitted and holds dev, the other
+/// waits naming it. Between rounds the holder's lease is freed on the
+/// branch, as its end would.
+#[test]
+fn a_hundred_pairs_of_gates_started_together_admit_exactly_one_each_time() {
+    let h = Harness::start(["", "", ""], "");
+    let started = std::time::Instant::now();
+    for round in 0..100u64 {
+        let sha = format!("{round:040x}");
+        let (ra, rb) = (format!("a{round}.json"), format!("b{round}.json"));
+        let args =
+            |record: &str| ["-e", "dev", "--record", record, "--release", "v2", "--commit", &sha].map(str::to_owned);
+        let (a, b) = std::thread::scope(|s| {
+            let (aa, ab) = (args(&ra), args(&rb));
+            let (mut ca, mut cb) = (
+                h.command("gate", 1000 + round, &aa.each_ref().map(String::as_str)),
+                h.command("gate", 2000 + round, &ab.each_ref().map(String::as_str)),
+            );
+            let a = s.spawn(move || ca.output().expect("gate a"));
+            let b = s.spawn(move || cb.output().expect("gate b"));
+            (a.join().expect("a"), b.join().expect("b"))
+        });
+        let (winner, loser) = match (code(&a), code(&b)) {
+            (0, 1) => (&ra, &b),
+            (1, 0) => (&rb, &a),
+            other => panic!(
+                "round {round}: expected one admitted and one waiting, got {other:?}: {} / {}",
+                stderr(&a),
+                stderr(&b)
+            ),
+        };
+        let held = record_id(&h, winner);
+        assert_eq!(lease_file(&h)["lease"]["record_id"], held.as_str(), "round {round}");
+        assert!(
+            stderr(loser).contains(&format!("WAIT  lease: environment dev is held by deployment {held}")),
+            "round {round}: {}",
+            stderr(loser)
+        );
+        let free =
+            serde_json::json!({ "schema": "sluice.github-lease/v1", "lease": null, "write": format!("test-{round}") });
+        h.fake.put_branch_file(REPO, "sluice-ledger", "lease/shop/dev.json", &free.to_string());
+    }
+    eprintln!("100 pairs of gate binaries at once: one admitted each time ({:.1} s)", started.elapsed().as_secs_f64());
+}
+
+/// A journal file over the 1 MB the contents API returns inline is read
+/// through the blobs API, and appended to like any other.
+#[test]
+fn a_journal_file_over_one_megabyte_is_read_through_the_blobs_api() {
+    use sluice_providers::github::branch::Branch;
+    let fake = Fake::start(TOKEN);
+    let line = format!("{{\"pad\":\"{}\"}}\n", "x".repeat(1000));
+    let big = line.repeat(1100);
+    assert!(big.len() > 1024 * 1024);
+    fake.put_branch_file(REPO, "sluice-ledger", "ledger/shop/dev/2026-03.jsonl", &big);
+    runtime().block_on(async {
+        let branch = Branch::new(library_client(&fake));
+        let file = branch.read("ledger/shop/dev/2026-03.jsonl").await.expect("read").expect("file");
+        assert_eq!(file.text, big);
+        let more = big.clone() + "{}\n";
+        let written = branch.write("ledger/shop/dev/2026-03.jsonl", &more, Some(&file.sha), "more").await;
+        assert!(written.expect("write").is_ok());
+    });
+    let seen: Vec<String> = fake.seen().iter().map(|s| format!("{} {}", s.method, s.path)).collect();
+    assert!(seen.iter().any(|s| s.starts_with("GET /repos/acme/shop/git/blobs/")), "{seen:?}");
+    assert_eq!(
+        fake.branch_file(REPO, "sluice-ledger", "ledger/shop/dev/2026-03.jsonl").map(|t| t.len()),
+        Some(big.len() + 3)
+    );
 }

@@ -5,7 +5,9 @@
 //! check runs and the combined commit status of a ref, a commit (merge
 //! commits with two parents), issues (`labels`, `state`, `since`; pull
 //! requests among them, as GitHub lists them), workflow dispatch,
-//! environment approvals of a run, and compare. Tests can pin its clock to
+//! environment approvals of a run, and compare; and (module `git`) the
+//! contents API with its `sha` preconditions and the Git database's refs,
+//! trees, commits and blobs, for sluice's ledger branch. Tests can pin its clock to
 //! seed a history at exact times. It keeps
 //! what is written, answers reads from it, and behaves like the API where
 //! sluice depends on it: bearer-token auth, `per_page`/`page` with `Link`
@@ -24,6 +26,8 @@ use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard};
+
+mod git;
 
 /// Requests an hour, as for a workflow's `GITHUB_TOKEN`.
 pub const RATE_LIMIT: u64 = 1000;
@@ -67,6 +71,7 @@ struct Repo {
     commits: Vec<Value>,
     approvals: HashMap<u64, Vec<Value>>,
     refs: HashMap<String, String>,
+    git: git::Git,
 }
 
 struct State {
@@ -778,6 +783,9 @@ fn route(s: &mut State, method: &str, path: &str, query: &str, body: &Value) -> 
     let not_found = || Answer::error(StatusCode::NOT_FOUND, "Not Found");
     let ["repos", owner, name, rest @ ..] = parts.as_slice() else { return not_found() };
     let repo = format!("{owner}/{name}");
+    if let Some(answer) = git::route(s, method, &repo, rest, query, body) {
+        return answer;
+    }
     let p = params(query);
     match (method, rest) {
         ("GET", ["deployments"]) => {

@@ -78,7 +78,18 @@ impl Ledger {
     pub async fn start(&self, record: &Record, target: &Target) -> Result<Option<u64>, LedgerFailure> {
         match self {
             Ledger::File(_) => Ok(None),
-            Ledger::GitHub(github) => Ok(Some(github.start(record, commit_of(record)?, target).await?)),
+            Ledger::GitHub(github) => match github.start(record, commit_of(record)?, target).await {
+                Ok(id) => Ok(Some(id)),
+                Err(e) => {
+                    // The gate keeps nothing of a start that failed (it
+                    // exits before saving the record): the lease it just
+                    // took is given back, else the environment would wait
+                    // for its expiry. Best effort: it expires anyway.
+                    let why = "its start could not be recorded on GitHub";
+                    let _ = github.branch().release_lease(&record.app, &record.environment, &record.id, why).await;
+                    Err(e.into())
+                }
+            },
         }
     }
 
@@ -135,14 +146,14 @@ impl Ledger {
 
     /// Takes or renews the environment lease of `want.record_id` (one
     /// deployment per app and environment at a time): the lease file beside
-    /// the file ledger, or the deployment's in-progress GitHub deployment
-    /// (`github::lease`, which also returns the deployment it was taken on).
-    /// `grace` allows for other runners' clocks.
+    /// the file ledger, or the lease file on the GitHub ledger branch
+    /// (`github::lease`, which also returns the record's GitHub deployment
+    /// when it has one). `grace` allows for other runners' clocks.
     pub async fn acquire_lease(
         &self,
         record: &Record,
         want: &Lease,
-        target: &Target,
+        _target: &Target,
         now: Timestamp,
         grace: SignedDuration,
     ) -> Result<(LeaseState, Option<u64>), LedgerFailure> {
@@ -156,39 +167,43 @@ impl Ledger {
                 }
             }
             Ledger::GitHub(github) => {
-                let taken = github.take_lease(record, commit_of(record)?, target, want, now, grace).await?;
+                // The ledger's start needs it: refused before anything is taken.
+                commit_of(record)?;
+                let taken = github.take_lease(record, want, now, grace).await?;
                 let state = match taken.outcome {
                     Ok(acquired) => LeaseState::Held(acquired),
                     Err(holder) => LeaseState::HeldByOther(holder),
                 };
-                Ok((state, Some(taken.deployment)))
+                Ok((state, taken.deployment))
             }
         }
     }
 
     /// Gives up a lease just taken, because the deployment waits for `why`
-    /// after all (the file's lease is released; the GitHub deployment
-    /// `github_deployment` is marked `queued`).
+    /// after all (the lease file is released, beside the file ledger or on
+    /// the GitHub ledger branch).
     pub async fn withdraw_lease(
         &self,
         record: &Record,
-        github_deployment: Option<u64>,
+        _github_deployment: Option<u64>,
         why: &str,
-        target: &Target,
+        _target: &Target,
     ) -> Result<(), LedgerFailure> {
-        match (self, github_deployment) {
-            (Ledger::File(path), _) => {
+        match self {
+            Ledger::File(path) => {
                 lease::release(&lease::path(path, &record.app, &record.environment), &record.id)
                     .map_err(LedgerFailure::Lease)?;
             }
-            (Ledger::GitHub(github), Some(id)) => github.withdraw_lease(id, why, target).await?,
-            (Ledger::GitHub(_), None) => {}
+            Ledger::GitHub(github) => {
+                github.withdraw_lease(record, why).await?;
+            }
         }
         Ok(())
     }
 
     /// Gives up the lease `record_id` holds, if it holds one (the GitHub
-    /// ledger's lease ends with the deployment's final status, in `finish`).
+    /// ledger's lease is freed with the deployment's final entry, in
+    /// `finish`).
     pub fn release_lease(&self, app: &str, environment: &str, record_id: &str) -> Result<bool, LedgerFailure> {
         match self {
             Ledger::File(path) => {
@@ -198,8 +213,8 @@ impl Ledger {
         }
     }
 
-    /// Who holds the environment of `app` now, if anyone: the lease file,
-    /// or the live claim among the GitHub deployments.
+    /// Who holds the environment of `app` now, if anyone: the lease file
+    /// beside the file ledger or on the GitHub ledger branch.
     pub async fn lease_holder(
         &self,
         app: &str,
@@ -212,7 +227,7 @@ impl Ledger {
                 let held = lease::read(&lease::path(path, app, environment)).map_err(LedgerFailure::Lease)?;
                 Ok(held.filter(|l| l.expires_at.checked_add(grace).unwrap_or(l.expires_at) > now))
             }
-            Ledger::GitHub(github) => Ok(github.lease_holder(app, environment, now, grace).await?.map(|c| c.lease)),
+            Ledger::GitHub(github) => Ok(github.lease_holder(app, environment, now, grace).await?),
         }
     }
 
@@ -220,7 +235,9 @@ impl Ledger {
     /// dead), and closes that deployment with `entry` (abandoned, or rolled
     /// back when it had moved traffic): the file ledger releases the lease
     /// file and appends the entry; the GitHub ledger gives the holder's
-    /// deployment its final status. Returns whether the holder still held it.
+    /// deployment its final status, writes the entry to its journal and
+    /// frees the lease file on its branch. Returns whether the holder still
+    /// held it.
     pub async fn free_lease(
         &self,
         holder: &Lease,
@@ -236,19 +253,7 @@ impl Ledger {
                 }
                 Ok(freed)
             }
-            Ledger::GitHub(github) => {
-                let now = entry.finished_at;
-                let Some(claim) =
-                    github.lease_holder(&holder.app, &holder.environment, now, SignedDuration::ZERO).await?
-                else {
-                    return Ok(false);
-                };
-                if claim.lease.record_id != holder.record_id {
-                    return Ok(false);
-                }
-                github.close(claim.deployment, entry, target).await?;
-                Ok(true)
-            }
+            Ledger::GitHub(github) => Ok(github.free_lease(holder, entry, target).await?),
         }
     }
 

@@ -3,7 +3,8 @@
 //! connections while promotions use the GitHub ledger. A step that could not
 //! reach GitHub exits 3 and leaves the record saying what it still owes; the
 //! same step run again once GitHub answers finishes the job, and GitHub ends
-//! with exactly the statuses a clean run leaves.
+//! with exactly the statuses a clean run leaves, and the journal on the
+//! ledger branch with each end once.
 
 use crate::support::{Harness, code, exe, stderr};
 use sluice_core::record::{Expect, Record, Status};
@@ -139,6 +140,27 @@ fn promotions_on_a_flaky_github_end_with_the_ledger_complete() {
         assert_eq!(states.last().map(String::as_str), Some("failure"), "run {run}: reverted: {states:?}");
         assert_eq!(env.h.state()["stable"]["upstream"], env.h.apps[0].as_str(), "run {run}: v1 serves again");
     }
+    // The journal on the ledger branch holds each end exactly once.
+    let files = env.fake.branch_files(REPO, "sluice-ledger");
+    let mut ends = Vec::new();
+    for path in files.iter().filter(|p| p.starts_with("ledger/shop/dev/")) {
+        let text = env.fake.branch_file(REPO, "sluice-ledger", path).expect("journal file");
+        for line in text.lines() {
+            let entry: serde_json::Value = serde_json::from_str(line).expect("a journal line is JSON");
+            ends.push((
+                entry["id"].as_str().unwrap_or("").to_owned(),
+                entry["outcome"].as_str().unwrap_or("").to_owned(),
+            ));
+        }
+    }
+    let mut unique = ends.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), ends.len(), "an end written twice: {ends:?}");
+    assert_eq!(ends.iter().filter(|(_, o)| o == "promoted").count(), 6, "{ends:?}");
+    assert_eq!(ends.iter().filter(|(_, o)| o == "reverted").count(), 6, "{ends:?}");
+    let lease = env.fake.branch_file(REPO, "sluice-ledger", "lease/shop/dev.json").expect("the lease file");
+    assert!(lease.contains("\"lease\": null"), "the last revert freed the environment: {lease}");
     let (report, injected) = super::fault_report(&env.proxy);
     eprintln!("github faults: exits {exits:?}; proxy {report}");
     assert!(injected >= 6, "too few faults were injected to mean anything: {report}");

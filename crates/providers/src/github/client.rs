@@ -23,6 +23,7 @@ use octocrab::Octocrab;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -69,8 +70,14 @@ pub struct CallStats {
     pub writes: u32,
     /// Answered 304 from the cache (free against the rate limit).
     pub not_modified: u32,
+    /// Answered from the cache without a request (immutable Git objects);
+    /// not among `requests`.
+    pub cached: u32,
     /// Rate-limit refusals waited out.
     pub rate_limited: u32,
+    /// What the last answer said was left of the rate limit
+    /// (`x-ratelimit-remaining`), when it said.
+    pub remaining: Option<u32>,
 }
 
 impl CallStats {
@@ -92,6 +99,9 @@ struct Inner {
     cache: Option<EtagCache>,
     stats: Mutex<CallStats>,
     last_write: tokio::sync::Mutex<Option<Instant>>,
+    /// Files of the ledger branch as this client last read or wrote them
+    /// (path → blob SHA and text).
+    known: Mutex<HashMap<String, (String, String)>>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -104,13 +114,14 @@ impl Drop for Inner {
     fn drop(&mut self) {
         let stats = *self.stats.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         sluice_core::gha::debug(&format!(
-            "{}: {} GitHub API calls ({} counted against the rate limit, {} not modified, {} writes, {} rate-limit waits)",
+            "{}: {} GitHub API calls ({} counted against the rate limit, {} not modified, {} writes, {} rate-limit waits{})",
             self.settings.label,
             stats.requests,
             stats.counted(),
             stats.not_modified,
             stats.writes,
-            stats.rate_limited
+            stats.rate_limited,
+            stats.remaining.map(|r| format!(", {r} left of the rate limit")).unwrap_or_default()
         ));
     }
 }
@@ -120,6 +131,16 @@ impl Drop for Inner {
 struct Reply {
     body: String,
     link: Option<String>,
+}
+
+/// An answer GitHub gave on the merits of a request (a stale `sha`: 409; a
+/// missing file or branch: 404; a file that exists: 422), returned to the
+/// caller, which knows what it means, rather than turned into an error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refused {
+    pub status: u16,
+    /// GitHub's `message`.
+    pub message: String,
 }
 
 /// Whether a failed write may be sent again.
@@ -161,6 +182,7 @@ impl GitHub {
                 cache,
                 stats: Mutex::new(CallStats::default()),
                 last_write: tokio::sync::Mutex::new(None),
+                known: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -185,6 +207,19 @@ impl GitHub {
         *self.inner.stats.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// What this client last read or wrote at `path` of the ledger branch:
+    /// the `sha` a compare-and-swap may try without reading first (a stale
+    /// one is refused, and the caller reads again).
+    pub fn known(&self, path: &str) -> Option<(String, String)> {
+        self.inner.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(path).cloned()
+    }
+
+    /// Remembers what `path` of the ledger branch holds (see [`GitHub::known`]).
+    pub fn remember(&self, path: &str, sha: &str, text: &str) {
+        let mut known = self.inner.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        known.insert(path.to_owned(), (sha.to_owned(), text.to_owned()));
+    }
+
     fn count(&self, f: impl FnOnce(&mut CallStats)) {
         f(&mut self.inner.stats.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
     }
@@ -192,6 +227,43 @@ impl GitHub {
     /// `GET` one resource under the repository (`path` starts with `/`).
     pub async fn get<T: DeserializeOwned>(&self, operation: &str, need: &str, path: &str) -> Result<T, ProviderError> {
         let path = self.repo_path(path);
+        let reply = self.read(operation, need, &path).await?;
+        self.parse(operation, &reply.body)
+    }
+
+    /// `GET` one resource; an answer with one of the `refusals` statuses
+    /// (404: not there) is returned as [`Refused`].
+    pub async fn get_if<T: DeserializeOwned>(
+        &self,
+        operation: &str,
+        need: &str,
+        path: &str,
+        refusals: &[u16],
+    ) -> Result<Result<T, Refused>, ProviderError> {
+        let path = self.repo_path(path);
+        match self.read_if(operation, need, &path, refusals).await? {
+            Ok(reply) => self.parse(operation, &reply.body).map(Ok),
+            Err(refused) => Ok(Err(refused)),
+        }
+    }
+
+    /// `GET` a resource that never changes once it exists (a Git object by
+    /// its id): answered from the ETag cache without a request when it is
+    /// there.
+    pub async fn get_immutable<T: DeserializeOwned>(
+        &self,
+        operation: &str,
+        need: &str,
+        path: &str,
+    ) -> Result<T, ProviderError> {
+        let path = self.repo_path(path);
+        let url = format!("{}{path}", self.inner.settings.api_url);
+        if let Some(entry) = self.inner.cache.as_ref().and_then(|c| c.get(&url))
+            && let Ok(value) = serde_json::from_str(&entry.body)
+        {
+            self.count(|s| s.cached += 1);
+            return Ok(value);
+        }
         let reply = self.read(operation, need, &path).await?;
         self.parse(operation, &reply.body)
     }
@@ -284,6 +356,64 @@ impl GitHub {
         self.write(operation, need, &self.repo_path(path), body, resend).await.map(|_| ())
     }
 
+    /// `PUT` under the repository (a file's contents), answering JSON; an
+    /// answer with one of the `refusals` statuses (409: a stale `sha`) is
+    /// returned as [`Refused`].
+    pub async fn put_if<B: Serialize, T: DeserializeOwned>(
+        &self,
+        operation: &str,
+        need: &str,
+        path: &str,
+        body: &B,
+        refusals: &[u16],
+    ) -> Result<Result<T, Refused>, ProviderError> {
+        let body = serde_json::to_value(body).map_err(|e| self.error(operation, e.to_string(), false))?;
+        let path = self.repo_path(path);
+        // Resent after a failure that may have been applied: the resend is
+        // then refused (its `sha` is stale, the reference exists), and the
+        // caller reads back and finds its own write.
+        let sent = self
+            .inner
+            .settings
+            .backoff
+            .run(|| self.send(operation, need, http::Method::PUT, &path, Some(&body), None, refusals))
+            .await?;
+        match sent {
+            Sent::Ok { body, .. } => self.parse(operation, &body).map(Ok),
+            Sent::Refused(refused) => Ok(Err(refused)),
+            Sent::NotModified => Err(self.error(operation, "a write answered 304".into(), false)),
+        }
+    }
+
+    /// `POST` under the repository, answering JSON; an answer with one of
+    /// the `refusals` statuses (422: the reference exists) is returned as
+    /// [`Refused`].
+    pub async fn post_if<B: Serialize, T: DeserializeOwned>(
+        &self,
+        operation: &str,
+        need: &str,
+        path: &str,
+        body: &B,
+        refusals: &[u16],
+    ) -> Result<Result<T, Refused>, ProviderError> {
+        let body = serde_json::to_value(body).map_err(|e| self.error(operation, e.to_string(), false))?;
+        let path = self.repo_path(path);
+        // Resent after a failure that may have been applied: the resend is
+        // then refused (its `sha` is stale, the reference exists), and the
+        // caller reads back and finds its own write.
+        let sent = self
+            .inner
+            .settings
+            .backoff
+            .run(|| self.send(operation, need, http::Method::POST, &path, Some(&body), None, refusals))
+            .await?;
+        match sent {
+            Sent::Ok { body, .. } => self.parse(operation, &body).map(Ok),
+            Sent::Refused(refused) => Ok(Err(refused)),
+            Sent::NotModified => Err(self.error(operation, "a write answered 304".into(), false)),
+        }
+    }
+
     fn repo_path(&self, path: &str) -> String {
         if path.starts_with("/repos/") { path.to_owned() } else { format!("/repos/{}{path}", self.repository()) }
     }
@@ -318,24 +448,39 @@ impl GitHub {
     }
 
     async fn read(&self, operation: &str, need: &str, path: &str) -> Result<Reply, ProviderError> {
+        match self.read_if(operation, need, path, &[]).await? {
+            Ok(reply) => Ok(reply),
+            Err(refused) => Err(self.error(operation, refused.message, false)),
+        }
+    }
+
+    async fn read_if(
+        &self,
+        operation: &str,
+        need: &str,
+        path: &str,
+        refusals: &[u16],
+    ) -> Result<Result<Reply, Refused>, ProviderError> {
         let url = format!("{}{path}", self.inner.settings.api_url);
         self.inner
             .settings
             .backoff
             .run(|| async {
                 let cached = self.inner.cache.as_ref().and_then(|c| c.get(&url));
-                let reply = self.send(operation, need, http::Method::GET, path, None, cached.as_ref()).await?;
+                let reply =
+                    self.send(operation, need, http::Method::GET, path, None, cached.as_ref(), refusals).await?;
                 match reply {
                     Sent::NotModified => match cached {
-                        Some(entry) => Ok(Reply { body: entry.body, link: entry.link }),
+                        Some(entry) => Ok(Ok(Reply { body: entry.body, link: entry.link })),
                         None => Err(self.error(operation, "304 without a cached answer".into(), true)),
                     },
                     Sent::Ok { body, link, etag } => {
                         if let (Some(cache), Some(etag)) = (&self.inner.cache, etag) {
                             cache.put(&Entry { url: url.clone(), etag, link: link.clone(), body: body.clone() });
                         }
-                        Ok(Reply { body, link })
+                        Ok(Ok(Reply { body, link }))
                     }
+                    Sent::Refused(refused) => Ok(Err(refused)),
                 }
             })
             .await
@@ -356,16 +501,18 @@ impl GitHub {
         };
         backoff
             .run(|| async {
-                match self.send(operation, need, http::Method::POST, path, Some(&body), None).await? {
+                match self.send(operation, need, http::Method::POST, path, Some(&body), None, &[]).await? {
                     Sent::Ok { body, link, .. } => Ok(Reply { body, link }),
-                    Sent::NotModified => Ok(Reply { body: String::new(), link: None }),
+                    Sent::NotModified | Sent::Refused(_) => Ok(Reply { body: String::new(), link: None }),
                 }
             })
             .await
     }
 
     /// Sends one request, waiting out rate-limit refusals (which GitHub
-    /// answers without doing anything, so any request may be resent).
+    /// answers without doing anything, so any request may be resent). An
+    /// answer with one of the `refusals` statuses is returned as such.
+    #[allow(clippy::too_many_arguments)]
     async fn send(
         &self,
         operation: &str,
@@ -374,25 +521,28 @@ impl GitHub {
         path: &str,
         body: Option<&Value>,
         cached: Option<&Entry>,
+        refusals: &[u16],
     ) -> Result<Sent, ProviderError> {
         let settings = &self.inner.settings;
         let mut waits = 0;
         loop {
-            let _spacing = if method == http::Method::POST { Some(self.space_writes().await) } else { None };
+            let writing = method != http::Method::GET;
+            let _spacing = if writing { Some(self.space_writes().await) } else { None };
             let mut headers = HeaderMap::new();
             if let Some(etag) = cached.and_then(|e| HeaderValue::from_str(&e.etag).ok()) {
                 headers.insert(http::header::IF_NONE_MATCH, etag);
             }
             self.count(|s| {
                 s.requests += 1;
-                if method == http::Method::POST {
+                if writing {
                     s.writes += 1;
                 }
             });
             let request = async {
-                let response = match body {
-                    Some(body) => self.inner.octo._post(path, Some(body)).await?,
-                    None => self.inner.octo._get_with_headers(path, Some(headers)).await?,
+                let response = match (&method, body) {
+                    (&http::Method::PUT, body) => self.inner.octo._put(path, body).await?,
+                    (_, Some(body)) => self.inner.octo._post(path, Some(body)).await?,
+                    (_, None) => self.inner.octo._get_with_headers(path, Some(headers)).await?,
                 };
                 let (parts, body) = response.into_parts();
                 let bytes = body.collect().await?.to_bytes();
@@ -410,6 +560,9 @@ impl GitHub {
                 Ok(Ok(answer)) => answer,
             };
             let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            if let Some(left) = header("x-ratelimit-remaining").and_then(|v| v.trim().parse().ok()) {
+                self.count(|s| s.remaining = Some(left));
+            }
             let status = parts.status;
             if status == http::StatusCode::NOT_MODIFIED {
                 self.count(|s| s.not_modified += 1);
@@ -420,6 +573,9 @@ impl GitHub {
                 return Ok(Sent::Ok { body: text, link: header("link"), etag: header("etag") });
             }
             let message = github_message(&text);
+            if refusals.contains(&status.as_u16()) {
+                return Ok(Sent::Refused(Refused { status: status.as_u16(), message }));
+            }
             if let Some(wait) = rate_limit_wait(status, &parts.headers, &message) {
                 if wait > settings.max_wait || waits >= 3 {
                     return Err(self.error(
@@ -477,6 +633,7 @@ impl GitHub {
 enum Sent {
     Ok { body: String, link: Option<String>, etag: Option<String> },
     NotModified,
+    Refused(Refused),
 }
 
 /// How long GitHub asks to wait before a refused request may be resent, or

@@ -1,21 +1,29 @@
 //! The deployment history of the repository read back from GitHub as ledger
-//! entries, for `dora-report`: the deployments of the environments (newest
-//! first, paged until the window's context is passed), sluice's statuses of
-//! each (the same mapping as [`super::ledger::GitHubLedger::history`]), the
-//! commits each promotion shipped (compare between consecutive promoted
-//! SHAs of the same app and environment, as `promote` records them with
-//! `git log` for the file ledger), and the issues with the incident label.
+//! entries, for `dora-report`: the journal on the ledger branch
+//! ([`super::journal`]: one call lists its files, one reads each month of
+//! each environment, and a month read once is answered from the cache
+//! after), and, for what happened before the journal started, the
+//! deployments of the environments (newest first, paged until the window's
+//! context is passed), sluice's statuses of each (the same mapping as
+//! [`super::ledger::GitHubLedger::history`]) and the commits each promotion
+//! shipped (compare between consecutive promoted SHAs of the same app and
+//! environment, as `promote` records them with `git log` for the file
+//! ledger); then the issues with the incident label. An entry both in the
+//! journal and among the deployments counts once (the journal's).
 //!
-//! It only reads, and it reads no more than the window needs: deployments
-//! created more than [`CONTEXT`] before `since` are not listed further;
-//! before `since − after` (the hotfix window) statuses are read only back
-//! to the last promotion of each app and environment; commits are only
-//! compared for promotions that finished in the window; and at most
+//! It only reads, and it reads no more than the window needs: journal
+//! months before the window's context are not read; deployments created
+//! more than [`CONTEXT`] before `since` are not listed further; before
+//! `since − after` (the hotfix window) statuses are read only back to the
+//! last promotion of each app and environment; commits are only compared
+//! for promotions that finished in the window; and at most
 //! `max_deployments` deployments are considered (the newest; a note says
 //! when the cap cut the history). Every call goes through the counting,
 //! caching [`GitHub`] client.
 
+use super::branch::Branch;
 use super::client::{GitHub, encode};
+use super::journal;
 use super::ledger::{GitHubLedger, PREFIX};
 use super::short;
 use super::types::{Commit, Deployment, DeploymentStatus, Issue};
@@ -49,7 +57,8 @@ pub struct Query {
     pub after: Duration,
     /// Issues with this label are incidents; `None` reads no issues.
     pub incident_label: Option<String>,
-    /// At most this many deployments have their statuses read (the newest).
+    /// At most this many deployments from before the journal have their
+    /// statuses read (the newest).
     pub max_deployments: usize,
     /// The app of deployments sluice adopted from a job (empty payload).
     pub default_app: Option<String>,
@@ -64,6 +73,8 @@ pub struct History {
     pub notes: Vec<String>,
     /// Deployments whose statuses were read.
     pub deployments: usize,
+    /// Entries read from the journal (in the window and its context).
+    pub journal_entries: usize,
     /// Incident issues linked to a deployment.
     pub incidents_linked: usize,
 }
@@ -76,6 +87,86 @@ pub async fn read(github: &GitHub, query: &Query) -> Result<History, ProviderErr
     let to = query.until.and_then(|u| u.checked_add(after).ok());
     let mut history = History::default();
 
+    // The journal first: what it holds needs nothing else.
+    let branch = Branch::new(github.clone());
+    let files = branch.files().await?;
+    let start = match &files {
+        Some(files) => branch.start(files).await?,
+        None => None,
+    };
+    let mut journal_entries = Vec::new();
+    let mut journaled = journal::Closed::new();
+    for file in files.iter().flatten() {
+        let Some((app, environment, month)) = journal::parse_path(&file.path) else { continue };
+        let wanted = (query.environments.is_empty() || query.environments.iter().any(|e| e == environment))
+            && (query.apps.is_empty() || query.apps.iter().any(|a| a == app))
+            // Entries are filed by the month they ended in: none that
+            // started in the window's context ended before it; one that
+            // started before its end may end a month later.
+            && from.is_none_or(|f| month >= f.strftime("%Y-%m").to_string().as_str())
+            && to.is_none_or(|t| {
+                let last = t.checked_add(SignedDuration::from_hours(31 * 24)).unwrap_or(t);
+                month <= last.strftime("%Y-%m").to_string().as_str()
+            });
+        if !wanted {
+            continue;
+        }
+        let text = branch.blob(&file.sha).await?;
+        journaled.extend(journal::closed(&text));
+        journal_entries.extend(
+            journal::entries(&file.path, &text, &mut history.notes)
+                .into_iter()
+                .filter(|e| from.is_none_or(|f| e.started_at >= f) && to.is_none_or(|t| e.started_at < t)),
+        );
+    }
+    history.journal_entries = journal_entries.len();
+
+    // Deployments from before the journal (all of them without one).
+    let before = match (&files, &start) {
+        (Some(_), Some(start)) if !start.deployments_before => None,
+        (Some(_), Some(start)) => Some(Some(start.since + journal::START_MARGIN)),
+        _ => Some(None),
+    };
+    let mut entries = match before {
+        Some(before) if before.is_none_or(|b| from.is_none_or(|f| f < b)) => {
+            deployment_entries(github, query, (from, to), before, &journaled, after, &mut history).await?
+        }
+        _ => Vec::new(),
+    };
+    let journaled: HashSet<(String, String)> = journal_entries.iter().map(same_entry).collect();
+    entries.retain(|e| !journaled.contains(&same_entry(e)));
+    let from_deployments: HashSet<(String, String)> = entries.iter().map(same_entry).collect();
+    entries.extend(journal_entries);
+    // Oldest first; simultaneous entries in the order GitHub numbered them.
+    entries.sort_by(|a, b| a.finished_at.cmp(&b.finished_at).then_with(|| a.started_at.cmp(&b.started_at)));
+
+    shipped_commits(github, query, &mut entries, &from_deployments, &mut history.notes).await?;
+    if let Some(label) = &query.incident_label {
+        let issues = incidents(github, label, from).await?;
+        history.incidents_linked = link_incidents(&issues, &mut entries);
+    }
+    history.entries = entries;
+    Ok(history)
+}
+
+/// What makes an entry the same in the journal and among the deployments:
+/// the record id and the outcome.
+fn same_entry(entry: &LedgerEntry) -> (String, String) {
+    (entry.id.clone(), format!("{:?}", entry.outcome))
+}
+
+/// The entries of the deployments created in `(from, to)` and before
+/// `before` (all: `None`), from their statuses, as the module says; the
+/// ends the journal has (`journaled`) are left out.
+async fn deployment_entries(
+    github: &GitHub,
+    query: &Query,
+    (from, to): (Option<Timestamp>, Option<Timestamp>),
+    before: Option<Timestamp>,
+    journaled: &journal::Closed,
+    after: SignedDuration,
+    history: &mut History,
+) -> Result<Vec<LedgerEntry>, ProviderError> {
     // Newest first; stop paging once a page reaches back past `from`.
     let mut deployments: Vec<Deployment> = Vec::new();
     let environments: Vec<Option<&str>> = if query.environments.is_empty() {
@@ -96,6 +187,7 @@ pub async fn read(github: &GitHub, query: &Query) -> Result<History, ProviderErr
         deployments.extend(listed.into_iter().filter(|d| {
             from.is_none_or(|f| d.created_at >= f)
                 && to.is_none_or(|t| d.created_at < t)
+                && before.is_none_or(|b| d.created_at < b)
                 && (query.apps.is_empty() || app_of(d, query).is_some_and(|a| query.apps.contains(&a)))
         }));
     }
@@ -126,7 +218,8 @@ pub async fn read(github: &GitHub, query: &Query) -> Result<History, ProviderErr
         }
         let statuses = ledger.statuses(deployment.id).await?;
         history.deployments += 1;
-        let found = entries_of(deployment, statuses, &app, short(&deployment.sha));
+        let mut found = entries_of(deployment, statuses, &app, short(&deployment.sha));
+        found.retain(|e| !journal::has(journaled, deployment.id, e));
         if query.since.is_some_and(|s| deployment.created_at < s)
             && found.iter().any(|e| e.outcome == LedgerOutcome::Promoted)
         {
@@ -134,16 +227,7 @@ pub async fn read(github: &GitHub, query: &Query) -> Result<History, ProviderErr
         }
         entries.extend(found);
     }
-    // Oldest first; simultaneous entries in the order GitHub numbered them.
-    entries.sort_by(|a, b| a.finished_at.cmp(&b.finished_at).then_with(|| a.started_at.cmp(&b.started_at)));
-
-    shipped_commits(github, query, &mut entries, &mut history.notes).await?;
-    if let Some(label) = &query.incident_label {
-        let issues = incidents(github, label, from).await?;
-        history.incidents_linked = link_incidents(&issues, &mut entries);
-    }
-    history.entries = entries;
-    Ok(history)
+    Ok(entries)
 }
 
 /// The app a deployment is of: sluice's payload, else (a job's deployment
@@ -243,7 +327,8 @@ fn abandoned_reason(description: &str) -> Option<&str> {
     rest.strip_prefix("abandoned: ")
 }
 
-/// Fills `commits` of each promotion that finished in the window: what
+/// Fills `commits` of each promotion read from the deployments that
+/// finished in the window: what
 /// compare lists from the previous promoted SHA of the same app and
 /// environment to this one; the deployed commit alone for the first
 /// promotion read. A compare GitHub refuses (a SHA gone after a force push)
@@ -252,6 +337,7 @@ async fn shipped_commits(
     github: &GitHub,
     query: &Query,
     entries: &mut [LedgerEntry],
+    from_deployments: &HashSet<(String, String)>,
     notes: &mut Vec<String>,
 ) -> Result<(), ProviderError> {
     let in_window = |t: Timestamp| query.since.is_none_or(|s| t >= s) && query.until.is_none_or(|u| t < u);
@@ -260,7 +346,8 @@ async fn shipped_commits(
         let Some(sha) = entry.commit.clone() else { continue };
         let key = (entry.app.clone(), entry.environment.clone());
         let before = previous.insert(key, sha.clone());
-        if !in_window(entry.finished_at) {
+        // The journal's entries came with their commits.
+        if !in_window(entry.finished_at) || !from_deployments.contains(&same_entry(entry)) {
             continue;
         }
         let listed = match before.as_deref() {
@@ -285,7 +372,7 @@ async fn shipped_commits(
 
 /// A commit as the ledger keeps it: committer time, merge when it has more
 /// than one parent.
-fn commit_info(commit: &Commit) -> Option<CommitInfo> {
+pub(crate) fn commit_info(commit: &Commit) -> Option<CommitInfo> {
     let git = &commit.commit;
     let time = git.committer.as_ref().and_then(|c| c.date).or_else(|| git.author.as_ref().and_then(|a| a.date))?;
     Some(CommitInfo { sha: commit.sha.clone(), time, merge: commit.parents.len() > 1 })

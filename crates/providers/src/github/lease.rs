@@ -1,377 +1,353 @@
-//! The environment lease of the GitHub ledger: the deployment that carries
-//! an unexpired sluice `in_progress` lease status holds the environment.
+//! The environment lease of the GitHub ledger: one small JSON file per app
+//! and environment on the ledger branch (`lease/APP/ENVIRONMENT.json`,
+//! [`super::branch`]), naming the deployment that holds the environment and
+//! until when, or nobody.
 //!
-//! A lease status is an `in_progress` deployment status whose description
-//! says `sluice: lease taken until <time> for <app> <version> (<strategy>)`
-//! (a new claim) or `sluice: lease held until <time> …` (a renewal of a
-//! claim that has not expired). Its `log_url` is the workflow run that holds
-//! it; the deployment's payload names the actor. Descriptions stay under
-//! GitHub's 140 characters: the part that matters comes first.
+//! The file is only ever changed by a compare-and-swap: a write names the
+//! blob `sha` it read, and GitHub refuses it with 409 when the file is no
+//! longer at that `sha` (or with 422 when it was created meanwhile), changing
+//! nothing (<https://docs.github.com/en/rest/repos/contents#create-or-update-file-contents>).
+//! Taking the lease is: read the file; if another deployment holds it and
+//! its lease has not expired, wait (nothing written); else write this
+//! deployment into it on the `sha` read. Refused: read again and decide
+//! again.
 //!
-//! The protocol, for two gates started together:
-//! 1. post the claim on this deployment's own deployment (created, or the
-//!    one the job or an earlier attempt of this record made);
-//! 2. list the environment's newest deployments and their statuses;
-//! 3. among the unexpired claims of the same app, the one whose claim status
-//!    was created first (GitHub's status ids grow in creation order) holds
-//!    the environment;
-//! 4. a claim that lost is withdrawn at once with a `queued` status
-//!    (`sluice: waits: …`), naming the holder; the step says who holds it.
+//! Why exactly one holds, with no assumption about clocks or about GitHub
+//! reading its own writes: of two gates that read the same `sha`, GitHub
+//! accepts one write on it; the other's write names a `sha` that is no
+//! longer the file's and is refused, whenever it lands, even a millisecond
+//! later. A stale read can only cause a refused write (and another read),
+//! never a second holder. Clocks decide only when an unexpired lease may be
+//! taken over (its expiry plus a grace for other runners' clocks); the
+//! takeover is a compare-and-swap too, and the run it was taken from finds
+//! another holder at its next step.
 //!
-//! Why at most one holds: a claim is read by everyone who lists after it
-//! was created. Of two claims, the later one lists after both exist, sees
-//! the earlier one and loses; the earlier one wins only if it sees no
-//! earlier live claim. This needs read-after-write from GitHub's API and
-//! clocks that agree within the grace given to expiries.
-//!
-//! A step renews the lease by posting a `held` status only when less than
-//! half of the time it asks for is left (so most steps write nothing).
-//! A renewal keeps its place (the id of its last `taken` status) only while
-//! its lease has more than the grace left; later it claims afresh, as a
-//! takeover does. Others treat a claim as expired only after its time plus
-//! the grace, so a holder renewing just in time is never overtaken.
-//! `queued` was chosen for withdrawn claims and expired holders because the
-//! ledger's history ignores it: neither is a rollback or a failure.
-//!
-//! Only the newest [`WINDOW`] deployments of the environment are searched;
-//! a waiting record reuses its deployment, so the holder drops out of the
-//! window only after that many other deployments started after it.
+//! A step renews the lease only when less than half of the time it asks for
+//! is left (so most steps only read, one conditional call); the end of the
+//! deployment (its final ledger entry) frees it. Each write carries a value
+//! of its own (`write`), so a writer whose answer was lost recognises its
+//! own write when it reads again.
 
-use super::client::encode;
-use super::ledger::{GitHubLedger, PREFIX, Target, truncate};
-use super::types::{Deployment, DeploymentStatus};
+use super::branch::{Branch, File};
+use super::ledger::GitHubLedger;
 use crate::ProviderError;
 use jiff::{SignedDuration, Timestamp};
-use sluice_core::lease::{Acquired, LEASE_SCHEMA, Lease};
+use serde::{Deserialize, Serialize};
+use sluice_core::lease::{Acquired, Lease};
 use sluice_core::record::Record;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-/// How many of the environment's newest deployments are searched for the
-/// holder.
-pub const WINDOW: usize = 50;
+/// Schema tag of a lease file on the ledger branch.
+pub const SCHEMA: &str = "sluice.github-lease/v1";
 
-const TAKEN: &str = "lease taken until ";
-const HELD: &str = "lease held until ";
-/// A withdrawn claim (`queued`).
-pub const WAITS: &str = "waits: ";
-const TIME: &str = "%Y-%m-%dT%H:%M:%SZ";
-
-/// What a lease status says.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Note {
-    /// A new claim (`taken`) rather than a renewal (`held`).
-    pub taken: bool,
-    pub until: Timestamp,
-    pub app: String,
-    pub version: String,
+/// What a lease file holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LeaseFile {
+    pub schema: String,
+    /// Who holds the environment; `None`: nobody.
+    pub lease: Option<Lease>,
+    /// Unique to the write that made this version of the file.
+    pub write: String,
+    /// How the last holder's lease ended (released, withdrawn, freed), for
+    /// people reading the branch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<String>,
 }
 
-/// The description of a lease status.
-pub fn note(taken: bool, until: Timestamp, app: &str, version: &str, strategy: &str) -> String {
-    // Whole seconds, rounded up, so the lease never ends before it was asked to.
-    let until = until.checked_add(SignedDuration::from_nanos(999_999_999)).unwrap_or(until);
-    let kind = if taken { TAKEN } else { HELD };
-    truncate(&format!("{PREFIX}{kind}{} for {app} {version} ({strategy})", until.strftime(TIME)))
+/// The lease file of `app` in `environment`.
+pub fn path(app: &str, environment: &str) -> String {
+    format!("lease/{app}/{environment}.json")
 }
 
-/// Reads a lease status's description; `None` for any other description.
-pub fn parse_note(description: &str) -> Option<Note> {
-    let rest = description.strip_prefix(PREFIX)?;
-    let (taken, rest) = match (rest.strip_prefix(TAKEN), rest.strip_prefix(HELD)) {
-        (Some(rest), _) => (true, rest),
-        (None, Some(rest)) => (false, rest),
-        (None, None) => return None,
-    };
-    let (time, rest) = rest.split_once(" for ")?;
-    let until: Timestamp = time.parse().ok()?;
-    let mut words = rest.split(' ');
-    let app = words.next()?.to_owned();
-    let version = words.next().unwrap_or("").to_owned();
-    Some(Note { taken, until, app, version })
-}
-
-/// One deployment's claim on the environment.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Claim {
-    pub deployment: u64,
-    /// The id of the status that made the claim: the lowest live one holds.
-    pub key: u64,
-    pub until: Timestamp,
-    /// Who holds it, as the file ledger's lease says it.
-    pub lease: Lease,
-}
-
-/// The run of lease statuses a deployment's latest sluice statuses make
-/// (newest first): the status that made the claim, the newest, and its note.
-fn run_of<'a>(
-    statuses: &'a [DeploymentStatus],
-    app: &str,
-) -> Option<(&'a DeploymentStatus, &'a DeploymentStatus, Note)> {
-    let ours = statuses.iter().filter(|s| s.description.as_deref().is_some_and(|d| d.starts_with(PREFIX)));
-    let mut run = ours.map_while(|s| {
-        let note = parse_note(s.description.as_deref().unwrap_or_default())?;
-        (s.state == "in_progress" && note.app == app).then_some((s, note))
-    });
-    let (newest, newest_note) = run.next()?;
-    let mut key = newest;
-    if !newest_note.taken {
-        for (status, note) in run {
-            key = status;
-            if note.taken {
-                break;
-            }
-        }
-    }
-    Some((key, newest, newest_note))
-}
-
-/// The claim `deployment` makes for `app`, from its statuses (newest first):
-/// its latest sluice status is a lease status. Expired or not.
-pub fn claim(deployment: &Deployment, statuses: &[DeploymentStatus], app: &str, environment: &str) -> Option<Claim> {
-    let (key, newest, newest_note) = run_of(statuses, app)?;
-    let sluice = deployment.sluice();
-    let text = |k: &str| sluice.and_then(|s| s.get(k)).and_then(|v| v.as_str()).map(str::to_owned);
-    let run_url = newest.log_url.clone().or_else(|| newest.target_url.clone()).filter(|u| !u.is_empty());
-    let holder = match (text("triggered_by"), run_url) {
-        (Some(actor), Some(run)) => format!("{actor}, {run}"),
-        (Some(actor), None) => actor,
-        (None, Some(run)) => run,
-        (None, None) => deployment.creator.as_ref().map(|c| c.login.clone()).unwrap_or_else(|| "someone".into()),
-    };
-    Some(Claim {
-        deployment: deployment.id,
-        key: key.id,
-        until: newest_note.until,
-        lease: Lease {
-            schema: LEASE_SCHEMA.into(),
-            app: app.to_owned(),
-            environment: environment.to_owned(),
-            record_id: text("id").unwrap_or_else(|| format!("github-deployment-{}", deployment.id)),
-            version: newest_note.version,
-            holder: format!("GitHub deployment {}, {holder}", deployment.id),
-            acquired_at: key.created_at,
-            expires_at: newest_note.until,
-        },
-    })
-}
-
-/// Whether a claim still counts at `now`: unexpired, with `grace` for the
+/// Whether `lease` still counts at `now`: unexpired, with `grace` for the
 /// clocks of other runners.
-pub fn live(claim: &Claim, now: Timestamp, grace: SignedDuration) -> bool {
-    claim.until.checked_add(grace).unwrap_or(claim.until) > now
+pub fn live(lease: &Lease, now: Timestamp, grace: SignedDuration) -> bool {
+    lease.expires_at.checked_add(grace).unwrap_or(lease.expires_at) > now
 }
 
-/// The holder among `claims`: the live claim made first. `mine` counts as
-/// live (it was just made or renewed).
-pub fn holder(claims: &[Claim], mine: u64, now: Timestamp, grace: SignedDuration) -> Option<&Claim> {
-    claims.iter().filter(|c| c.deployment == mine || live(c, now, grace)).min_by_key(|c| c.key)
+/// What to do with the lease as it stands.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decision {
+    /// Nothing to write: held by this deployment with enough time left.
+    Keep,
+    /// Write this deployment into the file; the outcome if accepted.
+    Write(Box<(Lease, Acquired)>),
+    /// Another deployment holds it.
+    Wait(Box<Lease>),
+}
+
+/// Decides what taking the lease `want` means given what the file holds.
+pub fn decide(held: Option<&Lease>, want: &Lease, now: Timestamp, grace: SignedDuration) -> Decision {
+    match held {
+        Some(mine) if mine.record_id == want.record_id => {
+            // Held with at least half of the asked-for time left, and past
+            // the grace: nobody may take it, nothing to write.
+            let left = mine.expires_at.duration_since(now);
+            if left >= want.expires_at.duration_since(now) / 2 && left > grace {
+                return Decision::Keep;
+            }
+            let renewed = Lease { acquired_at: mine.acquired_at, ..want.clone() };
+            Decision::Write(Box::new((renewed, Acquired::Renewed)))
+        }
+        Some(other) if live(other, now, grace) => Decision::Wait(Box::new(other.clone())),
+        Some(expired) => Decision::Write(Box::new((want.clone(), Acquired::TookOver(expired.clone())))),
+        None => Decision::Write(Box::new((want.clone(), Acquired::New))),
+    }
 }
 
 /// What taking the lease did.
 #[derive(Clone, Debug)]
 pub struct Taken {
-    /// This deployment's GitHub deployment.
-    pub deployment: u64,
+    /// This deployment's GitHub deployment, when it has one already.
+    pub deployment: Option<u64>,
     /// `Ok`: held by this deployment; `Err`: held by another.
     pub outcome: Result<Acquired, Box<Lease>>,
 }
 
-impl GitHubLedger {
-    /// Takes or renews the environment lease for `record` until
-    /// `want.expires_at` on its deployment (made now when the record has
-    /// none), as the module says. `grace` allows for other runners' clocks.
+/// A value no other write shares: the time, this process, and a counter.
+fn unique(record_id: &str) -> String {
+    static SERIAL: AtomicU64 = AtomicU64::new(0);
+    let now = Timestamp::now();
+    format!("{record_id}/{}/{}/{}", now.as_nanosecond(), std::process::id(), SERIAL.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Attempts at a compare-and-swap before giving up (each refusal means
+/// another writer went first; they are few per environment).
+const ATTEMPTS: usize = 20;
+
+fn damaged(path: &str, e: &serde_json::Error) -> ProviderError {
+    ProviderError {
+        provider: "github",
+        operation: format!("read the lease {path} on branch {}", super::branch::BRANCH),
+        message: format!(
+            "the lease file is damaged ({e}); if no deployment runs in this environment, delete it from branch {}",
+            super::branch::BRANCH
+        ),
+        transient: false,
+        attempts: 1,
+    }
+}
+
+fn exhausted(path: &str) -> ProviderError {
+    ProviderError {
+        provider: "github",
+        operation: format!("write the lease {path} on branch {}", super::branch::BRANCH),
+        message: format!("the lease file changed under every one of {ATTEMPTS} attempts"),
+        transient: true,
+        attempts: ATTEMPTS as u32,
+    }
+}
+
+impl Branch {
+    /// The lease file at `path` and what it says (`None`: no file).
+    async fn lease_file(&self, path: &str) -> Result<Option<(File, LeaseFile)>, ProviderError> {
+        let Some(file) = self.read(path).await? else { return Ok(None) };
+        let parsed: LeaseFile = serde_json::from_str(&file.text).map_err(|e| damaged(path, &e))?;
+        Ok(Some((file, parsed)))
+    }
+
+    /// Writes `lease` (or nobody) into the file at `sha`.
+    async fn put_lease(
+        &self,
+        path: &str,
+        sha: Option<&str>,
+        lease: Option<Lease>,
+        ended: Option<String>,
+        write: &str,
+        message: &str,
+    ) -> Result<bool, ProviderError> {
+        let file = LeaseFile { schema: SCHEMA.into(), lease, write: write.to_owned(), ended };
+        let text = serde_json::to_string_pretty(&file).unwrap_or_default() + "\n";
+        Ok(self.write(path, &text, sha, message).await?.is_ok())
+    }
+
+    /// Takes or renews the lease `want` (as the module says).
     pub async fn take_lease(
         &self,
-        record: &Record,
-        commit: &str,
-        target: &Target,
         want: &Lease,
         now: Timestamp,
         grace: SignedDuration,
-    ) -> Result<Taken, ProviderError> {
-        let id = match record.github_deployment {
-            Some(id) => id,
-            None => self.find_or_create(record, commit, target).await?,
-        };
-        let env = &record.environment;
-        let mine = self.statuses(id).await?;
-        let mine_before = run_of(&mine, &record.app).map(|(_, _, note)| note.until);
-        // Held with at least half of the asked-for time left: nobody can
-        // have taken it (they respect it and the grace), nothing to write.
-        if let Some(until) = mine_before
-            && until.duration_since(now) >= want.expires_at.duration_since(now) / 2
-            && until > now.checked_add(grace).unwrap_or(now)
-        {
-            return Ok(Taken { deployment: id, outcome: Ok(Acquired::Renewed) });
-        }
-        // A renewal keeps its place only with time to spare.
-        let renew = mine_before.is_some_and(|until| until > now.checked_add(grace).unwrap_or(now));
-        let text = note(!renew, want.expires_at, &record.app, &record.version, record.strategy.name());
-        self.status(id, "in_progress", &text, target).await?;
-
-        let claims = self.claims(&record.app, env).await?;
-        let Some(holder) = holder(&claims, id, now, grace) else {
-            return Err(ProviderError {
-                provider: "github",
-                operation: format!("take the lease of {env}"),
-                message: format!(
-                    "deployment {id} is not among the {WINDOW} newest of {env} with the lease status just posted; GitHub did not read back what was written"
-                ),
-                transient: true,
-                attempts: 1,
-            });
-        };
-        if holder.deployment == id {
-            let expired: Vec<&Claim> = claims.iter().filter(|c| c.deployment != id && !live(c, now, grace)).collect();
-            for old in &expired {
-                // Withdrawn, so it is not reported again; a dead run that
-                // comes back finds its lease gone.
-                let text = format!("{PREFIX}{WAITS}lease expired, taken over by deployment {id}");
-                self.status(old.deployment, "queued", &text, target).await?;
+    ) -> Result<Result<Acquired, Box<Lease>>, ProviderError> {
+        let path = path(&want.app, &want.environment);
+        let write = unique(&want.record_id);
+        let mut intended = None;
+        for _ in 0..ATTEMPTS {
+            let current = self.lease_file(&path).await?;
+            if let (Some((_, file)), Some(outcome)) = (&current, &intended)
+                && file.write == write
+            {
+                // Our write went through; its answer was lost.
+                return Ok(Ok(Clone::clone(outcome)));
             }
-            let outcome = match (renew, expired.first()) {
-                (true, _) => Acquired::Renewed,
-                (false, Some(old)) => Acquired::TookOver(old.lease.clone()),
-                (false, None) if mine_before.is_some() => Acquired::Renewed,
-                (false, None) => Acquired::New,
+            let held = current.as_ref().and_then(|(_, f)| f.lease.as_ref());
+            let (lease, outcome) = match decide(held, want, now, grace) {
+                Decision::Keep => return Ok(Ok(Acquired::Renewed)),
+                Decision::Wait(holder) => return Ok(Err(holder)),
+                Decision::Write(chosen) => *chosen,
             };
-            return Ok(Taken { deployment: id, outcome: Ok(outcome) });
+            let message = match &outcome {
+                Acquired::New => format!("lease: {} {} takes {}", want.app, want.version, want.environment),
+                Acquired::Renewed => format!("lease: {} {} renews {}", want.app, want.version, want.environment),
+                Acquired::TookOver(old) => format!(
+                    "lease: {} {} takes {} over from {} (expired)",
+                    want.app, want.version, want.environment, old.record_id
+                ),
+            };
+            let sha = current.as_ref().map(|(f, _)| f.sha.as_str());
+            intended = Some(outcome.clone());
+            if self.put_lease(&path, sha, Some(lease), None, &write, &message).await? {
+                return Ok(Ok(outcome));
+            }
         }
-        let text = format!("{PREFIX}{WAITS}{env} is held by deployment {}", holder.deployment);
-        self.status(id, "queued", &text, target).await?;
-        Ok(Taken { deployment: id, outcome: Err(Box::new(holder.lease.clone())) })
+        Err(exhausted(&path))
     }
 
-    /// Withdraws the claim of deployment `id` (it waits for `why`); the
-    /// final status of [`GitHubLedger::finish`] releases a lease too.
-    pub async fn withdraw_lease(&self, id: u64, why: &str, target: &Target) -> Result<(), ProviderError> {
-        self.status(id, "queued", &format!("{PREFIX}{WAITS}{why}"), target).await
+    /// Frees the lease `record_id` holds, saying `why`; returns whether it
+    /// held it (a lease held by another is left alone).
+    pub async fn release_lease(
+        &self,
+        app: &str,
+        environment: &str,
+        record_id: &str,
+        why: &str,
+    ) -> Result<bool, ProviderError> {
+        let path = path(app, environment);
+        let write = unique(record_id);
+        let mut wrote = false;
+        // What this step read of the lease (taking or renewing it) is tried
+        // first: a stale `sha` is refused, then the file is read.
+        let mut known = self
+            .known(&path)
+            .flatten()
+            .and_then(|f| Some((f.clone(), serde_json::from_str::<LeaseFile>(&f.text).ok()?)));
+        for _ in 0..ATTEMPTS {
+            let current = match known.take() {
+                Some(known) => Some(known),
+                None => self.lease_file(&path).await?,
+            };
+            let Some((file, lease)) = current else { return Ok(false) };
+            if wrote && lease.write == write {
+                return Ok(true);
+            }
+            if lease.lease.as_ref().is_none_or(|l| l.record_id != record_id) {
+                return Ok(false);
+            }
+            let ended = format!("{record_id}: {why}");
+            let message = format!("lease: {app} {environment} freed ({why})");
+            wrote = true;
+            if self.put_lease(&path, Some(&file.sha), None, Some(ended), &write, &message).await? {
+                return Ok(true);
+            }
+        }
+        Err(exhausted(&path))
     }
 
-    /// The live claim that holds the environment for `app`, if any.
+    /// Who holds the environment now, if anyone (one read).
     pub async fn lease_holder(
         &self,
         app: &str,
         environment: &str,
         now: Timestamp,
         grace: SignedDuration,
-    ) -> Result<Option<Claim>, ProviderError> {
-        let claims = self.claims(app, environment).await?;
-        Ok(claims.iter().filter(|c| live(c, now, grace)).min_by_key(|c| c.key).cloned())
+    ) -> Result<Option<Lease>, ProviderError> {
+        Ok(self.lease_in_file(app, environment).await?.filter(|l| live(l, now, grace)))
     }
 
-    /// Every claim among the environment's newest deployments.
-    async fn claims(&self, app: &str, environment: &str) -> Result<Vec<Claim>, ProviderError> {
-        let deployments: Vec<Deployment> = self
-            .github
-            .get(
-                &format!("list the deployments to {environment}"),
-                "deployments: read",
-                &format!("/deployments?environment={}&per_page={WINDOW}", encode(environment)),
-            )
-            .await?;
-        let mut claims = Vec::new();
-        for d in &deployments {
-            // Another app's deployment is none of this lease's business.
-            if d.sluice().and_then(|s| s.get("app")).and_then(|a| a.as_str()).is_some_and(|a| a != app) {
-                continue;
-            }
-            let statuses = self.statuses(d.id).await?;
-            claims.extend(claim(d, &statuses, app, environment));
-        }
-        Ok(claims)
+    /// The lease the file names, expired or not (one read).
+    pub async fn lease_in_file(&self, app: &str, environment: &str) -> Result<Option<Lease>, ProviderError> {
+        Ok(self.lease_file(&path(app, environment)).await?.and_then(|(_, f)| f.lease))
+    }
+}
+
+impl GitHubLedger {
+    /// Takes or renews the environment lease for `record` until
+    /// `want.expires_at`, as the module says. `grace` allows for other
+    /// runners' clocks.
+    pub async fn take_lease(
+        &self,
+        record: &Record,
+        want: &Lease,
+        now: Timestamp,
+        grace: SignedDuration,
+    ) -> Result<Taken, ProviderError> {
+        let outcome = self.branch().take_lease(want, now, grace).await?;
+        Ok(Taken { deployment: record.github_deployment, outcome })
+    }
+
+    /// Gives up the lease `record` holds, because it waits for `why` after
+    /// all.
+    pub async fn withdraw_lease(&self, record: &Record, why: &str) -> Result<bool, ProviderError> {
+        self.branch().release_lease(&record.app, &record.environment, &record.id, &format!("withdrawn: {why}")).await
+    }
+
+    /// The unexpired lease of `app` in `environment`, if any.
+    pub async fn lease_holder(
+        &self,
+        app: &str,
+        environment: &str,
+        now: Timestamp,
+        grace: SignedDuration,
+    ) -> Result<Option<Lease>, ProviderError> {
+        self.branch().lease_holder(app, environment, now, grace).await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use sluice_core::lease::LEASE_SCHEMA;
 
     fn t(s: &str) -> Timestamp {
         s.parse().expect("time")
     }
 
-    fn deployment(id: u64, actor: &str) -> Deployment {
-        serde_json::from_value(json!({
-            "id": id, "sha": "a1b2c3", "ref": "a1b2c3", "environment": "dev",
-            "payload": { "sluice": { "id": format!("shop-dev-{id}"), "app": "shop", "triggered_by": actor } },
-            "created_at": "2026-11-23T10:00:00Z",
-        }))
-        .expect("deployment")
-    }
-
-    fn status(id: u64, state: &str, description: &str) -> DeploymentStatus {
-        serde_json::from_value(json!({
-            "id": id, "state": state, "description": description,
-            "log_url": format!("https://github.com/acme/shop/actions/runs/{id}"),
-            "created_at": "2026-11-23T10:00:00Z",
-        }))
-        .expect("status")
+    fn lease(record: &str, acquired: &str, until: &str) -> Lease {
+        Lease {
+            schema: LEASE_SCHEMA.into(),
+            app: "shop".into(),
+            environment: "dev".into(),
+            record_id: record.into(),
+            version: "v2".into(),
+            holder: "alice".into(),
+            acquired_at: t(acquired),
+            expires_at: t(until),
+        }
     }
 
     #[test]
-    fn notes_fit_and_read_back() {
-        let until = t("2026-11-23T10:30:00.2Z");
-        let text = note(true, until, "shop", "v2.1", "canary");
-        assert_eq!(text, "sluice: lease taken until 2026-11-23T10:30:01Z for shop v2.1 (canary)");
-        let read = parse_note(&text).expect("note");
-        assert_eq!(
-            read,
-            Note { taken: true, until: t("2026-11-23T10:30:01Z"), app: "shop".into(), version: "v2.1".into() }
-        );
-        let long = note(false, until, "shop", &"v".repeat(200), "canary");
-        assert_eq!(long.chars().count(), 140);
-        assert_eq!(parse_note(&long).expect("still a note").until, t("2026-11-23T10:30:01Z"));
-        assert_eq!(parse_note("sluice: deploying v2 (canary)"), None);
-    }
-
-    #[test]
-    fn a_claim_keeps_its_place_through_renewals_and_ends_with_another_status() {
-        let d = deployment(7, "alice");
-        let renewed = [
-            status(30, "in_progress", "sluice: lease held until 2026-11-23T10:40:00Z for shop v2 (canary)"),
-            status(20, "success", "Deployment finished"), // GitHub's own, not sluice's
-            status(12, "in_progress", "sluice: lease held until 2026-11-23T10:30:00Z for shop v2 (canary)"),
-            status(10, "in_progress", "sluice: lease taken until 2026-11-23T10:20:00Z for shop v2 (canary)"),
-            status(8, "in_progress", "sluice: lease taken until 2026-11-23T10:10:00Z for shop v2 (canary)"),
-        ];
-        let c = claim(&d, &renewed, "shop", "dev").expect("claim");
-        assert_eq!((c.key, c.until), (10, t("2026-11-23T10:40:00Z")));
-        assert_eq!(c.lease.holder, "GitHub deployment 7, alice, https://github.com/acme/shop/actions/runs/30");
-        assert_eq!(c.lease.record_id, "shop-dev-7");
-        let ended = [status(40, "success", "sluice: v2 promoted, stable in dev"), renewed[0].clone()];
-        assert_eq!(claim(&d, &ended, "shop", "dev"), None);
-        let waiting = [status(40, "queued", "sluice: waits: dev is held by deployment 3"), renewed[0].clone()];
-        assert_eq!(claim(&d, &waiting, "shop", "dev"), None);
-        assert_eq!(claim(&d, &renewed, "other", "dev"), None, "another app's lease");
-    }
-
-    #[test]
-    fn the_first_live_claim_holds() {
+    fn the_decision_follows_who_holds_it_and_until_when() {
         let now = t("2026-11-23T10:00:00Z");
         let grace = SignedDuration::from_secs(5);
-        let c = |deployment: u64, key: u64, until: &str| Claim {
-            deployment,
-            key,
-            until: t(until),
-            lease: claim(
-                &deployment_of(deployment),
-                &[status(key, "in_progress", &format!("sluice: lease taken until {until} for shop v2 (x)"))],
-                "shop",
-                "dev",
-            )
-            .expect("claim")
-            .lease,
-        };
-        fn deployment_of(id: u64) -> Deployment {
-            deployment(id, "bob")
-        }
-        let claims =
-            [c(1, 50, "2026-11-23T09:59:57Z"), c(2, 60, "2026-11-23T10:05:00Z"), c(3, 55, "2026-11-23T10:05:00Z")];
-        // 1 expired 3 s ago, within the grace: it still holds.
-        assert_eq!(holder(&claims, 3, now, grace).map(|c| c.deployment), Some(1));
+        let want = lease("mine", "2026-11-23T10:00:00Z", "2026-11-23T10:30:00Z");
+        assert_eq!(decide(None, &want, now, grace), Decision::Write(Box::new((want.clone(), Acquired::New))));
+        // Mine with more than half left: nothing to write.
+        let held = lease("mine", "2026-11-23T09:50:00Z", "2026-11-23T10:20:00Z");
+        assert_eq!(decide(Some(&held), &want, now, grace), Decision::Keep);
+        // Mine with less than half left: renewed, keeping when it was taken.
+        let held = lease("mine", "2026-11-23T09:40:00Z", "2026-11-23T10:10:00Z");
+        let renewed = Lease { acquired_at: t("2026-11-23T09:40:00Z"), ..want.clone() };
+        assert_eq!(decide(Some(&held), &want, now, grace), Decision::Write(Box::new((renewed, Acquired::Renewed))));
+        // Another's, expired 3 s ago: within the grace it still holds.
+        let other = lease("other", "2026-11-23T09:00:00Z", "2026-11-23T09:59:57Z");
+        assert_eq!(decide(Some(&other), &want, now, grace), Decision::Wait(Box::new(other.clone())));
+        // Past the grace: taken over.
         let later = now + SignedDuration::from_secs(10);
-        assert_eq!(holder(&claims, 2, later, grace).map(|c| c.deployment), Some(3), "the lower status id");
-        assert_eq!(holder(&claims[..1], 9, later, grace), None);
+        assert_eq!(
+            decide(Some(&other), &want, later, grace),
+            Decision::Write(Box::new((want.clone(), Acquired::TookOver(other))))
+        );
+    }
+
+    #[test]
+    fn a_lease_file_reads_back() {
+        let file = LeaseFile {
+            schema: SCHEMA.into(),
+            lease: Some(lease("r1", "2026-11-23T10:00:00Z", "2026-11-23T10:30:00Z")),
+            write: unique("r1"),
+            ended: None,
+        };
+        let text = serde_json::to_string_pretty(&file).expect("json");
+        assert_eq!(serde_json::from_str::<LeaseFile>(&text).expect("parse"), file);
+        assert_ne!(unique("r1"), unique("r1"));
     }
 }

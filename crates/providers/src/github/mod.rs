@@ -1,5 +1,7 @@
 //! GitHub: the client ([`client`]), the deployments ledger ([`ledger`]),
-//! the history read back from it for `dora-report` ([`history`]),
+//! its journal and environment lease on the ledger branch ([`branch`],
+//! [`journal`], [`lease`]), the history read back for `dora-report`
+//! ([`history`]),
 //! the queries the gate's GitHub checks read, and the promotion hand-off
 //! (`workflow_dispatch`).
 //!
@@ -7,9 +9,11 @@
 //! these queries return. Every call goes through [`GitHub`], so it is
 //! counted, conditional where it can be, and free of the token.
 
+pub mod branch;
 pub mod cache;
 pub mod client;
 pub mod history;
+pub mod journal;
 pub mod lease;
 pub mod ledger;
 pub mod types;
