@@ -5,8 +5,14 @@
 //! check runs and the combined commit status of a ref, a commit (merge
 //! commits with two parents), issues (`labels`, `state`, `since`; pull
 //! requests among them, as GitHub lists them), workflow dispatch,
-//! environment approvals of a run, and compare. Tests can pin its clock to
-//! seed a history at exact times. It keeps
+//! environment approvals of a run, compare, and release downloads (the
+//! `github.com/OWNER/REPO/releases/download/TAG/NAME` URL, redirected as
+//! GitHub does). Tests can pin its clock to seed a history at exact times.
+//! Where workflows meet the API it checks what GitHub checks: a
+//! `workflow_dispatch` is validated against the inputs the target workflow
+//! declares (422 with GitHub's messages), and a token minted for one job
+//! carries that job's `permissions:` (a call outside them is 403, as GitHub
+//! answers it). It keeps
 //! what is written, answers reads from it, and behaves like the API where
 //! sluice depends on it: bearer-token auth, `per_page`/`page` with `Link`
 //! headers, weak `ETag`s with `304 Not Modified` (which do not count against
@@ -55,6 +61,35 @@ pub enum Refusal {
     Secondary { retry_after: u64 },
 }
 
+/// One input a workflow declares under `on.workflow_dispatch.inputs`.
+///
+/// <https://docs.github.com/en/actions/reference/workflows-and-actions/workflow-syntax#onworkflow_dispatchinputs>
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DispatchInput {
+    pub name: String,
+    pub required: bool,
+    /// `type: choice`: the allowed values.
+    pub options: Vec<String>,
+}
+
+impl DispatchInput {
+    /// An optional string input.
+    pub fn optional(name: &str) -> DispatchInput {
+        DispatchInput { name: name.to_owned(), ..Default::default() }
+    }
+}
+
+/// A permission level of a `GITHUB_TOKEN` scope, as a job's `permissions:`
+/// grants it.
+///
+/// <https://docs.github.com/en/actions/reference/workflows-and-actions/workflow-syntax#permissions>
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Access {
+    None,
+    Read,
+    Write,
+}
+
 #[derive(Default)]
 struct Repo {
     deployments: Vec<Value>,
@@ -62,15 +97,20 @@ struct Repo {
     check_runs: Vec<Value>,
     commit_statuses: Vec<(String, Value)>,
     issues: Vec<Value>,
-    workflows: HashMap<String, Vec<String>>,
+    workflows: HashMap<String, Vec<DispatchInput>>,
     dispatches: Vec<Value>,
     commits: Vec<Value>,
     approvals: HashMap<u64, Vec<Value>>,
     refs: HashMap<String, String>,
+    /// Release assets by `TAG/NAME`.
+    assets: HashMap<String, Vec<u8>>,
 }
 
 struct State {
     token: String,
+    /// Tokens minted for one job: what each may do, by scope (`contents`,
+    /// `deployments`, `actions`, ...); a scope not named is `none`.
+    scoped: HashMap<String, HashMap<String, Access>>,
     base: String,
     next_id: u64,
     remaining: u64,
@@ -138,6 +178,7 @@ impl Fake {
         let addr = listener.local_addr().expect("local address");
         let state = Arc::new(Mutex::new(State {
             token: token.to_owned(),
+            scoped: HashMap::new(),
             base: format!("http://{addr}"),
             next_id: 1000,
             remaining: RATE_LIMIT,
@@ -366,7 +407,32 @@ impl Fake {
     /// Declares a workflow file that accepts `workflow_dispatch` with these
     /// inputs.
     pub fn add_workflow(&self, repo: &str, file: &str, inputs: &[&str]) {
-        self.with(|s| s.repo(repo).workflows.insert(file.to_owned(), inputs.iter().map(|i| (*i).to_owned()).collect()));
+        let inputs = inputs.iter().map(|i| DispatchInput::optional(i)).collect();
+        self.add_workflow_inputs(repo, file, inputs);
+    }
+
+    /// Declares a workflow file that accepts `workflow_dispatch` with these
+    /// inputs (required ones, choices), as its `on.workflow_dispatch.inputs`
+    /// says; a dispatch is validated against them as GitHub does.
+    pub fn add_workflow_inputs(&self, repo: &str, file: &str, inputs: Vec<DispatchInput>) {
+        self.with(|s| s.repo(repo).workflows.insert(file.to_owned(), inputs));
+    }
+
+    /// Mints a token that carries only these permissions (scope, level), as
+    /// GitHub mints a job's `GITHUB_TOKEN` from its `permissions:` block.
+    /// A call outside them is refused with 403.
+    pub fn add_token(&self, token: &str, permissions: &[(&str, Access)]) {
+        self.with(|s| {
+            let scopes = permissions.iter().map(|(scope, access)| ((*scope).to_owned(), *access)).collect();
+            s.scoped.insert(token.to_owned(), scopes)
+        });
+    }
+
+    /// Publishes a release asset, downloadable without a token at
+    /// `{api_url}/{repo}/releases/download/{tag}/{name}` (the fake serves
+    /// github.com's download URLs beside the API).
+    pub fn add_release_asset(&self, repo: &str, tag: &str, name: &str, bytes: Vec<u8>) {
+        self.with(|s| s.repo(repo).assets.insert(format!("{tag}/{name}"), bytes));
     }
 
     /// Records an environment review of a run: `state` is `approved` or
@@ -604,9 +670,20 @@ async fn handle(state: &Mutex<State>, req: Request<Incoming>) -> Response<Full<B
     raw.push_str(&String::from_utf8_lossy(&body));
 
     let mut s = lock(state);
-    let authorized = auth
-        .as_deref()
-        .is_some_and(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("token ")).is_some_and(|t| t == s.token));
+    // github.com's release download URLs are served beside the API, with no
+    // token (a public repository's assets), redirected to the file as
+    // GitHub redirects to its object store.
+    if let Some(download) = release_download(&mut s, &method, &path) {
+        return download;
+    }
+    let presented =
+        auth.as_deref().and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("token "))).map(str::to_owned);
+    let scopes = presented.as_ref().and_then(|t| s.scoped.get(t)).cloned();
+    let authorized = presented.as_deref().is_some_and(|t| t == s.token) || scopes.is_some();
+    // A job's token outside its `permissions:`: GitHub's 403 for it.
+    let forbidden = scopes.is_some_and(|scopes| {
+        needed(&method, &path).is_some_and(|(scope, level)| scopes.get(scope).copied().unwrap_or(Access::None) < level)
+    });
     let now = jiff::Timestamp::now().as_second();
     if now >= s.reset_at {
         s.remaining = RATE_LIMIT;
@@ -614,6 +691,8 @@ async fn handle(state: &Mutex<State>, req: Request<Incoming>) -> Response<Full<B
     }
     let mut answer = if !authorized {
         Answer::error(StatusCode::UNAUTHORIZED, "Bad credentials")
+    } else if forbidden {
+        Answer::error(StatusCode::FORBIDDEN, "Resource not accessible by integration")
     } else if let Some(refusal) = s.refusals.pop_front() {
         refuse(&mut s, refusal, now)
     } else if s.remaining == 0 {
@@ -679,6 +758,47 @@ async fn handle(state: &Mutex<State>, req: Request<Incoming>) -> Response<Full<B
     }
     let bytes = answer.body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
     response.body(Full::new(bytes)).unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+/// `GET /OWNER/REPO/releases/download/TAG/NAME`: 302 to `/_assets/...`,
+/// which answers the bytes; 404 for an asset that is not published.
+fn release_download(s: &mut State, method: &str, path: &str) -> Option<Response<Full<Bytes>>> {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (redirect, repo, tag, name) = match parts.as_slice() {
+        [owner, repo, "releases", "download", tag, name] => (true, format!("{owner}/{repo}"), *tag, *name),
+        ["_assets", owner, repo, tag, name] => (false, format!("{owner}/{repo}"), *tag, *name),
+        _ => return None,
+    };
+    if method != "GET" && method != "HEAD" {
+        return None;
+    }
+    let found = s.repos.get(&repo).and_then(|r| r.assets.get(&format!("{tag}/{name}"))).cloned();
+    let status = match (&found, redirect) {
+        (None, _) => StatusCode::NOT_FOUND,
+        (Some(_), true) => StatusCode::FOUND,
+        (Some(_), false) => StatusCode::OK,
+    };
+    s.seen.push(Seen {
+        method: method.to_owned(),
+        path: path.to_owned(),
+        query: String::new(),
+        status: status.as_u16(),
+        conditional: false,
+        raw: format!("{method} {path}\n"),
+    });
+    let response = Response::builder().status(status);
+    Some(
+        match (found, redirect) {
+            (None, _) => response.header("content-type", "text/plain").body(Full::new(Bytes::from("Not Found"))),
+            (Some(_), true) => response
+                .header("location", format!("{}/_assets/{repo}/{tag}/{name}", s.base))
+                .body(Full::new(Bytes::new())),
+            (Some(bytes), false) => {
+                response.header("content-type", "application/octet-stream").body(Full::new(Bytes::from(bytes)))
+            }
+        }
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))),
+    )
 }
 
 fn refuse(s: &mut State, refusal: Refusal, now: i64) -> Answer {
@@ -928,12 +1048,8 @@ fn route(s: &mut State, method: &str, path: &str, query: &str, body: &Value) -> 
                 return Answer::error(StatusCode::UNPROCESSABLE_ENTITY, &format!("No ref found for: {git_ref}"));
             }
             let inputs = body.get("inputs").and_then(Value::as_object).cloned().unwrap_or_default();
-            let unexpected: Vec<&String> = inputs.keys().filter(|k| !declared.contains(k)).collect();
-            if !unexpected.is_empty() {
-                return Answer::error(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    &format!("Unexpected inputs provided: {unexpected:?}"),
-                );
+            if let Some(refused) = validate_dispatch(&declared, &inputs) {
+                return Answer::error(StatusCode::UNPROCESSABLE_ENTITY, &refused);
             }
             let at = s.stamp();
             s.repo(&repo).dispatches.push(json!({ "workflow": workflow, "ref": git_ref, "inputs": inputs, "at": at }));
@@ -983,6 +1099,53 @@ fn route(s: &mut State, method: &str, path: &str, query: &str, body: &Value) -> 
         }
         _ => not_found(),
     }
+}
+
+/// Checks a dispatch's inputs against the workflow's declared ones, with
+/// the messages GitHub answers (422): inputs the workflow does not declare,
+/// a required input missing, a choice outside its options.
+///
+/// <https://docs.github.com/en/rest/actions/workflows#create-a-workflow-dispatch-event>
+fn validate_dispatch(declared: &[DispatchInput], inputs: &serde_json::Map<String, Value>) -> Option<String> {
+    let unexpected: Vec<&String> = inputs.keys().filter(|k| !declared.iter().any(|d| &d.name == *k)).collect();
+    if !unexpected.is_empty() {
+        return Some(format!("Unexpected inputs provided: {unexpected:?}"));
+    }
+    for input in declared {
+        let value = inputs.get(&input.name).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned));
+        match value {
+            None if input.required => return Some(format!("Required input '{}' not provided", input.name)),
+            Some(v) if !input.options.is_empty() && !input.options.contains(&v) => {
+                return Some(format!(
+                    "Provided value '{v}' for input '{}' not in the list of allowed values",
+                    input.name
+                ));
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The permission a call needs: the scope and level GitHub documents for
+/// each endpoint under "Fine-grained access tokens" / the `GITHUB_TOKEN`
+/// permissions table.
+///
+/// <https://docs.github.com/en/actions/security-for-github-actions/security-guides/automatic-token-authentication#permissions-for-the-github_token>
+fn needed(method: &str, path: &str) -> Option<(&'static str, Access)> {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let ["repos", _, _, rest @ ..] = parts.as_slice() else { return None };
+    let level = if method == "GET" || method == "HEAD" { Access::Read } else { Access::Write };
+    let scope = match rest.first().copied()? {
+        "deployments" => "deployments",
+        "commits" if rest.get(2) == Some(&"check-runs") => "checks",
+        "commits" if rest.get(2) == Some(&"status") => "statuses",
+        "commits" | "compare" => "contents",
+        "issues" => "issues",
+        "actions" => "actions",
+        _ => return None,
+    };
+    Some((scope, level))
 }
 
 fn create_deployment(s: &mut State, repo: &str, body: &Value) -> Answer {
