@@ -32,6 +32,11 @@ pub fn dispatch(mut argv: Vec<OsString>) -> ExitCode {
                 argv.remove(0);
                 s
             }
+            // Not a step: a read-only helper for the action's scripts.
+            Some("inspect") => {
+                argv.remove(0);
+                return crate::inspect::entry(crate::inspect::Args::parse_from(argv));
+            }
             Some("--version" | "-V") => {
                 println!("sluice {}", env!("CARGO_PKG_VERSION"));
                 return ExitCode::SUCCESS;
