@@ -5,7 +5,9 @@
 //! check runs and the combined commit status of a ref, a commit (merge
 //! commits with two parents), issues (`labels`, `state`, `since`; pull
 //! requests among them, as GitHub lists them), workflow dispatch,
-//! environment approvals of a run, compare, and release downloads (the
+//! environment approvals of a run, compare, workflow runs (listed by
+//! status, cancelled) and their artifacts (zip downloads), and release
+//! downloads (the
 //! `github.com/OWNER/REPO/releases/download/TAG/NAME` URL, redirected as
 //! GitHub does). Tests can pin its clock to seed a history at exact times.
 //! Where workflows meet the API it checks what GitHub checks: a
@@ -104,6 +106,10 @@ struct Repo {
     refs: HashMap<String, String>,
     /// Release assets by `TAG/NAME`.
     assets: HashMap<String, Vec<u8>>,
+    /// Workflow runs: id -> (workflow file, status, conclusion).
+    runs: HashMap<u64, (String, String, Option<String>)>,
+    /// Artifacts of runs: (run id, artifact id, name, zip bytes).
+    artifacts: Vec<(u64, u64, String, Vec<u8>)>,
 }
 
 struct State {
@@ -499,6 +505,37 @@ impl Fake {
         self.with(|s| s.clock_offset += seconds);
     }
 
+    /// Sets a workflow run's status as GitHub shows it (`queued`,
+    /// `in_progress`, `waiting` for reviewers, `completed`), registering the
+    /// run of `workflow` (its file name) on first use.
+    pub fn set_run_status(&self, repo: &str, workflow: &str, run_id: u64, status: &str) {
+        self.with(|s| {
+            let run = s.repo(repo).runs.entry(run_id).or_insert_with(|| (workflow.to_owned(), String::new(), None));
+            run.1 = status.to_owned();
+        });
+    }
+
+    /// A run's status and conclusion (`cancelled` once cancelled through
+    /// the API).
+    pub fn run_status(&self, repo: &str, run_id: u64) -> Option<(String, Option<String>)> {
+        self.with(|s| {
+            s.repo(repo).runs.get(&run_id).map(|(_, status, conclusion)| (status.clone(), conclusion.clone()))
+        })
+    }
+
+    /// Stores an artifact of a run (files by path inside it), downloadable
+    /// as GitHub serves it: a zip archive. An artifact of the same name is
+    /// replaced (`overwrite`).
+    pub fn add_run_artifact(&self, repo: &str, run_id: u64, name: &str, files: &[(String, Vec<u8>)]) {
+        self.with(|s| {
+            let id = s.id();
+            let zip = zip_stored(files);
+            let r = s.repo(repo);
+            r.artifacts.retain(|(run, _, n, _)| !(*run == run_id && n == name));
+            r.artifacts.push((run_id, id, name.to_owned(), zip));
+        });
+    }
+
     // ---- inspection ----------------------------------------------------
 
     /// Every deployment of the repository, oldest first.
@@ -676,6 +713,19 @@ async fn handle(state: &Mutex<State>, req: Request<Incoming>) -> Response<Full<B
     if let Some(download) = release_download(&mut s, &method, &path) {
         return download;
     }
+    if let ["_artifact-zips", owner, name, id] = path.trim_matches('/').split('/').collect::<Vec<_>>().as_slice() {
+        let repo = format!("{owner}/{name}");
+        let id: u64 = id.parse().unwrap_or(0);
+        let zip = s.repos.get(&repo).and_then(|r| r.artifacts.iter().find(|(_, a, ..)| *a == id)).map(|a| a.3.clone());
+        let response = match zip {
+            Some(bytes) => Response::builder()
+                .status(StatusCode::OK)
+                .header("content-type", "application/zip")
+                .body(Full::new(Bytes::from(bytes))),
+            None => Response::builder().status(StatusCode::NOT_FOUND).body(Full::new(Bytes::new())),
+        };
+        return response.unwrap_or_else(|_| Response::new(Full::new(Bytes::new())));
+    }
     let presented =
         auth.as_deref().and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("token "))).map(str::to_owned);
     let scopes = presented.as_ref().and_then(|t| s.scoped.get(t)).cloned();
@@ -823,6 +873,69 @@ fn refuse(s: &mut State, refusal: Refusal, now: i64) -> Answer {
             answer
         }
     }
+}
+
+/// A zip archive of `files` (stored, not compressed), as GitHub serves an
+/// artifact: what `unzip` reads.
+fn zip_stored(files: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut central = Vec::new();
+    for (name, data) in files {
+        let crc = crc32(data);
+        let offset = out.len() as u32;
+        let (size, name_len) = (data.len() as u32, name.len() as u16);
+        let header = |signature: u32, central: bool| {
+            let mut h = Vec::new();
+            h.extend(signature.to_le_bytes());
+            if central {
+                h.extend(20u16.to_le_bytes()); // made by
+            }
+            h.extend(20u16.to_le_bytes()); // version needed
+            h.extend(0u16.to_le_bytes()); // flags
+            h.extend(0u16.to_le_bytes()); // stored
+            h.extend(0u16.to_le_bytes()); // time
+            h.extend(0x21u16.to_le_bytes()); // date: 1980-01-01
+            h.extend(crc.to_le_bytes());
+            h.extend(size.to_le_bytes());
+            h.extend(size.to_le_bytes());
+            h.extend(name_len.to_le_bytes());
+            h.extend(0u16.to_le_bytes()); // extra
+            if central {
+                h.extend(0u16.to_le_bytes()); // comment
+                h.extend(0u16.to_le_bytes()); // disk
+                h.extend(0u16.to_le_bytes()); // internal attributes
+                h.extend(0u32.to_le_bytes()); // external attributes
+                h.extend(offset.to_le_bytes());
+            }
+            h.extend(name.as_bytes());
+            h
+        };
+        out.extend(header(0x0403_4b50, false));
+        out.extend(data);
+        central.extend(header(0x0201_4b50, true));
+    }
+    let start = out.len() as u32;
+    let count = files.len() as u16;
+    out.extend(&central);
+    out.extend(0x0605_4b50u32.to_le_bytes());
+    out.extend([0u8; 4]); // disk numbers
+    out.extend(count.to_le_bytes());
+    out.extend(count.to_le_bytes());
+    out.extend((central.len() as u32).to_le_bytes());
+    out.extend(start.to_le_bytes());
+    out.extend(0u16.to_le_bytes());
+    out
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for b in bytes {
+        crc ^= u32::from(*b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
 }
 
 fn fnv(bytes: &[u8]) -> u64 {
@@ -1054,6 +1167,98 @@ fn route(s: &mut State, method: &str, path: &str, query: &str, body: &Value) -> 
             let at = s.stamp();
             s.repo(&repo).dispatches.push(json!({ "workflow": workflow, "ref": git_ref, "inputs": inputs, "at": at }));
             Answer { body: None, ..Answer::json(StatusCode::NO_CONTENT, Value::Null) }
+        }
+        // https://docs.github.com/en/rest/actions/workflow-runs#list-workflow-runs-for-a-workflow
+        ("GET", ["actions", "workflows", workflow, "runs"]) => {
+            let wanted = p.get("status").cloned();
+            let base = s.base.clone();
+            let mut runs: Vec<(u64, String, Option<String>)> = s
+                .repo(&repo)
+                .runs
+                .iter()
+                .filter(|(_, (file, status, conclusion))| {
+                    file == workflow
+                        && wanted.as_deref().is_none_or(|w| w == status || conclusion.as_deref() == Some(w))
+                })
+                .map(|(id, (_, status, conclusion))| (*id, status.clone(), conclusion.clone()))
+                .collect();
+            runs.sort_by_key(|r| std::cmp::Reverse(r.0));
+            let items: Vec<Value> = runs
+                .iter()
+                .map(|(id, status, conclusion)| {
+                    json!({
+                        "id": id,
+                        "path": format!(".github/workflows/{workflow}"),
+                        "status": status,
+                        "conclusion": conclusion,
+                        "url": format!("{base}/repos/{repo}/actions/runs/{id}"),
+                        "html_url": format!("https://github.com/{repo}/actions/runs/{id}"),
+                    })
+                })
+                .collect();
+            let total = items.len();
+            match paginate(s, path, query, items) {
+                Ok((page, link)) => Answer {
+                    link,
+                    ..Answer::json(StatusCode::OK, json!({ "total_count": total, "workflow_runs": page }))
+                },
+                Err(answer) => answer,
+            }
+        }
+        // https://docs.github.com/en/rest/actions/artifacts#list-workflow-run-artifacts
+        ("GET", ["actions", "runs", run, "artifacts"]) => {
+            let run: u64 = run.parse().unwrap_or(0);
+            let base = s.base.clone();
+            let items: Vec<Value> = s
+                .repo(&repo)
+                .artifacts
+                .iter()
+                .filter(|(r, ..)| *r == run)
+                .map(|(_, id, name, zip)| {
+                    json!({
+                        "id": id,
+                        "name": name,
+                        "size_in_bytes": zip.len(),
+                        "expired": false,
+                        "url": format!("{base}/repos/{repo}/actions/artifacts/{id}"),
+                        "archive_download_url": format!("{base}/repos/{repo}/actions/artifacts/{id}/zip"),
+                        "workflow_run": { "id": run },
+                    })
+                })
+                .collect();
+            let total = items.len();
+            match paginate(s, path, query, items) {
+                Ok((page, link)) => {
+                    Answer { link, ..Answer::json(StatusCode::OK, json!({ "total_count": total, "artifacts": page })) }
+                }
+                Err(answer) => answer,
+            }
+        }
+        // https://docs.github.com/en/rest/actions/artifacts#download-an-artifact
+        // (302 to a short-lived URL of the zip archive)
+        ("GET", ["actions", "artifacts", id, "zip"]) => {
+            let id: u64 = id.parse().unwrap_or(0);
+            if !s.repo(&repo).artifacts.iter().any(|(_, a, ..)| *a == id) {
+                return not_found();
+            }
+            let mut answer = Answer { body: None, ..Answer::json(StatusCode::FOUND, Value::Null) };
+            answer.headers.push(("location", format!("{}/_artifact-zips/{repo}/{id}", s.base)));
+            answer
+        }
+        // https://docs.github.com/en/rest/actions/workflow-runs#cancel-a-workflow-run
+        ("POST", ["actions", "runs", run, "cancel"]) => {
+            let run: u64 = run.parse().unwrap_or(0);
+            match s.repo(&repo).runs.get_mut(&run) {
+                None => not_found(),
+                Some((_, status, _)) if status == "completed" => {
+                    Answer::error(StatusCode::CONFLICT, "Cannot cancel a workflow run that is completed.")
+                }
+                Some((_, status, conclusion)) => {
+                    *status = "completed".into();
+                    *conclusion = Some("cancelled".into());
+                    Answer::json(StatusCode::ACCEPTED, json!({}))
+                }
+            }
         }
         ("GET", ["actions", "runs", run, "approvals"]) => {
             let run: u64 = run.parse().unwrap_or(0);
