@@ -26,6 +26,11 @@
 //!
 //! Not modelled: concurrency groups, the job's final deployment status,
 //! environment secrets and variables, wait timers, `workflow_run` chains.
+//!
+//! It never lets a job reach the network: act runs offline, every action a
+//! job uses is this checkout's or a stand-in, and the API and downloads are
+//! the fake's on 127.0.0.1. It never reads or changes anything outside the
+//! scenario's folder but the built binaries and the stand-ins.
 
 use super::world::{ACTION_REPO, REPO, World, release, root};
 use serde_json::{Value, json};

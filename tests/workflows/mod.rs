@@ -349,3 +349,47 @@ fn expire_paused_rolls_back_an_expired_pause_without_creating_prd_deployments() 
     let states = world.states(deployments[0]["id"].as_u64().expect("id"));
     assert_ne!(states.last().map(String::as_str), Some("success"), "{states:?}");
 }
+
+/// The hand-off as GitHub refuses it: a workflow whose job lacks
+/// `actions: write` (403), or that does not declare the `sha` input `promote`
+/// dispatches (422 "Unexpected inputs provided"). The release is already
+/// stable in dev when the dispatch fails: the job fails (exit 3, naming the
+/// command to start the next promotion by hand), and the action's rollback
+/// leaves the promoted release alone.
+#[test]
+fn a_hand_off_github_refuses_fails_the_job_and_leaves_the_release_promoted() {
+    let _serial = serial();
+    let readme = std::fs::read_to_string(world::root().join("README.md")).expect("README.md");
+    let section = readme.split("\n## A workflow\n").nth(1).expect("the README has \"## A workflow\"");
+    let yaml = section.split("```yaml\n").nth(1).and_then(|s| s.split("\n```").next()).expect("a yaml block");
+    let without = |needle: &str| -> String {
+        let kept: Vec<&str> = yaml.lines().filter(|l| !l.contains(needle)).collect();
+        assert!(kept.len() < yaml.lines().count(), "the README's workflow has {needle:?}");
+        format!("{}\n", kept.join("\n"))
+    };
+    for (label, workflow, status) in [
+        ("no-actions-write", without("actions: write"), 403),
+        ("no-sha-input", without("sha:").replace("          commit: ${{ inputs.sha }}\n", ""), 422),
+    ] {
+        let world =
+            World::new(label, Options { workflows: vec![("promote.yml".into(), workflow)], ..Options::default() });
+        world.deploy_candidate("dev", "v2");
+        let run = world.promote("dev", "v1.4.2", "", &mut no_reviews());
+        let job = run.jobs.keys().next().cloned().expect("a job");
+        assert_eq!(run.result(&job), "failure", "{label}: {}", run.describe());
+        let refused = world.fake.seen().into_iter().any(|s| {
+            s.method == "POST" && s.path.ends_with("/actions/workflows/promote.yml/dispatches") && s.status == status
+        });
+        assert!(refused, "{label}: GitHub answered the dispatch {status}");
+        assert!(world.dispatches().is_empty());
+        assert_eq!(world.stable("dev"), world.apps["v2"], "{label}: the promoted release was not reverted");
+        assert_eq!(world.weight("dev"), 0);
+        let log = std::fs::read_to_string(&run.jobs[&job].log).expect("log");
+        assert!(log.contains("gh workflow run promote.yml"), "{label}: the error says how to start tst by hand");
+        assert!(log.contains("nothing to roll back: the deployment is promoted"), "{label}: rollback left it alone");
+        let deployments = world.ledger_deployments("dev");
+        assert_eq!(deployments.len(), 1);
+        let states = world.states(deployments[0]["id"].as_u64().expect("id"));
+        assert_eq!(states.last().map(String::as_str), Some("success"), "{label}: {states:?}");
+    }
+}
