@@ -123,6 +123,7 @@ jobs:
         run: |
           printf '%s' "$OUTPUTS" >"$RESULT_DIR/outputs.json"
           printf '%s' "$OUTCOME" >"$RESULT_DIR/outcome"
+          command -v python3 >"$RESULT_DIR/python3" || true
 YAML
 git -C "$repo" init -q -b main
 git -C "$repo" remote add origin https://github.com/acme/shop.git
@@ -134,6 +135,14 @@ git -C "$repo" tag v9
 release_sha=$(git -C "$repo" rev-parse HEAD)
 
 
+# The action must not need Python (a job container may have none): every
+# run below finds a python3 and a python that are not installed.
+mkdir -p "$work/nopython"
+for p in python3 python; do
+  printf '#!/bin/sh\necho "%s: not installed (the action must not need it)" >&2\nexit 127\n' "$p" >"$work/nopython/$p"
+  chmod +x "$work/nopython/$p"
+done
+
 # action LABEL RUN_ID INPUT=VALUE...: one workflow run of the action on act
 # (the paused run and its resume share a run id: one run, two jobs, as the
 # record artifact travels between jobs of a run).
@@ -144,7 +153,7 @@ action() {
   for i in "$@"; do inputs+=(--input "$i"); done
   mkdir -p "$work/$label/result"
   "$root/scripts/replay.sh" --action --repo "$repo" --bin "$dev_bin/sluice" --out "$work/$label" -- workflow_dispatch \
-    --env "RESULT_DIR=$work/$label/result" --env "GITHUB_RUN_ID=$run_id" \
+    --env "RESULT_DIR=$work/$label/result" --env "GITHUB_RUN_ID=$run_id" --env "PATH=$work/nopython:$PATH" \
     --input config="$work/sluice.toml" "${inputs[@]}" >"$work/$label.out" 2>"$work/$label.err"
   echo $? >"$work/$label.code"
 }
@@ -229,6 +238,10 @@ action notag 106 environment=dev version=v7 candidate-upstream="$v2"
 check "exit non-zero" [ "$(code notag)" != 0 ]
 check "asks for the commit" contains "$work/notag/act.log" "no commit for release v7"
 check "dev is untouched" [ "$(router_state dev candidate_weight)" = 0 ]
+
+echo "# no step needed Python"
+check "python was shadowed in the jobs" contains "$work/good/result/python3" "$work/nopython/python3"
+check "no step called python3 or python" bash -c "! grep -q 'not installed (the action must not need it)' '$work'/*/act.log"
 
 echo "# replay.sh re-judges the records of the run, as gh run download lays them out"
 cp -r "$work/store/runs" "$work/downloaded"

@@ -18,7 +18,8 @@
 //!   metadata read)
 //!   (<https://docs.github.com/en/actions/security-for-github-actions/security-guides/automatic-token-authentication>);
 //! - a run keeps its id and its artifacts across attempts ("re-run all
-//!   jobs" is a new attempt of the same run)
+//!   jobs" and "re-run failed jobs", which keeps the jobs that succeeded
+//!   with their outputs, are new attempts of the same run)
 //!   (<https://docs.github.com/en/actions/how-tos/manage-workflow-runs/re-run-workflows-and-jobs>);
 //! - cancelling a run: the running step is interrupted (SIGINT) and the
 //!   rest of the job runs as the runner runs it after a cancellation (see
@@ -267,8 +268,35 @@ impl World {
     /// "Re-run all jobs": a new attempt of the same run (same id, same
     /// artifacts).
     pub fn rerun(&self, run: &mut Run, hooks: &mut Hooks) {
-        run.attempt += 1;
         run.jobs.clear();
+        self.attempt(run, hooks);
+    }
+
+    /// "Re-run failed jobs": a new attempt that runs the jobs that failed or
+    /// were cancelled and every job downstream of them; the others keep how
+    /// they ended in the previous attempt, outputs included.
+    pub fn rerun_failed(&self, run: &mut Run, hooks: &mut Hooks) {
+        let text = std::fs::read_to_string(self.repo.join(".github/workflows").join(&run.workflow)).expect("workflow");
+        let workflow: Yaml = serde_yaml::from_str(&text).expect("workflow YAML");
+        let jobs = workflow["jobs"].as_mapping().expect("jobs").clone();
+        let mut again: Vec<String> = run
+            .jobs
+            .iter()
+            .filter(|(_, j)| j.result == "failure" || j.result == "cancelled")
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in ordered(&jobs) {
+            if !again.contains(&name) && needs(&jobs[name.as_str()]).iter().any(|n| again.contains(n)) {
+                again.push(name);
+            }
+        }
+        run.jobs.retain(|name, _| !again.contains(name));
+        self.attempt(run, hooks);
+    }
+
+    fn attempt(&self, run: &mut Run, hooks: &mut Hooks) {
+        run.attempt += 1;
+        let kept: Vec<String> = run.jobs.keys().cloned().collect();
         let text = std::fs::read_to_string(self.repo.join(".github/workflows").join(&run.workflow)).expect("workflow");
         let workflow: Yaml = serde_yaml::from_str(&text).expect("workflow YAML");
         let jobs = workflow["jobs"].as_mapping().expect("jobs").clone();
@@ -287,7 +315,7 @@ impl World {
         let body = json!({ "inputs": inputs, "ref": "refs/heads/main", "repository": { "full_name": REPO } });
         std::fs::write(&event, body.to_string()).expect("event");
         self.fake.set_run_status(REPO, &run.workflow, run.id, "in_progress");
-        for name in ordered(&jobs) {
+        for name in ordered(&jobs).into_iter().filter(|n| !kept.contains(n)) {
             let outcome = self.job(run, &workflow, &jobs, &name, &dir, &event, hooks);
             run.jobs.insert(name, outcome);
         }

@@ -172,7 +172,8 @@ fn a_release_goes_dev_tst_prd_by_dispatch_with_an_approval_in_prd() {
 /// prd pauses for approval; the reviewers reject it: the canary is rolled
 /// back. "Re-run all jobs" of that run starts a new deployment that pauses
 /// at 25% again and asks the reviewers again: without a new approval prd
-/// never takes more than the paused weight.
+/// never takes more than the paused weight. "Re-run failed jobs" then, even
+/// approved, continues nothing: that canary was rolled back.
 #[test]
 fn a_rejected_prd_canary_is_rolled_back_and_a_rerun_needs_a_new_approval() {
     let _serial = serial();
@@ -213,6 +214,24 @@ fn a_rejected_prd_canary_is_rolled_back_and_a_rerun_needs_a_new_approval() {
     let records: Vec<Value> = [&first, &second].iter().map(|a| world.record(&run, a, "prd")).collect();
     assert_ne!(records[0]["id"], records[1]["id"], "two deployments, two identities");
     assert!(records.iter().all(|r| r["status"] == "rolled_back"), "{records:?}");
+
+    // "Re-run failed jobs", approved this time: the approval and the jobs
+    // after it run again with the second attempt's canary (kept, with its
+    // outputs), whose record was uploaded again as rolled back: resume finds
+    // nothing to continue, and prd stays on stable.
+    let watch = WeightWatch::start(&world, "prd");
+    let approve = |_: &World, _: &str, _: &str| Review::Approve;
+    world.rerun_failed(&mut run, &mut Hooks { review: Box::new(approve), cancel: None });
+    assert_eq!(watch.max(), 0, "re-running the approval moved no traffic\n{}", run.describe());
+    assert_eq!(run.attempt, 3);
+    assert_eq!(run.output("canary", "record-artifact"), second, "the canary was kept from attempt 2");
+    assert_eq!(run.result("approval"), "success");
+    assert_eq!(run.result("resume"), "failure", "{}", run.describe());
+    let log = std::fs::read_to_string(&run.jobs["resume"].log).expect("log");
+    assert!(log.contains("nothing to resume"), "{}", run.jobs["resume"].log.display());
+    assert_eq!(world.stable("prd"), world.apps["v1"]);
+    assert_eq!(world.weight("prd"), 0);
+
     let deployments = world.ledger_deployments("prd");
     assert_eq!(deployments.len(), 2, "one GitHub deployment per attempt: {deployments:?}");
     for d in &deployments {
