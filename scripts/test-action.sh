@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Runs the composite action (action.yml, through scripts/run-action.py, which
-# executes its steps as the runner does) against the embedded router and the
-# demo app on 127.0.0.1, and checks its outputs and what it did:
-#   a good release is promoted; a release that fails verify-health is rolled
-#   back and the action fails; a canary paused for approval continues in a
-#   second job from the record artifact; a blocked gate moves nothing; setup
-#   mode only installs.
+# Runs the composite action (action.yml) on act, the workflow engine the
+# workflow scenarios use (through `scripts/replay.sh --action`: host mode,
+# offline, the action installed from a release archive of this checkout),
+# against the embedded router and the demo app on 127.0.0.1, and checks its
+# outputs and what it did:
+#   setup mode only installs; a good release is promoted; a release that
+#   fails verify-health is rolled back and the action fails; a canary paused
+#   for approval is continued by a second run in mode resume from its record
+#   artifact; a blocked gate moves nothing; a missing input and a dispatch of
+#   a release with no tag and no commit are refused before anything runs;
+#   then replay.sh re-judges and re-runs the records those runs uploaded.
 #
 #   scripts/test-action.sh      (ends with "N passed, N failed")
 set -uo pipefail
@@ -13,15 +17,13 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/testlib.sh
 . "$root/scripts/testlib.sh"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
-(cd "$root" && cargo build --locked --quiet --workspace --bins && cargo build --release --locked --quiet -p sluice-cli --bin sluice) ||
-  { echo "build failed" >&2; exit 1; }
+(cd "$root" && cargo build --locked --quiet --workspace --bins) || { echo "build failed" >&2; exit 1; }
 dev_bin=$CARGO_TARGET_DIR/debug
 unset GITHUB_OUTPUT GITHUB_STEP_SUMMARY GITHUB_PATH GITHUB_ENV RUNNER_TEMP RUNNER_TOOL_CACHE
 
 work=$(mktemp -d)
 trap '_stop_all; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
 mkdir -p "$work/run" "$work/ws"
-
 # The demo app in two versions and one router per environment.
 start() {
   local name=$1; shift
@@ -42,7 +44,7 @@ done
 admin() { echo "http://$(json_field "$work/run/router-$1.json" admin)"; }
 router_state() { curl -fsS "$(admin "$1")/v1/state" >"$work/state.json" && json_field "$work/state.json" "${@:2}"; }
 
-cat >"$work/ws/sluice.toml" <<TOML
+cat >"$work/sluice.toml" <<TOML
 app = "shop"
 
 [ledger]
@@ -72,106 +74,198 @@ name = "prd"
 router = { kind = "local", admin_url = "$(admin prd)" }
 TOML
 
-# action LABEL INPUT=VALUE...: one job running the action; state (cache,
-# artifacts) is shared by all jobs of the test, as within one workflow run.
+# The user's repository: a workflow that runs the action once with the
+# dispatch's inputs and writes the action's outputs and outcome where this
+# script reads them; the release v2 tagged. The config lives outside the
+# checkout (input config), so its file ledger is shared by the runs.
+repo=$work/repo
+mkdir -p "$repo/.github/workflows"
+cat >"$repo/.github/workflows/action.yml" <<'YAML'
+name: action
+on:
+  workflow_dispatch:
+    inputs:
+      mode: { type: string, default: promote }
+      environment: { type: string, default: "" }
+      version: { type: string, default: "" }
+      strategy: { type: string, default: "" }
+      pause-at: { type: string, default: "" }
+      candidate-upstream: { type: string, default: "" }
+      verify-duration: { type: string, default: "" }
+      record-artifact: { type: string, default: "" }
+      config: { type: string, default: sluice.toml }
+permissions: {}
+jobs:
+  run:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@08c6903cd8c0fde910a37f88322edcfb5dd907a8 # v5.0.0
+        with:
+          persist-credentials: false
+          fetch-depth: 0
+      - id: sluice
+        uses: sluice-dev/sluice@v0.1.0
+        with:
+          mode: ${{ inputs.mode }}
+          environment: ${{ inputs.environment }}
+          version: ${{ inputs.version }}
+          strategy: ${{ inputs.strategy }}
+          pause-at: ${{ inputs.pause-at }}
+          candidate-upstream: ${{ inputs.candidate-upstream }}
+          verify-duration: ${{ inputs.verify-duration }}
+          record-artifact: ${{ inputs.record-artifact }}
+          config: ${{ inputs.config }}
+      - name: Report
+        if: always()
+        env:
+          OUTPUTS: ${{ toJSON(steps.sluice.outputs) }}
+          OUTCOME: ${{ steps.sluice.outcome }}
+        run: |
+          printf '%s' "$OUTPUTS" >"$RESULT_DIR/outputs.json"
+          printf '%s' "$OUTCOME" >"$RESULT_DIR/outcome"
+          command -v python3 >"$RESULT_DIR/python3" || true
+YAML
+git -C "$repo" init -q -b main
+git -C "$repo" remote add origin https://github.com/acme/shop.git
+git -C "$repo" add -A
+git -C "$repo" -c user.name=dev -c user.email=dev@example.com commit -q -m "release v2"
+git -C "$repo" tag v2
+git -C "$repo" tag v3
+git -C "$repo" tag v9
+release_sha=$(git -C "$repo" rev-parse HEAD)
+
+
+# The action must not need Python (a job container may have none): every
+# run below finds a python3 and a python that are not installed.
+mkdir -p "$work/nopython"
+for p in python3 python; do
+  printf '#!/bin/sh\necho "%s: not installed (the action must not need it)" >&2\nexit 127\n' "$p" >"$work/nopython/$p"
+  chmod +x "$work/nopython/$p"
+done
+
+# action LABEL RUN_ID INPUT=VALUE...: one workflow run of the action on act
+# (the paused run and its resume share a run id: one run, two jobs, as the
+# record artifact travels between jobs of a run).
+export ACT_STANDIN_STORE=$work/store
 action() {
-  local label=$1; shift
+  local label=$1 run_id=$2; shift 2
   local inputs=()
   for i in "$@"; do inputs+=(--input "$i"); done
-  RUNNER_TEMP=$work/$label/temp GITHUB_SHA=abcdef1234567890abcdef1234567890abcdef12 \
-    python3 "$root/scripts/run-action.py" --state "$work/state" --workspace "$work/ws" \
-    --summary "$work/$label.summary.md" "${inputs[@]}" >"$work/$label.out" 2>"$work/$label.err"
+  mkdir -p "$work/$label/result"
+  "$root/scripts/replay.sh" --action --repo "$repo" --bin "$dev_bin/sluice" --out "$work/$label" -- workflow_dispatch \
+    --env "RESULT_DIR=$work/$label/result" --env "GITHUB_RUN_ID=$run_id" --env "PATH=$work/nopython:$PATH" \
+    --input config="$work/sluice.toml" "${inputs[@]}" >"$work/$label.out" 2>"$work/$label.err"
   echo $? >"$work/$label.code"
 }
 code() { cat "$work/$1.code"; }
-out() { grep -E "^$2=" "$work/$1.out" | head -1 | cut -d= -f2-; }
+out() { json_field "$work/$1/result/outputs.json" "$2" 2>/dev/null; }
+outcome() { cat "$work/$1/result/outcome" 2>/dev/null; }
+log() { cat "$work/$1/act.log"; }
+artifact() { echo "$work/store/runs/$1/artifacts/$2"; }
 
 echo "# setup mode installs and puts the binaries on PATH"
-action setup mode=setup
+action setup 100 mode=setup
 check "exit 0" [ "$(code setup)" = 0 ]
 bin=$(out setup bin-dir)
 check "bin-dir output" [ -x "$bin/sluice" ]
 for step in gate shift-traffic verify-health promote rollback dora-report; do
   check "$step installed" [ -x "$bin/$step" ]
 done
-check "no record artifact in setup mode" [ ! -e "$work/state/artifacts" ]
+check "installed from the release archive, checksum verified" contains "$work/setup/act.log" "checksum verified"
+check "no record artifact in setup mode" [ ! -e "$work/store/runs/100" ]
 
 echo "# a good release is promoted"
-action good environment=dev version=v2 candidate-upstream="$v2" verify-duration=2s
+action good 101 environment=dev version=v2 candidate-upstream="$v2" verify-duration=2s
 check "exit 0" [ "$(code good)" = 0 ]
 check "decision=promoted" [ "$(out good decision)" = promoted ]
 check "next-environment=prd" [ "$(out good next-environment)" = prd ]
-check "record output is the record" [ "$(json_field "$(out good record)" status)" = promoted ]
 check "v2 is stable in dev" [ "$(router_state dev stable upstream)" = "$v2" ]
-check "the record was uploaded as sluice-record-dev" [ -f "$work/state/artifacts/sluice-record-dev/dev.json" ]
+check "the record was uploaded as sluice-record-shop-dev-1" \
+  [ "$(json_field "$(artifact 101 sluice-record-shop-dev-1)/dev.json" status)" = promoted ]
+check "the record has the commit of the tag v2" \
+  [ "$(json_field "$(artifact 101 sluice-record-shop-dev-1)/dev.json" commit)" = "$release_sha" ]
 check "the summary has gate, shift-traffic, verify-health and promote" \
-  bash -c "grep -q 'sluice gate: allow' '$work/good.summary.md' && grep -q 'sluice shift-traffic' '$work/good.summary.md' \
-    && grep -q 'sluice verify-health: pass' '$work/good.summary.md' && grep -q 'sluice promote' '$work/good.summary.md'"
-check "the cache was installed from once and restored" [ -n "$(ls "$work/state/cache" 2>/dev/null)" ]
-check "the commit defaults to the run's SHA" [ "$(json_field "$(out good record)" commit)" = abcdef1234567890abcdef1234567890abcdef12 ]
+  bash -c "grep -q 'sluice gate: allow' '$work/good/act.log' && grep -q 'sluice shift-traffic' '$work/good/act.log' \
+    && grep -q 'sluice verify-health: pass' '$work/good/act.log' && grep -q 'sluice promote' '$work/good/act.log'"
+check "the install was saved to the cache" [ -n "$(ls "$work/store/cache" 2>/dev/null)" ]
 
 echo "# a release that fails verify-health is rolled back and fails the job"
-action bad environment=dev version=v3 strategy=all-at-once candidate-upstream="$v3" verify-duration=5s \
-  record-artifact=sluice-record-dev-v3
+action bad 102 environment=dev version=v3 strategy=all-at-once candidate-upstream="$v3" verify-duration=5s
 check "exit non-zero" [ "$(code bad)" != 0 ]
+check "the action failed" [ "$(outcome bad)" = failure ]
 check "decision=rolled-back" [ "$(out bad decision)" = rolled-back ]
-check "verify-health failed" contains "$work/bad.err" "verify-health exited 1"
-check "rollback ran" contains "$work/bad.summary.md" "sluice rollback: 100% stable"
+check "verify-health failed" contains "$work/bad/act.log" "sluice verify-health: fail"
+check "the install came from the cache" contains "$work/bad/act.log" "Cache restored from key"
 check "the candidate has 0%" [ "$(router_state dev candidate_weight)" = 0 ]
 check "v2 is still stable" [ "$(router_state dev stable upstream)" = "$v2" ]
-check "the record says rolled_back" [ "$(json_field "$(out bad record)" status)" = rolled_back ]
+check "the record says rolled_back" [ "$(json_field "$(artifact 102 sluice-record-shop-dev-1)/dev.json" status)" = rolled_back ]
 check "no next environment" [ -z "$(out bad next-environment)" ]
 
-echo "# a canary paused for approval continues in a later job"
-action paused environment=prd version=v2 candidate-upstream="$v2" pause-at=50 verify-duration=2s
+echo "# a canary paused for approval is continued by mode resume"
+action paused 103 environment=prd version=v2 candidate-upstream="$v2" pause-at=50 verify-duration=2s
 check "exit 0" [ "$(code paused)" = 0 ]
 check "decision=paused" [ "$(out paused decision)" = paused ]
 check "weight=50" [ "$(out paused weight)" = 50 ]
 check "the router holds 50%" [ "$(router_state prd candidate_weight)" = 50 ]
-check "verify-health and promote were skipped" contains "$work/paused.err" "promote skipped: the canary is paused"
-check "the paused record was uploaded" [ "$(json_field "$work/state/artifacts/sluice-record-prd/prd.json" status)" = paused ]
-action approved environment=prd version=v2 verify-duration=2s
-check "exit 0" [ "$(code approved)" = 0 ]
-check "gate was not run again" contains "$work/approved.err" "resuming the paused canary"
-check "decision=promoted" [ "$(out approved decision)" = promoted ]
-check "next-environment is empty after the last environment" [ -z "$(out approved next-environment)" ]
+check "verify-health and promote were skipped" bash -c "! grep -q 'sluice verify-health' '$work/paused/act.log'"
+paused_artifact=$(out paused record-artifact)
+check "the paused record was uploaded as $paused_artifact" [ "$(json_field "$(artifact 103 "$paused_artifact")/prd.json" status)" = paused ]
+action resumed 103 mode=resume environment=prd version=v2 verify-duration=2s record-artifact="$paused_artifact"
+check "exit 0" [ "$(code resumed)" = 0 ]
+check "gate was not run again" contains "$work/resumed/act.log" "resuming the paused canary"
+check "decision=promoted" [ "$(out resumed decision)" = promoted ]
+check "next-environment is empty after the last environment" [ -z "$(out resumed next-environment)" ]
 check "v2 is stable in prd" [ "$(router_state prd stable upstream)" = "$v2" ]
+check "the record artifact says promoted" [ "$(json_field "$(artifact 103 "$paused_artifact")/prd.json" status)" = promoted ]
+action resumed-again 103 mode=resume environment=prd version=v2 record-artifact="$paused_artifact"
+check "resuming a deployment that is not paused is refused" contains "$work/resumed-again/act.log" "nothing to resume"
+check "v2 is still stable in prd" [ "$(router_state prd stable upstream)" = "$v2" ]
 
 echo "# a blocked gate moves nothing and rolls nothing back"
-action blocked environment=prd version=v9 candidate-upstream="$v3" record-artifact=sluice-record-prd-v9
+action blocked 104 environment=prd version=v9 candidate-upstream="$v3"
 check "exit non-zero" [ "$(code blocked)" != 0 ]
 check "decision=blocked" [ "$(out blocked decision)" = blocked ]
-check "rollback left it alone" contains "$work/blocked.err" "nothing to roll back: the deployment is blocked"
+check "rollback left it alone" contains "$work/blocked/act.log" "nothing to roll back: the deployment is blocked"
 check "prd is untouched" [ "$(router_state prd stable upstream)" = "$v2" ] && [ "$(router_state prd candidate_weight)" = 0 ]
 
 echo "# a missing input is refused before anything runs"
-action noversion environment=dev
+action noversion 105 environment=dev
 check "exit non-zero" [ "$(code noversion)" != 0 ]
-check "names the input" contains "$work/noversion.err" "the input 'version' is required"
+check "names the input" contains "$work/noversion/act.log" "the input 'version' is required"
+
+echo "# a dispatched release with no tag and no commit is refused (the run's SHA is the branch head)"
+action notag 106 environment=dev version=v7 candidate-upstream="$v2"
+check "exit non-zero" [ "$(code notag)" != 0 ]
+check "asks for the commit" contains "$work/notag/act.log" "no commit for release v7"
+check "dev is untouched" [ "$(router_state dev candidate_weight)" = 0 ]
+
+echo "# no step needed Python"
+check "python was shadowed in the jobs" contains "$work/good/result/python3" "$work/nopython/python3"
+check "no step called python3 or python" bash -c "! grep -q 'not installed (the action must not need it)' '$work'/*/act.log"
 
 echo "# replay.sh re-judges the records of the run, as gh run download lays them out"
-cp -r "$work/state/artifacts" "$work/downloaded"
-PATH="$dev_bin:$PATH" "$root/scripts/replay.sh" --config "$work/ws/sluice.toml" --out "$work/replay" "$work/downloaded" \
+cp -r "$work/store/runs" "$work/downloaded"
+PATH="$dev_bin:$PATH" "$root/scripts/replay.sh" --config "$work/sluice.toml" --out "$work/replay" "$work/downloaded" \
   >"$work/replay.out" 2>"$work/replay.err"
 check "exit 1: the bad release fails again" [ $? = 1 ]
 check "the bad release: recorded Fail, replayed Fail" contains "$work/replay.out" "recorded Fail, replayed Fail"
 check "the good release: recorded Pass, replayed Pass" contains "$work/replay.out" "recorded Pass, replayed Pass"
-check "the records are left as they were" diff -r "$work/state/artifacts" "$work/downloaded"
+check "the records are left as they were" diff -r "$work/store/runs" "$work/downloaded"
 check "the blocked record has nothing to replay" contains "$work/replay.err" "no verdicts to replay"
 
 echo "# replay.sh --router re-runs recorded deployments on a fresh embedded router"
-bad_record=$(grep -l '"version": "v3"' "$work"/downloaded/*/*.json | head -1)
-good_record=$(out good record)
-PATH="$dev_bin:$PATH" "$root/scripts/replay.sh" --router --config "$work/ws/sluice.toml" --out "$work/replay-good" \
+bad_record=$(grep -rl '"version": "v3"' "$work/downloaded" | head -1)
+good_record=$(artifact 101 sluice-record-shop-dev-1)/dev.json
+PATH="$dev_bin:$PATH" "$root/scripts/replay.sh" --router --config "$work/sluice.toml" --out "$work/replay-good" \
   "$good_record" >"$work/replay-good.out" 2>"$work/replay-good.err"
 check "exit 0: the good release is promoted again" [ $? = 0 ]
 check "recorded promoted, replayed promoted" contains "$work/replay-good.out" "| promoted | promoted |"
 check "the replay printed the step summaries" contains "$work/replay-good.out" "sluice promote"
-PATH="$dev_bin:$PATH" "$root/scripts/replay.sh" --router --candidate-error-ratio 0.3 --config "$work/ws/sluice.toml" \
+PATH="$dev_bin:$PATH" "$root/scripts/replay.sh" --router --candidate-error-ratio 0.3 --config "$work/sluice.toml" \
   --out "$work/replay-bad" "$bad_record" >"$work/replay-bad.out" 2>"$work/replay-bad.err"
 check "exit 0: the bad release, answering 30% errors, is rolled back again" [ $? = 0 ]
 check "recorded rolled_back, replayed rolled_back" contains "$work/replay-bad.out" "| rolled_back | rolled_back |"
-PATH="$dev_bin:$PATH" "$root/scripts/replay.sh" --router --config "$work/ws/sluice.toml" --out "$work/replay-healthy" \
+PATH="$dev_bin:$PATH" "$root/scripts/replay.sh" --router --config "$work/sluice.toml" --out "$work/replay-healthy" \
   "$bad_record" >"$work/replay-healthy.out" 2>"$work/replay-healthy.err"
 check "exit 1: the bad release with a healthy candidate ends otherwise than recorded" [ $? = 1 ]
 check "the difference is named" contains "$work/replay-healthy.out" "(differs)"

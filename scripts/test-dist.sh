@@ -94,10 +94,12 @@ check "gate runs" bash -c "'$home/bin/gate' --version | grep -qx 'gate $version'
 run source-warm SLUICE_HOME="$home" SLUICE_MANIFEST="$work/none.sha256"
 check "a second run reuses the cached build" contains "$work/source-warm/stderr" "using the cached source build"
 
-echo "# a listed archive that cannot be downloaded falls back to source"
+echo "# a listed archive that cannot be downloaded is an error, not a silent source build"
 run missing SLUICE_HOME="$work/home-missing" SLUICE_MANIFEST="$work/good.sha256" SLUICE_DIST_URL="$url/nothing-here"
-check "exit 0" [ "$(code missing)" = 0 ]
-check "warns and builds" contains "$work/missing/stderr" "could not download $name; building from source instead"
+check "exit 1" [ "$(code missing)" = 1 ]
+check "says what failed and what to do" contains "$work/missing/stderr" "could not download $url/nothing-here/$name"
+check "names SLUICE_DIST_URL" contains "$work/missing/stderr" "set SLUICE_DIST_URL"
+check "built nothing" [ ! -e "$work/home-missing/bin/sluice" ]
 
 echo "# Windows is refused clearly"
 env RUNNER_OS=Windows RUNNER_ARCH=X64 SLUICE_HOME="$work/home-win" "$root/dist/install.sh" install >"$work/win" 2>&1

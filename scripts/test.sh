@@ -21,8 +21,10 @@ for tool in actionlint zizmor shellcheck; do
     exit 1
   }
 done
-actionlint  # every workflow in .github/workflows, and action.yml through their `uses: ./`
-zizmor --offline --config .github/zizmor.yml action.yml .github/workflows/
+# Every workflow in .github/workflows (and action.yml through their
+# `uses: ./`), and the workflow templates users copy (dist/workflows).
+actionlint .github/workflows/*.yml dist/workflows/*.yml
+zizmor --offline --config .github/zizmor.yml action.yml .github/workflows/ dist/workflows/*.yml
 shellcheck -x dist/*.sh dist/action/run.sh scripts/*.sh
 
 section "cargo fmt --check"
@@ -44,13 +46,16 @@ else
   echo "moto_server is not on PATH: the AWS tests will be skipped (pip install 'moto[server]==5.2.5')"
 fi
 
-section "cargo test"
+# Includes the workflow scenarios (tests/workflows, crate sluice-e2e): the
+# shipped workflows and the action on act, against the GitHub fake and the
+# routers; they use the binaries built above.
+section "cargo test (with the workflow scenarios on act)"
 cargo test --locked --workspace --no-fail-fast
 
 section "dist/install.sh with a local archive and manifest (scripts/test-dist.sh)"
 scripts/test-dist.sh
 
-section "the action's steps against the embedded router (scripts/test-action.sh)"
+section "the action on act against the embedded router, and replay.sh (scripts/test-action.sh)"
 scripts/test-action.sh
 
 section "fuzzing: record, config, durations, ledger (scripts/fuzz.sh, ${SLUICE_FUZZ_SECONDS:-20}s each)"

@@ -1,24 +1,28 @@
 #!/usr/bin/env bash
 # The steps of the composite action (action.yml), one sub-command each:
 #
-#   run.sh prepare    check the inputs, mask the token, name the record
-#   run.sh gate       gate (skipped when resuming a paused canary)
-#   run.sh shift      shift-traffic: the strategy's plan, or up to --pause-at
-#   run.sh verify     verify-health at 100% (skipped while paused)
-#   run.sh promote    promote (skipped while paused)
+#   run.sh prepare    check the inputs, mask the token, resolve the commit,
+#                     name the record and its artifact
+#   run.sh gate       gate (mode promote)
+#   run.sh shift      shift-traffic: the plan, stopping at --pause-at (mode
+#                     promote); continuing a paused canary (mode resume)
+#   run.sh verify     verify-health at 100%
+#   run.sh promote    promote
 #   run.sh rollback   rollback, when traffic may have moved
 #   run.sh finish     the action's outputs, from the record
 #
 # action.yml passes the inputs as SLUICE_* variables through `env:` (never
 # `${{ }}` inside a script); this script hands the non-empty ones to the
-# binaries as the INPUT_* variables their flags read. The same script runs
-# locally (scripts/replay.sh --action) and in the tests, with GITHUB_OUTPUT,
-# GITHUB_STEP_SUMMARY, RUNNER_TEMP, ... set as a runner sets them.
+# binaries as the INPUT_* variables their flags read. It needs bash and the
+# installed binaries, nothing else (no Python, no jq): the record is read
+# with `sluice inspect`, so it runs in any job container.
 #
-# Inputs: SLUICE_ENVIRONMENT, SLUICE_VERSION_INPUT (the release),
-# SLUICE_COMMIT, SLUICE_CONFIG, SLUICE_STRATEGY, SLUICE_CANDIDATE_UPSTREAM,
-# SLUICE_PAUSE_AT, SLUICE_VERIFY_DURATION, SLUICE_RECORD (path; set by
-# prepare), SLUICE_TOKEN (masked, exported as GITHUB_TOKEN).
+# Inputs: SLUICE_MODE (promote or resume), SLUICE_ENVIRONMENT,
+# SLUICE_VERSION_INPUT (the release), SLUICE_COMMIT_INPUT (prepare) or
+# SLUICE_COMMIT (resolved), SLUICE_CONFIG, SLUICE_STRATEGY,
+# SLUICE_CANDIDATE_UPSTREAM, SLUICE_PAUSE_AT, SLUICE_VERIFY_DURATION,
+# SLUICE_RECORD (path; set by prepare), SLUICE_RECORD_ARTIFACT, SLUICE_EVENT
+# (the run's event name), SLUICE_TOKEN (masked), SLUICE_BIN_DIR.
 set -euo pipefail
 
 # The binaries installed by dist/install.sh (its bin-dir output).
@@ -51,13 +55,14 @@ pass() {
     export "INPUT_$1=$2"
   fi
 }
-# record_field KEY: a top-level field of the record, or nothing.
+# record_field KEY: a top-level field of the record; nothing when there is
+# no record. A record that cannot be read is an error, never "no record".
 record_field() {
   [ -f "${SLUICE_RECORD:-}" ] || return 0
-  python3 -c 'import json,sys; v=json.load(open(sys.argv[1])).get(sys.argv[2]); print("" if v is None else v)' \
-    "$SLUICE_RECORD" "$1" 2>/dev/null || true
+  sluice inspect --record "$SLUICE_RECORD" "$1"
 }
 safe_name() { [[ $1 =~ ^[A-Za-z0-9][A-Za-z0-9._+-]*$ ]]; }
+is_sha() { [[ $1 =~ ^[0-9a-f]{40}$ ]]; }
 
 common() {
   [ -n "${SLUICE_ENVIRONMENT:-}" ] || fail "the input 'environment' is required (e.g. dev)"
@@ -67,37 +72,78 @@ common() {
   pass RECORD "$SLUICE_RECORD"
 }
 
+# Sets `commit`: the commit of the release: the input, else the tag's commit
+# in the checkout, else the run's SHA outside workflow_dispatch.
+resolve_commit() {
+  local version=$1 given=${SLUICE_COMMIT_INPUT:-} tagged=
+  tagged=$(git rev-parse --verify --quiet "refs/tags/$version^{commit}" 2>/dev/null || true)
+  if [ -n "$given" ]; then
+    is_sha "$given" || fail "commit '$given' is not a full 40-character commit SHA"
+    if [ -n "$tagged" ] && [ "$tagged" != "$given" ]; then
+      fail "the tag $version points to $tagged, not to the input commit $given; pass the release's own commit (or none: the tag's is used)"
+    fi
+    commit=$given
+  elif [ -n "$tagged" ]; then
+    note "release $version: the commit of its tag, $tagged"
+    commit=$tagged
+  elif [ "${SLUICE_EVENT:-}" = workflow_dispatch ]; then
+    fail "no commit for release $version: the checkout has no tag $version (check out with fetch-depth: 0, or push the tag) and in a workflow_dispatch run the run's SHA is the branch head, not the release; pass the input 'commit'"
+  elif [ -n "${GITHUB_SHA:-}" ]; then
+    note "release $version has no tag in the checkout: the run's commit, $GITHUB_SHA"
+    commit=$GITHUB_SHA
+  fi
+}
+
+# The app the config names (its top-level `app = "..."`), for the artifact
+# name; empty when it cannot be read here (the binaries check the config).
+config_app() {
+  sed -n 's/^app[[:space:]]*=[[:space:]]*"\([A-Za-z0-9._+-]*\)".*/\1/p' "$1" | head -1
+}
+
 cmd=${1:-}
+mode=${SLUICE_MODE:-promote}
 case "$cmd" in
   prepare)
     if [ -n "${SLUICE_TOKEN:-}" ]; then
       echo "::add-mask::$SLUICE_TOKEN"
     fi
+    case "$mode" in promote | resume) ;; *) fail "mode '$mode' is not one of promote, resume, expire-paused, setup" ;; esac
     env_name=${SLUICE_ENVIRONMENT:-}
     [ -n "$env_name" ] || fail "the input 'environment' is required (e.g. dev)"
     safe_name "$env_name" || fail "environment '$env_name' may only contain letters, digits, '.', '_', '+' and '-'"
-    [ -n "${SLUICE_VERSION_INPUT:-}" ] || fail "the input 'version' is required (the release to deploy, e.g. v1.4.2)"
-    safe_name "$SLUICE_VERSION_INPUT" || fail "version '$SLUICE_VERSION_INPUT' may only contain letters, digits, '.', '_', '+' and '-'"
+    version=${SLUICE_VERSION_INPUT:-}
+    [ -n "$version" ] || fail "the input 'version' is required (the release to deploy, e.g. v1.4.2)"
+    safe_name "$version" || fail "version '$version' may only contain letters, digits, '.', '_', '+' and '-'"
     config=${SLUICE_CONFIG:-sluice.toml}
     [ -f "$config" ] || fail "config '$config' not found (relative to $PWD); pass the input 'config'"
-    if [ -n "${SLUICE_PAUSE_AT:-}" ] && ! [[ $SLUICE_PAUSE_AT =~ ^[0-9]{1,2}$ ]]; then
-      fail "pause-at '$SLUICE_PAUSE_AT' must be a stage weight below 100, e.g. 25"
+    if [ -n "${SLUICE_PAUSE_AT:-}" ]; then
+      [[ $SLUICE_PAUSE_AT =~ ^[0-9]{1,2}$ ]] || fail "pause-at '$SLUICE_PAUSE_AT' must be a stage weight below 100, e.g. 25"
+      [ "$mode" = promote ] || fail "pause-at is for mode promote; mode resume continues the paused canary to 100%"
     fi
-    artifact=${SLUICE_RECORD_ARTIFACT:-sluice-record-$env_name}
+    artifact=${SLUICE_RECORD_ARTIFACT:-}
+    if [ "$mode" = resume ]; then
+      [ -n "$artifact" ] || fail "mode resume needs the input 'record-artifact': the paused job's output record-artifact (e.g. \${{ needs.canary.outputs.record-artifact }})"
+    elif [ -z "$artifact" ]; then
+      app=$(config_app "$config")
+      artifact=sluice-record-${app:+$app-}$env_name-${GITHUB_RUN_ATTEMPT:-1}
+    fi
     safe_name "$artifact" || fail "record-artifact '$artifact' may only contain letters, digits, '.', '_', '+' and '-'"
+    commit=
+    if [ "$mode" = promote ]; then
+      resolve_commit "$version"
+    fi
+    # A fresh folder per job: a new deployment never finds an old record.
     dir=${RUNNER_TEMP:-${TMPDIR:-/tmp}}/sluice-records/$artifact
     mkdir -p "$dir"
     output record "$dir/$env_name.json"
     output record-dir "$dir"
     output record-artifact "$artifact"
+    output commit "$commit"
     ;;
   gate)
     common
-    status=$(record_field status)
-    if [ "$status" = paused ]; then
-      note "resuming the paused canary of $(record_field version) in $SLUICE_ENVIRONMENT: gate already allowed it"
-      output decision resume
-      exit 0
+    if [ -f "$SLUICE_RECORD" ]; then
+      fail "a record exists at $SLUICE_RECORD before the gate of a new deployment; nothing was changed"
     fi
     pass RELEASE "$SLUICE_VERSION_INPUT"
     pass COMMIT "${SLUICE_COMMIT:-}"
@@ -107,18 +153,23 @@ case "$cmd" in
   shift)
     common
     pass CANDIDATE_UPSTREAM "${SLUICE_CANDIDATE_UPSTREAM:-}"
-    # Resuming: continue the plan; --pause-at only stops the first run.
-    if [ "$(record_field status)" != paused ]; then
+    if [ "$mode" = resume ]; then
+      status=$(record_field status)
+      version=$(record_field version)
+      [ -n "$status" ] || fail "no record was downloaded to $SLUICE_RECORD; nothing to resume"
+      [ "$version" = "$SLUICE_VERSION_INPUT" ] ||
+        fail "the record is for release $version, not $SLUICE_VERSION_INPUT; nothing was changed"
+      if [ "$status" != paused ]; then
+        fail "nothing to resume: the deployment of $version in $SLUICE_ENVIRONMENT is $status, not paused (a rejected or expired approval rolls it back; start a new promotion)"
+      fi
+      note "resuming the paused canary of $version in $SLUICE_ENVIRONMENT"
+    else
       pass PAUSE_AT "${SLUICE_PAUSE_AT:-}"
     fi
     exec shift-traffic
     ;;
   verify | promote)
     common
-    if [ "$(record_field status)" = paused ]; then
-      note "$cmd skipped: the canary is paused for approval"
-      exit 0
-    fi
     if [ "$cmd" = verify ]; then
       pass DURATION "${SLUICE_VERIFY_DURATION:-}"
       exec verify-health
@@ -127,13 +178,19 @@ case "$cmd" in
     ;;
   rollback)
     common
-    status=$(record_field status)
+    status=$(record_field status) || {
+      note "the record $SLUICE_RECORD cannot be read; rolling back the live router"
+      status=unreadable
+    }
     case "$status" in
       "")
-        note "no record at $SLUICE_RECORD: nothing moved, nothing to roll back"
+        note "no record at $SLUICE_RECORD: the gate did not admit a deployment, nothing moved, nothing to roll back"
         exit 0
         ;;
-      blocked | promoted)
+      # Ended, or never moved traffic. A promoted release is never undone
+      # here (rollback would revert it): a later failure of this job, such
+      # as a hand-off that could not be dispatched, leaves it stable.
+      blocked | waiting | promoted | rolled_back | abandoned)
         note "nothing to roll back: the deployment is $status"
         exit 0
         ;;
@@ -143,23 +200,34 @@ case "$cmd" in
           exit 0
         fi
         ;;
+      # shifting, paused, verified, and any status this script does not
+      # know: rollback is idempotent, so it runs.
     esac
     pass REASON "${SLUICE_ROLLBACK_REASON:-the promotion job failed or was cancelled}"
     exec rollback
     ;;
   finish)
-    status=$(record_field status)
+    status=
+    if [ -f "${SLUICE_RECORD:-}" ]; then
+      output has-record true
+      status=$(record_field status) || status=unreadable
+    else
+      output has-record false
+    fi
     case "$status" in
       promoted) decision=promoted ;;
       paused) decision=paused ;;
-      blocked) decision=blocked ;;
+      blocked | waiting) decision=blocked ;;
       rolled_back) decision=rolled-back ;;
-      "") decision=failed ;;
       *) decision=failed ;;
     esac
     output decision "$decision"
     output status "${status:-none}"
-    output weight "$(record_field candidate_weight)"
+    weight=
+    if [ -f "${SLUICE_RECORD:-}" ]; then
+      weight=$(record_field candidate_weight) || weight=
+    fi
+    output weight "$weight"
     if [ -n "${SLUICE_NEXT_ENVIRONMENT:-}" ] && [ "$decision" = promoted ]; then
       output next-environment "$SLUICE_NEXT_ENVIRONMENT"
     else
@@ -167,7 +235,7 @@ case "$cmd" in
     fi
     ;;
   *)
-    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac

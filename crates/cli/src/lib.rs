@@ -8,6 +8,7 @@
 
 pub mod dora_report;
 pub mod gate;
+pub mod inspect;
 pub mod multicall;
 pub mod promote;
 pub mod rollback;

@@ -36,6 +36,11 @@ pub fn dispatch(mut argv: Vec<OsString>) -> ExitCode {
                 argv.remove(0);
                 return crate::status::entry(crate::status::Args::parse_from(argv));
             }
+            // Not a step: a read-only helper for the action's scripts.
+            Some("inspect") => {
+                argv.remove(0);
+                return crate::inspect::entry(crate::inspect::Args::parse_from(argv));
+            }
             Some("--version" | "-V") => {
                 println!("sluice {}", env!("CARGO_PKG_VERSION"));
                 return ExitCode::SUCCESS;

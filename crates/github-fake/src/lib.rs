@@ -5,10 +5,19 @@
 //! check runs and the combined commit status of a ref, a commit (merge
 //! commits with two parents), issues (`labels`, `state`, `since`; pull
 //! requests among them, as GitHub lists them), workflow dispatch,
-//! environment approvals of a run, and compare; and (module `git`) the
-//! contents API with its `sha` preconditions and the Git database's refs,
-//! trees, commits and blobs, for sluice's ledger branch. Tests can pin its clock to
-//! seed a history at exact times. It keeps
+//! environment approvals of a run, compare, workflow runs (listed by
+//! status, cancelled) and their artifacts (zip downloads), and release
+//! downloads (the
+//! `github.com/OWNER/REPO/releases/download/TAG/NAME` URL, redirected as
+//! GitHub does); and (module `git`) the contents API with its `sha`
+//! preconditions and the Git database's refs, trees, commits and blobs, for
+//! sluice's ledger branch. Tests can pin its clock to seed a history at
+//! exact times.
+//! Where workflows meet the API it checks what GitHub checks: a
+//! `workflow_dispatch` is validated against the inputs the target workflow
+//! declares (422 with GitHub's messages), and a token minted for one job
+//! carries that job's `permissions:` (a call outside them is 403, as GitHub
+//! answers it). It keeps
 //! what is written, answers reads from it, and behaves like the API where
 //! sluice depends on it: bearer-token auth, `per_page`/`page` with `Link`
 //! headers, weak `ETag`s with `304 Not Modified` (which do not count against
@@ -59,6 +68,35 @@ pub enum Refusal {
     Secondary { retry_after: u64 },
 }
 
+/// One input a workflow declares under `on.workflow_dispatch.inputs`.
+///
+/// <https://docs.github.com/en/actions/reference/workflows-and-actions/workflow-syntax#onworkflow_dispatchinputs>
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DispatchInput {
+    pub name: String,
+    pub required: bool,
+    /// `type: choice`: the allowed values.
+    pub options: Vec<String>,
+}
+
+impl DispatchInput {
+    /// An optional string input.
+    pub fn optional(name: &str) -> DispatchInput {
+        DispatchInput { name: name.to_owned(), ..Default::default() }
+    }
+}
+
+/// A permission level of a `GITHUB_TOKEN` scope, as a job's `permissions:`
+/// grants it.
+///
+/// <https://docs.github.com/en/actions/reference/workflows-and-actions/workflow-syntax#permissions>
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Access {
+    None,
+    Read,
+    Write,
+}
+
 #[derive(Default)]
 struct Repo {
     deployments: Vec<Value>,
@@ -66,16 +104,25 @@ struct Repo {
     check_runs: Vec<Value>,
     commit_statuses: Vec<(String, Value)>,
     issues: Vec<Value>,
-    workflows: HashMap<String, Vec<String>>,
+    workflows: HashMap<String, Vec<DispatchInput>>,
     dispatches: Vec<Value>,
     commits: Vec<Value>,
     approvals: HashMap<u64, Vec<Value>>,
     refs: HashMap<String, String>,
     git: git::Git,
+    /// Release assets by `TAG/NAME`.
+    assets: HashMap<String, Vec<u8>>,
+    /// Workflow runs: id -> (workflow file, status, conclusion).
+    runs: HashMap<u64, (String, String, Option<String>)>,
+    /// Artifacts of runs: (run id, artifact id, name, zip bytes).
+    artifacts: Vec<(u64, u64, String, Vec<u8>)>,
 }
 
 struct State {
     token: String,
+    /// Tokens minted for one job: what each may do, by scope (`contents`,
+    /// `deployments`, `actions`, ...); a scope not named is `none`.
+    scoped: HashMap<String, HashMap<String, Access>>,
     base: String,
     next_id: u64,
     remaining: u64,
@@ -143,6 +190,7 @@ impl Fake {
         let addr = listener.local_addr().expect("local address");
         let state = Arc::new(Mutex::new(State {
             token: token.to_owned(),
+            scoped: HashMap::new(),
             base: format!("http://{addr}"),
             next_id: 1000,
             remaining: RATE_LIMIT,
@@ -371,7 +419,32 @@ impl Fake {
     /// Declares a workflow file that accepts `workflow_dispatch` with these
     /// inputs.
     pub fn add_workflow(&self, repo: &str, file: &str, inputs: &[&str]) {
-        self.with(|s| s.repo(repo).workflows.insert(file.to_owned(), inputs.iter().map(|i| (*i).to_owned()).collect()));
+        let inputs = inputs.iter().map(|i| DispatchInput::optional(i)).collect();
+        self.add_workflow_inputs(repo, file, inputs);
+    }
+
+    /// Declares a workflow file that accepts `workflow_dispatch` with these
+    /// inputs (required ones, choices), as its `on.workflow_dispatch.inputs`
+    /// says; a dispatch is validated against them as GitHub does.
+    pub fn add_workflow_inputs(&self, repo: &str, file: &str, inputs: Vec<DispatchInput>) {
+        self.with(|s| s.repo(repo).workflows.insert(file.to_owned(), inputs));
+    }
+
+    /// Mints a token that carries only these permissions (scope, level), as
+    /// GitHub mints a job's `GITHUB_TOKEN` from its `permissions:` block.
+    /// A call outside them is refused with 403.
+    pub fn add_token(&self, token: &str, permissions: &[(&str, Access)]) {
+        self.with(|s| {
+            let scopes = permissions.iter().map(|(scope, access)| ((*scope).to_owned(), *access)).collect();
+            s.scoped.insert(token.to_owned(), scopes)
+        });
+    }
+
+    /// Publishes a release asset, downloadable without a token at
+    /// `{api_url}/{repo}/releases/download/{tag}/{name}` (the fake serves
+    /// github.com's download URLs beside the API).
+    pub fn add_release_asset(&self, repo: &str, tag: &str, name: &str, bytes: Vec<u8>) {
+        self.with(|s| s.repo(repo).assets.insert(format!("{tag}/{name}"), bytes));
     }
 
     /// Records an environment review of a run: `state` is `approved` or
@@ -436,6 +509,37 @@ impl Fake {
     /// (negative to store the past).
     pub fn shift_clock(&self, seconds: i64) {
         self.with(|s| s.clock_offset += seconds);
+    }
+
+    /// Sets a workflow run's status as GitHub shows it (`queued`,
+    /// `in_progress`, `waiting` for reviewers, `completed`), registering the
+    /// run of `workflow` (its file name) on first use.
+    pub fn set_run_status(&self, repo: &str, workflow: &str, run_id: u64, status: &str) {
+        self.with(|s| {
+            let run = s.repo(repo).runs.entry(run_id).or_insert_with(|| (workflow.to_owned(), String::new(), None));
+            run.1 = status.to_owned();
+        });
+    }
+
+    /// A run's status and conclusion (`cancelled` once cancelled through
+    /// the API).
+    pub fn run_status(&self, repo: &str, run_id: u64) -> Option<(String, Option<String>)> {
+        self.with(|s| {
+            s.repo(repo).runs.get(&run_id).map(|(_, status, conclusion)| (status.clone(), conclusion.clone()))
+        })
+    }
+
+    /// Stores an artifact of a run (files by path inside it), downloadable
+    /// as GitHub serves it: a zip archive. An artifact of the same name is
+    /// replaced (`overwrite`).
+    pub fn add_run_artifact(&self, repo: &str, run_id: u64, name: &str, files: &[(String, Vec<u8>)]) {
+        self.with(|s| {
+            let id = s.id();
+            let zip = zip_stored(files);
+            let r = s.repo(repo);
+            r.artifacts.retain(|(run, _, n, _)| !(*run == run_id && n == name));
+            r.artifacts.push((run_id, id, name.to_owned(), zip));
+        });
     }
 
     // ---- inspection ----------------------------------------------------
@@ -609,9 +713,33 @@ async fn handle(state: &Mutex<State>, req: Request<Incoming>) -> Response<Full<B
     raw.push_str(&String::from_utf8_lossy(&body));
 
     let mut s = lock(state);
-    let authorized = auth
-        .as_deref()
-        .is_some_and(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("token ")).is_some_and(|t| t == s.token));
+    // github.com's release download URLs are served beside the API, with no
+    // token (a public repository's assets), redirected to the file as
+    // GitHub redirects to its object store.
+    if let Some(download) = release_download(&mut s, &method, &path) {
+        return download;
+    }
+    if let ["_artifact-zips", owner, name, id] = path.trim_matches('/').split('/').collect::<Vec<_>>().as_slice() {
+        let repo = format!("{owner}/{name}");
+        let id: u64 = id.parse().unwrap_or(0);
+        let zip = s.repos.get(&repo).and_then(|r| r.artifacts.iter().find(|(_, a, ..)| *a == id)).map(|a| a.3.clone());
+        let response = match zip {
+            Some(bytes) => Response::builder()
+                .status(StatusCode::OK)
+                .header("content-type", "application/zip")
+                .body(Full::new(Bytes::from(bytes))),
+            None => Response::builder().status(StatusCode::NOT_FOUND).body(Full::new(Bytes::new())),
+        };
+        return response.unwrap_or_else(|_| Response::new(Full::new(Bytes::new())));
+    }
+    let presented =
+        auth.as_deref().and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("token "))).map(str::to_owned);
+    let scopes = presented.as_ref().and_then(|t| s.scoped.get(t)).cloned();
+    let authorized = presented.as_deref().is_some_and(|t| t == s.token) || scopes.is_some();
+    // A job's token outside its `permissions:`: GitHub's 403 for it.
+    let forbidden = scopes.is_some_and(|scopes| {
+        needed(&method, &path).is_some_and(|(scope, level)| scopes.get(scope).copied().unwrap_or(Access::None) < level)
+    });
     let now = jiff::Timestamp::now().as_second();
     if now >= s.reset_at {
         s.remaining = RATE_LIMIT;
@@ -619,6 +747,8 @@ async fn handle(state: &Mutex<State>, req: Request<Incoming>) -> Response<Full<B
     }
     let mut answer = if !authorized {
         Answer::error(StatusCode::UNAUTHORIZED, "Bad credentials")
+    } else if forbidden {
+        Answer::error(StatusCode::FORBIDDEN, "Resource not accessible by integration")
     } else if let Some(refusal) = s.refusals.pop_front() {
         refuse(&mut s, refusal, now)
     } else if s.remaining == 0 {
@@ -686,6 +816,47 @@ async fn handle(state: &Mutex<State>, req: Request<Incoming>) -> Response<Full<B
     response.body(Full::new(bytes)).unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
 }
 
+/// `GET /OWNER/REPO/releases/download/TAG/NAME`: 302 to `/_assets/...`,
+/// which answers the bytes; 404 for an asset that is not published.
+fn release_download(s: &mut State, method: &str, path: &str) -> Option<Response<Full<Bytes>>> {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (redirect, repo, tag, name) = match parts.as_slice() {
+        [owner, repo, "releases", "download", tag, name] => (true, format!("{owner}/{repo}"), *tag, *name),
+        ["_assets", owner, repo, tag, name] => (false, format!("{owner}/{repo}"), *tag, *name),
+        _ => return None,
+    };
+    if method != "GET" && method != "HEAD" {
+        return None;
+    }
+    let found = s.repos.get(&repo).and_then(|r| r.assets.get(&format!("{tag}/{name}"))).cloned();
+    let status = match (&found, redirect) {
+        (None, _) => StatusCode::NOT_FOUND,
+        (Some(_), true) => StatusCode::FOUND,
+        (Some(_), false) => StatusCode::OK,
+    };
+    s.seen.push(Seen {
+        method: method.to_owned(),
+        path: path.to_owned(),
+        query: String::new(),
+        status: status.as_u16(),
+        conditional: false,
+        raw: format!("{method} {path}\n"),
+    });
+    let response = Response::builder().status(status);
+    Some(
+        match (found, redirect) {
+            (None, _) => response.header("content-type", "text/plain").body(Full::new(Bytes::from("Not Found"))),
+            (Some(_), true) => response
+                .header("location", format!("{}/_assets/{repo}/{tag}/{name}", s.base))
+                .body(Full::new(Bytes::new())),
+            (Some(bytes), false) => {
+                response.header("content-type", "application/octet-stream").body(Full::new(Bytes::from(bytes)))
+            }
+        }
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))),
+    )
+}
+
 fn refuse(s: &mut State, refusal: Refusal, now: i64) -> Answer {
     match refusal {
         Refusal::Primary { reset_in } => {
@@ -708,6 +879,69 @@ fn refuse(s: &mut State, refusal: Refusal, now: i64) -> Answer {
             answer
         }
     }
+}
+
+/// A zip archive of `files` (stored, not compressed), as GitHub serves an
+/// artifact: what `unzip` reads.
+fn zip_stored(files: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut central = Vec::new();
+    for (name, data) in files {
+        let crc = crc32(data);
+        let offset = out.len() as u32;
+        let (size, name_len) = (data.len() as u32, name.len() as u16);
+        let header = |signature: u32, central: bool| {
+            let mut h = Vec::new();
+            h.extend(signature.to_le_bytes());
+            if central {
+                h.extend(20u16.to_le_bytes()); // made by
+            }
+            h.extend(20u16.to_le_bytes()); // version needed
+            h.extend(0u16.to_le_bytes()); // flags
+            h.extend(0u16.to_le_bytes()); // stored
+            h.extend(0u16.to_le_bytes()); // time
+            h.extend(0x21u16.to_le_bytes()); // date: 1980-01-01
+            h.extend(crc.to_le_bytes());
+            h.extend(size.to_le_bytes());
+            h.extend(size.to_le_bytes());
+            h.extend(name_len.to_le_bytes());
+            h.extend(0u16.to_le_bytes()); // extra
+            if central {
+                h.extend(0u16.to_le_bytes()); // comment
+                h.extend(0u16.to_le_bytes()); // disk
+                h.extend(0u16.to_le_bytes()); // internal attributes
+                h.extend(0u32.to_le_bytes()); // external attributes
+                h.extend(offset.to_le_bytes());
+            }
+            h.extend(name.as_bytes());
+            h
+        };
+        out.extend(header(0x0403_4b50, false));
+        out.extend(data);
+        central.extend(header(0x0201_4b50, true));
+    }
+    let start = out.len() as u32;
+    let count = files.len() as u16;
+    out.extend(&central);
+    out.extend(0x0605_4b50u32.to_le_bytes());
+    out.extend([0u8; 4]); // disk numbers
+    out.extend(count.to_le_bytes());
+    out.extend(count.to_le_bytes());
+    out.extend((central.len() as u32).to_le_bytes());
+    out.extend(start.to_le_bytes());
+    out.extend(0u16.to_le_bytes());
+    out
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for b in bytes {
+        crc ^= u32::from(*b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
 }
 
 fn fnv(bytes: &[u8]) -> u64 {
@@ -936,16 +1170,104 @@ fn route(s: &mut State, method: &str, path: &str, query: &str, body: &Value) -> 
                 return Answer::error(StatusCode::UNPROCESSABLE_ENTITY, &format!("No ref found for: {git_ref}"));
             }
             let inputs = body.get("inputs").and_then(Value::as_object).cloned().unwrap_or_default();
-            let unexpected: Vec<&String> = inputs.keys().filter(|k| !declared.contains(k)).collect();
-            if !unexpected.is_empty() {
-                return Answer::error(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    &format!("Unexpected inputs provided: {unexpected:?}"),
-                );
+            if let Some(refused) = validate_dispatch(&declared, &inputs) {
+                return Answer::error(StatusCode::UNPROCESSABLE_ENTITY, &refused);
             }
             let at = s.stamp();
             s.repo(&repo).dispatches.push(json!({ "workflow": workflow, "ref": git_ref, "inputs": inputs, "at": at }));
             Answer { body: None, ..Answer::json(StatusCode::NO_CONTENT, Value::Null) }
+        }
+        // https://docs.github.com/en/rest/actions/workflow-runs#list-workflow-runs-for-a-workflow
+        ("GET", ["actions", "workflows", workflow, "runs"]) => {
+            let wanted = p.get("status").cloned();
+            let base = s.base.clone();
+            let mut runs: Vec<(u64, String, Option<String>)> = s
+                .repo(&repo)
+                .runs
+                .iter()
+                .filter(|(_, (file, status, conclusion))| {
+                    file == workflow
+                        && wanted.as_deref().is_none_or(|w| w == status || conclusion.as_deref() == Some(w))
+                })
+                .map(|(id, (_, status, conclusion))| (*id, status.clone(), conclusion.clone()))
+                .collect();
+            runs.sort_by_key(|r| std::cmp::Reverse(r.0));
+            let items: Vec<Value> = runs
+                .iter()
+                .map(|(id, status, conclusion)| {
+                    json!({
+                        "id": id,
+                        "path": format!(".github/workflows/{workflow}"),
+                        "status": status,
+                        "conclusion": conclusion,
+                        "url": format!("{base}/repos/{repo}/actions/runs/{id}"),
+                        "html_url": format!("https://github.com/{repo}/actions/runs/{id}"),
+                    })
+                })
+                .collect();
+            let total = items.len();
+            match paginate(s, path, query, items) {
+                Ok((page, link)) => Answer {
+                    link,
+                    ..Answer::json(StatusCode::OK, json!({ "total_count": total, "workflow_runs": page }))
+                },
+                Err(answer) => answer,
+            }
+        }
+        // https://docs.github.com/en/rest/actions/artifacts#list-workflow-run-artifacts
+        ("GET", ["actions", "runs", run, "artifacts"]) => {
+            let run: u64 = run.parse().unwrap_or(0);
+            let base = s.base.clone();
+            let items: Vec<Value> = s
+                .repo(&repo)
+                .artifacts
+                .iter()
+                .filter(|(r, ..)| *r == run)
+                .map(|(_, id, name, zip)| {
+                    json!({
+                        "id": id,
+                        "name": name,
+                        "size_in_bytes": zip.len(),
+                        "expired": false,
+                        "url": format!("{base}/repos/{repo}/actions/artifacts/{id}"),
+                        "archive_download_url": format!("{base}/repos/{repo}/actions/artifacts/{id}/zip"),
+                        "workflow_run": { "id": run },
+                    })
+                })
+                .collect();
+            let total = items.len();
+            match paginate(s, path, query, items) {
+                Ok((page, link)) => {
+                    Answer { link, ..Answer::json(StatusCode::OK, json!({ "total_count": total, "artifacts": page })) }
+                }
+                Err(answer) => answer,
+            }
+        }
+        // https://docs.github.com/en/rest/actions/artifacts#download-an-artifact
+        // (302 to a short-lived URL of the zip archive)
+        ("GET", ["actions", "artifacts", id, "zip"]) => {
+            let id: u64 = id.parse().unwrap_or(0);
+            if !s.repo(&repo).artifacts.iter().any(|(_, a, ..)| *a == id) {
+                return not_found();
+            }
+            let mut answer = Answer { body: None, ..Answer::json(StatusCode::FOUND, Value::Null) };
+            answer.headers.push(("location", format!("{}/_artifact-zips/{repo}/{id}", s.base)));
+            answer
+        }
+        // https://docs.github.com/en/rest/actions/workflow-runs#cancel-a-workflow-run
+        ("POST", ["actions", "runs", run, "cancel"]) => {
+            let run: u64 = run.parse().unwrap_or(0);
+            match s.repo(&repo).runs.get_mut(&run) {
+                None => not_found(),
+                Some((_, status, _)) if status == "completed" => {
+                    Answer::error(StatusCode::CONFLICT, "Cannot cancel a workflow run that is completed.")
+                }
+                Some((_, status, conclusion)) => {
+                    *status = "completed".into();
+                    *conclusion = Some("cancelled".into());
+                    Answer::json(StatusCode::ACCEPTED, json!({}))
+                }
+            }
         }
         ("GET", ["actions", "runs", run, "approvals"]) => {
             let run: u64 = run.parse().unwrap_or(0);
@@ -991,6 +1313,53 @@ fn route(s: &mut State, method: &str, path: &str, query: &str, body: &Value) -> 
         }
         _ => not_found(),
     }
+}
+
+/// Checks a dispatch's inputs against the workflow's declared ones, with
+/// the messages GitHub answers (422): inputs the workflow does not declare,
+/// a required input missing, a choice outside its options.
+///
+/// <https://docs.github.com/en/rest/actions/workflows#create-a-workflow-dispatch-event>
+fn validate_dispatch(declared: &[DispatchInput], inputs: &serde_json::Map<String, Value>) -> Option<String> {
+    let unexpected: Vec<&String> = inputs.keys().filter(|k| !declared.iter().any(|d| &d.name == *k)).collect();
+    if !unexpected.is_empty() {
+        return Some(format!("Unexpected inputs provided: {unexpected:?}"));
+    }
+    for input in declared {
+        let value = inputs.get(&input.name).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned));
+        match value {
+            None if input.required => return Some(format!("Required input '{}' not provided", input.name)),
+            Some(v) if !input.options.is_empty() && !input.options.contains(&v) => {
+                return Some(format!(
+                    "Provided value '{v}' for input '{}' not in the list of allowed values",
+                    input.name
+                ));
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The permission a call needs: the scope and level GitHub documents for
+/// each endpoint under "Fine-grained access tokens" / the `GITHUB_TOKEN`
+/// permissions table.
+///
+/// <https://docs.github.com/en/actions/security-for-github-actions/security-guides/automatic-token-authentication#permissions-for-the-github_token>
+fn needed(method: &str, path: &str) -> Option<(&'static str, Access)> {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let ["repos", _, _, rest @ ..] = parts.as_slice() else { return None };
+    let level = if method == "GET" || method == "HEAD" { Access::Read } else { Access::Write };
+    let scope = match rest.first().copied()? {
+        "deployments" => "deployments",
+        "commits" if rest.get(2) == Some(&"check-runs") => "checks",
+        "commits" if rest.get(2) == Some(&"status") => "statuses",
+        "commits" | "compare" => "contents",
+        "issues" => "issues",
+        "actions" => "actions",
+        _ => return None,
+    };
+    Some((scope, level))
 }
 
 fn create_deployment(s: &mut State, repo: &str, body: &Value) -> Answer {
