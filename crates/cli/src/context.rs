@@ -313,7 +313,11 @@ impl Context {
             return false;
         }
         let sluice_core::config::RouterConfig::Alb {
-            listener_arn, rule_arn, stable_target_group, candidate_target_group, ..
+            listener_arn,
+            rule_arn,
+            stable_target_group,
+            candidate_target_group,
+            ..
         } = &self.env().router
         else {
             return true;
