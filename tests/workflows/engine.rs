@@ -389,6 +389,7 @@ impl World {
                 event,
                 "",
                 None,
+                None,
             );
             let Ok(env) = std::fs::read_to_string(&file) else {
                 return JobOutcome { result: "skipped".into(), outputs: BTreeMap::new(), environment: None, log };
@@ -432,7 +433,8 @@ impl World {
         let token = format!("job-token-{}-{}-{name}", run.id, run.attempt);
         self.fake.add_token(&token, &permissions(workflow, job));
         let cancel = hooks.cancel.as_ref().filter(|(job, _)| job == name).map(|(_, check)| check.as_ref());
-        let (report, cancelled) = self.act(run, workflow, jobs, name, job.clone(), &log, event, &token, cancel);
+        let (report, cancelled) =
+            self.act(run, workflow, jobs, name, job.clone(), &log, event, &token, cancel, environment_name.as_deref());
         let mine = report.as_ref().map(|r| &r[name]);
         let mut result = mine.and_then(|r| r["result"].as_str()).unwrap_or("failure").to_owned();
         if cancelled {
@@ -460,6 +462,7 @@ impl World {
         event: &Path,
         token: &str,
         cancel: Option<&dyn Fn(&World) -> bool>,
+        environment: Option<&str>,
     ) -> (Option<Value>, bool) {
         let base = log.with_extension("");
         let mut generated = workflow.as_mapping().expect("workflow").clone();
@@ -508,6 +511,15 @@ impl World {
         }
         if !token.is_empty() {
             cmd.arg("-s").arg(format!("GITHUB_TOKEN={token}"));
+        }
+        // The variables of the environment the job references (the `vars`
+        // context); a job without one sees none of them.
+        if let Some(env) = environment
+            && let Some(vars) = self.vars.lock().expect("vars").get(env)
+        {
+            for (k, v) in vars {
+                cmd.arg("--var").arg(format!("{k}={v}"));
+            }
         }
         for (k, v) in [
             ("GITHUB_API_URL", self.fake.api_url()),

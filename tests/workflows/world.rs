@@ -165,6 +165,10 @@ pub struct World {
     /// The demo apps' base URLs: v1 (stable), v2 (good), v3 (30% errors).
     pub apps: BTreeMap<&'static str, String>,
     pub protected: Vec<String>,
+    /// Environment variables (the `vars` context) by environment: GitHub
+    /// gives a job the variables of the environment it references
+    /// (<https://docs.github.com/en/actions/reference/workflows-and-actions/variables>).
+    pub vars: std::sync::Mutex<BTreeMap<String, BTreeMap<String, String>>>,
     procs: Vec<Proc>,
 }
 
@@ -197,6 +201,7 @@ impl World {
             admin: BTreeMap::new(),
             apps: BTreeMap::new(),
             protected: options.protected.iter().map(|s| (*s).to_owned()).collect(),
+            vars: Default::default(),
             procs: Vec::new(),
         };
         std::fs::create_dir_all(dir.join("run")).expect("run dir");
@@ -332,11 +337,20 @@ critical = true
     }
 
     /// Deploys a release to the candidate pool of an environment, as the
-    /// user's deploy step would before sluice shifts traffic to it.
+    /// user's deploy step would before sluice shifts traffic to it, and
+    /// names it in the environment's variable `SLUICE_CANDIDATE_UPSTREAM`,
+    /// which the workflows hand to the action (`candidate-upstream`): sluice
+    /// routes only to the candidate a deployment names.
     pub fn deploy_candidate(&self, env: &str, app: &str) {
         let body = serde_json::json!({ "candidate": self.apps[app] }).to_string();
         http("PUT", &format!("{}/v1/upstreams", self.admin[env]), &body)
             .unwrap_or_else(|e| panic!("set the candidate of {env}: {e}"));
+        self.vars
+            .lock()
+            .expect("vars")
+            .entry(env.to_owned())
+            .or_default()
+            .insert("SLUICE_CANDIDATE_UPSTREAM".into(), self.apps[app].clone());
     }
 
     pub fn weight(&self, env: &str) -> u64 {
