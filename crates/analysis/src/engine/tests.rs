@@ -1,5 +1,5 @@
 use super::*;
-use crate::ProbeResult;
+use crate::{Histogram, OnInconclusive, PoolWindow, ProbeResult};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
