@@ -158,10 +158,13 @@
 //! 300 ms of added latency within 3 s (that is, `min_samples`).
 
 mod judge;
+mod ratio;
+mod scan;
 mod state;
 
 use crate::{CheckKind, CheckSpec, Comparison, Interval, Policy};
 use jiff::Timestamp;
+use ratio::SampleRatio;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use state::CheckState;
@@ -209,8 +212,11 @@ pub struct CheckEvidence {
     /// The (always-valid) p-value, when a test ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p_value: Option<f64>,
-    /// Observations judged.
+    /// Observations judged (the candidate's, for comparisons).
     pub samples: u64,
+    /// Stable's observations judged, for comparisons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_samples: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window_start: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -238,7 +244,32 @@ pub struct AnalysisReport {
     /// (a comparison with stable while the candidate takes all traffic).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<SkippedCheck>,
+    /// Why the verdict is inconclusive or an error when it is not about the
+    /// release: no traffic, or a sample-ratio mismatch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<Cause>,
+    /// The candidate's share of requests held against the weight set, when
+    /// a split was checked (see [`Cause::SampleRatioMismatch`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_ratio: Option<CheckEvidence>,
+    /// The intervals the caller meant to observe (the window over the
+    /// interval), which sets the recent windows' share of alpha; a replay
+    /// uses it to judge as the analysis did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planned_intervals: Option<u32>,
     pub intervals: Vec<Interval>,
+}
+
+/// Why a verdict says nothing about the release itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    /// `inconclusive`: the candidate received no requests, so nothing was
+    /// learned about it (it is still never a pass).
+    NoTraffic,
+    /// `error`: the candidate's share of requests is far from the weight set
+    /// on the router, so the checks judged other traffic than the plan's.
+    SampleRatioMismatch,
 }
 
 /// A configured check that did not apply to an analysis.
@@ -259,13 +290,15 @@ pub struct Analysis {
     decided: Option<Verdict>,
     candidate_weight: Option<u8>,
     skipped: Vec<SkippedCheck>,
+    planned: Option<u32>,
+    ratio: Option<SampleRatio>,
 }
 
 impl Analysis {
     pub fn new(checks: Vec<CheckSpec>, policy: Policy) -> Self {
         let statistical = checks.iter().filter(|c| is_statistical(&c.kind)).count().max(1);
         let alpha = policy.alpha / statistical as f64;
-        let states = checks.iter().map(|_| CheckState::new(alpha)).collect();
+        let states = checks.iter().map(|_| CheckState::new(alpha, None)).collect();
         let query_sources = checks
             .iter()
             .filter_map(|c| match &c.kind {
@@ -282,7 +315,30 @@ impl Analysis {
             decided: None,
             candidate_weight: None,
             skipped: Vec::new(),
+            planned: None,
+            ratio: None,
         }
+    }
+
+    /// Says how many intervals the caller means to observe (the analysis
+    /// window over the interval, rounded up), before the first. The recent
+    /// windows that catch a late degradation share their alpha over that
+    /// many starts (see the `scan` module), so that detection after an
+    /// onset takes as long at the end of the window as at its start.
+    /// Without it, later windows get ever smaller shares.
+    pub fn planned(mut self, intervals: u32) -> Self {
+        let intervals = intervals.max(1);
+        self.planned = Some(intervals);
+        let alpha = self.check_alpha();
+        self.states = self.checks.iter().map(|_| CheckState::new(alpha, Some(intervals))).collect();
+        self.ratio = self.candidate_weight.and_then(|w| SampleRatio::new(w, Some(intervals)));
+        self
+    }
+
+    /// Each statistical check's share of `alpha`.
+    fn check_alpha(&self) -> f64 {
+        let statistical = self.checks.iter().filter(|c| is_statistical(&c.kind)).count().max(1);
+        self.policy.alpha / statistical as f64
     }
 
     /// An analysis of a candidate that takes `weight` percent of traffic.
@@ -296,6 +352,7 @@ impl Analysis {
             checks.into_iter().partition(|c| weight < 100 || !matches!(c.kind, CheckKind::Compare(_)));
         let mut analysis = Analysis::new(applicable, policy);
         analysis.candidate_weight = Some(weight);
+        analysis.ratio = SampleRatio::new(weight, None);
         analysis.skipped = skipped
             .into_iter()
             .map(|c| SkippedCheck {
@@ -325,6 +382,9 @@ impl Analysis {
         for (spec, state) in self.checks.iter().zip(&mut self.states) {
             state.observe(spec, &interval, index, unclaimed.as_deref());
         }
+        if let Some(ratio) = &mut self.ratio {
+            ratio.observe(index, &interval);
+        }
         self.intervals.push(interval);
         self.decided = self.decision();
         match self.decided {
@@ -346,7 +406,18 @@ impl Analysis {
         if finals.iter().any(|&(v, _)| v == Verdict::Fail) {
             return Some(Verdict::Fail);
         }
-        if finals.iter().any(|&(v, critical)| v == Verdict::Error && critical) || finals.len() == self.checks.len() {
+        if self.ratio.as_ref().is_some_and(|r| r.mismatch().is_some()) {
+            return Some(Verdict::Error);
+        }
+        if finals.iter().any(|&(v, critical)| v == Verdict::Error && critical) {
+            return Some(Verdict::Error);
+        }
+        // No traffic (final and inconclusive) can no longer become a pass.
+        if finals.iter().any(|&(v, _)| v == Verdict::Inconclusive) {
+            let error = finals.iter().any(|&(v, _)| v == Verdict::Error);
+            return Some(if error { Verdict::Error } else { Verdict::Inconclusive });
+        }
+        if finals.len() == self.checks.len() {
             return Some(Verdict::Error);
         }
         None
@@ -357,7 +428,7 @@ impl Analysis {
     pub fn report(&self) -> AnalysisReport {
         let evidence: Vec<CheckEvidence> =
             self.checks.iter().zip(&self.states).map(|(spec, state)| state.evidence(spec)).collect();
-        let (verdict, reason, decided_by) = self.overall(&evidence);
+        let (verdict, reason, decided_by, cause) = self.overall(&evidence);
         AnalysisReport {
             verdict,
             reason,
@@ -365,6 +436,9 @@ impl Analysis {
             checks: evidence,
             candidate_weight: self.candidate_weight,
             skipped: self.skipped.clone(),
+            cause,
+            sample_ratio: self.ratio.as_ref().and_then(SampleRatio::evidence),
+            planned_intervals: self.planned,
             intervals: self.intervals.clone(),
         }
     }
@@ -376,40 +450,46 @@ impl Analysis {
         report
     }
 
-    fn overall(&self, evidence: &[CheckEvidence]) -> (Verdict, String, Option<String>) {
+    fn overall(&self, evidence: &[CheckEvidence]) -> (Verdict, String, Option<String>, Option<Cause>) {
         if self.checks.is_empty() {
             return (
                 Verdict::Inconclusive,
                 "no checks are configured, so nothing was judged and nothing can pass".into(),
                 None,
+                None,
             );
         }
         let intervals = self.intervals.len();
         if intervals == 0 {
-            return (Verdict::Inconclusive, "no interval was observed, so nothing was judged".into(), None);
+            return (Verdict::Inconclusive, "no interval was observed, so nothing was judged".into(), None, None);
         }
         // The deciding check: the first to become final (by interval), then
         // critical before non-critical, then config order.
-        let first = |verdict: Verdict| {
-            evidence
-                .iter()
-                .enumerate()
-                .filter(|(_, e)| e.verdict == verdict)
-                .min_by_key(|(i, _)| (self.states[*i].decided_at.unwrap_or(usize::MAX), !self.checks[*i].critical, *i))
-                .map(|(_, e)| e)
-        };
-        if let Some(e) = first(Verdict::Fail) {
+        let first =
+            |verdict: Verdict| {
+                evidence.iter().enumerate().filter(|(_, e)| e.verdict == verdict).min_by_key(|(i, _)| {
+                    (self.states[*i].decided_at.unwrap_or(usize::MAX), !self.checks[*i].critical, *i)
+                })
+            };
+        if let Some((_, e)) = first(Verdict::Fail) {
             let critical = if self.checks.iter().any(|c| c.name == e.name && c.critical) { "critical " } else { "" };
             let reason = format!("{critical}check {:?} failed: {}", e.name, e.message);
-            return (Verdict::Fail, reason, Some(e.name.clone()));
+            return (Verdict::Fail, reason, Some(e.name.clone()), None);
         }
-        if let Some(e) = first(Verdict::Error) {
+        if let Some(mismatch) = self.ratio.as_ref().and_then(SampleRatio::mismatch) {
+            return (Verdict::Error, mismatch.to_owned(), Some(ratio::NAME.into()), Some(Cause::SampleRatioMismatch));
+        }
+        if let Some((_, e)) = first(Verdict::Error) {
             let reason = format!("check {:?} could not be judged: {}", e.name, e.message);
-            return (Verdict::Error, reason, Some(e.name.clone()));
+            return (Verdict::Error, reason, Some(e.name.clone()), None);
         }
-        if let Some(e) = first(Verdict::Inconclusive) {
+        if let Some((i, e)) = first(Verdict::Inconclusive) {
+            if self.states[i].no_traffic() {
+                let reason = format!("{} (check {:?})", e.message, e.name);
+                return (Verdict::Inconclusive, reason, Some(e.name.clone()), Some(Cause::NoTraffic));
+            }
             let reason = format!("check {:?} is inconclusive: {}", e.name, e.message);
-            return (Verdict::Inconclusive, reason, Some(e.name.clone()));
+            return (Verdict::Inconclusive, reason, Some(e.name.clone()), None);
         }
         let n = evidence.len();
         let plural = if n == 1 { "" } else { "s" };
@@ -417,7 +497,7 @@ impl Analysis {
             self.states.iter().zip(evidence).map(|(s, e)| format!("{}: {}", e.name, s.judgment.summary)).collect();
         let reason =
             format!("all {n} check{plural} passed over {intervals} interval{}: {}", s(intervals), figures.join("; "));
-        (Verdict::Pass, reason, None)
+        (Verdict::Pass, reason, None, None)
     }
 
     /// Re-judges recorded intervals under (possibly different) checks, at
@@ -433,6 +513,25 @@ impl Analysis {
             None => Analysis::new(checks, policy),
         };
         for interval in intervals {
+            if let Outcome::Decided(_) = analysis.observe(interval) {
+                break;
+            }
+        }
+        analysis.finish()
+    }
+
+    /// Re-judges a recorded analysis under (possibly different) checks, as
+    /// it was judged: at its candidate weight and over the intervals it
+    /// planned.
+    pub fn rejudge(checks: Vec<CheckSpec>, policy: Policy, recorded: &AnalysisReport) -> AnalysisReport {
+        let mut analysis = match recorded.candidate_weight {
+            Some(weight) => Analysis::at_weight(checks, policy, weight),
+            None => Analysis::new(checks, policy),
+        };
+        if let Some(planned) = recorded.planned_intervals {
+            analysis = analysis.planned(planned);
+        }
+        for interval in recorded.intervals.iter().cloned() {
             if let Outcome::Decided(_) = analysis.observe(interval) {
                 break;
             }
@@ -491,6 +590,8 @@ enum Step {
     Fail,
     Accumulating,
     NoData,
+    /// No data because the candidate got no request at all.
+    NoTraffic,
     Error,
 }
 

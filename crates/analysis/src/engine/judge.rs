@@ -9,6 +9,7 @@
 mod compare;
 mod probe;
 mod query;
+mod statistical;
 mod threshold;
 
 use super::Step;
@@ -30,6 +31,15 @@ impl<'a> Input<'a> {
         match self.unclaimed {
             Some(error) => Err(format!("no {what} ({error})")),
             None => Ok(Step::NoData),
+        }
+    }
+
+    /// The candidate got no request in the interval: no traffic, or an
+    /// error when a source failed.
+    pub fn no_traffic(&self) -> Result<Step, String> {
+        match self.unclaimed {
+            Some(error) => Err(format!("no candidate requests ({error})")),
+            None => Ok(Step::NoTraffic),
         }
     }
 

@@ -5,6 +5,7 @@
 //!
 //! Never judges data itself and never looks at other checks.
 
+use super::scan::Scan;
 use super::{Step, Verdict, is_statistical, kind_name, number, p_text, s, threshold_text};
 use crate::{CheckEvidence, CheckKind, CheckSpec, Histogram, Interval, OnInconclusive, PoolWindow};
 use jiff::Timestamp;
@@ -17,10 +18,13 @@ pub(super) struct Totals {
 }
 
 impl Totals {
-    pub(super) fn add(&mut self, pool: &PoolWindow) {
+    /// Adds a pool's counts, and its latencies when `latency`.
+    pub(super) fn add(&mut self, pool: &PoolWindow, latency: bool) {
         self.requests = self.requests.saturating_add(pool.requests);
         self.errors = self.errors.saturating_add(pool.errors.min(pool.requests));
-        self.latency.merge(&pool.latency);
+        if latency {
+            self.latency.merge(&pool.latency);
+        }
     }
 }
 
@@ -32,6 +36,11 @@ pub(super) struct Judgment {
     pub(super) statistic: Option<f64>,
     pub(super) p_value: Option<f64>,
     pub(super) samples: u64,
+    /// Stable's observations judged, for comparisons.
+    pub(super) baseline_samples: Option<u64>,
+    /// When the data judged start, where a recent window (not the whole
+    /// analysis) decided.
+    pub(super) since: Option<Timestamp>,
     /// Whether the data so far are enough for `min_samples` (both pools for comparisons).
     pub(super) enough: bool,
     /// The test rejects now (or the last judged probe/query interval failed).
@@ -53,6 +62,14 @@ pub(super) struct CheckState {
     pub(super) judgment: Judgment,
     pub(super) fail_streak: u32,
     inconclusive_streak: u32,
+    /// Of the current streak without data, how many intervals had no
+    /// candidate requests at all (rather than requests without the data
+    /// the check needs).
+    quiet_streak: u32,
+    /// Intervals with no candidate request.
+    quiet_intervals: u32,
+    /// Recent windows beside the cumulative data (statistical checks).
+    pub(super) scan: Scan,
     error_streak: u32,
     error_intervals: u32,
     pub(super) last_error: Option<String>,
@@ -64,9 +81,12 @@ pub(super) struct CheckState {
 }
 
 impl CheckState {
-    pub(super) fn new(alpha: f64) -> Self {
+    pub(super) fn new(alpha: f64, planned: Option<u32>) -> Self {
         Self {
             alpha,
+            quiet_streak: 0,
+            quiet_intervals: 0,
+            scan: Scan::new(planned),
             candidate: Totals::default(),
             stable: Totals::default(),
             probes: 0,
@@ -93,6 +113,7 @@ impl CheckState {
             Some((start, _)) => (start, interval.end),
             None => (interval.start, interval.end),
         });
+        self.scan.open(index, interval.start);
         let step = match self.judge(spec, interval, unclaimed) {
             Ok(step) => step,
             Err(error) => {
@@ -125,15 +146,18 @@ impl CheckState {
             Step::Pass => {
                 self.fail_streak = 0;
                 self.inconclusive_streak = 0;
+                self.quiet_streak = 0;
                 self.error_streak = 0;
             }
             Step::Accumulating => {
                 self.inconclusive_streak = 0;
+                self.quiet_streak = 0;
                 self.error_streak = 0;
             }
             Step::Fail => {
                 self.fail_streak += 1;
                 self.inconclusive_streak = 0;
+                self.quiet_streak = 0;
                 self.error_streak = 0;
                 let needed = spec.failure_limit.max(1);
                 if self.fail_streak >= needed {
@@ -141,11 +165,28 @@ impl CheckState {
                     self.make_final(Verdict::Fail, message, index);
                 }
             }
-            Step::NoData => {
+            Step::NoData | Step::NoTraffic => {
                 self.inconclusive_streak += 1;
                 self.error_streak = 0;
+                if step == Step::NoTraffic {
+                    self.quiet_streak += 1;
+                    self.quiet_intervals += 1;
+                } else {
+                    self.quiet_streak = 0;
+                }
                 if self.inconclusive_streak >= limit {
                     match spec.on_inconclusive {
+                        // Nothing was learned about the release: not a
+                        // failure of it (it is still never a pass).
+                        OnInconclusive::Fail if self.quiet_streak == self.inconclusive_streak => {
+                            let message = format!(
+                                "no traffic: the candidate received no requests for {} consecutive interval{} ({}); nothing was learned about the release",
+                                self.quiet_streak,
+                                s(self.quiet_streak as usize),
+                                self.samples_text(spec)
+                            );
+                            self.make_final(Verdict::Inconclusive, message, index);
+                        }
                         OnInconclusive::Fail => {
                             let message = format!(
                                 "no data for {} consecutive interval{} ({}); on_inconclusive = \"fail\"",
@@ -164,6 +205,7 @@ impl CheckState {
                 self.error_streak += 1;
                 self.error_intervals += 1;
                 self.inconclusive_streak = 0;
+                self.quiet_streak = 0;
                 if self.error_streak >= limit {
                     let message = format!(
                         "the metric source failed for {} consecutive interval{}: {}",
@@ -272,8 +314,28 @@ impl CheckState {
                 ),
             );
         }
+        if self.no_traffic() {
+            return (
+                Verdict::Inconclusive,
+                format!(
+                    "no traffic: the candidate received no requests in {} interval{} ({}); nothing was learned about the release",
+                    self.quiet_intervals,
+                    s(self.quiet_intervals as usize),
+                    self.samples_text(spec)
+                ),
+            );
+        }
         let detail = if j.samples > 0 { format!(" ({})", j.summary) } else { String::new() };
         (Verdict::Inconclusive, format!("too little data: {}{detail}", self.samples_text(spec)))
+    }
+
+    /// The check is inconclusive because the candidate got no traffic: it
+    /// ended so, or never saw a candidate request (and no source failed).
+    pub(super) fn no_traffic(&self) -> bool {
+        match &self.final_verdict {
+            Some((verdict, _)) => *verdict == Verdict::Inconclusive,
+            None => self.quiet_intervals > 0 && self.candidate.requests == 0 && self.error_intervals == 0,
+        }
     }
 
     pub(super) fn evidence(&self, spec: &CheckSpec) -> CheckEvidence {
@@ -289,7 +351,8 @@ impl CheckState {
             statistic: j.statistic,
             p_value: j.p_value,
             samples: j.samples,
-            window_start: self.window.map(|w| w.0),
+            baseline_samples: j.baseline_samples,
+            window_start: j.since.or(self.window.map(|w| w.0)),
             window_end: self.window.map(|w| w.1),
             message,
         }

@@ -55,6 +55,7 @@ fn interval(i: u64, candidate: Option<PoolWindow>, stable: Option<PoolWindow>) -
         source_errors: BTreeMap::new(),
         query_errors: BTreeMap::new(),
         lookback: BTreeMap::new(),
+        router_weight: None,
     }
 }
 

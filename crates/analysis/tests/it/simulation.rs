@@ -109,6 +109,7 @@ fn simulate(rng: &mut Rng, checks: &[CheckSpec], canary: &Canary) -> Option<usiz
             source_errors: Default::default(),
             query_errors: Default::default(),
             lookback: Default::default(),
+            router_weight: None,
         };
         match analysis.observe(interval) {
             Outcome::Decided(Verdict::Fail) => return Some(i + 1),

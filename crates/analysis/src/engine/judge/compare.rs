@@ -3,9 +3,10 @@
 //! a worse candidate counts.
 
 use super::Input;
-use crate::engine::state::{CheckState, Judgment};
+use super::statistical::{self, Figures, Statistical};
+use crate::engine::state::{CheckState, Totals};
 use crate::engine::{Step, ms, number, pct, us_to_ms};
-use crate::stats;
+use crate::stats::{self, Sequential};
 
 /// `compare` `error_rate`: the candidate's error rate at most stable's plus
 /// `tolerance`.
@@ -13,32 +14,51 @@ pub(super) fn error_rate(state: &mut CheckState, input: &Input, tolerance: f64) 
     let c = input.candidate()?;
     let s = input.stable()?;
     if c.requests == 0 {
-        return input.missing("candidate requests");
+        // Stable's requests still count: they were served in the window.
+        statistical::add(state, None, Some(s), false);
+        return input.no_traffic();
     }
-    state.candidate.add(c);
-    state.stable.add(s);
-    let min = input.spec.min_samples;
-    let (xc, nc) = (state.candidate.errors, state.candidate.requests);
-    let (xs, ns) = (state.stable.errors, state.stable.requests);
-    let rc = xc as f64 / nc as f64;
-    let rs = if ns > 0 { xs as f64 / ns as f64 } else { 0.0 };
-    let test = stats::sequential_two_proportion(xc, nc, xs, ns, tolerance);
-    state.judgment = Judgment {
-        observed: Some(rc),
-        baseline: (ns > 0).then_some(rs),
-        statistic: test.map(|t| t.statistic),
-        p_value: test.map(|t| t.p_value()),
-        samples: nc,
-        enough: nc >= min && ns >= min,
-        rejecting: test.is_some_and(|t| t.rejects(state.alpha)),
-        within_limit: ns > 0 && rc - rs <= tolerance,
-        summary: format!(
-            "error rate {} ({xc} of {nc}) vs stable {} ({xs} of {ns})",
-            pct(rc),
-            if ns > 0 { pct(rs) } else { "-".into() }
-        ),
-    };
-    Ok(state.statistical_step())
+    Ok(statistical::judge(state, input, &CompareErrors { tolerance }, c, Some(s)))
+}
+
+struct CompareErrors {
+    tolerance: f64,
+}
+
+impl Statistical for CompareErrors {
+    const LATENCY: bool = false;
+
+    fn enough(&self, c: &Totals, s: &Totals, min: u64) -> bool {
+        c.requests >= min && s.requests >= min
+    }
+
+    fn test(&self, c: &Totals, s: &Totals) -> Option<Sequential> {
+        stats::sequential_two_proportion(c.errors, c.requests, s.errors, s.requests, self.tolerance)
+    }
+
+    fn within_limit(&self, c: &Totals, s: &Totals) -> bool {
+        c.requests > 0
+            && s.requests > 0
+            && c.errors as f64 / c.requests as f64 - s.errors as f64 / s.requests as f64 <= self.tolerance
+    }
+
+    fn figures(&self, c: &Totals, s: &Totals) -> Figures {
+        let (xc, nc) = (c.errors, c.requests);
+        let (xs, ns) = (s.errors, s.requests);
+        let rc = if nc > 0 { xc as f64 / nc as f64 } else { 0.0 };
+        let rs = if ns > 0 { xs as f64 / ns as f64 } else { 0.0 };
+        Figures {
+            observed: Some(rc),
+            baseline: (ns > 0).then_some(rs),
+            samples: nc,
+            baseline_samples: Some(ns),
+            summary: format!(
+                "error rate {} ({xc} of {nc}) vs stable {} ({xs} of {ns})",
+                pct(rc),
+                if ns > 0 { pct(rs) } else { "-".into() }
+            ),
+        }
+    }
 }
 
 /// `compare` `latency`: the candidate's latencies, divided by
@@ -46,34 +66,53 @@ pub(super) fn error_rate(state: &mut CheckState, input: &Input, tolerance: f64) 
 pub(super) fn latency(state: &mut CheckState, input: &Input, tolerance: f64) -> Result<Step, String> {
     let c = input.candidate()?;
     let s = input.stable()?;
+    if c.requests == 0 && c.latency.is_empty() {
+        statistical::add(state, None, Some(s), true);
+        return input.no_traffic();
+    }
     if c.latency.is_empty() {
+        statistical::add(state, None, Some(s), true);
         return input.missing("candidate latencies");
     }
-    state.candidate.add(c);
-    state.stable.add(s);
-    let min = input.spec.min_samples;
-    let (hc, hs) = (&state.candidate.latency, &state.stable.latency);
-    let (nc, ns) = (hc.count(), hs.count());
-    let scale = 1.0 + tolerance.max(0.0);
-    let test = stats::sequential_mann_whitney(hc, hs, scale);
-    let (median_c, median_s) = (hc.quantile(0.5), hs.quantile(0.5));
-    let effect = test.map(|(_, mw)| mw.effect());
-    state.judgment = Judgment {
-        observed: median_c.map(us_to_ms),
-        baseline: median_s.map(us_to_ms),
-        statistic: test.map(|(t, _)| t.statistic),
-        p_value: test.map(|(t, _)| t.p_value()),
-        samples: nc,
-        enough: nc >= min && ns >= min,
-        rejecting: test.is_some_and(|(t, _)| t.rejects(state.alpha)),
-        within_limit: effect.is_some_and(|e| e <= 0.5),
-        summary: format!(
-            "median {} vs stable {}, P(candidate/{} slower) = {} ({nc} vs {ns} requests)",
-            median_c.map_or("-".into(), ms),
-            median_s.map_or("-".into(), ms),
-            number(scale),
-            effect.map_or("-".into(), |e| format!("{e:.3}"))
-        ),
-    };
-    Ok(state.statistical_step())
+    Ok(statistical::judge(state, input, &CompareLatency { scale: 1.0 + tolerance.max(0.0) }, c, Some(s)))
+}
+
+struct CompareLatency {
+    scale: f64,
+}
+
+impl Statistical for CompareLatency {
+    const LATENCY: bool = true;
+
+    fn enough(&self, c: &Totals, s: &Totals, min: u64) -> bool {
+        c.latency.count() >= min && s.latency.count() >= min
+    }
+
+    fn test(&self, c: &Totals, s: &Totals) -> Option<Sequential> {
+        stats::sequential_mann_whitney(&c.latency, &s.latency, self.scale).map(|(t, _)| t)
+    }
+
+    fn within_limit(&self, c: &Totals, s: &Totals) -> bool {
+        stats::mann_whitney_histograms(&c.latency, &s.latency, self.scale).is_some_and(|mw| mw.effect() <= 0.5)
+    }
+
+    fn figures(&self, c: &Totals, s: &Totals) -> Figures {
+        let (hc, hs) = (&c.latency, &s.latency);
+        let (nc, ns) = (hc.count(), hs.count());
+        let (median_c, median_s) = (hc.quantile(0.5), hs.quantile(0.5));
+        let effect = stats::mann_whitney_histograms(hc, hs, self.scale).map(|mw| mw.effect());
+        Figures {
+            observed: median_c.map(us_to_ms),
+            baseline: median_s.map(us_to_ms),
+            samples: nc,
+            baseline_samples: Some(ns),
+            summary: format!(
+                "median {} vs stable {}, P(candidate/{} slower) = {} ({nc} vs {ns} requests)",
+                median_c.map_or("-".into(), ms),
+                median_s.map_or("-".into(), ms),
+                number(self.scale),
+                effect.map_or("-".into(), |e| format!("{e:.3}"))
+            ),
+        }
+    }
 }

@@ -3,7 +3,8 @@
 //! against a limit by the exact Bernoulli mixture test.
 
 use super::Input;
-use crate::engine::state::{CheckState, Judgment};
+use super::statistical::{self, Figures, Statistical};
+use crate::engine::state::{CheckState, Totals};
 use crate::engine::{Step, ms, number, pct, us_to_ms};
 use crate::stats::{BernoulliMixture, Sequential};
 use std::time::Duration;
@@ -12,58 +13,102 @@ use std::time::Duration;
 pub(super) fn error_rate(state: &mut CheckState, input: &Input, max: f64) -> Result<Step, String> {
     let c = input.candidate()?;
     if c.requests == 0 {
-        return input.missing("candidate requests");
+        return input.no_traffic();
     }
-    state.candidate.add(c);
-    let (x, n) = (state.candidate.errors, state.candidate.requests);
-    let rate = x as f64 / n as f64;
-    let test = Sequential { statistic: rate, log_lr: BernoulliMixture::new(max).log_lr(x, n) };
-    state.judgment = Judgment {
-        observed: Some(rate),
-        baseline: None,
-        statistic: Some(test.log_lr),
-        p_value: Some(test.p_value()),
-        samples: n,
-        enough: n >= input.spec.min_samples,
-        rejecting: test.rejects(state.alpha),
-        within_limit: rate <= max,
-        summary: format!("error rate {} ({x} of {n} requests)", pct(rate)),
-    };
-    Ok(state.statistical_step())
+    Ok(statistical::judge(state, input, &ErrorRate { max }, c, None))
+}
+
+struct ErrorRate {
+    max: f64,
+}
+
+impl Statistical for ErrorRate {
+    const LATENCY: bool = false;
+
+    fn enough(&self, c: &Totals, _: &Totals, min: u64) -> bool {
+        c.requests >= min
+    }
+
+    fn test(&self, c: &Totals, _: &Totals) -> Option<Sequential> {
+        let log_lr = BernoulliMixture::new(self.max).log_lr(c.errors, c.requests);
+        Some(Sequential { statistic: log_lr, log_lr })
+    }
+
+    fn within_limit(&self, c: &Totals, _: &Totals) -> bool {
+        c.requests > 0 && c.errors as f64 / c.requests as f64 <= self.max
+    }
+
+    fn figures(&self, c: &Totals, _: &Totals) -> Figures {
+        let (x, n) = (c.errors, c.requests);
+        let rate = if n > 0 { x as f64 / n as f64 } else { 0.0 };
+        Figures {
+            observed: Some(rate),
+            baseline: None,
+            samples: n,
+            baseline_samples: None,
+            summary: format!("error rate {} ({x} of {n} requests)", pct(rate)),
+        }
+    }
 }
 
 /// `latency`: at most `1 - percentile/100` of the candidate's requests
 /// slower than `max`.
 pub(super) fn latency(state: &mut CheckState, input: &Input, percentile: f64, max: Duration) -> Result<Step, String> {
     let c = input.candidate()?;
+    if c.requests == 0 && c.latency.is_empty() {
+        return input.no_traffic();
+    }
     if c.latency.is_empty() {
         return input.missing("candidate latencies");
     }
-    state.candidate.add(c);
-    let hist = &state.candidate.latency;
-    let n = hist.count();
     let max_us = u64::try_from(max.as_micros()).unwrap_or(u64::MAX);
-    let slow = hist.count_above(max_us);
-    let q = (percentile / 100.0).clamp(0.0, 1.0);
-    let test = BernoulliMixture::new(1.0 - q);
-    let log_lr = test.log_lr(slow, n);
-    let observed = hist.quantile(q);
-    let test = Sequential { statistic: log_lr, log_lr };
-    state.judgment = Judgment {
-        observed: observed.map(us_to_ms),
-        baseline: None,
-        statistic: Some(log_lr),
-        p_value: Some(test.p_value()),
-        samples: n,
-        enough: n >= input.spec.min_samples,
-        rejecting: test.rejects(state.alpha),
-        within_limit: observed.is_some_and(|v| v <= max_us),
-        summary: format!(
-            "p{} {} ({slow} of {n} requests slower than {})",
-            number(percentile),
-            observed.map_or("-".into(), ms),
-            humantime::format_duration(max)
-        ),
-    };
-    Ok(state.statistical_step())
+    Ok(statistical::judge(state, input, &Latency { percentile, max, max_us }, c, None))
+}
+
+struct Latency {
+    percentile: f64,
+    max: Duration,
+    max_us: u64,
+}
+
+impl Latency {
+    fn quantile(&self) -> f64 {
+        (self.percentile / 100.0).clamp(0.0, 1.0)
+    }
+}
+
+impl Statistical for Latency {
+    const LATENCY: bool = true;
+
+    fn enough(&self, c: &Totals, _: &Totals, min: u64) -> bool {
+        c.latency.count() >= min
+    }
+
+    fn test(&self, c: &Totals, _: &Totals) -> Option<Sequential> {
+        let slow = c.latency.count_above(self.max_us);
+        let log_lr = BernoulliMixture::new(1.0 - self.quantile()).log_lr(slow, c.latency.count());
+        Some(Sequential { statistic: log_lr, log_lr })
+    }
+
+    fn within_limit(&self, c: &Totals, _: &Totals) -> bool {
+        c.latency.quantile(self.quantile()).is_some_and(|v| v <= self.max_us)
+    }
+
+    fn figures(&self, c: &Totals, _: &Totals) -> Figures {
+        let hist = &c.latency;
+        let (n, slow) = (hist.count(), hist.count_above(self.max_us));
+        let observed = hist.quantile(self.quantile());
+        Figures {
+            observed: observed.map(us_to_ms),
+            baseline: None,
+            samples: n,
+            baseline_samples: None,
+            summary: format!(
+                "p{} {} ({slow} of {n} requests slower than {})",
+                number(self.percentile),
+                observed.map_or("-".into(), ms),
+                humantime::format_duration(self.max)
+            ),
+        }
+    }
 }
