@@ -570,8 +570,15 @@ fn threshold_text(kind: &CheckKind) -> String {
         CheckKind::Compare(Comparison::ErrorRate { tolerance }) => {
             format!("<= stable + {:.2} pp", tolerance * 100.0)
         }
-        CheckKind::Compare(Comparison::Latency { tolerance }) => {
+        CheckKind::Compare(Comparison::Latency { tolerance, min_difference: None }) => {
             format!("<= {} x stable (Mann-Whitney)", number(1.0 + tolerance))
+        }
+        CheckKind::Compare(Comparison::Latency { tolerance, min_difference: Some(d) }) => {
+            format!(
+                "<= max({} x stable, stable + {}) (Mann-Whitney)",
+                number(1.0 + tolerance),
+                humantime::format_duration(*d)
+            )
         }
         CheckKind::Probe => "all probes ok".into(),
         CheckKind::Query { min, max, .. } => match (min, max) {

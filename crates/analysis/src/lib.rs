@@ -95,8 +95,8 @@ pub struct Interval {
     /// the interval itself (CloudWatch: whole minutes, behind the clock).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub lookback: BTreeMap<String, LookBack>,
-    /// The candidate weight (percent) the router reported for the interval,
-    /// when it reports one with its counters (the embedded router). The
+    /// The candidate weight (percent) the router reported at the interval's
+    /// end, when it reports one with its counters (the embedded router). The
     /// sample-ratio check holds the candidate's share against the weight
     /// sluice set; this says what the router itself claimed.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -369,6 +369,7 @@ fn healthy_canary(rng: &mut Rng, policy: PolicyKind, rps: f64, error_rate: f64) 
                         source_errors: Default::default(),
                         query_errors: Default::default(),
                         lookback: Default::default(),
+                        router_weight: None,
                     });
                     if let Outcome::Decided(_) = observed {
                         break;

@@ -36,7 +36,11 @@ pub async fn analyse(
         }
     }
     let mut sampler = Sampler::new(ctx.router(), ctx.config.probes_for(env)).with_queries(sources, queries);
-    let mut analysis = Analysis::at_weight(checks, ctx.config.analysis.policy.clone(), weight);
+    // The intervals this window holds: the recent windows that catch a
+    // late degradation share their alpha over them.
+    let planned =
+        u32::try_from(duration.max(interval).as_nanos().div_ceil(interval.as_nanos().max(1))).unwrap_or(u32::MAX);
+    let mut analysis = Analysis::at_weight(checks, ctx.config.analysis.policy.clone(), weight).planned(planned);
     let progress = Progress::new(label, duration);
     sampler.start().await;
     let started = Instant::now();

@@ -131,12 +131,7 @@ fn replay(ctx: &Context, path: &std::path::Path) -> Result<Outcome, Failure> {
     let mut worst = Verdict::Pass;
     let mut markdown = summary::heading("verify-health --replay", &record, "replay");
     for (stage, recorded) in verdicts {
-        let replayed = Analysis::replay(
-            checks.clone(),
-            ctx.config.analysis.policy.clone(),
-            recorded.intervals.clone(),
-            recorded.candidate_weight,
-        );
+        let replayed = Analysis::rejudge(checks.clone(), ctx.config.analysis.policy.clone(), recorded);
         let label = stage.map_or("verify-health".to_owned(), |s| format!("stage {}", s + 1));
         eprintln!("{label}: recorded {:?}, replayed {:?}", recorded.verdict, replayed.verdict);
         summary::log_verdict(&replayed);

@@ -73,7 +73,9 @@ impl CheckState {
             CheckKind::ErrorRate { max } => threshold::error_rate(self, &input, *max),
             CheckKind::Latency { percentile, max } => threshold::latency(self, &input, *percentile, *max),
             CheckKind::Compare(Comparison::ErrorRate { tolerance }) => compare::error_rate(self, &input, *tolerance),
-            CheckKind::Compare(Comparison::Latency { tolerance }) => compare::latency(self, &input, *tolerance),
+            CheckKind::Compare(Comparison::Latency { tolerance, min_difference }) => {
+                compare::latency(self, &input, *tolerance, min_difference.unwrap_or_default())
+            }
             CheckKind::Probe => probe::probe(self, &input),
             CheckKind::Query { source, min, max, reduce, .. } => {
                 query::query(self, &input, source, *min, *max, *reduce)

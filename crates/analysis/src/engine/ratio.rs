@@ -145,9 +145,8 @@ impl SampleRatio {
         self.observed = Some(observed.clone());
         if rejects {
             let share = observed.candidate as f64 / observed.total as f64;
-            let recent = since
-                .map(|t| format!(" in the last {}s", interval.end.duration_since(t).as_secs()))
-                .unwrap_or_default();
+            let recent =
+                since.map(|t| format!(" in the last {}", seconds(interval.end.duration_since(t)))).unwrap_or_default();
             let router = self
                 .router_weight
                 .map(|w| format!("; the router itself reports {w}%: something else changed it"))
@@ -216,4 +215,10 @@ impl SampleRatio {
             message,
         })
     }
+}
+
+/// `0.5s`, `12s`: a window's length.
+pub(super) fn seconds(d: jiff::SignedDuration) -> String {
+    let s = d.as_secs_f64();
+    if s < 10.0 { format!("{s:.1}s") } else { format!("{s:.0}s") }
 }

@@ -288,7 +288,8 @@ fn latency_threshold_catches_added_latency() {
 #[test]
 fn comparisons_catch_a_worse_candidate_and_pass_an_equal_one() {
     let compare_errors = spec("vs-errors", CheckKind::Compare(Comparison::ErrorRate { tolerance: 0.01 }));
-    let compare_latency = spec("vs-latency", CheckKind::Compare(Comparison::Latency { tolerance: 0.2 }));
+    let compare_latency =
+        spec("vs-latency", CheckKind::Compare(Comparison::Latency { tolerance: 0.2, min_difference: None }));
     let checks = vec![compare_errors, compare_latency];
 
     let mut analysis = Analysis::new(checks.clone(), Policy::default());
@@ -642,4 +643,28 @@ fn rejudge_judges_as_the_analysis_did() {
     assert_eq!(report.planned_intervals, Some(120));
     let again = Analysis::rejudge(vec![error_rate(0.01)], Policy::default(), &report);
     assert_eq!(again, report);
+}
+
+#[test]
+fn a_latency_comparison_with_a_minimum_difference_ignores_sub_millisecond_jitter() {
+    // Candidate at 0.4 ms against stable at 0.2 ms: "100 % slower", but by
+    // 0.2 ms. Allowed 10 ms, it passes; 200 ms slower still fails at once.
+    let sub_ms = |i: i64, us: u64, n: u64| {
+        traffic(
+            i,
+            PoolWindow { requests: n, errors: 0, latency: Histogram::from_pairs([(us, n)]) },
+            PoolWindow { requests: 4 * n, errors: 0, latency: Histogram::from_pairs([(200, 4 * n)]) },
+        )
+    };
+    let allowing =
+        |min_difference| spec("vs-latency", CheckKind::Compare(Comparison::Latency { tolerance: 0.2, min_difference }));
+    let mut strict = Analysis::new(vec![allowing(None)], Policy::default());
+    assert_eq!(run(&mut strict, (0..20).map(|i| sub_ms(i, 400, 30))).map(|d| d.1), Some(Verdict::Fail));
+    let mut tolerant = Analysis::new(vec![allowing(Some(Duration::from_millis(10)))], Policy::default());
+    assert_eq!(run(&mut tolerant, (0..20).map(|i| sub_ms(i, 400, 30))), None);
+    let report = tolerant.finish();
+    assert_eq!(report.verdict, Verdict::Pass, "{}", report.reason);
+    assert_eq!(report.checks[0].threshold, "<= max(1.2 x stable, stable + 10ms) (Mann-Whitney)");
+    let mut slow = Analysis::new(vec![allowing(Some(Duration::from_millis(10)))], Policy::default());
+    assert_eq!(run(&mut slow, (0..20).map(|i| sub_ms(i, 200_200, 30))), Some((1, Verdict::Fail)));
 }

@@ -170,7 +170,8 @@ fn comparisons_of_equal_pools_fail_at_most_alpha_of_the_time() {
     eprintln!("error-rate comparison of equal pools: {fails} false fails in {runs} canaries (alpha 0.01)");
     assert!(fails <= runs / 100, "{fails} false fails in {runs}");
 
-    let latency = [check("vs-latency", CheckKind::Compare(Comparison::Latency { tolerance: 0.0 }))];
+    let latency =
+        [check("vs-latency", CheckKind::Compare(Comparison::Latency { tolerance: 0.0, min_difference: None }))];
     let canary = Canary { rate: (20, 80), errors: (0.0, 0.0), slow: (1.0, 0), intervals: 40 };
     let runs = 300;
     let fails = (0..runs).filter(|_| simulate(&mut rng, &latency, &canary).is_some()).count();
@@ -183,7 +184,7 @@ fn comparisons_catch_a_slower_or_more_failing_candidate() {
     let mut rng = Rng(4);
     let checks = [
         check("vs-errors", CheckKind::Compare(Comparison::ErrorRate { tolerance: 0.01 })),
-        check("vs-latency", CheckKind::Compare(Comparison::Latency { tolerance: 0.2 })),
+        check("vs-latency", CheckKind::Compare(Comparison::Latency { tolerance: 0.2, min_difference: None })),
     ];
     let slower = Canary { rate: (20, 180), errors: (0.001, 0.001), slow: (1.0, 300), intervals: 60 };
     let failing = Canary { rate: (20, 180), errors: (0.08, 0.002), slow: (1.0, 0), intervals: 60 };

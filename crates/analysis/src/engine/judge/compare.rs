@@ -7,6 +7,7 @@ use super::statistical::{self, Figures, Statistical};
 use crate::engine::state::{CheckState, Totals};
 use crate::engine::{Step, ms, number, pct, us_to_ms};
 use crate::stats::{self, Sequential};
+use std::time::Duration;
 
 /// `compare` `error_rate`: the candidate's error rate at most stable's plus
 /// `tolerance`.
@@ -63,7 +64,12 @@ impl Statistical for CompareErrors {
 
 /// `compare` `latency`: the candidate's latencies, divided by
 /// `1 + tolerance`, not stochastically larger than stable's.
-pub(super) fn latency(state: &mut CheckState, input: &Input, tolerance: f64) -> Result<Step, String> {
+pub(super) fn latency(
+    state: &mut CheckState,
+    input: &Input,
+    tolerance: f64,
+    min_difference: Duration,
+) -> Result<Step, String> {
     let c = input.candidate()?;
     let s = input.stable()?;
     if c.requests == 0 && c.latency.is_empty() {
@@ -74,11 +80,14 @@ pub(super) fn latency(state: &mut CheckState, input: &Input, tolerance: f64) -> 
         statistical::add(state, None, Some(s), true);
         return input.missing("candidate latencies");
     }
-    Ok(statistical::judge(state, input, &CompareLatency { scale: 1.0 + tolerance.max(0.0) }, c, Some(s)))
+    let kind = CompareLatency { scale: 1.0 + tolerance.max(0.0), slack_us: min_difference.as_micros() as f64 };
+    Ok(statistical::judge(state, input, &kind, c, Some(s)))
 }
 
 struct CompareLatency {
     scale: f64,
+    /// `min_difference`, in microseconds.
+    slack_us: f64,
 }
 
 impl Statistical for CompareLatency {
@@ -89,18 +98,19 @@ impl Statistical for CompareLatency {
     }
 
     fn test(&self, c: &Totals, s: &Totals) -> Option<Sequential> {
-        stats::sequential_mann_whitney(&c.latency, &s.latency, self.scale).map(|(t, _)| t)
+        stats::sequential_mann_whitney_allowing(&c.latency, &s.latency, self.scale, self.slack_us).map(|(t, _)| t)
     }
 
     fn within_limit(&self, c: &Totals, s: &Totals) -> bool {
-        stats::mann_whitney_histograms(&c.latency, &s.latency, self.scale).is_some_and(|mw| mw.effect() <= 0.5)
+        stats::mann_whitney_allowing(&c.latency, &s.latency, self.scale, self.slack_us)
+            .is_some_and(|mw| mw.effect() <= 0.5)
     }
 
     fn figures(&self, c: &Totals, s: &Totals) -> Figures {
         let (hc, hs) = (&c.latency, &s.latency);
         let (nc, ns) = (hc.count(), hs.count());
         let (median_c, median_s) = (hc.quantile(0.5), hs.quantile(0.5));
-        let effect = stats::mann_whitney_histograms(hc, hs, self.scale).map(|mw| mw.effect());
+        let effect = stats::mann_whitney_allowing(hc, hs, self.scale, self.slack_us).map(|mw| mw.effect());
         Figures {
             observed: median_c.map(us_to_ms),
             baseline: median_s.map(us_to_ms),

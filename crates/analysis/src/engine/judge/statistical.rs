@@ -90,7 +90,7 @@ pub(super) fn judge<K: Statistical>(
         // analysis's beside them.
         let window = &state.scan.windows[i];
         let recent = kind.figures(&window.candidate, &window.stable);
-        let seconds = input.interval.end.duration_since(window.start).as_secs();
+        let seconds = crate::engine::ratio::seconds(input.interval.end.duration_since(window.start));
         judgment = Judgment {
             observed: recent.observed,
             baseline: recent.baseline,
@@ -100,7 +100,7 @@ pub(super) fn judge<K: Statistical>(
             since: Some(window.start),
             rejecting: true,
             summary: format!(
-                "{} in the last {seconds}s (from {}; since the start of the analysis: {})",
+                "{} in the last {seconds} (from {}; since the start of the analysis: {})",
                 recent.summary,
                 clock(window.start),
                 judgment.summary
