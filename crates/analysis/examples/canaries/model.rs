@@ -84,10 +84,11 @@ impl Service {
         (base * self.slower + self.added_ms * 1000.0).round() as u64
     }
 
-    /// `n` requests: errors and a latency histogram (1 µs buckets).
+    /// `n` requests: errors and a latency histogram (10 µs buckets, about
+    /// the router's resolution at these latencies).
     fn serve(&self, rng: &mut Rng, n: u64, latency: bool) -> PoolWindow {
         let latency = if latency {
-            let mut values: Vec<u64> = (0..n).map(|_| self.latency_us(rng)).collect();
+            let mut values: Vec<u64> = (0..n).map(|_| self.latency_us(rng) / 10 * 10).collect();
             values.sort_unstable();
             let mut buckets: Vec<(u64, u64)> = Vec::new();
             for v in values {
