@@ -45,6 +45,14 @@ pub struct CheckSpec {
     pub on_inconclusive: OnInconclusive,
 }
 
+impl CheckSpec {
+    /// A statistical check (error rate, latency, comparisons): one that
+    /// takes a share of the analysis's `alpha`.
+    pub fn is_statistical(&self) -> bool {
+        matches!(self.kind, CheckKind::ErrorRate { .. } | CheckKind::Latency { .. } | CheckKind::Compare(_))
+    }
+}
+
 /// The measured quantity and its limit.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]

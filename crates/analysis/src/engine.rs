@@ -423,6 +423,12 @@ impl Analysis {
         None
     }
 
+    /// Each check's evidence as it stands now (the report without the
+    /// intervals, cheap enough to ask after every interval).
+    pub fn evidence(&self) -> Vec<CheckEvidence> {
+        self.checks.iter().zip(&self.states).map(|(spec, state)| state.evidence(spec)).collect()
+    }
+
     /// The report as it stands now, without ending the analysis (for
     /// progress displays); [`Analysis::finish`] gives the same.
     pub fn report(&self) -> AnalysisReport {

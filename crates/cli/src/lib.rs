@@ -15,6 +15,7 @@ pub mod shift_traffic;
 pub mod verify_health;
 
 mod analyse;
+mod calibrate;
 mod candidate;
 mod codedeploy;
 mod context;

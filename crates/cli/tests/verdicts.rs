@@ -176,3 +176,39 @@ fn a_share_far_from_the_weight_set_is_an_error_naming_both() {
     // Decided well before the stage's end.
     assert!(report["intervals"].as_array().expect("intervals").len() < 30, "{reason}");
 }
+
+#[test]
+fn calibration_routes_stable_against_itself_and_says_which_check_would_fail() {
+    // One check a healthy release passes, one it cannot (half the requests
+    // within 1 µs).
+    let checks = "[[defaults.check]]\nname = \"errors\"\nkind = \"error_rate\"\nmax = 0.05\n\
+        [[defaults.check]]\nname = \"impossible\"\nkind = \"latency\"\npercentile = 50\nmax = \"1us\"\n";
+    let canary = "{ kind = \"canary\", stages = [20, 100], stage_duration = \"3s\" }";
+    let mut h = Harness::start(&[("v1", &[])], canary, checks);
+    h.load(200, 30);
+    let out = h.step("verify-health", &["-e", "dev", "--calibrate"]);
+    assert_eq!(code(&out), 1, "a check would have failed: {}", stderr(&out));
+    let log = stderr(&out);
+    assert!(log.contains("calibrate: errors: would have failed 0 of 2 stages"), "{log}");
+    assert!(log.contains("calibrate: impossible: would have failed 2 of 2 stages"), "{log}");
+    assert!(stdout(&out).contains("failing_checks=1"), "{}", stdout(&out));
+    // Traffic is back on stable; no record and no ledger entry were made.
+    assert_eq!(h.state()["candidate_weight"], 0);
+    assert!(h.ledger().is_empty());
+
+    // Not while a deployment has traffic on a candidate.
+    let put = |body: &str, path: &str| {
+        let out = Command::new("curl")
+            .args(["-fsS", "-X", "PUT", "-H", "content-type: application/json", "-d", body])
+            .arg(format!("{}{path}", h.admin))
+            .output()
+            .expect("curl");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    put(&format!("{{\"candidate\":\"{}\"}}", h.apps[0]), "/v1/upstreams");
+    put("{\"candidate_weight\":30}", "/v1/weights");
+    let out = h.step("verify-health", &["-e", "dev", "--calibrate"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains("a deployment is in progress"), "{}", stderr(&out));
+    assert_eq!(h.state()["candidate_weight"], 30, "nothing changed");
+}
