@@ -14,7 +14,10 @@
 //!
 //! # What each check judges
 //!
-//! All data checks judge the data *accumulated since the analysis started*.
+//! All data checks judge the data *accumulated since the analysis started*;
+//! the statistical ones also judge every *recent window* (from an interval
+//! boundary to the latest interval), so a late degradation is not diluted by
+//! the good data before it (see [`scan`] for the method and its bound).
 //!
 //! | kind | judged on | fails when | samples |
 //! |---|---|---|---|
@@ -36,7 +39,11 @@
 //! that keep their false-fail rate at most their alpha however often they
 //! look. The policy's `alpha` is the false-fail rate of the *whole analysis*:
 //! it is split equally over the statistical checks (Bonferroni), so with `m`
-//! such checks each rejects at `alpha / m`. Probe and query checks are
+//! such checks each rejects at `alpha / m`, half of it on the cumulative
+//! data and half over the recent windows ([`scan`]). A sample-ratio check
+//! ([`ratio`]) holds the candidate's share of requests against the weight
+//! set, at its own alpha of 0.001, and ends the analysis as an error when
+//! the share is far off (cause `sample_ratio_mismatch`). Probe and query checks are
 //! deterministic and not part of that budget (a failed probe did fail; use
 //! `failure_limit` against flaky ones).
 //!
@@ -62,7 +69,11 @@
 //! * **fail**: enough samples and the test rejects (any failed probe, a
 //!   query value out of bounds; these need no `min_samples` to fail);
 //! * **accumulating**: new data, but fewer than `min_samples` so far;
-//! * **no data**: nothing new for this check;
+//! * **no data**: nothing new for this check (**no traffic** when the
+//!   candidate got no request at all: at `inconclusive_limit` such
+//!   intervals with `on_inconclusive = "fail"` the check ends
+//!   *inconclusive*, cause `no_traffic`, and the analysis is decided, since
+//!   nothing was learned about the release);
 //! * **error**: the check's data are missing because a metric source failed,
 //!   or the candidate (and, for comparisons, stable) pool is absent, or (a
 //!   query check) the source answered its query with something that cannot
@@ -121,7 +132,9 @@
 //! analysis interval `I`:
 //!
 //! ```text
-//! n_test(p) = (ln(m / alpha) + ln 5) / D(p)
+//! n_test(p) = (ln(2m / alpha) + ln 5) / D(p)      (ln(2m(J+1) / alpha) for a
+//!                                                 window after a late onset,
+//!                                                 J window starts planned)
 //!     D(p)  = max over k of  p·ln(p_k/p0) + (1-p)·ln((1-p_k)/(1-p0)),
 //!             p_k = min(c·p0, 1 - (1-p0)/c),  c ∈ {1.5, 2, 3, 5, 10}
 //! n       = max(min_samples, n_test(p))                 requests
@@ -137,10 +150,10 @@
 //! the median at 20 requests/s.
 //!
 //! Example: `p = 5 %`, `max = 1 %`, `alpha = 0.01`, one statistical check:
-//! `D = 0.041`, `n_test ≈ 151` requests; at 20 requests/s and `I = 1s`,
-//! `T ≈ 8 s` (simulated: median 7 s, 95th percentile 17–19 s). With the
-//! default `I = 5s` the same candidate fails at the first interval whose
-//! total holds 151 requests: `T = 10 s` (two intervals of 100).
+//! `D = 0.041`, `n_test ≈ 168` requests; at 20 requests/s and `I = 1s`,
+//! `T ≈ 9 s`. With the default `I = 5s` the same candidate fails at the
+//! first interval whose total holds 168 requests: `T = 10 s` (two intervals
+//! of 100).
 //!
 //! A candidate failing every request (`p = 1`: `n_test ≈ 3`), or one slower
 //! than a latency limit on every request, is bounded by `min_samples`, which
@@ -149,8 +162,9 @@
 //! Probe and query checks fail after `failure_limit` failing intervals:
 //! `T = failure_limit · I`. A metric source that keeps failing ends the
 //! analysis (critical check) or the check (otherwise) after
-//! `inconclusive_limit · I`; no traffic at all fails the check after
-//! `inconclusive_limit · I` (with `on_inconclusive = "fail"`).
+//! `inconclusive_limit · I`; no traffic at all makes the check (and the
+//! analysis) inconclusive after `inconclusive_limit · I` (with
+//! `on_inconclusive = "fail"`).
 //!
 //! Comparisons follow the same shape with a larger `n_test` (they must also
 //! estimate stable's rate): 8 % errors against stable's 0.2 % with a 1 pp
