@@ -147,7 +147,10 @@ async fn stages(
                 Judged {
                     check: evidence.map_or_else(String::new, |e| e.name.clone()),
                     verdict: report.verdict,
-                    p_value: p_value.or(evidence.and_then(|e| e.p_value)),
+                    p_value: match (p_value, evidence.and_then(|e| e.p_value)) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    },
                     message: report.reason,
                 }
             })
