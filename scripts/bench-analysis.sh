@@ -48,7 +48,8 @@
 # candidate failing 50% of its requests.
 #
 # Env: RPS (400), RUNS (3), FLAGGER_RUNS (1), SCENARIO_RPS (100),
-#      CANARIES (1000), STRICT, CARGO_TARGET_DIR. Takes about 15 minutes.
+#      SCENARIOS_ONLY (skip the 400 req/s comparison), CANARIES (1000),
+#      STRICT, CARGO_TARGET_DIR. Takes about 15 minutes.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 target=${CARGO_TARGET_DIR:-$root/target}
@@ -59,12 +60,14 @@ echo "bench: building release binaries" >&2
 
 strict=()
 if [ -n "${STRICT:-}" ] && [ "${STRICT}" != 0 ]; then strict=(--strict); fi
+only=()
+if [ -n "${SCENARIOS_ONLY:-}" ] && [ "${SCENARIOS_ONLY}" != 0 ]; then only=(--scenarios-only); fi
 "$target/release/examples/bench_analysis" \
     --bin-dir "$target/release" \
     --rps "${RPS:-400}" \
     --runs "${RUNS:-3}" \
     --flagger-runs "${FLAGGER_RUNS:-1}" \
     --scenario-rps "${SCENARIO_RPS:-100}" \
-    "${strict[@]}"
+    "${only[@]}" "${strict[@]}"
 echo
 exec "$target/release/examples/canaries" "${CANARIES:-1000}"
