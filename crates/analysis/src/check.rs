@@ -45,6 +45,14 @@ pub struct CheckSpec {
     pub on_inconclusive: OnInconclusive,
 }
 
+impl CheckSpec {
+    /// A statistical check (error rate, latency, comparisons): one that
+    /// takes a share of the analysis's `alpha`.
+    pub fn is_statistical(&self) -> bool {
+        matches!(self.kind, CheckKind::ErrorRate { .. } | CheckKind::Latency { .. } | CheckKind::Compare(_))
+    }
+}
+
 /// The measured quantity and its limit.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -139,10 +147,16 @@ pub enum Comparison {
         tolerance: f64,
     },
     /// Candidate latencies may be at most `tolerance` (relative, 0.2 = 20 %)
-    /// slower than stable's: a one-sided Mann-Whitney U test.
+    /// slower than stable's, or `min_difference` slower, whichever allows
+    /// more: a one-sided Mann-Whitney U test.
     Latency {
         #[serde(default = "defaults::latency_tolerance")]
         tolerance: f64,
+        /// A slowdown smaller than this is never a regression, whatever the
+        /// ratio (so 0.3 ms against 0.2 ms is not "50 % slower"). Default 0.
+        #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::check::humantime_serde::option")]
+        #[schemars(with = "Option<String>")]
+        min_difference: Option<Duration>,
     },
 }
 

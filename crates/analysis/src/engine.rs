@@ -6,9 +6,18 @@
 //! [`AnalysisReport`]. It never performs I/O, never reads the clock, and
 //! never passes a check for lack of data.
 //!
+//! Code map: this file holds the public types and the analysis as a whole;
+//! `state` one check's streaks, final verdict and evidence; `judge` what one
+//! interval means for one check, one function per check kind
+//! (`judge/threshold.rs`: `error_rate` and `latency`; `judge/compare.rs`;
+//! `judge/probe.rs`; `judge/query.rs`).
+//!
 //! # What each check judges
 //!
-//! All data checks judge the data *accumulated since the analysis started*.
+//! All data checks judge the data *accumulated since the analysis started*;
+//! the statistical ones also judge every *recent window* (from an interval
+//! boundary to the latest interval), so a late degradation is not diluted by
+//! the good data before it (see [`scan`] for the method and its bound).
 //!
 //! | kind | judged on | fails when | samples |
 //! |---|---|---|---|
@@ -30,7 +39,11 @@
 //! that keep their false-fail rate at most their alpha however often they
 //! look. The policy's `alpha` is the false-fail rate of the *whole analysis*:
 //! it is split equally over the statistical checks (Bonferroni), so with `m`
-//! such checks each rejects at `alpha / m`. Probe and query checks are
+//! such checks each rejects at `alpha / m`, half of it on the cumulative
+//! data and half over the recent windows ([`scan`]). A sample-ratio check
+//! ([`ratio`]) holds the candidate's share of requests against the weight
+//! set, at its own alpha of 0.001, and ends the analysis as an error when
+//! the share is far off (cause `sample_ratio_mismatch`). Probe and query checks are
 //! deterministic and not part of that budget (a failed probe did fail; use
 //! `failure_limit` against flaky ones).
 //!
@@ -56,7 +69,11 @@
 //! * **fail**: enough samples and the test rejects (any failed probe, a
 //!   query value out of bounds; these need no `min_samples` to fail);
 //! * **accumulating**: new data, but fewer than `min_samples` so far;
-//! * **no data**: nothing new for this check;
+//! * **no data**: nothing new for this check (**no traffic** when the
+//!   candidate got no request at all: at `inconclusive_limit` such
+//!   intervals with `on_inconclusive = "fail"` the check ends
+//!   *inconclusive*, cause `no_traffic`, and the analysis is decided, since
+//!   nothing was learned about the release);
 //! * **error**: the check's data are missing because a metric source failed,
 //!   or the candidate (and, for comparisons, stable) pool is absent, or (a
 //!   query check) the source answered its query with something that cannot
@@ -115,7 +132,9 @@
 //! analysis interval `I`:
 //!
 //! ```text
-//! n_test(p) = (ln(m / alpha) + ln 5) / D(p)
+//! n_test(p) = (ln(2m / alpha) + ln 5) / D(p)      (ln(2m(J+1) / alpha) for a
+//!                                                 window after a late onset,
+//!                                                 J window starts planned)
 //!     D(p)  = max over k of  p·ln(p_k/p0) + (1-p)·ln((1-p_k)/(1-p0)),
 //!             p_k = min(c·p0, 1 - (1-p0)/c),  c ∈ {1.5, 2, 3, 5, 10}
 //! n       = max(min_samples, n_test(p))                 requests
@@ -131,10 +150,10 @@
 //! the median at 20 requests/s.
 //!
 //! Example: `p = 5 %`, `max = 1 %`, `alpha = 0.01`, one statistical check:
-//! `D = 0.041`, `n_test ≈ 151` requests; at 20 requests/s and `I = 1s`,
-//! `T ≈ 8 s` (simulated: median 7 s, 95th percentile 17–19 s). With the
-//! default `I = 5s` the same candidate fails at the first interval whose
-//! total holds 151 requests: `T = 10 s` (two intervals of 100).
+//! `D = 0.041`, `n_test ≈ 168` requests; at 20 requests/s and `I = 1s`,
+//! `T ≈ 9 s`. With the default `I = 5s` the same candidate fails at the
+//! first interval whose total holds 168 requests: `T = 10 s` (two intervals
+//! of 100).
 //!
 //! A candidate failing every request (`p = 1`: `n_test ≈ 3`), or one slower
 //! than a latency limit on every request, is bounded by `min_samples`, which
@@ -143,19 +162,26 @@
 //! Probe and query checks fail after `failure_limit` failing intervals:
 //! `T = failure_limit · I`. A metric source that keeps failing ends the
 //! analysis (critical check) or the check (otherwise) after
-//! `inconclusive_limit · I`; no traffic at all fails the check after
-//! `inconclusive_limit · I` (with `on_inconclusive = "fail"`).
+//! `inconclusive_limit · I`; no traffic at all makes the check (and the
+//! analysis) inconclusive after `inconclusive_limit · I` (with
+//! `on_inconclusive = "fail"`).
 //!
 //! Comparisons follow the same shape with a larger `n_test` (they must also
 //! estimate stable's rate): 8 % errors against stable's 0.2 % with a 1 pp
 //! tolerance is caught within 22 s at 20 requests/s in simulation, and
 //! 300 ms of added latency within 3 s (that is, `min_samples`).
 
-use crate::stats::{self, BernoulliMixture, Sequential};
-use crate::{CheckKind, CheckSpec, Comparison, Histogram, Interval, OnInconclusive, Policy, PoolWindow};
+mod judge;
+mod ratio;
+mod scan;
+mod state;
+
+use crate::{CheckKind, CheckSpec, Comparison, Interval, Policy};
 use jiff::Timestamp;
+use ratio::SampleRatio;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use state::CheckState;
 use std::collections::BTreeSet;
 
 /// The four states of a judgment, kept apart.
@@ -200,8 +226,11 @@ pub struct CheckEvidence {
     /// The (always-valid) p-value, when a test ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p_value: Option<f64>,
-    /// Observations judged.
+    /// Observations judged (the candidate's, for comparisons).
     pub samples: u64,
+    /// Stable's observations judged, for comparisons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_samples: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window_start: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -229,7 +258,32 @@ pub struct AnalysisReport {
     /// (a comparison with stable while the candidate takes all traffic).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<SkippedCheck>,
+    /// Why the verdict is inconclusive or an error when it is not about the
+    /// release: no traffic, or a sample-ratio mismatch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<Cause>,
+    /// The candidate's share of requests held against the weight set, when
+    /// a split was checked (see [`Cause::SampleRatioMismatch`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_ratio: Option<CheckEvidence>,
+    /// The intervals the caller meant to observe (the window over the
+    /// interval), which sets the recent windows' share of alpha; a replay
+    /// uses it to judge as the analysis did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planned_intervals: Option<u32>,
     pub intervals: Vec<Interval>,
+}
+
+/// Why a verdict says nothing about the release itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    /// `inconclusive`: the candidate received no requests, so nothing was
+    /// learned about it (it is still never a pass).
+    NoTraffic,
+    /// `error`: the candidate's share of requests is far from the weight set
+    /// on the router, so the checks judged other traffic than the plan's.
+    SampleRatioMismatch,
 }
 
 /// A configured check that did not apply to an analysis.
@@ -250,13 +304,15 @@ pub struct Analysis {
     decided: Option<Verdict>,
     candidate_weight: Option<u8>,
     skipped: Vec<SkippedCheck>,
+    planned: Option<u32>,
+    ratio: Option<SampleRatio>,
 }
 
 impl Analysis {
     pub fn new(checks: Vec<CheckSpec>, policy: Policy) -> Self {
         let statistical = checks.iter().filter(|c| is_statistical(&c.kind)).count().max(1);
         let alpha = policy.alpha / statistical as f64;
-        let states = checks.iter().map(|_| CheckState::new(alpha)).collect();
+        let states = checks.iter().map(|_| CheckState::new(alpha, None)).collect();
         let query_sources = checks
             .iter()
             .filter_map(|c| match &c.kind {
@@ -273,7 +329,30 @@ impl Analysis {
             decided: None,
             candidate_weight: None,
             skipped: Vec::new(),
+            planned: None,
+            ratio: None,
         }
+    }
+
+    /// Says how many intervals the caller means to observe (the analysis
+    /// window over the interval, rounded up), before the first. The recent
+    /// windows that catch a late degradation share their alpha over that
+    /// many starts (see the `scan` module), so that detection after an
+    /// onset takes as long at the end of the window as at its start.
+    /// Without it, later windows get ever smaller shares.
+    pub fn planned(mut self, intervals: u32) -> Self {
+        let intervals = intervals.max(1);
+        self.planned = Some(intervals);
+        let alpha = self.check_alpha();
+        self.states = self.checks.iter().map(|_| CheckState::new(alpha, Some(intervals))).collect();
+        self.ratio = self.candidate_weight.and_then(|w| SampleRatio::new(w, Some(intervals)));
+        self
+    }
+
+    /// Each statistical check's share of `alpha`.
+    fn check_alpha(&self) -> f64 {
+        let statistical = self.checks.iter().filter(|c| is_statistical(&c.kind)).count().max(1);
+        self.policy.alpha / statistical as f64
     }
 
     /// An analysis of a candidate that takes `weight` percent of traffic.
@@ -287,6 +366,7 @@ impl Analysis {
             checks.into_iter().partition(|c| weight < 100 || !matches!(c.kind, CheckKind::Compare(_)));
         let mut analysis = Analysis::new(applicable, policy);
         analysis.candidate_weight = Some(weight);
+        analysis.ratio = SampleRatio::new(weight, None);
         analysis.skipped = skipped
             .into_iter()
             .map(|c| SkippedCheck {
@@ -316,6 +396,9 @@ impl Analysis {
         for (spec, state) in self.checks.iter().zip(&mut self.states) {
             state.observe(spec, &interval, index, unclaimed.as_deref());
         }
+        if let Some(ratio) = &mut self.ratio {
+            ratio.observe(index, &interval);
+        }
         self.intervals.push(interval);
         self.decided = self.decision();
         match self.decided {
@@ -337,10 +420,27 @@ impl Analysis {
         if finals.iter().any(|&(v, _)| v == Verdict::Fail) {
             return Some(Verdict::Fail);
         }
-        if finals.iter().any(|&(v, critical)| v == Verdict::Error && critical) || finals.len() == self.checks.len() {
+        if self.ratio.as_ref().is_some_and(|r| r.mismatch().is_some()) {
+            return Some(Verdict::Error);
+        }
+        if finals.iter().any(|&(v, critical)| v == Verdict::Error && critical) {
+            return Some(Verdict::Error);
+        }
+        // No traffic (final and inconclusive) can no longer become a pass.
+        if finals.iter().any(|&(v, _)| v == Verdict::Inconclusive) {
+            let error = finals.iter().any(|&(v, _)| v == Verdict::Error);
+            return Some(if error { Verdict::Error } else { Verdict::Inconclusive });
+        }
+        if finals.len() == self.checks.len() {
             return Some(Verdict::Error);
         }
         None
+    }
+
+    /// Each check's evidence as it stands now (the report without the
+    /// intervals, cheap enough to ask after every interval).
+    pub fn evidence(&self) -> Vec<CheckEvidence> {
+        self.checks.iter().zip(&self.states).map(|(spec, state)| state.evidence(spec)).collect()
     }
 
     /// The report as it stands now, without ending the analysis (for
@@ -348,7 +448,7 @@ impl Analysis {
     pub fn report(&self) -> AnalysisReport {
         let evidence: Vec<CheckEvidence> =
             self.checks.iter().zip(&self.states).map(|(spec, state)| state.evidence(spec)).collect();
-        let (verdict, reason, decided_by) = self.overall(&evidence);
+        let (verdict, reason, decided_by, cause) = self.overall(&evidence);
         AnalysisReport {
             verdict,
             reason,
@@ -356,6 +456,9 @@ impl Analysis {
             checks: evidence,
             candidate_weight: self.candidate_weight,
             skipped: self.skipped.clone(),
+            cause,
+            sample_ratio: self.ratio.as_ref().and_then(SampleRatio::evidence),
+            planned_intervals: self.planned,
             intervals: self.intervals.clone(),
         }
     }
@@ -367,40 +470,46 @@ impl Analysis {
         report
     }
 
-    fn overall(&self, evidence: &[CheckEvidence]) -> (Verdict, String, Option<String>) {
+    fn overall(&self, evidence: &[CheckEvidence]) -> (Verdict, String, Option<String>, Option<Cause>) {
         if self.checks.is_empty() {
             return (
                 Verdict::Inconclusive,
                 "no checks are configured, so nothing was judged and nothing can pass".into(),
                 None,
+                None,
             );
         }
         let intervals = self.intervals.len();
         if intervals == 0 {
-            return (Verdict::Inconclusive, "no interval was observed, so nothing was judged".into(), None);
+            return (Verdict::Inconclusive, "no interval was observed, so nothing was judged".into(), None, None);
         }
         // The deciding check: the first to become final (by interval), then
         // critical before non-critical, then config order.
-        let first = |verdict: Verdict| {
-            evidence
-                .iter()
-                .enumerate()
-                .filter(|(_, e)| e.verdict == verdict)
-                .min_by_key(|(i, _)| (self.states[*i].decided_at.unwrap_or(usize::MAX), !self.checks[*i].critical, *i))
-                .map(|(_, e)| e)
-        };
-        if let Some(e) = first(Verdict::Fail) {
+        let first =
+            |verdict: Verdict| {
+                evidence.iter().enumerate().filter(|(_, e)| e.verdict == verdict).min_by_key(|(i, _)| {
+                    (self.states[*i].decided_at.unwrap_or(usize::MAX), !self.checks[*i].critical, *i)
+                })
+            };
+        if let Some((_, e)) = first(Verdict::Fail) {
             let critical = if self.checks.iter().any(|c| c.name == e.name && c.critical) { "critical " } else { "" };
             let reason = format!("{critical}check {:?} failed: {}", e.name, e.message);
-            return (Verdict::Fail, reason, Some(e.name.clone()));
+            return (Verdict::Fail, reason, Some(e.name.clone()), None);
         }
-        if let Some(e) = first(Verdict::Error) {
+        if let Some(mismatch) = self.ratio.as_ref().and_then(SampleRatio::mismatch) {
+            return (Verdict::Error, mismatch.to_owned(), Some(ratio::NAME.into()), Some(Cause::SampleRatioMismatch));
+        }
+        if let Some((_, e)) = first(Verdict::Error) {
             let reason = format!("check {:?} could not be judged: {}", e.name, e.message);
-            return (Verdict::Error, reason, Some(e.name.clone()));
+            return (Verdict::Error, reason, Some(e.name.clone()), None);
         }
-        if let Some(e) = first(Verdict::Inconclusive) {
+        if let Some((i, e)) = first(Verdict::Inconclusive) {
+            if self.states[i].no_traffic() {
+                let reason = format!("{} (check {:?})", e.message, e.name);
+                return (Verdict::Inconclusive, reason, Some(e.name.clone()), Some(Cause::NoTraffic));
+            }
             let reason = format!("check {:?} is inconclusive: {}", e.name, e.message);
-            return (Verdict::Inconclusive, reason, Some(e.name.clone()));
+            return (Verdict::Inconclusive, reason, Some(e.name.clone()), None);
         }
         let n = evidence.len();
         let plural = if n == 1 { "" } else { "s" };
@@ -408,7 +517,7 @@ impl Analysis {
             self.states.iter().zip(evidence).map(|(s, e)| format!("{}: {}", e.name, s.judgment.summary)).collect();
         let reason =
             format!("all {n} check{plural} passed over {intervals} interval{}: {}", s(intervals), figures.join("; "));
-        (Verdict::Pass, reason, None)
+        (Verdict::Pass, reason, None, None)
     }
 
     /// Re-judges recorded intervals under (possibly different) checks, at
@@ -424,6 +533,25 @@ impl Analysis {
             None => Analysis::new(checks, policy),
         };
         for interval in intervals {
+            if let Outcome::Decided(_) = analysis.observe(interval) {
+                break;
+            }
+        }
+        analysis.finish()
+    }
+
+    /// Re-judges a recorded analysis under (possibly different) checks, as
+    /// it was judged: at its candidate weight and over the intervals it
+    /// planned.
+    pub fn rejudge(checks: Vec<CheckSpec>, policy: Policy, recorded: &AnalysisReport) -> AnalysisReport {
+        let mut analysis = match recorded.candidate_weight {
+            Some(weight) => Analysis::at_weight(checks, policy, weight),
+            None => Analysis::new(checks, policy),
+        };
+        if let Some(planned) = recorded.planned_intervals {
+            analysis = analysis.planned(planned);
+        }
+        for interval in recorded.intervals.iter().cloned() {
             if let Outcome::Decided(_) = analysis.observe(interval) {
                 break;
             }
@@ -462,8 +590,15 @@ fn threshold_text(kind: &CheckKind) -> String {
         CheckKind::Compare(Comparison::ErrorRate { tolerance }) => {
             format!("<= stable + {:.2} pp", tolerance * 100.0)
         }
-        CheckKind::Compare(Comparison::Latency { tolerance }) => {
+        CheckKind::Compare(Comparison::Latency { tolerance, min_difference: None }) => {
             format!("<= {} x stable (Mann-Whitney)", number(1.0 + tolerance))
+        }
+        CheckKind::Compare(Comparison::Latency { tolerance, min_difference: Some(d) }) => {
+            format!(
+                "<= max({} x stable, stable + {}) (Mann-Whitney)",
+                number(1.0 + tolerance),
+                humantime::format_duration(*d)
+            )
         }
         CheckKind::Probe => "all probes ok".into(),
         CheckKind::Query { min, max, .. } => match (min, max) {
@@ -482,489 +617,9 @@ enum Step {
     Fail,
     Accumulating,
     NoData,
+    /// No data because the candidate got no request at all.
+    NoTraffic,
     Error,
-}
-
-#[derive(Debug, Default)]
-struct Totals {
-    requests: u64,
-    errors: u64,
-    latency: Histogram,
-}
-
-impl Totals {
-    fn add(&mut self, pool: &PoolWindow) {
-        self.requests = self.requests.saturating_add(pool.requests);
-        self.errors = self.errors.saturating_add(pool.errors.min(pool.requests));
-        self.latency.merge(&pool.latency);
-    }
-}
-
-/// The latest figures of a check, kept for its evidence.
-#[derive(Debug, Default)]
-struct Judgment {
-    observed: Option<f64>,
-    baseline: Option<f64>,
-    statistic: Option<f64>,
-    p_value: Option<f64>,
-    samples: u64,
-    /// Whether the data so far are enough for `min_samples` (both pools for comparisons).
-    enough: bool,
-    /// The test rejects now (or the last judged probe/query interval failed).
-    rejecting: bool,
-    /// The point estimate is within the limit.
-    within_limit: bool,
-    /// The figures in a few words ("error rate 0.40% (2 of 500 requests)").
-    summary: String,
-}
-
-#[derive(Debug)]
-struct CheckState {
-    alpha: f64,
-    candidate: Totals,
-    stable: Totals,
-    probes: u64,
-    probes_failed: u64,
-    answers: u64,
-    judgment: Judgment,
-    fail_streak: u32,
-    inconclusive_streak: u32,
-    error_streak: u32,
-    error_intervals: u32,
-    last_error: Option<String>,
-    /// Fail or Error once the check can no longer change, with why.
-    final_verdict: Option<(Verdict, String)>,
-    decided_at: Option<usize>,
-    passed_by_config: bool,
-    window: Option<(Timestamp, Timestamp)>,
-}
-
-impl CheckState {
-    fn new(alpha: f64) -> Self {
-        Self {
-            alpha,
-            candidate: Totals::default(),
-            stable: Totals::default(),
-            probes: 0,
-            probes_failed: 0,
-            answers: 0,
-            judgment: Judgment { summary: "no data".into(), ..Judgment::default() },
-            fail_streak: 0,
-            inconclusive_streak: 0,
-            error_streak: 0,
-            error_intervals: 0,
-            last_error: None,
-            final_verdict: None,
-            decided_at: None,
-            passed_by_config: false,
-            window: None,
-        }
-    }
-
-    fn observe(&mut self, spec: &CheckSpec, interval: &Interval, index: usize, unclaimed: Option<&str>) {
-        if self.final_verdict.is_some() {
-            return;
-        }
-        self.window = Some(match self.window {
-            Some((start, _)) => (start, interval.end),
-            None => (interval.start, interval.end),
-        });
-        let step = match self.judge(spec, interval, unclaimed) {
-            Ok(step) => step,
-            Err(error) => {
-                self.last_error = Some(error);
-                Step::Error
-            }
-        };
-        self.apply(spec, step, index);
-    }
-
-    /// Adds the interval's data and judges the accumulated data.
-    fn judge<'a>(&mut self, spec: &CheckSpec, interval: &'a Interval, unclaimed: Option<&str>) -> Result<Step, String> {
-        let min = spec.min_samples;
-        let alpha = self.alpha;
-        let missing = |what: &str| match unclaimed {
-            Some(error) => Err(format!("no {what} ({error})")),
-            None => Ok(Step::NoData),
-        };
-        let pool = |pool: Option<&'a PoolWindow>, which: &str| -> Result<&'a PoolWindow, String> {
-            pool.ok_or_else(|| match unclaimed {
-                Some(error) => format!("no {which} data ({error})"),
-                None => format!("no {which} data (the metric source gave none)"),
-            })
-        };
-        match &spec.kind {
-            CheckKind::ErrorRate { max } => {
-                let c = pool(interval.candidate.as_ref(), "candidate")?;
-                if c.requests == 0 {
-                    return missing("candidate requests");
-                }
-                self.candidate.add(c);
-                let (x, n) = (self.candidate.errors, self.candidate.requests);
-                let rate = x as f64 / n as f64;
-                let test = Sequential { statistic: rate, log_lr: BernoulliMixture::new(*max).log_lr(x, n) };
-                self.judgment = Judgment {
-                    observed: Some(rate),
-                    baseline: None,
-                    statistic: Some(test.log_lr),
-                    p_value: Some(test.p_value()),
-                    samples: n,
-                    enough: n >= min,
-                    rejecting: test.rejects(alpha),
-                    within_limit: rate <= *max,
-                    summary: format!("error rate {} ({x} of {n} requests)", pct(rate)),
-                };
-                Ok(self.statistical_step())
-            }
-            CheckKind::Latency { percentile, max } => {
-                let c = pool(interval.candidate.as_ref(), "candidate")?;
-                if c.latency.is_empty() {
-                    return missing("candidate latencies");
-                }
-                self.candidate.add(c);
-                let hist = &self.candidate.latency;
-                let n = hist.count();
-                let max_us = u64::try_from(max.as_micros()).unwrap_or(u64::MAX);
-                let slow = hist.count_above(max_us);
-                let q = (percentile / 100.0).clamp(0.0, 1.0);
-                let test = BernoulliMixture::new(1.0 - q);
-                let log_lr = test.log_lr(slow, n);
-                let observed = hist.quantile(q);
-                let test = Sequential { statistic: log_lr, log_lr };
-                self.judgment = Judgment {
-                    observed: observed.map(us_to_ms),
-                    baseline: None,
-                    statistic: Some(log_lr),
-                    p_value: Some(test.p_value()),
-                    samples: n,
-                    enough: n >= min,
-                    rejecting: test.rejects(alpha),
-                    within_limit: observed.is_some_and(|v| v <= max_us),
-                    summary: format!(
-                        "p{} {} ({slow} of {n} requests slower than {})",
-                        number(*percentile),
-                        observed.map_or("-".into(), ms),
-                        humantime::format_duration(*max)
-                    ),
-                };
-                Ok(self.statistical_step())
-            }
-            CheckKind::Compare(Comparison::ErrorRate { tolerance }) => {
-                let c = pool(interval.candidate.as_ref(), "candidate")?;
-                let s = pool(interval.stable.as_ref(), "stable")?;
-                if c.requests == 0 {
-                    return missing("candidate requests");
-                }
-                self.candidate.add(c);
-                self.stable.add(s);
-                let (xc, nc) = (self.candidate.errors, self.candidate.requests);
-                let (xs, ns) = (self.stable.errors, self.stable.requests);
-                let rc = xc as f64 / nc as f64;
-                let rs = if ns > 0 { xs as f64 / ns as f64 } else { 0.0 };
-                let test = stats::sequential_two_proportion(xc, nc, xs, ns, *tolerance);
-                self.judgment = Judgment {
-                    observed: Some(rc),
-                    baseline: (ns > 0).then_some(rs),
-                    statistic: test.map(|t| t.statistic),
-                    p_value: test.map(|t| t.p_value()),
-                    samples: nc,
-                    enough: nc >= min && ns >= min,
-                    rejecting: test.is_some_and(|t| t.rejects(alpha)),
-                    within_limit: ns > 0 && rc - rs <= *tolerance,
-                    summary: format!(
-                        "error rate {} ({xc} of {nc}) vs stable {} ({xs} of {ns})",
-                        pct(rc),
-                        if ns > 0 { pct(rs) } else { "-".into() }
-                    ),
-                };
-                Ok(self.statistical_step())
-            }
-            CheckKind::Compare(Comparison::Latency { tolerance }) => {
-                let c = pool(interval.candidate.as_ref(), "candidate")?;
-                let s = pool(interval.stable.as_ref(), "stable")?;
-                if c.latency.is_empty() {
-                    return missing("candidate latencies");
-                }
-                self.candidate.add(c);
-                self.stable.add(s);
-                let (hc, hs) = (&self.candidate.latency, &self.stable.latency);
-                let (nc, ns) = (hc.count(), hs.count());
-                let scale = 1.0 + tolerance.max(0.0);
-                let test = stats::sequential_mann_whitney(hc, hs, scale);
-                let (median_c, median_s) = (hc.quantile(0.5), hs.quantile(0.5));
-                let effect = test.map(|(_, mw)| mw.effect());
-                self.judgment = Judgment {
-                    observed: median_c.map(us_to_ms),
-                    baseline: median_s.map(us_to_ms),
-                    statistic: test.map(|(t, _)| t.statistic),
-                    p_value: test.map(|(t, _)| t.p_value()),
-                    samples: nc,
-                    enough: nc >= min && ns >= min,
-                    rejecting: test.is_some_and(|(t, _)| t.rejects(alpha)),
-                    within_limit: effect.is_some_and(|e| e <= 0.5),
-                    summary: format!(
-                        "median {} vs stable {}, P(candidate/{} slower) = {} ({nc} vs {ns} requests)",
-                        median_c.map_or("-".into(), ms),
-                        median_s.map_or("-".into(), ms),
-                        number(scale),
-                        effect.map_or("-".into(), |e| format!("{e:.3}"))
-                    ),
-                };
-                Ok(self.statistical_step())
-            }
-            CheckKind::Probe => {
-                if interval.probes.is_empty() {
-                    return missing("probe results");
-                }
-                let failed: Vec<_> = interval.probes.iter().filter(|p| !p.ok).collect();
-                self.probes += interval.probes.len() as u64;
-                self.probes_failed += failed.len() as u64;
-                let first = failed.first().map(|p| {
-                    let detail = p.detail.clone().or_else(|| p.status.map(|s| format!("status {s}")));
-                    match detail {
-                        Some(d) => format!(", {} ({d})", p.name),
-                        None => format!(", {}", p.name),
-                    }
-                });
-                self.judgment = Judgment {
-                    observed: Some(self.probes_failed as f64),
-                    samples: self.probes,
-                    enough: self.probes >= min,
-                    rejecting: !failed.is_empty(),
-                    within_limit: failed.is_empty(),
-                    summary: if failed.is_empty() {
-                        format!("{} of {} probes failed", self.probes_failed, self.probes)
-                    } else {
-                        format!(
-                            "{} of {} probes failed in the last interval{}",
-                            failed.len(),
-                            interval.probes.len(),
-                            first.unwrap_or_default()
-                        )
-                    },
-                    ..Judgment::default()
-                };
-                Ok(self.deterministic_step())
-            }
-            CheckKind::Query { source, min: lo, max: hi, reduce, .. } => {
-                if let Some(error) = interval.source_errors.get(source) {
-                    return Err(format!("query source {source} failed: {error}"));
-                }
-                if let Some(error) = interval.query_errors.get(&spec.name) {
-                    return Err(format!("the query could not be judged: {error}"));
-                }
-                let value = match interval.values.get(&spec.name) {
-                    Some(Some(v)) if !v.is_nan() => *v,
-                    _ => return Ok(Step::NoData),
-                };
-                let over = reduce.map(|r| format!(" ({} over the interval)", r.name())).unwrap_or_default();
-                self.answers += 1;
-                let ok = lo.is_none_or(|lo| value >= lo) && hi.is_none_or(|hi| value <= hi);
-                self.judgment = Judgment {
-                    observed: Some(value),
-                    samples: self.answers,
-                    enough: self.answers >= min,
-                    rejecting: !ok,
-                    within_limit: ok,
-                    summary: format!("value {}{over}", number(value)),
-                    ..Judgment::default()
-                };
-                Ok(self.deterministic_step())
-            }
-        }
-    }
-
-    fn statistical_step(&self) -> Step {
-        match (&self.judgment.enough, &self.judgment.rejecting) {
-            (false, _) => Step::Accumulating,
-            (true, true) => Step::Fail,
-            (true, false) => Step::Pass,
-        }
-    }
-
-    fn deterministic_step(&self) -> Step {
-        match (&self.judgment.rejecting, &self.judgment.enough) {
-            (true, _) => Step::Fail,
-            (false, false) => Step::Accumulating,
-            (false, true) => Step::Pass,
-        }
-    }
-
-    fn apply(&mut self, spec: &CheckSpec, step: Step, index: usize) {
-        let limit = spec.inconclusive_limit.max(1);
-        match step {
-            Step::Pass => {
-                self.fail_streak = 0;
-                self.inconclusive_streak = 0;
-                self.error_streak = 0;
-            }
-            Step::Accumulating => {
-                self.inconclusive_streak = 0;
-                self.error_streak = 0;
-            }
-            Step::Fail => {
-                self.fail_streak += 1;
-                self.inconclusive_streak = 0;
-                self.error_streak = 0;
-                let needed = spec.failure_limit.max(1);
-                if self.fail_streak >= needed {
-                    let message = self.failure_message(spec);
-                    self.make_final(Verdict::Fail, message, index);
-                }
-            }
-            Step::NoData => {
-                self.inconclusive_streak += 1;
-                self.error_streak = 0;
-                if self.inconclusive_streak >= limit {
-                    match spec.on_inconclusive {
-                        OnInconclusive::Fail => {
-                            let message = format!(
-                                "no data for {} consecutive interval{} ({}); on_inconclusive = \"fail\"",
-                                self.inconclusive_streak,
-                                s(self.inconclusive_streak as usize),
-                                self.samples_text(spec)
-                            );
-                            self.make_final(Verdict::Fail, message, index);
-                        }
-                        OnInconclusive::Hold => {}
-                        OnInconclusive::Pass => self.passed_by_config = true,
-                    }
-                }
-            }
-            Step::Error => {
-                self.error_streak += 1;
-                self.error_intervals += 1;
-                self.inconclusive_streak = 0;
-                if self.error_streak >= limit {
-                    let message = format!(
-                        "the metric source failed for {} consecutive interval{}: {}",
-                        self.error_streak,
-                        s(self.error_streak as usize),
-                        self.last_error.as_deref().unwrap_or("unknown error")
-                    );
-                    self.make_final(Verdict::Error, message, index);
-                }
-            }
-        }
-    }
-
-    fn make_final(&mut self, verdict: Verdict, message: String, index: usize) {
-        self.final_verdict = Some((verdict, message));
-        self.decided_at = Some(index);
-    }
-
-    fn failure_message(&self, spec: &CheckSpec) -> String {
-        let j = &self.judgment;
-        let threshold = threshold_text(&spec.kind);
-        let streak = if spec.failure_limit > 1 {
-            format!(" for {} consecutive intervals", self.fail_streak)
-        } else {
-            String::new()
-        };
-        if is_statistical(&spec.kind) {
-            format!(
-                "{}, limit {threshold}: exceeded significantly (always-valid p = {} < alpha {}){streak}",
-                j.summary,
-                p_text(j.p_value.unwrap_or(1.0)),
-                number(self.alpha)
-            )
-        } else {
-            format!("{}, limit {threshold}{streak}", j.summary)
-        }
-    }
-
-    fn samples_text(&self, spec: &CheckSpec) -> String {
-        let unit = match spec.kind {
-            CheckKind::Probe => "probes",
-            CheckKind::Query { .. } => "answers",
-            _ => "requests",
-        };
-        if let CheckKind::Compare(_) = spec.kind {
-            return format!(
-                "candidate {} and stable {} {unit} so far, {} needed in each",
-                self.candidate.requests, self.stable.requests, spec.min_samples
-            );
-        }
-        format!("{} of {} {unit} so far", self.judgment.samples, spec.min_samples)
-    }
-
-    /// The check's verdict and message as things stand.
-    fn state(&self, spec: &CheckSpec) -> (Verdict, String) {
-        if let Some((verdict, message)) = &self.final_verdict {
-            return (*verdict, message.clone());
-        }
-        let j = &self.judgment;
-        let threshold = threshold_text(&spec.kind);
-        if self.fail_streak > 0 {
-            return (
-                Verdict::Inconclusive,
-                format!(
-                    "{}, failing for {} of {} intervals when the analysis ended",
-                    j.summary, self.fail_streak, spec.failure_limit
-                ),
-            );
-        }
-        let p = j.p_value.map(|p| format!(" (always-valid p = {})", p_text(p))).unwrap_or_default();
-        if j.enough && j.within_limit && is_statistical(&spec.kind) {
-            return (Verdict::Pass, format!("{}, limit {threshold}: no evidence of exceeding it{p}", j.summary));
-        }
-        if j.enough && j.within_limit {
-            return (Verdict::Pass, format!("{}, limit {threshold}", j.summary));
-        }
-        if j.enough {
-            // Only significant evidence fails a check: that is what keeps the
-            // false-fail rate at alpha. Say plainly that the estimate is over.
-            return (
-                Verdict::Pass,
-                format!(
-                    "{}, limit {threshold}: beyond it as observed, but not significantly (always-valid p = {}, \
-                     alpha {}), so not failed",
-                    j.summary,
-                    p_text(j.p_value.unwrap_or(1.0)),
-                    number(self.alpha)
-                ),
-            );
-        }
-        if self.passed_by_config {
-            return (
-                Verdict::Pass,
-                format!("{}; passed without enough data because on_inconclusive = \"pass\"", self.samples_text(spec)),
-            );
-        }
-        if self.error_intervals > 0 {
-            return (
-                Verdict::Error,
-                format!(
-                    "{}; the metric source failed in {} interval{}: {}",
-                    self.samples_text(spec),
-                    self.error_intervals,
-                    s(self.error_intervals as usize),
-                    self.last_error.as_deref().unwrap_or("unknown error")
-                ),
-            );
-        }
-        let detail = if j.samples > 0 { format!(" ({})", j.summary) } else { String::new() };
-        (Verdict::Inconclusive, format!("too little data: {}{detail}", self.samples_text(spec)))
-    }
-
-    fn evidence(&self, spec: &CheckSpec) -> CheckEvidence {
-        let (verdict, message) = self.state(spec);
-        let j = &self.judgment;
-        CheckEvidence {
-            name: spec.name.clone(),
-            kind: kind_name(&spec.kind).into(),
-            verdict,
-            observed: j.observed,
-            baseline: j.baseline,
-            threshold: threshold_text(&spec.kind),
-            statistic: j.statistic,
-            p_value: j.p_value,
-            samples: j.samples,
-            window_start: self.window.map(|w| w.0),
-            window_end: self.window.map(|w| w.1),
-            message,
-        }
-    }
 }
 
 fn us_to_ms(us: u64) -> f64 {

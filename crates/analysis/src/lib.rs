@@ -26,7 +26,7 @@ mod histogram;
 pub mod stats;
 
 pub use check::{CheckKind, CheckSpec, Comparison, OnInconclusive, Policy, Reduce, humantime_serde};
-pub use engine::{Analysis, AnalysisReport, CheckEvidence, Outcome, SkippedCheck, Verdict};
+pub use engine::{Analysis, AnalysisReport, Cause, CheckEvidence, Outcome, SkippedCheck, Verdict};
 pub use histogram::Histogram;
 
 use jiff::Timestamp;
@@ -95,6 +95,12 @@ pub struct Interval {
     /// the interval itself (CloudWatch: whole minutes, behind the clock).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub lookback: BTreeMap<String, LookBack>,
+    /// The candidate weight (percent) the router reported at the interval's
+    /// end, when it reports one with its counters (the embedded router). The
+    /// sample-ratio check holds the candidate's share against the weight
+    /// sluice set; this says what the router itself claimed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router_weight: Option<u8>,
 }
 
 /// The window a metric source looked at for one interval.

@@ -331,8 +331,19 @@ pub fn mann_whitney(x: &[f64], y: &[f64]) -> Option<MannWhitney> {
 /// by `x_scale` first (`x_scale = 1.2` asks "is `x` slower than `y` by more
 /// than 20 %?"). Ties are equal bucket values after scaling.
 pub fn mann_whitney_histograms(x: &Histogram, y: &Histogram, x_scale: f64) -> Option<MannWhitney> {
+    mann_whitney_allowing(x, y, x_scale, 0.0)
+}
+
+/// Mann-Whitney U of two latency histograms, allowing the first to be
+/// slower by a factor `x_scale` *or* by `slack` (in the histograms' unit),
+/// whichever allows more: each value `v` of `x` becomes
+/// `min(v / x_scale, v - slack)`, the inverse of `s -> max(s·x_scale, s + slack)`.
+/// So "x is no slower than `max(1.2·y, y + 10ms)`" is "the transformed x is
+/// not stochastically larger than y".
+pub fn mann_whitney_allowing(x: &Histogram, y: &Histogram, x_scale: f64, slack: f64) -> Option<MannWhitney> {
     let scale = if x_scale > 0.0 && x_scale.is_finite() { x_scale } else { 1.0 };
-    let xs: Vec<(f64, u64)> = x.buckets.iter().map(|&(v, c)| (v as f64 / scale, c)).collect();
+    let slack = if slack.is_finite() { slack.max(0.0) } else { 0.0 };
+    let xs: Vec<(f64, u64)> = x.buckets.iter().map(|&(v, c)| ((v as f64 / scale).min(v as f64 - slack), c)).collect();
     let ys: Vec<(f64, u64)> = y.buckets.iter().map(|&(v, c)| (v as f64, c)).collect();
     mann_whitney_weighted(&xs, &ys)
 }
@@ -505,7 +516,18 @@ pub fn sequential_mann_whitney(
     stable: &Histogram,
     scale: f64,
 ) -> Option<(Sequential, MannWhitney)> {
-    let mw = mann_whitney_histograms(candidate, stable, scale)?;
+    sequential_mann_whitney_allowing(candidate, stable, scale, 0.0)
+}
+
+/// [`sequential_mann_whitney`] with the candidate also allowed `slack`
+/// slower (see [`mann_whitney_allowing`]).
+pub fn sequential_mann_whitney_allowing(
+    candidate: &Histogram,
+    stable: &Histogram,
+    scale: f64,
+    slack: f64,
+) -> Option<(Sequential, MannWhitney)> {
+    let mw = mann_whitney_allowing(candidate, stable, scale, slack)?;
     let nn = mw.n_x as f64 * mw.n_y as f64;
     let v = mw.variance() / (nn * nn);
     let d = mw.effect() - 0.5;

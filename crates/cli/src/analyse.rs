@@ -5,7 +5,7 @@
 use crate::context::Context;
 use anyhow::anyhow;
 use indicatif::{ProgressBar, ProgressStyle};
-use sluice_analysis::{Analysis, AnalysisReport, Interval, Outcome};
+use sluice_analysis::{Analysis, AnalysisReport, CheckSpec, Interval, Outcome};
 use sluice_core::config::{QueryVars, SourceConfig};
 use sluice_core::{Classify, Failure, env};
 use sluice_providers::metrics::{QUERY_BACKOFF, Query, QuerySource, Sampler};
@@ -22,12 +22,41 @@ pub async fn analyse(
     duration: Duration,
     label: &str,
 ) -> Result<AnalysisReport, Failure> {
+    let checks = ctx.checks()?.specs;
+    let planned = planned_intervals(duration, ctx.config.analysis.interval);
+    let mut analysis = Analysis::at_weight(checks.clone(), ctx.config.analysis.policy.clone(), weight).planned(planned);
+    sample(ctx, release, &checks, duration, label, |interval| match analysis.observe(interval) {
+        Outcome::Decided(verdict) => Some(format!("decided early: {verdict:?}").to_lowercase()),
+        Outcome::Continue => None,
+    })
+    .await?;
+    Ok(analysis.finish())
+}
+
+/// The intervals a window of `duration` holds: the recent windows that
+/// catch a late degradation share their alpha over them.
+pub fn planned_intervals(duration: Duration, interval: Duration) -> u32 {
+    let n = duration.max(interval).as_nanos().div_ceil(interval.as_nanos().max(1));
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Samples every metric source the `checks` need once per interval for
+/// `duration`, handing each interval to `observe`, which says (with a line
+/// for the log) when it has decided; stops then, or when the samples cover
+/// the duration.
+pub async fn sample(
+    ctx: &Context,
+    release: &str,
+    checks: &[CheckSpec],
+    duration: Duration,
+    label: &str,
+    mut observe: impl FnMut(Interval) -> Option<String>,
+) -> Result<(), Failure> {
     let env = ctx.env();
     let interval = ctx.config.analysis.interval;
     let vars =
         QueryVars { release: release.to_owned(), app: ctx.config.app.clone(), environment: env.name.clone(), interval };
-    let checks = ctx.checks()?.specs;
-    let queries = Query::from_checks(&checks, &vars).map_err(|e| Failure::input(anyhow!(e)))?;
+    let queries = Query::from_checks(checks, &vars).map_err(|e| Failure::input(anyhow!(e)))?;
     let mut sources = Vec::new();
     for source in ctx.config.sources_for(env) {
         let reads_traffic = matches!(source, SourceConfig::Cloudwatch { alb_traffic: true, .. });
@@ -36,7 +65,6 @@ pub async fn analyse(
         }
     }
     let mut sampler = Sampler::new(ctx.router(), ctx.config.probes_for(env)).with_queries(sources, queries);
-    let mut analysis = Analysis::at_weight(checks, ctx.config.analysis.policy.clone(), weight);
     let progress = Progress::new(label, duration);
     sampler.start().await;
     let started = Instant::now();
@@ -56,8 +84,8 @@ pub async fn analyse(
         progress.tick(started.elapsed(), &describe(n, &sample));
         let first = *first_start.get_or_insert(sample.start);
         let covered = sample.end.duration_since(first) >= wanted;
-        if let Outcome::Decided(verdict) = analysis.observe(sample) {
-            progress.done(&format!("decided early: {verdict:?}").to_lowercase());
+        if let Some(done) = observe(sample) {
+            progress.done(&done);
             break;
         }
         let now = Instant::now();
@@ -66,7 +94,7 @@ pub async fn analyse(
             break;
         }
     }
-    Ok(analysis.finish())
+    Ok(())
 }
 
 fn describe(n: usize, sample: &Interval) -> String {

@@ -5,7 +5,7 @@ use anyhow::anyhow;
 use clap::Args;
 use jiff::Timestamp;
 use sluice_analysis::{CheckKind, CheckSpec, Comparison, OnInconclusive};
-use sluice_core::config::{AnalysisMode, Config, Environment, LedgerConfig};
+use sluice_core::config::{AnalysisMode, Config, Environment, LedgerConfig, RouterConfig, SourceConfig};
 use sluice_core::lease::{Acquired, LEASE_SCHEMA, Lease};
 use sluice_core::ledger::LedgerEntry;
 use sluice_core::record::{Expect, Record};
@@ -268,11 +268,11 @@ impl Context {
     }
 
     /// The checks that judge the candidate in this environment: the
-    /// configured ones, else the built-in ones of its router (the embedded
-    /// router: its error rate, and its error rate and latency against
-    /// stable). An ALB or CodeDeploy environment without checks is refused
-    /// (its built-in checks need a CloudWatch source): exit 2, nothing
-    /// moved.
+    /// configured ones, else the built-in ones of its router
+    /// ([`builtin_checks`]): the embedded router's counters, or an ALB's
+    /// target groups as a CloudWatch source with `alb_traffic = true` reads
+    /// them. Any other environment without checks is refused (exit 2,
+    /// nothing moved), saying how to add them.
     pub fn checks(&self) -> Result<Checks, Failure> {
         if self.config.analysis_for(self.env()) == AnalysisMode::None {
             return Ok(Checks { specs: Vec::new(), builtin: false, unanalysed: true });
@@ -281,15 +281,10 @@ impl Context {
         if !configured.is_empty() {
             return Ok(Checks { specs: configured, builtin: false, unanalysed: false });
         }
-        match &self.env().router {
-            sluice_core::config::RouterConfig::Local { .. } => {
-                Ok(Checks { specs: builtin_checks(), builtin: true, unanalysed: false })
-            }
-            router => Err(Failure::input(anyhow!(
-                "environment {} has no checks, and a {} router has no built-in ones yet: add [[environment.check]] (or [[defaults.check]]) tables, e.g. an error-rate query on CloudWatch (see the README's \"Judging health\"), or say analysis = \"none\" for the environment to promote without analysis",
-                self.env().name,
-                router.kind()
-            ))),
+        let sources = self.config.sources_for(self.env());
+        match builtin_checks(&self.env().router, &sources) {
+            Some(specs) => Ok(Checks { specs, builtin: true, unanalysed: false }),
+            None => Err(Failure::input(anyhow!(no_builtin_checks(&self.env().name, &self.env().router)))),
         }
     }
 
@@ -389,10 +384,25 @@ impl Checks {
     }
 }
 
-/// The embedded router's built-in checks: the candidate's error rate at
-/// most 5%, and its error rate (one point of tolerance) and latency (20%)
-/// against stable's over the same window; 50 requests before any verdict.
-pub fn builtin_checks() -> Vec<CheckSpec> {
+/// The built-in checks of a router, for an environment that names none;
+/// `None` when the router has none (it counts no traffic sluice can read).
+///
+/// - The embedded router: the candidate's error rate at most 5%, its error
+///   rate at most one point above stable's, and its latency at most 20% or
+///   10 ms above stable's, whichever allows more (Mann-Whitney), over the
+///   same windows. (Without the 10 ms, a healthy candidate at 0.4 ms
+///   against a stable at 0.2 ms is "100 % slower": that rolled back A/A
+///   canaries on a busy machine.)
+/// - An ALB with a CloudWatch source that reads its target groups'
+///   traffic (`alb_traffic = true`): the same error rate and error rate
+///   against stable, from the target groups' `RequestCount` and
+///   `HTTPCode_Target_5XX_Count`. (CloudWatch gives no per-request
+///   latencies, so there is no built-in latency comparison there.)
+/// - CodeDeploy: none yet (its alarms are not read).
+///
+/// Every one needs 50 requests before any verdict; no traffic for 6
+/// intervals is inconclusive (rolled back, not a failure of the release).
+pub fn builtin_checks(router: &RouterConfig, sources: &[SourceConfig]) -> Option<Vec<CheckSpec>> {
     let check = |name: &str, kind: CheckKind| CheckSpec {
         name: name.to_owned(),
         kind,
@@ -402,11 +412,47 @@ pub fn builtin_checks() -> Vec<CheckSpec> {
         inconclusive_limit: 6,
         on_inconclusive: OnInconclusive::Fail,
     };
-    vec![
-        check("builtin-error-rate", CheckKind::ErrorRate { max: 0.05 }),
-        check("builtin-error-rate-vs-stable", CheckKind::Compare(Comparison::ErrorRate { tolerance: 0.01 })),
-        check("builtin-latency-vs-stable", CheckKind::Compare(Comparison::Latency { tolerance: 0.2 })),
-    ]
+    let errors = || {
+        vec![
+            check("builtin-error-rate", CheckKind::ErrorRate { max: 0.05 }),
+            check("builtin-error-rate-vs-stable", CheckKind::Compare(Comparison::ErrorRate { tolerance: 0.01 })),
+        ]
+    };
+    match router {
+        RouterConfig::Local { .. } => {
+            let mut checks = errors();
+            checks.push(check(
+                "builtin-latency-vs-stable",
+                CheckKind::Compare(Comparison::Latency { tolerance: 0.2, min_difference: Some(BUILTIN_MIN_SLOWDOWN) }),
+            ));
+            Some(checks)
+        }
+        RouterConfig::Alb { .. }
+            if sources.iter().any(|s| matches!(s, SourceConfig::Cloudwatch { alb_traffic: true, .. })) =>
+        {
+            Some(errors())
+        }
+        RouterConfig::Alb { .. } | RouterConfig::CodeDeploy { .. } => None,
+    }
+}
+
+/// The slowdown the built-in latency comparison always allows.
+pub const BUILTIN_MIN_SLOWDOWN: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Why an environment without checks cannot be judged, and how to fix it.
+fn no_builtin_checks(environment: &str, router: &RouterConfig) -> String {
+    let add = match router {
+        RouterConfig::Alb { .. } => {
+            "add a CloudWatch source that reads the target groups' traffic, and sluice judges with its built-in error-rate checks:\n  [[environment.source]]\n  name = \"cloudwatch\"\n  kind = \"cloudwatch\"\n  alb_traffic = true\nor add [[environment.check]] tables of your own"
+        }
+        _ => {
+            "add [[environment.check]] (or [[defaults.check]]) tables, e.g. a CloudWatch alarm (`query = \"alarm NAME\"`) or an error-rate query"
+        }
+    };
+    format!(
+        "environment {environment} has no checks, and its {} router has no built-in ones: {add} (see the README's \"Judging health\"); or say analysis = \"none\" for the environment to promote without analysis",
+        router.kind()
+    )
 }
 
 /// Where the environment lease stands after [`Context::hold_lease`].

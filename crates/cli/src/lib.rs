@@ -17,6 +17,7 @@ pub mod status;
 pub mod verify_health;
 
 mod analyse;
+mod calibrate;
 mod candidate;
 mod codedeploy;
 mod context;

@@ -229,12 +229,7 @@ pub(crate) fn evidence(ctx: &Context, record: &Record) -> Result<Evidence, Strin
         ));
     }
     let checks = ctx.checks().map_err(|f| format!("{:#}", f.error))?.specs;
-    let replayed = sluice_analysis::Analysis::replay(
-        checks.clone(),
-        ctx.config.analysis.policy.clone(),
-        report.intervals.clone(),
-        report.candidate_weight,
-    );
+    let replayed = sluice_analysis::Analysis::rejudge(checks.clone(), ctx.config.analysis.policy.clone(), report);
     if replayed.verdict != Verdict::Pass {
         return Err(format!(
             "the recorded samples of the passing verdict do not pass under the config's checks ({}: {}); verify again",

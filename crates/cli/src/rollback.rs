@@ -271,6 +271,20 @@ pub(crate) async fn roll_back(
     reason: &str,
     step: Step,
 ) -> Result<(), Failure> {
+    roll_back_as(ctx, router, record, reason, step, LedgerOutcome::RolledBack).await
+}
+
+/// [`roll_back`], closing the deployment in the ledger as `outcome`: a
+/// canary rolled back because it got no traffic is `abandoned` there (no
+/// verdict on the release: not a failed change in DORA).
+pub(crate) async fn roll_back_as(
+    ctx: &Context,
+    router: &Router,
+    record: &mut Record,
+    reason: &str,
+    step: Step,
+    outcome: LedgerOutcome,
+) -> Result<(), Failure> {
     if !record.may_move(step, Status::RolledBack) {
         return Err(refused(record.refused(step, "roll it back")));
     }
@@ -286,7 +300,7 @@ pub(crate) async fn roll_back(
     record.transition(step, Status::RolledBack, now).map_err(refused)?;
     record.push(step.name(), EventDetail::Rollback { reason: reason.to_owned(), from, restored }, now);
     eprintln!("{step}: rolled back: candidate {from}% -> 0%, all traffic on stable: {reason}");
-    let entry = record.ledger_entry(LedgerOutcome::RolledBack, Some(reason.to_owned()), now);
+    let entry = record.ledger_entry(outcome, Some(reason.to_owned()), now);
     ctx.finish_ledger(record, entry).await
 }
 

@@ -16,12 +16,13 @@ use crate::Outcome;
 use crate::analyse::analyse;
 use crate::candidate::check_upstream;
 use crate::context::{Checks, Common, Context, now};
-use crate::rollback::{abandon, roll_back};
+use crate::rollback::{abandon, roll_back, roll_back_as};
 use crate::summary;
 use anyhow::anyhow;
 use clap::Parser;
-use sluice_analysis::Verdict;
+use sluice_analysis::{Cause, Verdict};
 use sluice_core::config::NotifyEvent;
+use sluice_core::ledger::LedgerOutcome;
 use sluice_core::lifecycle::Step;
 use sluice_core::record::{EventDetail, Record, Status};
 use sluice_core::{Classify, Exit, Failure, gha};
@@ -362,13 +363,19 @@ async fn run_plan(
         let report = analyse(ctx, &record.version, record.candidate_weight, duration, &label).await?;
         summary::log_verdict(&report);
         markdown.push_str(&format!("#### Stage {}: {weight}%\n\n{}\n", i + 1, summary::verdict_table(&report)));
-        let verdict = report.verdict;
+        let (verdict, cause) = (report.verdict, report.cause);
         let reason = report.reason.clone();
         record.push("shift-traffic", EventDetail::Verdict { stage: Some(i), report: Box::new(report) }, now());
         ctx.save(record)?;
         if verdict != Verdict::Pass {
             let reason = format!("stage {} at {weight}%: {reason}", i + 1);
-            roll_back(ctx, router, record, &reason, Step::ShiftTraffic).await?;
+            // No traffic says nothing about the release: the ledger calls it
+            // abandoned, not a failed change.
+            let outcome = match cause {
+                Some(Cause::NoTraffic) => LedgerOutcome::Abandoned,
+                _ => LedgerOutcome::RolledBack,
+            };
+            roll_back_as(ctx, router, record, &reason, Step::ShiftTraffic, outcome).await?;
             let decision = format!("{verdict:?}").to_lowercase();
             crate::notify::send("shift-traffic", NotifyEvent::RolledBack, &decision, &reason).await;
             markdown.push_str(&format!("**Rolled back** to 100% stable: {reason}\n"));

@@ -38,6 +38,13 @@ pub struct Args {
     /// config's checks, instead of measuring. Writes nothing.
     #[arg(long, value_name = "RECORD")]
     pub replay: Option<PathBuf>,
+    /// Calibrate the checks on live traffic (A/A): route the stable release
+    /// as its own candidate through the environment's plan and report how
+    /// often each check would have failed it. Needs no record, keeps none;
+    /// refused while a deployment runs. Exit 1 when a check would have
+    /// failed.
+    #[arg(long, env = "INPUT_CALIBRATE", conflicts_with_all = ["replay", "duration"])]
+    pub calibrate: bool,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -64,6 +71,9 @@ fn exit_for(verdict: Verdict) -> Exit {
 }
 
 pub async fn run(args: Args) -> Result<Outcome, Failure> {
+    if args.calibrate {
+        return crate::calibrate::run(&args.common).await;
+    }
     let ctx = Context::load(&args.common)?;
     if let Some(path) = &args.replay {
         return replay(&ctx, path);
@@ -136,12 +146,7 @@ fn replay(ctx: &Context, path: &std::path::Path) -> Result<Outcome, Failure> {
     let mut worst = Verdict::Pass;
     let mut markdown = summary::heading("verify-health --replay", &record, "replay");
     for (stage, recorded) in verdicts {
-        let replayed = Analysis::replay(
-            checks.clone(),
-            ctx.config.analysis.policy.clone(),
-            recorded.intervals.clone(),
-            recorded.candidate_weight,
-        );
+        let replayed = Analysis::rejudge(checks.clone(), ctx.config.analysis.policy.clone(), recorded);
         let label = stage.map_or("verify-health".to_owned(), |s| format!("stage {}", s + 1));
         eprintln!("{label}: recorded {:?}, replayed {:?}", recorded.verdict, replayed.verdict);
         summary::log_verdict(&replayed);

@@ -262,6 +262,7 @@ impl Sampler {
         let probes = self.run_probes().await;
         let now = Timestamp::now();
         let mut source_errors = BTreeMap::new();
+        let mut router_weight = None;
         let (start, candidate, stable) = if !self.router.has_stats() {
             // An ALB or CodeDeploy counts nothing itself: the pools' traffic
             // comes from CloudWatch, when a source reads it.
@@ -271,6 +272,8 @@ impl Sampler {
         } else {
             match self.router.stats().await {
                 Ok(stats) => {
+                    // The weight the router reports at the interval's end.
+                    router_weight = Some(stats.candidate_weight);
                     let (start, candidate, stable) = match &self.last {
                         Some((start, before)) => (
                             *start,
@@ -306,6 +309,7 @@ impl Sampler {
             source_errors,
             query_errors: found.query_errors,
             lookback: found.lookback,
+            router_weight,
         }
     }
 

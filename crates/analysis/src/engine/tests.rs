@@ -1,5 +1,5 @@
 use super::*;
-use crate::ProbeResult;
+use crate::{Histogram, OnInconclusive, PoolWindow, ProbeResult};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -42,6 +42,7 @@ fn interval(i: i64) -> Interval {
         source_errors: BTreeMap::new(),
         query_errors: BTreeMap::new(),
         lookback: BTreeMap::new(),
+        router_weight: None,
     }
 }
 
@@ -150,7 +151,7 @@ fn above_the_limit_but_not_significant_passes_and_says_so() {
     assert_eq!(
         message,
         "error rate 5.00% (5 of 100 requests), limit <= 1.00%: beyond it as observed, but not significantly \
-         (always-valid p = 0.040, alpha 0.01), so not failed"
+         (always-valid p = 0.080, alpha 0.01), so not failed"
     );
 }
 
@@ -169,11 +170,26 @@ fn too_few_samples_is_inconclusive_but_slow_traffic_is_not_missing_traffic() {
 #[test]
 fn no_data_reaching_the_limit_follows_on_inconclusive() {
     let empty = |i| traffic(i, pool(0, 0, 10), pool(100, 0, 10));
-    // fail (the default): fails at the third interval without data.
+    // fail (the default): no traffic at the third interval without any is
+    // inconclusive, decided at once, not a failure of the release.
     let mut analysis = Analysis::new(vec![error_rate(0.01)], Policy::default());
-    assert_eq!(run(&mut analysis, (0..10).map(empty)), Some((2, Verdict::Fail)));
+    assert_eq!(run(&mut analysis, (0..10).map(empty)), Some((2, Verdict::Inconclusive)));
+    let report = analysis.finish();
+    assert_eq!(report.cause, Some(Cause::NoTraffic));
+    assert!(
+        report.reason.starts_with("no traffic: the candidate received no requests for 3 consecutive intervals"),
+        "{}",
+        report.reason
+    );
+    // Requests without the data the check needs (no latencies) are missing
+    // data, which fails.
+    let no_latencies =
+        |i| traffic(i, PoolWindow { requests: 20, errors: 0, latency: Histogram::default() }, pool(100, 0, 10));
+    let mut analysis = Analysis::new(vec![latency(99.0, 250)], Policy::default());
+    assert_eq!(run(&mut analysis, (0..10).map(no_latencies)), Some((2, Verdict::Fail)));
     let report = analysis.finish();
     assert!(report.reason.contains("no data for 3 consecutive intervals"), "{}", report.reason);
+    assert_eq!(report.cause, None);
 
     // hold: never decides, ends inconclusive.
     let mut check = error_rate(0.01);
@@ -272,7 +288,8 @@ fn latency_threshold_catches_added_latency() {
 #[test]
 fn comparisons_catch_a_worse_candidate_and_pass_an_equal_one() {
     let compare_errors = spec("vs-errors", CheckKind::Compare(Comparison::ErrorRate { tolerance: 0.01 }));
-    let compare_latency = spec("vs-latency", CheckKind::Compare(Comparison::Latency { tolerance: 0.2 }));
+    let compare_latency =
+        spec("vs-latency", CheckKind::Compare(Comparison::Latency { tolerance: 0.2, min_difference: None }));
     let checks = vec![compare_errors, compare_latency];
 
     let mut analysis = Analysis::new(checks.clone(), Policy::default());
@@ -487,4 +504,167 @@ fn a_range_query_says_how_it_was_reduced_and_huge_values_stay_readable() {
     assert_eq!(run(&mut analysis, intervals), Some((0, Verdict::Fail)));
     let report = analysis.finish();
     assert!(report.reason.contains("value 1.798e308 (max over the interval), limit <= 0.01"), "{}", report.reason);
+}
+
+/// 1 s intervals: 60 of them healthy (1 error in 100), then `bad` errors in
+/// 20 per interval from `onset`.
+fn degrading(onset: i64, bad: u64) -> impl Iterator<Item = Interval> {
+    (0..120).map(move |i| {
+        let errors = if i >= onset { bad } else { u64::from(i % 5 == 0) };
+        traffic(i, pool(20, errors, 10), pool(180, 0, 10))
+    })
+}
+
+#[test]
+fn a_late_degradation_is_caught_as_fast_as_an_early_one() {
+    // A 120-interval window, planned: the candidate turns to 10 % errors
+    // (limit 1 %) at the start, or after 100 healthy intervals. The recent
+    // window that starts at the onset decides as fast as the cumulative test
+    // would from the start, where the cumulative test alone, diluted by the
+    // good data, needs far longer.
+    let detect = |onset: i64, planned: Option<u32>| {
+        let mut analysis = Analysis::new(vec![error_rate(0.01)], Policy::default());
+        if let Some(p) = planned {
+            analysis = analysis.planned(p);
+        }
+        let (index, verdict) = run(&mut analysis, degrading(onset, 2)).expect("decided");
+        assert_eq!(verdict, Verdict::Fail);
+        (index as i64 - onset, analysis.finish())
+    };
+    let (early, _) = detect(0, Some(120));
+    let (late, report) = detect(100, Some(120));
+    assert!(late <= early + 3, "after the onset: {early} intervals at the start, {late} after 100 s");
+    let e = &report.checks[0];
+    assert!(e.message.contains("in the last"), "{}", e.message);
+    assert!(e.message.contains("since the start of the analysis"), "{}", e.message);
+    // The evidence is the window's: its samples are its intervals' requests.
+    let start = e.window_start.expect("start");
+    let counted: u64 = report
+        .intervals
+        .iter()
+        .filter(|i| i.start >= start)
+        .map(|i| i.candidate.as_ref().map_or(0, |c| c.requests))
+        .sum();
+    assert_eq!(e.samples, counted);
+    assert!(start >= at(100), "{start}");
+}
+
+#[test]
+fn windows_keep_healthy_candidates_passing() {
+    // At the limit all along, windows included: no rollback (a
+    // deterministic stream at exactly 1 %).
+    let mut analysis = Analysis::new(vec![error_rate(0.01)], Policy::default()).planned(120);
+    assert_eq!(run(&mut analysis, degrading(1000, 0)), None);
+    assert_eq!(analysis.finish().verdict, Verdict::Pass);
+}
+
+#[test]
+fn a_comparison_counts_stable_requests_of_intervals_without_candidate_requests() {
+    let compare = spec("vs", CheckKind::Compare(Comparison::ErrorRate { tolerance: 0.01 }));
+    let mut analysis = Analysis::new(vec![compare], Policy::default());
+    let intervals: Vec<Interval> = (0..10)
+        .map(|i| {
+            if i % 3 == 1 {
+                traffic(i, pool(0, 0, 10), pool(50, 0, 10))
+            } else {
+                traffic(i, pool(20, 0, 10), pool(40, 1, 10))
+            }
+        })
+        .collect();
+    assert_eq!(run(&mut analysis, intervals.clone()), None);
+    let report = analysis.finish();
+    let e = &report.checks[0];
+    let stable: u64 = intervals.iter().map(|i| i.stable.as_ref().map_or(0, |s| s.requests)).sum();
+    let candidate: u64 = intervals.iter().map(|i| i.candidate.as_ref().map_or(0, |c| c.requests)).sum();
+    assert_eq!((e.samples, e.baseline_samples), (candidate, Some(stable)));
+    assert!(e.message.contains(&format!("of {stable})")), "{}", e.message);
+}
+
+#[test]
+fn a_sample_ratio_mismatch_is_an_error_naming_the_weight_and_the_share() {
+    // Weight 10 %, but the candidate gets 30 % of the requests.
+    let mut analysis = Analysis::at_weight(vec![error_rate(0.05)], Policy::default(), 10).planned(12);
+    let skewed = (0..12).map(|i| Interval { router_weight: Some(30), ..traffic(i, pool(30, 0, 10), pool(70, 0, 10)) });
+    let (index, verdict) = run(&mut analysis, skewed).expect("decided");
+    assert_eq!(verdict, Verdict::Error);
+    assert!(index <= 2, "{index}");
+    let report = analysis.finish();
+    assert_eq!(report.cause, Some(Cause::SampleRatioMismatch));
+    assert_eq!(report.decided_by.as_deref(), Some("sample-ratio"));
+    assert!(report.reason.contains("the weight set on the router is 10%"), "{}", report.reason);
+    assert!(report.reason.contains("the candidate received 30.00% of the requests"), "{}", report.reason);
+    assert!(report.reason.contains("the router itself reports 30%"), "{}", report.reason);
+    let ratio = report.sample_ratio.expect("evidence");
+    assert_eq!((ratio.verdict, ratio.observed), (Verdict::Error, Some(0.3)));
+
+    // The split the weight asks for (and one a little off) passes.
+    for (c, s) in [(10, 90), (12, 88), (8, 92)] {
+        let mut analysis = Analysis::at_weight(vec![error_rate(0.05)], Policy::default(), 10).planned(12);
+        assert_eq!(run(&mut analysis, (0..12).map(|i| traffic(i, pool(c, 0, 10), pool(s, 0, 10)))), None);
+        let report = analysis.finish();
+        assert_eq!(report.verdict, Verdict::Pass, "{c}/{s}: {}", report.reason);
+        assert_eq!(report.sample_ratio.map(|r| r.verdict), Some(Verdict::Pass));
+    }
+
+    // Stable served, the candidate nothing: not "no traffic" but a mismatch.
+    let mut analysis = Analysis::at_weight(vec![error_rate(0.05)], Policy::default(), 10);
+    let starved = (0..12).map(|i| traffic(i, pool(0, 0, 10), pool(100, 0, 10)));
+    assert_eq!(run(&mut analysis, starved).map(|d| d.1), Some(Verdict::Error));
+    assert_eq!(analysis.finish().cause, Some(Cause::SampleRatioMismatch));
+
+    // No split at 100 % (nor without a weight).
+    let report = Analysis::at_weight(vec![error_rate(0.05)], Policy::default(), 100).finish();
+    assert_eq!(report.sample_ratio, None);
+}
+
+#[test]
+fn no_traffic_at_all_is_inconclusive_not_a_mismatch() {
+    let mut analysis = Analysis::at_weight(vec![error_rate(0.05)], Policy::default(), 10);
+    let idle = (0..12).map(|i| traffic(i, pool(0, 0, 10), pool(0, 0, 10)));
+    assert_eq!(run(&mut analysis, idle), Some((2, Verdict::Inconclusive)));
+    let report = analysis.finish();
+    assert_eq!(report.cause, Some(Cause::NoTraffic));
+    assert_eq!(report.checks[0].verdict, Verdict::Inconclusive);
+    assert!(report.reason.starts_with("no traffic:"), "{}", report.reason);
+    // With on_inconclusive = "hold" it waits, and ends as no traffic too.
+    let mut check = error_rate(0.05);
+    check.on_inconclusive = OnInconclusive::Hold;
+    let mut analysis = Analysis::new(vec![check], Policy::default());
+    assert_eq!(run(&mut analysis, (0..12).map(|i| traffic(i, pool(0, 0, 10), pool(0, 0, 10)))), None);
+    let report = analysis.finish();
+    assert_eq!((report.verdict, report.cause), (Verdict::Inconclusive, Some(Cause::NoTraffic)));
+}
+
+#[test]
+fn rejudge_judges_as_the_analysis_did() {
+    let mut analysis = Analysis::at_weight(vec![error_rate(0.01)], Policy::default(), 10).planned(120);
+    run(&mut analysis, degrading(100, 2));
+    let report = analysis.finish();
+    assert_eq!(report.planned_intervals, Some(120));
+    let again = Analysis::rejudge(vec![error_rate(0.01)], Policy::default(), &report);
+    assert_eq!(again, report);
+}
+
+#[test]
+fn a_latency_comparison_with_a_minimum_difference_ignores_sub_millisecond_jitter() {
+    // Candidate at 0.4 ms against stable at 0.2 ms: "100 % slower", but by
+    // 0.2 ms. Allowed 10 ms, it passes; 200 ms slower still fails at once.
+    let sub_ms = |i: i64, us: u64, n: u64| {
+        traffic(
+            i,
+            PoolWindow { requests: n, errors: 0, latency: Histogram::from_pairs([(us, n)]) },
+            PoolWindow { requests: 4 * n, errors: 0, latency: Histogram::from_pairs([(200, 4 * n)]) },
+        )
+    };
+    let allowing =
+        |min_difference| spec("vs-latency", CheckKind::Compare(Comparison::Latency { tolerance: 0.2, min_difference }));
+    let mut strict = Analysis::new(vec![allowing(None)], Policy::default());
+    assert_eq!(run(&mut strict, (0..20).map(|i| sub_ms(i, 400, 30))).map(|d| d.1), Some(Verdict::Fail));
+    let mut tolerant = Analysis::new(vec![allowing(Some(Duration::from_millis(10)))], Policy::default());
+    assert_eq!(run(&mut tolerant, (0..20).map(|i| sub_ms(i, 400, 30))), None);
+    let report = tolerant.finish();
+    assert_eq!(report.verdict, Verdict::Pass, "{}", report.reason);
+    assert_eq!(report.checks[0].threshold, "<= max(1.2 x stable, stable + 10ms) (Mann-Whitney)");
+    let mut slow = Analysis::new(vec![allowing(Some(Duration::from_millis(10)))], Policy::default());
+    assert_eq!(run(&mut slow, (0..20).map(|i| sub_ms(i, 200_200, 30))), Some((1, Verdict::Fail)));
 }

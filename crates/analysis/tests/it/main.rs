@@ -1,4 +1,5 @@
 //! Integration tests of `sluice-analysis` through its public API only.
 
+mod canaries;
 mod report;
 mod simulation;

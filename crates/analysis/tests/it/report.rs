@@ -27,7 +27,7 @@ fn checks() -> Vec<CheckSpec> {
         CheckSpec { critical: true, ..check("error-rate", CheckKind::ErrorRate { max: 0.01 }) },
         check("latency-p99", CheckKind::Latency { percentile: 99.0, max: Duration::from_millis(250) }),
         check("errors-vs-stable", CheckKind::Compare(Comparison::ErrorRate { tolerance: 0.01 })),
-        check("latency-vs-stable", CheckKind::Compare(Comparison::Latency { tolerance: 0.2 })),
+        check("latency-vs-stable", CheckKind::Compare(Comparison::Latency { tolerance: 0.2, min_difference: None })),
         CheckSpec { min_samples: 3, ..check("smoke", CheckKind::Probe) },
     ]
 }
@@ -55,6 +55,7 @@ fn interval(i: u64, candidate: Option<PoolWindow>, stable: Option<PoolWindow>) -
         source_errors: BTreeMap::new(),
         query_errors: BTreeMap::new(),
         lookback: BTreeMap::new(),
+        router_weight: None,
     }
 }
 

@@ -462,7 +462,7 @@ fn validate_check(check: &CheckSpec) -> Result<(), String> {
         CheckKind::Compare(Comparison::ErrorRate { tolerance }) if !(0.0..1.0).contains(tolerance) => {
             Err(format!("tolerance {tolerance} must be a ratio from 0 up to 1, e.g. 0.01"))
         }
-        CheckKind::Compare(Comparison::Latency { tolerance }) if *tolerance < 0.0 => {
+        CheckKind::Compare(Comparison::Latency { tolerance, .. }) if *tolerance < 0.0 => {
             Err(format!("tolerance {tolerance} must not be negative (0.2 means 20% slower is tolerated)"))
         }
         CheckKind::Query { min: None, max: None, .. } => Err("a query check needs `min`, `max` or both".into()),

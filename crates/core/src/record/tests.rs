@@ -144,6 +144,9 @@ fn full() -> Record {
         checks: vec![],
         candidate_weight: Some(10),
         skipped: vec![],
+        cause: None,
+        sample_ratio: None,
+        planned_intervals: None,
         intervals: vec![],
     };
     let gate = GateCheck::pass("soak", "promoted in dev 2h ago").with_link(Some("https://github.com/acme/shop".into()));

@@ -1,0 +1,113 @@
+//! Simulated canaries for `scripts/bench-analysis.sh`: the issue's
+//! scenarios at 100 requests/s through the default plan (10, 25, 50, 100 %
+//! for 1 min each, 5 s intervals), judged by sluice (built-in checks, and
+//! the README's checks) beside a Flagger-like policy; and the false-rollback
+//! rate of healthy canaries. Pure and seeded: `cargo run --release -p
+//! sluice-analysis --example canaries [-- CANARIES]`.
+
+mod model;
+
+use model::{Judge, Rng, Run, Scenario, Service, builtin_checks, many, quantile, readme_checks};
+use sluice_analysis::Verdict;
+use std::time::Duration;
+
+fn main() {
+    let canaries: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1000);
+    let rps = 100.0;
+    let judges = [
+        ("sluice built-in", Judge::Sluice(builtin_checks())),
+        ("sluice README checks", Judge::Sluice(readme_checks())),
+        ("Flagger-like 60s x 1", Judge::flagger()),
+    ];
+    let stage = Duration::from_secs(60);
+    let late = stage * 4 / 5;
+    let scenarios: Vec<(&str, Scenario)> = vec![
+        ("50% errors from the start", Scenario::turning(rps, Duration::ZERO, Service::with_errors(0.5))),
+        ("5% errors from the start", Scenario::turning(rps, Duration::ZERO, Service::with_errors(0.05))),
+        ("5% errors from 80% of stage 1 (48 s)", Scenario::turning(rps, late, Service::with_errors(0.05))),
+        ("5% errors from 80% of stage 2 (108 s)", Scenario::turning(rps, stage + late, Service::with_errors(0.05))),
+        ("+200 ms from the start", Scenario::turning(rps, Duration::ZERO, Service::added(200.0))),
+        ("+200 ms from 80% of stage 1 (48 s)", Scenario::turning(rps, late, Service::added(200.0))),
+        ("no traffic from 80% of stage 1", Scenario { idle: true, ..Scenario::turning(rps, late, Service::HEALTHY) }),
+        (
+            "sample-ratio mismatch (30% at weight 10%)",
+            Scenario {
+                share_from_onset: Some(0.3),
+                ..Scenario::turning(rps, Duration::from_secs(10), Service::HEALTHY)
+            },
+        ),
+    ];
+    println!("simulated canaries at {rps} requests/s, default plan, 5 s intervals; {canaries} per cell\n");
+    println!("{:<44}{:<22}{:>28}{:>22}{:>18}", "scenario", "judge", "verdicts", "onset -> stable", "bad requests");
+    for (label, scenario) in &scenarios {
+        for (k, (name, judge)) in judges.iter().enumerate() {
+            let runs = many(0xC0FFEE + k as u64, canaries, scenario, judge);
+            println!("{:<44}{:<22}{:>28}{:>22}{:>18}", label, name, verdicts(&runs), times(&runs), bad(&runs));
+        }
+    }
+    println!("\nhealthy canaries (false rollbacks, {canaries} each)");
+    let healthy: Vec<(&str, Scenario, Scenario)> = vec![
+        // (label, for the built-in checks, for the README's)
+        (
+            "half the limits (2.5% errors / 0.5%, stable 2% / 0%)",
+            Scenario {
+                candidate: Service::with_errors(0.025),
+                stable: Service::with_errors(0.02),
+                ..Scenario::healthy(rps)
+            },
+            Scenario { candidate: Service::with_errors(0.005), ..Scenario::healthy(rps) },
+        ),
+        (
+            "at the limits (5% errors, stable 4%, 1.2x slower / 1% errors, stable 1%)",
+            Scenario {
+                candidate: Service { errors: 0.05, slower: 1.2, added_ms: 0.0 },
+                stable: Service::with_errors(0.04),
+                ..Scenario::healthy(rps)
+            },
+            Scenario {
+                candidate: Service::with_errors(0.01),
+                stable: Service::with_errors(0.01),
+                ..Scenario::healthy(rps)
+            },
+        ),
+    ];
+    for (label, for_builtin, for_readme) in &healthy {
+        for (k, (name, judge)) in judges.iter().enumerate() {
+            let scenario = if k == 0 { for_builtin } else { for_readme };
+            let runs = many(0xBEEF + k as u64, canaries, scenario, judge);
+            let rolled = runs.iter().filter(|r| !r.promoted()).count();
+            println!("{:<76}{:<22}{:>8} ({:.1}%)", label, name, rolled, 100.0 * rolled as f64 / canaries as f64);
+        }
+    }
+    let _ = Rng(0);
+}
+
+fn verdicts(runs: &[Run]) -> String {
+    let count = |v: Verdict| runs.iter().filter(|r| r.verdict == v && !r.promoted()).count();
+    let promoted = runs.iter().filter(|r| r.promoted()).count();
+    let mut parts = Vec::new();
+    for (v, name) in [(Verdict::Fail, "fail"), (Verdict::Inconclusive, "inconcl."), (Verdict::Error, "error")] {
+        let n = count(v);
+        if n > 0 {
+            parts.push(format!("{name} {n}"));
+        }
+    }
+    if promoted > 0 {
+        parts.push(format!("PROMOTED {promoted}"));
+    }
+    parts.join(", ")
+}
+
+fn times(runs: &[Run]) -> String {
+    let t: Vec<Duration> = runs.iter().filter_map(|r| r.time_to_stable).collect();
+    match (quantile(t.clone(), 0.5), quantile(t, 0.95)) {
+        (Some(m), Some(p)) => format!("{:.0} s (p95 {:.0} s)", m.as_secs_f64(), p.as_secs_f64()),
+        _ => "never".into(),
+    }
+}
+
+fn bad(runs: &[Run]) -> String {
+    let mut b: Vec<u64> = runs.iter().map(|r| r.bad_requests).collect();
+    b.sort_unstable();
+    format!("{} (p95 {})", b[b.len() / 2], b[b.len() * 95 / 100])
+}
