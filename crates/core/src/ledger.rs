@@ -111,8 +111,9 @@ pub enum LedgerOutcome {
     Reverted,
     /// The attempt stopped on an error and traffic is back on stable.
     Failed,
-    /// Ended without ever moving traffic: it failed to start, was cancelled
-    /// before its first stage, or its lease was freed deliberately. Not an
+    /// Ended without ever moving traffic (it failed to start, was cancelled
+    /// before its first stage, or its lease was freed deliberately), or
+    /// rolled back because the candidate got no traffic to judge. Not an
     /// attempt in the DORA metrics: neither a deployment nor a failure.
     Abandoned,
 }
