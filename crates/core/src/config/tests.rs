@@ -869,3 +869,18 @@ fn min_final_analysis_is_configured_or_the_final_stage_or_a_minute() {
     let err = parse(&text).expect_err("bad duration");
     assert!(err.message.contains("invalid duration \"soon\""), "{err}");
 }
+
+#[test]
+fn committed_config_schema_matches_the_types() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schema/config.v1.json");
+    let text = json_schema();
+    if std::env::var_os("SLUICE_BLESS").is_some() {
+        std::fs::write(&path, &text).expect("write schema");
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == text,
+        "schema/config.v1.json is out of date with the Config types; regenerate it with `SLUICE_BLESS=1 cargo test -p sluice-core committed_config_schema`"
+    );
+}
