@@ -7,7 +7,7 @@
 //! renders them: a table on stdout (or JSON / Markdown with `--format`), the
 //! Markdown report in `$GITHUB_STEP_SUMMARY`, and optionally JSON, Markdown
 //! and an SVG trend chart in files. The definitions are in `sluice-dora`'s
-//! crate docs and the README.
+//! crate docs and docs/dora.md.
 
 use anyhow::anyhow;
 use clap::{Parser, ValueEnum};
