@@ -14,11 +14,17 @@
 //! - ```` ```json ```` blocks must be JSON;
 //! - every relative link points to a file that exists, and every `#anchor`
 //!   to a heading of that page (GitHub's slugs);
-//! - the README stays short enough to read (at most 250 lines).
+//! - the README stays short enough to read (at most 250 lines);
+//! - every binary's `--help` and `--version`, and every flag they list,
+//!   against the pages (`cli`), and the router's admin API against a real
+//!   router (`router`).
 //!
 //! GitHub renders the block's first word as its language and ignores the
 //! rest, so the `partial` marks are invisible to readers. Never edits a
 //! page.
+
+mod cli;
+mod router;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
