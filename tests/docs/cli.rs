@@ -1,5 +1,5 @@
 //! Every binary's `--help` and `--version`, against docs/: each answers
-//! both; a step's help says what it does, its exit codes and examples; and
+//! both; a step's help says what it does, its exit codes and two examples; and
 //! every flag a `--help` lists is on the page that documents the binary
 //! (a flag added without its docs fails here). The help texts are kept as
 //! snapshots (tests/docs/snapshots/) so a review sees every change to them.
@@ -106,9 +106,9 @@ fn every_binary_answers_help_and_version() {
 }
 
 /// What a step's help must say: what it does (before `Usage:`), its exit
-/// codes (all four of the README's table), and an example.
+/// codes (those of the README's table), and two examples.
 #[test]
-fn every_step_helps_with_purpose_exit_codes_and_an_example() {
+fn every_step_helps_with_purpose_exit_codes_and_two_examples() {
     let readme = read("README.md");
     let table = section(&readme, "## Exit codes");
     for code in ["| 0 |", "| 1 |", "| 2 |", "| 3 |", "| 130, 143 |"] {
@@ -124,7 +124,9 @@ fn every_step_helps_with_purpose_exit_codes_and_an_example() {
         for code in wanted {
             assert!(codes.contains(code), "`{step} --help`'s exit codes lack {code:?}:\n{codes}");
         }
-        assert!(text.contains("Example"), "`{step} --help` has no example:\n{text}");
+        let examples = text.split("Examples:\n").nth(1).unwrap_or_default();
+        let examples = examples.lines().take_while(|l| l.starts_with("  ")).count();
+        assert!(examples >= 2, "`{step} --help` shows {examples} examples, not two:\n{text}");
     }
 }
 
@@ -176,4 +178,42 @@ fn every_flag_in_a_help_is_documented() {
         }
     }
     assert!(missing.is_empty(), "flags without docs:\n{}", missing.join("\n"));
+}
+
+/// The examples of a help text: the indented lines after `Examples:`.
+fn examples(help: &str) -> Vec<String> {
+    let text = help.split("Examples:\n").nth(1).unwrap_or_default();
+    text.lines().take_while(|l| l.starts_with("  ")).map(|l| l.trim().to_owned()).collect()
+}
+
+/// Every example a step's help shows parses as written: run with a config
+/// that does not exist, it gets as far as loading it (exit 2, "config file
+/// not found"), never to clap's usage error.
+#[test]
+fn every_example_in_a_steps_help_parses() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bin = binary("sluice");
+    let bin_dir = bin.parent().expect("target/debug");
+    let mut seen = 0;
+    for step in STEPS.iter().copied().chain(["status"]) {
+        let text = if step == "status" { help("sluice", Some("status")) } else { help(step, None) };
+        for example in examples(&text) {
+            seen += 1;
+            let out = Command::new("bash")
+                .args(["-c", &format!("{example} --config {}", dir.path().join("missing.toml").display())])
+                .current_dir(dir.path())
+                .env_clear()
+                .env("PATH", format!("{}:/usr/bin:/bin", bin_dir.display()))
+                .env("GITHUB_SHA", "0123456789abcdef0123456789abcdef01234567")
+                .output()
+                .expect("bash runs");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "`{example}`: {stderr}");
+            assert!(
+                stderr.contains("config file not found") && !stderr.contains("Usage:"),
+                "`{example}` (from `{step} --help`) does not parse:\n{stderr}"
+            );
+        }
+    }
+    assert!(seen >= 14, "only {seen} examples");
 }
