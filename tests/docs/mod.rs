@@ -16,13 +16,15 @@
 //!   to a heading of that page (GitHub's slugs);
 //! - the README stays short enough to read (at most 250 lines);
 //! - every binary's `--help` and `--version`, and every flag they list,
-//!   against the pages (`cli`), and the router's admin API against a real
-//!   router (`router`).
+//!   against the pages (`cli`), the router's admin API against a real
+//!   router (`router`), and docs/testing.md's "A canary by hand" run as
+//!   written (`by_hand`).
 //!
 //! GitHub renders the block's first word as its language and ignores the
 //! rest, so the `partial` marks are invisible to readers. Never edits a
 //! page.
 
+mod by_hand;
 mod cli;
 mod router;
 
