@@ -50,6 +50,12 @@ pub struct Args {
     /// more for its commits).
     #[arg(long, default_value_t = history::DEFAULT_MAX_DEPLOYMENTS, value_name = "N")]
     pub github_max_deployments: usize,
+    /// GitHub source: leave at least this many calls of the rate limit for
+    /// the gates and promotions running beside the report. Once GitHub says
+    /// no more are left, reading stops and the report is marked partial
+    /// (its `partial` field, a warning, a banner in every format).
+    #[arg(long, default_value_t = history::DEFAULT_RESERVE, value_name = "CALLS")]
+    pub github_reserve: u32,
     /// Environments to report (repeatable; default: production, the last
     /// environment of the config; every environment without a config).
     #[arg(long = "environment", short = 'e', value_name = "NAME")]
@@ -219,6 +225,7 @@ async fn read_github(args: &Args, config: Option<&Config>, options: &Options) ->
         incident_label: Some(label),
         max_deployments: args.github_max_deployments,
         default_app: config.map(|c| c.app.clone()),
+        reserve: args.github_reserve,
     };
     let read = history::read(&github, &query).await.map_err(|e| {
         Failure::provider(anyhow::Error::new(e).context("cannot read the deployment history from GitHub"))
@@ -226,17 +233,22 @@ async fn read_github(args: &Args, config: Option<&Config>, options: &Options) ->
     let stats = github.stats();
     eprintln!(
         "dora-report: read {} journal entries, {} deployments and {} linked incident issues from GitHub ({}) with {} API calls \
-         ({} counted against the rate limit, {} not modified)",
+         ({} counted against the rate limit, {} not modified{})",
         read.journal_entries,
         read.deployments,
         read.incidents_linked,
         github.repository(),
         stats.requests,
         stats.counted(),
-        stats.not_modified
+        stats.not_modified,
+        stats.remaining.map(|r| format!(", {r} left of the rate limit")).unwrap_or_default()
     );
     let mut report = sluice_dora::compute(&read.entries, options);
     report.notes.extend(read.notes);
+    if let Some(partial) = read.partial {
+        gha::warning(&format!("partial DORA report: {partial}"));
+        report.partial = Some(partial);
+    }
     Ok(report)
 }
 

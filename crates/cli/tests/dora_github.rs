@@ -370,26 +370,7 @@ fn the_same_history_as_a_ledger_file_gives_the_same_report() {
 #[test]
 fn hundreds_of_deployments_are_read_across_pages_and_capped() {
     let fake = Fake::start(TOKEN);
-    let mut commits = Vec::new();
-    let mut entries = Vec::new();
-    for i in 0..300 {
-        let at = t("2026-01-01T00:00:00Z") + jiff::SignedDuration::from_hours(6 * i);
-        let name = format!("n{i}");
-        commits.push(c(&name, &at.to_string(), false));
-        let start = at + jiff::SignedDuration::from_mins(30);
-        let end = start + jiff::SignedDuration::from_mins(10);
-        entries.push(entry(
-            &format!("r{i}"),
-            &format!("v{i}"),
-            &name,
-            ChangeKind::Planned,
-            &start.to_string(),
-            &end.to_string(),
-            LedgerOutcome::Promoted,
-            None,
-        ));
-    }
-    seed(&fake, &commits, &entries);
+    seed(&fake, &regular_commits(300), &regular_history(300));
     fake.pin_clock(None);
     let dir = tempfile::tempdir().expect("tempdir");
     config(dir.path());
@@ -605,6 +586,59 @@ fn regular_history(count: i64) -> Vec<LedgerEntry> {
             e
         })
         .collect()
+}
+
+/// The commits `regular_history` ships, one every 6 hours.
+fn regular_commits(count: i64) -> Vec<C> {
+    (0..count)
+        .map(|i| {
+            let at = t("2026-01-01T00:00:00Z") + jiff::SignedDuration::from_hours(6 * i);
+            c(&format!("n{i}"), &at.to_string(), false)
+        })
+        .collect()
+}
+
+/// A report from Deployments alone that would spend more of the rate limit
+/// than is left stops at the reserve: the newest deployments are read, the
+/// rest are named as left out, the report is marked partial in every format
+/// and the exit code is 0; the reserve is never spent.
+#[test]
+fn a_report_stops_at_the_rate_limit_reserve_and_says_it_is_partial() {
+    let fake = Fake::start(TOKEN);
+    seed(&fake, &regular_commits(300), &regular_history(300));
+    fake.pin_clock(None);
+    let dir = tempfile::tempdir().expect("tempdir");
+    config(dir.path());
+    // Other jobs left 250 calls this hour; 300 deployments need 605.
+    fake.set_remaining(250);
+    let args = ["--since", "all", "--until", "2026-04-01", "-e", "prd", "--format", "json", "--github-reserve", "100"];
+    let out = dora(dir.path(), &fake, Some(TOKEN), &args);
+    let r = report(&out);
+    assert_eq!(fake.remaining(), 100, "the reserve is left for the gates");
+    let partial = r["partial"].as_str().expect("a partial report says so");
+    assert!(partial.contains("down to 100 calls") && partial.contains("--github-reserve 100"), "{partial}");
+    assert!(partial.contains("deployments") && partial.contains("were not read"), "{partial}");
+    let deployments = r["groups"][0]["counts"]["deployments"].as_u64().expect("count");
+    assert!(deployments > 0 && deployments < 300, "read the newest only: {deployments}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("partial DORA report") && stderr.contains("100 left of the rate limit"), "{stderr}");
+
+    // The same run as Markdown and text carries the mark.
+    fake.set_remaining(250);
+    let markdown = dora(
+        dir.path(),
+        &fake,
+        Some(TOKEN),
+        &[&args[..6], &["--format", "markdown", "--github-reserve", "100"]].concat(),
+    );
+    assert_eq!(markdown.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&markdown.stdout).contains("**Partial report**"));
+
+    // With the limit to spare, the same report is whole.
+    fake.set_remaining(1000);
+    let whole = report(&dora(dir.path(), &fake, Some(TOKEN), &args));
+    assert_eq!(whole["partial"], Value::Null);
+    assert_eq!(whole["groups"][0]["counts"]["deployments"], 300);
 }
 
 /// The targets of the journal, measured: `dora-report --since all` over 300

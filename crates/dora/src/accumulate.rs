@@ -457,6 +457,7 @@ impl<'o> Accumulator<'o> {
             groups,
             environments,
             notes,
+            partial: None,
         }
     }
 

@@ -35,6 +35,10 @@ pub struct Report {
     pub environments: Vec<EnvironmentReport>,
     /// Remarks on the whole report (e.g. a trend left out for a long window).
     pub notes: Vec<String>,
+    /// Set when the history could not be read whole and the figures cover
+    /// only part of it: what was left out and why (e.g. GitHub's rate-limit
+    /// reserve was reached). `null` for a whole report.
+    pub partial: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

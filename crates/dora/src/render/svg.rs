@@ -108,6 +108,7 @@ pub fn to_svg(report: &Report) -> String {
         ),
         None => "DORA weekly trend: no ledger entries".to_owned(),
     };
+    let title = if report.partial.is_some() { format!("{title} (PARTIAL: not all history read)") } else { title };
     let _ = writeln!(out, "<title>{}</title>", esc(&title));
     let _ = writeln!(out, r##"<rect width="100%" height="100%" fill="#ffffff"/>"##);
     let _ = writeln!(out, r#"<text x="{LEFT}" y="18" font-size="14" font-weight="bold">{}</text>"#, esc(&title));
