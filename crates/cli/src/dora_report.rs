@@ -7,7 +7,7 @@
 //! renders them: a table on stdout (or JSON / Markdown with `--format`), the
 //! Markdown report in `$GITHUB_STEP_SUMMARY`, and optionally JSON, Markdown
 //! and an SVG trend chart in files. The definitions are in `sluice-dora`'s
-//! crate docs and the README.
+//! crate docs and docs/dora.md.
 
 use anyhow::anyhow;
 use clap::{Parser, ValueEnum};
@@ -26,7 +26,7 @@ use std::time::Duration;
     name = "dora-report",
     version,
     about = "Report the DORA metrics (deployment frequency, lead time, change fail rate, recovery time, rework rate) of the deployment history, with tiers and trend.",
-    after_help = "Exit codes: 0 done · 1 a decision said no · 2 bad input (nothing changed) · 3 a provider failed after retries · 130/143 cancelled.\n\nExample: dora-report --since 90d --markdown dora.md --json dora.json\n\nEvery flag also reads an INPUT_* environment variable (INPUT_ENVIRONMENT, INPUT_RECORD, ...). More: https://github.com/sluice-dev/sluice#readme"
+    after_help = "Exit codes: 0 done · 1 a decision said no · 2 bad input (nothing changed) · 3 a provider failed after retries · 130/143 cancelled.\n\nExamples:\n  dora-report --since 90d --markdown dora.md --json dora.json\n  dora-report --source github --all-environments --since 30d --svg dora.svg\n\nEvery flag also reads an INPUT_* environment variable (INPUT_ENVIRONMENT, INPUT_RECORD, ...). More: https://github.com/sluice-dev/sluice/blob/main/docs/cli.md"
 )]
 pub struct Args {
     /// The sluice config file: names the ledger and the production

@@ -34,7 +34,7 @@ use sluice_providers::router::Router;
     name = "shift-traffic",
     version,
     about = "Move traffic to the candidate: the whole plan of stages with analysis between them, or one weight; rolls a stage that does not pass back to stable.",
-    after_help = "Exit codes: 0 done · 1 a decision said no (a stage failed and was rolled back, or the lifecycle refused) · 2 bad input (nothing changed) · 3 a provider failed after retries · 130/143 cancelled.\n\nExample: shift-traffic -e prd --record out/prd.json --pause-at 25\n\nEvery flag also reads an INPUT_* environment variable (INPUT_ENVIRONMENT, INPUT_RECORD, ...). More: https://github.com/sluice-dev/sluice#readme"
+    after_help = "Exit codes: 0 done · 1 a decision said no (a stage failed and was rolled back, or the lifecycle refused) · 2 bad input (nothing changed) · 3 a provider failed after retries · 130/143 cancelled.\n\nExamples:\n  shift-traffic -e prd --record out/prd.json --pause-at 25\n  shift-traffic -e dev --record out/dev.json --weight 10\n\nEvery flag also reads an INPUT_* environment variable (INPUT_ENVIRONMENT, INPUT_RECORD, ...). More: https://github.com/sluice-dev/sluice/blob/main/docs/cli.md"
 )]
 pub struct Args {
     #[command(flatten)]

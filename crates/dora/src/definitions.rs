@@ -1,4 +1,4 @@
-//! The DORA definitions as sluice applies them, in the order of the README's
+//! The DORA definitions as sluice applies them, in the order of docs/dora.md's
 //! table: what a deployment attempt is ([`Entry`]), then one function per
 //! metric, named after it (deployment frequency, change lead time, change
 //! fail rate, failed deployment recovery time, deployment rework rate), with
