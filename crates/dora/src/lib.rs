@@ -5,9 +5,9 @@
 //! 2024 tiers, pools each environment, keeps its recent deployment history,
 //! and renders the result as JSON (schema `sluice.dora-report/v1`), Markdown
 //! for `$GITHUB_STEP_SUMMARY` (always under 1 MB), a plain text table and an
-//! SVG chart of the weekly trend. It never reads a clock, the environment or
-//! the network, and never panics on input: a damaged ledger line is an
-//! [`Error`] naming its line. The ledger is read by `sluice-core`'s rules
+//! SVG chart of the trend (by day for a short window, else by week). It never
+//! reads a clock, the environment or the network, and never panics on
+//! input: a damaged ledger line is an [`Error`] naming its line. The ledger is read by `sluice-core`'s rules
 //! (the one reader of [`sluice_core::ledger`]); the parallel reader here only
 //! parses faster, and hands every line its fast parser declines to
 //! [`sluice_core::ledger::parse_line`].
@@ -95,7 +95,7 @@ pub use report::{REPORT_SCHEMA, Report, TIER_SOURCE};
 /// Why a ledger could not be read: `sluice-core`'s error, the same for every
 /// reader.
 pub use sluice_core::ledger::LedgerError as Error;
-pub use span::MAX_TREND_WEEKS;
+pub use span::{MAX_DAILY_DAYS, MAX_TREND_WEEKS};
 
 /// The report as pretty JSON with stable keys.
 pub fn to_json(report: &Report) -> String {
