@@ -4,7 +4,8 @@
 //! dev, tst and prd, a few releases, one rollback recovered in ~3 minutes),
 //! `90-days.svg` and `year.svg` (a team shipping most working days), each
 //! window ending at 14:30 UTC (as `--since 7d` would), so the first and last
-//! buckets are partial. Deterministic.
+//! buckets are partial; `many-environments.svg` (ten long names) and
+//! `empty.svg`. Deterministic.
 
 use jiff::{SignedDuration, Timestamp};
 use sluice_core::ledger::{ChangeKind, CommitInfo, LEDGER_SCHEMA, LedgerEntry, LedgerOutcome};
@@ -159,6 +160,23 @@ fn team(days: i64, since: &str, until: &str, seed: u64) -> (Vec<LedgerEntry>, Op
     (out, options(since, until))
 }
 
+/// Ten environments with long names over three weeks: the legend wraps, two
+/// are left out.
+fn many_environments() -> (Vec<LedgerEntry>, Options) {
+    let (base, mut opts) = team(21, "2026-11-06T00:00:00Z", "2026-11-27T00:00:00Z", 5);
+    opts.environment_order.clear();
+    let mut out = Vec::new();
+    for k in 0..10 {
+        for e in &base {
+            let mut e = e.clone();
+            e.environment = format!("{}-eu-central-{k}-staging-canary", e.environment);
+            e.id = format!("{}-{k}", e.id);
+            out.push(e);
+        }
+    }
+    (out, opts)
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::args().nth(1).unwrap_or_else(|| "target/charts".to_owned());
     std::fs::create_dir_all(&dir)?;
@@ -167,6 +185,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("week", week()),
         ("90-days", team(90, "2026-08-29T14:30:00Z", "2026-11-27T14:30:00Z", 7)),
         ("year", team(365, "2025-11-27T14:30:00Z", "2026-11-27T14:30:00Z", 11)),
+        ("many-environments", many_environments()),
+        ("empty", (Vec::new(), options("2026-11-20T00:00:00Z", "2026-11-27T00:00:00Z"))),
     ];
     for (name, (entries, opts)) in samples {
         let report = compute(&entries, &opts);

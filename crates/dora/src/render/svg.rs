@@ -354,16 +354,17 @@ pub fn to_svg(report: &Report) -> String {
         until: report.window.as_ref().map(|w| w.until.as_millisecond()),
     };
 
-    let height = TOP + PANELS.len() as f64 * (HEAD + PANEL + FOOT) + 8.0;
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="11">"#
-    );
     let title = match &report.window {
         Some(w) => format!(
-            "DORA {} trend, {} to {} (UTC), tiers {}",
-            granularity.adjective(),
+            "DORA {}trend, {} to {} (UTC), tiers {}",
+            if buckets == 0 {
+                ""
+            } else if daily {
+                "daily "
+            } else {
+                "weekly "
+            },
             w.since.strftime("%Y-%m-%d %H:%M"),
             w.until.strftime("%Y-%m-%d %H:%M"),
             report.tier_source
@@ -379,21 +380,35 @@ pub fn to_svg(report: &Report) -> String {
     ));
     let _ = writeln!(out, r##"<rect width="100%" height="100%" fill="#ffffff"/>"##);
     let _ = writeln!(out, r#"<text x="{LEFT}" y="18" font-size="14" font-weight="bold">{}</text>"#, esc_n(&title, 160));
-    legend(&mut out, report, &chart);
-
+    // Below a legend of more than one row, everything moves down.
+    let first = TOP + legend(&mut out, report, &chart);
     for (p, panel) in PANELS.iter().enumerate() {
-        let top = TOP + p as f64 * (HEAD + PANEL + FOOT) + HEAD;
+        let top = first + p as f64 * (HEAD + PANEL + FOOT) + HEAD;
         draw_panel(&mut out, &chart, panel, top);
     }
     out.push_str("</svg>\n");
-    out
+    let height = first + PANELS.len() as f64 * (HEAD + PANEL + FOOT) + 8.0;
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{height}\" viewBox=\"0 0 {WIDTH} {height}\" font-family=\"sans-serif\" font-size=\"11\">\n{out}"
+    )
 }
 
-/// Environments (colour, marker, dash), then the key to bands and hatching.
-fn legend(out: &mut String, report: &Report, chart: &Chart<'_>) {
+/// Environments (colour, marker, dash; in rows as wide as the chart), then
+/// the key to bands and hatching. Returns how much taller than one row of
+/// environments it is.
+fn legend(out: &mut String, report: &Report, chart: &Chart<'_>) -> f64 {
+    const NAME: usize = 40;
     let mut x = LEFT;
-    let y = 36.0;
+    let mut y = 36.0;
+    let wrap = |x: &mut f64, y: &mut f64, width: f64| {
+        if *x > LEFT && *x + width > WIDTH - 8.0 {
+            *x = LEFT;
+            *y += 16.0;
+        }
+    };
     for (i, (name, _)) in chart.series.iter().enumerate() {
+        let width = 36.0 + CHAR_W * name.chars().count().min(NAME) as f64;
+        wrap(&mut x, &mut y, width);
         let _ = writeln!(
             out,
             r#"<line x1="{x}" y1="{}" x2="{}" y2="{}" stroke="{}" stroke-width="1.5"{} class="legend-line"/>"#,
@@ -404,18 +419,17 @@ fn legend(out: &mut String, report: &Report, chart: &Chart<'_>) {
             dash_attr(i)
         );
         marker(out, i, x + 11.0, y - 4.0, false, None);
-        let _ = writeln!(out, r#"<text x="{}" y="{y}" class="legend">{}</text>"#, x + 26.0, esc(name));
-        x += 36.0 + CHAR_W * name.chars().count().min(60) as f64;
+        let _ = writeln!(out, r#"<text x="{}" y="{y}" class="legend">{}</text>"#, x + 26.0, esc_n(name, NAME));
+        x += width;
     }
     if report.environments.len() > COLORS.len() {
-        let _ = writeln!(
-            out,
-            r#"<text x="{x}" y="{y}">+{} more environments not drawn</text>"#,
-            report.environments.len() - COLORS.len()
-        );
+        let more = format!("+{} more environments not drawn", report.environments.len() - COLORS.len());
+        wrap(&mut x, &mut y, CHAR_W * more.len() as f64);
+        let _ = writeln!(out, r#"<text x="{x}" y="{y}" class="legend-more">{more}</text>"#);
     }
+    let shift = y - 36.0;
     // The key: tier bands, then partial buckets.
-    let y = 54.0;
+    let y = 54.0 + shift;
     let mut x = LEFT;
     let key = format!("{} tiers (for one app):", esc(&report.tier_source));
     let _ = writeln!(out, r##"<text x="{x}" y="{y}" fill="#444444">{key}</text>"##);
@@ -439,6 +453,7 @@ fn legend(out: &mut String, report: &Report, chart: &Chart<'_>) {
         x + 15.0,
         chart.granularity.noun()
     );
+    shift
 }
 
 fn dash_attr(i: usize) -> String {
@@ -538,7 +553,8 @@ fn draw_panel(out: &mut String, chart: &Chart<'_>, panel: &Panel, top: f64) {
     let title = match panel.kind {
         Kind::Count => title,
         Kind::Percent => format!("{title} (%)"),
-        Kind::Duration => format!("{title} ({unit_name})"),
+        Kind::Duration if has_data => format!("{title} ({unit_name})"),
+        Kind::Duration => title,
     };
     let _ =
         writeln!(out, r#"<text x="{LEFT}" y="{}" font-weight="bold" class="panel-title">{}</text>"#, top - 6.0, title);
@@ -621,9 +637,10 @@ fn draw_panel(out: &mut String, chart: &Chart<'_>, panel: &Panel, top: f64) {
         }
     }
 
-    // Grid: y steps, bucket and month boundaries.
+    // Grid: y steps (none without data: there is nothing to measure),
+    // bucket and month boundaries.
     let mut v = 0.0;
-    while v <= ymax + step / 1000.0 {
+    while has_data && v <= ymax + step / 1000.0 {
         let y = y_of(v);
         if v > 0.0 {
             let _ = writeln!(

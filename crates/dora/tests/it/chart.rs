@@ -433,3 +433,33 @@ fn months_label_the_axis_of_any_window() {
     let labels = month_labels(&parse(&to_svg(&compute(hand::history(), &hand::window()))));
     assert_eq!(labels[0], "Jan 2024");
 }
+
+#[test]
+fn a_long_legend_wraps_and_says_what_it_leaves_out() {
+    let (entries, opts) = demo_day();
+    let one_row = plots(&parse(&to_svg(&compute(&entries, &opts))))[0].0;
+    let mut many = Vec::new();
+    for k in 0..10 {
+        for x in &entries {
+            let mut x = x.clone();
+            x.environment = format!("{}-eu-central-{k}-staging-canary", x.environment);
+            many.push(x);
+        }
+    }
+    let opts = Options { environment_order: Vec::new(), ..opts };
+    let els = parse(&to_svg(&compute(&many, &opts)));
+    let legend: Vec<&El> = els.iter().filter(|e| e.has_class("legend")).collect();
+    assert_eq!(legend.len(), 8);
+    let rows: std::collections::BTreeSet<String> = legend.iter().map(|e| e.attr("y").to_owned()).collect();
+    assert!(rows.len() >= 2, "{rows:?}");
+    // No name runs off the right edge (at ~6.3 px a character).
+    let width: f64 = els[0].num("width");
+    assert!(legend.iter().all(|e| e.num("x") + 6.3 * e.text.chars().count() as f64 <= width), "{legend:?}");
+    let more = els.iter().find(|e| e.has_class("legend-more")).expect("what is left out");
+    assert_eq!(more.text, "+22 more environments not drawn");
+    // The panels move down below the taller legend.
+    assert!(plots(&els)[0].0 >= one_row + 16.0);
+    let svg_height = els[0].num("height");
+    let last_plot = plots(&els)[4].1;
+    assert!(last_plot < svg_height, "{last_plot} inside {svg_height}");
+}
