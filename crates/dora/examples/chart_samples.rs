@@ -2,10 +2,10 @@
 //! `chart_samples OUT_DIR` writes `demo-day.svg` (the demo's run: three
 //! environments within minutes of one day), `week.svg` (a demo-like week:
 //! dev, tst and prd, a few releases, one rollback recovered in ~3 minutes),
-//! `90-days.svg` and `year.svg` (a team shipping most working days), each
-//! window ending at 14:30 UTC (as `--since 7d` would), so the first and last
-//! buckets are partial; `many-environments.svg` (ten long names) and
-//! `empty.svg`. Deterministic.
+//! `30-days.svg` (by day), `90-days.svg` and `year.svg` (a team shipping
+//! most working days), each window ending at 14:30 UTC (as `--since 7d`
+//! would), so the first and last buckets are partial;
+//! `many-environments.svg` (ten long names) and `empty.svg`. Deterministic.
 
 use jiff::{SignedDuration, Timestamp};
 use sluice_core::ledger::{ChangeKind, CommitInfo, LEDGER_SCHEMA, LedgerEntry, LedgerOutcome};
@@ -183,6 +183,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let samples = [
         ("demo-day", demo_day()),
         ("week", week()),
+        ("30-days", team(30, "2026-10-28T14:30:00Z", "2026-11-27T14:30:00Z", 3)),
         ("90-days", team(90, "2026-08-29T14:30:00Z", "2026-11-27T14:30:00Z", 7)),
         ("year", team(365, "2025-11-27T14:30:00Z", "2026-11-27T14:30:00Z", 11)),
         ("many-environments", many_environments()),

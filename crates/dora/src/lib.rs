@@ -71,6 +71,12 @@
 //!   deployment has a deployment frequency of 0 (that is a measurement); so
 //!   has a group whose only entries in the window are abandoned ones.
 //! - **Tiers**: see [`tiers`]; per app and environment only.
+//! - **Trends**: each metric per UTC week (`weekly`, Monday to Monday, for a
+//!   window of at most [`MAX_TREND_WEEKS`] weeks) and, for a window touching
+//!   at most [`MAX_DAILY_DAYS`] UTC days, per UTC day (`daily`). Every point
+//!   says which share of its bucket lies in the window (`coverage`): the
+//!   first and last buckets of a window that does not start and end at their
+//!   boundaries are partial, and their counts cover only that part.
 
 mod accumulate;
 mod compute;
