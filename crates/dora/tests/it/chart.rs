@@ -17,7 +17,7 @@ use crate::hand;
 /// One element of the SVG: its name, attributes, text, and the text of its
 /// `<title>` child (a tooltip).
 #[derive(Debug, Default)]
-struct El {
+pub(crate) struct El {
     name: String,
     attrs: BTreeMap<String, String>,
     text: String,
@@ -83,7 +83,7 @@ fn append(els: &mut [El], open: &[usize], text: &str) {
 }
 
 /// Every element, in document order; panics unless the SVG is well-formed.
-fn parse(svg: &str) -> Vec<El> {
+pub(crate) fn parse(svg: &str) -> Vec<El> {
     let mut reader = quick_xml::Reader::from_str(svg);
     let mut els: Vec<El> = Vec::new();
     let mut open: Vec<usize> = Vec::new();
@@ -462,4 +462,16 @@ fn a_long_legend_wraps_and_says_what_it_leaves_out() {
     let svg_height = els[0].num("height");
     let last_plot = plots(&els)[4].1;
     assert!(last_plot < svg_height, "{last_plot} inside {svg_height}");
+}
+
+#[test]
+fn names_are_escaped() {
+    let (mut entries, opts) = demo_day();
+    entries[0].environment = "<script>&\"x\"</script>".to_owned();
+    let opts = Options { environment_order: Vec::new(), ..opts };
+    let svg = to_svg(&compute(&entries, &opts));
+    assert!(!svg.contains("<script"));
+    let els = parse(&svg);
+    assert!(els.iter().any(|e| e.has_class("legend") && e.text == "<script>&\"x\"</script>"));
+    assert!(els.iter().any(|e| e.tip.starts_with("<script>&\"x\"</script>, day 2026-11-27: ")));
 }
