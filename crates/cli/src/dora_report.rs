@@ -89,7 +89,8 @@ pub struct Args {
     /// Also write the Markdown report here.
     #[arg(long, value_name = "PATH")]
     pub markdown: Option<PathBuf>,
-    /// Also write the SVG chart of the weekly trend here.
+    /// Also write the SVG trend chart here (by day for a window of at most
+    /// 31 days, else by week).
     #[arg(long, value_name = "PATH")]
     pub svg: Option<PathBuf>,
 }
