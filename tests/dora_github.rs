@@ -251,7 +251,7 @@ fn config(dir: &Path) {
 }
 
 fn dora(dir: &Path, fake: &Fake, token: Option<&str>, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dora-report"));
+    let mut cmd = Command::new(crate::support::exe("dora-report"));
     cmd.current_dir(dir)
         .args(args)
         .env_remove("GITHUB_ACTIONS")

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn testdata(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../analysis/testdata").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/analysis/testdata").join(name)
 }
 
 /// A directory with a one-environment config whose gate table is `gate`.
