@@ -505,3 +505,6 @@ pub(crate) async fn expire_pause(
             .error("paused canary expired", &reason),
     ))
 }
+
+#[cfg(test)]
+mod tests;
