@@ -7,8 +7,12 @@
 //! test takes a fraction of a second; what they assert does not depend on
 //! timing.
 
-use super::*;
-use sluice_core::record::Expect;
+use super::plan::passed_stages;
+use super::{Args, run};
+use crate::Outcome;
+use clap::Parser;
+use sluice_core::Exit;
+use sluice_core::record::{EventDetail, Expect, Record, Status};
 use sluice_core::router_api::StateView;
 
 /// Where the candidate is served (nothing needs to answer there: nothing
