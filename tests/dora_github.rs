@@ -283,6 +283,7 @@ const WINDOW: [&str; 8] = ["--since", "2026-03-02", "--until", "2026-03-16", "-e
 
 #[test]
 fn the_github_history_gives_the_hand_computed_figures() {
+    let _turn = crate::support::shared();
     let fake = Fake::start(TOKEN);
     seed_scenario(&fake);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -349,6 +350,7 @@ fn the_github_history_gives_the_hand_computed_figures() {
 
 #[test]
 fn the_same_history_as_a_ledger_file_gives_the_same_report() {
+    let _turn = crate::support::shared();
     let fake = Fake::start(TOKEN);
     let (commits, entries) = seed_scenario(&fake);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -369,6 +371,7 @@ fn the_same_history_as_a_ledger_file_gives_the_same_report() {
 
 #[test]
 fn hundreds_of_deployments_are_read_across_pages_and_capped() {
+    let _turn = crate::support::shared();
     let fake = Fake::start(TOKEN);
     let mut commits = Vec::new();
     let mut entries = Vec::new();
@@ -432,6 +435,7 @@ fn hundreds_of_deployments_are_read_across_pages_and_capped() {
 
 #[test]
 fn a_missing_token_is_bad_input_and_a_refused_token_a_provider_failure() {
+    let _turn = crate::support::shared();
     let fake = Fake::start(TOKEN);
     let dir = tempfile::tempdir().expect("tempdir");
     config(dir.path());
@@ -452,6 +456,7 @@ fn a_missing_token_is_bad_input_and_a_refused_token_a_provider_failure() {
 /// same.
 #[test]
 fn an_abandoned_deployment_is_neither_a_deployment_nor_a_failure() {
+    let _turn = crate::support::shared();
     let fake = Fake::start(TOKEN);
     let (commits, entries) = seed_scenario(&fake);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -550,6 +555,7 @@ fn journal_entries(commits: &[C], entries: &[LedgerEntry]) -> Vec<LedgerEntry> {
 /// report, JSON byte for byte, in the window and over all time.
 #[test]
 fn the_same_history_from_deployments_from_the_journal_or_from_both_gives_the_same_report() {
+    let _turn = crate::support::shared();
     let legacy = Fake::start(TOKEN);
     let (commits, entries) = seed_scenario(&legacy);
 
@@ -614,6 +620,7 @@ fn regular_history(count: i64) -> Vec<LedgerEntry> {
 /// 605 calls: `hundreds_of_deployments_are_read_across_pages_and_capped`.)
 #[test]
 fn the_journal_reads_hundreds_and_thousands_of_deployments_in_a_few_calls() {
+    let _turn = crate::support::shared();
     for (count, cold_max, until) in [(300, 10, "2026-04-01"), (3000, 60, "2028-03-01")] {
         let fake = Fake::start(TOKEN);
         let entries = regular_history(count);

@@ -331,6 +331,7 @@ fn a_sweep_rolls_back_an_expired_pause() {
 
 #[test]
 fn the_multicall_binary_runs_each_step_by_name_or_link() {
+    let _turn = shared();
     let dir = tempfile::tempdir().expect("tempdir");
     let sluice = exe("sluice");
     for step in ["gate", "shift-traffic", "verify-health", "promote", "rollback", "dora-report"] {

@@ -14,7 +14,10 @@
 //! Every test of this binary runs in one process, in parallel threads: a
 //! test never changes the process's environment or current directory
 //! (steps get theirs through `Command`), keeps its files in its own
-//! temporary directory and its servers on ports the system picks.
+//! temporary directory and its servers on ports the system picks. Every
+//! test takes a turn of the machine first ([`shared`], which [`Harness`]
+//! and the other harnesses take for it, or [`alone`]), so a test that has
+//! the machine alone runs beside nothing.
 
 #![allow(dead_code)] // not every test module uses every part
 
