@@ -46,9 +46,10 @@ else
   echo "moto_server is not on PATH: the AWS tests will be skipped (pip install 'moto[server]==5.2.5')"
 fi
 
-# Includes the workflow scenarios (tests/workflows, crate sluice-e2e): the
-# shipped workflows and the action on act, against the GitHub fake and the
-# routers; they use the binaries built above.
+# Includes the end-to-end tests (tests/, crate sluice-e2e: one test binary,
+# with the workflow scenarios, the shipped workflows and the action on act,
+# against the GitHub fake and the routers); they run the binaries built
+# above.
 section "cargo test (with the workflow scenarios on act)"
 cargo test --locked --workspace --no-fail-fast
 

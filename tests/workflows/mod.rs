@@ -6,21 +6,20 @@
 //!
 //! Each scenario asserts on the routers' weights read back, the records the
 //! runs uploaded, the fake's deployments, statuses and dispatches, and the
-//! job results. Scenarios run one at a time (they share two cores with the
-//! routers and load generators they start).
+//! job results. Scenarios run one at a time and alone (`support::alone`:
+//! they share two cores with the routers and load generators they start).
 
 mod engine;
 mod world;
 
 use engine::{Hooks, Review, Run};
 use serde_json::Value;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use world::{Options, World};
 
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+fn serial() -> crate::support::Turn {
+    crate::support::alone()
 }
 
 /// Nothing expected to wait for reviewers.

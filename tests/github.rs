@@ -6,25 +6,17 @@
 //! The router and demo app are other packages' binaries; `scripts/test.sh`
 //! builds them (`cargo build --bins`) before the tests run.
 
-mod support;
-
+use crate::support::{Turn, exe, ready, shared};
 use serde_json::Value;
 use sluice_github_fake::{Fake, Refusal};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use support::ready;
 
 const TOKEN: &str = "ghs_e2eSECRETtoken0123456789abcdefghijkl";
 const REPO: &str = "acme/shop";
 const SHA: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678";
 const ENVS: [&str; 3] = ["dev", "tst", "prd"];
 
-fn exe(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_BIN_EXE_gate")).parent().expect("bin dir").to_owned();
-    let path = dir.join(name);
-    assert!(path.exists(), "{} is missing: run `cargo build --bins` first (scripts/test.sh does)", path.display());
-    path
-}
 /// A fake GitHub, a router per environment, two demo app versions, and a
 /// config whose ledger is GitHub.
 struct Harness {
@@ -34,6 +26,7 @@ struct Harness {
     apps: Vec<String>,
     /// Everything the steps printed, to look for the token.
     printed: Vec<String>,
+    _turn: Turn,
 }
 
 impl Drop for Harness {
@@ -58,9 +51,16 @@ impl Harness {
     /// extended through `gate` keys set by `gates`, one TOML fragment per
     /// environment).
     fn start(gates: [&str; 3], extra: &str) -> Harness {
+        let turn = shared();
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut h =
-            Harness { dir, fake: Fake::start(TOKEN), children: Vec::new(), apps: Vec::new(), printed: Vec::new() };
+        let mut h = Harness {
+            dir,
+            fake: Fake::start(TOKEN),
+            children: Vec::new(),
+            apps: Vec::new(),
+            printed: Vec::new(),
+            _turn: turn,
+        };
         for version in ["v1", "v2"] {
             let v = spawn_ready(
                 &mut h,

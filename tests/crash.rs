@@ -13,12 +13,10 @@
 //! `SLUICE_CRASH_RUNS` (default 120) and `SLUICE_CRASH_SEED` (default: from
 //! the clock, printed) make a failure reproducible.
 
-mod support;
-
+use crate::support::*;
 use sluice_core::record::{EventDetail, Expect, Record, Status};
 use std::process::Child;
 use std::time::{Duration, Instant};
-use support::*;
 
 /// xorshift64*: enough randomness for kill points, no dependency.
 struct Rng(u64);

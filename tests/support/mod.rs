@@ -1,24 +1,118 @@
-//! Test support shared by the cli's end-to-end tests: a harness that starts
-//! real `sluice-demo-app` and `sluice-router` processes on 127.0.0.1, writes
-//! a config for them, and runs the real step binaries.
+//! Test support shared by the end-to-end tests: where the workspace's
+//! built binaries are, a gate that lets a test have the machine to itself,
+//! and a harness that starts real `sluice-demo-app` and `sluice-router`
+//! processes on 127.0.0.1, writes a config for them, and runs the real step
+//! binaries.
 //!
-//! The router and demo app are other packages' binaries; `scripts/test.sh`
-//! builds them (`cargo build --bins`) before the tests run.
+//! The binaries are found in the target directory this test binary was
+//! built into (`target/debug`, as `assert_cmd` finds them), not through
+//! `CARGO_BIN_EXE_`: they are other packages' binaries, built beforehand by
+//! `cargo build --workspace --bins` (scripts/test.sh does). A binary that is
+//! missing, or older than a source file it was built from, fails the test
+//! with that command rather than testing old code.
+//!
+//! Every test of this binary runs in one process, in parallel threads: a
+//! test never changes the process's environment or current directory
+//! (steps get theirs through `Command`), keeps its files in its own
+//! temporary directory and its servers on ports the system picks. Every
+//! test takes a turn of the machine first ([`shared`], which [`Harness`]
+//! and the other harnesses take for it, or [`alone`]), so a test that has
+//! the machine alone runs beside nothing.
 
-#![allow(dead_code)] // each test binary uses a different part
+#![allow(dead_code)] // not every test module uses every part
 
+use std::cell::Cell;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
-pub fn bin_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_gate")).parent().expect("bin dir").to_owned()
+/// The profile directory the workspace's binaries were built into
+/// (`target/debug`): this test binary lives in its `deps/`.
+pub fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    exe.parent().and_then(Path::parent).expect("target/PROFILE/deps/e2e-*").to_owned()
 }
 
+/// The built binary `name` of the workspace; panics with the command that
+/// builds it when it is missing or older than its sources.
 pub fn exe(name: &str) -> PathBuf {
-    let path = bin_dir().join(name);
-    assert!(path.exists(), "{} is missing: run `cargo build --bins` first (scripts/test.sh does)", path.display());
+    static FRESH: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    let path = profile_dir().join(name);
+    let built = std::fs::metadata(&path).and_then(|m| m.modified()).unwrap_or_else(|_| {
+        panic!("{} is not built: run `cargo build --workspace --bins` first (scripts/test.sh does)", path.display())
+    });
+    let mut fresh = FRESH.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !fresh.contains(name) {
+        if let Some(source) = newer_source(&path, built) {
+            panic!(
+                "{} is older than {}: run `cargo build --workspace --bins` (scripts/test.sh does), so the tests run the code as it is",
+                path.display(),
+                source.display()
+            );
+        }
+        fresh.insert(name.to_owned());
+    }
     path
+}
+
+/// A source file the binary at `path` was built from (cargo's dep-info
+/// beside it, `NAME.d`) that changed since `built`, or is gone.
+fn newer_source(path: &Path, built: std::time::SystemTime) -> Option<PathBuf> {
+    let mut info = path.as_os_str().to_owned();
+    info.push(".d");
+    let info = std::fs::read_to_string(info).ok()?;
+    let (_, sources) = info.lines().next()?.split_once(": ")?;
+    // Paths are separated by spaces; a space inside one is escaped (`\ `).
+    let sources = sources.replace("\\ ", "\0");
+    sources
+        .split_whitespace()
+        .map(|source| PathBuf::from(source.replace('\0', " ")))
+        .find(|source| std::fs::metadata(source).and_then(|m| m.modified()).map_or(true, |changed| changed > built))
+}
+
+thread_local! {
+    /// How many turns of the machine this thread holds (shared or alone).
+    static TURN: Cell<usize> = const { Cell::new(0) };
+}
+
+static MACHINE: RwLock<()> = RwLock::new(());
+
+/// A test's turn on the machine, given back when dropped.
+pub struct Turn {
+    _shared: Option<RwLockReadGuard<'static, ()>>,
+    _alone: Option<RwLockWriteGuard<'static, ()>>,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        TURN.with(|t| t.set(t.get() - 1));
+    }
+}
+
+/// The machine for this test alone, until the guard is dropped: for tests
+/// that load both cores (the workflows on act, the ledger's kill loop),
+/// which tests with latency checks must not run beside. Other tests wait.
+pub fn alone() -> Turn {
+    let outer = TURN.with(|t| t.replace(t.get() + 1));
+    if outer > 0 {
+        return Turn { _shared: None, _alone: None };
+    }
+    let guard = MACHINE.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+    Turn { _shared: None, _alone: Some(guard) }
+}
+
+/// The machine shared with other tests that share it (waits while one has
+/// it alone). [`Harness`] takes it; taking it again on the same thread is
+/// free.
+pub fn shared() -> Turn {
+    let outer = TURN.with(|t| t.replace(t.get() + 1));
+    if outer > 0 {
+        return Turn { _shared: None, _alone: None };
+    }
+    let guard = MACHINE.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+    Turn { _shared: Some(guard), _alone: None }
 }
 
 /// Processes of one test, killed on drop.
@@ -28,6 +122,8 @@ pub struct Harness {
     pub admin: String,
     pub listen: String,
     pub apps: Vec<String>,
+    /// This test's share of the machine (dropped after the children).
+    pub turn: Turn,
 }
 
 impl Drop for Harness {
@@ -64,9 +160,10 @@ impl Harness {
 
     /// As [`Harness::start`], with the analysis interval given.
     pub fn start_with(apps: &[(&str, &[&str])], interval: &str, strategy: &str, checks: &str) -> Harness {
+        let turn = shared();
         let dir = tempfile::tempdir().expect("tempdir");
         let mut h =
-            Harness { dir, children: Vec::new(), admin: String::new(), listen: String::new(), apps: Vec::new() };
+            Harness { dir, children: Vec::new(), admin: String::new(), listen: String::new(), apps: Vec::new(), turn };
         for (version, extra) in apps {
             let file = h.path(&format!("app-{version}.json"));
             let mut child = Command::new(exe("sluice-demo-app"))

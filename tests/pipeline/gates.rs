@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn testdata(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../analysis/testdata").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/analysis/testdata").join(name)
 }
 
 /// A directory with a one-environment config whose gate table is `gate`.
@@ -77,6 +77,7 @@ fn window_around_now(zone: &str) -> (String, String) {
 
 #[test]
 fn a_freeze_window_in_force_blocks_and_says_until_when() {
+    let _turn = crate::support::shared();
     let (from, to) = window_around_now("Europe/Berlin");
     let d = Dir::new(&format!(
         "freeze = [{{ from = \"{from}\", to = \"{to}\", zone = \"Europe/Berlin\", name = \"release freeze\" }}]"
@@ -100,6 +101,7 @@ fn a_freeze_window_in_force_blocks_and_says_until_when() {
 
 #[test]
 fn a_freeze_window_not_in_force_passes_with_the_next_one() {
+    let _turn = crate::support::shared();
     // The window two days from now is not in force.
     let now = jiff::Zoned::now().with_time_zone(jiff::tz::TimeZone::get("Asia/Tokyo").expect("zone"));
     let later = now.checked_add(jiff::SignedDuration::from_hours(48)).expect("later");
@@ -116,6 +118,7 @@ fn a_freeze_window_not_in_force_passes_with_the_next_one() {
 
 #[test]
 fn an_unknown_zone_is_bad_input_at_file_line_key() {
+    let _turn = crate::support::shared();
     let d = Dir::new("freeze = [{ from = \"Fri 15:00\", to = \"Mon 08:00\", zone = \"Europe/Berln\" }]");
     let out = d.gate(&[]);
     assert_eq!(code(&out), 2, "{}", stderr(&out));
@@ -131,6 +134,7 @@ fn an_unknown_zone_is_bad_input_at_file_line_key() {
 
 #[test]
 fn a_sarif_finding_at_the_threshold_blocks_naming_rule_and_location() {
+    let _turn = crate::support::shared();
     let d = Dir::new("sarif = { path = \"reports/trivy.sarif\", block_at = \"high\" }");
     std::fs::create_dir(d.path("reports")).expect("dir");
     d.copy("trivy.sarif", "reports/trivy.sarif");
@@ -156,6 +160,7 @@ fn a_sarif_finding_at_the_threshold_blocks_naming_rule_and_location() {
 
 #[test]
 fn low_coverage_blocks_with_the_rate_and_the_files_to_look_at() {
+    let _turn = crate::support::shared();
     let d = Dir::new("coverage = { path = \"coverage.xml\", min = 0.8 }");
     d.copy("coverage-py.xml", "coverage.xml");
     let out = d.gate(&[]);
@@ -173,6 +178,7 @@ fn low_coverage_blocks_with_the_rate_and_the_files_to_look_at() {
 
 #[test]
 fn passing_evidence_is_in_the_summary() {
+    let _turn = crate::support::shared();
     let d = Dir::new(
         "coverage = { path = \"lcov.info\", min = 0.8 }\nsarif = { path = \"codeql.sarif\", block_at = \"critical\" }",
     );
@@ -191,6 +197,7 @@ fn passing_evidence_is_in_the_summary() {
 
 #[test]
 fn missing_empty_or_broken_evidence_is_handled() {
+    let _turn = crate::support::shared();
     // Missing: bad input naming the path; nothing written.
     let d = Dir::new("sarif = { path = \"reports/trivy.sarif\" }");
     let out = d.gate(&[]);

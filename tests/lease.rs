@@ -1,10 +1,8 @@
 //! One promotion per environment at a time: the environment lease of the
 //! file ledger, against the real binaries and the real embedded router.
 
-mod support;
-
+use crate::support::*;
 use std::time::Duration;
-use support::*;
 
 const CHECKS: &str = "[[defaults.check]]\nname = \"errors\"\nkind = \"error_rate\"\nmax = 0.05\nmin_samples = 10\n";
 const CANARY: &str = "{ kind = \"canary\", stages = [50, 100], stage_duration = \"1s\" }";

@@ -9,11 +9,9 @@
 //! Timing: stages of several seconds at 500 ms intervals, every decision
 //! far from the stage's end, so a loaded machine changes when, not what.
 
-mod support;
-
+use crate::support::*;
 use std::process::{Command, Output};
 use std::time::Duration;
-use support::*;
 
 fn gate_and_shift(h: &Harness, upstream: &str) -> Output {
     let gate = h.step("gate", &["-e", "dev", "--record", "r.json", "--release", "v2", "--commit", "abcdef1"]);

@@ -1,18 +1,13 @@
 //! End-to-end: the real step binaries against the real `sluice-router` and
 //! `sluice-demo-app` processes on 127.0.0.1 (harness in `support/`).
 
-#[path = "e2e/gates.rs"]
 mod gates;
-#[path = "e2e/notify.rs"]
 mod notify;
-#[path = "e2e/prometheus.rs"]
 mod prometheus;
-mod support;
 
-use std::path::PathBuf;
+use crate::support::*;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-use support::*;
 
 const CHECKS: &str = "[[defaults.check]]\nname = \"errors\"\nkind = \"error_rate\"\nmax = 0.02\nmin_samples = 20\ncritical = true\n\
     [[defaults.check]]\nname = \"p99\"\nkind = \"latency\"\npercentile = 99\nmax = \"150ms\"\nmin_samples = 20\n";
@@ -336,8 +331,9 @@ fn a_sweep_rolls_back_an_expired_pause() {
 
 #[test]
 fn the_multicall_binary_runs_each_step_by_name_or_link() {
+    let _turn = shared();
     let dir = tempfile::tempdir().expect("tempdir");
-    let sluice = PathBuf::from(env!("CARGO_BIN_EXE_sluice"));
+    let sluice = exe("sluice");
     for step in ["gate", "shift-traffic", "verify-health", "promote", "rollback", "dora-report"] {
         let link = dir.path().join(step);
         std::os::unix::fs::symlink(&sluice, &link).expect("symlink");

@@ -203,6 +203,7 @@ fn check(ops: &[(Op, Option<u64>)]) -> BTreeSet<&'static str> {
 
 #[test]
 fn scripted_sequences_reach_every_status_by_the_table() {
+    let _turn = crate::support::shared();
     use Op::*;
     let gate = |fresh| (Gate { fresh, release: 2 }, None);
     let scripts: [&[(Op, Option<u64>)]; 4] = [
@@ -229,6 +230,7 @@ fn scripted_sequences_reach_every_status_by_the_table() {
 
 #[test]
 fn random_steps_with_kills_and_reruns_move_only_by_the_table() {
+    let _turn = crate::support::shared();
     let config =
         ProptestConfig { cases: 24, max_shrink_iters: 0, failure_persistence: None, ..ProptestConfig::default() };
     let mut runner = proptest::test_runner::TestRunner::new(config);

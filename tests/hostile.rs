@@ -2,13 +2,11 @@
 //! names the problem, never panic, and change nothing on disk or in the
 //! router. Runs the real binaries against the real embedded router.
 
-mod support;
-
+use crate::support::*;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 use std::process::Command;
-use support::*;
 
 const CHECKS: &str = "[[defaults.check]]\nname = \"errors\"\nkind = \"error_rate\"\nmax = 0.02\n";
 const CANARY: &str = "{ kind = \"canary\", stages = [50, 100], stage_duration = \"3s\" }";

@@ -251,7 +251,7 @@ fn config(dir: &Path) {
 }
 
 fn dora(dir: &Path, fake: &Fake, token: Option<&str>, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dora-report"));
+    let mut cmd = Command::new(crate::support::exe("dora-report"));
     cmd.current_dir(dir)
         .args(args)
         .env_remove("GITHUB_ACTIONS")
@@ -283,6 +283,7 @@ const WINDOW: [&str; 8] = ["--since", "2026-03-02", "--until", "2026-03-16", "-e
 
 #[test]
 fn the_github_history_gives_the_hand_computed_figures() {
+    let _turn = crate::support::shared();
     let fake = Fake::start(TOKEN);
     seed_scenario(&fake);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -349,6 +350,7 @@ fn the_github_history_gives_the_hand_computed_figures() {
 
 #[test]
 fn the_same_history_as_a_ledger_file_gives_the_same_report() {
+    let _turn = crate::support::shared();
     let fake = Fake::start(TOKEN);
     let (commits, entries) = seed_scenario(&fake);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -369,6 +371,7 @@ fn the_same_history_as_a_ledger_file_gives_the_same_report() {
 
 #[test]
 fn hundreds_of_deployments_are_read_across_pages_and_capped() {
+    let _turn = crate::support::shared();
     let fake = Fake::start(TOKEN);
     seed(&fake, &regular_commits(300), &regular_history(300));
     fake.pin_clock(None);
@@ -413,6 +416,7 @@ fn hundreds_of_deployments_are_read_across_pages_and_capped() {
 
 #[test]
 fn a_missing_token_is_bad_input_and_a_refused_token_a_provider_failure() {
+    let _turn = crate::support::shared();
     let fake = Fake::start(TOKEN);
     let dir = tempfile::tempdir().expect("tempdir");
     config(dir.path());
@@ -433,6 +437,7 @@ fn a_missing_token_is_bad_input_and_a_refused_token_a_provider_failure() {
 /// same.
 #[test]
 fn an_abandoned_deployment_is_neither_a_deployment_nor_a_failure() {
+    let _turn = crate::support::shared();
     let fake = Fake::start(TOKEN);
     let (commits, entries) = seed_scenario(&fake);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -531,6 +536,7 @@ fn journal_entries(commits: &[C], entries: &[LedgerEntry]) -> Vec<LedgerEntry> {
 /// report, JSON byte for byte, in the window and over all time.
 #[test]
 fn the_same_history_from_deployments_from_the_journal_or_from_both_gives_the_same_report() {
+    let _turn = crate::support::shared();
     let legacy = Fake::start(TOKEN);
     let (commits, entries) = seed_scenario(&legacy);
 
@@ -648,6 +654,7 @@ fn a_report_stops_at_the_rate_limit_reserve_and_says_it_is_partial() {
 /// 605 calls: `hundreds_of_deployments_are_read_across_pages_and_capped`.)
 #[test]
 fn the_journal_reads_hundreds_and_thousands_of_deployments_in_a_few_calls() {
+    let _turn = crate::support::shared();
     for (count, cold_max, until) in [(300, 10, "2026-04-01"), (3000, 60, "2028-03-01")] {
         let fake = Fake::start(TOKEN);
         let entries = regular_history(count);

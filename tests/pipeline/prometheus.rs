@@ -1,8 +1,8 @@
 //! A canary judged by a Prometheus query check: a real Prometheus (Debian's
 //! package) scraping the harness's demo apps, the real step binaries.
 
+use super::{assert_rolled_back, gate_and_shift};
 use crate::support::{Harness, code, stderr};
-use crate::{assert_rolled_back, gate_and_shift};
 use std::process::Command;
 use std::time::{Duration, Instant};
 

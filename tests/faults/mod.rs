@@ -5,16 +5,13 @@
 //! telling which; when the provider stays down the step exits 3 and the
 //! record says where traffic stood and what to do.
 
-#[path = "faults/aws.rs"]
 mod aws;
-#[path = "faults/github.rs"]
 mod github;
-mod support;
 
+use crate::support::*;
 use sluice_core::record::{EventDetail, Expect, Record, Status};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::*;
 
 const CHECKS: &str = "[[defaults.check]]\nname = \"errors\"\nkind = \"error_rate\"\nmax = 0.05\nmin_samples = 10\n";
 const CANARY: &str = "{ kind = \"canary\", stages = [20, 100], stage_duration = \"1s\" }";

@@ -4,13 +4,15 @@
 //! Needs `moto_server` on PATH (`scripts/setup-tools.sh` installs it); without it these
 //! tests are skipped with a message, except in CI where that fails.
 
+use crate::support::{Turn, exe, shared};
 use sluice_providers::aws::Aws;
 use sluice_providers::aws::alb::{AlbRouter, Resource};
 use sluice_test_support::aws::{self as testing, AlbFixture, Moto, create_alb, forward_weights, step_env};
-use std::path::{Path, PathBuf};
+
 use std::process::{Command, Output};
 
 struct Env {
+    _turn: Turn,
     moto: Moto,
     /// Where the steps send their AWS calls: moto, or a proxy in front of it.
     endpoint: String,
@@ -21,12 +23,10 @@ struct Env {
     printed: std::sync::Mutex<Vec<u8>>,
 }
 
-fn bin(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_gate")).with_file_name(name)
-}
-
 impl Env {
     async fn start(strategy: &str) -> Option<Env> {
+        // The machine's turn before moto's: never the other way round.
+        let turn = shared();
         let moto = testing::moto()?;
         let sdk = moto.sdk_config().await;
         let fx = create_alb(&moto.endpoint, &sdk).await;
@@ -40,7 +40,7 @@ impl Env {
             fx.listener, fx.blue, fx.green
         );
         std::fs::write(dir.path().join("sluice.toml"), config).expect("config");
-        Some(Env { endpoint: moto.endpoint.clone(), moto, sdk, fx, dir, printed: Default::default() })
+        Some(Env { _turn: turn, endpoint: moto.endpoint.clone(), moto, sdk, fx, dir, printed: Default::default() })
     }
 
     fn step(&self, name: &str, args: &[&str]) -> Output {
@@ -52,7 +52,7 @@ impl Env {
     }
 
     fn step_with(&self, config: &str, record: &str, name: &str, args: &[&str]) -> Output {
-        let mut cmd = Command::new(bin(name));
+        let mut cmd = Command::new(exe(name));
         cmd.current_dir(self.dir.path())
             .env_remove("GITHUB_ACTIONS")
             .env("GITHUB_OUTPUT", self.dir.path().join("outputs.txt"))
@@ -294,6 +294,7 @@ async fn two_promotions_with_different_ledgers_get_one_listener() {
 use sluice_test_support::aws::{CodeDeployFake, FaultProxy, Script, create_codedeploy};
 
 struct CdEnv {
+    _turn: Turn,
     _moto: Moto,
     proxy: FaultProxy,
     fake: CodeDeployFake,
@@ -302,6 +303,7 @@ struct CdEnv {
 
 impl CdEnv {
     async fn start(script: Script) -> Option<CdEnv> {
+        let turn = shared();
         let moto = testing::moto()?;
         let sdk = moto.sdk_config().await;
         let fx = create_codedeploy(&sdk).await;
@@ -316,11 +318,11 @@ impl CdEnv {
             fx.application, fx.deployment_group
         );
         std::fs::write(dir.path().join("sluice.toml"), config).expect("config");
-        Some(CdEnv { _moto: moto, proxy, fake, dir })
+        Some(CdEnv { _turn: turn, _moto: moto, proxy, fake, dir })
     }
 
     fn command(&self, name: &str, args: &[&str]) -> Command {
-        let mut cmd = Command::new(bin(name));
+        let mut cmd = Command::new(exe(name));
         cmd.current_dir(self.dir.path())
             .env_remove("GITHUB_ACTIONS")
             .env_remove("GITHUB_OUTPUT")

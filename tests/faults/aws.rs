@@ -3,7 +3,7 @@
 //! while canaries run on an ALB. The listener's weights are read straight
 //! from moto, past the proxy, so the test sees what the steps could not.
 
-use crate::support::{code, exe, ready, stderr};
+use crate::support::{Turn, code, exe, ready, shared, stderr};
 use sluice_core::record::{EventDetail, Expect, Record, Status};
 use sluice_test_support::aws::{self as testing, AlbFixture, Moto, create_alb, forward_weights, step_env};
 use std::path::PathBuf;
@@ -11,6 +11,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 struct Env {
+    _turn: Turn,
     _moto: Moto,
     sdk: aws_config::SdkConfig,
     fx: AlbFixture,
@@ -30,6 +31,8 @@ impl Drop for Env {
 
 impl Env {
     async fn start() -> Option<Env> {
+        // The machine's turn before moto's: never the other way round.
+        let turn = shared();
         let moto = testing::moto()?;
         let sdk = moto.sdk_config().await;
         let fx = create_alb(&moto.endpoint, &sdk).await;
@@ -52,7 +55,7 @@ impl Env {
             fx.listener, fx.blue, fx.green
         );
         std::fs::write(dir.path().join("sluice.toml"), config).expect("config");
-        Some(Env { _moto: moto, sdk, fx, dir, proxy, children: vec![child] })
+        Some(Env { _turn: turn, _moto: moto, sdk, fx, dir, proxy, children: vec![child] })
     }
 
     fn command(&self, name: &str, record: &str, args: &[&str]) -> Command {

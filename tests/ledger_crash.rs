@@ -148,7 +148,7 @@ impl Checked {
 }
 
 fn step(name: &str, dir: &Path, args: &[&str]) -> Output {
-    Command::new(Path::new(env!("CARGO_BIN_EXE_gate")).with_file_name(name))
+    Command::new(crate::support::exe(name))
         .current_dir(dir)
         .args(args)
         .env_remove("GITHUB_ACTIONS")
@@ -165,6 +165,8 @@ fn stderr(out: &Output) -> String {
 
 #[test]
 fn a_ledger_appended_to_while_killed_stays_readable_by_gate_and_dora_report() {
+    // Its kill loop spins a core while the appender takes the other.
+    let _alone = crate::support::alone();
     let runs: u64 = std::env::var("SLUICE_LEDGER_CRASH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(40);
     let seed: u64 = std::env::var("SLUICE_LEDGER_CRASH_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64) | 1
@@ -174,10 +176,13 @@ fn a_ledger_appended_to_while_killed_stays_readable_by_gate_and_dora_report() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("ledger.jsonl");
     let me = std::env::current_exe().expect("this test binary");
+    // The appender's test name in this binary (`ledger_crash::appender_process`).
+    let module = module_path!().split_once("::").map_or("", |(_, module)| module);
+    let appender_test = format!("{module}::appender_process");
 
     let appender = |first: u64, huge: bool| {
         let mut cmd = Command::new(&me);
-        cmd.args(["--exact", "appender_process", "--ignored", "--test-threads", "1", "--quiet"])
+        cmd.args(["--exact", &appender_test, "--ignored", "--test-threads", "1", "--quiet"])
             .env(APPENDER_LEDGER, &path)
             .env(APPENDER_FIRST, first.to_string())
             .stdout(Stdio::null())
