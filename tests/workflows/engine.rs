@@ -17,6 +17,14 @@
 //!   (else the workflow's; else the restricted default: contents and
 //!   metadata read)
 //!   (<https://docs.github.com/en/actions/security-for-github-actions/security-guides/automatic-token-authentication>);
+//! - a job granted `id-token: write` gets `ACTIONS_ID_TOKEN_REQUEST_URL`
+//!   and `ACTIONS_ID_TOKEN_REQUEST_TOKEN`, with which it can ask the fake
+//!   for OIDC ID tokens carrying the job's claims (`sub` is
+//!   `repo:OWNER/REPO:environment:NAME` in an environment); other jobs get
+//!   neither, as on GitHub
+//!   (<https://docs.github.com/en/actions/security-for-github-actions/security-hardening-your-deployments/about-security-hardening-with-openid-connect>).
+//!   act (0.2.89) gives a job neither variable: the harness does, pointing
+//!   at the fake's token endpoint;
 //! - a run keeps its id and its artifacts across attempts ("re-run all
 //!   jobs" and "re-run failed jobs", which keeps the jobs that succeeded
 //!   with their outputs, are new attempts of the same run)
@@ -24,6 +32,9 @@
 //! - cancelling a run: the running step is interrupted (SIGINT) and the
 //!   rest of the job runs as the runner runs it after a cancellation (see
 //!   [`interrupt_steps`] for how, and what is not modelled).
+//!
+//! The job's environment has `AWS_ENDPOINT_URL` (the scenario's moto
+//! server) when the scenario has one, and no AWS credentials.
 //!
 //! Not modelled: concurrency groups, the job's final deployment status,
 //! environment secrets and variables, wait timers, `workflow_run` chains.
@@ -45,10 +56,11 @@ use std::time::{Duration, Instant};
 /// GitHub's own actions the workflows and the action use, at the SHAs they
 /// are pinned to, and the stand-in (under tests/workflows/stand-ins/) that
 /// replaces each.
-const STAND_INS: [(&str, &str); 3] = [
+const STAND_INS: [(&str, &str); 4] = [
     ("actions/upload-artifact@b7c566a772e6b6bfb58ed0dc250532a479d7789f", "upload-artifact"),
     ("actions/download-artifact@37930b1c2abaa49bbe596cd826c3c89aef350131", "download-artifact"),
     ("actions/cache@0057852bfaa89a56745cba8c7296529d2fc39830", "cache"),
+    ("aws-actions/configure-aws-credentials@a03048d87541d1d9fcf2ecf528a4a65ba9bd7838", "configure-aws-credentials"),
 ];
 
 /// What a reviewer does with a job waiting for its environment.
@@ -99,6 +111,16 @@ impl Run {
             .collect::<Vec<_>>()
             .join("\n")
     }
+}
+
+/// What a job's act invocation is given besides the workflow.
+pub struct Job<'a> {
+    /// Its `GITHUB_TOKEN` (empty: none).
+    pub token: &'a str,
+    /// Its `ACTIONS_ID_TOKEN_REQUEST_TOKEN`, when it may ask for ID tokens.
+    pub id_token: Option<&'a str>,
+    /// The environment it runs in.
+    pub environment: Option<&'a str>,
 }
 
 /// Decides a review: (world, job, environment).
@@ -387,8 +409,7 @@ impl World {
                 Yaml::Mapping(probe),
                 &dir.join(format!("{name}.probe")),
                 event,
-                "",
-                None,
+                &Job { token: "", id_token: None, environment: None },
                 None,
             );
             let Ok(env) = std::fs::read_to_string(&file) else {
@@ -431,10 +452,16 @@ impl World {
             environment_name = Some(env);
         }
         let token = format!("job-token-{}-{}-{name}", run.id, run.attempt);
-        self.fake.add_token(&token, &permissions(workflow, job));
+        let granted = permissions(workflow, job);
+        self.fake.add_token(&token, &granted);
+        let id_token = granted.contains(&("id-token", Access::Write)).then(|| {
+            let request = format!("id-token-request-{}-{}-{name}", run.id, run.attempt);
+            self.fake.add_id_token_request(&request, self.id_token_claims(run, environment_name.as_deref()));
+            request
+        });
         let cancel = hooks.cancel.as_ref().filter(|(job, _)| job == name).map(|(_, check)| check.as_ref());
-        let (report, cancelled) =
-            self.act(run, workflow, jobs, name, job.clone(), &log, event, &token, cancel, environment_name.as_deref());
+        let env = Job { token: &token, id_token: id_token.as_deref(), environment: environment_name.as_deref() };
+        let (report, cancelled) = self.act(run, workflow, jobs, name, job.clone(), &log, event, &env, cancel);
         let mine = report.as_ref().map(|r| &r[name]);
         let mut result = mine.and_then(|r| r["result"].as_str()).unwrap_or("failure").to_owned();
         if cancelled {
@@ -460,9 +487,8 @@ impl World {
         job: Yaml,
         log: &Path,
         event: &Path,
-        token: &str,
+        given: &Job,
         cancel: Option<&dyn Fn(&World) -> bool>,
-        environment: Option<&str>,
     ) -> (Option<Value>, bool) {
         let base = log.with_extension("");
         let mut generated = workflow.as_mapping().expect("workflow").clone();
@@ -509,12 +535,30 @@ impl World {
         for (pinned, dir) in STAND_INS {
             cmd.arg("--local-repository").arg(format!("{pinned}={}", stand_ins.join(dir).display()));
         }
-        if !token.is_empty() {
-            cmd.arg("-s").arg(format!("GITHUB_TOKEN={token}"));
+        if !given.token.is_empty() {
+            cmd.arg("-s").arg(format!("GITHUB_TOKEN={}", given.token));
+        }
+        if let Some(request) = given.id_token {
+            cmd.arg("--env").arg(format!("ACTIONS_ID_TOKEN_REQUEST_URL={}", self.fake.id_token_url()));
+            cmd.arg("--env").arg(format!("ACTIONS_ID_TOKEN_REQUEST_TOKEN={request}"));
+        }
+        // AWS is the scenario's moto server, reached as the SDKs reach any
+        // endpoint (AWS_ENDPOINT_URL); no credentials but the ones a step
+        // obtains (configure-aws-credentials), no config files, no instance
+        // metadata.
+        if let Some(endpoint) = &self.aws_endpoint {
+            for (k, v) in [
+                ("AWS_ENDPOINT_URL", endpoint.as_str()),
+                ("AWS_CONFIG_FILE", "/dev/null"),
+                ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
+                ("AWS_EC2_METADATA_DISABLED", "true"),
+            ] {
+                cmd.arg("--env").arg(format!("{k}={v}"));
+            }
         }
         // The variables of the environment the job references (the `vars`
         // context); a job without one sees none of them.
-        if let Some(env) = environment
+        if let Some(env) = given.environment
             && let Some(vars) = self.vars.lock().expect("vars").get(env)
         {
             for (k, v) in vars {
@@ -533,8 +577,7 @@ impl World {
         // The runner's environment: nothing of this test process's GitHub or
         // cargo context leaks into the jobs.
         for (k, _) in std::env::vars() {
-            if k.starts_with("GITHUB_") || k.starts_with("RUNNER_") || k.starts_with("CARGO") || k.starts_with("INPUT_")
-            {
+            if ["GITHUB_", "RUNNER_", "CARGO", "INPUT_", "ACTIONS_", "AWS_"].iter().any(|p| k.starts_with(p)) {
                 cmd.env_remove(k);
             }
         }
@@ -563,6 +606,37 @@ impl World {
         }
         let report = std::fs::read_to_string(&report).ok().and_then(|t| serde_json::from_str(&t).ok());
         (report, cancelled)
+    }
+
+    /// The claims of a job's OIDC ID tokens, as GitHub's example token
+    /// has them for a `workflow_dispatch` run on main
+    /// (<https://docs.github.com/en/actions/security-for-github-actions/security-hardening-your-deployments/about-security-hardening-with-openid-connect#understanding-the-oidc-token>):
+    /// the subject names the environment when the job has one, else the ref.
+    fn id_token_claims(&self, run: &Run, environment: Option<&str>) -> Value {
+        let owner = REPO.split('/').next().unwrap_or_default();
+        let sub = match environment {
+            Some(env) => format!("repo:{REPO}:environment:{env}"),
+            None => format!("repo:{REPO}:ref:refs/heads/main"),
+        };
+        let mut claims = json!({
+            "sub": sub,
+            "repository": REPO,
+            "repository_owner": owner,
+            "ref": "refs/heads/main",
+            "ref_type": "branch",
+            "sha": self.head,
+            "event_name": "workflow_dispatch",
+            "workflow": run.workflow,
+            "job_workflow_ref": format!("{REPO}/.github/workflows/{}@refs/heads/main", run.workflow),
+            "run_id": run.id.to_string(),
+            "run_attempt": run.attempt.to_string(),
+            "actor": "dev",
+            "runner_environment": "github-hosted",
+        });
+        if let Some(env) = environment {
+            claims["environment"] = json!(env);
+        }
+        claims
     }
 
     /// The dispatches the fake received, oldest first: (workflow, inputs).

@@ -14,6 +14,7 @@ mod world;
 
 use engine::{Hooks, Review, Run};
 use serde_json::Value;
+use sluice_test_support::aws::{self as aws, REGION, create_alb, forward_weights};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use world::{Options, World};
@@ -410,5 +411,133 @@ fn a_hand_off_github_refuses_fails_the_job_and_leaves_the_release_promoted() {
         assert_eq!(deployments.len(), 1);
         let states = world.states(deployments[0]["id"].as_u64().expect("id"));
         assert_eq!(states.last().map(String::as_str), Some("success"), "{label}: {states:?}");
+    }
+}
+
+/// What dist/workflows/promote.yml says to uncomment for AWS routers: the
+/// configure-aws-credentials step of every job that touches the
+/// environment, and (with `id_token`) `id-token: write` in those jobs'
+/// permissions.
+fn uncomment_aws(workflow: &str, id_token: bool) -> String {
+    let mut changed = (0, 0);
+    let lines: Vec<String> = workflow
+        .lines()
+        .map(|line| {
+            let trimmed = line.trim_start();
+            let indent = &line[..line.len() - trimmed.len()];
+            let step = trimmed.starts_with("# - uses: aws-actions/configure-aws-credentials@")
+                || trimmed.starts_with("#   with: { role-to-assume:");
+            if step {
+                changed.0 += 1;
+                format!("{indent}{}", &trimmed[2..])
+            } else if id_token && trimmed.starts_with("# id-token: write") {
+                changed.1 += 1;
+                format!("{indent}{}", &trimmed[2..])
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect();
+    assert_eq!(changed.0, 6, "promote.yml has the configure-aws-credentials step, commented, in its 3 AWS jobs");
+    assert_eq!(changed.1, if id_token { 3 } else { 0 }, "promote.yml has `# id-token: write` in its 3 AWS jobs");
+    format!("{}\n", lines.join("\n"))
+}
+
+/// The weight of a target group in forward weights read back from AWS.
+fn weight_of(weights: &[(String, i32)], group: &str) -> i32 {
+    weights.iter().find(|(arn, _)| arn == group).map_or(0, |(_, w)| *w)
+}
+
+/// prd routed by an Application Load Balancer (on moto), with AWS
+/// credentials from OIDC as the shipped promote.yml documents them
+/// (uncommented): each job that touches prd has `id-token: write` and runs
+/// `aws-actions/configure-aws-credentials` (the stand-in: an ID token from
+/// GitHub, STS AssumeRoleWithWebIdentity on moto, the credentials exported
+/// to the later steps). Without `id-token: write` the job gets no token,
+/// fails at that step, and nothing on the ALB moves. With it, the canary
+/// pauses at 25% (read back from the listener) for prd's reviewers,
+/// resumes to 100% and is promoted.
+#[test]
+fn a_prd_canary_on_an_alb_gets_oidc_credentials_pauses_for_approval_and_is_promoted() {
+    let _serial = serial();
+    let Some(moto) = aws::moto() else { return };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let sdk = runtime.block_on(moto.sdk_config());
+    let fx = runtime.block_on(create_alb(&moto.endpoint, &sdk));
+    let weights = || runtime.block_on(forward_weights(&sdk, &fx.listener, None));
+    let promote = std::fs::read_to_string(world::root().join("dist/workflows/promote.yml")).expect("promote.yml");
+    let world = World::new(
+        "alb",
+        Options {
+            environments: vec![],
+            more_environments: format!(
+                "\n[[environment]]\nname = \"prd\"\nanalysis = \"none\"\n\
+                 router = {{ kind = \"alb\", listener_arn = \"{}\", stable_target_group = \"{}\", \
+                 candidate_target_group = \"{}\", region = \"{REGION}\" }}\n",
+                fx.listener, fx.blue, fx.green
+            ),
+            aws_endpoint: Some(moto.endpoint.clone()),
+            workflows: vec![
+                ("promote.yml".into(), uncomment_aws(&promote, true)),
+                ("promote-without-id-token.yml".into(), uncomment_aws(&promote, false)),
+            ],
+            ..Options::default()
+        },
+    );
+    world.set_var("prd", "SLUICE_ROLE_ARN", "arn:aws:iam::123456789012:role/sluice-deploy");
+    let id_token_requests = || world.fake.seen().into_iter().filter(|s| s.path == "/_apis/idtoken").collect::<Vec<_>>();
+    let before = weights();
+    assert_eq!(weight_of(&before, &fx.blue), 1, "{before:?}");
+    assert_eq!(weight_of(&before, &fx.green), 0, "{before:?}");
+
+    // Without `id-token: write`: no ID token, no credentials, nothing moved.
+    let inputs = [("environment", "prd"), ("version", "v1.4.2")];
+    let run = world.dispatch("promote-without-id-token.yml", &inputs, &mut no_reviews());
+    assert_eq!(run.result("canary"), "failure", "{}", run.describe());
+    assert_eq!(run.result("approval"), "skipped");
+    let log = std::fs::read_to_string(&run.jobs["canary"].log).expect("log");
+    assert!(log.contains("Did you mean to set the `id-token` permission?"), "{}", run.jobs["canary"].log.display());
+    assert!(log.contains("Credentials could not be loaded"), "{}", run.jobs["canary"].log.display());
+    assert!(id_token_requests().is_empty(), "a job without id-token: write got no request token");
+    assert_eq!(weights(), before, "nothing moved on the ALB");
+    assert!(world.ledger_deployments("prd").is_empty());
+
+    // With it: paused at 25% for the reviewers, approved, promoted.
+    let mut paused_at = None;
+    let mut hooks = Hooks {
+        review: Box::new(|_: &World, job: &str, env: &str| {
+            assert_eq!((job, env), ("approval", "prd-approval"));
+            paused_at = Some(weights());
+            Review::Approve
+        }),
+        cancel: None,
+    };
+    let run = world.promote("prd", "v1.4.2", "", &mut hooks);
+    drop(hooks);
+    let paused = paused_at.expect("the run waited for prd's reviewers");
+    assert_eq!((weight_of(&paused, &fx.blue), weight_of(&paused, &fx.green)), (75, 25), "{paused:?}");
+    assert_eq!(run.output("canary", "decision"), "paused", "{}", run.describe());
+    assert_eq!(run.result("approval"), "success");
+    assert_eq!(run.result("resume"), "success", "{}", run.describe());
+    assert_eq!(run.result("roll-back-unapproved"), "skipped", "{}", run.describe());
+    let after = weights();
+    assert_eq!((weight_of(&after, &fx.blue), weight_of(&after, &fx.green)), (0, 100), "{after:?}");
+    let record = world.record(&run, &run.output("canary", "record-artifact"), "prd");
+    assert_eq!(record["status"], "promoted");
+    assert_eq!(record["commit"], world.tag("v1.4.2").as_str());
+    let deployments = world.ledger_deployments("prd");
+    assert_eq!(deployments.len(), 1, "{deployments:?}");
+    let states = world.states(deployments[0]["id"].as_u64().expect("id"));
+    assert_eq!(states.last().map(String::as_str), Some("success"), "{states:?}");
+    // Each job that touched prd asked GitHub for an ID token for STS, with
+    // its own request token; the approval job (no id-token) did not.
+    let requests = id_token_requests();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    for (request, job) in requests.iter().zip(["canary", "resume"]) {
+        assert_eq!(request.status, 200, "{request:?}");
+        assert!(request.query.contains("audience=sts.amazonaws.com"), "{request:?}");
+        assert!(request.raw.contains(&format!("-{job}\n")), "{job}'s request token: {}", request.raw);
+        let log = std::fs::read_to_string(&run.jobs[job].log).expect("log");
+        assert!(log.contains("assumed-role/sluice-deploy/GitHubActions"), "{}", run.jobs[job].log.display());
     }
 }

@@ -139,6 +139,11 @@ pub struct Options {
     pub stage: &'static str,
     /// The workflow files to put in `.github/workflows/` (name, text).
     pub workflows: Vec<(String, String)>,
+    /// More `[[environment]]` tables (environments whose router is not an
+    /// embedded one: no router or load is started for them).
+    pub more_environments: String,
+    /// The AWS endpoint the jobs reach (a moto server), if any.
+    pub aws_endpoint: Option<String>,
 }
 
 impl Default for Options {
@@ -150,6 +155,8 @@ impl Default for Options {
             defaults: "",
             stage: "2s",
             workflows: vec![("promote.yml".into(), promote)],
+            more_environments: String::new(),
+            aws_endpoint: None,
         }
     }
 }
@@ -169,6 +176,8 @@ pub struct World {
     /// gives a job the variables of the environment it references
     /// (<https://docs.github.com/en/actions/reference/workflows-and-actions/variables>).
     pub vars: std::sync::Mutex<BTreeMap<String, BTreeMap<String, String>>>,
+    /// Where the jobs reach AWS (`AWS_ENDPOINT_URL`), if the scenario has it.
+    pub aws_endpoint: Option<String>,
     procs: Vec<Proc>,
 }
 
@@ -202,6 +211,7 @@ impl World {
             apps: BTreeMap::new(),
             protected: options.protected.iter().map(|s| (*s).to_owned()).collect(),
             vars: Default::default(),
+            aws_endpoint: options.aws_endpoint.clone(),
             procs: Vec::new(),
         };
         std::fs::create_dir_all(dir.join("run")).expect("run dir");
@@ -305,6 +315,7 @@ critical = true
                 self.admin[*env]
             ));
         }
+        config.push_str(&options.more_environments);
         std::fs::write(repo.join("sluice.toml"), config).expect("sluice.toml");
         std::fs::write(repo.join(".gitignore"), ".sluice/\n").expect(".gitignore");
         std::fs::write(repo.join("app.txt"), "v1.4.2\n").expect("app.txt");
@@ -351,6 +362,12 @@ critical = true
             .entry(env.to_owned())
             .or_default()
             .insert("SLUICE_CANDIDATE_UPSTREAM".into(), self.apps[app].clone());
+    }
+
+    /// Sets a variable of an environment (the `vars` context of the jobs
+    /// that reference it).
+    pub fn set_var(&self, env: &str, name: &str, value: &str) {
+        self.vars.lock().expect("vars").entry(env.to_owned()).or_default().insert(name.into(), value.into());
     }
 
     pub fn weight(&self, env: &str) -> u64 {

@@ -134,6 +134,9 @@ struct State {
     clock_offset: i64,
     /// A fixed time to stamp what is stored with, when set.
     pinned: Option<jiff::Timestamp>,
+    /// OIDC ID token requests a job may make: its
+    /// `ACTIONS_ID_TOKEN_REQUEST_TOKEN` -> the claims of its tokens.
+    id_tokens: HashMap<String, Value>,
 }
 
 impl State {
@@ -200,6 +203,7 @@ impl Fake {
             seen: Vec::new(),
             clock_offset: 0,
             pinned: None,
+            id_tokens: HashMap::new(),
         }));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let served = state.clone();
@@ -438,6 +442,31 @@ impl Fake {
             let scopes = permissions.iter().map(|(scope, access)| ((*scope).to_owned(), *access)).collect();
             s.scoped.insert(token.to_owned(), scopes)
         });
+    }
+
+    /// Lets a job request OpenID Connect ID tokens, as GitHub does for a job
+    /// whose `permissions:` grant `id-token: write`: the runner gives the job
+    /// `ACTIONS_ID_TOKEN_REQUEST_URL` ([`Fake::id_token_url`]) and
+    /// `ACTIONS_ID_TOKEN_REQUEST_TOKEN` (`request_token`), and a
+    /// `GET $ACTIONS_ID_TOKEN_REQUEST_URL&audience=AUD` with
+    /// `Authorization: bearer $ACTIONS_ID_TOKEN_REQUEST_TOKEN` answers
+    /// `{"value": "<JWT>"}`
+    /// (<https://docs.github.com/en/actions/security-for-github-actions/security-hardening-your-deployments/configuring-openid-connect-in-cloud-providers#using-custom-actions>).
+    /// `claims` are the job's (`sub`, `repository`, `environment`, `ref`,
+    /// `sha`, `run_id`, ...); the fake adds `iss`, `aud` (the `audience`
+    /// asked for, else the repository owner's URL), `jti`, `iat`, `nbf`
+    /// and `exp` as GitHub's example token has them
+    /// (<https://docs.github.com/en/actions/security-for-github-actions/security-hardening-your-deployments/about-security-hardening-with-openid-connect#understanding-the-oidc-token>).
+    /// The token is not signed with a key anyone can verify (the fake has
+    /// no GitHub key); its signature part says so.
+    pub fn add_id_token_request(&self, request_token: &str, claims: Value) {
+        self.with(|s| s.id_tokens.insert(request_token.to_owned(), claims));
+    }
+
+    /// The `ACTIONS_ID_TOKEN_REQUEST_URL` to give a job (it already has a
+    /// query, as GitHub's has: clients append `&audience=...`).
+    pub fn id_token_url(&self) -> String {
+        format!("{}/_apis/idtoken?api-version=2.0", self.api_url())
     }
 
     /// Publishes a release asset, downloadable without a token at
@@ -719,6 +748,16 @@ async fn handle(state: &Mutex<State>, req: Request<Incoming>) -> Response<Full<B
     if let Some(download) = release_download(&mut s, &method, &path) {
         return download;
     }
+    if path == "/_apis/idtoken" && method == "GET" {
+        let answer = id_token(&mut s, auth.as_deref(), &query);
+        s.seen.push(Seen { method, path, query, status: answer.status.as_u16(), conditional: false, raw });
+        let bytes = answer.body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
+        return Response::builder()
+            .status(answer.status)
+            .header("content-type", "application/json; charset=utf-8")
+            .body(Full::new(bytes))
+            .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())));
+    }
     if let ["_artifact-zips", owner, name, id] = path.trim_matches('/').split('/').collect::<Vec<_>>().as_slice() {
         let repo = format!("{owner}/{name}");
         let id: u64 = id.parse().unwrap_or(0);
@@ -942,6 +981,51 @@ fn crc32(bytes: &[u8]) -> u32 {
         }
     }
     !crc
+}
+
+/// `GET /_apis/idtoken?api-version=2.0&audience=AUD`: an OIDC ID token for
+/// the job whose request token is presented (see [`Fake::add_id_token_request`]).
+fn id_token(s: &mut State, auth: Option<&str>, query: &str) -> Answer {
+    let presented = auth.and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("bearer ")));
+    let Some(claims) = presented.and_then(|t| s.id_tokens.get(t)).cloned() else {
+        return Answer::error(StatusCode::UNAUTHORIZED, "Bad credentials");
+    };
+    let mut claims = claims.as_object().cloned().unwrap_or_default();
+    let owner = claims.get("repository_owner").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let audience = params(query).get("audience").cloned().unwrap_or_else(|| format!("https://github.com/{owner}"));
+    let iat = s.now().as_second();
+    let jti = s.id();
+    for (k, v) in [
+        ("iss", json!("https://token.actions.githubusercontent.com")),
+        ("aud", json!(audience)),
+        ("jti", json!(format!("sluice-github-fake-{jti}"))),
+        ("iat", json!(iat)),
+        ("nbf", json!(iat - 600)),
+        ("exp", json!(iat + 300)),
+    ] {
+        claims.insert(k.to_owned(), v);
+    }
+    let header = json!({ "typ": "JWT", "alg": "RS256", "kid": "sluice-github-fake" });
+    let jwt = format!(
+        "{}.{}.{}",
+        base64url(header.to_string().as_bytes()),
+        base64url(Value::Object(claims).to_string().as_bytes()),
+        base64url(b"not signed: the GitHub fake has no signing key")
+    );
+    Answer::json(StatusCode::OK, json!({ "value": jwt }))
+}
+
+/// Base64url without padding (RFC 4648, section 5), as JWTs use it.
+fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+        }
+    }
+    out
 }
 
 fn fnv(bytes: &[u8]) -> u64 {
@@ -1443,4 +1527,19 @@ fn create_status(s: &mut State, repo: &str, id: u64, body: &Value) -> Answer {
         }
     }
     Answer::json(StatusCode::CREATED, status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::base64url;
+
+    #[test]
+    fn base64url_is_rfc_4648_without_padding() {
+        // RFC 4648, section 10, with `-`/`_` and no `=`.
+        let cases = [("", ""), ("f", "Zg"), ("fo", "Zm8"), ("foo", "Zm9v"), ("foob", "Zm9vYg"), ("fooba", "Zm9vYmE")];
+        for (plain, encoded) in cases {
+            assert_eq!(base64url(plain.as_bytes()), encoded);
+        }
+        assert_eq!(base64url(&[0xfb, 0xff]), "-_8");
+    }
 }
