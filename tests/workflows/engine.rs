@@ -86,6 +86,9 @@ pub struct JobOutcome {
 pub struct Run {
     pub id: u64,
     pub workflow: String,
+    /// The ref it runs on (`github.ref`), `refs/heads/main` unless started
+    /// with [`World::start_run`].
+    pub git_ref: String,
     pub inputs: BTreeMap<String, String>,
     pub attempt: u32,
     /// The jobs of the latest attempt.
@@ -273,18 +276,31 @@ impl World {
     /// Starts a run of a workflow of the repository (`workflow_dispatch`
     /// with these inputs, on main) and runs its first attempt.
     pub fn dispatch(&self, workflow: &str, inputs: &[(&str, &str)], hooks: &mut Hooks) -> Run {
+        let mut run = self.start_run(workflow, "refs/heads/main", inputs);
+        self.rerun(&mut run, hooks);
+        run
+    }
+
+    /// A run of a workflow on `git_ref` with no attempt yet: a scenario may
+    /// put in `jobs` the jobs that are not run here (they end as given, as
+    /// after "re-run failed jobs"), then run it with [`World::run_rest`].
+    pub fn start_run(&self, workflow: &str, git_ref: &str, inputs: &[(&str, &str)]) -> Run {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(7000);
         let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let mut run = Run {
+        Run {
             id,
             workflow: workflow.to_owned(),
+            git_ref: git_ref.to_owned(),
             inputs: inputs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
             attempt: 0,
             jobs: BTreeMap::new(),
             reviews: Vec::new(),
-        };
-        self.rerun(&mut run, hooks);
-        run
+        }
+    }
+
+    /// An attempt of the run that runs the jobs not in `run.jobs`.
+    pub fn run_rest(&self, run: &mut Run, hooks: &mut Hooks) {
+        self.attempt(run, hooks);
     }
 
     /// "Re-run all jobs": a new attempt of the same run (same id, same
@@ -334,7 +350,7 @@ impl World {
                 inputs.insert(name.clone(), json!(run.inputs.get(&name).cloned().unwrap_or(default)));
             }
         }
-        let body = json!({ "inputs": inputs, "ref": "refs/heads/main", "repository": { "full_name": REPO } });
+        let body = json!({ "inputs": inputs, "ref": run.git_ref, "repository": { "full_name": REPO } });
         std::fs::write(&event, body.to_string()).expect("event");
         self.fake.set_run_status(REPO, &run.workflow, run.id, "in_progress");
         for name in ordered(&jobs).into_iter().filter(|n| !kept.contains(n)) {
@@ -525,6 +541,7 @@ impl World {
                 "ubuntu-22.04=-self-hosted",
             ])
             .arg("--action-offline-mode")
+            .args(["--remote-name", &self.remote])
             .arg("--no-cache-server")
             .args(["--concurrent-jobs", "1"])
             .arg("--action-cache-path")
@@ -581,6 +598,12 @@ impl World {
                 cmd.env_remove(k);
             }
         }
+        // Tools GitHub's runners have and this machine has not (gh), as
+        // stand-ins first on PATH.
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut paths = vec![stand_ins.join("bin")];
+        paths.extend(std::env::split_paths(&path));
+        cmd.env("PATH", std::env::join_paths(paths).expect("PATH"));
         cmd.env("HOME", &home)
             .env("XDG_CONFIG_HOME", home.join(".config"))
             .env("XDG_CACHE_HOME", home.join(".cache"))
@@ -616,18 +639,18 @@ impl World {
         let owner = REPO.split('/').next().unwrap_or_default();
         let sub = match environment {
             Some(env) => format!("repo:{REPO}:environment:{env}"),
-            None => format!("repo:{REPO}:ref:refs/heads/main"),
+            None => format!("repo:{REPO}:ref:{}", run.git_ref),
         };
         let mut claims = json!({
             "sub": sub,
             "repository": REPO,
             "repository_owner": owner,
-            "ref": "refs/heads/main",
+            "ref": run.git_ref,
             "ref_type": "branch",
             "sha": self.head,
             "event_name": "workflow_dispatch",
             "workflow": run.workflow,
-            "job_workflow_ref": format!("{REPO}/.github/workflows/{}@refs/heads/main", run.workflow),
+            "job_workflow_ref": format!("{REPO}/.github/workflows/{}@{}", run.workflow, run.git_ref),
             "run_id": run.id.to_string(),
             "run_attempt": run.attempt.to_string(),
             "actor": "dev",

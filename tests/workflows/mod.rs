@@ -12,9 +12,11 @@
 mod engine;
 mod world;
 
-use engine::{Hooks, Review, Run};
+use engine::{Hooks, JobOutcome, Review, Run};
 use serde_json::Value;
 use sluice_test_support::aws::{self as aws, REGION, create_alb, forward_weights};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use world::{Options, World};
@@ -540,4 +542,171 @@ fn a_prd_canary_on_an_alb_gets_oidc_credentials_pauses_for_approval_and_is_promo
         let log = std::fs::read_to_string(&run.jobs[job].log).expect("log");
         assert!(log.contains("assumed-role/sluice-deploy/GitHubActions"), "{}", run.jobs[job].log.display());
     }
+}
+
+/// The action's repository as release.yml sees it: this checkout's
+/// Cargo.toml, README.md, dist/ and release.yml committed on main. Its
+/// remote `origin` is a bare repository standing for GitHub's (git pushes
+/// there); a second remote, `github`, names the repository as on GitHub
+/// (https://github.com/acme/shop.git), which is where act reads
+/// `github.repository` from (`--remote-name`) and gh finds the repository
+/// (it prefers a remote named `github` to `origin`). The
+/// bare repository's pre-receive hook writes one line per ref pushed: the
+/// ref, and the assets the release of this version had on the fake at that
+/// moment (`-`: no published release). Returns (bare repository, that log).
+fn release_repo(world: &mut World) -> (PathBuf, PathBuf) {
+    let root = world::root();
+    let repo = world.dir.join("sluice");
+    std::fs::create_dir_all(repo.join(".github/workflows")).expect("repo");
+    world::run(std::process::Command::new("cp").arg("-R").arg(root.join("dist")).arg(&repo));
+    for file in ["Cargo.toml", "README.md", ".github/workflows/release.yml"] {
+        std::fs::copy(root.join(file), repo.join(file)).expect("copy");
+    }
+    world::git(&repo, &["init", "-q", "-b", "main"]);
+    world::git(&repo, &["add", "-A"]);
+    world::git(&repo, &["commit", "-q", "-m", "main"]);
+    let origin = world.dir.join("origin.git");
+    world::git(&world.dir, &["init", "-q", "--bare", "origin.git"]);
+    let pushes = world.dir.join("pushes.log");
+    let hook = origin.join("hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        format!(
+            r#"#!/usr/bin/env python3
+import json, sys, urllib.error, urllib.request
+request = urllib.request.Request("{api}/repos/{repo}/releases/tags/v{version}",
+                                 headers={{"Authorization": "Bearer {token}"}})
+try:
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assets = ",".join(sorted(a["name"] for a in json.load(answer)["assets"])) or "none"
+except urllib.error.HTTPError:
+    assets = "-"
+with open("{log}", "a") as log:
+    for line in sys.stdin:
+        old, new, ref = line.split()
+        log.write(f"{{ref}} {{assets}}\n")
+"#,
+            api = world.fake.api_url(),
+            repo = world::REPO,
+            version = world::release().version,
+            token = world::ADMIN_TOKEN,
+            log = pushes.display(),
+        ),
+    )
+    .expect("hook");
+    world::run(std::process::Command::new("chmod").arg("+x").arg(&hook));
+    world::git(&repo, &["remote", "add", "origin", &origin.display().to_string()]);
+    world::git(&repo, &["remote", "add", "github", &format!("https://github.com/{}.git", world::REPO)]);
+    world::git(&repo, &["push", "-q", "origin", "main"]);
+    world.remote = "github".into();
+    std::fs::remove_file(&pushes).expect("the hook saw main pushed");
+    world.head = world::git(&repo, &["rev-parse", "HEAD"]);
+    world.repo = repo;
+    (origin, pushes)
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path).unwrap_or_default().lines().map(str::to_owned).collect()
+}
+
+/// .github/workflows/release.yml run by act. From a branch it does
+/// nothing. From main, its `publish` job (the real one, with gh and git
+/// against the fake and a bare repository standing for GitHub's) commits the
+/// manifest on a release commit of its own, pushes the version tag, creates
+/// the release with every archive and the manifest, downloads them back,
+/// and only then moves the major tag: when `v0` arrives at the remote the
+/// release is published with all its assets, and main is never pushed. A
+/// second release of the same version stops before pushing anything.
+///
+/// The `build` job is not run here: its matrix builds release binaries
+/// for macOS (act's host mode has only this Linux machine) and cross-builds
+/// for aarch64 with packages from apt, minutes each. It stands as having
+/// succeeded, with the artifacts it uploads (`archive-TARGET` for every
+/// target of its matrix, made by dist/package.sh from a small executable
+/// standing for the binary). So its `actions/attest-build-provenance` step
+/// runs nowhere and has no stand-in.
+#[test]
+fn release_publishes_assets_before_moving_the_major_tag_only_from_main_and_never_pushes_main() {
+    let _serial = serial();
+    let mut world = World::new("release", Options { environments: vec![], workflows: vec![], ..Options::default() });
+    let (origin, pushes) = release_repo(&mut world);
+    let version = &world::release().version;
+    let tag = format!("v{version}");
+    let major = format!("v{}", version.split('.').next().expect("major"));
+
+    // Dispatched from a branch: no job runs, nothing is pushed or released.
+    let mut run = world.start_run("release.yml", "refs/heads/feature", &[]);
+    world.run_rest(&mut run, &mut no_reviews());
+    assert_eq!(run.result("build"), "skipped", "{}", run.describe());
+    assert_eq!(run.result("publish"), "skipped", "{}", run.describe());
+    assert!(lines(&pushes).is_empty(), "{:?}", lines(&pushes));
+    assert!(world.fake.releases(world::REPO).is_empty());
+
+    // From main, after the build.
+    let workflow: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(world.repo.join(".github/workflows/release.yml")).expect("yml"))
+            .expect("YAML");
+    let targets: Vec<String> = workflow["jobs"]["build"]["strategy"]["matrix"]["include"]
+        .as_sequence()
+        .expect("the build matrix")
+        .iter()
+        .map(|t| t["target"].as_str().expect("target").to_owned())
+        .collect();
+    assert!(targets.len() >= 4, "{targets:?}");
+    let mut run = world.start_run("release.yml", "refs/heads/main", &[]);
+    let binary = world.dir.join("sluice-standing-in");
+    std::fs::write(&binary, "#!/bin/sh\necho sluice\n").expect("binary");
+    world::run(std::process::Command::new("chmod").arg("+x").arg(&binary));
+    let mut archives = BTreeMap::new();
+    for target in &targets {
+        let dir = world.dir.join(format!("store/runs/{}/artifacts/archive-{target}", run.id));
+        let out = std::process::Command::new(world::root().join("dist/package.sh"))
+            .arg("archive")
+            .arg(target)
+            .arg(&binary)
+            .arg(&dir)
+            .output()
+            .expect("package.sh");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let line = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let (sum, name) = line.split_once("  ").expect("SUM  NAME");
+        archives.insert(name.to_owned(), sum.to_owned());
+    }
+    let log = world.dir.join("build.log");
+    std::fs::write(&log, "not run here: see the scenario's doc\n").expect("log");
+    let built = JobOutcome { result: "success".into(), outputs: BTreeMap::new(), environment: None, log };
+    run.jobs.insert("build".into(), built.clone());
+    world.run_rest(&mut run, &mut no_reviews());
+    assert_eq!(run.result("publish"), "success", "{}", run.describe());
+
+    let mut assets: Vec<String> = archives.keys().cloned().collect();
+    assets.push(format!("{tag}.sha256"));
+    assets.sort();
+    assert_eq!(world.fake.releases(world::REPO), vec![(tag.clone(), false, assets.clone())]);
+    assert_eq!(
+        lines(&pushes),
+        vec![format!("refs/tags/{tag} -"), format!("refs/tags/{major} {}", assets.join(","))],
+        "the version tag first (gh --verify-tag needs it), the major tag only once the release has every asset; \
+         no branch"
+    );
+    assert_eq!(world::git(&origin, &["rev-parse", "refs/heads/main"]), world.head, "main was not pushed");
+    let released = world::git(&origin, &["rev-parse", &format!("refs/tags/{tag}^{{commit}}")]);
+    assert_eq!(world::git(&origin, &["rev-parse", &format!("refs/tags/{major}^{{commit}}")]), released);
+    assert_eq!(world::git(&origin, &["rev-parse", &format!("{released}^")]), world.head, "on top of main's head");
+    let manifest = world::git(&origin, &["show", &format!("{released}:dist/manifests/{tag}.sha256")]);
+    let listed: BTreeMap<String, String> = manifest
+        .lines()
+        .filter_map(|l| l.split_once("  ").map(|(sum, name)| (name.to_owned(), sum.to_owned())))
+        .collect();
+    assert_eq!(listed, archives, "the release commit's manifest lists the archives");
+
+    // The same version again: refused before anything is pushed or released.
+    let mut again = world.start_run("release.yml", "refs/heads/main", &[]);
+    again.jobs.insert("build".into(), built);
+    world.run_rest(&mut again, &mut no_reviews());
+    assert_eq!(again.result("publish"), "failure", "{}", again.describe());
+    let log = std::fs::read_to_string(&again.jobs["publish"].log).expect("log");
+    assert!(log.contains(&format!("{tag} exists already")), "{}", again.jobs["publish"].log.display());
+    assert_eq!(lines(&pushes).len(), 2, "{:?}", lines(&pushes));
+    assert_eq!(world.fake.releases(world::REPO).len(), 1);
 }

@@ -96,12 +96,12 @@ pub fn release() -> &'static Release {
     })
 }
 
-fn run(cmd: &mut Command) {
+pub fn run(cmd: &mut Command) {
     let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-fn git(repo: &Path, args: &[&str]) -> String {
+pub fn git(repo: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .arg("-C")
         .arg(repo)
@@ -178,6 +178,10 @@ pub struct World {
     pub vars: std::sync::Mutex<BTreeMap<String, BTreeMap<String, String>>>,
     /// Where the jobs reach AWS (`AWS_ENDPOINT_URL`), if the scenario has it.
     pub aws_endpoint: Option<String>,
+    /// The checkout's remote whose URL names the repository on GitHub (act
+    /// reads `github.repository` from it): `origin` but in the release
+    /// scenario.
+    pub remote: String,
     procs: Vec<Proc>,
 }
 
@@ -212,6 +216,7 @@ impl World {
             protected: options.protected.iter().map(|s| (*s).to_owned()).collect(),
             vars: Default::default(),
             aws_endpoint: options.aws_endpoint.clone(),
+            remote: "origin".into(),
             procs: Vec::new(),
         };
         std::fs::create_dir_all(dir.join("run")).expect("run dir");

@@ -6,7 +6,9 @@
 //! commits with two parents), issues (`labels`, `state`, `since`; pull
 //! requests among them, as GitHub lists them), workflow dispatch,
 //! environment approvals of a run, compare, workflow runs (listed by
-//! status, cancelled) and their artifacts (zip downloads), and release
+//! status, cancelled) and their artifacts (zip downloads), releases (module
+//! `releases`: created as drafts, assets uploaded, published), OIDC ID
+//! tokens for jobs granted `id-token: write`, and release
 //! downloads (the
 //! `github.com/OWNER/REPO/releases/download/TAG/NAME` URL, redirected as
 //! GitHub does); and (module `git`) the contents API with its `sha`
@@ -37,6 +39,7 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 mod git;
+mod releases;
 
 /// Requests an hour, as for a workflow's `GITHUB_TOKEN`.
 pub const RATE_LIMIT: u64 = 1000;
@@ -110,8 +113,10 @@ struct Repo {
     approvals: HashMap<u64, Vec<Value>>,
     refs: HashMap<String, String>,
     git: git::Git,
-    /// Release assets by `TAG/NAME`.
+    /// Release assets by `TAG/NAME` (downloadable: a published release's).
     assets: HashMap<String, Vec<u8>>,
+    /// Releases made through the API.
+    releases: Vec<releases::Release>,
     /// Workflow runs: id -> (workflow file, status, conclusion).
     runs: HashMap<u64, (String, String, Option<String>)>,
     /// Artifacts of runs: (run id, artifact id, name, zip bytes).
@@ -598,6 +603,12 @@ impl Fake {
         self.with(|s| s.seen.clear());
     }
 
+    /// The releases made through the API, oldest first: (tag, draft, the
+    /// names of its assets).
+    pub fn releases(&self, repo: &str) -> Vec<(String, bool, Vec<String>)> {
+        self.with(|s| releases::list(s, repo))
+    }
+
     /// What is left of the primary rate limit.
     pub fn remaining(&self) -> u64 {
         self.with(|s| s.remaining)
@@ -794,10 +805,23 @@ async fn handle(state: &Mutex<State>, req: Request<Incoming>) -> Response<Full<B
         let reset_in = u64::try_from(s.reset_at - now).unwrap_or(0);
         refuse(&mut s, Refusal::Primary { reset_in }, now)
     } else {
-        let parsed = if body.is_empty() { Ok(Value::Null) } else { serde_json::from_slice::<Value>(&body) };
-        match parsed {
-            Err(e) => Answer::error(StatusCode::BAD_REQUEST, &format!("Problems parsing JSON: {e}")),
-            Ok(body) => route(&mut s, &method, &path, &query, &body),
+        let upload = match path.trim_matches('/').split('/').collect::<Vec<_>>().as_slice() {
+            ["uploads", "repos", owner, name, "releases", id, "assets"] if method == "POST" => {
+                Some((format!("{owner}/{name}"), (*id).to_owned()))
+            }
+            _ => None,
+        };
+        if let Some((repo, id)) = upload {
+            // An asset upload (the release's `upload_url`): the body is the
+            // file, not JSON.
+            let name = params(&query).get("name").cloned();
+            releases::upload(&mut s, &repo, &id, name.as_deref(), body.to_vec())
+        } else {
+            let parsed = if body.is_empty() { Ok(Value::Null) } else { serde_json::from_slice::<Value>(&body) };
+            match parsed {
+                Err(e) => Answer::error(StatusCode::BAD_REQUEST, &format!("Problems parsing JSON: {e}")),
+                Ok(body) => route(&mut s, &method, &path, &query, &body),
+            }
         }
     };
 
@@ -1102,6 +1126,9 @@ fn route(s: &mut State, method: &str, path: &str, query: &str, body: &Value) -> 
     let ["repos", owner, name, rest @ ..] = parts.as_slice() else { return not_found() };
     let repo = format!("{owner}/{name}");
     if let Some(answer) = git::route(s, method, &repo, rest, query, body) {
+        return answer;
+    }
+    if let Some(answer) = releases::route(s, method, &repo, rest, body) {
         return answer;
     }
     let p = params(query);
@@ -1432,7 +1459,9 @@ fn validate_dispatch(declared: &[DispatchInput], inputs: &serde_json::Map<String
 /// <https://docs.github.com/en/actions/security-for-github-actions/security-guides/automatic-token-authentication#permissions-for-the-github_token>
 fn needed(method: &str, path: &str) -> Option<(&'static str, Access)> {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let ["repos", _, _, rest @ ..] = parts.as_slice() else { return None };
+    // Release asset uploads (uploads.github.com) need what releases need.
+    let parts = parts.strip_prefix(&["uploads"]).unwrap_or(&parts);
+    let ["repos", _, _, rest @ ..] = parts else { return None };
     let level = if method == "GET" || method == "HEAD" { Access::Read } else { Access::Write };
     let scope = match rest.first().copied()? {
         "deployments" => "deployments",
@@ -1441,6 +1470,9 @@ fn needed(method: &str, path: &str) -> Option<(&'static str, Access)> {
         "commits" | "compare" => "contents",
         "issues" => "issues",
         "actions" => "actions",
+        // "Releases" need the `contents` permission
+        // (<https://docs.github.com/en/rest/authentication/permissions-required-for-github-apps>).
+        "releases" => "contents",
         _ => return None,
     };
     Some((scope, level))
