@@ -710,3 +710,125 @@ fn release_publishes_assets_before_moving_the_major_tag_only_from_main_and_never
     assert_eq!(lines(&pushes).len(), 2, "{:?}", lines(&pushes));
     assert_eq!(world.fake.releases(world::REPO).len(), 1);
 }
+
+/// This checkout's tracked files (the action's repository at the pull
+/// request's commit), with the release manifest of this version committed
+/// as after a release, as the user's repository of a world whose workflow
+/// files are `workflows` (name, text), replacing the checkout's.
+fn action_repo(world: &mut World, workflows: &[(&str, String)]) {
+    let root = world::root();
+    let repo = world.dir.join("sluice");
+    let files = world::git(&root, &["ls-files"]);
+    for file in files.lines().filter(|f| !f.starts_with(".github/workflows/")) {
+        let to = repo.join(file);
+        std::fs::create_dir_all(to.parent().expect("parent")).expect("dir");
+        std::fs::copy(root.join(file), &to).unwrap_or_else(|e| panic!("copy {file}: {e}"));
+    }
+    let version = &world::release().version;
+    let manifest = format!("dist/manifests/v{version}.sha256");
+    std::fs::copy(world::release().action_dir.join(&manifest), repo.join(&manifest)).expect("manifest");
+    std::fs::create_dir_all(repo.join(".github/workflows")).expect("workflows");
+    for (name, text) in workflows {
+        std::fs::write(repo.join(".github/workflows").join(name), text).expect("workflow");
+    }
+    world::git(&repo, &["init", "-q", "-b", "main"]);
+    world::git(&repo, &["remote", "add", "origin", &format!("https://github.com/{}.git", world::REPO)]);
+    world::git(&repo, &["add", "-A"]);
+    world::git(&repo, &["commit", "-q", "-m", "a pull request"]);
+    world.head = world::git(&repo, &["rev-parse", "HEAD"]);
+    world.repo = repo;
+}
+
+/// .github/workflows/self-test.yml tests the pull request's code, not the
+/// released binary, even once the manifest of the version is committed and
+/// its archive is downloadable: its `promote` job's setup (`uses: ./`,
+/// mode setup, under the workflow's `SLUICE_FROM_SOURCE`) installs the
+/// source build and downloads nothing. Without `SLUICE_FROM_SOURCE` the same
+/// step installs the released archive (downloaded from the fake): the
+/// scenario can tell the two apart.
+///
+/// Only that step runs: the rest of self-test.yml builds release binaries
+/// with cargo (scripts/self-test-env.sh `cargo build --release -p
+/// sluice-router -p sluice-demo`), minutes on this machine, beyond a
+/// scenario's budget. The source build itself comes from the action's cache
+/// (the cache stand-in, seeded under the key the action computes from the
+/// checkout's sources: a build of these sources, the debug `sluice` of this
+/// test run, as a previous run of the job would have saved it), so no cargo
+/// build runs here either; the source method and its key are the action's.
+#[test]
+fn self_test_installs_the_pull_requests_build_not_the_released_archive() {
+    let _serial = serial();
+    let root = world::root();
+    let text = std::fs::read_to_string(root.join(".github/workflows/self-test.yml")).expect("self-test.yml");
+    let workflow: serde_yaml::Value = serde_yaml::from_str(&text).expect("YAML");
+    assert_eq!(workflow["env"]["SLUICE_FROM_SOURCE"].as_str(), Some("1"), "self-test.yml sets SLUICE_FROM_SOURCE");
+    // The promote job up to its setup step, the workflow's env kept.
+    let setup_only = |from_source: bool| -> String {
+        let mut w = workflow.clone();
+        let mut job = w["jobs"]["promote"].clone();
+        let steps = job["steps"].as_sequence().expect("steps").clone();
+        let n = steps.iter().position(|s| s["id"].as_str() == Some("setup")).expect("a step with id setup") + 1;
+        job["steps"] = serde_yaml::Value::Sequence(steps[..n].to_vec());
+        let mut jobs = serde_yaml::Mapping::new();
+        jobs.insert("promote".into(), job);
+        w["jobs"] = serde_yaml::Value::Mapping(jobs);
+        if !from_source {
+            w["env"].as_mapping_mut().expect("env").remove("SLUICE_FROM_SOURCE");
+        }
+        serde_yaml::to_string(&w).expect("YAML")
+    };
+    let mut world = World::new("self-test", Options { environments: vec![], workflows: vec![], ..Options::default() });
+    action_repo(&mut world, &[("self-test.yml", setup_only(true)), ("self-test-archive.yml", setup_only(false))]);
+    let version = world::release().version.clone();
+
+    // The action's own source key and hash for this checkout.
+    let plan = std::process::Command::new("bash")
+        .arg(world.repo.join("dist/install.sh"))
+        .arg("plan")
+        .env("SLUICE_FROM_SOURCE", "1")
+        .output()
+        .expect("install.sh plan");
+    let plan = String::from_utf8_lossy(&plan.stdout).into_owned();
+    let key = plan.lines().find_map(|l| l.strip_prefix("key=")).expect("a key").to_owned();
+    assert!(key.starts_with("sluice-src-"), "{plan}");
+    let hash = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(r#"root=$1; . "$root/dist/lib.sh"; eval "$(sed -n '/^source_hash()/,/^}/p' "$root/dist/install.sh")"; source_hash"#)
+        .arg("source-hash")
+        .arg(&world.repo)
+        .output()
+        .expect("source_hash");
+    let hash = String::from_utf8_lossy(&hash.stdout).trim().to_owned();
+    assert!(key.ends_with(&hash[..16]), "{key} is keyed by {hash}");
+    let cached = world.dir.join("cached");
+    std::fs::create_dir_all(cached.join("bin")).expect("bin");
+    std::fs::copy(world::binary("sluice"), cached.join("bin/sluice")).expect("sluice");
+    std::fs::write(cached.join("bin/.source-hash"), format!("{hash}\n")).expect("hash");
+    std::fs::create_dir_all(world.dir.join("store/cache")).expect("cache");
+    world::run(
+        std::process::Command::new("tar")
+            .arg("-cf")
+            .arg(world.dir.join(format!("store/cache/{key}.tar")))
+            .arg("-C")
+            .arg(&cached)
+            .arg("bin"),
+    );
+    let downloads = || world.fake.seen().into_iter().filter(|s| s.path.contains("/releases/download/")).count();
+
+    let run = world.dispatch("self-test.yml", &[], &mut no_reviews());
+    assert_eq!(run.result("promote"), "success", "{}", run.describe());
+    let log = std::fs::read_to_string(&run.jobs["promote"].log).expect("log");
+    assert!(log.contains(&format!("Cache restored from key: {key}")), "{}", run.jobs["promote"].log.display());
+    assert!(
+        log.contains(&format!("installed sluice {version} (source)")),
+        "the checkout's build: {}",
+        run.jobs["promote"].log.display()
+    );
+    assert_eq!(downloads(), 0, "the released archive was not downloaded");
+
+    let run = world.dispatch("self-test-archive.yml", &[], &mut no_reviews());
+    assert_eq!(run.result("promote"), "success", "{}", run.describe());
+    let log = std::fs::read_to_string(&run.jobs["promote"].log).expect("log");
+    assert!(log.contains(&format!("installed sluice {version} (archive)")), "{}", run.jobs["promote"].log.display());
+    assert!(downloads() > 0, "without SLUICE_FROM_SOURCE the released archive is downloaded");
+}
