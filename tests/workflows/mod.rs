@@ -832,3 +832,91 @@ fn self_test_installs_the_pull_requests_build_not_the_released_archive() {
     assert!(log.contains(&format!("installed sluice {version} (archive)")), "{}", run.jobs["promote"].log.display());
     assert!(downloads() > 0, "without SLUICE_FROM_SOURCE the released archive is downloaded");
 }
+
+/// .github/workflows/ci.yml on a GitHub runner, which is not root and has
+/// passwordless sudo: its one step, `bash .ci/run`, runs scripts/test.sh,
+/// whose first part, scripts/setup-tools.sh, installs the Debian packages a
+/// runner lacks (Prometheus) through `sudo -n`; where there is no sudo it
+/// names them and fails.
+///
+/// ci.yml is not run under act: its step is the whole test suite (about 20
+/// minutes here). This runs that first part as the runner would: the user
+/// id is 1001 (an `id` first on PATH says so; the test process is root
+/// here), `sudo` is a stand-in that records what it is asked to run and
+/// runs nothing (so nothing is installed on this machine), and PATH has
+/// every tool of this machine but `prometheus`.
+#[test]
+fn ci_setup_installs_with_sudo_on_a_runner_that_is_not_root() {
+    let root = world::root();
+    let ci = std::fs::read_to_string(root.join(".github/workflows/ci.yml")).expect("ci.yml");
+    let ci: serde_yaml::Value = serde_yaml::from_str(&ci).expect("YAML");
+    let runs: Vec<&str> =
+        ci["jobs"]["test"]["steps"].as_sequence().expect("steps").iter().filter_map(|s| s["run"].as_str()).collect();
+    assert_eq!(runs, ["bash .ci/run"], "ci.yml runs .ci/run");
+    let entry = std::fs::read_to_string(root.join(".ci/run")).expect(".ci/run");
+    assert!(entry.contains("exec scripts/test.sh"), ".ci/run runs scripts/test.sh");
+    let test = std::fs::read_to_string(root.join("scripts/test.sh")).expect("test.sh");
+    let first = test.lines().find(|l| l.starts_with("scripts/") || l.starts_with("cargo ")).expect("a command");
+    assert_eq!(first, "scripts/setup-tools.sh", "scripts/test.sh sets the tools up first");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stubs = dir.path().join("stubs");
+    let usr_bin = dir.path().join("usr-bin");
+    std::fs::create_dir_all(&stubs).expect("stubs");
+    std::fs::create_dir_all(&usr_bin).expect("usr-bin");
+    for entry in std::fs::read_dir("/usr/bin").expect("/usr/bin").flatten() {
+        if entry.file_name() != "prometheus" {
+            std::os::unix::fs::symlink(entry.path(), usr_bin.join(entry.file_name())).expect("link");
+        }
+    }
+    let log = dir.path().join("sudo.log");
+    let stub = |name: &str, text: String| {
+        let path = stubs.join(name);
+        std::fs::write(&path, text).expect("stub");
+        world::run(std::process::Command::new("chmod").arg("+x").arg(&path));
+    };
+    stub("id", "#!/bin/sh\nif [ \"$1\" = -u ]; then echo 1001; else exec /usr/bin/id \"$@\"; fi\n".into());
+    let path = |with_sudo: bool| {
+        let mut dirs: Vec<PathBuf> = vec![stubs.clone()];
+        let inherited = std::env::var_os("PATH").unwrap_or_default();
+        dirs.extend(
+            std::env::split_paths(&inherited)
+                .filter(|d| !["/usr/bin", "/bin", "/usr/sbin", "/sbin"].contains(&d.to_str().unwrap_or_default())),
+        );
+        dirs.push(usr_bin.clone());
+        if !with_sudo {
+            let _ = std::fs::remove_file(stubs.join("sudo"));
+            let _ = std::fs::remove_file(usr_bin.join("sudo"));
+        }
+        std::env::join_paths(dirs).expect("PATH")
+    };
+    let setup = |path: std::ffi::OsString| {
+        std::process::Command::new("/bin/bash")
+            .arg(root.join("scripts/setup-tools.sh"))
+            .current_dir(&root)
+            .env("PATH", path)
+            .output()
+            .expect("setup-tools.sh")
+    };
+
+    stub("sudo", format!("#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexit 0\n", log.display()));
+    let out = setup(path(true));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let asked: Vec<String> = lines(&log);
+    assert_eq!(
+        asked,
+        [
+            "-n true",
+            "-n apt-get update -qq",
+            "-n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus"
+        ],
+        "{stderr}"
+    );
+
+    let out = setup(path(false));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("setup: missing Debian packages: sudo apt-get install prometheus"), "{stderr}");
+    assert_eq!(lines(&log).len(), 3, "no sudo, nothing asked of it");
+}
