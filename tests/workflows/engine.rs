@@ -29,6 +29,13 @@
 //!   jobs" and "re-run failed jobs", which keeps the jobs that succeeded
 //!   with their outputs, are new attempts of the same run)
 //!   (<https://docs.github.com/en/actions/how-tos/manage-workflow-runs/re-run-workflows-and-jobs>);
+//! - workflow-level `concurrency:` (`cancel-in-progress: false`): a run
+//!   dispatched while another run of its group is in progress is pending
+//!   and runs none of its jobs; a newer one cancels the pending one and
+//!   takes its place; the scenario starts a pending run once the group is
+//!   free ([`World::run_pending`])
+//!   (<https://docs.github.com/en/actions/writing-workflows/choosing-what-your-workflow-does/control-the-concurrency-of-workflows-and-jobs>).
+//!   act (0.2.89) ignores `concurrency:`, and each act invocation is one job;
 //! - cancelling a run: the running step is interrupted (SIGINT) and the
 //!   rest of the job runs as the runner runs it after a cancellation (see
 //!   [`interrupt_steps`] for how, and what is not modelled).
@@ -36,7 +43,8 @@
 //! The job's environment has `AWS_ENDPOINT_URL` (the scenario's moto
 //! server) when the scenario has one, and no AWS credentials.
 //!
-//! Not modelled: concurrency groups, the job's final deployment status,
+//! Not modelled: job-level concurrency, `cancel-in-progress: true`, the
+//! job's final deployment status,
 //! environment secrets and variables, wait timers, `workflow_run` chains.
 //!
 //! It never lets a job reach the network: act runs offline, every action a
@@ -95,6 +103,53 @@ pub struct Run {
     pub jobs: BTreeMap<String, JobOutcome>,
     /// The reviews asked for, over all attempts: (attempt, job, environment).
     pub reviews: Vec<(u32, String, String)>,
+    /// Waiting for its concurrency group (no job has run).
+    pub pending: bool,
+}
+
+/// The runs of each concurrency group: the one in progress, the one pending.
+#[derive(Default)]
+pub struct Concurrency {
+    running: BTreeMap<String, u64>,
+    pending: BTreeMap<String, u64>,
+}
+
+/// The workflow's concurrency group for a run, as GitHub evaluates it:
+/// `concurrency: GROUP` or `concurrency: { group: GROUP, cancel-in-progress:
+/// false }`; the expressions modelled are `inputs.NAME`, `github.workflow`
+/// and `github.ref`.
+fn concurrency_group(workflow: &Yaml, run: &Run) -> Option<String> {
+    let (group, cancel) = match &workflow["concurrency"] {
+        Yaml::String(group) => (group.clone(), false),
+        Yaml::Mapping(map) => (
+            map.get("group").and_then(Yaml::as_str).expect("concurrency.group").to_owned(),
+            map.get("cancel-in-progress").and_then(Yaml::as_bool).unwrap_or(false),
+        ),
+        _ => return None,
+    };
+    assert!(!cancel, "cancel-in-progress: true is not modelled");
+    let mut out = String::new();
+    let mut rest = group.as_str();
+    while let Some(start) = rest.find("${{") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find("}}").expect("an expression ends with }}") + start;
+        let expr = rest[start + 3..end].trim();
+        let value = if let Some(name) = expr.strip_prefix("inputs.") {
+            run.inputs.get(name).cloned().unwrap_or_else(|| {
+                workflow["on"]["workflow_dispatch"]["inputs"][name]["default"].as_str().unwrap_or_default().to_owned()
+            })
+        } else if expr == "github.workflow" {
+            workflow["name"].as_str().unwrap_or(&run.workflow).to_owned()
+        } else if expr == "github.ref" {
+            run.git_ref.clone()
+        } else {
+            panic!("the concurrency group expression {expr:?} is not modelled")
+        };
+        out.push_str(&value);
+        rest = &rest[end + 2..];
+    }
+    out.push_str(rest);
+    Some(out)
 }
 
 impl Run {
@@ -275,10 +330,47 @@ fn report_job(job: &str, file: &Path) -> Yaml {
 impl World {
     /// Starts a run of a workflow of the repository (`workflow_dispatch`
     /// with these inputs, on main) and runs its first attempt.
+    /// A run whose concurrency group has a run in progress is returned
+    /// pending, with no job run (see [`World::run_pending`]).
     pub fn dispatch(&self, workflow: &str, inputs: &[(&str, &str)], hooks: &mut Hooks) -> Run {
         let mut run = self.start_run(workflow, "refs/heads/main", inputs);
+        if let Some(group) = concurrency_group(&self.workflow(&run), &run) {
+            let mut groups = self.concurrency.lock().expect("concurrency");
+            if groups.running.contains_key(&group) {
+                // The pending run of the group, if any, is cancelled and
+                // this one takes its place.
+                if let Some(replaced) = groups.pending.insert(group, run.id) {
+                    self.fake.cancel_run(REPO, workflow, replaced);
+                }
+                self.fake.set_run_status(REPO, workflow, run.id, "pending");
+                run.pending = true;
+                return run;
+            }
+        }
         self.rerun(&mut run, hooks);
         run
+    }
+
+    /// Starts a pending run once its group has no run in progress.
+    ///
+    /// # Panics
+    /// When the run is not its group's pending run (it was replaced, and
+    /// GitHub cancelled it) or the group is still busy.
+    pub fn run_pending(&self, run: &mut Run, hooks: &mut Hooks) {
+        let group = concurrency_group(&self.workflow(run), run).expect("a concurrency group");
+        {
+            let mut groups = self.concurrency.lock().expect("concurrency");
+            assert!(!groups.running.contains_key(&group), "{group} has a run in progress");
+            assert_eq!(groups.pending.get(&group), Some(&run.id), "run {} is not pending in {group}", run.id);
+            groups.pending.remove(&group);
+        }
+        run.pending = false;
+        self.rerun(run, hooks);
+    }
+
+    fn workflow(&self, run: &Run) -> Yaml {
+        let text = std::fs::read_to_string(self.repo.join(".github/workflows").join(&run.workflow)).expect("workflow");
+        serde_yaml::from_str(&text).expect("workflow YAML")
     }
 
     /// A run of a workflow on `git_ref` with no attempt yet: a scenario may
@@ -295,6 +387,7 @@ impl World {
             attempt: 0,
             jobs: BTreeMap::new(),
             reviews: Vec::new(),
+            pending: false,
         }
     }
 
@@ -353,9 +446,18 @@ impl World {
         let body = json!({ "inputs": inputs, "ref": run.git_ref, "repository": { "full_name": REPO } });
         std::fs::write(&event, body.to_string()).expect("event");
         self.fake.set_run_status(REPO, &run.workflow, run.id, "in_progress");
+        let group = concurrency_group(&workflow, run);
+        if let Some(group) = &group {
+            let mut groups = self.concurrency.lock().expect("concurrency");
+            let busy = groups.running.insert(group.clone(), run.id);
+            assert!(busy.is_none(), "{group} has a run in progress already: start this one pending (dispatch)");
+        }
         for name in ordered(&jobs).into_iter().filter(|n| !kept.contains(n)) {
             let outcome = self.job(run, &workflow, &jobs, &name, &dir, &event, hooks);
             run.jobs.insert(name, outcome);
+        }
+        if let Some(group) = &group {
+            self.concurrency.lock().expect("concurrency").running.remove(group);
         }
         if self.fake.run_status(REPO, run.id).is_some_and(|(status, _)| status != "completed") {
             self.fake.set_run_status(REPO, &run.workflow, run.id, "completed");

@@ -243,6 +243,66 @@ fn a_rejected_prd_canary_is_rolled_back_and_a_rerun_needs_a_new_approval() {
     }
 }
 
+/// promote.yml's `concurrency:` (one group per environment, no
+/// cancel-in-progress) as GitHub applies it: while a prd promotion waits
+/// for its reviewers, a second one dispatched into prd is pending and runs
+/// nothing; a third replaces it (GitHub cancels the pending one). prd stays
+/// at the first canary's 25% until it is approved and promoted; then the
+/// third runs (a bad release: rolled back in its canary), and the second
+/// never runs.
+#[test]
+fn promotions_of_one_environment_queue_one_deep_behind_the_running_one() {
+    let _serial = serial();
+    let world = World::new("queue", Options { environments: vec!["prd"], ..Options::default() });
+    world.deploy_candidate("prd", "v2");
+    world::git(&world.repo, &["tag", "v1.4.3"]);
+    world.fake.add_ref(world::REPO, "v1.4.3", &world.head);
+    let mut queued = Vec::new();
+    let mut hooks = Hooks {
+        review: Box::new(|world: &World, _: &str, _: &str| {
+            for version in ["v1.4.2", "v1.4.3"] {
+                let run = world.promote("prd", version, "", &mut no_reviews());
+                assert!(run.pending && run.jobs.is_empty(), "{version}: pending, no job run\n{}", run.describe());
+                queued.push(run);
+            }
+            assert_eq!(world.weight("prd"), 25, "the queued promotions moved nothing");
+            Review::Approve
+        }),
+        cancel: None,
+    };
+    let first = world.promote("prd", "v1.4.2", "", &mut hooks);
+    drop(hooks);
+    assert_eq!(first.result("resume"), "success", "{}", first.describe());
+    assert_eq!(world.stable("prd"), world.apps["v2"]);
+    let [second, mut third] = <[Run; 2]>::try_from(queued).unwrap_or_else(|_| panic!("two runs queued"));
+    let status = |run: &Run| world.fake.run_status(world::REPO, run.id);
+    assert_eq!(status(&second), Some(("completed".into(), Some("cancelled".into()))), "replaced by the third");
+    assert_eq!(status(&third).map(|(s, _)| s).as_deref(), Some("pending"));
+
+    world.deploy_candidate("prd", "v3");
+    world.run_pending(&mut third, &mut no_reviews());
+    assert_eq!(third.result("canary"), "failure", "{}", third.describe());
+    assert_eq!(third.output("canary", "decision"), "rolled-back", "{}", third.describe());
+    assert_eq!(world.stable("prd"), world.apps["v2"], "the first promotion's release stays stable");
+    assert_eq!(world.weight("prd"), 0);
+    // The first's deployment, and the third's: v1.4.3 is main's head, so
+    // its canary adopted the deployment GitHub made for the job (same
+    // commit and run) and ended it unsuccessful. The second made none.
+    let deployments = world.ledger_deployments("prd");
+    assert_eq!(deployments.len(), 1, "{deployments:?}");
+    assert_eq!(world.states(deployments[0]["id"].as_u64().expect("id")).last().map(String::as_str), Some("success"));
+    let v143 = world.tag("v1.4.3");
+    let adopted: Vec<Vec<String>> = world
+        .deployments("prd")
+        .iter()
+        .filter(|d| d["sha"] == v143.as_str())
+        .map(|d| world.states(d["id"].as_u64().expect("id")))
+        .filter(|states| states.len() > 1)
+        .collect();
+    assert_eq!(adopted.len(), 1, "{adopted:?}");
+    assert_ne!(adopted[0].last().map(String::as_str), Some("success"), "{adopted:?}");
+}
+
 /// A release that fails its canary in dev is rolled back there, the job
 /// fails, and nothing is dispatched to tst.
 #[test]

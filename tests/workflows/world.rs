@@ -182,6 +182,8 @@ pub struct World {
     /// reads `github.repository` from it): `origin` but in the release
     /// scenario.
     pub remote: String,
+    /// The runs in progress and pending, by concurrency group.
+    pub concurrency: std::sync::Mutex<super::engine::Concurrency>,
     procs: Vec<Proc>,
 }
 
@@ -217,6 +219,7 @@ impl World {
             vars: Default::default(),
             aws_endpoint: options.aws_endpoint.clone(),
             remote: "origin".into(),
+            concurrency: Default::default(),
             procs: Vec::new(),
         };
         std::fs::create_dir_all(dir.join("run")).expect("run dir");

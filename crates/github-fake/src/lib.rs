@@ -555,6 +555,17 @@ impl Fake {
         });
     }
 
+    /// Ends a run as cancelled (status `completed`, conclusion
+    /// `cancelled`), as GitHub ends a run it cancels itself (a pending run
+    /// replaced in its concurrency group).
+    pub fn cancel_run(&self, repo: &str, workflow: &str, run_id: u64) {
+        self.with(|s| {
+            let run = s.repo(repo).runs.entry(run_id).or_insert_with(|| (workflow.to_owned(), String::new(), None));
+            run.1 = "completed".into();
+            run.2 = Some("cancelled".into());
+        });
+    }
+
     /// A run's status and conclusion (`cancelled` once cancelled through
     /// the API).
     pub fn run_status(&self, repo: &str, run_id: u64) -> Option<(String, Option<String>)> {
