@@ -43,7 +43,8 @@
 //! The job's environment has `AWS_ENDPOINT_URL` (the scenario's moto
 //! server) when the scenario has one, and no AWS credentials.
 //!
-//! Not modelled: job-level concurrency, `cancel-in-progress: true`, the
+//! Not modelled: job-level concurrency, `cancel-in-progress: true` meeting
+//! a run in progress (the harness panics rather than ignore it), the
 //! job's final deployment status,
 //! environment secrets and variables, wait timers, `workflow_run` chains.
 //!
@@ -116,9 +117,10 @@ pub struct Concurrency {
 
 /// The workflow's concurrency group for a run, as GitHub evaluates it:
 /// `concurrency: GROUP` or `concurrency: { group: GROUP, cancel-in-progress:
-/// false }`; the expressions modelled are `inputs.NAME`, `github.workflow`
-/// and `github.ref`.
-fn concurrency_group(workflow: &Yaml, run: &Run) -> Option<String> {
+/// BOOL }`, and whether a new run cancels the one in progress; the
+/// expressions modelled are `inputs.NAME`, `github.workflow` and
+/// `github.ref`.
+fn concurrency_group(workflow: &Yaml, run: &Run) -> Option<(String, bool)> {
     let (group, cancel) = match &workflow["concurrency"] {
         Yaml::String(group) => (group.clone(), false),
         Yaml::Mapping(map) => (
@@ -127,7 +129,6 @@ fn concurrency_group(workflow: &Yaml, run: &Run) -> Option<String> {
         ),
         _ => return None,
     };
-    assert!(!cancel, "cancel-in-progress: true is not modelled");
     let mut out = String::new();
     let mut rest = group.as_str();
     while let Some(start) = rest.find("${{") {
@@ -149,7 +150,7 @@ fn concurrency_group(workflow: &Yaml, run: &Run) -> Option<String> {
         rest = &rest[end + 2..];
     }
     out.push_str(rest);
-    Some(out)
+    Some((out, cancel))
 }
 
 impl Run {
@@ -334,9 +335,10 @@ impl World {
     /// pending, with no job run (see [`World::run_pending`]).
     pub fn dispatch(&self, workflow: &str, inputs: &[(&str, &str)], hooks: &mut Hooks) -> Run {
         let mut run = self.start_run(workflow, "refs/heads/main", inputs);
-        if let Some(group) = concurrency_group(&self.workflow(&run), &run) {
+        if let Some((group, cancel_in_progress)) = concurrency_group(&self.workflow(&run), &run) {
             let mut groups = self.concurrency.lock().expect("concurrency");
             if groups.running.contains_key(&group) {
+                assert!(!cancel_in_progress, "{group}: cancelling the run in progress is not modelled");
                 // The pending run of the group, if any, is cancelled and
                 // this one takes its place.
                 if let Some(replaced) = groups.pending.insert(group, run.id) {
@@ -357,7 +359,7 @@ impl World {
     /// When the run is not its group's pending run (it was replaced, and
     /// GitHub cancelled it) or the group is still busy.
     pub fn run_pending(&self, run: &mut Run, hooks: &mut Hooks) {
-        let group = concurrency_group(&self.workflow(run), run).expect("a concurrency group");
+        let (group, _) = concurrency_group(&self.workflow(run), run).expect("a concurrency group");
         {
             let mut groups = self.concurrency.lock().expect("concurrency");
             assert!(!groups.running.contains_key(&group), "{group} has a run in progress");
@@ -446,7 +448,7 @@ impl World {
         let body = json!({ "inputs": inputs, "ref": run.git_ref, "repository": { "full_name": REPO } });
         std::fs::write(&event, body.to_string()).expect("event");
         self.fake.set_run_status(REPO, &run.workflow, run.id, "in_progress");
-        let group = concurrency_group(&workflow, run);
+        let group = concurrency_group(&workflow, run).map(|(group, _)| group);
         if let Some(group) = &group {
             let mut groups = self.concurrency.lock().expect("concurrency");
             let busy = groups.running.insert(group.clone(), run.id);
