@@ -46,7 +46,9 @@
 //! Not modelled: job-level concurrency, `cancel-in-progress: true` meeting
 //! a run in progress (the harness panics rather than ignore it), the
 //! job's final deployment status,
-//! environment secrets and variables, wait timers, `workflow_run` chains.
+//! environment secrets (no shipped workflow reads `secrets.*`; environment
+//! variables are modelled: `World::vars`), wait timers, `workflow_run`
+//! chains.
 //!
 //! It never lets a job reach the network: act runs offline, every action a
 //! job uses is this checkout's or a stand-in, and the API and downloads are
