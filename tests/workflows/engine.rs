@@ -17,16 +17,38 @@
 //!   (else the workflow's; else the restricted default: contents and
 //!   metadata read)
 //!   (<https://docs.github.com/en/actions/security-for-github-actions/security-guides/automatic-token-authentication>);
+//! - a job granted `id-token: write` gets `ACTIONS_ID_TOKEN_REQUEST_URL`
+//!   and `ACTIONS_ID_TOKEN_REQUEST_TOKEN`, with which it can ask the fake
+//!   for OIDC ID tokens carrying the job's claims (`sub` is
+//!   `repo:OWNER/REPO:environment:NAME` in an environment); other jobs get
+//!   neither, as on GitHub
+//!   (<https://docs.github.com/en/actions/security-for-github-actions/security-hardening-your-deployments/about-security-hardening-with-openid-connect>).
+//!   act (0.2.89) gives a job neither variable: the harness does, pointing
+//!   at the fake's token endpoint;
 //! - a run keeps its id and its artifacts across attempts ("re-run all
 //!   jobs" and "re-run failed jobs", which keeps the jobs that succeeded
 //!   with their outputs, are new attempts of the same run)
 //!   (<https://docs.github.com/en/actions/how-tos/manage-workflow-runs/re-run-workflows-and-jobs>);
+//! - workflow-level `concurrency:` (`cancel-in-progress: false`): a run
+//!   dispatched while another run of its group is in progress is pending
+//!   and runs none of its jobs; a newer one cancels the pending one and
+//!   takes its place; the scenario starts a pending run once the group is
+//!   free ([`World::run_pending`])
+//!   (<https://docs.github.com/en/actions/writing-workflows/choosing-what-your-workflow-does/control-the-concurrency-of-workflows-and-jobs>).
+//!   act (0.2.89) ignores `concurrency:`, and each act invocation is one job;
 //! - cancelling a run: the running step is interrupted (SIGINT) and the
 //!   rest of the job runs as the runner runs it after a cancellation (see
 //!   [`interrupt_steps`] for how, and what is not modelled).
 //!
-//! Not modelled: concurrency groups, the job's final deployment status,
-//! environment secrets and variables, wait timers, `workflow_run` chains.
+//! The job's environment has `AWS_ENDPOINT_URL` (the scenario's moto
+//! server) when the scenario has one, and no AWS credentials.
+//!
+//! Not modelled: job-level concurrency, `cancel-in-progress: true` meeting
+//! a run in progress (the harness panics rather than ignore it), the
+//! job's final deployment status,
+//! environment secrets (no shipped workflow reads `secrets.*`; environment
+//! variables are modelled: `World::vars`), wait timers, `workflow_run`
+//! chains.
 //!
 //! It never lets a job reach the network: act runs offline, every action a
 //! job uses is this checkout's or a stand-in, and the API and downloads are
@@ -45,10 +67,11 @@ use std::time::{Duration, Instant};
 /// GitHub's own actions the workflows and the action use, at the SHAs they
 /// are pinned to, and the stand-in (under tests/workflows/stand-ins/) that
 /// replaces each.
-const STAND_INS: [(&str, &str); 3] = [
+const STAND_INS: [(&str, &str); 4] = [
     ("actions/upload-artifact@b7c566a772e6b6bfb58ed0dc250532a479d7789f", "upload-artifact"),
     ("actions/download-artifact@37930b1c2abaa49bbe596cd826c3c89aef350131", "download-artifact"),
     ("actions/cache@0057852bfaa89a56745cba8c7296529d2fc39830", "cache"),
+    ("aws-actions/configure-aws-credentials@a03048d87541d1d9fcf2ecf528a4a65ba9bd7838", "configure-aws-credentials"),
 ];
 
 /// What a reviewer does with a job waiting for its environment.
@@ -74,12 +97,62 @@ pub struct JobOutcome {
 pub struct Run {
     pub id: u64,
     pub workflow: String,
+    /// The ref it runs on (`github.ref`), `refs/heads/main` unless started
+    /// with [`World::start_run`].
+    pub git_ref: String,
     pub inputs: BTreeMap<String, String>,
     pub attempt: u32,
     /// The jobs of the latest attempt.
     pub jobs: BTreeMap<String, JobOutcome>,
     /// The reviews asked for, over all attempts: (attempt, job, environment).
     pub reviews: Vec<(u32, String, String)>,
+    /// Waiting for its concurrency group (no job has run).
+    pub pending: bool,
+}
+
+/// The runs of each concurrency group: the one in progress, the one pending.
+#[derive(Default)]
+pub struct Concurrency {
+    running: BTreeMap<String, u64>,
+    pending: BTreeMap<String, u64>,
+}
+
+/// The workflow's concurrency group for a run, as GitHub evaluates it:
+/// `concurrency: GROUP` or `concurrency: { group: GROUP, cancel-in-progress:
+/// BOOL }`, and whether a new run cancels the one in progress; the
+/// expressions modelled are `inputs.NAME`, `github.workflow` and
+/// `github.ref`.
+fn concurrency_group(workflow: &Yaml, run: &Run) -> Option<(String, bool)> {
+    let (group, cancel) = match &workflow["concurrency"] {
+        Yaml::String(group) => (group.clone(), false),
+        Yaml::Mapping(map) => (
+            map.get("group").and_then(Yaml::as_str).expect("concurrency.group").to_owned(),
+            map.get("cancel-in-progress").and_then(Yaml::as_bool).unwrap_or(false),
+        ),
+        _ => return None,
+    };
+    let mut out = String::new();
+    let mut rest = group.as_str();
+    while let Some(start) = rest.find("${{") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find("}}").expect("an expression ends with }}") + start;
+        let expr = rest[start + 3..end].trim();
+        let value = if let Some(name) = expr.strip_prefix("inputs.") {
+            run.inputs.get(name).cloned().unwrap_or_else(|| {
+                workflow["on"]["workflow_dispatch"]["inputs"][name]["default"].as_str().unwrap_or_default().to_owned()
+            })
+        } else if expr == "github.workflow" {
+            workflow["name"].as_str().unwrap_or(&run.workflow).to_owned()
+        } else if expr == "github.ref" {
+            run.git_ref.clone()
+        } else {
+            panic!("the concurrency group expression {expr:?} is not modelled")
+        };
+        out.push_str(&value);
+        rest = &rest[end + 2..];
+    }
+    out.push_str(rest);
+    Some((out, cancel))
 }
 
 impl Run {
@@ -99,6 +172,16 @@ impl Run {
             .collect::<Vec<_>>()
             .join("\n")
     }
+}
+
+/// What a job's act invocation is given besides the workflow.
+pub struct Job<'a> {
+    /// Its `GITHUB_TOKEN` (empty: none).
+    pub token: &'a str,
+    /// Its `ACTIONS_ID_TOKEN_REQUEST_TOKEN`, when it may ask for ID tokens.
+    pub id_token: Option<&'a str>,
+    /// The environment it runs in.
+    pub environment: Option<&'a str>,
 }
 
 /// Decides a review: (world, job, environment).
@@ -250,19 +333,71 @@ fn report_job(job: &str, file: &Path) -> Yaml {
 impl World {
     /// Starts a run of a workflow of the repository (`workflow_dispatch`
     /// with these inputs, on main) and runs its first attempt.
+    /// A run whose concurrency group has a run in progress is returned
+    /// pending, with no job run (see [`World::run_pending`]).
     pub fn dispatch(&self, workflow: &str, inputs: &[(&str, &str)], hooks: &mut Hooks) -> Run {
+        let mut run = self.start_run(workflow, "refs/heads/main", inputs);
+        if let Some((group, cancel_in_progress)) = concurrency_group(&self.workflow(&run), &run) {
+            let mut groups = self.concurrency.lock().expect("concurrency");
+            if groups.running.contains_key(&group) {
+                assert!(!cancel_in_progress, "{group}: cancelling the run in progress is not modelled");
+                // The pending run of the group, if any, is cancelled and
+                // this one takes its place.
+                if let Some(replaced) = groups.pending.insert(group, run.id) {
+                    self.fake.cancel_run(REPO, workflow, replaced);
+                }
+                self.fake.set_run_status(REPO, workflow, run.id, "pending");
+                run.pending = true;
+                return run;
+            }
+        }
+        self.rerun(&mut run, hooks);
+        run
+    }
+
+    /// Starts a pending run once its group has no run in progress.
+    ///
+    /// # Panics
+    /// When the run is not its group's pending run (it was replaced, and
+    /// GitHub cancelled it) or the group is still busy.
+    pub fn run_pending(&self, run: &mut Run, hooks: &mut Hooks) {
+        let (group, _) = concurrency_group(&self.workflow(run), run).expect("a concurrency group");
+        {
+            let mut groups = self.concurrency.lock().expect("concurrency");
+            assert!(!groups.running.contains_key(&group), "{group} has a run in progress");
+            assert_eq!(groups.pending.get(&group), Some(&run.id), "run {} is not pending in {group}", run.id);
+            groups.pending.remove(&group);
+        }
+        run.pending = false;
+        self.rerun(run, hooks);
+    }
+
+    fn workflow(&self, run: &Run) -> Yaml {
+        let text = std::fs::read_to_string(self.repo.join(".github/workflows").join(&run.workflow)).expect("workflow");
+        serde_yaml::from_str(&text).expect("workflow YAML")
+    }
+
+    /// A run of a workflow on `git_ref` with no attempt yet: a scenario may
+    /// put in `jobs` the jobs that are not run here (they end as given, as
+    /// after "re-run failed jobs"), then run it with [`World::run_rest`].
+    pub fn start_run(&self, workflow: &str, git_ref: &str, inputs: &[(&str, &str)]) -> Run {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(7000);
         let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let mut run = Run {
+        Run {
             id,
             workflow: workflow.to_owned(),
+            git_ref: git_ref.to_owned(),
             inputs: inputs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
             attempt: 0,
             jobs: BTreeMap::new(),
             reviews: Vec::new(),
-        };
-        self.rerun(&mut run, hooks);
-        run
+            pending: false,
+        }
+    }
+
+    /// An attempt of the run that runs the jobs not in `run.jobs`.
+    pub fn run_rest(&self, run: &mut Run, hooks: &mut Hooks) {
+        self.attempt(run, hooks);
     }
 
     /// "Re-run all jobs": a new attempt of the same run (same id, same
@@ -312,12 +447,21 @@ impl World {
                 inputs.insert(name.clone(), json!(run.inputs.get(&name).cloned().unwrap_or(default)));
             }
         }
-        let body = json!({ "inputs": inputs, "ref": "refs/heads/main", "repository": { "full_name": REPO } });
+        let body = json!({ "inputs": inputs, "ref": run.git_ref, "repository": { "full_name": REPO } });
         std::fs::write(&event, body.to_string()).expect("event");
         self.fake.set_run_status(REPO, &run.workflow, run.id, "in_progress");
+        let group = concurrency_group(&workflow, run).map(|(group, _)| group);
+        if let Some(group) = &group {
+            let mut groups = self.concurrency.lock().expect("concurrency");
+            let busy = groups.running.insert(group.clone(), run.id);
+            assert!(busy.is_none(), "{group} has a run in progress already: start this one pending (dispatch)");
+        }
         for name in ordered(&jobs).into_iter().filter(|n| !kept.contains(n)) {
             let outcome = self.job(run, &workflow, &jobs, &name, &dir, &event, hooks);
             run.jobs.insert(name, outcome);
+        }
+        if let Some(group) = &group {
+            self.concurrency.lock().expect("concurrency").running.remove(group);
         }
         if self.fake.run_status(REPO, run.id).is_some_and(|(status, _)| status != "completed") {
             self.fake.set_run_status(REPO, &run.workflow, run.id, "completed");
@@ -387,8 +531,7 @@ impl World {
                 Yaml::Mapping(probe),
                 &dir.join(format!("{name}.probe")),
                 event,
-                "",
-                None,
+                &Job { token: "", id_token: None, environment: None },
                 None,
             );
             let Ok(env) = std::fs::read_to_string(&file) else {
@@ -431,10 +574,16 @@ impl World {
             environment_name = Some(env);
         }
         let token = format!("job-token-{}-{}-{name}", run.id, run.attempt);
-        self.fake.add_token(&token, &permissions(workflow, job));
+        let granted = permissions(workflow, job);
+        self.fake.add_token(&token, &granted);
+        let id_token = granted.contains(&("id-token", Access::Write)).then(|| {
+            let request = format!("id-token-request-{}-{}-{name}", run.id, run.attempt);
+            self.fake.add_id_token_request(&request, self.id_token_claims(run, environment_name.as_deref()));
+            request
+        });
         let cancel = hooks.cancel.as_ref().filter(|(job, _)| job == name).map(|(_, check)| check.as_ref());
-        let (report, cancelled) =
-            self.act(run, workflow, jobs, name, job.clone(), &log, event, &token, cancel, environment_name.as_deref());
+        let env = Job { token: &token, id_token: id_token.as_deref(), environment: environment_name.as_deref() };
+        let (report, cancelled) = self.act(run, workflow, jobs, name, job.clone(), &log, event, &env, cancel);
         let mine = report.as_ref().map(|r| &r[name]);
         let mut result = mine.and_then(|r| r["result"].as_str()).unwrap_or("failure").to_owned();
         if cancelled {
@@ -460,9 +609,8 @@ impl World {
         job: Yaml,
         log: &Path,
         event: &Path,
-        token: &str,
+        given: &Job,
         cancel: Option<&dyn Fn(&World) -> bool>,
-        environment: Option<&str>,
     ) -> (Option<Value>, bool) {
         let base = log.with_extension("");
         let mut generated = workflow.as_mapping().expect("workflow").clone();
@@ -502,6 +650,7 @@ impl World {
                 "self-hosted=-self-hosted",
             ])
             .arg("--action-offline-mode")
+            .args(["--remote-name", &self.remote])
             .arg("--no-cache-server")
             .args(["--concurrent-jobs", "1"])
             .arg("--action-cache-path")
@@ -512,12 +661,30 @@ impl World {
         for (pinned, dir) in STAND_INS {
             cmd.arg("--local-repository").arg(format!("{pinned}={}", stand_ins.join(dir).display()));
         }
-        if !token.is_empty() {
-            cmd.arg("-s").arg(format!("GITHUB_TOKEN={token}"));
+        if !given.token.is_empty() {
+            cmd.arg("-s").arg(format!("GITHUB_TOKEN={}", given.token));
+        }
+        if let Some(request) = given.id_token {
+            cmd.arg("--env").arg(format!("ACTIONS_ID_TOKEN_REQUEST_URL={}", self.fake.id_token_url()));
+            cmd.arg("--env").arg(format!("ACTIONS_ID_TOKEN_REQUEST_TOKEN={request}"));
+        }
+        // AWS is the scenario's moto server, reached as the SDKs reach any
+        // endpoint (AWS_ENDPOINT_URL); no credentials but the ones a step
+        // obtains (configure-aws-credentials), no config files, no instance
+        // metadata.
+        if let Some(endpoint) = &self.aws_endpoint {
+            for (k, v) in [
+                ("AWS_ENDPOINT_URL", endpoint.as_str()),
+                ("AWS_CONFIG_FILE", "/dev/null"),
+                ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
+                ("AWS_EC2_METADATA_DISABLED", "true"),
+            ] {
+                cmd.arg("--env").arg(format!("{k}={v}"));
+            }
         }
         // The variables of the environment the job references (the `vars`
         // context); a job without one sees none of them.
-        if let Some(env) = environment
+        if let Some(env) = given.environment
             && let Some(vars) = self.vars.lock().expect("vars").get(env)
         {
             for (k, v) in vars {
@@ -536,11 +703,16 @@ impl World {
         // The runner's environment: nothing of this test process's GitHub or
         // cargo context leaks into the jobs.
         for (k, _) in std::env::vars() {
-            if k.starts_with("GITHUB_") || k.starts_with("RUNNER_") || k.starts_with("CARGO") || k.starts_with("INPUT_")
-            {
+            if ["GITHUB_", "RUNNER_", "CARGO", "INPUT_", "ACTIONS_", "AWS_"].iter().any(|p| k.starts_with(p)) {
                 cmd.env_remove(k);
             }
         }
+        // Tools GitHub's runners have and this machine has not (gh), as
+        // stand-ins first on PATH.
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut paths = vec![stand_ins.join("bin")];
+        paths.extend(std::env::split_paths(&path));
+        cmd.env("PATH", std::env::join_paths(paths).expect("PATH"));
         cmd.env("HOME", &home)
             .env("XDG_CONFIG_HOME", home.join(".config"))
             .env("XDG_CACHE_HOME", home.join(".cache"))
@@ -566,6 +738,37 @@ impl World {
         }
         let report = std::fs::read_to_string(&report).ok().and_then(|t| serde_json::from_str(&t).ok());
         (report, cancelled)
+    }
+
+    /// The claims of a job's OIDC ID tokens, as GitHub's example token
+    /// has them for a `workflow_dispatch` run on main
+    /// (<https://docs.github.com/en/actions/security-for-github-actions/security-hardening-your-deployments/about-security-hardening-with-openid-connect#understanding-the-oidc-token>):
+    /// the subject names the environment when the job has one, else the ref.
+    fn id_token_claims(&self, run: &Run, environment: Option<&str>) -> Value {
+        let owner = REPO.split('/').next().unwrap_or_default();
+        let sub = match environment {
+            Some(env) => format!("repo:{REPO}:environment:{env}"),
+            None => format!("repo:{REPO}:ref:{}", run.git_ref),
+        };
+        let mut claims = json!({
+            "sub": sub,
+            "repository": REPO,
+            "repository_owner": owner,
+            "ref": run.git_ref,
+            "ref_type": "branch",
+            "sha": self.head,
+            "event_name": "workflow_dispatch",
+            "workflow": run.workflow,
+            "job_workflow_ref": format!("{REPO}/.github/workflows/{}@{}", run.workflow, run.git_ref),
+            "run_id": run.id.to_string(),
+            "run_attempt": run.attempt.to_string(),
+            "actor": "dev",
+            "runner_environment": "github-hosted",
+        });
+        if let Some(env) = environment {
+            claims["environment"] = json!(env);
+        }
+        claims
     }
 
     /// The dispatches the fake received, oldest first: (workflow, inputs).

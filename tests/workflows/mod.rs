@@ -12,8 +12,11 @@
 mod engine;
 mod world;
 
-use engine::{Hooks, Review, Run};
+use engine::{Hooks, JobOutcome, Review, Run};
 use serde_json::Value;
+use sluice_test_support::aws::{self as aws, REGION, create_alb, forward_weights};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use world::{Options, World};
@@ -239,6 +242,66 @@ fn a_rejected_prd_canary_is_rolled_back_and_a_rerun_needs_a_new_approval() {
     }
 }
 
+/// promote.yml's `concurrency:` (one group per environment, no
+/// cancel-in-progress) as GitHub applies it: while a prd promotion waits
+/// for its reviewers, a second one dispatched into prd is pending and runs
+/// nothing; a third replaces it (GitHub cancels the pending one). prd stays
+/// at the first canary's 25% until it is approved and promoted; then the
+/// third runs (a bad release: rolled back in its canary), and the second
+/// never runs.
+#[test]
+fn promotions_of_one_environment_queue_one_deep_behind_the_running_one() {
+    let _serial = serial();
+    let world = World::new("queue", Options { environments: vec!["prd"], ..Options::default() });
+    world.deploy_candidate("prd", "v2");
+    world::git(&world.repo, &["tag", "v1.4.3"]);
+    world.fake.add_ref(world::REPO, "v1.4.3", &world.head);
+    let mut queued = Vec::new();
+    let mut hooks = Hooks {
+        review: Box::new(|world: &World, _: &str, _: &str| {
+            for version in ["v1.4.2", "v1.4.3"] {
+                let run = world.promote("prd", version, "", &mut no_reviews());
+                assert!(run.pending && run.jobs.is_empty(), "{version}: pending, no job run\n{}", run.describe());
+                queued.push(run);
+            }
+            assert_eq!(world.weight("prd"), 25, "the queued promotions moved nothing");
+            Review::Approve
+        }),
+        cancel: None,
+    };
+    let first = world.promote("prd", "v1.4.2", "", &mut hooks);
+    drop(hooks);
+    assert_eq!(first.result("resume"), "success", "{}", first.describe());
+    assert_eq!(world.stable("prd"), world.apps["v2"]);
+    let [second, mut third] = <[Run; 2]>::try_from(queued).unwrap_or_else(|_| panic!("two runs queued"));
+    let status = |run: &Run| world.fake.run_status(world::REPO, run.id);
+    assert_eq!(status(&second), Some(("completed".into(), Some("cancelled".into()))), "replaced by the third");
+    assert_eq!(status(&third).map(|(s, _)| s).as_deref(), Some("pending"));
+
+    world.deploy_candidate("prd", "v3");
+    world.run_pending(&mut third, &mut no_reviews());
+    assert_eq!(third.result("canary"), "failure", "{}", third.describe());
+    assert_eq!(third.output("canary", "decision"), "rolled-back", "{}", third.describe());
+    assert_eq!(world.stable("prd"), world.apps["v2"], "the first promotion's release stays stable");
+    assert_eq!(world.weight("prd"), 0);
+    // The first's deployment, and the third's: v1.4.3 is main's head, so
+    // its canary adopted the deployment GitHub made for the job (same
+    // commit and run) and ended it unsuccessful. The second made none.
+    let deployments = world.ledger_deployments("prd");
+    assert_eq!(deployments.len(), 1, "{deployments:?}");
+    assert_eq!(world.states(deployments[0]["id"].as_u64().expect("id")).last().map(String::as_str), Some("success"));
+    let v143 = world.tag("v1.4.3");
+    let adopted: Vec<Vec<String>> = world
+        .deployments("prd")
+        .iter()
+        .filter(|d| d["sha"] == v143.as_str())
+        .map(|d| world.states(d["id"].as_u64().expect("id")))
+        .filter(|states| states.len() > 1)
+        .collect();
+    assert_eq!(adopted.len(), 1, "{adopted:?}");
+    assert_ne!(adopted[0].last().map(String::as_str), Some("success"), "{adopted:?}");
+}
+
 /// A release that fails its canary in dev is rolled back there, the job
 /// fails, and nothing is dispatched to tst.
 #[test]
@@ -416,4 +479,509 @@ fn a_hand_off_github_refuses_fails_the_job_and_leaves_the_release_promoted() {
         let states = world.states(deployments[0]["id"].as_u64().expect("id"));
         assert_eq!(states.last().map(String::as_str), Some("success"), "{label}: {states:?}");
     }
+}
+
+/// What dist/workflows/promote.yml says to uncomment for AWS routers: the
+/// configure-aws-credentials step of every job that touches the
+/// environment, and (with `id_token`) `id-token: write` in those jobs'
+/// permissions.
+fn uncomment_aws(workflow: &str, id_token: bool) -> String {
+    let mut changed = (0, 0);
+    let lines: Vec<String> = workflow
+        .lines()
+        .map(|line| {
+            let trimmed = line.trim_start();
+            let indent = &line[..line.len() - trimmed.len()];
+            let step = trimmed.starts_with("# - uses: aws-actions/configure-aws-credentials@")
+                || trimmed.starts_with("#   with: { role-to-assume:");
+            if step {
+                changed.0 += 1;
+                format!("{indent}{}", &trimmed[2..])
+            } else if id_token && trimmed.starts_with("# id-token: write") {
+                changed.1 += 1;
+                format!("{indent}{}", &trimmed[2..])
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect();
+    assert_eq!(changed.0, 6, "promote.yml has the configure-aws-credentials step, commented, in its 3 AWS jobs");
+    assert_eq!(changed.1, if id_token { 3 } else { 0 }, "promote.yml has `# id-token: write` in its 3 AWS jobs");
+    format!("{}\n", lines.join("\n"))
+}
+
+/// The weight of a target group in forward weights read back from AWS.
+fn weight_of(weights: &[(String, i32)], group: &str) -> i32 {
+    weights.iter().find(|(arn, _)| arn == group).map_or(0, |(_, w)| *w)
+}
+
+/// prd routed by an Application Load Balancer (on moto), with AWS
+/// credentials from OIDC as the shipped promote.yml documents them
+/// (uncommented): each job that touches prd has `id-token: write` and runs
+/// `aws-actions/configure-aws-credentials` (the stand-in: an ID token from
+/// GitHub, STS AssumeRoleWithWebIdentity on moto, the credentials exported
+/// to the later steps). Without `id-token: write` the job gets no token,
+/// fails at that step, and nothing on the ALB moves. With it, the canary
+/// pauses at 25% (read back from the listener) for prd's reviewers,
+/// resumes to 100% and is promoted.
+#[test]
+fn a_prd_canary_on_an_alb_gets_oidc_credentials_pauses_for_approval_and_is_promoted() {
+    let _serial = serial();
+    let Some(moto) = aws::moto() else { return };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let sdk = runtime.block_on(moto.sdk_config());
+    let fx = runtime.block_on(create_alb(&moto.endpoint, &sdk));
+    let weights = || runtime.block_on(forward_weights(&sdk, &fx.listener, None));
+    let promote = std::fs::read_to_string(world::root().join("dist/workflows/promote.yml")).expect("promote.yml");
+    let world = World::new(
+        "alb",
+        Options {
+            environments: vec![],
+            more_environments: format!(
+                "\n[[environment]]\nname = \"prd\"\nanalysis = \"none\"\n\
+                 router = {{ kind = \"alb\", listener_arn = \"{}\", stable_target_group = \"{}\", \
+                 candidate_target_group = \"{}\", region = \"{REGION}\" }}\n",
+                fx.listener, fx.blue, fx.green
+            ),
+            aws_endpoint: Some(moto.endpoint.clone()),
+            workflows: vec![
+                ("promote.yml".into(), uncomment_aws(&promote, true)),
+                ("promote-without-id-token.yml".into(), uncomment_aws(&promote, false)),
+            ],
+            ..Options::default()
+        },
+    );
+    world.set_var("prd", "SLUICE_ROLE_ARN", "arn:aws:iam::123456789012:role/sluice-deploy");
+    let id_token_requests = || world.fake.seen().into_iter().filter(|s| s.path == "/_apis/idtoken").collect::<Vec<_>>();
+    let before = weights();
+    assert_eq!(weight_of(&before, &fx.blue), 1, "{before:?}");
+    assert_eq!(weight_of(&before, &fx.green), 0, "{before:?}");
+
+    // Without `id-token: write`: no ID token, no credentials, nothing moved.
+    let inputs = [("environment", "prd"), ("version", "v1.4.2")];
+    let run = world.dispatch("promote-without-id-token.yml", &inputs, &mut no_reviews());
+    assert_eq!(run.result("canary"), "failure", "{}", run.describe());
+    assert_eq!(run.result("approval"), "skipped");
+    let log = std::fs::read_to_string(&run.jobs["canary"].log).expect("log");
+    assert!(log.contains("Did you mean to set the `id-token` permission?"), "{}", run.jobs["canary"].log.display());
+    assert!(log.contains("Credentials could not be loaded"), "{}", run.jobs["canary"].log.display());
+    assert!(id_token_requests().is_empty(), "a job without id-token: write got no request token");
+    assert_eq!(weights(), before, "nothing moved on the ALB");
+    assert!(world.ledger_deployments("prd").is_empty());
+
+    // With it: paused at 25% for the reviewers, approved, promoted.
+    let mut paused_at = None;
+    let mut hooks = Hooks {
+        review: Box::new(|_: &World, job: &str, env: &str| {
+            assert_eq!((job, env), ("approval", "prd-approval"));
+            paused_at = Some(weights());
+            Review::Approve
+        }),
+        cancel: None,
+    };
+    let run = world.promote("prd", "v1.4.2", "", &mut hooks);
+    drop(hooks);
+    let paused = paused_at.expect("the run waited for prd's reviewers");
+    assert_eq!((weight_of(&paused, &fx.blue), weight_of(&paused, &fx.green)), (75, 25), "{paused:?}");
+    assert_eq!(run.output("canary", "decision"), "paused", "{}", run.describe());
+    assert_eq!(run.result("approval"), "success");
+    assert_eq!(run.result("resume"), "success", "{}", run.describe());
+    assert_eq!(run.result("roll-back-unapproved"), "skipped", "{}", run.describe());
+    let after = weights();
+    assert_eq!((weight_of(&after, &fx.blue), weight_of(&after, &fx.green)), (0, 100), "{after:?}");
+    let record = world.record(&run, &run.output("canary", "record-artifact"), "prd");
+    assert_eq!(record["status"], "promoted");
+    assert_eq!(record["commit"], world.tag("v1.4.2").as_str());
+    let deployments = world.ledger_deployments("prd");
+    assert_eq!(deployments.len(), 1, "{deployments:?}");
+    let states = world.states(deployments[0]["id"].as_u64().expect("id"));
+    assert_eq!(states.last().map(String::as_str), Some("success"), "{states:?}");
+    // Each job that touched prd asked GitHub for an ID token for STS, with
+    // its own request token; the approval job (no id-token) did not.
+    let requests = id_token_requests();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    for (request, job) in requests.iter().zip(["canary", "resume"]) {
+        assert_eq!(request.status, 200, "{request:?}");
+        assert!(request.query.contains("audience=sts.amazonaws.com"), "{request:?}");
+        assert!(request.raw.contains(&format!("-{job}\n")), "{job}'s request token: {}", request.raw);
+        let log = std::fs::read_to_string(&run.jobs[job].log).expect("log");
+        assert!(log.contains("assumed-role/sluice-deploy/GitHubActions"), "{}", run.jobs[job].log.display());
+    }
+}
+
+/// The action's repository as release.yml sees it: this checkout's
+/// Cargo.toml, README.md, dist/ and release.yml committed on main. Its
+/// remote `origin` is a bare repository standing for GitHub's (git pushes
+/// there); a second remote, `github`, names the repository as on GitHub
+/// (https://github.com/acme/shop.git), which is where act reads
+/// `github.repository` from (`--remote-name`) and gh finds the repository
+/// (it prefers a remote named `github` to `origin`). The
+/// bare repository's pre-receive hook writes one line per ref pushed: the
+/// ref, and the assets the release of this version had on the fake at that
+/// moment (`-`: no published release). Returns (bare repository, that log).
+fn release_repo(world: &mut World) -> (PathBuf, PathBuf) {
+    let root = world::root();
+    let repo = world.dir.join("sluice");
+    std::fs::create_dir_all(repo.join(".github/workflows")).expect("repo");
+    world::run(std::process::Command::new("cp").arg("-R").arg(root.join("dist")).arg(&repo));
+    for file in ["Cargo.toml", "README.md", ".github/workflows/release.yml"] {
+        std::fs::copy(root.join(file), repo.join(file)).expect("copy");
+    }
+    world::git(&repo, &["init", "-q", "-b", "main"]);
+    world::git(&repo, &["add", "-A"]);
+    world::git(&repo, &["commit", "-q", "-m", "main"]);
+    let origin = world.dir.join("origin.git");
+    world::git(&world.dir, &["init", "-q", "--bare", "origin.git"]);
+    let pushes = world.dir.join("pushes.log");
+    let hook = origin.join("hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        format!(
+            r#"#!/usr/bin/env python3
+import json, sys, urllib.error, urllib.request
+request = urllib.request.Request("{api}/repos/{repo}/releases/tags/v{version}",
+                                 headers={{"Authorization": "Bearer {token}"}})
+try:
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assets = ",".join(sorted(a["name"] for a in json.load(answer)["assets"])) or "none"
+except urllib.error.HTTPError:
+    assets = "-"
+with open("{log}", "a") as log:
+    for line in sys.stdin:
+        old, new, ref = line.split()
+        log.write(f"{{ref}} {{assets}}\n")
+"#,
+            api = world.fake.api_url(),
+            repo = world::REPO,
+            version = world::release().version,
+            token = world::ADMIN_TOKEN,
+            log = pushes.display(),
+        ),
+    )
+    .expect("hook");
+    world::run(std::process::Command::new("chmod").arg("+x").arg(&hook));
+    world::git(&repo, &["remote", "add", "origin", &origin.display().to_string()]);
+    world::git(&repo, &["remote", "add", "github", &format!("https://github.com/{}.git", world::REPO)]);
+    world::git(&repo, &["push", "-q", "origin", "main"]);
+    world.remote = "github".into();
+    std::fs::remove_file(&pushes).expect("the hook saw main pushed");
+    world.head = world::git(&repo, &["rev-parse", "HEAD"]);
+    world.repo = repo;
+    (origin, pushes)
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path).unwrap_or_default().lines().map(str::to_owned).collect()
+}
+
+/// .github/workflows/release.yml run by act. From a branch it does
+/// nothing. From main, its `publish` job (the real one, with gh and git
+/// against the fake and a bare repository standing for GitHub's) commits the
+/// manifest on a release commit of its own, pushes the version tag, creates
+/// the release with every archive and the manifest, downloads them back,
+/// and only then moves the major tag: when `v0` arrives at the remote the
+/// release is published with all its assets, and main is never pushed. A
+/// second release of the same version stops before pushing anything.
+///
+/// The `build` job is not run here: its matrix builds release binaries
+/// for macOS (act's host mode has only this Linux machine) and cross-builds
+/// for aarch64 with packages from apt, minutes each. It stands as having
+/// succeeded, with the artifacts it uploads (`archive-TARGET` for every
+/// target of its matrix, made by dist/package.sh from a small executable
+/// standing for the binary). So its `actions/attest-build-provenance` step
+/// runs nowhere and has no stand-in.
+#[test]
+fn release_publishes_assets_before_moving_the_major_tag_only_from_main_and_never_pushes_main() {
+    let _serial = serial();
+    let mut world = World::new("release", Options { environments: vec![], workflows: vec![], ..Options::default() });
+    let (origin, pushes) = release_repo(&mut world);
+    let version = &world::release().version;
+    let tag = format!("v{version}");
+    let major = format!("v{}", version.split('.').next().expect("major"));
+
+    // Dispatched from a branch: no job runs, nothing is pushed or released.
+    let mut run = world.start_run("release.yml", "refs/heads/feature", &[]);
+    world.run_rest(&mut run, &mut no_reviews());
+    assert_eq!(run.result("build"), "skipped", "{}", run.describe());
+    assert_eq!(run.result("publish"), "skipped", "{}", run.describe());
+    assert!(lines(&pushes).is_empty(), "{:?}", lines(&pushes));
+    assert!(world.fake.releases(world::REPO).is_empty());
+
+    // From main, after the build.
+    let workflow: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(world.repo.join(".github/workflows/release.yml")).expect("yml"))
+            .expect("YAML");
+    let targets: Vec<String> = workflow["jobs"]["build"]["strategy"]["matrix"]["include"]
+        .as_sequence()
+        .expect("the build matrix")
+        .iter()
+        .map(|t| t["target"].as_str().expect("target").to_owned())
+        .collect();
+    assert!(targets.len() >= 4, "{targets:?}");
+    let mut run = world.start_run("release.yml", "refs/heads/main", &[]);
+    let binary = world.dir.join("sluice-standing-in");
+    std::fs::write(&binary, "#!/bin/sh\necho sluice\n").expect("binary");
+    world::run(std::process::Command::new("chmod").arg("+x").arg(&binary));
+    let mut archives = BTreeMap::new();
+    for target in &targets {
+        let dir = world.dir.join(format!("store/runs/{}/artifacts/archive-{target}", run.id));
+        let out = std::process::Command::new(world::root().join("dist/package.sh"))
+            .arg("archive")
+            .arg(target)
+            .arg(&binary)
+            .arg(&dir)
+            .output()
+            .expect("package.sh");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let line = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let (sum, name) = line.split_once("  ").expect("SUM  NAME");
+        archives.insert(name.to_owned(), sum.to_owned());
+    }
+    let log = world.dir.join("build.log");
+    std::fs::write(&log, "not run here: see the scenario's doc\n").expect("log");
+    let built = JobOutcome { result: "success".into(), outputs: BTreeMap::new(), environment: None, log };
+    run.jobs.insert("build".into(), built.clone());
+    world.run_rest(&mut run, &mut no_reviews());
+    assert_eq!(run.result("publish"), "success", "{}", run.describe());
+
+    let mut assets: Vec<String> = archives.keys().cloned().collect();
+    assets.push(format!("{tag}.sha256"));
+    assets.sort();
+    assert_eq!(world.fake.releases(world::REPO), vec![(tag.clone(), false, assets.clone())]);
+    assert_eq!(
+        lines(&pushes),
+        vec![format!("refs/tags/{tag} -"), format!("refs/tags/{major} {}", assets.join(","))],
+        "the version tag first (gh --verify-tag needs it), the major tag only once the release has every asset; \
+         no branch"
+    );
+    assert_eq!(world::git(&origin, &["rev-parse", "refs/heads/main"]), world.head, "main was not pushed");
+    let released = world::git(&origin, &["rev-parse", &format!("refs/tags/{tag}^{{commit}}")]);
+    assert_eq!(world::git(&origin, &["rev-parse", &format!("refs/tags/{major}^{{commit}}")]), released);
+    assert_eq!(world::git(&origin, &["rev-parse", &format!("{released}^")]), world.head, "on top of main's head");
+    let manifest = world::git(&origin, &["show", &format!("{released}:dist/manifests/{tag}.sha256")]);
+    let listed: BTreeMap<String, String> = manifest
+        .lines()
+        .filter_map(|l| l.split_once("  ").map(|(sum, name)| (name.to_owned(), sum.to_owned())))
+        .collect();
+    assert_eq!(listed, archives, "the release commit's manifest lists the archives");
+
+    // The same version again: refused before anything is pushed or released.
+    let mut again = world.start_run("release.yml", "refs/heads/main", &[]);
+    again.jobs.insert("build".into(), built);
+    world.run_rest(&mut again, &mut no_reviews());
+    assert_eq!(again.result("publish"), "failure", "{}", again.describe());
+    let log = std::fs::read_to_string(&again.jobs["publish"].log).expect("log");
+    assert!(log.contains(&format!("{tag} exists already")), "{}", again.jobs["publish"].log.display());
+    assert_eq!(lines(&pushes).len(), 2, "{:?}", lines(&pushes));
+    assert_eq!(world.fake.releases(world::REPO).len(), 1);
+}
+
+/// This checkout's tracked files (the action's repository at the pull
+/// request's commit), with the release manifest of this version committed
+/// as after a release, as the user's repository of a world whose workflow
+/// files are `workflows` (name, text), replacing the checkout's.
+fn action_repo(world: &mut World, workflows: &[(&str, String)]) {
+    let root = world::root();
+    let repo = world.dir.join("sluice");
+    let files = world::git(&root, &["ls-files"]);
+    for file in files.lines().filter(|f| !f.starts_with(".github/workflows/")) {
+        let to = repo.join(file);
+        std::fs::create_dir_all(to.parent().expect("parent")).expect("dir");
+        std::fs::copy(root.join(file), &to).unwrap_or_else(|e| panic!("copy {file}: {e}"));
+    }
+    let version = &world::release().version;
+    let manifest = format!("dist/manifests/v{version}.sha256");
+    std::fs::copy(world::release().action_dir.join(&manifest), repo.join(&manifest)).expect("manifest");
+    std::fs::create_dir_all(repo.join(".github/workflows")).expect("workflows");
+    for (name, text) in workflows {
+        std::fs::write(repo.join(".github/workflows").join(name), text).expect("workflow");
+    }
+    world::git(&repo, &["init", "-q", "-b", "main"]);
+    world::git(&repo, &["remote", "add", "origin", &format!("https://github.com/{}.git", world::REPO)]);
+    world::git(&repo, &["add", "-A"]);
+    world::git(&repo, &["commit", "-q", "-m", "a pull request"]);
+    world.head = world::git(&repo, &["rev-parse", "HEAD"]);
+    world.repo = repo;
+}
+
+/// .github/workflows/self-test.yml tests the pull request's code, not the
+/// released binary, even once the manifest of the version is committed and
+/// its archive is downloadable: its `promote` job's setup (`uses: ./`,
+/// mode setup, under the workflow's `SLUICE_FROM_SOURCE`) installs the
+/// source build and downloads nothing. Without `SLUICE_FROM_SOURCE` the same
+/// step installs the released archive (downloaded from the fake): the
+/// scenario can tell the two apart.
+///
+/// Only that step runs: the rest of self-test.yml builds release binaries
+/// with cargo (scripts/self-test-env.sh `cargo build --release -p
+/// sluice-router -p sluice-demo`), minutes on this machine, beyond a
+/// scenario's budget. The source build itself comes from the action's cache
+/// (the cache stand-in, seeded under the key the action computes from the
+/// checkout's sources: a build of these sources, the debug `sluice` of this
+/// test run, as a previous run of the job would have saved it), so no cargo
+/// build runs here either; the source method and its key are the action's.
+#[test]
+fn self_test_installs_the_pull_requests_build_not_the_released_archive() {
+    let _serial = serial();
+    let root = world::root();
+    let text = std::fs::read_to_string(root.join(".github/workflows/self-test.yml")).expect("self-test.yml");
+    let workflow: serde_yaml::Value = serde_yaml::from_str(&text).expect("YAML");
+    assert_eq!(workflow["env"]["SLUICE_FROM_SOURCE"].as_str(), Some("1"), "self-test.yml sets SLUICE_FROM_SOURCE");
+    // The promote job up to its setup step, the workflow's env kept.
+    let setup_only = |from_source: bool| -> String {
+        let mut w = workflow.clone();
+        let mut job = w["jobs"]["promote"].clone();
+        let steps = job["steps"].as_sequence().expect("steps").clone();
+        let n = steps.iter().position(|s| s["id"].as_str() == Some("setup")).expect("a step with id setup") + 1;
+        job["steps"] = serde_yaml::Value::Sequence(steps[..n].to_vec());
+        let mut jobs = serde_yaml::Mapping::new();
+        jobs.insert("promote".into(), job);
+        w["jobs"] = serde_yaml::Value::Mapping(jobs);
+        if !from_source {
+            w["env"].as_mapping_mut().expect("env").remove("SLUICE_FROM_SOURCE");
+        }
+        serde_yaml::to_string(&w).expect("YAML")
+    };
+    let mut world = World::new("self-test", Options { environments: vec![], workflows: vec![], ..Options::default() });
+    action_repo(&mut world, &[("self-test.yml", setup_only(true)), ("self-test-archive.yml", setup_only(false))]);
+    let version = world::release().version.clone();
+
+    // The action's own source key and hash for this checkout.
+    let plan = std::process::Command::new("bash")
+        .arg(world.repo.join("dist/install.sh"))
+        .arg("plan")
+        .env("SLUICE_FROM_SOURCE", "1")
+        .output()
+        .expect("install.sh plan");
+    let plan = String::from_utf8_lossy(&plan.stdout).into_owned();
+    let key = plan.lines().find_map(|l| l.strip_prefix("key=")).expect("a key").to_owned();
+    assert!(key.starts_with("sluice-src-"), "{plan}");
+    let hash = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(r#"root=$1; . "$root/dist/lib.sh"; eval "$(sed -n '/^source_hash()/,/^}/p' "$root/dist/install.sh")"; source_hash"#)
+        .arg("source-hash")
+        .arg(&world.repo)
+        .output()
+        .expect("source_hash");
+    let hash = String::from_utf8_lossy(&hash.stdout).trim().to_owned();
+    assert!(key.ends_with(&hash[..16]), "{key} is keyed by {hash}");
+    let cached = world.dir.join("cached");
+    std::fs::create_dir_all(cached.join("bin")).expect("bin");
+    std::fs::copy(world::binary("sluice"), cached.join("bin/sluice")).expect("sluice");
+    std::fs::write(cached.join("bin/.source-hash"), format!("{hash}\n")).expect("hash");
+    std::fs::create_dir_all(world.dir.join("store/cache")).expect("cache");
+    world::run(
+        std::process::Command::new("tar")
+            .arg("-cf")
+            .arg(world.dir.join(format!("store/cache/{key}.tar")))
+            .arg("-C")
+            .arg(&cached)
+            .arg("bin"),
+    );
+    let downloads = || world.fake.seen().into_iter().filter(|s| s.path.contains("/releases/download/")).count();
+
+    let run = world.dispatch("self-test.yml", &[], &mut no_reviews());
+    assert_eq!(run.result("promote"), "success", "{}", run.describe());
+    let log = std::fs::read_to_string(&run.jobs["promote"].log).expect("log");
+    assert!(log.contains(&format!("Cache restored from key: {key}")), "{}", run.jobs["promote"].log.display());
+    assert!(
+        log.contains(&format!("installed sluice {version} (source)")),
+        "the checkout's build: {}",
+        run.jobs["promote"].log.display()
+    );
+    assert_eq!(downloads(), 0, "the released archive was not downloaded");
+
+    let run = world.dispatch("self-test-archive.yml", &[], &mut no_reviews());
+    assert_eq!(run.result("promote"), "success", "{}", run.describe());
+    let log = std::fs::read_to_string(&run.jobs["promote"].log).expect("log");
+    assert!(log.contains(&format!("installed sluice {version} (archive)")), "{}", run.jobs["promote"].log.display());
+    assert!(downloads() > 0, "without SLUICE_FROM_SOURCE the released archive is downloaded");
+}
+
+/// .github/workflows/ci.yml on a GitHub runner, which is not root and has
+/// passwordless sudo: its one step, `bash .ci/run`, runs scripts/test.sh,
+/// whose first part, scripts/setup-tools.sh, installs the Debian packages a
+/// runner lacks (Prometheus) through `sudo -n`; where there is no sudo it
+/// names them and fails.
+///
+/// ci.yml is not run under act: its step is the whole test suite (about 20
+/// minutes here). This runs that first part as the runner would: the user
+/// id is 1001 (an `id` first on PATH says so; the test process is root
+/// here), `sudo` is a stand-in that records what it is asked to run and
+/// runs nothing (so nothing is installed on this machine), and PATH has
+/// every tool of this machine but `prometheus`.
+#[test]
+fn ci_setup_installs_with_sudo_on_a_runner_that_is_not_root() {
+    let root = world::root();
+    let ci = std::fs::read_to_string(root.join(".github/workflows/ci.yml")).expect("ci.yml");
+    let ci: serde_yaml::Value = serde_yaml::from_str(&ci).expect("YAML");
+    let runs: Vec<&str> =
+        ci["jobs"]["test"]["steps"].as_sequence().expect("steps").iter().filter_map(|s| s["run"].as_str()).collect();
+    assert_eq!(runs, ["bash .ci/run"], "ci.yml runs .ci/run");
+    let entry = std::fs::read_to_string(root.join(".ci/run")).expect(".ci/run");
+    assert!(entry.contains("exec scripts/test.sh"), ".ci/run runs scripts/test.sh");
+    let test = std::fs::read_to_string(root.join("scripts/test.sh")).expect("test.sh");
+    let first = test.lines().find(|l| l.starts_with("scripts/") || l.starts_with("cargo ")).expect("a command");
+    assert_eq!(first, "scripts/setup-tools.sh", "scripts/test.sh sets the tools up first");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stubs = dir.path().join("stubs");
+    let usr_bin = dir.path().join("usr-bin");
+    std::fs::create_dir_all(&stubs).expect("stubs");
+    std::fs::create_dir_all(&usr_bin).expect("usr-bin");
+    for entry in std::fs::read_dir("/usr/bin").expect("/usr/bin").flatten() {
+        if entry.file_name() != "prometheus" {
+            std::os::unix::fs::symlink(entry.path(), usr_bin.join(entry.file_name())).expect("link");
+        }
+    }
+    let log = dir.path().join("sudo.log");
+    let stub = |name: &str, text: String| {
+        let path = stubs.join(name);
+        std::fs::write(&path, text).expect("stub");
+        world::run(std::process::Command::new("chmod").arg("+x").arg(&path));
+    };
+    stub("id", "#!/bin/sh\nif [ \"$1\" = -u ]; then echo 1001; else exec /usr/bin/id \"$@\"; fi\n".into());
+    let path = |with_sudo: bool| {
+        let mut dirs: Vec<PathBuf> = vec![stubs.clone()];
+        let inherited = std::env::var_os("PATH").unwrap_or_default();
+        dirs.extend(
+            std::env::split_paths(&inherited)
+                .filter(|d| !["/usr/bin", "/bin", "/usr/sbin", "/sbin"].contains(&d.to_str().unwrap_or_default())),
+        );
+        dirs.push(usr_bin.clone());
+        if !with_sudo {
+            let _ = std::fs::remove_file(stubs.join("sudo"));
+            let _ = std::fs::remove_file(usr_bin.join("sudo"));
+        }
+        std::env::join_paths(dirs).expect("PATH")
+    };
+    let setup = |path: std::ffi::OsString| {
+        std::process::Command::new("/bin/bash")
+            .arg(root.join("scripts/setup-tools.sh"))
+            .current_dir(&root)
+            .env("PATH", path)
+            .output()
+            .expect("setup-tools.sh")
+    };
+
+    stub("sudo", format!("#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexit 0\n", log.display()));
+    let out = setup(path(true));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let asked: Vec<String> = lines(&log);
+    assert_eq!(
+        asked,
+        [
+            "-n true",
+            "-n apt-get update -qq",
+            "-n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus"
+        ],
+        "{stderr}"
+    );
+
+    let out = setup(path(false));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("setup: missing Debian packages: sudo apt-get install prometheus"), "{stderr}");
+    assert_eq!(lines(&log).len(), 3, "no sudo, nothing asked of it");
 }

@@ -81,12 +81,12 @@ pub fn release() -> &'static Release {
     })
 }
 
-fn run(cmd: &mut Command) {
+pub fn run(cmd: &mut Command) {
     let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-fn git(repo: &Path, args: &[&str]) -> String {
+pub fn git(repo: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .arg("-C")
         .arg(repo)
@@ -124,6 +124,11 @@ pub struct Options {
     pub stage: &'static str,
     /// The workflow files to put in `.github/workflows/` (name, text).
     pub workflows: Vec<(String, String)>,
+    /// More `[[environment]]` tables (environments whose router is not an
+    /// embedded one: no router or load is started for them).
+    pub more_environments: String,
+    /// The AWS endpoint the jobs reach (a moto server), if any.
+    pub aws_endpoint: Option<String>,
 }
 
 impl Default for Options {
@@ -135,6 +140,8 @@ impl Default for Options {
             defaults: "",
             stage: "2s",
             workflows: vec![("promote.yml".into(), promote)],
+            more_environments: String::new(),
+            aws_endpoint: None,
         }
     }
 }
@@ -154,6 +161,14 @@ pub struct World {
     /// gives a job the variables of the environment it references
     /// (<https://docs.github.com/en/actions/reference/workflows-and-actions/variables>).
     pub vars: std::sync::Mutex<BTreeMap<String, BTreeMap<String, String>>>,
+    /// Where the jobs reach AWS (`AWS_ENDPOINT_URL`), if the scenario has it.
+    pub aws_endpoint: Option<String>,
+    /// The checkout's remote whose URL names the repository on GitHub (act
+    /// reads `github.repository` from it): `origin` but in the release
+    /// scenario.
+    pub remote: String,
+    /// The runs in progress and pending, by concurrency group.
+    pub concurrency: std::sync::Mutex<super::engine::Concurrency>,
     procs: Vec<Proc>,
 }
 
@@ -187,6 +202,9 @@ impl World {
             apps: BTreeMap::new(),
             protected: options.protected.iter().map(|s| (*s).to_owned()).collect(),
             vars: Default::default(),
+            aws_endpoint: options.aws_endpoint.clone(),
+            remote: "origin".into(),
+            concurrency: Default::default(),
             procs: Vec::new(),
         };
         std::fs::create_dir_all(dir.join("run")).expect("run dir");
@@ -290,6 +308,7 @@ critical = true
                 self.admin[*env]
             ));
         }
+        config.push_str(&options.more_environments);
         std::fs::write(repo.join("sluice.toml"), config).expect("sluice.toml");
         std::fs::write(repo.join(".gitignore"), ".sluice/\n").expect(".gitignore");
         std::fs::write(repo.join("app.txt"), "v1.4.2\n").expect("app.txt");
@@ -336,6 +355,12 @@ critical = true
             .entry(env.to_owned())
             .or_default()
             .insert("SLUICE_CANDIDATE_UPSTREAM".into(), self.apps[app].clone());
+    }
+
+    /// Sets a variable of an environment (the `vars` context of the jobs
+    /// that reference it).
+    pub fn set_var(&self, env: &str, name: &str, value: &str) {
+        self.vars.lock().expect("vars").entry(env.to_owned()).or_default().insert(name.into(), value.into());
     }
 
     pub fn weight(&self, env: &str) -> u64 {

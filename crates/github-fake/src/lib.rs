@@ -6,7 +6,9 @@
 //! commits with two parents), issues (`labels`, `state`, `since`; pull
 //! requests among them, as GitHub lists them), workflow dispatch,
 //! environment approvals of a run, compare, workflow runs (listed by
-//! status, cancelled) and their artifacts (zip downloads), and release
+//! status, cancelled) and their artifacts (zip downloads), releases (module
+//! `releases`: created as drafts, assets uploaded, published), OIDC ID
+//! tokens for jobs granted `id-token: write`, and release
 //! downloads (the
 //! `github.com/OWNER/REPO/releases/download/TAG/NAME` URL, redirected as
 //! GitHub does); and (module `git`) the contents API with its `sha`
@@ -37,6 +39,7 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 mod git;
+mod releases;
 
 /// Requests an hour, as for a workflow's `GITHUB_TOKEN`.
 pub const RATE_LIMIT: u64 = 1000;
@@ -110,8 +113,10 @@ struct Repo {
     approvals: HashMap<u64, Vec<Value>>,
     refs: HashMap<String, String>,
     git: git::Git,
-    /// Release assets by `TAG/NAME`.
+    /// Release assets by `TAG/NAME` (downloadable: a published release's).
     assets: HashMap<String, Vec<u8>>,
+    /// Releases made through the API.
+    releases: Vec<releases::Release>,
     /// Workflow runs: id -> (workflow file, status, conclusion).
     runs: HashMap<u64, (String, String, Option<String>)>,
     /// Artifacts of runs: (run id, artifact id, name, zip bytes).
@@ -134,6 +139,9 @@ struct State {
     clock_offset: i64,
     /// A fixed time to stamp what is stored with, when set.
     pinned: Option<jiff::Timestamp>,
+    /// OIDC ID token requests a job may make: its
+    /// `ACTIONS_ID_TOKEN_REQUEST_TOKEN` -> the claims of its tokens.
+    id_tokens: HashMap<String, Value>,
 }
 
 impl State {
@@ -200,6 +208,7 @@ impl Fake {
             seen: Vec::new(),
             clock_offset: 0,
             pinned: None,
+            id_tokens: HashMap::new(),
         }));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let served = state.clone();
@@ -440,6 +449,31 @@ impl Fake {
         });
     }
 
+    /// Lets a job request OpenID Connect ID tokens, as GitHub does for a job
+    /// whose `permissions:` grant `id-token: write`: the runner gives the job
+    /// `ACTIONS_ID_TOKEN_REQUEST_URL` ([`Fake::id_token_url`]) and
+    /// `ACTIONS_ID_TOKEN_REQUEST_TOKEN` (`request_token`), and a
+    /// `GET $ACTIONS_ID_TOKEN_REQUEST_URL&audience=AUD` with
+    /// `Authorization: bearer $ACTIONS_ID_TOKEN_REQUEST_TOKEN` answers
+    /// `{"value": "<JWT>"}`
+    /// (<https://docs.github.com/en/actions/security-for-github-actions/security-hardening-your-deployments/configuring-openid-connect-in-cloud-providers#using-custom-actions>).
+    /// `claims` are the job's (`sub`, `repository`, `environment`, `ref`,
+    /// `sha`, `run_id`, ...); the fake adds `iss`, `aud` (the `audience`
+    /// asked for, else the repository owner's URL), `jti`, `iat`, `nbf`
+    /// and `exp` as GitHub's example token has them
+    /// (<https://docs.github.com/en/actions/security-for-github-actions/security-hardening-your-deployments/about-security-hardening-with-openid-connect#understanding-the-oidc-token>).
+    /// The token is not signed with a key anyone can verify (the fake has
+    /// no GitHub key); its signature part says so.
+    pub fn add_id_token_request(&self, request_token: &str, claims: Value) {
+        self.with(|s| s.id_tokens.insert(request_token.to_owned(), claims));
+    }
+
+    /// The `ACTIONS_ID_TOKEN_REQUEST_URL` to give a job (it already has a
+    /// query, as GitHub's has: clients append `&audience=...`).
+    pub fn id_token_url(&self) -> String {
+        format!("{}/_apis/idtoken?api-version=2.0", self.api_url())
+    }
+
     /// Publishes a release asset, downloadable without a token at
     /// `{api_url}/{repo}/releases/download/{tag}/{name}` (the fake serves
     /// github.com's download URLs beside the API).
@@ -521,6 +555,17 @@ impl Fake {
         });
     }
 
+    /// Ends a run as cancelled (status `completed`, conclusion
+    /// `cancelled`), as GitHub ends a run it cancels itself (a pending run
+    /// replaced in its concurrency group).
+    pub fn cancel_run(&self, repo: &str, workflow: &str, run_id: u64) {
+        self.with(|s| {
+            let run = s.repo(repo).runs.entry(run_id).or_insert_with(|| (workflow.to_owned(), String::new(), None));
+            run.1 = "completed".into();
+            run.2 = Some("cancelled".into());
+        });
+    }
+
     /// A run's status and conclusion (`cancelled` once cancelled through
     /// the API).
     pub fn run_status(&self, repo: &str, run_id: u64) -> Option<(String, Option<String>)> {
@@ -567,6 +612,12 @@ impl Fake {
     /// Forgets the requests seen so far.
     pub fn clear_seen(&self) {
         self.with(|s| s.seen.clear());
+    }
+
+    /// The releases made through the API, oldest first: (tag, draft, the
+    /// names of its assets).
+    pub fn releases(&self, repo: &str) -> Vec<(String, bool, Vec<String>)> {
+        self.with(|s| releases::list(s, repo))
     }
 
     /// What is left of the primary rate limit.
@@ -727,6 +778,16 @@ async fn handle(state: &Mutex<State>, req: Request<Incoming>) -> Response<Full<B
     if let Some(download) = release_download(&mut s, &method, &path) {
         return download;
     }
+    if path == "/_apis/idtoken" && method == "GET" {
+        let answer = id_token(&mut s, auth.as_deref(), &query);
+        s.seen.push(Seen { method, path, query, status: answer.status.as_u16(), conditional: false, raw });
+        let bytes = answer.body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
+        return Response::builder()
+            .status(answer.status)
+            .header("content-type", "application/json; charset=utf-8")
+            .body(Full::new(bytes))
+            .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())));
+    }
     if let ["_artifact-zips", owner, name, id] = path.trim_matches('/').split('/').collect::<Vec<_>>().as_slice() {
         let repo = format!("{owner}/{name}");
         let id: u64 = id.parse().unwrap_or(0);
@@ -763,10 +824,23 @@ async fn handle(state: &Mutex<State>, req: Request<Incoming>) -> Response<Full<B
         let reset_in = u64::try_from(s.reset_at - now).unwrap_or(0);
         refuse(&mut s, Refusal::Primary { reset_in }, now)
     } else {
-        let parsed = if body.is_empty() { Ok(Value::Null) } else { serde_json::from_slice::<Value>(&body) };
-        match parsed {
-            Err(e) => Answer::error(StatusCode::BAD_REQUEST, &format!("Problems parsing JSON: {e}")),
-            Ok(body) => route(&mut s, &method, &path, &query, &body),
+        let upload = match path.trim_matches('/').split('/').collect::<Vec<_>>().as_slice() {
+            ["uploads", "repos", owner, name, "releases", id, "assets"] if method == "POST" => {
+                Some((format!("{owner}/{name}"), (*id).to_owned()))
+            }
+            _ => None,
+        };
+        if let Some((repo, id)) = upload {
+            // An asset upload (the release's `upload_url`): the body is the
+            // file, not JSON.
+            let name = params(&query).get("name").cloned();
+            releases::upload(&mut s, &repo, &id, name.as_deref(), body.to_vec())
+        } else {
+            let parsed = if body.is_empty() { Ok(Value::Null) } else { serde_json::from_slice::<Value>(&body) };
+            match parsed {
+                Err(e) => Answer::error(StatusCode::BAD_REQUEST, &format!("Problems parsing JSON: {e}")),
+                Ok(body) => route(&mut s, &method, &path, &query, &body),
+            }
         }
     };
 
@@ -952,6 +1026,51 @@ fn crc32(bytes: &[u8]) -> u32 {
     !crc
 }
 
+/// `GET /_apis/idtoken?api-version=2.0&audience=AUD`: an OIDC ID token for
+/// the job whose request token is presented (see [`Fake::add_id_token_request`]).
+fn id_token(s: &mut State, auth: Option<&str>, query: &str) -> Answer {
+    let presented = auth.and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("bearer ")));
+    let Some(claims) = presented.and_then(|t| s.id_tokens.get(t)).cloned() else {
+        return Answer::error(StatusCode::UNAUTHORIZED, "Bad credentials");
+    };
+    let mut claims = claims.as_object().cloned().unwrap_or_default();
+    let owner = claims.get("repository_owner").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let audience = params(query).get("audience").cloned().unwrap_or_else(|| format!("https://github.com/{owner}"));
+    let iat = s.now().as_second();
+    let jti = s.id();
+    for (k, v) in [
+        ("iss", json!("https://token.actions.githubusercontent.com")),
+        ("aud", json!(audience)),
+        ("jti", json!(format!("sluice-github-fake-{jti}"))),
+        ("iat", json!(iat)),
+        ("nbf", json!(iat - 600)),
+        ("exp", json!(iat + 300)),
+    ] {
+        claims.insert(k.to_owned(), v);
+    }
+    let header = json!({ "typ": "JWT", "alg": "RS256", "kid": "sluice-github-fake" });
+    let jwt = format!(
+        "{}.{}.{}",
+        base64url(header.to_string().as_bytes()),
+        base64url(Value::Object(claims).to_string().as_bytes()),
+        base64url(b"not signed: the GitHub fake has no signing key")
+    );
+    Answer::json(StatusCode::OK, json!({ "value": jwt }))
+}
+
+/// Base64url without padding (RFC 4648, section 5), as JWTs use it.
+fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+        }
+    }
+    out
+}
+
 fn fnv(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
@@ -1026,6 +1145,9 @@ fn route(s: &mut State, method: &str, path: &str, query: &str, body: &Value) -> 
     let ["repos", owner, name, rest @ ..] = parts.as_slice() else { return not_found() };
     let repo = format!("{owner}/{name}");
     if let Some(answer) = git::route(s, method, &repo, rest, query, body) {
+        return answer;
+    }
+    if let Some(answer) = releases::route(s, method, &repo, rest, body) {
         return answer;
     }
     let p = params(query);
@@ -1356,7 +1478,9 @@ fn validate_dispatch(declared: &[DispatchInput], inputs: &serde_json::Map<String
 /// <https://docs.github.com/en/actions/security-for-github-actions/security-guides/automatic-token-authentication#permissions-for-the-github_token>
 fn needed(method: &str, path: &str) -> Option<(&'static str, Access)> {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let ["repos", _, _, rest @ ..] = parts.as_slice() else { return None };
+    // Release asset uploads (uploads.github.com) need what releases need.
+    let parts = parts.strip_prefix(&["uploads"]).unwrap_or(&parts);
+    let ["repos", _, _, rest @ ..] = parts else { return None };
     let level = if method == "GET" || method == "HEAD" { Access::Read } else { Access::Write };
     let scope = match rest.first().copied()? {
         "deployments" => "deployments",
@@ -1365,6 +1489,9 @@ fn needed(method: &str, path: &str) -> Option<(&'static str, Access)> {
         "commits" | "compare" => "contents",
         "issues" => "issues",
         "actions" => "actions",
+        // "Releases" need the `contents` permission
+        // (<https://docs.github.com/en/rest/authentication/permissions-required-for-github-apps>).
+        "releases" => "contents",
         _ => return None,
     };
     Some((scope, level))
@@ -1451,4 +1578,19 @@ fn create_status(s: &mut State, repo: &str, id: u64, body: &Value) -> Answer {
         }
     }
     Answer::json(StatusCode::CREATED, status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::base64url;
+
+    #[test]
+    fn base64url_is_rfc_4648_without_padding() {
+        // RFC 4648, section 10, with `-`/`_` and no `=`.
+        let cases = [("", ""), ("f", "Zg"), ("fo", "Zm8"), ("foo", "Zm9v"), ("foob", "Zm9vYg"), ("fooba", "Zm9vYmE")];
+        for (plain, encoded) in cases {
+            assert_eq!(base64url(plain.as_bytes()), encoded);
+        }
+        assert_eq!(base64url(&[0xfb, 0xff]), "-_8");
+    }
 }
