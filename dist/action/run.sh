@@ -10,6 +10,8 @@
 #   run.sh promote    promote
 #   run.sh rollback   rollback, when traffic may have moved
 #   run.sh finish     the action's outputs, from the record
+#   run.sh github-cache  the config's GitHub API cache folder and a cache key
+#   run.sh report     dora-report of every environment (mode report)
 #
 # action.yml passes the inputs as SLUICE_* variables through `env:` (never
 # `${{ }}` inside a script); this script hands the non-empty ones to the
@@ -107,7 +109,7 @@ case "$cmd" in
     if [ -n "${SLUICE_TOKEN:-}" ]; then
       echo "::add-mask::$SLUICE_TOKEN"
     fi
-    case "$mode" in promote | resume) ;; *) fail "mode '$mode' is not one of promote, resume, expire-paused, setup" ;; esac
+    case "$mode" in promote | resume) ;; *) fail "mode '$mode' is not one of promote, resume, expire-paused, report, setup" ;; esac
     env_name=${SLUICE_ENVIRONMENT:-}
     [ -n "$env_name" ] || fail "the input 'environment' is required (e.g. dev)"
     safe_name "$env_name" || fail "environment '$env_name' may only contain letters, digits, '.', '_', '+' and '-'"
@@ -205,6 +207,30 @@ case "$cmd" in
     esac
     pass REASON "${SLUICE_ROLLBACK_REASON:-the promotion job failed or was cancelled}"
     exec rollback
+    ;;
+  github-cache)
+    # The config's ETag cache folder, and a cache key unique to this job of
+    # this run attempt (actions/cache keys are immutable).
+    config=${SLUICE_CONFIG:-sluice.toml}
+    [ -f "$config" ] || fail "config '$config' not found (relative to $PWD); pass the input 'config'"
+    dir=$(sluice inspect --config "$config" github.cache_dir) || fail "cannot read the config '$config' (see above)"
+    mkdir -p "$dir"
+    output path "$dir"
+    output key "sluice-github-api-${GITHUB_RUN_ID:-local}-${GITHUB_RUN_ATTEMPT:-1}-${GITHUB_JOB:-job}-$(date +%s)"
+    output restore-key "sluice-github-api-"
+    ;;
+  report)
+    if [ -n "${SLUICE_TOKEN:-}" ]; then
+      echo "::add-mask::$SLUICE_TOKEN"
+      export GITHUB_TOKEN="$SLUICE_TOKEN"
+    fi
+    config=${SLUICE_CONFIG:-sluice.toml}
+    [ -f "$config" ] || fail "config '$config' not found (relative to $PWD); pass the input 'config'"
+    dir=${RUNNER_TEMP:-${TMPDIR:-/tmp}}/sluice-report
+    mkdir -p "$dir"
+    output report-dir "$dir"
+    exec dora-report --config "$config" --all-environments --since "${SLUICE_SINCE:-90d}" \
+      --json "$dir/dora.json" --markdown "$dir/dora.md" --svg "$dir/dora.svg"
     ;;
   finish)
     status=

@@ -985,3 +985,58 @@ fn ci_setup_installs_with_sudo_on_a_runner_that_is_not_root() {
     assert!(stderr.contains("setup: missing Debian packages: sudo apt-get install prometheus"), "{stderr}");
     assert_eq!(lines(&log).len(), 3, "no sudo, nothing asked of it");
 }
+
+/// The shipped report workflow (dist/workflows/dora-report.yml) as written:
+/// the action's `report` mode reads the history from GitHub and uploads the
+/// report; the second run restores the GitHub API's ETag cache the first
+/// one saved (actions/cache), so the answers that did not change come back
+/// 304 and cost nothing against the rate limit.
+#[test]
+fn the_report_workflow_keeps_the_github_cache_between_runs() {
+    let _serial = serial();
+    let read = |name: &str| std::fs::read_to_string(world::root().join("dist/workflows").join(name)).expect("workflow");
+    let world = World::new(
+        "report",
+        Options {
+            environments: vec!["dev"],
+            workflows: vec![
+                ("promote.yml".into(), read("promote.yml")),
+                ("dora-report.yml".into(), read("dora-report.yml")),
+            ],
+            ..Options::default()
+        },
+    );
+    world.deploy_candidate("dev", "v2");
+    let run = world.promote("dev", "v1.4.2", "", &mut no_reviews());
+    assert_eq!(run.output("canary", "decision"), "promoted", "{}", run.describe());
+
+    let mut counted = Vec::new();
+    for _ in 0..2 {
+        world.fake.clear_seen();
+        let before = world.fake.remaining();
+        let run = world.dispatch("dora-report.yml", &[("since", "all")], &mut no_reviews());
+        assert_eq!(run.result("report"), "success", "{}", run.describe());
+        let seen = world.fake.seen();
+        let not_modified = seen.iter().filter(|s| s.status == 304).count();
+        let log = std::fs::read_to_string(&run.jobs["report"].log).expect("the job's log");
+        // The first report finds what the promotion's job saved (the
+        // deployment it read), the second what the first report saved.
+        assert!(log.contains("Cache restored from key: sluice-github-api-"), "{log}");
+        assert!(log.contains("Cache saved with key: sluice-github-api-"), "{log}");
+        if let Some(&(_, first)) = counted.first() {
+            assert!(not_modified > first, "the second report asks with the ETags the first one saved: {seen:?}");
+        }
+        counted.push((before - world.fake.remaining(), not_modified));
+        // The report itself: the promotion in dev, uploaded as the artifact.
+        let path = world.dir.join(format!("store/runs/{}/artifacts/dora-report/dora.json", run.id));
+        let report: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("dora.json")).expect("JSON");
+        let dev = report["environments"].as_array().expect("environments").iter().find(|e| e["environment"] == "dev");
+        assert_eq!(dev.expect("dev")["counts"]["deployments"], 1, "{report}");
+        assert_eq!(report["partial"], Value::Null);
+    }
+    eprintln!(
+        "dora-report workflow: calls counted against the rate limit (and 304s): first report {:?}, second {:?}",
+        counted[0], counted[1]
+    );
+    assert!(counted[1].0 < counted[0].0, "the ETag cache saves calls: {counted:?}");
+}
