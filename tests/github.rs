@@ -193,11 +193,11 @@ fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The debug line's count of GitHub API calls (None: no GitHub client).
+/// The count of GitHub API calls the step's last line says (None: no
+/// GitHub client).
 fn api_calls(out: &Output) -> Option<u32> {
     stderr(out).lines().find_map(|l| {
-        let rest = l.strip_prefix("debug: ")?;
-        let (_, rest) = rest.split_once(": ")?;
+        let (_, rest) = l.split_once(": ")?;
         rest.strip_suffix(')')?.split_once(" GitHub API calls")?.0.parse().ok()
     })
 }

@@ -113,7 +113,12 @@ impl std::fmt::Debug for Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         let stats = *self.stats.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        sluice_core::gha::debug(&format!(
+        if stats.requests == 0 && stats.cached == 0 {
+            return;
+        }
+        // Always said: what a step spent of the repository's rate limit is
+        // what a team running several a day budgets with.
+        eprintln!(
             "{}: {} GitHub API calls ({} counted against the rate limit, {} not modified, {} writes, {} rate-limit waits{})",
             self.settings.label,
             stats.requests,
@@ -122,7 +127,7 @@ impl Drop for Inner {
             stats.writes,
             stats.rate_limited,
             stats.remaining.map(|r| format!(", {r} left of the rate limit")).unwrap_or_default()
-        ));
+        );
     }
 }
 
