@@ -639,13 +639,14 @@ fn release_repo(world: &mut World) -> (PathBuf, PathBuf) {
         format!(
             r#"#!/usr/bin/env python3
 import json, sys, urllib.error, urllib.request
-request = urllib.request.Request("{api}/repos/{repo}/releases/tags/v{version}",
+request = urllib.request.Request("{api}/repos/{repo}/releases",
                                  headers={{"Authorization": "Bearer {token}"}})
-try:
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        assets = ",".join(sorted(a["name"] for a in json.load(answer)["assets"])) or "none"
-except urllib.error.HTTPError:
-    assets = "-"
+with urllib.request.urlopen(request, timeout=10) as answer:
+    found = [r for r in json.load(answer) if r["tag_name"] == "v{version}"]
+assets = "-"
+if found:
+    state = "draft" if found[0]["draft"] else "published"
+    assets = state + ":" + (",".join(sorted(a["name"] for a in found[0]["assets"])) or "none")
 with open("{log}", "a") as log:
     for line in sys.stdin:
         old, new, ref = line.split()
@@ -677,8 +678,9 @@ fn lines(path: &Path) -> Vec<String> {
 /// .github/workflows/release.yml run by act. From a branch it does
 /// nothing. From main, its `publish` job (the real one, with gh and git
 /// against the fake and a bare repository standing for GitHub's) commits the
-/// manifest on a release commit of its own, pushes the version tag, creates
-/// the release with every archive and the manifest, downloads them back,
+/// manifest on a release commit of its own, creates a draft release with
+/// every archive and the manifest, pushes the version tag (the draft has
+/// every asset by then), publishes the release, downloads the assets back,
 /// and only then moves the major tag: when `v0` arrives at the remote the
 /// release is published with all its assets, and main is never pushed. A
 /// second release of the same version stops before pushing anything.
@@ -750,9 +752,12 @@ fn release_publishes_assets_before_moving_the_major_tag_only_from_main_and_never
     assert_eq!(world.fake.releases(world::REPO), vec![(tag.clone(), false, assets.clone())]);
     assert_eq!(
         lines(&pushes),
-        vec![format!("refs/tags/{tag} -"), format!("refs/tags/{major} {}", assets.join(","))],
-        "the version tag first (gh --verify-tag needs it), the major tag only once the release has every asset; \
-         no branch"
+        vec![
+            format!("refs/tags/{tag} draft:{}", assets.join(",")),
+            format!("refs/tags/{major} published:{}", assets.join(","))
+        ],
+        "the version tag once a draft release has every asset (it is published right after), the major tag once \
+         the release is published; no branch"
     );
     assert_eq!(world::git(&origin, &["rev-parse", "refs/heads/main"]), world.head, "main was not pushed");
     let released = world::git(&origin, &["rev-parse", &format!("refs/tags/{tag}^{{commit}}")]);
