@@ -134,17 +134,7 @@ impl Context {
         if let Err(e) = ledger.release_lease(&record.app, &record.environment, &record.id) {
             gha::warning(&format!("the environment lease was not released: {e}; it expires by itself"));
         }
-        let mine = Lease {
-            schema: LEASE_SCHEMA.into(),
-            app: record.app.clone(),
-            environment: record.environment.clone(),
-            record_id: record.id.clone(),
-            version: record.version.clone(),
-            holder: String::new(),
-            acquired_at: now(),
-            expires_at: now(),
-        };
-        if let Err(e) = self.router().release_lease(&mine).await {
+        if let Err(e) = self.router().release_lease(&record.app, &record.environment, &record.id).await {
             gha::warning(&format!("the ALB listener's lease was not released: {e}; it expires by itself"));
         }
         let written = again

@@ -227,7 +227,7 @@ async fn live(ctx: &Context, router: &Router, reason: &str, free: Option<&str>) 
         .free_lease(&holder, &entry, &ctx.target())
         .await
         .map_err(|e| ledger_failure(e, "the environment lease could not be freed"))?;
-    if let Err(e) = router.release_lease(&holder).await {
+    if let Err(e) = router.release_lease(&holder.app, &holder.environment, &holder.record_id).await {
         gha::warning(&format!(
             "the ALB listener's lease of {} was not removed: {e}; it expires by itself",
             holder.record_id

@@ -105,10 +105,12 @@ impl Router {
         }
     }
 
-    /// Gives up the router's lease of `want.record_id`, if it holds one.
-    pub async fn release_lease(&self, want: &Lease) -> Result<bool, ProviderError> {
+    /// Gives up the router's lease of `record_id` (of `app` in
+    /// `environment`), if it holds one: the same three names as
+    /// `Ledger::release_lease`.
+    pub async fn release_lease(&self, app: &str, environment: &str, record_id: &str) -> Result<bool, ProviderError> {
         match self {
-            Router::Alb(r) => r.release_lease(want).await,
+            Router::Alb(r) => r.release_lease(app, environment, record_id).await,
             Router::Local(_) | Router::CodeDeploy(_) => Ok(false),
         }
     }

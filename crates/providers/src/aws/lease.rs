@@ -180,9 +180,9 @@ impl AlbRouter {
 
     /// Removes the claim of `record_id`, if it has one. Returns whether it
     /// had.
-    pub async fn release_lease(&self, want: &Lease) -> Result<bool, ProviderError> {
-        let mine = key(&want.record_id);
-        let claims = self.lease_claims(want).await?;
+    pub async fn release_lease(&self, app: &str, environment: &str, record_id: &str) -> Result<bool, ProviderError> {
+        let mine = key(record_id);
+        let claims = self.claims(app, environment).await?;
         if claims.iter().any(|c| c.key == mine) {
             self.remove_lease_tags(vec![mine]).await?;
             return Ok(true);
@@ -192,6 +192,11 @@ impl AlbRouter {
 
     /// Every lease tag on the resource.
     pub async fn lease_claims(&self, want: &Lease) -> Result<Vec<Claim>, ProviderError> {
+        self.claims(&want.app, &want.environment).await
+    }
+
+    /// Every lease tag on the resource of `app` in `environment`.
+    async fn claims(&self, app: &str, environment: &str) -> Result<Vec<Claim>, ProviderError> {
         let operation = "read the listener's lease tags";
         let client = self.client().await?;
         let tags = client
@@ -204,7 +209,7 @@ impl AlbRouter {
             .tag_descriptions()
             .iter()
             .flat_map(|d| d.tags())
-            .filter_map(|t| parse(t.key()?, t.value().unwrap_or(""), &want.app, &want.environment))
+            .filter_map(|t| parse(t.key()?, t.value().unwrap_or(""), app, environment))
             .collect())
     }
 
