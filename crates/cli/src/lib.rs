@@ -161,7 +161,7 @@ where
 pub(crate) async fn record_cancellation(step: &str, common: &context::Common, signal: &str) {
     let Ok(ctx) = context::Context::load(common) else { return };
     let Ok(mut record) = ctx.load_record() else { return };
-    let router = ctx.router_without_retries();
+    let Ok(router) = ctx.router_without_retries() else { return };
     let (candidate_weight, router_error) = match tokio::time::timeout(Duration::from_secs(2), router.state()).await {
         Ok(Ok(state)) => (Some(state.candidate_weight), None),
         Ok(Err(e)) => (None, Some(e.to_string())),

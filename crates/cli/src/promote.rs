@@ -97,7 +97,7 @@ pub async fn run(args: Args) -> Result<Outcome, Failure> {
             eprintln!("promote: {note}");
             notes.push(format!("Note: {note}"));
         }
-        let router = ctx.router();
+        let router = ctx.router()?;
         router.promote().await.provider_failed()?;
         let now = now();
         record.transition(Step::Promote, Status::Promoted, now).map_err(refused)?;
@@ -186,7 +186,7 @@ pub(crate) fn evidence(ctx: &Context, record: &Record) -> Result<Evidence, Strin
         };
     }
     let last_verdict = record.events.iter().rposition(|e| matches!(e.detail, EventDetail::Verdict { .. }));
-    if let Router::CodeDeploy(_) = ctx.router() {
+    if let Ok(Router::CodeDeploy(_)) = ctx.router() {
         let succeeded = record.events.iter().enumerate().rev().find_map(|(i, e)| match &e.detail {
             EventDetail::Deployment { id, status, .. } if status == "Succeeded" => Some((i, id.clone())),
             _ => None,

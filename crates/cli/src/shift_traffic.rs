@@ -80,7 +80,7 @@ pub async fn run(args: Args) -> Result<Outcome, Failure> {
         let refused = record.refused(Step::ShiftTraffic, &format!("set the candidate to {weight}%"));
         return Ok(Outcome::refused("shift-traffic", &record, &refused));
     }
-    let router = ctx.router();
+    let router = ctx.router()?;
     if let Router::CodeDeploy(_) = &router
         && (args.weight.is_some() || args.candidate_upstream.is_some() || args.pause_at.is_some())
     {
@@ -207,7 +207,7 @@ async fn prepare(ctx: &Context, router: &Router, record: &mut Record, flag: Opti
     }
     if let Router::CodeDeploy(_) = router {
         // The revision gate recorded must be the one CodeDeploy would get.
-        if let sluice_core::config::RouterConfig::CodeDeploy { appspec, s3_revision, .. } = &ctx.env().router {
+        if let Some(sluice_core::config::RouterConfig::CodeDeploy { appspec, s3_revision, .. }) = &ctx.env().router {
             let now = crate::candidate::revision(appspec.as_deref(), s3_revision.as_deref())?;
             match (&record.candidate, now) {
                 (Some(recorded), Some(now)) if *recorded != now => {
