@@ -187,8 +187,19 @@ fn deployment(
     live: &serde_json::Value,
     targets: &[serde_json::Value],
 ) -> serde_json::Value {
-    let per_target: Vec<serde_json::Value> = Vec::new();
-    let _ = targets;
+    let per_target: Vec<serde_json::Value> = r
+        .targets
+        .iter()
+        .map(|t| {
+            let router = targets.iter().find(|l| l["name"].as_str() == Some(t.name.as_str()));
+            json!({
+                "name": t.name,
+                "wave": t.wave + 1,
+                "set_weight": t.candidate_weight,
+                "router_weight": router.and_then(|l| l["router"].get("candidate_weight")),
+            })
+        })
+        .collect();
     let plan = r.strategy.plan();
     let stage = r.events.iter().rev().find_map(|e| match &e.detail {
         EventDetail::Traffic { stage: Some(s), .. } | EventDetail::Pause { stage: s, .. } => Some(*s),
