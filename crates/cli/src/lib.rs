@@ -25,6 +25,7 @@ mod deployment_metrics;
 mod notify;
 pub mod outcome;
 mod summary;
+mod waves;
 
 pub use outcome::Outcome;
 

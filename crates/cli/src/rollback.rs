@@ -65,6 +65,11 @@ pub fn entry(args: Args) -> std::process::ExitCode {
 }
 
 pub async fn run(args: Args) -> Result<Outcome, Failure> {
+    if let Ok(ctx) = Context::load_without_record(&args.common)
+        && ctx.env().has_targets()
+    {
+        return crate::waves::rollback(&ctx, &args).await;
+    }
     if args.live {
         let ctx = Context::load_without_record(&args.common)?;
         return live(&ctx, &ctx.router()?, &args.reason, args.free_lease.as_deref()).await;

@@ -68,6 +68,9 @@ pub async fn run(args: Args) -> Result<Outcome, Failure> {
     if let Err(refused) = record.may_act(Step::ShiftTraffic, "move traffic") {
         return Ok(Outcome::refused("shift-traffic", &record, &refused));
     }
+    if ctx.env().has_targets() {
+        return crate::waves::shift(&ctx, record, &args).await;
+    }
     if let Some(url) = &args.candidate_upstream {
         check_upstream(url)?;
     }
