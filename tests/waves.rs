@@ -219,6 +219,35 @@ impl World {
         self.step(&["shift-traffic"])
     }
 
+    /// Starts `shift-traffic` without waiting for it.
+    fn spawn_shift(&self) -> Child {
+        Command::new(binary("sluice"))
+            .current_dir(self.dir.path())
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("GITHUB_OUTPUT")
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .args(["shift-traffic", "--config", "sluice.toml", "-e", "prd", "--record", "prd.json"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("shift-traffic")
+    }
+
+    /// Waits until region `i`'s router reads back `weight`% on the
+    /// candidate, while `step` runs.
+    fn wait_for_weight(&self, i: usize, weight: u64, step: &mut Child) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while self.state(i)["candidate_weight"] != weight {
+            assert!(Instant::now() < deadline, "{} never reached {weight}%", self.regions[i].name);
+            assert!(
+                step.try_wait().expect("wait").is_none(),
+                "the step ended before {} reached {weight}%",
+                self.regions[i].name
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Every router back as it was: no traffic on the candidate, v1 stable.
     fn assert_all_stable(&self) {
         for (i, r) in self.regions.iter().enumerate() {
@@ -289,6 +318,50 @@ fn two_waves_of_healthy_targets_are_promoted_with_one_record_and_one_ledger_entr
     let again = w.step(&["promote"]);
     assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
     assert_eq!(w.ledger().len(), 1);
+    // Reverting the promotion puts v1 back as stable behind every router.
+    let revert = w.step(&["rollback", "--reason", "bad release after all"]);
+    assert_eq!(revert.status.code(), Some(0), "{}", stderr(&revert));
+    w.assert_all_stable();
+    let ledger = w.ledger();
+    assert_eq!(ledger.len(), 2, "{ledger:?}");
+    assert_eq!(ledger[1]["outcome"], "reverted");
+    assert_eq!(w.record()["status"], "rolled_back");
+}
+
+#[test]
+fn a_shift_cancelled_in_the_second_wave_leaves_a_record_from_which_rollback_restores_every_target() {
+    let _serial = serial();
+    let slow = "{ kind = \"canary\", stages = [50, 100], stage_duration = \"6s\" }";
+    let w = World::new(None, slow);
+    let gate = w.step(&["gate", "--release", "v2", "--commit", "abcdef1", "--candidate-upstream", &w.candidates()]);
+    assert_eq!(gate.status.code(), Some(0), "gate: {}", stderr(&gate));
+    let mut shift = w.spawn_shift();
+    w.wait_for_weight(2, 50, &mut shift);
+    let pid = shift.id().to_string();
+    let kill = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    assert!(kill.success());
+    let out = shift.wait_with_output().expect("shift-traffic ends");
+    assert_eq!(out.status.code(), Some(143), "{}", stderr(&out));
+    // The record has each target's weight read back when it stopped.
+    let record = w.record();
+    assert_eq!(record["status"], "shifting", "{record}");
+    let weights: Vec<u64> =
+        record["targets"].as_array().expect("targets").iter().filter_map(|t| t["candidate_weight"].as_u64()).collect();
+    assert_eq!(weights, vec![100, 50, 50], "{record}");
+    for name in ["us-east-1", "eu-west-1", "ap-southeast-2"] {
+        assert_eq!(events(&record, "cancelled", name).len(), 1, "{name}");
+    }
+    let rollback = w.step(&["rollback", "--reason", "cancelled"]);
+    assert_eq!(rollback.status.code(), Some(0), "{}", stderr(&rollback));
+    w.assert_all_stable();
+    let record = w.record();
+    assert_eq!(record["status"], "rolled_back");
+    for name in ["us-east-1", "eu-west-1", "ap-southeast-2"] {
+        assert_eq!(events(&record, "rollback", name).len(), 1, "{name}");
+    }
+    let ledger = w.ledger();
+    assert_eq!(ledger.len(), 1, "{ledger:?}");
+    assert_eq!(ledger[0]["outcome"], "rolled_back");
 }
 
 #[test]
@@ -332,24 +405,10 @@ fn a_router_down_mid_wave_is_an_error_with_every_other_target_rolled_back() {
     let mut w = World::new(None, slow);
     let gate = w.step(&["gate", "--release", "v2", "--commit", "abcdef1", "--candidate-upstream", &w.candidates()]);
     assert_eq!(gate.status.code(), Some(0), "gate: {}", stderr(&gate));
-    let mut shift = Command::new(binary("sluice"))
-        .current_dir(w.dir.path())
-        .env_remove("GITHUB_ACTIONS")
-        .env_remove("GITHUB_OUTPUT")
-        .env_remove("GITHUB_STEP_SUMMARY")
-        .args(["shift-traffic", "--config", "sluice.toml", "-e", "prd", "--record", "prd.json"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("shift-traffic");
+    let mut shift = w.spawn_shift();
     // Wait for the second wave to move (ap-southeast-2 at 50%), then take
     // its router down.
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while w.state(2)["candidate_weight"] != 50 {
-        assert!(Instant::now() < deadline, "the second wave never started");
-        assert!(shift.try_wait().expect("wait").is_none(), "shift-traffic ended before the second wave");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    w.wait_for_weight(2, 50, &mut shift);
     let down = w.regions[2].child;
     let _ = w.children[down].kill();
     let _ = w.children[down].wait();

@@ -162,6 +162,9 @@ where
 pub(crate) async fn record_cancellation(step: &str, common: &context::Common, signal: &str) {
     let Ok(ctx) = context::Context::load(common) else { return };
     let Ok(mut record) = ctx.load_record() else { return };
+    if ctx.env().has_targets() {
+        return waves::record_cancellation(&ctx, record, step, signal).await;
+    }
     let Ok(router) = ctx.router_without_retries() else { return };
     let (candidate_weight, router_error) = match tokio::time::timeout(Duration::from_secs(2), router.state()).await {
         Ok(Ok(state)) => (Some(state.candidate_weight), None),

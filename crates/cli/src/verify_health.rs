@@ -75,14 +75,12 @@ pub async fn run(args: Args) -> Result<Outcome, Failure> {
         return crate::calibrate::run(&args.common).await;
     }
     let ctx = Context::load(&args.common)?;
+    if ctx.env().has_targets() {
+        let what = "verify-health (shift-traffic judges every target at 100% in its last stage)";
+        return Err(crate::waves::not_for_targets(&ctx, what));
+    }
     if let Some(path) = &args.replay {
         return replay(&ctx, path);
-    }
-    if ctx.env().has_targets() {
-        return Err(crate::waves::not_for_targets(
-            &ctx,
-            "verify-health (shift-traffic judges every target at 100% in its last stage)",
-        ));
     }
     let mut record = ctx.load_record()?;
     if let Err(refused) = record.may_act(Step::VerifyHealth, "judge the candidate") {

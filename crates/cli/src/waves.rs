@@ -275,6 +275,22 @@ pub(crate) async fn shift(
     for (t, state) in unread.iter().zip(states) {
         match state {
             Ok(state) => {
+                // Never give traffic to a router that sends some to another
+                // candidate than this deployment's: refused before anything
+                // moves.
+                let wanted = record.target(t.name()).and_then(|s| s.candidate.clone());
+                if let Some(wanted) = wanted
+                    && state.candidate_weight > 0
+                    && state.candidate.as_deref() != Some(wanted.as_str())
+                {
+                    return Err(Failure::input(anyhow!(
+                        "target {}: the router sends {}% of traffic to candidate {}, not to {}'s candidate {wanted}: roll that back first; nothing was moved",
+                        t.name(),
+                        state.candidate_weight,
+                        state.candidate.as_deref().unwrap_or("(none)"),
+                        record.subject()
+                    )));
+                }
                 let weight = state.candidate_weight;
                 if let Some(s) = record.targets.iter_mut().find(|s| s.name == t.name()) {
                     s.router_before = Some(state);
@@ -293,10 +309,15 @@ pub(crate) async fn shift(
         Run { ctx, targets: &targets, markdown: summary::heading("shift-traffic", &record, record.strategy.name()) };
     match run.waves(&mut record).await {
         Ok(outcome) => Ok(outcome),
-        Err(failure) if failure.exit == Exit::PROVIDER && !record.status().is_final() => {
-            Err(run.provider_failed(&mut record, failure, None).await)
-        }
-        Err(failure) => Err(failure),
+        // A lost lease leaves the routers to their new holder.
+        Err(failure) if failure.exit == Exit::DECLINED || record.status().is_final() => Err(failure),
+        Err(failure) if !record.targets.iter().any(|t| moved(&record, &t.name)) => Err(match failure.exit {
+            Exit::PROVIDER => start_failed(ctx, &mut record, failure).await,
+            _ => failure,
+        }),
+        // Nothing is left half-shifted: whatever stopped the plan, every
+        // target that moved goes back.
+        Err(failure) => Err(run.provider_failed(&mut record, failure, None).await),
     }
 }
 
@@ -609,13 +630,19 @@ impl<'a> Run<'a> {
     /// A provider failed mid-deployment: every target that moved is rolled
     /// back; exit 3 with each target's last confirmed weight named.
     async fn provider_failed(&mut self, record: &mut Record, failure: Failure, wave: Option<usize>) -> Failure {
-        let reason = format!("a provider failed during the canary: {:#}", failure.error);
+        let reason = match failure.exit {
+            Exit::PROVIDER => format!("a provider failed during the canary: {:#}", failure.error),
+            _ => format!("the canary stopped: {:#}", failure.error),
+        };
         let names = to_roll_back(record, wave);
         match roll_back(self.ctx, record, &names, &reason, Step::ShiftTraffic, LedgerOutcome::RolledBack).await {
-            Ok(()) => Failure::provider(failure.error.context(format!(
-                "every target that moved ({}) was rolled back to its previous state",
-                names.join(", ")
-            ))),
+            Ok(()) => Failure {
+                exit: failure.exit,
+                error: failure.error.context(format!(
+                    "every target that moved ({}) was rolled back to its previous state",
+                    names.join(", ")
+                )),
+            },
             Err(rollback) => rollback,
         }
     }
@@ -624,10 +651,14 @@ impl<'a> Run<'a> {
 /// The targets to roll back: every one that moved, and every one of the
 /// waves up to `wave` (a router that failed mid-change may have moved).
 fn to_roll_back(record: &Record, wave: Option<usize>) -> Vec<String> {
+    // The targets of a wave move at once: one that moved means its whole
+    // wave may have (a change cut short is not recorded).
+    let started = record.targets.iter().filter(|t| moved(record, &t.name)).map(|t| t.wave).max();
+    let upto = wave.max(started);
     record
         .targets
         .iter()
-        .filter(|t| wave.is_some_and(|w| t.wave <= w) || moved(record, &t.name))
+        .filter(|t| upto.is_some_and(|w| t.wave <= w) || moved(record, &t.name))
         .map(|t| t.name.clone())
         .collect()
 }
@@ -637,11 +668,42 @@ fn weights(record: &Record) -> String {
     record.targets.iter().map(|t| format!("{} {}%", t.name, t.candidate_weight)).collect::<Vec<_>>().join(", ")
 }
 
+/// Whether target `name` was promoted (its candidate made stable).
+fn promoted(record: &Record, name: &str) -> bool {
+    record.events.iter().any(|e| e.target.as_deref() == Some(name) && matches!(e.detail, EventDetail::Promote { .. }))
+}
+
+/// Puts one target's router back as it was before the deployment: the
+/// saved state exactly where the router can (ALB), else all traffic to
+/// stable; a promoted target gets its previous stable pool back.
+async fn restore(ctx: &Context, record: &Record, name: &str) -> Result<RouterState, String> {
+    let (Some(config), Some(state)) = (ctx.env().target(name), record.target(name)) else {
+        return Err(format!("target {name} is not in the config"));
+    };
+    let router = Router::from_config(&config.router, Backoff::default());
+    let restored = match &state.router_before {
+        Some(before) if exact_restore(&config.router, &router, before, &format!("target {name}'s router")) => {
+            router.restore(before).await
+        }
+        before if promoted(record, name) => match before.as_ref().and_then(|b| b.stable.as_deref()) {
+            Some(previous) => router.set_stable(previous).await,
+            None => {
+                return Err(format!(
+                    "target {name} was promoted, but the record does not say what was stable there before; nothing to revert to"
+                ));
+            }
+        },
+        _ => router.set_weight(0).await,
+    };
+    restored.map_err(|e| format!("target {name}: {e}"))
+}
+
 /// Restores the named targets to their state before the deployment, in
 /// parallel, each recorded; once all are back the deployment is rolled back
-/// and closed in the ledger as `outcome`. A router that fails leaves the
-/// deployment open with an `error` event naming every target's last
-/// confirmed weight (exit 3): `rollback` finishes it.
+/// (abandoned when no traffic was recorded as moved) and closed in the
+/// ledger as `outcome`. A router that fails leaves the deployment open with
+/// an `error` event naming every target's last confirmed weight (exit 3):
+/// `rollback` finishes it.
 pub(crate) async fn roll_back(
     ctx: &Context,
     record: &mut Record,
@@ -650,45 +712,30 @@ pub(crate) async fn roll_back(
     step: Step,
     outcome: LedgerOutcome,
 ) -> Result<(), Failure> {
-    if !record.may_move(step, Status::RolledBack) {
-        return Err(refused(record.refused(step, "roll it back")));
-    }
-    let env = ctx.env();
-    let mut jobs: Vec<(String, Router, Option<RouterState>, bool)> = Vec::new();
-    for name in names {
-        let (Some(config), Some(state)) = (env.target(name), record.target(name)) else { continue };
-        let router = Router::from_config(&config.router, Backoff::default());
-        let before = state.router_before.clone();
-        let exact = before
-            .as_ref()
-            .is_some_and(|b| exact_restore(&config.router, &router, b, &format!("target {name}'s router")));
-        jobs.push((name.clone(), router, before, exact));
-    }
-    let results = all(jobs
-        .iter()
-        .map(|(_, router, before, exact)| async move {
-            match (before, exact) {
-                (Some(before), true) => router.restore(before).await,
-                _ => router.set_weight(0).await,
-            }
-        })
-        .collect())
-    .await;
+    // A first weight change cut short leaves the record `admitted`: its
+    // routers are put back all the same, and the deployment abandoned.
+    let to = match record.may_move(step, Status::RolledBack) {
+        true => Status::RolledBack,
+        false if record.may_move(step, Status::Abandoned) => Status::Abandoned,
+        false => return Err(refused(record.refused(step, "roll it back"))),
+    };
+    let results = all(names.iter().map(|name| restore(ctx, record, name)).collect()).await;
     let mut failed = Vec::new();
-    for ((name, ..), result) in jobs.iter().zip(results) {
+    for (name, result) in names.iter().zip(results) {
         match result {
             Ok(restored) => {
-                let from = record.target(name).map_or(0, |t| t.candidate_weight);
+                let from = match promoted(record, name) {
+                    true => 100,
+                    false => record.target(name).map_or(0, |t| t.candidate_weight),
+                };
                 record.set_target_weight(name, restored.candidate_weight);
                 eprintln!("{step}: target {name}: rolled back: candidate {from}% -> {}%", restored.candidate_weight);
-                record.push_for(
-                    step.name(),
-                    Some(name),
-                    EventDetail::Rollback { reason: reason.to_owned(), from, restored },
-                    now(),
-                );
+                if to == Status::RolledBack {
+                    let detail = EventDetail::Rollback { reason: reason.to_owned(), from, restored };
+                    record.push_for(step.name(), Some(name), detail, now());
+                }
             }
-            Err(e) => failed.push(format!("target {name}: {e}")),
+            Err(e) => failed.push(e),
         }
     }
     if !failed.is_empty() {
@@ -701,6 +748,9 @@ pub(crate) async fn roll_back(
         record.push(step.name(), EventDetail::Error { message: message.clone() }, now());
         ctx.save(record)?;
         return Err(Failure::provider(anyhow!(message)));
+    }
+    if to == Status::Abandoned {
+        return crate::rollback::abandon(ctx, record, step, reason).await;
     }
     let now = now();
     record.transition(step, Status::RolledBack, now).map_err(refused)?;
@@ -726,8 +776,7 @@ pub(crate) async fn rollback(config: &Context, args: &crate::rollback::Args) -> 
         return Ok(Outcome::ok("kept"));
     }
     check_targets(ctx, &record)?;
-    let moved: Vec<String> =
-        record.targets.iter().filter(|t| moved(&record, &t.name)).map(|t| t.name.clone()).collect();
+    let moved = to_roll_back(&record, None);
     let (decision, words) = match record.status() {
         Status::Admitted | Status::Waiting if moved.is_empty() => {
             crate::rollback::abandon(ctx, &mut record, Step::Rollback, &args.reason).await?;
@@ -736,7 +785,16 @@ pub(crate) async fn rollback(config: &Context, args: &crate::rollback::Args) -> 
         Status::Blocked => {
             ("nothing", "The gate blocked this deployment; no traffic moved, nothing to roll back.".into())
         }
-        Status::Promoted => return Err(not_for_targets(ctx, "reverting a promotion")),
+        Status::Promoted => {
+            let every: Vec<String> = record.targets.iter().map(|t| t.name.clone()).collect();
+            roll_back(ctx, &mut record, &every, &args.reason, Step::Rollback, LedgerOutcome::Reverted).await?;
+            crate::notify::send("rollback", NotifyEvent::RolledBack, "revert", &args.reason).await;
+            let words = format!(
+                "The promotion is reverted on every target; the stable release before it serves again. Reason: {}",
+                args.reason
+            );
+            ("reverted", words)
+        }
         Status::RolledBack => {
             let restored = restore_again(ctx, &record, &moved).await?;
             ctx.settle_ledger(&mut record, true).await?;
@@ -761,27 +819,10 @@ pub(crate) async fn rollback(config: &Context, args: &crate::rollback::Args) -> 
 /// A repeated rollback: every target that moved is confirmed back as it
 /// was (the record is already closed, so nothing is appended).
 async fn restore_again(ctx: &Context, record: &Record, names: &[String]) -> Result<String, Failure> {
-    let env = ctx.env();
-    let mut jobs = Vec::new();
-    for name in names {
-        let (Some(config), Some(state)) = (env.target(name), record.target(name)) else { continue };
-        jobs.push((name.clone(), Router::from_config(&config.router, Backoff::default()), config, state));
-    }
-    let results = all(jobs
-        .iter()
-        .map(|(name, router, config, state)| async move {
-            match &state.router_before {
-                Some(before) if exact_restore(&config.router, router, before, &format!("target {name}'s router")) => {
-                    router.restore(before).await
-                }
-                _ => router.set_weight(0).await,
-            }
-        })
-        .collect())
-    .await;
+    let results = all(names.iter().map(|name| restore(ctx, record, name)).collect()).await;
     let mut confirmed = Vec::new();
-    for ((name, ..), result) in jobs.iter().zip(results) {
-        let state = result.map_err(|e| Failure::provider(anyhow!("target {name}: {e}")))?;
+    for (name, result) in names.iter().zip(results) {
+        let state = result.map_err(|e| Failure::provider(anyhow!(e)))?;
         confirmed.push(format!("{name} {}%", state.candidate_weight));
     }
     Ok(confirmed.join(", "))
@@ -916,4 +957,64 @@ pub(crate) async fn promote_routers(ctx: &Context, record: &mut Record) -> Resul
     record.push("promote", EventDetail::Error { message: message.clone() }, now());
     ctx.save(record)?;
     Err(Failure::provider(anyhow!(message)))
+}
+
+/// After a cancelled step of an environment with targets: every target's
+/// router read back (in parallel, without retries, 2s each), its weight put
+/// in the record with a `cancelled` event tagged with it. A `shift-traffic`
+/// cancelled before any traffic moved abandons the deployment; one that
+/// moved leaves a record from which `rollback` restores every target.
+pub(crate) async fn record_cancellation(ctx: &Context, mut record: Record, step: &str, signal: &str) {
+    let env = ctx.env();
+    let names: Vec<String> = record.targets.iter().map(|t| t.name.clone()).collect();
+    let reads = all(names
+        .iter()
+        .map(|name| async move {
+            let config = env.target(name)?;
+            let router = Router::from_config(&config.router, Backoff::NONE);
+            Some(match tokio::time::timeout(Duration::from_secs(2), router.state()).await {
+                Ok(Ok(state)) => Ok(state.candidate_weight),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("the router did not answer within 2s".to_owned()),
+            })
+        })
+        .collect())
+    .await;
+    let unmoved = step == "shift-traffic" && record.status() == Status::Admitted;
+    let mut changed = false;
+    for (name, read) in names.iter().zip(reads) {
+        let Some(read) = read else { continue };
+        let before = record.target(name).and_then(|t| t.router_before.as_ref()).map_or(0, |b| b.candidate_weight);
+        let (candidate_weight, router_error) = match read {
+            Ok(weight) => {
+                changed |= weight != before;
+                record.set_target_weight(name, weight);
+                (Some(weight), None)
+            }
+            Err(e) => {
+                // Unknown: it may have moved.
+                changed = true;
+                (None, Some(e))
+            }
+        };
+        let detail = EventDetail::Cancelled { signal: signal.to_owned(), candidate_weight, router_error };
+        record.push_for(step, Some(name), detail, now());
+    }
+    if unmoved && !changed {
+        let reason = format!("cancelled by {signal} before any traffic moved");
+        match crate::rollback::abandon(ctx, &mut record, Step::ShiftTraffic, &reason).await {
+            Ok(()) => eprintln!("{step}: stopped before any traffic moved: the deployment is abandoned"),
+            Err(e) => eprintln!("{step}: stopped before any traffic moved; closing the deployment: {:#}", e.error),
+        }
+        return;
+    }
+    if unmoved {
+        // A first weight change landed before the signal: recorded, so
+        // `rollback` restores it.
+        let _ = record.transition(Step::ShiftTraffic, Status::Shifting, now());
+    }
+    match ctx.save(&record) {
+        Ok(()) => eprintln!("{step}: stopped; last confirmed weights: {}", weights(&record)),
+        Err(e) => eprintln!("{step}: could not save the record: {:#}", e.error),
+    }
 }
