@@ -212,3 +212,22 @@ fn a_target_of_the_readme_shape_round_trips() {
     let text = toml::to_string(&config).expect("serialise");
     assert_eq!(Config::parse(&text, Path::new("x.toml")).expect("again"), config);
 }
+
+#[test]
+fn the_readme_waves_example_loads() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).expect("README");
+    let section = readme.split("## Waves").nth(1).expect("a Waves section");
+    let block = section.split("```toml\n").nth(1).and_then(|b| b.split("```").next()).expect("a toml block");
+    let config = parse(&format!("app = \"shop\"\n{block}"))
+        .unwrap_or_else(|e| panic!("the README's waves example does not load:\n{e}"));
+    let (_, prd) = config.environment("prd").expect("prd");
+    assert_eq!(
+        prd.waves(),
+        vec![vec!["us-east-1".to_owned()], vec!["eu-west-1".to_owned(), "ap-southeast-2".to_owned()]]
+    );
+    assert_eq!(prd.bake, Some(Duration::from_secs(300)));
+    assert!(matches!(prd.target("us-east-1").map(|t| &t.router), Some(RouterConfig::Alb { .. })));
+    let eu = prd.target("eu-west-1").expect("eu");
+    assert_eq!(config.checks_for_target(prd, eu).len(), 1);
+}
