@@ -248,6 +248,22 @@ impl World {
         }
     }
 
+    /// Waits until the record says region `i` is at `weight`% (its router
+    /// confirmed it to the step), while `step` runs.
+    fn wait_for_record(&self, i: usize, weight: u64, step: &mut Child) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = std::fs::read(self.dir.path().join("prd.json")).unwrap_or_default();
+            let record: Value = serde_json::from_slice(&text).unwrap_or_default();
+            if record["targets"][i]["candidate_weight"] == weight {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the record never had {} at {weight}%", self.regions[i].name);
+            assert!(step.try_wait().expect("wait").is_none(), "the step ended first");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Every router back as it was: no traffic on the candidate, v1 stable.
     fn assert_all_stable(&self) {
         for (i, r) in self.regions.iter().enumerate() {
@@ -406,9 +422,10 @@ fn a_router_down_mid_wave_is_an_error_with_every_other_target_rolled_back() {
     let gate = w.step(&["gate", "--release", "v2", "--commit", "abcdef1", "--candidate-upstream", &w.candidates()]);
     assert_eq!(gate.status.code(), Some(0), "gate: {}", stderr(&gate));
     let mut shift = w.spawn_shift();
-    // Wait for the second wave to move (ap-southeast-2 at 50%), then take
-    // its router down.
+    // Wait for the second wave to move (ap-southeast-2 at 50%, confirmed to
+    // the step), then take its router down.
     w.wait_for_weight(2, 50, &mut shift);
+    w.wait_for_record(2, 50, &mut shift);
     let down = w.regions[2].child;
     let _ = w.children[down].kill();
     let _ = w.children[down].wait();
@@ -483,4 +500,83 @@ fn what_the_steps_cannot_do_for_targets_yet_is_refused_before_anything_moves() {
     let rollback = w.step(&["rollback"]);
     assert_eq!(rollback.status.code(), Some(0), "{}", stderr(&rollback));
     assert_eq!(w.record()["status"], "abandoned");
+}
+
+/// Two ALB targets on moto: the listener's default action and its rule
+/// (each its own router), shifted in two waves with every weight read back
+/// through the SDK, then rolled back exactly. Skipped without `moto_server`
+/// (except in CI, where that fails).
+#[tokio::test(flavor = "multi_thread")]
+async fn alb_targets_are_shifted_in_waves_and_restored_exactly() {
+    use sluice_test_support::aws::{self as testing, create_alb, forward_weights, step_env};
+    let Some(moto) = testing::moto() else { return };
+    let sdk = moto.sdk_config().await;
+    let fx = create_alb(&moto.endpoint, &sdk).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let alb = |rule: &str| {
+        format!(
+            "router = {{ kind = \"alb\", listener_arn = \"{}\",{rule} stable_target_group = \"{}\", candidate_target_group = \"{}\" }}\n",
+            fx.listener, fx.blue, fx.green
+        )
+    };
+    let config = format!(
+        "app = \"shop\"\n[ledger]\nkind = \"file\"\npath = \"ledger.jsonl\"\n\
+         [defaults]\nstrategy = {{ kind = \"canary\", stages = [50, 100], stage_duration = \"300ms\" }}\nanalysis = \"none\"\n\
+         [[environment]]\nname = \"prd\"\nwaves = [[\"web\"], [\"api\"]]\n\
+         [[environment.target]]\nname = \"web\"\n{}\
+         [[environment.target]]\nname = \"api\"\n{}",
+        alb(""),
+        alb(&format!(" rule_arn = \"{}\",", fx.rule))
+    );
+    std::fs::write(dir.path().join("sluice.toml"), config).expect("config");
+    let step = |args: &[&str]| {
+        Command::new(binary("sluice"))
+            .current_dir(dir.path())
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("GITHUB_OUTPUT")
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .env("CI", "true")
+            .envs(step_env(&moto.endpoint))
+            .args(args)
+            .args(["--config", "sluice.toml", "-e", "prd", "--record", "prd.json"])
+            .output()
+            .expect("the step runs")
+    };
+    let weights = |rule: Option<String>| {
+        let (sdk, listener) = (sdk.clone(), fx.listener.clone());
+        async move { forward_weights(&sdk, &listener, rule.as_deref()).await }
+    };
+    let blue_only = vec![(fx.blue.clone(), 1)];
+    let gate = step(&["gate", "--release", "v2", "--commit", "abcdef1"]);
+    assert_eq!(gate.status.code(), Some(0), "gate: {}", stderr(&gate));
+    let shift = step(&["shift-traffic"]);
+    assert_eq!(shift.status.code(), Some(0), "shift-traffic: {}", stderr(&shift));
+    let all_green = vec![(fx.blue.clone(), 0), (fx.green.clone(), 100)];
+    assert_eq!(weights(None).await, all_green, "web");
+    assert_eq!(weights(Some(fx.rule.clone())).await, all_green, "api");
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("prd.json")).expect("record")).expect("json");
+    assert_eq!(record["status"], "verified", "{record}");
+    for (i, name) in ["web", "api"].iter().enumerate() {
+        let t = &record["targets"][i];
+        assert_eq!(t["name"], *name);
+        assert_eq!(t["candidate"], fx.green.as_str(), "the candidate group pinned from the ALB");
+        assert_eq!(t["router_before"]["target_groups"][0]["arn"], fx.blue.as_str());
+        let traffic: Vec<u64> = events(&record, "traffic", name).iter().filter_map(|e| e["to"].as_u64()).collect();
+        assert_eq!(traffic, vec![50, 100], "{name}: every stage confirmed by the ALB");
+    }
+    // The second wave moved only after the first was done.
+    let at = |e: &Value| e["at"].as_str().expect("at").to_owned();
+    let web_last = at(events(&record, "traffic", "web")[1]);
+    let api_first = at(events(&record, "traffic", "api")[0]);
+    assert!(web_last <= api_first, "{web_last} {api_first}");
+
+    let rollback = step(&["rollback", "--reason", "test"]);
+    assert_eq!(rollback.status.code(), Some(0), "rollback: {}", stderr(&rollback));
+    assert_eq!(weights(None).await, blue_only, "web as before");
+    assert_eq!(weights(Some(fx.rule.clone())).await, blue_only, "api as before");
+    // Idempotent.
+    let again = step(&["rollback"]);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    assert_eq!(weights(None).await, blue_only);
 }
