@@ -319,6 +319,18 @@ fn two_waves_of_healthy_targets_are_promoted_with_one_record_and_one_ledger_entr
         "no bake after the last wave"
     );
 
+    // verify-health judges every target again, each on its own.
+    let verify = w.step(&["verify-health", "--duration", "2s"]);
+    assert_eq!(verify.status.code(), Some(0), "verify-health: {}", stderr(&verify));
+    let record = w.record();
+    assert_eq!(record["status"], "verified");
+    for (name, _) in WAVES {
+        let last = *events(&record, "verdict", name).last().expect("a verdict");
+        assert_eq!(last["step"], "verify-health", "{name}");
+        assert_eq!(last["report"]["verdict"], "pass", "{name}");
+        assert_eq!(last["report"]["candidate_weight"], 100, "{name}");
+    }
+
     let promote = w.step(&["promote"]);
     assert_eq!(promote.status.code(), Some(0), "promote: {}", stderr(&promote));
     for (i, r) in w.regions.iter().enumerate() {
@@ -409,9 +421,11 @@ fn a_bad_candidate_behind_the_second_waves_second_target_rolls_back_every_wave()
     assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
     assert_eq!(w.ledger().len(), 1);
     w.assert_all_stable();
-    // Nothing to promote.
+    // Nothing to promote, nothing to verify.
     let promote = w.step(&["promote"]);
     assert_eq!(promote.status.code(), Some(1), "{}", stderr(&promote));
+    let verify = w.step(&["verify-health"]);
+    assert_eq!(verify.status.code(), Some(1), "{}", stderr(&verify));
 }
 
 #[test]
@@ -487,7 +501,8 @@ fn what_the_steps_cannot_do_for_targets_yet_is_refused_before_anything_moves() {
     assert!(stderr(&gate).contains("NAME=URL"), "{}", stderr(&gate));
     let gate = w.step(&["gate", "--release", "v2", "--candidate-upstream", &w.candidates()]);
     assert_eq!(gate.status.code(), Some(0), "{}", stderr(&gate));
-    for args in [&["shift-traffic", "--weight", "10"][..], &["shift-traffic", "--pause-at", "50"], &["verify-health"]] {
+    let replay = ["verify-health", "--replay", "prd.json"];
+    for args in [&["shift-traffic", "--weight", "10"][..], &["shift-traffic", "--pause-at", "50"], &replay] {
         let out = w.step(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         assert!(stderr(&out).contains("not supported for targets yet"), "{args:?}: {}", stderr(&out));

@@ -76,8 +76,10 @@ pub async fn run(args: Args) -> Result<Outcome, Failure> {
     }
     let ctx = Context::load(&args.common)?;
     if ctx.env().has_targets() {
-        let what = "verify-health (shift-traffic judges every target at 100% in its last stage)";
-        return Err(crate::waves::not_for_targets(&ctx, what));
+        if args.replay.is_some() {
+            return Err(crate::waves::not_for_targets(&ctx, "verify-health --replay"));
+        }
+        return crate::waves::verify(&ctx, args.duration).await;
     }
     if let Some(path) = &args.replay {
         return replay(&ctx, path);

@@ -13,8 +13,8 @@
 //! record, never leaves a failed deployment with a target on the candidate
 //! without an `error` event naming each target's last confirmed weight, and
 //! never runs what it cannot do for targets yet (`--weight`, `--pause-at`,
-//! `rollback --live`, `verify-health`, reverting a promotion): those are
-//! refused (exit 2) before anything changes.
+//! `rollback --live`, `verify-health --replay`): those are refused (exit 2)
+//! before anything changes.
 
 use crate::Outcome;
 use crate::analyse::{Scope, analyse_in};
@@ -305,8 +305,12 @@ pub(crate) async fn shift(
         let failure = Failure::provider(anyhow!("{}", unreadable.join("; ")));
         return Err(start_failed(ctx, &mut record, failure).await);
     }
-    let mut run =
-        Run { ctx, targets: &targets, markdown: summary::heading("shift-traffic", &record, record.strategy.name()) };
+    let mut run = Run {
+        ctx,
+        step: "shift-traffic",
+        targets: &targets,
+        markdown: summary::heading("shift-traffic", &record, record.strategy.name()),
+    };
     match run.waves(&mut record).await {
         Ok(outcome) => Ok(outcome),
         // A lost lease leaves the routers to their new holder.
@@ -351,6 +355,8 @@ struct Stop {
 
 struct Run<'a> {
     ctx: &'a Context,
+    /// The step that runs it (`shift-traffic`, `verify-health`).
+    step: &'static str,
     targets: &'a [Target<'a>],
     markdown: String,
 }
@@ -397,7 +403,7 @@ impl<'a> Run<'a> {
                     return self.fail(record, w, stop).await;
                 }
                 let label = |name: &str| format!("wave {} {name} stage {}/{total} {weight}%", w + 1, i + 1);
-                if let Some(stop) = self.judge(record, wave, weight, duration, Some(i), &label).await? {
+                if let Some(stop) = self.judge(record, wave, duration, Some(i), &label).await? {
                     return self.fail(record, w, stop).await;
                 }
             }
@@ -406,7 +412,7 @@ impl<'a> Run<'a> {
                 let baked: Vec<String> = waves[..=w].iter().flatten().cloned().collect();
                 eprintln!("shift-traffic: bake {} after wave {}", humantime::format_duration(bake), w + 1);
                 let label = |name: &str| format!("bake after wave {} {name}", w + 1);
-                if let Some(stop) = self.judge(record, &baked, 100, bake, None, &label).await? {
+                if let Some(stop) = self.judge(record, &baked, bake, None, &label).await? {
                     return self.fail(record, w, stop).await;
                 }
             }
@@ -531,7 +537,6 @@ impl<'a> Run<'a> {
         &mut self,
         record: &mut Record,
         names: &[String],
-        weight: u8,
         duration: Duration,
         stage: Option<usize>,
         label: &dyn Fn(&str) -> String,
@@ -540,7 +545,8 @@ impl<'a> Run<'a> {
         if duration.is_zero() || judged.iter().all(|t| t.checks.unanalysed) {
             if !duration.is_zero() {
                 eprintln!(
-                    "shift-traffic: waits {} without analysis (analysis = \"none\")",
+                    "{}: waits {} without analysis (analysis = \"none\")",
+                    self.step,
                     humantime::format_duration(duration)
                 );
                 tokio::time::sleep(duration).await;
@@ -559,21 +565,27 @@ impl<'a> Run<'a> {
             });
         }
         let labels: Vec<String> = judged.iter().map(|t| label(t.name())).collect();
+        // Each at the weight its router confirmed.
+        let weights: Vec<u8> =
+            judged.iter().map(|t| record.target(t.name()).map_or(0, |s| s.candidate_weight)).collect();
         let reports: Vec<Result<AnalysisReport, Failure>> = all(judged
             .iter()
             .zip(&scopes)
             .zip(&labels)
-            .map(|((t, scope), label)| analyse_in(ctx, scope, &t.checks.specs, &version, weight, duration, label))
+            .zip(&weights)
+            .map(|(((t, scope), label), weight)| {
+                analyse_in(ctx, scope, &t.checks.specs, &version, *weight, duration, label)
+            })
             .collect())
         .await;
         let mut stop = None;
-        for (t, report) in judged.iter().zip(reports) {
+        for ((t, report), weight) in judged.iter().zip(reports).zip(weights) {
             match report {
                 Ok(report) => {
                     summary::log_verdict(&report);
                     let title = match stage {
                         Some(i) => format!("{}, stage {}: {weight}%", t.name(), i + 1),
-                        None => format!("{}, bake at 100%", t.name()),
+                        None => format!("{} at {weight}%", t.name()),
                     };
                     self.markdown.push_str(&format!("##### {title}\n\n{}\n", summary::verdict_table(&report)));
                     if report.verdict != Verdict::Pass && stop.is_none() {
@@ -585,7 +597,7 @@ impl<'a> Run<'a> {
                         });
                     }
                     record.push_for(
-                        "shift-traffic",
+                        self.step,
                         Some(t.name()),
                         EventDetail::Verdict { stage, report: Box::new(report) },
                         now(),
@@ -1017,4 +1029,75 @@ pub(crate) async fn record_cancellation(ctx: &Context, mut record: Record, step:
         Ok(()) => eprintln!("{step}: stopped; last confirmed weights: {}", weights(&record)),
         Err(e) => eprintln!("{step}: could not save the record: {:#}", e.error),
     }
+}
+
+/// `verify-health` of an environment with targets: every target that takes
+/// candidate traffic judged at once at its weight, each on its own checks
+/// and sources, every verdict recorded; verified only when every target
+/// holds the evidence `promote` needs. Rolls nothing back (a failing
+/// verdict is exit 1, as for one router; `rollback` acts on it).
+pub(crate) async fn verify(ctx: &Context, duration: Option<Duration>) -> Result<Outcome, Failure> {
+    let mut record = ctx.load_record()?;
+    if let Err(refused) = record.may_act(Step::VerifyHealth, "judge the candidate") {
+        return Ok(Outcome::refused("verify-health", &record, &refused));
+    }
+    check_targets(ctx, &record)?;
+    let targets = targets(ctx, true)?;
+    let judged: Vec<String> =
+        record.targets.iter().filter(|t| t.candidate_weight > 0).map(|t| t.name.clone()).collect();
+    if judged.is_empty() {
+        return Err(Failure::input(anyhow!(
+            "no target of {} takes candidate traffic: run `shift-traffic` first; nothing was judged",
+            record.subject()
+        )));
+    }
+    if targets.iter().all(|t| t.checks.unanalysed) {
+        let to = match record.status() {
+            Status::Shifting | Status::Verified if record.candidate_weight == 100 => Status::Verified,
+            other => other,
+        };
+        record.transition(Step::VerifyHealth, to, now()).map_err(refused)?;
+        ctx.save(&record)?;
+        return Ok(Outcome::ok("unanalysed").summary(format!(
+            "{}Environment {} says `analysis = \"none\"`: nothing was judged, and no verdict is recorded.\n",
+            summary::heading("verify-health", &record, "unanalysed"),
+            ctx.env().name
+        )));
+    }
+    if let Err(holder) = ctx.hold_lease(&record, None).await?.result {
+        return Ok(Outcome::declined("held")
+            .summary(format!("{}{holder}\n", summary::heading("verify-health", &record, "environment held")))
+            .error("environment held", &holder));
+    }
+    let duration = duration.unwrap_or_else(|| {
+        record.strategy.plan().iter().map(|(_, d)| *d).find(|d| !d.is_zero()).unwrap_or(Duration::from_secs(60))
+    });
+    let mut run = Run { ctx, step: "verify-health", targets: &targets, markdown: String::new() };
+    let label = |name: &str| format!("verify-health {name}");
+    let stop = run.judge(&mut record, &judged, duration, None, &label).await?;
+    let to = match record.status() {
+        Status::Shifting | Status::Verified if evidence(ctx, &record).is_ok() => Status::Verified,
+        Status::Shifting | Status::Verified => Status::Shifting,
+        other => other,
+    };
+    record.transition(Step::VerifyHealth, to, now()).map_err(refused)?;
+    ctx.save(&record)?;
+    let (exit, decision, reason) = match &stop {
+        None => (Exit::OK, "pass".to_owned(), None),
+        Some(stop) => {
+            let reason = format!("target {}: {}", stop.target, stop.reason);
+            match stop.verdict {
+                Some(v @ (Verdict::Fail | Verdict::Inconclusive)) => {
+                    (Exit::DECLINED, format!("{v:?}").to_lowercase(), Some(reason))
+                }
+                _ => (Exit::PROVIDER, "error".to_owned(), Some(reason)),
+            }
+        }
+    };
+    let markdown = format!("{}{}", summary::heading("verify-health", &record, &decision), run.markdown);
+    let outcome = Outcome::new(exit, decision).summary(markdown);
+    Ok(match reason {
+        None => outcome,
+        Some(reason) => outcome.error("verify-health", &reason),
+    })
 }
