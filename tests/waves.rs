@@ -468,6 +468,13 @@ fn a_router_down_mid_wave_is_an_error_with_every_other_target_rolled_back() {
     assert!(message.contains("target ap-southeast-2 in wave 2"), "{message}");
     assert!(message.contains("us-east-1 0%, eu-west-1 0%, ap-southeast-2 50%"), "{message}");
     assert!(err.contains("ap-southeast-2 50%"), "{err}");
+    let errors = record["events"].as_array().expect("events").iter().filter(|e| e["type"] == "error").count();
+    assert_eq!(errors, 1, "one rollback attempt, one error event: {record}");
+    // Half rolled back: never continued as a canary.
+    let again = w.step(&["shift-traffic"]);
+    assert_eq!(again.status.code(), Some(1), "{}", stderr(&again));
+    assert!(stderr(&again).contains("finish it with `rollback`"), "{}", stderr(&again));
+    assert_eq!(w.state(0)["candidate_weight"], 0);
 
     // The router comes back (at its address, as it was): `rollback` from
     // the record restores every target and closes the deployment.

@@ -226,6 +226,29 @@ pub(crate) async fn shift(
         return Err(not_for_targets(ctx, "--pause-at"));
     }
     check_targets(ctx, &record)?;
+    // A rollback that did not finish is finished by `rollback`, never
+    // continued as a canary.
+    let rolled: Vec<&str> = record
+        .targets
+        .iter()
+        .filter(|t| {
+            record.events.iter().any(|e| {
+                e.target.as_deref() == Some(t.name.as_str()) && matches!(e.detail, EventDetail::Rollback { .. })
+            })
+        })
+        .map(|t| t.name.as_str())
+        .collect();
+    if !rolled.is_empty() {
+        return Err(Failure {
+            exit: Exit::DECLINED,
+            error: anyhow!(
+                "{} is being rolled back ({} already restored; last confirmed weights: {}): finish it with `rollback`, then start a new deployment",
+                record.subject(),
+                rolled.join(", "),
+                weights(&record)
+            ),
+        });
+    }
     if let Some(flag) = &args.candidate_upstream {
         for (name, url) in parse_candidates(ctx, flag)? {
             let moved = moved(&record, &name);
@@ -310,9 +333,12 @@ pub(crate) async fn shift(
         step: "shift-traffic",
         targets: &targets,
         markdown: summary::heading("shift-traffic", &record, record.strategy.name()),
+        handled: false,
     };
     match run.waves(&mut record).await {
         Ok(outcome) => Ok(outcome),
+        // Already rolled back (or its rollback already failed and said so).
+        Err(failure) if run.handled => Err(failure),
         // A lost lease leaves the routers to their new holder.
         Err(failure) if failure.exit == Exit::DECLINED || record.status().is_final() => Err(failure),
         Err(failure) if !record.targets.iter().any(|t| moved(&record, &t.name)) => Err(match failure.exit {
@@ -359,6 +385,9 @@ struct Run<'a> {
     step: &'static str,
     targets: &'a [Target<'a>],
     markdown: String,
+    /// Whether a failure was already acted on (every target that moved
+    /// rolled back, or the rollback's own failure recorded).
+    handled: bool,
 }
 
 impl<'a> Run<'a> {
@@ -622,6 +651,7 @@ impl<'a> Run<'a> {
     /// moved (its wave's and every earlier wave's) is rolled back in
     /// parallel; exit 1 on a decision, 3 when a provider failed.
     async fn fail(&mut self, record: &mut Record, wave: usize, stop: Stop) -> Result<Outcome, Failure> {
+        self.handled = true;
         let reason = format!("target {} in wave {}: {}", stop.target, wave + 1, stop.reason);
         let Some(verdict) = stop.verdict.filter(|v| *v != Verdict::Error) else {
             let failure = Failure::provider(anyhow!(reason));
@@ -642,14 +672,17 @@ impl<'a> Run<'a> {
     /// A provider failed mid-deployment: every target that moved is rolled
     /// back; exit 3 with each target's last confirmed weight named.
     async fn provider_failed(&mut self, record: &mut Record, failure: Failure, wave: Option<usize>) -> Failure {
-        let reason = match failure.exit {
-            Exit::PROVIDER => format!("a provider failed during the canary: {:#}", failure.error),
-            _ => format!("the canary stopped: {:#}", failure.error),
+        self.handled = true;
+        // Traffic moved and was put back: not "nothing changed" (exit 2)
+        // any more, but a stop (exit 1), or a provider's failure (exit 3).
+        let (exit, reason) = match failure.exit {
+            Exit::PROVIDER => (Exit::PROVIDER, format!("a provider failed during the canary: {:#}", failure.error)),
+            _ => (Exit::DECLINED, format!("the canary stopped: {:#}", failure.error)),
         };
         let names = to_roll_back(record, wave);
         match roll_back(self.ctx, record, &names, &reason, Step::ShiftTraffic, LedgerOutcome::RolledBack).await {
             Ok(()) => Failure {
-                exit: failure.exit,
+                exit,
                 error: failure.error.context(format!(
                     "every target that moved ({}) was rolled back to its previous state",
                     names.join(", ")
@@ -1072,7 +1105,7 @@ pub(crate) async fn verify(ctx: &Context, duration: Option<Duration>) -> Result<
     let duration = duration.unwrap_or_else(|| {
         record.strategy.plan().iter().map(|(_, d)| *d).find(|d| !d.is_zero()).unwrap_or(Duration::from_secs(60))
     });
-    let mut run = Run { ctx, step: "verify-health", targets: &targets, markdown: String::new() };
+    let mut run = Run { ctx, step: "verify-health", targets: &targets, markdown: String::new(), handled: false };
     let label = |name: &str| format!("verify-health {name}");
     let stop = run.judge(&mut record, &judged, duration, None, &label).await?;
     let to = match record.status() {
