@@ -58,6 +58,34 @@ async fn all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
     outputs.into_iter().flatten().collect()
 }
 
+/// As [`all`], but once an output satisfies `stop` the futures still
+/// running are dropped (their outputs `None`): the first target that fails
+/// stops its wave at once, without waiting for the others' analyses.
+async fn all_until<F: Future>(futures: Vec<F>, stop: impl Fn(&F::Output) -> bool) -> Vec<Option<F::Output>> {
+    let mut futures: Vec<Option<Pin<Box<F>>>> = futures.into_iter().map(|f| Some(Box::pin(f))).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (slot, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            let Some(future) = slot else { continue };
+            match future.as_mut().poll(cx) {
+                Poll::Ready(value) => {
+                    *slot = None;
+                    let stopped = stop(&value);
+                    *output = Some(value);
+                    if stopped {
+                        return Poll::Ready(());
+                    }
+                }
+                Poll::Pending => pending = true,
+            }
+        }
+        if pending { Poll::Pending } else { Poll::Ready(()) }
+    })
+    .await;
+    outputs
+}
+
 /// A refusal of something the steps cannot do for targets yet: exit 2,
 /// nothing changed.
 pub(crate) fn not_for_targets(ctx: &Context, what: &str) -> Failure {
@@ -597,7 +625,7 @@ impl<'a> Run<'a> {
         // Each at the weight its router confirmed.
         let weights: Vec<u8> =
             judged.iter().map(|t| record.target(t.name()).map_or(0, |s| s.candidate_weight)).collect();
-        let reports: Vec<Result<AnalysisReport, Failure>> = all(judged
+        let analyses = judged
             .iter()
             .zip(&scopes)
             .zip(&labels)
@@ -605,10 +633,15 @@ impl<'a> Run<'a> {
             .map(|(((t, scope), label), weight)| {
                 analyse_in(ctx, scope, &t.checks.specs, &version, *weight, duration, label)
             })
-            .collect())
-        .await;
+            .collect();
+        let failed = |r: &Result<AnalysisReport, Failure>| r.as_ref().map_or(true, |r| r.verdict != Verdict::Pass);
+        let reports = all_until(analyses, failed).await;
         let mut stop = None;
         for ((t, report), weight) in judged.iter().zip(reports).zip(weights) {
+            let Some(report) = report else {
+                eprintln!("{}: target {}: its analysis was stopped: another target failed", self.step, t.name());
+                continue;
+            };
             match report {
                 Ok(report) => {
                     summary::log_verdict(&report);
