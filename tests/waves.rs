@@ -186,7 +186,7 @@ impl World {
             .current_dir(self.dir.path())
             .env_remove("GITHUB_ACTIONS")
             .env_remove("GITHUB_OUTPUT")
-            .env_remove("GITHUB_STEP_SUMMARY")
+            .env("GITHUB_STEP_SUMMARY", self.dir.path().join("summary.md"))
             .env("CI", "true")
             .args(args)
             .args(["--config", "sluice.toml", "-e", "prd", "--record", "prd.json"])
@@ -416,6 +416,10 @@ fn a_bad_candidate_behind_the_second_waves_second_target_rolls_back_every_wave()
     assert_eq!(ledger[0]["outcome"], "rolled_back");
     let reason = ledger[0]["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("target ap-southeast-2 in wave 2"), "{reason}");
+    // The step summary has a row per target and wave.
+    let summary = std::fs::read_to_string(w.dir.path().join("summary.md")).expect("summary");
+    assert!(summary.contains("| 1 | us-east-1 | 0% | pass:"), "{summary}");
+    assert!(summary.contains("| 2 | ap-southeast-2 | 0% | fail:"), "{summary}");
     // A second rollback is harmless and adds nothing.
     let again = w.step(&["rollback"]);
     assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));

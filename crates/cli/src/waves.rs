@@ -479,13 +479,17 @@ impl<'a> Run<'a> {
                 record.transition(Step::ShiftTraffic, Status::Verified, now()).map_err(refused)?;
                 self.ctx.save(record)?;
                 self.markdown.push_str(&format!(
-                    "All {} waves passed; the candidate takes 100% of every target's traffic.\n",
-                    waves.len()
+                    "All {} waves passed; the candidate takes 100% of every target's traffic.\n\n{}",
+                    waves.len(),
+                    targets_table(record)
                 ));
                 Ok(Outcome::ok("pass").summary(&self.markdown))
             }
             Err(why) => {
-                self.markdown.push_str(&format!("The plan is done, but the deployment is not verified: {why}.\n"));
+                self.markdown.push_str(&format!(
+                    "The plan is done, but the deployment is not verified: {why}.\n\n{}",
+                    targets_table(record)
+                ));
                 Ok(Outcome::ok("shifted").summary(&self.markdown))
             }
         }
@@ -698,7 +702,11 @@ impl<'a> Run<'a> {
         roll_back(self.ctx, record, &names, &reason, Step::ShiftTraffic, outcome).await?;
         let decision = format!("{verdict:?}").to_lowercase();
         crate::notify::send("shift-traffic", NotifyEvent::RolledBack, &decision, &reason).await;
-        self.markdown.push_str(&format!("**Rolled back** every target that moved ({}): {reason}\n", names.join(", ")));
+        self.markdown.push_str(&format!(
+            "**Rolled back** every target that moved ({}): {reason}\n\n{}",
+            names.join(", "),
+            targets_table(record)
+        ));
         Ok(Outcome::new(Exit::DECLINED, decision).summary(&self.markdown).error("canary rolled back", &reason))
     }
 
@@ -739,6 +747,31 @@ fn to_roll_back(record: &Record, wave: Option<usize>) -> Vec<String> {
         .filter(|t| upto.is_some_and(|w| t.wave <= w) || moved(record, &t.name))
         .map(|t| t.name.clone())
         .collect()
+}
+
+/// The step summary's table of targets: a row per target in wave order,
+/// with its confirmed weight and latest verdict.
+fn targets_table(record: &Record) -> String {
+    let mut table = sluice_core::gha::Table::new(&["wave", "target", "candidate weight", "latest verdict"]);
+    for t in &record.targets {
+        let verdict = record.events.iter().rev().find_map(|e| match (&e.detail, e.target.as_deref()) {
+            (EventDetail::Verdict { report, .. }, Some(n)) if n == t.name => {
+                Some(format!("{:?}: {}", report.verdict, report.reason).to_lowercase())
+            }
+            _ => None,
+        });
+        table.row(&[
+            (t.wave + 1).to_string(),
+            t.name.clone(),
+            format!("{}%", t.candidate_weight),
+            verdict.unwrap_or_else(|| "none yet".into()),
+        ]);
+    }
+    format!(
+        "{}
+",
+        table.finish()
+    )
 }
 
 /// Each target's last confirmed weight, in words.
@@ -891,7 +924,12 @@ pub(crate) async fn rollback(config: &Context, args: &crate::rollback::Args) -> 
             )
         }
     };
-    Ok(Outcome::ok(decision).summary(format!("{}{}\n", summary::heading("rollback", &record, decision), words)))
+    Ok(Outcome::ok(decision).summary(format!(
+        "{}{}\n\n{}",
+        summary::heading("rollback", &record, decision),
+        words,
+        targets_table(&record)
+    )))
 }
 
 /// A repeated rollback: every target that moved is confirmed back as it
@@ -1160,7 +1198,12 @@ pub(crate) async fn verify(ctx: &Context, duration: Option<Duration>) -> Result<
             }
         }
     };
-    let markdown = format!("{}{}", summary::heading("verify-health", &record, &decision), run.markdown);
+    let markdown = format!(
+        "{}{}\n{}",
+        summary::heading("verify-health", &record, &decision),
+        targets_table(&record),
+        run.markdown
+    );
     let outcome = Outcome::new(exit, decision).summary(markdown);
     Ok(match reason {
         None => outcome,
