@@ -510,6 +510,11 @@ fn what_the_steps_cannot_do_for_targets_yet_is_refused_before_anything_moves() {
     let gate = w.step(&["gate", "--release", "v2", "--candidate-upstream", &w.regions[0].candidate]);
     assert_eq!(gate.status.code(), Some(2), "{}", stderr(&gate));
     assert!(stderr(&gate).contains("NAME=URL"), "{}", stderr(&gate));
+    let unknown = format!("{},mars-1=http://127.0.0.1:9", w.candidates());
+    let gate = w.step(&["gate", "--release", "v2", "--candidate-upstream", &unknown]);
+    assert_eq!(gate.status.code(), Some(2), "{}", stderr(&gate));
+    assert!(stderr(&gate).contains("\"mars-1\", which environment prd does not define"), "{}", stderr(&gate));
+    assert!(!w.dir.path().join("prd.json").exists(), "nothing written");
     let gate = w.step(&["gate", "--release", "v2", "--candidate-upstream", &w.candidates()]);
     assert_eq!(gate.status.code(), Some(0), "{}", stderr(&gate));
     let replay = ["verify-health", "--replay", "prd.json"];
