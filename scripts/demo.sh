@@ -117,6 +117,7 @@ router = { kind = "local", admin_url = "http://$(field "$out/run/router-$env.jso
 TOML
 done
 config="$out/sluice.toml"
+echo "watch it from another terminal: $bin/sluice status --config $config --watch" >&2
 
 say "driving steady load through every router"
 for env in "${envs[@]}"; do

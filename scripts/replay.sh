@@ -87,7 +87,7 @@ if [ "$mode" = action ]; then
   rm -f "$out"/action/dist/manifests/*.sha256
   "$root/dist/package.sh" archive "$target" "$sluice_bin" "$out/dist" >/dev/null
   "$root/dist/package.sh" manifest "$out/dist" "$out/action/dist/manifests/v$version.sha256"
-  act_args=(-P ubuntu-latest=-self-hosted -P ubuntu-24.04=-self-hosted -P ubuntu-22.04=-self-hosted
+  act_args=(-P ubuntu-latest=-self-hosted -P ubuntu-24.04=-self-hosted -P ubuntu-22.04=-self-hosted -P self-hosted=-self-hosted
     --action-offline-mode --no-cache-server --action-cache-path "$out/act"
     --env "SLUICE_DIST_URL=file://$out/dist")
   # Every ref of the action the workflows use is this checkout.

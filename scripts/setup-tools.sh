@@ -52,6 +52,11 @@ if ! python3 -c 'import moto, sys; sys.exit(moto.__version__ != "5.2.5")' 2>/dev
     || ! command -v moto_server >/dev/null; then
   pip_install 'moto[server]==5.2.5'
 fi
+# jsonschema checks the docs' TOML examples against schema/config.v1.json
+# (tests/docs); moto's server extra does not bring it.
+if ! python3 -c 'import jsonschema' 2>/dev/null; then
+  pip_install jsonschema==4.26.0
+fi
 
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy

@@ -46,9 +46,10 @@ else
   echo "moto_server is not on PATH: the AWS tests will be skipped (pip install 'moto[server]==5.2.5')"
 fi
 
-# Includes the workflow scenarios (tests/workflows, crate sluice-e2e): the
-# shipped workflows and the action on act, against the GitHub fake and the
-# routers; they use the binaries built above.
+# Includes the end-to-end tests (tests/, crate sluice-e2e: one test binary,
+# with the workflow scenarios, the shipped workflows and the action on act,
+# against the GitHub fake and the routers); they run the binaries built
+# above.
 section "cargo test (with the workflow scenarios on act)"
 cargo test --locked --workspace --no-fail-fast
 
@@ -64,7 +65,10 @@ if [ -z "${SLUICE_SKIP_FUZZ:-}" ]; then
 fi
 
 if [ -z "${SLUICE_SKIP_DEMO:-}" ]; then
-  section "the demo (scripts/demo.sh)"
-  rm -rf "$root/out/test-demo"
-  scripts/demo.sh "$root/out/test-demo"
+  # The README's quick start, as written (but the clone: this is one).
+  section "the README's quick start (scripts/demo.sh)"
+  quick_start=$(awk '/^## Quick start/{s=1} s&&/^```sh/{f=1;next} f&&/^```/{exit} f' README.md | grep -v '^git clone')
+  printf '%s\n' "$quick_start"
+  [ -n "$quick_start" ] || { echo "README.md has no quick start block" >&2; exit 1; }
+  bash -euo pipefail -c "$quick_start"
 fi

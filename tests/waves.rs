@@ -6,6 +6,7 @@
 //! Each scenario asserts on every router's weights and stable pool read
 //! back from its admin API, the one record and the one ledger entry.
 
+use crate::support::{Turn, exe, shared};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -13,19 +14,18 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// Scenarios run one at a time: each starts three routers under load.
-fn serial() -> MutexGuard<'static, ()> {
+/// Scenarios of embedded routers run one at a time among themselves (each
+/// starts three routers under load), each in a shared turn of the machine
+/// (taken first: see `support`).
+fn serial() -> (Turn, MutexGuard<'static, ()>) {
     static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    let turn = shared();
+    (turn, LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
 }
 
-/// A built binary of the workspace (this test binary lives in `deps/`).
+/// A built binary of the workspace.
 fn binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let dir = exe.parent().and_then(Path::parent).expect("target/PROFILE/deps/e2e-*");
-    let path = dir.join(name);
-    assert!(path.is_file(), "{} is not built; run `cargo build --workspace --bins` first", path.display());
-    path
+    exe(name)
 }
 
 /// A server that wrote its ready file (its addresses).
@@ -540,6 +540,7 @@ fn what_the_steps_cannot_do_for_targets_yet_is_refused_before_anything_moves() {
 #[tokio::test(flavor = "multi_thread")]
 async fn alb_targets_are_shifted_in_waves_and_restored_exactly() {
     use sluice_test_support::aws::{self as testing, create_alb, forward_weights, step_env};
+    let _turn = shared();
     let Some(moto) = testing::moto() else { return };
     let sdk = moto.sdk_config().await;
     let fx = create_alb(&moto.endpoint, &sdk).await;

@@ -497,6 +497,9 @@ impl World {
                 "ubuntu-24.04=-self-hosted",
                 "-P",
                 "ubuntu-22.04=-self-hosted",
+                // The docs' embedded-router workflow runs beside its router.
+                "-P",
+                "self-hosted=-self-hosted",
             ])
             .arg("--action-offline-mode")
             .arg("--no-cache-server")

@@ -1,26 +1,25 @@
 //! The workflows run on a real workflow engine: the shipped promotion
-//! workflow (dist/workflows/promote.yml) and the README's, with the sluice
+//! workflow (dist/workflows/promote.yml) and the one on docs/workflows.md, with the sluice
 //! action used as a user uses it (`uses: sluice-dev/sluice@v0.1.0`,
 //! installed from the release archive the GitHub fake serves), run by act
 //! against the GitHub fake and an embedded router per environment.
 //!
 //! Each scenario asserts on the routers' weights read back, the records the
 //! runs uploaded, the fake's deployments, statuses and dispatches, and the
-//! job results. Scenarios run one at a time (they share two cores with the
-//! routers and load generators they start).
+//! job results. Scenarios run one at a time and alone (`support::alone`:
+//! they share two cores with the routers and load generators they start).
 
 mod engine;
 mod world;
 
 use engine::{Hooks, Review, Run};
 use serde_json::Value;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use world::{Options, World};
 
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+fn serial() -> crate::support::Turn {
+    crate::support::alone()
 }
 
 /// Nothing expected to wait for reviewers.
@@ -284,16 +283,14 @@ fn a_run_cancelled_mid_canary_leaves_stable_at_100() {
     assert!(world.dispatches().is_empty());
 }
 
-/// The workflow in the README, extracted from it, runs as written: a
-/// release is promoted in dev and handed off to tst.
+/// The embedded router's workflow in docs/workflows.md, extracted from it,
+/// runs as written: a release is promoted in dev and handed off to tst.
 #[test]
-fn the_readme_workflow_runs_as_written() {
+fn the_docs_workflow_runs_as_written() {
     let _serial = serial();
-    let readme = std::fs::read_to_string(world::root().join("README.md")).expect("README.md");
-    let section = readme.split("\n## A workflow\n").nth(1).expect("the README has \"## A workflow\"");
-    let yaml = section.split("```yaml\n").nth(1).and_then(|s| s.split("\n```").next()).expect("a yaml block");
+    let yaml = docs_workflow();
     let world = World::new(
-        "readme",
+        "docs-workflow",
         Options { workflows: vec![("promote.yml".into(), format!("{yaml}\n"))], ..Options::default() },
     );
     world.deploy_candidate("dev", "v2");
@@ -308,6 +305,16 @@ fn the_readme_workflow_runs_as_written() {
     let deployments = world.ledger_deployments("dev");
     assert_eq!(deployments.len(), 1);
     assert_eq!(deployments[0]["sha"], release.as_str());
+}
+
+/// The workflow for the embedded router on docs/workflows.md, as written.
+fn docs_workflow() -> String {
+    let page = std::fs::read_to_string(world::root().join("docs/workflows.md")).expect("docs/workflows.md");
+    let section = page
+        .split("\n## A workflow for the embedded router\n")
+        .nth(1)
+        .expect("docs/workflows.md has \"## A workflow for the embedded router\"");
+    section.split("```yaml\n").nth(1).and_then(|s| s.split("\n```").next()).expect("a yaml block").to_owned()
 }
 
 /// A prd canary paused for approval past its pause_timeout: the
@@ -378,12 +385,10 @@ fn expire_paused_rolls_back_an_expired_pause_without_creating_prd_deployments() 
 #[test]
 fn a_hand_off_github_refuses_fails_the_job_and_leaves_the_release_promoted() {
     let _serial = serial();
-    let readme = std::fs::read_to_string(world::root().join("README.md")).expect("README.md");
-    let section = readme.split("\n## A workflow\n").nth(1).expect("the README has \"## A workflow\"");
-    let yaml = section.split("```yaml\n").nth(1).and_then(|s| s.split("\n```").next()).expect("a yaml block");
+    let yaml = docs_workflow();
     let without = |needle: &str| -> String {
         let kept: Vec<&str> = yaml.lines().filter(|l| !l.contains(needle)).collect();
-        assert!(kept.len() < yaml.lines().count(), "the README's workflow has {needle:?}");
+        assert!(kept.len() < yaml.lines().count(), "the docs' workflow has {needle:?}");
         format!("{}\n", kept.join("\n"))
     };
     for (label, workflow, status) in [

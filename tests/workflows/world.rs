@@ -29,23 +29,8 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_owned()
 }
 
-/// The profile directory the workspace's binaries were built into
-/// (`target/debug`): this test binary lives in its `deps/`.
-pub fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    exe.parent().and_then(Path::parent).expect("target/PROFILE/deps/e2e-*").to_owned()
-}
-
-/// A built binary of the workspace; panics with the command that builds it.
-pub fn binary(name: &str) -> PathBuf {
-    let path = profile_dir().join(name);
-    assert!(
-        path.is_file(),
-        "{} is not built; run `cargo build --workspace --bins` first (scripts/test.sh does)",
-        path.display()
-    );
-    path
-}
+/// The workspace's built binaries, found in the target directory.
+pub use crate::support::{exe as binary, profile_dir};
 
 /// The action at its release tag, packaged once per test process: the
 /// action's files (action.yml, dist/, Cargo.toml for the version), the

@@ -208,7 +208,7 @@ fn report(ctx: &Context, specs: &[CheckSpec], plan: &[(u8, std::time::Duration)]
     md.push_str(&match failing {
         0 => "\nNo check would have rolled back the stable release.\n".to_owned(),
         n => format!(
-            "\n{n} check{} would have rolled back the stable release against itself: its thresholds are tighter than this environment's noise (see the README's \"Calibration\").\n",
+            "\n{n} check{} would have rolled back the stable release against itself: its thresholds are tighter than this environment's noise (see docs/judging-health.md, \"Calibration\").\n",
             if n == 1 { "" } else { "s" }
         ),
     });

@@ -508,7 +508,7 @@ fn no_builtin_checks(environment: &str, router: &RouterConfig) -> String {
         }
     };
     format!(
-        "environment {environment} has no checks, and its {} router has no built-in ones: {add} (see the README's \"Judging health\"); or say analysis = \"none\" for the environment to promote without analysis",
+        "environment {environment} has no checks, and its {} router has no built-in ones: {add} (see docs/judging-health.md); or say analysis = \"none\" for the environment to promote without analysis",
         router.kind()
     )
 }

@@ -7,7 +7,7 @@
 //! renders them: a table on stdout (or JSON / Markdown with `--format`), the
 //! Markdown report in `$GITHUB_STEP_SUMMARY`, and optionally JSON, Markdown
 //! and an SVG trend chart in files. The definitions are in `sluice-dora`'s
-//! crate docs and the README.
+//! crate docs and docs/dora.md.
 
 use anyhow::anyhow;
 use clap::{Parser, ValueEnum};
@@ -26,7 +26,7 @@ use std::time::Duration;
     name = "dora-report",
     version,
     about = "Report the DORA metrics (deployment frequency, lead time, change fail rate, recovery time, rework rate) of the deployment history, with tiers and trend.",
-    after_help = "Exit codes: 0 done · 1 a decision said no · 2 bad input (nothing changed) · 3 a provider failed after retries · 130/143 cancelled.\n\nExample: dora-report --since 90d --markdown dora.md --json dora.json\n\nEvery flag also reads an INPUT_* environment variable (INPUT_ENVIRONMENT, INPUT_RECORD, ...). More: https://github.com/sluice-dev/sluice#readme"
+    after_help = "Exit codes: 0 done · 1 a decision said no · 2 bad input (nothing changed) · 3 a provider failed after retries · 130/143 cancelled.\n\nExamples:\n  dora-report --since 90d --markdown dora.md --json dora.json\n  dora-report --source github --all-environments --since 30d --svg dora.svg\n\nEvery flag also reads an INPUT_* environment variable (INPUT_ENVIRONMENT, INPUT_RECORD, ...). More: https://github.com/sluice-dev/sluice/blob/main/docs/cli.md"
 )]
 pub struct Args {
     /// The sluice config file: names the ledger and the production
@@ -50,6 +50,12 @@ pub struct Args {
     /// more for its commits).
     #[arg(long, default_value_t = history::DEFAULT_MAX_DEPLOYMENTS, value_name = "N")]
     pub github_max_deployments: usize,
+    /// GitHub source: leave at least this many calls of the rate limit for
+    /// the gates and promotions running beside the report. Once GitHub says
+    /// no more are left, reading stops and the report is marked partial
+    /// (its `partial` field, a warning, a banner in every format).
+    #[arg(long, default_value_t = history::DEFAULT_RESERVE, value_name = "CALLS")]
+    pub github_reserve: u32,
     /// Environments to report (repeatable; default: production, the last
     /// environment of the config; every environment without a config).
     #[arg(long = "environment", short = 'e', value_name = "NAME")]
@@ -83,7 +89,8 @@ pub struct Args {
     /// Also write the Markdown report here.
     #[arg(long, value_name = "PATH")]
     pub markdown: Option<PathBuf>,
-    /// Also write the SVG chart of the weekly trend here.
+    /// Also write the SVG trend chart here (by day for a window of at most
+    /// 31 days, else by week).
     #[arg(long, value_name = "PATH")]
     pub svg: Option<PathBuf>,
 }
@@ -219,6 +226,7 @@ async fn read_github(args: &Args, config: Option<&Config>, options: &Options) ->
         incident_label: Some(label),
         max_deployments: args.github_max_deployments,
         default_app: config.map(|c| c.app.clone()),
+        reserve: args.github_reserve,
     };
     let read = history::read(&github, &query).await.map_err(|e| {
         Failure::provider(anyhow::Error::new(e).context("cannot read the deployment history from GitHub"))
@@ -226,17 +234,22 @@ async fn read_github(args: &Args, config: Option<&Config>, options: &Options) ->
     let stats = github.stats();
     eprintln!(
         "dora-report: read {} journal entries, {} deployments and {} linked incident issues from GitHub ({}) with {} API calls \
-         ({} counted against the rate limit, {} not modified)",
+         ({} counted against the rate limit, {} not modified{})",
         read.journal_entries,
         read.deployments,
         read.incidents_linked,
         github.repository(),
         stats.requests,
         stats.counted(),
-        stats.not_modified
+        stats.not_modified,
+        stats.remaining.map(|r| format!(", {r} left of the rate limit")).unwrap_or_default()
     );
     let mut report = sluice_dora::compute(&read.entries, options);
     report.notes.extend(read.notes);
+    if let Some(partial) = read.partial {
+        gha::warning(&format!("partial DORA report: {partial}"));
+        report.partial = Some(partial);
+    }
     Ok(report)
 }
 

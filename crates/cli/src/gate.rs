@@ -35,7 +35,7 @@ use std::path::Path;
     name = "gate",
     version,
     about = "May this release enter this environment? Checks the promotion order, soak time, freeze windows, evidence files and, with GitHub, required checks, incidents and approvals; takes the environment's lease and starts the record.",
-    after_help = "Exit codes: 0 done · 1 a decision said no (blocked, or waiting: run it again later) · 2 bad input (nothing changed) · 3 a provider failed after retries · 130/143 cancelled.\n\nExample: gate -e prd --record out/prd.json --release v1.4.2 --commit $GITHUB_SHA --candidate-upstream http://10.0.0.7:8080\n\nEvery flag also reads an INPUT_* environment variable (INPUT_ENVIRONMENT, INPUT_RECORD, ...). More: https://github.com/sluice-dev/sluice#readme"
+    after_help = "Exit codes: 0 done · 1 a decision said no (blocked, or waiting: run it again later) · 2 bad input (nothing changed) · 3 a provider failed after retries · 130/143 cancelled.\n\nExamples:\n  gate -e dev --record out/dev.json --release v1.4.2 --candidate-upstream http://10.0.0.7:8080\n  gate -e prd --record out/prd.json --release v1.4.3 --hotfix --incident INC-4711\n\nEvery flag also reads an INPUT_* environment variable (INPUT_ENVIRONMENT, INPUT_RECORD, ...). More: https://github.com/sluice-dev/sluice/blob/main/docs/cli.md"
 )]
 pub struct Args {
     #[command(flatten)]

@@ -30,7 +30,7 @@ use std::time::Duration;
     name = "promote",
     version,
     about = "Make the verified candidate the stable release, write the ledger, and hand the release to the next environment. Needs a passing verdict at 100% (or analysis = \"none\").",
-    after_help = "Exit codes: 0 done · 1 a decision said no (no evidence to promote on, or the lifecycle refused) · 2 bad input (nothing changed) · 3 a provider failed after retries · 130/143 cancelled.\n\nExample: promote -e prd --record out/prd.json\n\nEvery flag also reads an INPUT_* environment variable (INPUT_ENVIRONMENT, INPUT_RECORD, ...). More: https://github.com/sluice-dev/sluice#readme"
+    after_help = "Exit codes: 0 done · 1 a decision said no (no evidence to promote on, or the lifecycle refused) · 2 bad input (nothing changed) · 3 a provider failed after retries · 130/143 cancelled.\n\nExamples:\n  promote -e prd --record out/prd.json\n  INPUT_ENVIRONMENT=prd INPUT_RECORD=out/prd.json promote\n\nEvery flag also reads an INPUT_* environment variable (INPUT_ENVIRONMENT, INPUT_RECORD, ...). More: https://github.com/sluice-dev/sluice/blob/main/docs/cli.md"
 )]
 pub struct Args {
     #[command(flatten)]

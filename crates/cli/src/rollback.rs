@@ -29,7 +29,7 @@ use sluice_providers::router::Router;
     name = "rollback",
     version,
     about = "Put all traffic back on stable: from the record, or with --live from the live router (optionally freeing a dead run's lease). Idempotent.",
-    after_help = "Exit codes: 0 done · 1 a decision said no (the lifecycle or a lease check refused) · 2 bad input (nothing changed) · 3 a provider failed after retries · 130/143 cancelled.\n\nExample: rollback -e prd --record out/prd.json --reason \"p99 regression\"   |   rollback -e prd --live --free-lease RECORD_ID --reason \"runner lost\"\n\nEvery flag also reads an INPUT_* environment variable (INPUT_ENVIRONMENT, INPUT_RECORD, ...). More: https://github.com/sluice-dev/sluice#readme"
+    after_help = "Exit codes: 0 done · 1 a decision said no (the lifecycle or a lease check refused) · 2 bad input (nothing changed) · 3 a provider failed after retries · 130/143 cancelled.\n\nExamples:\n  rollback -e prd --record out/prd.json --reason \"p99 regression\"\n  rollback -e prd --live --free-lease RECORD_ID --reason \"runner lost\"\n\nEvery flag also reads an INPUT_* environment variable (INPUT_ENVIRONMENT, INPUT_RECORD, ...). More: https://github.com/sluice-dev/sluice/blob/main/docs/cli.md"
 )]
 pub struct Args {
     #[command(flatten)]

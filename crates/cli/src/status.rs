@@ -34,7 +34,7 @@ use std::time::Duration;
     name = "status",
     version,
     about = "Show where each environment stands: the stable release, the router's weights, the deployment holding it, what is coming, and (with --record) where a deployment is in its plan. Read-only.",
-    after_help = "Exit codes: 0 shown · 2 bad input (config, record) · 3 the ledger could not be read. A router that does not answer is shown as such, not an error.\n\nExample: sluice status --record out/prd.json --watch"
+    after_help = "Exit codes: 0 shown · 2 bad input (config, record) · 3 the ledger could not be read. A router that does not answer is shown as such, not an error.\n\nExamples:\n  sluice status --record out/prd.json --watch\n  sluice status -e prd --json"
 )]
 pub struct Args {
     /// The sluice config file.

@@ -26,7 +26,7 @@ use std::time::Duration;
     name = "verify-health",
     version,
     about = "Judge the candidate from its metrics: pass, fail, inconclusive or error, with the evidence appended to the record.",
-    after_help = "Exit codes: 0 done · 1 a decision said no (fail or inconclusive) · 2 bad input (nothing changed) · 3 a provider failed after retries · 130/143 cancelled.\n\nExample: verify-health -e prd --record out/prd.json --duration 2m\n\nEvery flag also reads an INPUT_* environment variable (INPUT_ENVIRONMENT, INPUT_RECORD, ...). More: https://github.com/sluice-dev/sluice#readme"
+    after_help = "Exit codes: 0 done · 1 a decision said no (fail or inconclusive) · 2 bad input (nothing changed) · 3 a provider failed after retries · 130/143 cancelled.\n\nExamples:\n  verify-health -e prd --record out/prd.json --duration 2m\n  verify-health -e prd --record out/prd.json --replay incident.json\n\nEvery flag also reads an INPUT_* environment variable (INPUT_ENVIRONMENT, INPUT_RECORD, ...). More: https://github.com/sluice-dev/sluice/blob/main/docs/cli.md"
 )]
 pub struct Args {
     #[command(flatten)]

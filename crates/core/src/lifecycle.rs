@@ -232,7 +232,7 @@ pub fn allows(step: Step, from: Option<Status>, to: Status) -> bool {
     moves(step, from).contains(&to)
 }
 
-/// The table as Markdown, as the README shows it (a test keeps the two the
+/// The table as Markdown, as docs/lifecycle.md shows it (a test keeps the two the
 /// same).
 pub fn markdown_table() -> String {
     let mut text = String::from("| step | from | to |\n|---|---|---|\n");
@@ -315,12 +315,12 @@ mod tests {
     }
 
     #[test]
-    fn the_readme_shows_the_table_as_it_is() {
-        let readme = include_str!("../../../README.md");
+    fn the_docs_show_the_table_as_it_is() {
+        let page = include_str!("../../../docs/lifecycle.md");
         let table = markdown_table();
         assert!(
-            readme.contains(&table),
-            "README.md's lifecycle table is out of date; paste this under \"The lifecycle\":\n{table}"
+            page.contains(&table),
+            "docs/lifecycle.md's lifecycle table is out of date; paste this under \"The lifecycle\":\n{table}"
         );
     }
 

@@ -88,7 +88,7 @@ pub struct Record {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ledger_due: Option<crate::ledger::LedgerEntry>,
     /// Where the deployment stands. Steps move it only by the lifecycle
-    /// table (README, "The lifecycle").
+    /// table (docs/lifecycle.md).
     status: Status,
     /// Made by this process and not saved yet: `gate` is creating it.
     #[serde(skip)]

@@ -117,7 +117,7 @@ impl From<StateView> for RouterState {
 mod tests {
     use super::*;
 
-    /// The admin API's JSON as the README and scripts (`jq
+    /// The admin API's JSON as docs/routers.md and scripts (`jq
     /// .pools.candidate.requests`) read it: renaming a field fails here.
     #[test]
     fn wire_format() {

@@ -419,13 +419,14 @@ impl<'o> Accumulator<'o> {
             let (app, env) = (group.app, group.env);
             let timeline = Timeline::new(&mut group.entries, &group.commits, &span);
             let measured = Measurements::of(&timeline, hotfix_window_ms, &mut seen);
-            let (metrics, weekly) = measured.metrics(&span, true);
+            let (metrics, trends) = measured.metrics(&span, true);
             groups.push(GroupReport {
                 app: self.apps[app as usize].clone(),
                 environment: self.envs[env as usize].clone(),
                 counts: measured.counts.clone(),
                 metrics,
-                weekly,
+                weekly: trends.weekly,
+                daily: trends.daily,
             });
             match &mut pooled {
                 Some((e, all, apps)) if *e == env => {
@@ -457,12 +458,13 @@ impl<'o> Accumulator<'o> {
             groups,
             environments,
             notes,
+            partial: None,
         }
     }
 
     /// An environment: its apps pooled (no tiers), and its history.
     fn environment_report(&mut self, env: u32, pooled: &Measurements, apps: u64, span: &Span) -> EnvironmentReport {
-        let (metrics, weekly) = pooled.metrics(span, false);
+        let (metrics, trends) = pooled.metrics(span, false);
         let rows = self.history.get_mut(env as usize).map(std::mem::take).unwrap_or_default().into_rows();
         let c = &pooled.counts;
         EnvironmentReport {
@@ -470,7 +472,8 @@ impl<'o> Accumulator<'o> {
             apps,
             counts: c.clone(),
             metrics,
-            weekly,
+            weekly: trends.weekly,
+            daily: trends.daily,
             history: History {
                 total: c.entries,
                 left_out: c.entries.saturating_sub(rows.len() as u64),

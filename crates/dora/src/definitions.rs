@@ -1,4 +1,4 @@
-//! The DORA definitions as sluice applies them, in the order of the README's
+//! The DORA definitions as sluice applies them, in the order of docs/dora.md's
 //! table: what a deployment attempt is ([`Entry`]), then one function per
 //! metric, named after it (deployment frequency, change lead time, change
 //! fail rate, failed deployment recovery time, deployment rework rate), with
@@ -17,7 +17,7 @@
 use sluice_core::ledger::LedgerOutcome;
 
 use crate::hash::FxSet;
-use crate::report::{Counts, DurationStats, Frequency, Metric, Metrics, Ratio, Tier, WeekPoint};
+use crate::report::{Counts, DayPoint, DurationStats, Frequency, Metric, Metrics, Ratio, Tier, WeekPoint};
 use crate::span::{Span, week_of};
 use crate::{stats, tiers};
 
@@ -81,6 +81,17 @@ impl<'a> Timeline<'a> {
     fn week(&self, ms: i64) -> usize {
         self.span.trend_index(ms) as usize
     }
+
+    /// The trend day of an instant, when the window has a daily trend.
+    fn day(&self, ms: i64) -> Option<u32> {
+        self.span.day_index(ms)
+    }
+}
+
+/// The trends of one app in one environment, or of an environment.
+pub(crate) struct Trends {
+    pub weekly: Vec<WeekPoint>,
+    pub daily: Vec<DayPoint>,
 }
 
 /// Everything measured of one app in one environment, or of an
@@ -163,8 +174,8 @@ impl Measurements {
     }
 
     /// The five metrics (with DORA 2024 tiers when `with_tiers`: one app
-    /// only) and the weekly trend.
-    pub(crate) fn metrics(&self, span: &Span, with_tiers: bool) -> (Metrics, Vec<WeekPoint>) {
+    /// only) and the weekly and daily trends.
+    pub(crate) fn metrics(&self, span: &Span, with_tiers: bool) -> (Metrics, Trends) {
         let c = &self.counts;
         // No data at all: every metric says why.
         let empty = if span.weeks == 0 {
@@ -182,22 +193,47 @@ impl Measurements {
             failed_deployment_recovery_time: self.failed_deployment_recovery_time.recovery_metric(empty, c, tier),
             deployment_rework_rate: self.deployment_rework_rate.rework_metric(empty),
         };
-        (metrics, self.trend(span))
+        (metrics, Trends { weekly: self.weekly(span), daily: self.daily(span) })
     }
 
-    fn trend(&self, span: &Span) -> Vec<WeekPoint> {
+    fn weekly(&self, span: &Span) -> Vec<WeekPoint> {
         let weeks = span.week_dates();
         let lead = self.change_lead_time.weekly_medians(weeks.len());
         let recovery = self.failed_deployment_recovery_time.weekly_medians(weeks.len());
         weeks
             .into_iter()
             .enumerate()
-            .map(|(k, week_start)| {
+            .map(|(k, (week_start, coverage))| {
                 let (failed, attempts) = self.change_fail_rate.week(k);
                 let (hotfixes, deployments) = self.deployment_rework_rate.week(k);
                 WeekPoint {
                     week_start,
+                    coverage,
                     deployments: self.deployment_frequency.weekly.get(k).copied().unwrap_or_default(),
+                    attempts,
+                    change_lead_time_median_seconds: lead[k],
+                    change_fail_rate: (attempts > 0).then(|| failed as f64 / attempts as f64),
+                    recovery_time_median_seconds: recovery[k],
+                    rework_rate: (deployments > 0).then(|| hotfixes as f64 / deployments as f64),
+                }
+            })
+            .collect()
+    }
+
+    /// The same figures per UTC day, for a short window.
+    fn daily(&self, span: &Span) -> Vec<DayPoint> {
+        let days = span.day_dates();
+        let lead = self.change_lead_time.daily_medians(days.len());
+        let recovery = self.failed_deployment_recovery_time.daily_medians(days.len());
+        days.into_iter()
+            .enumerate()
+            .map(|(k, (day, coverage))| {
+                let (failed, attempts) = self.change_fail_rate.day(k);
+                let (hotfixes, deployments) = self.deployment_rework_rate.day(k);
+                DayPoint {
+                    day,
+                    coverage,
+                    deployments: self.deployment_frequency.daily.get(k).copied().unwrap_or_default(),
                     attempts,
                     change_lead_time_median_seconds: lead[k],
                     change_fail_rate: (attempts > 0).then(|| failed as f64 / attempts as f64),
@@ -221,6 +257,7 @@ pub(crate) struct DeploymentFrequency {
     /// Absolute indices of the weeks with a deployment, distinct and sorted.
     weeks: Vec<i64>,
     weekly: Vec<u64>,
+    daily: Vec<u64>,
 }
 
 /// **Deployment frequency**: promoted deployments that finished in the
@@ -228,7 +265,12 @@ pub(crate) struct DeploymentFrequency {
 /// abandoned deployments and reverts never do), per day of the window, × 7 per week, and
 /// the share of the window's UTC weeks that hold at least one.
 fn deployment_frequency(t: &Timeline<'_>) -> DeploymentFrequency {
-    let mut f = DeploymentFrequency { deployments: 0, weeks: Vec::new(), weekly: vec![0; t.span.trend_weeks()] };
+    let mut f = DeploymentFrequency {
+        deployments: 0,
+        weeks: Vec::new(),
+        weekly: vec![0; t.span.trend_weeks()],
+        daily: vec![0; t.span.trend_days()],
+    };
     for (_, e) in t.in_window().filter(|(_, e)| e.is_deployment()) {
         f.deployments += 1;
         let week = week_of(e.finished);
@@ -237,6 +279,9 @@ fn deployment_frequency(t: &Timeline<'_>) -> DeploymentFrequency {
         }
         if let Some(w) = f.weekly.get_mut(t.week(e.finished)) {
             *w += 1;
+        }
+        if let Some(d) = t.day(e.finished).and_then(|d| f.daily.get_mut(d as usize)) {
+            *d += 1;
         }
     }
     f
@@ -249,6 +294,7 @@ impl DeploymentFrequency {
         self.weeks.sort_unstable();
         self.weeks.dedup();
         add_weekly(&mut self.weekly, &other.weekly, |a, b| *a += b);
+        add_weekly(&mut self.daily, &other.daily, |a, b| *a += b);
     }
 
     fn metric(&self, empty: Option<&str>, span: &Span, tier: impl Fn(Tier) -> Option<Tier>) -> Metric<Frequency> {
@@ -287,7 +333,7 @@ fn change_lead_time(t: &Timeline<'_>, seen: &mut FxSet<u64>) -> Durations {
             if seen.insert(sha) {
                 let sample = e.finished - time;
                 if t.span.contains(e.finished) && sample > 0 {
-                    lead.push(sample, t.span.trend_index(e.finished));
+                    lead.push(sample, t.span.trend_index(e.finished), t.day(e.finished));
                 }
             }
         }
@@ -398,7 +444,7 @@ fn failed_deployments(t: &Timeline<'_>, hotfix_window_ms: i64) -> Failed {
 fn change_fail_rate(t: &Timeline<'_>, failed: &Failed) -> WeeklyRatio {
     let mut rate = WeeklyRatio::new(t.span);
     for (i, e) in t.in_window().filter(|(_, e)| e.is_attempt()) {
-        rate.add(failed.failed[i], t.week(e.finished));
+        rate.add(failed.failed[i], t.week(e.finished), t.day(e.finished));
     }
     rate
 }
@@ -437,7 +483,9 @@ fn failed_deployment_recovery_time(t: &Timeline<'_>, failed: &Failed) -> (Durati
                 _ => Some(e.finished),
             };
             match end {
-                Some(end) if end >= e.started => recovery.push(end - e.started, t.span.trend_index(e.finished)),
+                Some(end) if end >= e.started => {
+                    recovery.push(end - e.started, t.span.trend_index(e.finished), t.day(e.finished))
+                }
                 _ => unrecovered += 1,
             }
         }
@@ -478,7 +526,7 @@ impl Durations {
 fn deployment_rework_rate(t: &Timeline<'_>) -> WeeklyRatio {
     let mut rate = WeeklyRatio::new(t.span);
     for (_, e) in t.in_window().filter(|(_, e)| e.is_deployment()) {
-        rate.add(e.hotfix, t.week(e.finished));
+        rate.add(e.hotfix, t.week(e.finished), t.day(e.finished));
     }
     rate
 }
@@ -494,22 +542,29 @@ impl WeeklyRatio {
 
 // What the metrics are made of ---------------------------------------------
 
-/// Durations (ms) and the trend week of each, kept paired for pooling.
+/// Durations (ms) and the trend week (and day, for a short window) of
+/// each, kept paired for pooling.
 #[derive(Default)]
 pub(crate) struct Durations {
     values: Vec<i64>,
     weeks: Vec<u32>,
+    /// Empty without a daily trend, else as long as `values`.
+    days: Vec<u32>,
 }
 
 impl Durations {
-    fn push(&mut self, ms: i64, week: u32) {
+    fn push(&mut self, ms: i64, week: u32, day: Option<u32>) {
         self.values.push(ms);
         self.weeks.push(week);
+        if let Some(d) = day {
+            self.days.push(d);
+        }
     }
 
     fn absorb(&mut self, other: Durations) {
         self.values.extend(other.values);
         self.weeks.extend(other.weeks);
+        self.days.extend(other.days);
     }
 
     /// Median and p90 in seconds.
@@ -521,44 +576,68 @@ impl Durations {
 
     /// The median of each trend week, in seconds.
     fn weekly_medians(&self, n_weeks: usize) -> Vec<Option<f64>> {
-        stats::weekly_medians(&self.values, &self.weeks, n_weeks)
+        stats::bucket_medians(&self.values, &self.weeks, n_weeks)
+    }
+
+    /// The median of each trend day, in seconds.
+    fn daily_medians(&self, n_days: usize) -> Vec<Option<f64>> {
+        stats::bucket_medians(&self.values, &self.days, n_days)
     }
 }
 
-/// A ratio, and its numerator and denominator per trend week.
+/// A ratio, and its numerator and denominator per trend week (and day).
 pub(crate) struct WeeklyRatio {
     numerator: u64,
     denominator: u64,
     weekly: Vec<(u64, u64)>,
+    daily: Vec<(u64, u64)>,
 }
 
 impl WeeklyRatio {
     fn new(span: &Span) -> Self {
-        WeeklyRatio { numerator: 0, denominator: 0, weekly: vec![(0, 0); span.trend_weeks()] }
+        WeeklyRatio {
+            numerator: 0,
+            denominator: 0,
+            weekly: vec![(0, 0); span.trend_weeks()],
+            daily: vec![(0, 0); span.trend_days()],
+        }
     }
 
     /// Counts one in the denominator, and in the numerator when `counts`.
-    fn add(&mut self, counts: bool, week: usize) {
+    fn add(&mut self, counts: bool, week: usize, day: Option<u32>) {
         self.denominator += 1;
         self.numerator += u64::from(counts);
+        let bump = |b: &mut (u64, u64)| {
+            b.0 += u64::from(counts);
+            b.1 += 1;
+        };
         if let Some(w) = self.weekly.get_mut(week) {
-            w.0 += u64::from(counts);
-            w.1 += 1;
+            bump(w);
+        }
+        if let Some(d) = day.and_then(|d| self.daily.get_mut(d as usize)) {
+            bump(d);
         }
     }
 
     fn absorb(&mut self, other: WeeklyRatio) {
         self.numerator += other.numerator;
         self.denominator += other.denominator;
-        add_weekly(&mut self.weekly, &other.weekly, |a, b| {
+        let add = |a: &mut (u64, u64), b: (u64, u64)| {
             a.0 += b.0;
             a.1 += b.1;
-        });
+        };
+        add_weekly(&mut self.weekly, &other.weekly, add);
+        add_weekly(&mut self.daily, &other.daily, add);
     }
 
     /// (numerator, denominator) of trend week `k`.
     fn week(&self, k: usize) -> (u64, u64) {
         self.weekly.get(k).copied().unwrap_or_default()
+    }
+
+    /// (numerator, denominator) of trend day `k`.
+    fn day(&self, k: usize) -> (u64, u64) {
+        self.daily.get(k).copied().unwrap_or_default()
     }
 
     fn ratio(&self) -> Ratio {

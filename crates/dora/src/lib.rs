@@ -5,9 +5,9 @@
 //! 2024 tiers, pools each environment, keeps its recent deployment history,
 //! and renders the result as JSON (schema `sluice.dora-report/v1`), Markdown
 //! for `$GITHUB_STEP_SUMMARY` (always under 1 MB), a plain text table and an
-//! SVG chart of the weekly trend. It never reads a clock, the environment or
-//! the network, and never panics on input: a damaged ledger line is an
-//! [`Error`] naming its line. The ledger is read by `sluice-core`'s rules
+//! SVG chart of the trend (by day for a short window, else by week). It never
+//! reads a clock, the environment or the network, and never panics on
+//! input: a damaged ledger line is an [`Error`] naming its line. The ledger is read by `sluice-core`'s rules
 //! (the one reader of [`sluice_core::ledger`]); the parallel reader here only
 //! parses faster, and hands every line its fast parser declines to
 //! [`sluice_core::ledger::parse_line`].
@@ -71,6 +71,12 @@
 //!   deployment has a deployment frequency of 0 (that is a measurement); so
 //!   has a group whose only entries in the window are abandoned ones.
 //! - **Tiers**: see [`tiers`]; per app and environment only.
+//! - **Trends**: each metric per UTC week (`weekly`, Monday to Monday, for a
+//!   window of at most [`MAX_TREND_WEEKS`] weeks) and, for a window touching
+//!   at most [`MAX_DAILY_DAYS`] UTC days, per UTC day (`daily`). Every point
+//!   says which share of its bucket lies in the window (`coverage`): the
+//!   first and last buckets of a window that does not start and end at their
+//!   boundaries are partial, and their counts cover only that part.
 
 mod accumulate;
 mod compute;
@@ -95,7 +101,7 @@ pub use report::{REPORT_SCHEMA, Report, TIER_SOURCE};
 /// Why a ledger could not be read: `sluice-core`'s error, the same for every
 /// reader.
 pub use sluice_core::ledger::LedgerError as Error;
-pub use span::MAX_TREND_WEEKS;
+pub use span::{MAX_DAILY_DAYS, MAX_TREND_WEEKS};
 
 /// The report as pretty JSON with stable keys.
 pub fn to_json(report: &Report) -> String {

@@ -35,6 +35,10 @@ pub struct Report {
     pub environments: Vec<EnvironmentReport>,
     /// Remarks on the whole report (e.g. a trend left out for a long window).
     pub notes: Vec<String>,
+    /// Set when the history could not be read whole and the figures cover
+    /// only part of it: what was left out and why (e.g. GitHub's rate-limit
+    /// reserve was reached). `null` for a whole report.
+    pub partial: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -75,6 +79,9 @@ pub struct GroupReport {
     pub metrics: Metrics,
     /// One point per UTC week of the window, oldest first.
     pub weekly: Vec<WeekPoint>,
+    /// One point per UTC day of the window, oldest first, when the window
+    /// touches at most 31 UTC days (`MAX_DAILY_DAYS`); empty otherwise.
+    pub daily: Vec<DayPoint>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -86,6 +93,8 @@ pub struct EnvironmentReport {
     /// All apps pooled. No tiers: DORA tiers describe one application.
     pub metrics: Metrics,
     pub weekly: Vec<WeekPoint>,
+    /// As in a group: one point per UTC day of a window of at most 31 days.
+    pub daily: Vec<DayPoint>,
     pub history: History,
 }
 
@@ -199,6 +208,26 @@ impl Tier {
 pub struct WeekPoint {
     /// The Monday the week starts on (UTC).
     pub week_start: Date,
+    /// The share of the week inside the window, in `(0, 1]`: below 1 for a
+    /// first or last week the window covers only in part (its counts are
+    /// of those days only, not a dip).
+    pub coverage: f64,
+    pub deployments: u64,
+    pub attempts: u64,
+    pub change_lead_time_median_seconds: Option<f64>,
+    pub change_fail_rate: Option<f64>,
+    pub recovery_time_median_seconds: Option<f64>,
+    pub rework_rate: Option<f64>,
+}
+
+/// One UTC day of a short window's trend; `null` where the day has no data.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DayPoint {
+    /// The day (UTC).
+    pub day: Date,
+    /// The share of the day inside the window, in `(0, 1]`: below 1 for a
+    /// first or last day the window covers only in part.
+    pub coverage: f64,
     pub deployments: u64,
     pub attempts: u64,
     pub change_lead_time_median_seconds: Option<f64>,

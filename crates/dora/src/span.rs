@@ -1,5 +1,6 @@
-//! The window of a report in milliseconds, and its UTC weeks (Monday 00:00
-//! to Monday 00:00).
+//! The window of a report in milliseconds, its UTC weeks (Monday 00:00 to
+//! Monday 00:00) and, for a short window, its UTC days: the buckets of the
+//! trends.
 //!
 //! Pure arithmetic on instants: it never reads a clock.
 
@@ -13,6 +14,8 @@ pub(crate) const WEEK_MS: i64 = 7 * DAY_MS;
 const MONDAY_OFFSET_MS: i64 = 3 * DAY_MS;
 /// Longer windows get no weekly trend (it would be larger than the report).
 pub const MAX_TREND_WEEKS: u64 = 520;
+/// Windows that touch at most this many UTC days also get a daily trend.
+pub const MAX_DAILY_DAYS: u64 = 31;
 
 /// The window `since <= t < until` in milliseconds, and its UTC weeks.
 pub(crate) struct Span {
@@ -25,6 +28,12 @@ pub(crate) struct Span {
     pub weeks: u64,
     /// Whether weekly points are computed.
     pub trend: bool,
+    /// Start of the UTC day holding `since`.
+    pub first_day_start: i64,
+    /// UTC days the window touches.
+    pub days: u64,
+    /// Whether daily points are computed.
+    pub daily: bool,
 }
 
 /// The absolute index of the UTC week holding `ms`.
@@ -49,6 +58,12 @@ impl Span {
     pub(crate) fn new(since: i64, until: i64) -> Self {
         let first_week = week_of(since);
         let weeks = if until > since { u64::try_from(week_of(until - 1) - first_week + 1).unwrap_or(0) } else { 0 };
+        let first_day_start = floor_day(since);
+        let days = if until > since {
+            u64::try_from((floor_day(until - 1) - first_day_start) / DAY_MS + 1).unwrap_or(0)
+        } else {
+            0
+        };
         Span {
             since,
             until,
@@ -56,6 +71,9 @@ impl Span {
             first_week_start: first_week * WEEK_MS - MONDAY_OFFSET_MS,
             weeks,
             trend: weeks <= MAX_TREND_WEEKS,
+            first_day_start,
+            days,
+            daily: days <= MAX_DAILY_DAYS,
         }
     }
 
@@ -79,9 +97,43 @@ impl Span {
         if self.trend { u32::try_from(week_of(ms) - self.first_week).unwrap_or(0) } else { 0 }
     }
 
-    /// The Monday each week of the trend starts on.
-    pub(crate) fn week_dates(&self) -> Vec<Date> {
-        (0..self.trend_weeks()).map(|k| date_of(self.first_week_start + k as i64 * WEEK_MS)).collect()
+    /// The Monday each week of the trend starts on, and the share of the
+    /// week inside the window.
+    pub(crate) fn week_dates(&self) -> Vec<(Date, f64)> {
+        (0..self.trend_weeks())
+            .map(|k| {
+                let start = self.first_week_start + k as i64 * WEEK_MS;
+                (date_of(start), self.coverage(start, WEEK_MS))
+            })
+            .collect()
+    }
+
+    /// Days of the daily trend: all of them for a short window, else none.
+    pub(crate) fn trend_days(&self) -> usize {
+        if self.daily { self.days as usize } else { 0 }
+    }
+
+    /// Index of `ms`'s UTC day among the daily trend's days, when the window
+    /// has one.
+    pub(crate) fn day_index(&self, ms: i64) -> Option<u32> {
+        if self.daily { u32::try_from((floor_day(ms) - self.first_day_start) / DAY_MS).ok() } else { None }
+    }
+
+    /// Each day of the daily trend, and the share of the day inside the
+    /// window.
+    pub(crate) fn day_dates(&self) -> Vec<(Date, f64)> {
+        (0..self.trend_days())
+            .map(|k| {
+                let start = self.first_day_start + k as i64 * DAY_MS;
+                (date_of(start), self.coverage(start, DAY_MS))
+            })
+            .collect()
+    }
+
+    /// The share of `[start, start + len)` inside the window.
+    fn coverage(&self, start: i64, len: i64) -> f64 {
+        let inside = (start + len).min(self.until) - start.max(self.since);
+        inside.clamp(0, len) as f64 / len as f64
     }
 }
 
@@ -100,5 +152,24 @@ mod tests {
         assert_eq!(date_of(s.first_week_start).to_string(), "2024-01-01");
         let s = Span::new(monday.as_millisecond() - 1, monday.as_millisecond() + 1);
         assert_eq!(s.weeks, 2);
+    }
+
+    #[test]
+    fn short_windows_have_days_and_partial_buckets_say_so() {
+        let monday: Timestamp = "2024-01-01T00:00:00Z".parse().expect("valid");
+        let m = monday.as_millisecond();
+        // Monday noon to Thursday 06:00: four days, the first and last partial.
+        let s = Span::new(m + DAY_MS / 2, m + 3 * DAY_MS + DAY_MS / 4);
+        assert_eq!((s.days, s.trend_days()), (4, 4));
+        let days = s.day_dates();
+        assert_eq!(days[0].0.to_string(), "2024-01-01");
+        assert_eq!(days.iter().map(|d| d.1).collect::<Vec<_>>(), [0.5, 1.0, 1.0, 0.25]);
+        assert_eq!(s.day_index(m + DAY_MS / 2), Some(0));
+        assert_eq!(s.day_index(m + 3 * DAY_MS + 1), Some(3));
+        assert_eq!(s.week_dates(), vec![(days[0].0, 2.75 / 7.0)]);
+        // 31 days still daily; 32 not.
+        assert!(Span::new(m, m + 31 * DAY_MS).daily);
+        let long = Span::new(m, m + 32 * DAY_MS);
+        assert!(!long.daily && long.day_dates().is_empty() && long.day_index(m).is_none());
     }
 }

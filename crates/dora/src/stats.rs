@@ -29,13 +29,13 @@ pub fn median_p90(values: &mut [i64]) -> Option<(f64, f64)> {
     Some((quantile(values, 1, 2)?, quantile(values, 9, 10)?))
 }
 
-/// The median of each of `n_weeks` weeks, in seconds, of `values` (ms)
-/// paired with their week in `weeks`: a counting sort by week, then a
-/// median per week; `None` for a week without values.
-pub fn weekly_medians(values: &[i64], weeks: &[u32], n_weeks: usize) -> Vec<Option<f64>> {
-    let mut offsets = vec![0usize; n_weeks + 1];
-    for &w in weeks {
-        if let Some(o) = offsets.get_mut(w as usize + 1) {
+/// The median of each of `n_buckets` buckets (weeks or days), in seconds, of
+/// `values` (ms) paired with their bucket in `buckets`: a counting sort by
+/// bucket, then a median per bucket; `None` for a bucket without values.
+pub fn bucket_medians(values: &[i64], buckets: &[u32], n_buckets: usize) -> Vec<Option<f64>> {
+    let mut offsets = vec![0usize; n_buckets + 1];
+    for &b in buckets {
+        if let Some(o) = offsets.get_mut(b as usize + 1) {
             *o += 1;
         }
     }
@@ -43,14 +43,14 @@ pub fn weekly_medians(values: &[i64], weeks: &[u32], n_weeks: usize) -> Vec<Opti
         offsets[k] += offsets[k - 1];
     }
     let mut fill = offsets.clone();
-    let mut buckets = vec![0i64; values.len()];
-    for (&v, &w) in values.iter().zip(weeks) {
-        if let Some(pos) = fill.get_mut(w as usize) {
-            buckets[*pos] = v;
+    let mut sorted = vec![0i64; values.len()];
+    for (&v, &b) in values.iter().zip(buckets) {
+        if let Some(pos) = fill.get_mut(b as usize) {
+            sorted[*pos] = v;
             *pos += 1;
         }
     }
-    (0..n_weeks).map(|k| quantile(&mut buckets[offsets[k]..offsets[k + 1]], 1, 2).map(|m| m / 1000.0)).collect()
+    (0..n_buckets).map(|k| quantile(&mut sorted[offsets[k]..offsets[k + 1]], 1, 2).map(|m| m / 1000.0)).collect()
 }
 
 #[cfg(test)]

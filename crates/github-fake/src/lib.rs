@@ -573,6 +573,14 @@ impl Fake {
     pub fn remaining(&self) -> u64 {
         self.with(|s| s.remaining)
     }
+
+    /// Spends the primary rate limit down to `left` calls for the rest of
+    /// the hour, as other jobs of the repository would (the limit is shared
+    /// by every workflow run of the repository:
+    /// <https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api#primary-rate-limit-for-github_token-in-github-actions>).
+    pub fn set_remaining(&self, left: u64) {
+        self.with(|s| s.remaining = left.min(RATE_LIMIT));
+    }
 }
 
 fn user(login: &str) -> Value {

@@ -36,8 +36,8 @@ pub const WEBHOOK_BACKOFF: Backoff =
 /// The `schema` of the JSON webhook body.
 pub const SCHEMA: &str = "sluice.notification/v1";
 
-/// What happened, as the JSON webhook receives it (documented in the
-/// README; fields are only ever added).
+/// What happened, as the JSON webhook receives it (documented in
+/// docs/configuration.md; fields are only ever added).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Notification {
     /// Always `sluice.notification/v1`.

@@ -49,7 +49,7 @@ impl Config {
             location: None,
             key: None,
             message: if e.kind() == std::io::ErrorKind::NotFound {
-                "config file not found; create sluice.toml (see the README's config reference) or pass --config".into()
+                "config file not found; create sluice.toml (see docs/configuration.md) or pass --config".into()
             } else {
                 format!("cannot read the config file: {e}")
             },

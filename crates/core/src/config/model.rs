@@ -17,6 +17,7 @@ use std::time::Duration;
 /// The whole configuration file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "sluice config (sluice.toml)", extend("$id" = "https://sluice.dev/schema/config.v1.json"))]
 pub struct Config {
     /// The application's name; part of every record and ledger entry.
     pub app: String,
@@ -512,6 +513,17 @@ mod optional_duration {
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text.trim())
         .map_err(|e| format!("invalid duration {text:?}: {e} (write it like \"30s\", \"250ms\" or \"10m\")"))
+}
+
+/// The JSON Schema of `sluice.toml`, as committed in `schema/config.v1.json`
+/// (for editors: taplo and Even Better TOML read a `#:schema` line).
+/// Shapes and defaults only: the rules of `validate` (rising stage weights,
+/// known zones, ARNs that belong together) are the loader's.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(Config);
+    let mut text = serde_json::to_string_pretty(&schema).expect("a schema always serialises");
+    text.push('\n');
+    text
 }
 
 impl Config {

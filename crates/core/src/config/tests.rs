@@ -491,12 +491,12 @@ fn query_placeholders_expand() {
 }
 
 #[test]
-fn the_readme_config_reference_is_a_valid_config() {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).expect("README");
-    let section = readme.split("## Config reference").nth(1).expect("a config reference section");
+fn the_config_reference_is_a_valid_config() {
+    let page = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md"))
+        .expect("docs/configuration.md");
+    let section = page.split("\n## Reference\n").nth(1).expect("a reference section");
     let block = section.split("```toml\n").nth(1).and_then(|b| b.split("```").next()).expect("a toml block");
-    let config = parse(block).unwrap_or_else(|e| panic!("the README's config reference does not load:\n{e}"));
+    let config = parse(block).unwrap_or_else(|e| panic!("the config reference does not load:\n{e}"));
     let (_, dev) = config.environment("dev").expect("dev");
     assert!(config.checks_for(dev).iter().any(|c| matches!(c.kind, sluice_analysis::CheckKind::Query { .. })));
     assert_eq!(config.sources_for(dev).len(), 1);
@@ -642,35 +642,6 @@ fn a_cloudwatch_source_parses_and_its_errors_name_the_key() {
     // alb_traffic needs an ALB router.
     let err = parse(&format!("{GOOD}\n{source}")).expect_err("local router");
     assert_eq!(err.key.as_deref(), Some("environment[1].source[0].alb_traffic"), "{err}");
-}
-
-#[test]
-fn the_readme_aws_examples_are_valid_configs() {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).expect("README");
-    // The three AWS subsections of the config reference, each up to the next heading.
-    let section = |title: &str| {
-        let text = readme.split(title).nth(1).unwrap_or_else(|| panic!("the README has no {title:?}"));
-        let end = ["\n## ", "\n### "].iter().filter_map(|h| text.find(h)).min().unwrap_or(text.len());
-        text[..end].to_owned()
-    };
-    let aws = ["### AWS routers", "### CloudWatch metric source", "### Deployment metrics"].map(section).concat();
-    let blocks: Vec<&str> = aws.split("```toml\n").skip(1).filter_map(|b| b.split("```").next()).collect();
-    assert_eq!(blocks.len(), 4, "ALB, CodeDeploy, CloudWatch and deployment metrics examples");
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::create_dir_all(dir.path().join("deploy")).expect("dir");
-    for router in &blocks[..2] {
-        let path = dir.path().join("sluice.toml");
-        std::fs::write(&path, format!("app = \"shop\"\n{router}")).expect("write");
-        Config::load(&path).unwrap_or_else(|e| panic!("the README's example does not load:\n{e}\n{router}"));
-    }
-    let with_source = format!("app = \"shop\"\n{}{}", blocks[0], blocks[2]);
-    let config = parse(&with_source).unwrap_or_else(|e| panic!("the CloudWatch example does not load:\n{e}"));
-    let (_, prd) = config.environment("prd").expect("prd");
-    assert_eq!(config.checks_for(prd).len(), 2);
-    let with_metrics = format!("app = \"shop\"\n{}{}", blocks[3], blocks[0]);
-    let config = parse(&with_metrics).unwrap_or_else(|e| panic!("the deployment metrics example does not load:\n{e}"));
-    assert!(config.deployment_metrics.is_some());
 }
 
 #[test]
@@ -868,4 +839,19 @@ fn min_final_analysis_is_configured_or_the_final_stage_or_a_minute() {
     let text = GOOD.replace("interval = \"2s\"", "interval = \"2s\"\nmin_final_analysis = \"soon\"");
     let err = parse(&text).expect_err("bad duration");
     assert!(err.message.contains("invalid duration \"soon\""), "{err}");
+}
+
+#[test]
+fn committed_config_schema_matches_the_types() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schema/config.v1.json");
+    let text = json_schema();
+    if std::env::var_os("SLUICE_BLESS").is_some() {
+        std::fs::write(&path, &text).expect("write schema");
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == text,
+        "schema/config.v1.json is out of date with the Config types; regenerate it with `SLUICE_BLESS=1 cargo test -p sluice-core committed_config_schema`"
+    );
 }

@@ -98,6 +98,9 @@ fn render(report: &Report, out: &mut String) -> std::fmt::Result {
         )?,
         None => writeln!(out, "No ledger entries in scope.\n")?,
     }
+    if let Some(partial) = &report.partial {
+        writeln!(out, "> [!WARNING]\n> **Partial report**: {}\n", esc(partial))?;
+    }
     for env in &report.environments {
         let groups: Vec<&GroupReport> = report.groups.iter().filter(|g| g.environment == env.environment).collect();
         environment(out, env, &groups)?;

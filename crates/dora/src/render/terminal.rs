@@ -21,6 +21,9 @@ fn render(report: &Report, out: &mut String) -> std::fmt::Result {
         Some(w) => writeln!(out, "DORA metrics  {}  tiers: {}", window_line(w), report.tier_source)?,
         None => writeln!(out, "DORA metrics  no ledger entries in scope")?,
     }
+    if let Some(partial) = &report.partial {
+        writeln!(out, "PARTIAL REPORT: {partial}")?;
+    }
     for env in &report.environments {
         let groups: Vec<&GroupReport> = report.groups.iter().filter(|g| g.environment == env.environment).collect();
         writeln!(out, "\nENVIRONMENT {}", one_line(&env.environment))?;

@@ -193,6 +193,77 @@ fn web_every_figure() {
     assert_eq!(w2.change_lead_time_median_seconds, Some(14_400.0));
     // 45000 88200 → 66600.
     assert_eq!(w2.recovery_time_median_seconds, Some(66_600.0));
+    // Monday to Monday: both weeks whole.
+    assert_eq!((w1.coverage, w2.coverage), (1.0, 1.0));
+
+    // Days: 14 of them (a window of at most 31 days has a daily trend), all whole.
+    assert_eq!(web.daily.len(), 14);
+    assert!(web.daily.iter().all(|d| d.coverage == 1.0));
+    let day = |date: &str| web.daily.iter().find(|d| d.day.to_string() == date).expect("the day");
+    // 01-01: e1 (lead 4h, 2h).
+    let d = day("2024-01-01");
+    assert_eq!((d.deployments, d.attempts, d.change_fail_rate, d.rework_rate), (1, 1, Some(0.0), Some(0.0)));
+    assert_eq!((d.change_lead_time_median_seconds, d.recovery_time_median_seconds), (Some(10_800.0), None));
+    // 01-02: e2 rolled back, e3 failed (hotfixed), e4 the hotfix. Lead 5400 7200 18000 → 7200;
+    // recovery 1800 (e2) 30600 (e3) → 16200.
+    let d = day("2024-01-02");
+    assert_eq!((d.deployments, d.attempts), (2, 3));
+    assert_eq!((d.change_fail_rate, d.rework_rate), (Some(2.0 / 3.0), Some(0.5)));
+    assert_eq!((d.change_lead_time_median_seconds, d.recovery_time_median_seconds), (Some(7200.0), Some(16_200.0)));
+    // 01-03: only worker's rollback; web has nothing, and says so with nulls.
+    let d = day("2024-01-03");
+    assert_eq!((d.deployments, d.attempts, d.change_fail_rate, d.rework_rate), (0, 0, None, None));
+    assert_eq!((d.change_lead_time_median_seconds, d.recovery_time_median_seconds), (None, None));
+    // 01-05: e6 (reverted the same day: recovery 21900 placed on its own day); the revert is no attempt.
+    let d = day("2024-01-05");
+    assert_eq!((d.deployments, d.attempts, d.change_fail_rate), (1, 1, Some(1.0)));
+    assert_eq!((d.change_lead_time_median_seconds, d.recovery_time_median_seconds), (None, Some(21_900.0)));
+    // 01-06: e8 failed (recovery 1200), no deployment, so no rework rate.
+    let d = day("2024-01-06");
+    assert_eq!((d.deployments, d.attempts, d.change_fail_rate, d.rework_rate), (0, 1, Some(1.0), None));
+    assert_eq!(d.recovery_time_median_seconds, Some(1200.0));
+    // 01-14: e12 (lead 3h; recovered by e13 after the window: 45000).
+    let d = day("2024-01-14");
+    assert_eq!((d.change_lead_time_median_seconds, d.recovery_time_median_seconds), (Some(10_800.0), Some(45_000.0)));
+    // The days add up to the weeks.
+    let days_of = |k: usize| &web.daily[k * 7..k * 7 + 7];
+    for (k, w) in [w1, w2].into_iter().enumerate() {
+        assert_eq!(days_of(k).iter().map(|d| d.deployments).sum::<u64>(), w.deployments);
+        assert_eq!(days_of(k).iter().map(|d| d.attempts).sum::<u64>(), w.attempts);
+    }
+}
+
+#[test]
+fn partial_days_and_weeks_say_how_much_of_them_is_in_the_window() {
+    // Wednesday 12:00 to the next Tuesday 06:00: the first day half in, the
+    // last a quarter; the first week 4.5 of 7 days, the last 1.25.
+    let opts = Options {
+        filter: Filter {
+            since: Some(ts("2024-01-03T12:00:00Z")),
+            until: Some(ts("2024-01-09T06:00:00Z")),
+            ..Filter::default()
+        },
+        ..Options::default()
+    };
+    let r = compute(history(), &opts);
+    let web = group(&r, "web");
+    let cover: Vec<f64> = web.daily.iter().map(|d| d.coverage).collect();
+    assert_eq!(cover, [0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 0.25]);
+    assert_eq!(web.daily[0].day.to_string(), "2024-01-03");
+    let weeks: Vec<f64> = web.weekly.iter().map(|w| w.coverage).collect();
+    assert_eq!(weeks, [4.5 / 7.0, 1.25 / 7.0]);
+    // A window longer than 31 days has no daily trend, only weeks.
+    let long = Options {
+        filter: Filter {
+            since: Some(ts("2023-12-01T00:00:00Z")),
+            until: Some(ts("2024-01-15T00:00:00Z")),
+            ..Filter::default()
+        },
+        ..Options::default()
+    };
+    let r = compute(history(), &long);
+    assert!(r.groups.iter().all(|g| g.daily.is_empty() && !g.weekly.is_empty()));
+    assert!(r.environments.iter().all(|e| e.daily.is_empty() && !e.weekly.is_empty()));
 }
 
 #[test]

@@ -166,6 +166,17 @@ proptest! {
                 prop_assert!(l.median_seconds > 0.0 && l.median_seconds <= l.p90_seconds);
             }
         }
+        // The days of a short window add up to its weeks.
+        let trends = r.groups.iter().map(|g| (&g.weekly, &g.daily)).chain(r.environments.iter().map(|e| (&e.weekly, &e.daily)));
+        for (weekly, daily) in trends {
+            prop_assert!(!daily.is_empty());
+            for w in weekly {
+                let end = w.week_start.checked_add(jiff::Span::new().days(7)).expect("a date");
+                let days = daily.iter().filter(|d| d.day >= w.week_start && d.day < end);
+                let (deployments, attempts) = days.fold((0, 0), |(a, b), d| (a + d.deployments, b + d.attempts));
+                prop_assert_eq!((deployments, attempts), (w.deployments, w.attempts));
+            }
+        }
         // Pooled counts add up.
         for env in &r.environments {
             let sum: u64 = r.groups.iter().filter(|g| g.environment == env.environment).map(|g| g.counts.attempts).sum();
@@ -178,6 +189,7 @@ proptest! {
         for env in &r1.environments {
             let g = r1.groups.iter().find(|g| g.environment == env.environment).expect("its app");
             prop_assert_eq!(&env.weekly, &g.weekly);
+            prop_assert_eq!(&env.daily, &g.daily);
             prop_assert_eq!(&env.counts, &g.counts);
             prop_assert_eq!(&env.metrics.change_lead_time.value, &g.metrics.change_lead_time.value);
             prop_assert_eq!(&env.metrics.failed_deployment_recovery_time.value, &g.metrics.failed_deployment_recovery_time.value);
@@ -185,7 +197,8 @@ proptest! {
         // The text renderers never fail and Markdown stays small.
         prop_assert!(sluice_dora::to_markdown(&r).len() < sluice_dora::MARKDOWN_LIMIT);
         let _ = sluice_dora::to_terminal(&r);
-        let _ = sluice_dora::to_svg(&r);
+        // The chart is well-formed XML whatever the history.
+        crate::chart::parse(&sluice_dora::to_svg(&r));
     }
 
     #[test]
@@ -207,6 +220,7 @@ proptest! {
                 Some(b) if !abandoned_only || b.counts.entries > 0 => {
                     prop_assert_eq!(&g.metrics, &b.metrics);
                     prop_assert_eq!(&g.weekly, &b.weekly);
+                    prop_assert_eq!(&g.daily, &b.daily);
                     let (mut gc, bc) = (g.counts.clone(), &b.counts);
                     prop_assert_eq!(gc.entries - bc.entries, gc.abandoned - bc.abandoned);
                     (gc.entries, gc.abandoned) = (bc.entries, bc.abandoned);

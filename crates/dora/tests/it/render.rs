@@ -80,9 +80,15 @@ fn svg_is_self_contained() {
     assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
     assert!(svg.trim_end().ends_with("</svg>"));
     assert!(!svg.contains("<script") && !svg.contains("href"));
-    assert_eq!(svg.matches("font-weight=\"bold\">").count(), 6);
-    assert!(svg.contains("week of 2024-01-01") && svg.contains("week of 2024-01-08"));
-    assert!(svg.len() < 20_000);
+    // The title and the five panels' titles.
+    assert_eq!(svg.matches("font-weight=\"bold\"").count(), 6);
+    // Two weeks are drawn by day: the 1st to the 14th of January.
+    assert!(svg.contains(">DORA daily trend, 2024-01-01 00:00 to 2024-01-15 00:00 (UTC), tiers DORA 2024<"));
+    for day in 1..=14 {
+        assert!(svg.contains(&format!(r#"class="day-label">{day}</text>"#)), "day {day}");
+    }
+    assert!(svg.contains(r#"class="month-label">Jan 2024</text>"#));
+    assert!(svg.len() < 40_000, "{}", svg.len());
     // An empty report still draws.
     let empty = to_svg(&compute(Vec::<sluice_core::ledger::LedgerEntry>::new(), &Options::default()));
     assert!(empty.contains("no data"));

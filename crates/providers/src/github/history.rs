@@ -20,6 +20,12 @@
 //! `max_deployments` deployments are considered (the newest; a note says
 //! when the cap cut the history). Every call goes through the counting,
 //! caching [`GitHub`] client.
+//!
+//! It never spends the last [`Query::reserve`] calls of the rate limit
+//! (`x-ratelimit-remaining` of the last answer): the gates and promotions
+//! running beside the report need them. When the reserve is reached the read
+//! stops where it is and [`History::partial`] says what was left out, so the
+//! report is marked partial rather than failing at the wall mid-run.
 
 use super::branch::Branch;
 use super::client::{GitHub, encode};
@@ -42,6 +48,11 @@ pub const CONTEXT: SignedDuration = SignedDuration::from_hours(30 * 24);
 /// each, plus one compare per promotion in the window).
 pub const DEFAULT_MAX_DEPLOYMENTS: usize = 500;
 
+/// Calls of the rate limit left for other work by default: a `gate` takes
+/// at most 6, a `promote` a few more, so 100 leave room for a dozen
+/// promotions in the hour of a report run with the workflow token's 1,000.
+pub const DEFAULT_RESERVE: u32 = 100;
+
 /// What to read.
 #[derive(Clone, Debug)]
 pub struct Query {
@@ -62,6 +73,9 @@ pub struct Query {
     pub max_deployments: usize,
     /// The app of deployments sluice adopted from a job (empty payload).
     pub default_app: Option<String>,
+    /// Stop reading once GitHub says no more than this many calls are left
+    /// of the rate limit, and mark the history partial.
+    pub reserve: u32,
 }
 
 /// The history read, with what the reader wants to know about it.
@@ -77,6 +91,29 @@ pub struct History {
     pub journal_entries: usize,
     /// Incident issues linked to a deployment.
     pub incidents_linked: usize,
+    /// What the rate-limit reserve left unread; `None` when the read is
+    /// whole.
+    pub partial: Option<String>,
+}
+
+/// The calls GitHub said were left when they are no more than the reserve.
+fn spent(github: &GitHub, query: &Query) -> Option<u32> {
+    github.stats().remaining.filter(|&left| left <= query.reserve)
+}
+
+/// Adds what was left out to the history's partial mark.
+fn left_out(history: &mut History, left: u32, query: &Query, what: &str) {
+    let reason = match &history.partial {
+        Some(_) => what.to_owned(),
+        None => format!(
+            "GitHub's rate limit was down to {left} calls, the reserve kept for other work (--github-reserve {}): {what}",
+            query.reserve
+        ),
+    };
+    history.partial = Some(match history.partial.take() {
+        Some(before) => format!("{before}; {reason}"),
+        None => reason,
+    });
 }
 
 /// Reads the history `query` asks for.
@@ -111,6 +148,10 @@ pub async fn read(github: &GitHub, query: &Query) -> Result<History, ProviderErr
         if !wanted {
             continue;
         }
+        if let Some(left) = spent(github, query) {
+            left_out(&mut history, left, query, &format!("the journal file {} was not read", file.path));
+            continue;
+        }
         let text = branch.blob(&file.sha).await?;
         journaled.extend(journal::closed(&text));
         journal_entries.extend(
@@ -140,10 +181,15 @@ pub async fn read(github: &GitHub, query: &Query) -> Result<History, ProviderErr
     // Oldest first; simultaneous entries in the order GitHub numbered them.
     entries.sort_by(|a, b| a.finished_at.cmp(&b.finished_at).then_with(|| a.started_at.cmp(&b.started_at)));
 
-    shipped_commits(github, query, &mut entries, &from_deployments, &mut history.notes).await?;
+    shipped_commits(github, query, &mut entries, &from_deployments, &mut history).await?;
     if let Some(label) = &query.incident_label {
-        let issues = incidents(github, label, from).await?;
-        history.incidents_linked = link_incidents(&issues, &mut entries);
+        match spent(github, query) {
+            Some(left) => left_out(&mut history, left, query, "incident issues were not read"),
+            None => {
+                let issues = incidents(github, label, from).await?;
+                history.incidents_linked = link_incidents(&issues, &mut entries);
+            }
+        }
     }
     history.entries = entries;
     Ok(history)
@@ -210,7 +256,21 @@ async fn deployment_entries(
     let mut based: HashSet<(String, String)> = HashSet::new();
     let ledger = GitHubLedger { github: github.clone(), run_id: None, run_url: None };
     let mut entries = Vec::new();
-    for deployment in &deployments {
+    for (read, deployment) in deployments.iter().enumerate() {
+        if let Some(left) = spent(github, query) {
+            let unread = deployments.len() - read;
+            left_out(
+                history,
+                left,
+                query,
+                &format!(
+                    "the statuses of the {unread} oldest of {} deployments (created at or before {}) were not read",
+                    deployments.len(),
+                    deployment.created_at
+                ),
+            );
+            break;
+        }
         let Some(app) = app_of(deployment, query) else { continue };
         let key = (app.clone(), deployment.environment.clone());
         if early.is_some_and(|e| deployment.created_at < e) && based.contains(&key) {
@@ -338,8 +398,9 @@ async fn shipped_commits(
     query: &Query,
     entries: &mut [LedgerEntry],
     from_deployments: &HashSet<(String, String)>,
-    notes: &mut Vec<String>,
+    history: &mut History,
 ) -> Result<(), ProviderError> {
+    let mut uncompared = 0;
     let in_window = |t: Timestamp| query.since.is_none_or(|s| t >= s) && query.until.is_none_or(|u| t < u);
     let mut previous: HashMap<(String, String), String> = HashMap::new();
     for entry in entries.iter_mut().filter(|e| e.outcome == LedgerOutcome::Promoted) {
@@ -350,6 +411,10 @@ async fn shipped_commits(
         if !in_window(entry.finished_at) || !from_deployments.contains(&same_entry(entry)) {
             continue;
         }
+        if before.as_deref() != Some(sha.as_str()) && spent(github, query).is_some() {
+            uncompared += 1;
+            continue;
+        }
         let listed = match before.as_deref() {
             Some(base) if base == sha => Ok(Vec::new()),
             Some(base) => github.compare(base, &sha).await,
@@ -357,7 +422,7 @@ async fn shipped_commits(
         };
         match listed {
             Ok(commits) => entry.commits = commits.iter().filter_map(commit_info).collect(),
-            Err(e) if !e.transient => notes.push(format!(
+            Err(e) if !e.transient => history.notes.push(format!(
                 "no commits for {} {} in {} ({}): {e}",
                 entry.app,
                 entry.version,
@@ -366,6 +431,11 @@ async fn shipped_commits(
             )),
             Err(e) => return Err(e),
         }
+    }
+    if uncompared > 0 {
+        let left = github.stats().remaining.unwrap_or(0);
+        let what = format!("the commits of {uncompared} promotions were not listed (no lead time for them)");
+        left_out(history, left, query, &what);
     }
     Ok(())
 }

@@ -214,13 +214,12 @@ fn a_target_of_the_readme_shape_round_trips() {
 }
 
 #[test]
-fn the_readme_waves_example_loads() {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).expect("README");
-    let section = readme.split("## Waves").nth(1).expect("a Waves section");
-    let block = section.split("```toml\n").nth(1).and_then(|b| b.split("```").next()).expect("a toml block");
+fn the_docs_waves_example_loads() {
+    let page = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/waves.md"))
+        .expect("docs/waves.md");
+    let block = page.split("```toml partial\n").nth(1).and_then(|b| b.split("```").next()).expect("a toml block");
     let config = parse(&format!("app = \"shop\"\n{block}"))
-        .unwrap_or_else(|e| panic!("the README's waves example does not load:\n{e}"));
+        .unwrap_or_else(|e| panic!("the waves example of docs/waves.md does not load:\n{e}"));
     let (_, prd) = config.environment("prd").expect("prd");
     assert_eq!(
         prd.waves(),
