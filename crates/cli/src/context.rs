@@ -319,7 +319,7 @@ impl Context {
     }
 
     /// The environment's one router (its config); an environment of
-    /// targets has none, and is handled by [`crate::targets`] instead.
+    /// targets has none, and is handled by [`crate::waves`] instead.
     pub fn router_config(&self) -> Result<&RouterConfig, Failure> {
         self.env().router.as_ref().ok_or_else(|| {
             let names: Vec<&str> = self.env().targets.iter().map(|t| t.name.as_str()).collect();

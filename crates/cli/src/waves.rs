@@ -6,8 +6,11 @@
 //! parallel (each with its own analysis, its weights read back and recorded
 //! per target), with the environment's `bake` between waves; the first
 //! target that fails fails the deployment, and every target that moved is
-//! rolled back, in parallel. `rollback` rolls back every target that moved;
-//! `promote` needs every target verified at 100% and promotes them all.
+//! rolled back, in parallel. `verify-health` judges every target that takes
+//! candidate traffic at once; `promote` needs every target verified at 100%
+//! and promotes them all; `rollback` restores every target that moved (or
+//! reverts a promotion on each), idempotent. A cancelled step reads every
+//! target's router back into the record.
 //!
 //! Never moves a target's traffic before its router's state is saved in the
 //! record, never leaves a failed deployment with a target on the candidate
