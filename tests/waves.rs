@@ -57,11 +57,21 @@ fn start(children: &mut Vec<Child>, dir: &Path, name: &str, args: &[&str]) -> Va
 
 /// A plain HTTP/1.1 GET on 127.0.0.1: the body.
 fn get(url: &str) -> Result<String, String> {
+    request("GET", url, "")
+}
+
+/// A plain HTTP/1.1 request with a JSON body on 127.0.0.1: the body.
+fn request(method: &str, url: &str, body: &str) -> Result<String, String> {
     let rest = url.strip_prefix("http://").ok_or("not an http:// URL")?;
     let (host, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
     let mut stream = std::net::TcpStream::connect(host).map_err(|e| e.to_string())?;
     stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .map_err(|e| e.to_string())?;
     let mut text = String::new();
     stream.read_to_string(&mut text).map_err(|e| e.to_string())?;
     let (head, body) = text.split_once("\r\n\r\n").ok_or("no HTTP answer")?;
@@ -531,6 +541,20 @@ fn what_the_steps_cannot_do_for_targets_yet_is_refused_before_anything_moves() {
     let rollback = w.step(&["rollback"]);
     assert_eq!(rollback.status.code(), Some(0), "{}", stderr(&rollback));
     assert_eq!(w.record()["status"], "abandoned");
+
+    // Without a record, `rollback --live` sends every target's traffic to
+    // stable; freeing a lease is not done for targets yet.
+    let admin = &w.regions[1].admin;
+    let body = format!("{{\"candidate\": \"{}\"}}", w.regions[1].candidate);
+    request("PUT", &format!("{admin}/v1/upstreams"), &body).expect("candidate");
+    request("PUT", &format!("{admin}/v1/weights"), "{\"candidate_weight\": 30}").expect("weight");
+    assert_eq!(w.state(1)["candidate_weight"], 30);
+    let free = w.step(&["rollback", "--live", "--free-lease", "shop-prd-x"]);
+    assert_eq!(free.status.code(), Some(2), "{}", stderr(&free));
+    assert_eq!(w.state(1)["candidate_weight"], 30, "nothing changed");
+    let live = w.step(&["rollback", "--live"]);
+    assert_eq!(live.status.code(), Some(0), "{}", stderr(&live));
+    w.assert_all_stable();
 }
 
 /// Two ALB targets on moto: the listener's default action and its rule

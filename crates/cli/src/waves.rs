@@ -16,8 +16,8 @@
 //! record, never leaves a failed deployment with a target on the candidate
 //! without an `error` event naming each target's last confirmed weight, and
 //! never runs what it cannot do for targets yet (`--weight`, `--pause-at`,
-//! `rollback --live`, `verify-health --replay`): those are refused (exit 2)
-//! before anything changes.
+//! `rollback --live --free-lease`, `verify-health --replay`): those are
+//! refused (exit 2) before anything changes.
 
 use crate::Outcome;
 use crate::analyse::{Scope, analyse_in};
@@ -880,7 +880,10 @@ pub(crate) async fn roll_back(
 /// restored, in parallel; idempotent.
 pub(crate) async fn rollback(config: &Context, args: &crate::rollback::Args) -> Result<Outcome, Failure> {
     if args.live {
-        return Err(not_for_targets(config, "`rollback --live` (no record)"));
+        if args.free_lease.is_some() {
+            return Err(not_for_targets(config, "`rollback --live --free-lease`"));
+        }
+        return live(config, &args.reason).await;
     }
     let ctx = &Context::load(&args.common)?;
     let mut record = ctx.load_record()?;
@@ -933,6 +936,47 @@ pub(crate) async fn rollback(config: &Context, args: &crate::rollback::Args) -> 
         words,
         targets_table(&record)
     )))
+}
+
+/// `rollback --live` with targets: no record; every target's live router
+/// sends all its traffic to stable, in parallel. A router that fails is
+/// named (exit 3); the others are back on stable.
+async fn live(ctx: &Context, reason: &str) -> Result<Outcome, Failure> {
+    let env = ctx.env();
+    let routers: Vec<(&str, Router)> =
+        env.targets.iter().map(|t| (t.name.as_str(), Router::from_config(&t.router, Backoff::default()))).collect();
+    let results = all(routers.iter().map(|(_, router)| router.set_weight(0)).collect()).await;
+    let mut failed = Vec::new();
+    let mut table = sluice_core::gha::Table::new(&["target", "candidate weight", "stable"]);
+    for ((name, _), result) in routers.iter().zip(results) {
+        match result {
+            Ok(state) => {
+                eprintln!("rollback: target {name}: the live router now sends 100% to stable");
+                table.row(&[
+                    name.to_string(),
+                    format!("{}%", state.candidate_weight),
+                    state.stable.unwrap_or_default(),
+                ]);
+            }
+            Err(e) => failed.push(format!("target {name}: {e}")),
+        }
+    }
+    let markdown = format!(
+        "### sluice rollback: {}\n\nNo record; every target's live router that answered now sends 100% of traffic to stable.\n\n{}",
+        env.name,
+        table.finish()
+    );
+    if !failed.is_empty() {
+        return Err(Failure::provider(anyhow!(
+            "{} of {} targets' live routers could not be set to stable ({}); the others are back on stable",
+            failed.len(),
+            routers.len(),
+            failed.join("; ")
+        )));
+    }
+    let notice = format!("{reason} (no record: every target's live router now sends 100% to stable)");
+    crate::notify::send("rollback", NotifyEvent::RolledBack, "rollback", &notice).await;
+    Ok(Outcome::ok("rolled-back").summary(markdown))
 }
 
 /// A repeated rollback: every target that moved is confirmed back as it
