@@ -528,7 +528,10 @@ fn what_the_steps_cannot_do_for_targets_yet_is_refused_before_anything_moves() {
     let gate = w.step(&["gate", "--release", "v2", "--candidate-upstream", &w.candidates()]);
     assert_eq!(gate.status.code(), Some(0), "{}", stderr(&gate));
     let replay = ["verify-health", "--replay", "prd.json"];
-    for args in [&["shift-traffic", "--weight", "10"][..], &["shift-traffic", "--pause-at", "50"], &replay] {
+    let pause = w.step(&["shift-traffic", "--pause-at", "30"]);
+    assert_eq!(pause.status.code(), Some(2), "{}", stderr(&pause));
+    assert!(stderr(&pause).contains("not a stage of this deployment's plan before the last"), "{}", stderr(&pause));
+    for args in [&["shift-traffic", "--weight", "10"][..], &replay] {
         let out = w.step(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         assert!(stderr(&out).contains("not supported for targets yet"), "{args:?}: {}", stderr(&out));
@@ -635,4 +638,55 @@ async fn alb_targets_are_shifted_in_waves_and_restored_exactly() {
     let again = step(&["rollback"]);
     assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
     assert_eq!(weights(None).await, blue_only);
+}
+
+fn weights_read_back(w: &World) -> Vec<u64> {
+    (0..w.regions.len()).map(|i| w.state(i)["candidate_weight"].as_u64().unwrap_or(999)).collect()
+}
+
+#[test]
+fn a_pause_holds_each_wave_for_approval_and_one_not_approved_in_time_is_rolled_back() {
+    let _serial = serial();
+    let w = World::new(None, CANARY);
+    let gate = w.step(&["gate", "--release", "v2", "--commit", "abcdef1", "--candidate-upstream", &w.candidates()]);
+    assert_eq!(gate.status.code(), Some(0), "gate: {}", stderr(&gate));
+    // The first wave pauses after its 50% stage; nothing else moved.
+    let first = w.step(&["shift-traffic", "--pause-at", "50"]);
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    assert_eq!(w.record()["status"], "paused");
+    assert_eq!(weights_read_back(&w), vec![50, 0, 0]);
+    // Approved, with a pause for the next wave: wave 1 finishes, wave 2
+    // pauses after its 50% stage.
+    let second = w.step(&["shift-traffic", "--pause-at", "50"]);
+    assert_eq!(second.status.code(), Some(0), "{}", stderr(&second));
+    assert_eq!(w.record()["status"], "paused");
+    assert_eq!(weights_read_back(&w), vec![100, 50, 50]);
+    // A stage that is not one of the plan's before the last is bad input.
+    let bad = w.step(&["shift-traffic", "--pause-at", "30"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    assert_eq!(weights_read_back(&w), vec![100, 50, 50]);
+    let last = w.step(&["shift-traffic"]);
+    assert_eq!(last.status.code(), Some(0), "{}", stderr(&last));
+    assert_eq!(w.record()["status"], "verified");
+    assert_eq!(weights_read_back(&w), vec![100, 100, 100]);
+    drop(w);
+
+    // Not approved before pause_timeout: the sweep rolls every target back.
+    let w = World::new(None, &format!("{CANARY}\npause_timeout = \"1s\""));
+    let gate = w.step(&["gate", "--release", "v2", "--commit", "abcdef1", "--candidate-upstream", &w.candidates()]);
+    assert_eq!(gate.status.code(), Some(0), "gate: {}", stderr(&gate));
+    let paused = w.step(&["shift-traffic", "--pause-at", "50"]);
+    assert_eq!(paused.status.code(), Some(0), "{}", stderr(&paused));
+    assert_eq!(weights_read_back(&w), vec![50, 0, 0]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let sweep = w.step(&["rollback", "--if-expired"]);
+    assert_eq!(sweep.status.code(), Some(0), "{}", stderr(&sweep));
+    w.assert_all_stable();
+    let record = w.record();
+    assert_eq!(record["status"], "rolled_back");
+    assert_eq!(events(&record, "rollback", "us-east-1").len(), 1);
+    // A late approval continues nothing.
+    let late = w.step(&["shift-traffic"]);
+    assert_eq!(late.status.code(), Some(1), "{}", stderr(&late));
+    w.assert_all_stable();
 }

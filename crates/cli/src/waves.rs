@@ -15,9 +15,11 @@
 //! Never moves a target's traffic before its router's state is saved in the
 //! record, never leaves a failed deployment with a target on the candidate
 //! without an `error` event naming each target's last confirmed weight, and
-//! never runs what it cannot do for targets yet (`--weight`, `--pause-at`,
-//! `rollback --live --free-lease`, `verify-health --replay`): those are
-//! refused (exit 2) before anything changes.
+//! never continues a paused deployment past its `pause_timeout` (every
+//! target that moved is rolled back instead), and never runs what it cannot
+//! do for targets yet (`--weight`, `rollback --live --free-lease`,
+//! `verify-health --replay`): those are refused (exit 2) before anything
+//! changes.
 
 use crate::Outcome;
 use crate::analyse::{Scope, analyse_in};
@@ -253,8 +255,13 @@ pub(crate) async fn shift(
     if args.weight.is_some() {
         return Err(not_for_targets(ctx, "--weight (one weight for every target)"));
     }
-    if args.pause_at.is_some() {
-        return Err(not_for_targets(ctx, "--pause-at"));
+    if let Some(pause_at) = args.pause_at {
+        let stages: Vec<u8> = record.strategy.plan().iter().map(|(w, _)| *w).collect();
+        if stages.iter().position(|w| *w == pause_at).is_none_or(|i| i + 1 >= stages.len()) {
+            return Err(Failure::input(anyhow!(
+                "--pause-at {pause_at} is not a stage of this deployment's plan before the last one (stages: {stages:?}); it pauses the next wave to run after that stage"
+            )));
+        }
     }
     check_targets(ctx, &record)?;
     // A rollback that did not finish is finished by `rollback`, never
@@ -313,13 +320,16 @@ pub(crate) async fn shift(
             )));
         }
     }
-    match ctx.hold_lease(&record, None).await?.result {
+    match ctx.hold_lease(&record, record.pause().map(|(_, _, expires_at)| expires_at)).await?.result {
         Ok(line) => eprintln!("shift-traffic: lease: {line}"),
         Err(holder) => {
             return Ok(Outcome::declined("held")
                 .summary(format!("{}{}\n", summary::heading("shift-traffic", &record, "environment held"), holder))
                 .error("environment held", &holder));
         }
+    }
+    if let Some(outcome) = expire_pause(ctx, &mut record, Step::ShiftTraffic).await? {
+        return Ok(outcome);
     }
     // Every router's state before anything moves, read in parallel.
     let unread: Vec<&Target> =
@@ -365,6 +375,7 @@ pub(crate) async fn shift(
         targets: &targets,
         markdown: summary::heading("shift-traffic", &record, record.strategy.name()),
         handled: false,
+        pause_at: args.pause_at,
     };
     match run.waves(&mut record).await {
         Ok(outcome) => Ok(outcome),
@@ -419,6 +430,9 @@ struct Run<'a> {
     /// Whether a failure was already acted on (every target that moved
     /// rolled back, or the rollback's own failure recorded).
     handled: bool,
+    /// `--pause-at`: the stage weight after which the next wave to run
+    /// pauses for approval.
+    pause_at: Option<u8>,
 }
 
 impl<'a> Run<'a> {
@@ -466,6 +480,9 @@ impl<'a> Run<'a> {
                 if let Some(stop) = self.judge(record, wave, duration, Some(i), &label).await? {
                     return self.fail(record, w, stop).await;
                 }
+                if self.pause_at == Some(weight) {
+                    return self.pause(record, w, i, weight).await;
+                }
             }
             if let Some(bake) = bake.filter(|_| w + 1 < waves.len()) {
                 // The waves done, judged at 100% before the next one starts.
@@ -496,6 +513,37 @@ impl<'a> Run<'a> {
                 Ok(Outcome::ok("shifted").summary(&self.markdown))
             }
         }
+    }
+
+    /// Stops after stage `i` of wave `w`: status `paused`, the environment
+    /// held until the wait for approval expires; a later run (without
+    /// `--pause-at`, or with it for the next wave) continues from there.
+    async fn pause(&mut self, record: &mut Record, w: usize, i: usize, weight: u8) -> Result<Outcome, Failure> {
+        let timeout = self.ctx.config.pause_timeout_for(self.ctx.env());
+        let now = now();
+        let expires_at = jiff::SignedDuration::try_from(timeout)
+            .ok()
+            .and_then(|d| now.checked_add(d).ok())
+            .unwrap_or(jiff::Timestamp::MAX);
+        record.transition(Step::ShiftTraffic, Status::Paused, now).map_err(refused)?;
+        record.push("shift-traffic", EventDetail::Pause { stage: i, weight, expires_at }, now);
+        self.ctx.save(record)?;
+        if let Err(holder) = self.ctx.hold_lease(record, Some(expires_at)).await?.result {
+            sluice_core::gha::warning(&format!("the paused canary's lease could not be extended: {holder}"));
+        }
+        eprintln!(
+            "shift-traffic: paused after wave {} stage {} ({weight}%); continue before {expires_at} or it is rolled back",
+            w + 1,
+            i + 1
+        );
+        self.markdown.push_str(&format!(
+            "**Paused** after wave {} stage {} ({weight}%), waiting for approval. Run `shift-traffic` again to continue before {expires_at} (pause_timeout {}); after that every target that moved is rolled back.\n\n{}",
+            w + 1,
+            i + 1,
+            humantime::format_duration(timeout),
+            targets_table(record)
+        ));
+        Ok(Outcome::ok("paused").summary(&self.markdown).output("expires_at", expires_at.to_string()))
     }
 
     /// Puts each target's candidate in place on its router (no traffic);
@@ -888,8 +936,15 @@ pub(crate) async fn rollback(config: &Context, args: &crate::rollback::Args) -> 
     let ctx = &Context::load(&args.common)?;
     let mut record = ctx.load_record()?;
     if args.if_expired {
-        // Targets never pause (--pause-at is refused for them).
-        eprintln!("rollback: nothing to do: {} is not paused", record.subject());
+        if let Some(outcome) = expire_pause(ctx, &mut record, Step::Rollback).await? {
+            // Rolling back what expired is what was asked: exit 0.
+            return Ok(outcome.with_exit(Exit::OK));
+        }
+        let why = match record.pause() {
+            Some((_, weight, expires_at)) => format!("paused at {weight}% until {expires_at}"),
+            None => format!("not paused: it is {}", record.describe()),
+        };
+        eprintln!("rollback: nothing to do: {} is {why}", record.subject());
         return Ok(Outcome::ok("kept"));
     }
     check_targets(ctx, &record)?;
@@ -1223,7 +1278,8 @@ pub(crate) async fn verify(ctx: &Context, duration: Option<Duration>) -> Result<
     let duration = duration.unwrap_or_else(|| {
         record.strategy.plan().iter().map(|(_, d)| *d).find(|d| !d.is_zero()).unwrap_or(Duration::from_secs(60))
     });
-    let mut run = Run { ctx, step: "verify-health", targets: &targets, markdown: String::new(), handled: false };
+    let mut run =
+        Run { ctx, step: "verify-health", targets: &targets, markdown: String::new(), handled: false, pause_at: None };
     let label = |name: &str| format!("verify-health {name}");
     let stop = run.judge(&mut record, &judged, duration, None, &label).await?;
     let to = match record.status() {
@@ -1256,4 +1312,30 @@ pub(crate) async fn verify(ctx: &Context, duration: Option<Duration>) -> Result<
         None => outcome,
         Some(reason) => outcome.error("verify-health", &reason),
     })
+}
+
+/// A paused deployment whose wait expired: every target that moved is
+/// rolled back (exit 1) rather than continued. `None` when it is not paused
+/// or still in time.
+async fn expire_pause(ctx: &Context, record: &mut Record, step: Step) -> Result<Option<Outcome>, Failure> {
+    let Some((stage, weight, expires_at)) = record.pause() else { return Ok(None) };
+    if now() < expires_at {
+        return Ok(None);
+    }
+    let reason = format!(
+        "the deployment paused at stage {} ({weight}%) was not approved before its pause expired at {expires_at}",
+        stage + 1
+    );
+    let names = to_roll_back(record, None);
+    roll_back(ctx, record, &names, &reason, step, LedgerOutcome::RolledBack).await?;
+    Ok(Some(
+        Outcome::declined("expired")
+            .summary(format!(
+                "{}**Rolled back** every target that moved ({}): {reason}.\n\n{}",
+                summary::heading(step.name(), record, "pause expired"),
+                names.join(", "),
+                targets_table(record)
+            ))
+            .error("paused canary expired", &reason),
+    ))
 }
