@@ -925,15 +925,15 @@ pub(crate) async fn roll_back(
 }
 
 /// `rollback` of an environment with targets: every target that moved is
-/// restored, in parallel; idempotent.
-pub(crate) async fn rollback(config: &Context, args: &crate::rollback::Args) -> Result<Outcome, Failure> {
+/// restored, in parallel; idempotent. `ctx` is loaded with the record, or
+/// without it for `--live`.
+pub(crate) async fn rollback(ctx: &Context, args: &crate::rollback::Args) -> Result<Outcome, Failure> {
     if args.live {
         if args.free_lease.is_some() {
-            return Err(not_for_targets(config, "`rollback --live --free-lease`"));
+            return Err(not_for_targets(ctx, "`rollback --live --free-lease`"));
         }
-        return live(config, &args.reason).await;
+        return live(ctx, &args.reason).await;
     }
-    let ctx = &Context::load(&args.common)?;
     let mut record = ctx.load_record()?;
     if args.if_expired {
         if let Some(outcome) = expire_pause(ctx, &mut record, Step::Rollback).await? {
