@@ -329,6 +329,17 @@ fn two_waves_of_healthy_targets_are_promoted_with_one_record_and_one_ledger_entr
         "no bake after the last wave"
     );
 
+    // `sluice status` reads every target's router: a line each.
+    let status = w.step(&["status", "--json"]);
+    assert_eq!(status.status.code(), Some(0), "status: {}", stderr(&status));
+    let shown: Value = serde_json::from_slice(&status.stdout).expect("status json");
+    let prd = &shown["environments"][0];
+    for (i, (name, wave)) in WAVES.iter().enumerate() {
+        let live = &prd["targets"][i];
+        assert_eq!(live["name"], *name, "{shown}");
+        assert_eq!(live["wave"], *wave + 1, "{shown}");
+        assert_eq!(live["router"]["candidate_weight"], 100, "{name}: {shown}");
+    }
     // verify-health judges every target again, each on its own.
     let verify = w.step(&["verify-health", "--duration", "2s"]);
     assert_eq!(verify.status.code(), Some(0), "verify-health: {}", stderr(&verify));
