@@ -18,6 +18,8 @@
 //! - `hostile`: hostile input exits 2 and changes nothing.
 //! - `lifecycle`: random step sequences, in-process, against the lifecycle
 //!   table.
+//! - `waves`: one environment of several targets (embedded routers standing
+//!   in for regions, ALBs on moto) promoted in waves, rolled back as one.
 //!
 //! `workflows`: the action and the shipped workflows run on a real workflow
 //! engine (act, in host mode, offline) against the GitHub fake, the embedded
@@ -42,3 +44,4 @@ mod ledger_crash;
 mod lifecycle;
 mod pipeline;
 mod verdicts;
+mod waves;

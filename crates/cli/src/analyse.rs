@@ -6,9 +6,10 @@ use crate::context::Context;
 use anyhow::anyhow;
 use indicatif::{ProgressBar, ProgressStyle};
 use sluice_analysis::{Analysis, AnalysisReport, CheckSpec, Interval, Outcome};
-use sluice_core::config::{QueryVars, SourceConfig};
+use sluice_core::config::{ProbeConfig, QueryVars, SourceConfig};
 use sluice_core::{Classify, Failure, env};
 use sluice_providers::metrics::{QUERY_BACKOFF, Query, QuerySource, Sampler};
+use sluice_providers::router::Router;
 use std::io::IsTerminal;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -22,10 +23,40 @@ pub async fn analyse(
     duration: Duration,
     label: &str,
 ) -> Result<AnalysisReport, Failure> {
-    let checks = ctx.checks()?.specs;
+    analyse_in(ctx, &Scope::environment(ctx)?, &ctx.checks()?.specs, release, weight, duration, label).await
+}
+
+/// What one analysis reads: a router (its counters, its target groups) and
+/// the metric sources and probes in force for it: an environment's one
+/// router, or one of its targets.
+pub struct Scope {
+    pub router: Router,
+    pub sources: Vec<SourceConfig>,
+    pub probes: Vec<ProbeConfig>,
+}
+
+impl Scope {
+    /// The environment's one router with its sources and probes.
+    pub fn environment(ctx: &Context) -> Result<Scope, Failure> {
+        let env = ctx.env();
+        Ok(Scope { router: ctx.router()?, sources: ctx.config.sources_for(env), probes: ctx.config.probes_for(env) })
+    }
+}
+
+/// [`analyse`] of one router and its `checks`.
+pub async fn analyse_in(
+    ctx: &Context,
+    scope: &Scope,
+    checks: &[CheckSpec],
+    release: &str,
+    weight: u8,
+    duration: Duration,
+    label: &str,
+) -> Result<AnalysisReport, Failure> {
+    let checks = checks.to_vec();
     let planned = planned_intervals(duration, ctx.config.analysis.interval);
     let mut analysis = Analysis::at_weight(checks.clone(), ctx.config.analysis.policy.clone(), weight).planned(planned);
-    sample(ctx, release, &checks, duration, label, |interval| match analysis.observe(interval) {
+    sample_in(ctx, scope, release, &checks, duration, label, |interval| match analysis.observe(interval) {
         Outcome::Decided(verdict) => Some(format!("decided early: {verdict:?}").to_lowercase()),
         Outcome::Continue => None,
     })
@@ -50,6 +81,19 @@ pub async fn sample(
     checks: &[CheckSpec],
     duration: Duration,
     label: &str,
+    observe: impl FnMut(Interval) -> Option<String>,
+) -> Result<(), Failure> {
+    sample_in(ctx, &Scope::environment(ctx)?, release, checks, duration, label, observe).await
+}
+
+/// [`sample`] of one router with its sources and probes.
+pub async fn sample_in(
+    ctx: &Context,
+    scope: &Scope,
+    release: &str,
+    checks: &[CheckSpec],
+    duration: Duration,
+    label: &str,
     mut observe: impl FnMut(Interval) -> Option<String>,
 ) -> Result<(), Failure> {
     let env = ctx.env();
@@ -58,13 +102,13 @@ pub async fn sample(
         QueryVars { release: release.to_owned(), app: ctx.config.app.clone(), environment: env.name.clone(), interval };
     let queries = Query::from_checks(checks, &vars).map_err(|e| Failure::input(anyhow!(e)))?;
     let mut sources = Vec::new();
-    for source in ctx.config.sources_for(env) {
+    for source in &scope.sources {
         let reads_traffic = matches!(source, SourceConfig::Cloudwatch { alb_traffic: true, .. });
         if reads_traffic || queries.iter().any(|q| q.source == source.name()) {
-            sources.push(QuerySource::connect(&source, QUERY_BACKOFF).await.provider_failed()?);
+            sources.push(QuerySource::connect(source, QUERY_BACKOFF).await.provider_failed()?);
         }
     }
-    let mut sampler = Sampler::new(ctx.router(), ctx.config.probes_for(env)).with_queries(sources, queries);
+    let mut sampler = Sampler::new(scope.router.clone(), scope.probes.clone()).with_queries(sources, queries);
     let progress = Progress::new(label, duration);
     sampler.start().await;
     let started = Instant::now();

@@ -44,7 +44,7 @@ pub async fn run(common: &Common) -> Result<Outcome, Failure> {
             "environment {env} says analysis = \"none\": there are no checks to calibrate"
         )));
     }
-    let router = ctx.router();
+    let router = ctx.router()?;
     if let Router::CodeDeploy(_) = router {
         return Err(Failure::input(anyhow!(
             "environment {env} uses CodeDeploy, which owns its traffic shifts: calibrate on an embedded router or an ALB environment"

@@ -32,7 +32,7 @@ pub(crate) fn check_upstream(url: &str) -> Result<(), Failure> {
 /// record gated again). A flag that names another candidate than the
 /// record's is refused: a deployment has one candidate.
 pub(crate) fn identify(ctx: &Context, record: &Record, flag: Option<&str>) -> Result<Option<String>, Failure> {
-    let configured = match &ctx.env().router {
+    let configured = match ctx.router_config()? {
         RouterConfig::CodeDeploy { .. } if flag.is_some() => {
             return Err(Failure::input(anyhow!(
                 "environment {} uses CodeDeploy, whose revision is the candidate: drop --candidate-upstream",

@@ -5,7 +5,7 @@ use anyhow::anyhow;
 use clap::Args;
 use jiff::Timestamp;
 use sluice_analysis::{CheckKind, CheckSpec, Comparison, OnInconclusive};
-use sluice_core::config::{AnalysisMode, Config, Environment, LedgerConfig, RouterConfig, SourceConfig};
+use sluice_core::config::{AnalysisMode, Config, Environment, LedgerConfig, RouterConfig, SourceConfig, TargetConfig};
 use sluice_core::lease::{Acquired, LEASE_SCHEMA, Lease};
 use sluice_core::ledger::LedgerEntry;
 use sluice_core::record::{Expect, Record};
@@ -134,8 +134,10 @@ impl Context {
         if let Err(e) = ledger.release_lease(&record.app, &record.environment, &record.id) {
             gha::warning(&format!("the environment lease was not released: {e}; it expires by itself"));
         }
-        if let Err(e) = self.router().release_lease(&record.app, &record.environment, &record.id).await {
-            gha::warning(&format!("the ALB listener's lease was not released: {e}; it expires by itself"));
+        for router in self.routers(Backoff::default()) {
+            if let Err(e) = router.release_lease(&record.app, &record.environment, &record.id).await {
+                gha::warning(&format!("the ALB listener's lease was not released: {e}; it expires by itself"));
+            }
         }
         let written = again
             && match &ledger {
@@ -225,8 +227,15 @@ impl Context {
         };
         if result.is_ok() {
             // The router's own lease (an ALB listener's tag) too, so runs
-            // with different ledgers cannot shift one listener at once.
-            let taken = self.router().take_lease(&want, grace).await;
+            // with different ledgers cannot shift one listener at once;
+            // with targets, every target's listener.
+            let mut taken = Ok(None);
+            for router in self.routers(Backoff::default()) {
+                taken = router.take_lease(&want, grace).await;
+                if matches!(taken, Err(_) | Ok(Some(Err(_)))) {
+                    break;
+                }
+            }
             let refused = match &taken {
                 Ok(Some(Err(holder))) => Some(format!(
                     "the ALB listener of environment {} is held by {}: one promotion per listener at a time; wait for it to end, or for its lease to expire if that run is dead",
@@ -264,17 +273,34 @@ impl Context {
     /// them. Any other environment without checks is refused (exit 2,
     /// nothing moved), saying how to add them.
     pub fn checks(&self) -> Result<Checks, Failure> {
-        if self.config.analysis_for(self.env()) == AnalysisMode::None {
+        self.checks_for(None)
+    }
+
+    /// [`Context::checks`] for one target of the environment (`None`: the
+    /// environment's one router): the environment's checks with the
+    /// target's on top, else the built-in ones of the target's router.
+    pub fn checks_for(&self, target: Option<&TargetConfig>) -> Result<Checks, Failure> {
+        let env = self.env();
+        if self.config.analysis_for(env) == AnalysisMode::None {
             return Ok(Checks { specs: Vec::new(), builtin: false, unanalysed: true });
         }
-        let configured = self.config.checks_for(self.env());
+        let (configured, sources, router, whose) = match target {
+            Some(t) => (
+                self.config.checks_for_target(env, t),
+                self.config.sources_for_target(env, t),
+                &t.router,
+                format!("target {} of environment {}", t.name, env.name),
+            ),
+            None => {
+                (self.config.checks_for(env), self.config.sources_for(env), self.router_config()?, env.name.clone())
+            }
+        };
         if !configured.is_empty() {
             return Ok(Checks { specs: configured, builtin: false, unanalysed: false });
         }
-        let sources = self.config.sources_for(self.env());
-        match builtin_checks(&self.env().router, &sources) {
+        match builtin_checks(router, &sources) {
             Some(specs) => Ok(Checks { specs, builtin: true, unanalysed: false }),
-            None => Err(Failure::input(anyhow!(no_builtin_checks(&self.env().name, &self.env().router)))),
+            None => Err(Failure::input(anyhow!(no_builtin_checks(&whose, router)))),
         }
     }
 
@@ -282,8 +308,33 @@ impl Context {
         &self.config.environments[self.env_index]
     }
 
-    pub fn router(&self) -> Router {
-        Router::from_config(&self.env().router, Backoff::default())
+    /// The environment's one router (its config); an environment of
+    /// targets has none, and is handled by [`crate::waves`] instead.
+    pub fn router_config(&self) -> Result<&RouterConfig, Failure> {
+        self.env().router.as_ref().ok_or_else(|| {
+            let names: Vec<&str> = self.env().targets.iter().map(|t| t.name.as_str()).collect();
+            Failure::input(anyhow!(
+                "environment {} is served by several targets ({}), and this does not act on targets: it needs one router",
+                self.env().name,
+                names.join(", ")
+            ))
+        })
+    }
+
+    /// The environment's one router.
+    pub fn router(&self) -> Result<Router, Failure> {
+        Ok(Router::from_config(self.router_config()?, Backoff::default()))
+    }
+
+    /// Every router of the environment: its one router, or each target's
+    /// in the order listed.
+    pub fn routers(&self, backoff: Backoff) -> Vec<Router> {
+        let env = self.env();
+        env.router
+            .iter()
+            .chain(env.targets.iter().map(|t| &t.router))
+            .map(|r| Router::from_config(r, backoff))
+            .collect()
     }
 
     /// Whether `before` (a record's `router_before`) may be written back to
@@ -294,37 +345,16 @@ impl Context {
     /// the plain rollback (all traffic to the stable pool) instead, with a
     /// warning; a rollback is never refused for it.
     pub fn exact_restore(&self, router: &Router, before: &sluice_core::record::RouterState) -> bool {
-        if !router.restores_exactly() {
-            return false;
+        match self.env().router.as_ref() {
+            Some(config) => exact_restore(config, router, before, &format!("environment {}'s", self.env().name)),
+            None => false,
         }
-        let sluice_core::config::RouterConfig::Alb {
-            listener_arn,
-            rule_arn,
-            stable_target_group,
-            candidate_target_group,
-            ..
-        } = &self.env().router
-        else {
-            return true;
-        };
-        let resource = rule_arn.as_ref().unwrap_or(listener_arn);
-        let known = |arn: &str| arn == stable_target_group || arn == candidate_target_group;
-        let trusted = before.resource.as_deref() == Some(resource.as_str())
-            && before.target_groups.iter().all(|t| known(&t.arn))
-            && before.stable.as_deref().is_none_or(known);
-        if !trusted {
-            gha::warning(&format!(
-                "the record's router_before names another listener or target group than environment {}'s; rolling back by sending all traffic to the stable pool instead of restoring it exactly",
-                self.env().name
-            ));
-        }
-        trusted
     }
 
     /// The router without retries, for calls that must end quickly (after a
     /// cancellation).
-    pub fn router_without_retries(&self) -> Router {
-        Router::from_config(&self.env().router, Backoff::NONE)
+    pub fn router_without_retries(&self) -> Result<Router, Failure> {
+        Ok(Router::from_config(self.router_config()?, Backoff::NONE))
     }
 
     /// Loads the record of this deployment, refusing one of another app or
@@ -345,6 +375,34 @@ impl Context {
         crate::notify::about(record);
         record.save(&self.record_path).provider_failed()
     }
+}
+
+/// Whether `before` (a record's `router_before`) may be written back to
+/// `router`, configured as `config`, exactly: see [`Context::exact_restore`];
+/// `whose` names the router in the warning (`environment prd's`).
+pub fn exact_restore(
+    config: &RouterConfig,
+    router: &Router,
+    before: &sluice_core::record::RouterState,
+    whose: &str,
+) -> bool {
+    if !router.restores_exactly() {
+        return false;
+    }
+    let RouterConfig::Alb { listener_arn, rule_arn, stable_target_group, candidate_target_group, .. } = config else {
+        return true;
+    };
+    let resource = rule_arn.as_ref().unwrap_or(listener_arn);
+    let known = |arn: &str| arn == stable_target_group || arn == candidate_target_group;
+    let trusted = before.resource.as_deref() == Some(resource.as_str())
+        && before.target_groups.iter().all(|t| known(&t.arn))
+        && before.stable.as_deref().is_none_or(known);
+    if !trusted {
+        gha::warning(&format!(
+            "the record's router_before names another listener or target group than {whose}; rolling back by sending all traffic to the stable pool instead of restoring it exactly"
+        ));
+    }
+    trusted
 }
 
 /// The checks an environment is judged by.

@@ -81,7 +81,9 @@ pub async fn run(args: Args) -> Result<Outcome, Failure> {
     if let Some(commit) = &commit {
         names::check_commit(commit).map_err(|m| Failure::input(anyhow!(m)))?;
     }
-    if let Some(url) = &args.candidate_upstream {
+    if let Some(url) = &args.candidate_upstream
+        && !ctx.env().has_targets()
+    {
         check_upstream(url)?;
     }
     if let Some(incident) = &args.incident {
@@ -122,8 +124,12 @@ pub async fn run(args: Args) -> Result<Outcome, Failure> {
     };
     // What the candidate is belongs to the deployment from its start:
     // later steps route only to it.
-    let candidate = crate::candidate::identify(&ctx, &record, args.candidate_upstream.as_deref())?;
-    record.candidate = candidate;
+    if ctx.env().has_targets() {
+        crate::waves::gate(&ctx, &mut record, args.candidate_upstream.as_deref())?;
+    } else {
+        let candidate = crate::candidate::identify(&ctx, &record, args.candidate_upstream.as_deref())?;
+        record.candidate = candidate;
+    }
 
     crate::notify::about(&record);
     let was_admitted = !record.is_new() && record.status() == Status::Admitted;

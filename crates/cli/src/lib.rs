@@ -25,6 +25,7 @@ mod deployment_metrics;
 mod notify;
 pub mod outcome;
 mod summary;
+mod waves;
 
 pub use outcome::Outcome;
 
@@ -161,7 +162,10 @@ where
 pub(crate) async fn record_cancellation(step: &str, common: &context::Common, signal: &str) {
     let Ok(ctx) = context::Context::load(common) else { return };
     let Ok(mut record) = ctx.load_record() else { return };
-    let router = ctx.router_without_retries();
+    if ctx.env().has_targets() {
+        return waves::record_cancellation(&ctx, record, step, signal).await;
+    }
+    let Ok(router) = ctx.router_without_retries() else { return };
     let (candidate_weight, router_error) = match tokio::time::timeout(Duration::from_secs(2), router.state()).await {
         Ok(Ok(state)) => (Some(state.candidate_weight), None),
         Ok(Err(e)) => (None, Some(e.to_string())),

@@ -97,8 +97,14 @@ pub async fn run(args: Args) -> Result<Outcome, Failure> {
             eprintln!("promote: {note}");
             notes.push(format!("Note: {note}"));
         }
-        let router = ctx.router();
-        router.promote().await.provider_failed()?;
+        if ctx.env().has_targets() {
+            crate::waves::promote_routers(&ctx, &mut record).await?;
+            for t in &mut record.targets {
+                t.candidate_weight = 0;
+            }
+        } else {
+            ctx.router()?.promote().await.provider_failed()?;
+        }
         let now = now();
         record.transition(Step::Promote, Status::Promoted, now).map_err(refused)?;
         record.candidate_weight = 0;
@@ -179,6 +185,12 @@ impl Evidence {
 /// and still passes when its recorded samples are judged again under the
 /// config's checks (so an edited verdict does not promote).
 pub(crate) fn evidence(ctx: &Context, record: &Record) -> Result<Evidence, String> {
+    if ctx.env().has_targets() {
+        return match crate::waves::evidence(ctx, record)? {
+            (_, 0) => Ok(Evidence::Unanalysed),
+            (analysed, checks) => Ok(Evidence::Verdict { analysed, checks }),
+        };
+    }
     if ctx.config.analysis_for(ctx.env()) == AnalysisMode::None {
         return match record.candidate_weight {
             100 => Ok(Evidence::Unanalysed),
@@ -186,7 +198,7 @@ pub(crate) fn evidence(ctx: &Context, record: &Record) -> Result<Evidence, Strin
         };
     }
     let last_verdict = record.events.iter().rposition(|e| matches!(e.detail, EventDetail::Verdict { .. }));
-    if let Router::CodeDeploy(_) = ctx.router() {
+    if let Ok(Router::CodeDeploy(_)) = ctx.router() {
         let succeeded = record.events.iter().enumerate().rev().find_map(|(i, e)| match &e.detail {
             EventDetail::Deployment { id, status, .. } if status == "Succeeded" => Some((i, id.clone())),
             _ => None,

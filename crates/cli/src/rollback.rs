@@ -67,10 +67,16 @@ pub fn entry(args: Args) -> std::process::ExitCode {
 pub async fn run(args: Args) -> Result<Outcome, Failure> {
     if args.live {
         let ctx = Context::load_without_record(&args.common)?;
-        return live(&ctx, &ctx.router(), &args.reason, args.free_lease.as_deref()).await;
+        if ctx.env().has_targets() {
+            return crate::waves::rollback(&ctx, &args).await;
+        }
+        return live(&ctx, &ctx.router()?, &args.reason, args.free_lease.as_deref()).await;
     }
     let ctx = Context::load(&args.common)?;
-    let router = ctx.router();
+    if ctx.env().has_targets() {
+        return crate::waves::rollback(&ctx, &args).await;
+    }
+    let router = ctx.router()?;
     if args.if_expired {
         return if_expired(&ctx, &router).await;
     }

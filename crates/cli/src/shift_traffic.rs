@@ -88,6 +88,9 @@ pub async fn run(args: Args) -> Result<Outcome, Failure> {
     if let Err(refused) = record.may_act(Step::ShiftTraffic, "move traffic") {
         return Ok(Outcome::refused("shift-traffic", &record, &refused));
     }
+    if ctx.env().has_targets() {
+        return crate::waves::shift(&ctx, record, &args).await;
+    }
     if let Some(url) = &args.candidate_upstream {
         check_upstream(url)?;
     }
@@ -100,7 +103,7 @@ pub async fn run(args: Args) -> Result<Outcome, Failure> {
         let refused = record.refused(Step::ShiftTraffic, &format!("set the candidate to {weight}%"));
         return Ok(Outcome::refused("shift-traffic", &record, &refused));
     }
-    let router = ctx.router();
+    let router = ctx.router()?;
     if let Router::CodeDeploy(_) = &router
         && (args.weight.is_some() || args.candidate_upstream.is_some() || args.pause_at.is_some())
     {

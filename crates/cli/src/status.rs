@@ -121,17 +121,17 @@ async fn gather(config: &Config, args: &Args) -> Result<serde_json::Value, Failu
             }
             None => Vec::new(),
         };
-        let router = Router::from_config(&env.router, Backoff::NONE);
-        let live = match tokio::time::timeout(Duration::from_secs(5), router.state()).await {
-            Ok(Ok(state)) => json!({
-                "kind": state.kind,
-                "candidate_weight": state.candidate_weight,
-                "stable": state.stable,
-                "candidate": state.candidate,
-            }),
-            Ok(Err(e)) => json!({ "kind": router.kind(), "error": e.to_string() }),
-            Err(_) => json!({ "kind": router.kind(), "error": "did not answer within 5s" }),
+        // One router, or one per target (a line each), in wave order.
+        let live = match &env.router {
+            Some(router) => read_live(router).await,
+            None => serde_json::Value::Null,
         };
+        let mut targets = Vec::new();
+        for (w, wave) in env.waves().iter().enumerate() {
+            for target in wave.iter().filter_map(|name| env.target(name)) {
+                targets.push(json!({ "name": target.name, "wave": w + 1, "router": read_live(&target.router).await }));
+            }
+        }
         let lease = match &config.ledger {
             LedgerConfig::File { path } => {
                 let grace = lease_grace(config.lease_timeout_for(env));
@@ -149,12 +149,13 @@ async fn gather(config: &Config, args: &Args) -> Result<serde_json::Value, Failu
         let deployments: Vec<serde_json::Value> = records
             .iter()
             .filter(|(_, r)| r.environment == env.name)
-            .map(|(path, r)| deployment(path, r, &live))
+            .map(|(path, r)| deployment(path, r, &live, &targets))
             .collect();
         environments.push(json!({
             "name": env.name,
             "stable": stable,
             "router": live,
+            "targets": targets,
             "lease": lease,
             "coming": coming,
             "deployments": deployments,
@@ -163,8 +164,42 @@ async fn gather(config: &Config, args: &Args) -> Result<serde_json::Value, Failu
     Ok(json!({ "app": config.app, "at": now, "environments": environments }))
 }
 
-/// One record's place in its lifecycle and plan.
-fn deployment(path: &std::path::Path, r: &Record, live: &serde_json::Value) -> serde_json::Value {
+/// A router as it is now, or why it could not be read.
+async fn read_live(config: &sluice_core::config::RouterConfig) -> serde_json::Value {
+    let router = Router::from_config(config, Backoff::NONE);
+    match tokio::time::timeout(Duration::from_secs(5), router.state()).await {
+        Ok(Ok(state)) => json!({
+            "kind": state.kind,
+            "candidate_weight": state.candidate_weight,
+            "stable": state.stable,
+            "candidate": state.candidate,
+        }),
+        Ok(Err(e)) => json!({ "kind": router.kind(), "error": e.to_string() }),
+        Err(_) => json!({ "kind": router.kind(), "error": "did not answer within 5s" }),
+    }
+}
+
+/// One record's place in its lifecycle and plan; with targets, each
+/// target's weight as the record set it and as its router reads now.
+fn deployment(
+    path: &std::path::Path,
+    r: &Record,
+    live: &serde_json::Value,
+    targets: &[serde_json::Value],
+) -> serde_json::Value {
+    let per_target: Vec<serde_json::Value> = r
+        .targets
+        .iter()
+        .map(|t| {
+            let router = targets.iter().find(|l| l["name"].as_str() == Some(t.name.as_str()));
+            json!({
+                "name": t.name,
+                "wave": t.wave + 1,
+                "set_weight": t.candidate_weight,
+                "router_weight": router.and_then(|l| l["router"].get("candidate_weight")),
+            })
+        })
+        .collect();
     let plan = r.strategy.plan();
     let stage = r.events.iter().rev().find_map(|e| match &e.detail {
         EventDetail::Traffic { stage: Some(s), .. } | EventDetail::Pause { stage: s, .. } => Some(*s),
@@ -195,6 +230,7 @@ fn deployment(path: &std::path::Path, r: &Record, live: &serde_json::Value) -> s
         "router_weight": live.get("candidate_weight"),
         "candidate": r.candidate,
         "verdicts": { "passed": passed, "not_passed": failed },
+        "targets": per_target,
         "next": next.text,
     })
 }
@@ -211,16 +247,26 @@ fn render(view: &serde_json::Value) -> String {
         } else {
             out.push_str(&format!("  stable    {} since {}\n", str_of(&stable["version"]), str_of(&stable["since"])));
         }
-        let router = &env["router"];
-        match router.get("error") {
-            Some(e) => out.push_str(&format!("  router    {} unreachable: {}\n", str_of(&router["kind"]), str_of(e))),
-            None => out.push_str(&format!(
-                "  router    {}: candidate {}% ({}), stable {}\n",
+        let router_line = |router: &serde_json::Value| match router.get("error") {
+            Some(e) => format!("{} unreachable: {}", str_of(&router["kind"]), str_of(e)),
+            None => format!(
+                "{}: candidate {}% ({}), stable {}",
                 str_of(&router["kind"]),
                 router["candidate_weight"],
                 router["candidate"].as_str().unwrap_or("none"),
                 router["stable"].as_str().unwrap_or("?"),
-            )),
+            ),
+        };
+        if !env["router"].is_null() {
+            out.push_str(&format!("  router    {}\n", router_line(&env["router"])));
+        }
+        for t in env["targets"].as_array().into_iter().flatten() {
+            out.push_str(&format!(
+                "  target    {} (wave {}): {}\n",
+                str_of(&t["name"]),
+                t["wave"],
+                router_line(&t["router"])
+            ));
         }
         match &env["lease"] {
             serde_json::Value::Null => out.push_str("  held by   nobody\n"),
@@ -252,6 +298,15 @@ fn render(view: &serde_json::Value) -> String {
                 d["verdicts"]["not_passed"],
                 str_of(&d["next"]),
             ));
+            for t in d["targets"].as_array().into_iter().flatten() {
+                out.push_str(&format!(
+                    "            {} (wave {}): set {}% / router {}\n",
+                    str_of(&t["name"]),
+                    t["wave"],
+                    t["set_weight"],
+                    t["router_weight"].as_u64().map_or("unknown".to_owned(), |w| format!("{w}%")),
+                ));
+            }
         }
     }
     out

@@ -75,6 +75,12 @@ pub async fn run(args: Args) -> Result<Outcome, Failure> {
         return crate::calibrate::run(&args.common).await;
     }
     let ctx = Context::load(&args.common)?;
+    if ctx.env().has_targets() {
+        if args.replay.is_some() {
+            return Err(crate::waves::not_for_targets(&ctx, "verify-health --replay"));
+        }
+        return crate::waves::verify(&ctx, args.duration).await;
+    }
     if let Some(path) = &args.replay {
         return replay(&ctx, path);
     }

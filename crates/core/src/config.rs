@@ -16,6 +16,7 @@ mod checks;
 mod gate;
 mod load;
 mod model;
+mod targets;
 mod validate;
 mod zone;
 
@@ -27,7 +28,7 @@ pub use load::ConfigError;
 pub use model::{
     AnalysisConfig, AnalysisMode, Config, DEFAULT_LEASE_TIMEOUT, DEFAULT_MIN_FINAL_ANALYSIS, DEFAULT_PAUSE_TIMEOUT,
     Defaults, DeploymentMetricsConfig, Environment, GitHubConfig, Handoff, LedgerConfig, NotifyConfig, NotifyEvent,
-    RouterConfig, WebhookConfig, WebhookKind, json_schema, parse_duration,
+    RouterConfig, TargetConfig, WebhookConfig, WebhookKind, json_schema, parse_duration,
 };
 pub use validate::check_repository;
 pub use zone::time_zone;

@@ -66,7 +66,17 @@ pub struct Record {
     #[serde(default, alias = "candidate_upstream", skip_serializing_if = "Option::is_none")]
     pub candidate: Option<String>,
     /// The candidate's share of traffic as last confirmed by the router.
+    /// With targets: the least of the targets' weights (100 only once every
+    /// target sends the candidate all its traffic).
     pub candidate_weight: u8,
+    /// An environment of several targets (`[[environment.target]]`): each
+    /// target's wave, router state before the deployment, candidate and
+    /// confirmed weight, in wave order. Empty for an environment of one
+    /// router, whose state is in `router_before`, `candidate` and
+    /// `candidate_weight` (which a record with targets leaves unset, but the
+    /// weight).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<TargetState>,
     /// The GitHub deployment that stands for this deployment (`github`
     /// ledger): created or adopted by `gate`, given its statuses by later steps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -97,6 +107,27 @@ impl PartialEq for Fresh {
     fn eq(&self, _: &Fresh) -> bool {
         true
     }
+}
+
+/// One target of a deployment to an environment of several.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TargetState {
+    /// The target's name in the config (`us-east-1`).
+    pub name: String,
+    /// Its wave, counted from 0: waves go one after the other, the targets
+    /// of one wave in parallel.
+    pub wave: usize,
+    /// Its router before this deployment moved any of its traffic: what
+    /// `rollback` restores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router_before: Option<RouterState>,
+    /// Its candidate (upstream URL or target group ARN), as `candidate` is
+    /// for one router.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<String>,
+    /// Its candidate's share of traffic as last confirmed by its router.
+    pub candidate_weight: u8,
 }
 
 /// A router's state, as read back from it.
@@ -157,6 +188,10 @@ pub struct Event {
     pub at: Timestamp,
     /// The binary that appended it.
     pub step: String,
+    /// The target it is about, in an environment of several targets; none
+    /// for the deployment as a whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
     #[serde(flatten)]
     pub detail: EventDetail,
 }
@@ -336,6 +371,7 @@ impl Record {
             router_before: None,
             candidate: None,
             candidate_weight: 0,
+            targets: Vec::new(),
             github_deployment: None,
             ledger_due: None,
             // Until `gate` moves it: a fresh record is "no status yet" to
@@ -414,9 +450,36 @@ impl Record {
         format!("{} {} in {}", self.app, self.version, self.environment)
     }
 
-    /// Where the deployment stands, in words.
+    /// Where the deployment stands, in words; with targets, each one's
+    /// weight while traffic is (partly) moved.
     pub fn describe(&self) -> String {
-        self.status.words(self.candidate_weight)
+        let words = self.status.words(self.candidate_weight);
+        if self.targets.is_empty() || !matches!(self.status, Status::Shifting | Status::Paused | Status::Verified) {
+            return words;
+        }
+        let each: Vec<String> = self.targets.iter().map(|t| format!("{} {}%", t.name, t.candidate_weight)).collect();
+        format!("{words} (per target: {})", each.join(", "))
+    }
+
+    /// The target named `name`, with targets.
+    pub fn target(&self, name: &str) -> Option<&TargetState> {
+        self.targets.iter().find(|t| t.name == name)
+    }
+
+    /// Sets a target's confirmed weight, and the deployment's (the least
+    /// of the targets'). Changes nothing for a name the record lacks.
+    pub fn set_target_weight(&mut self, name: &str, weight: u8) {
+        if let Some(t) = self.targets.iter_mut().find(|t| t.name == name) {
+            t.candidate_weight = weight;
+        }
+        self.candidate_weight = self.targets.iter().map(|t| t.candidate_weight).min().unwrap_or(weight);
+    }
+
+    /// Appends an event about one target (`None`: the deployment) and
+    /// stamps the record.
+    pub fn push_for(&mut self, step: &str, target: Option<&str>, detail: EventDetail, now: Timestamp) {
+        self.updated_at = now;
+        self.events.push(Event { at: now, step: step.to_owned(), target: target.map(str::to_owned), detail });
     }
 
     fn from(&self) -> Option<Status> {
@@ -462,8 +525,7 @@ impl Record {
 
     /// Appends an event and stamps the record.
     pub fn push(&mut self, step: &str, detail: EventDetail, now: Timestamp) {
-        self.updated_at = now;
-        self.events.push(Event { at: now, step: step.to_owned(), detail });
+        self.push_for(step, None, detail, now);
     }
 
     /// Writes the record atomically: a temp file beside it, fsync, rename.

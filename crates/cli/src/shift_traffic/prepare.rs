@@ -31,7 +31,7 @@ pub(super) async fn prepare(
     }
     if let Router::CodeDeploy(_) = router {
         // The revision gate recorded must be the one CodeDeploy would get.
-        if let sluice_core::config::RouterConfig::CodeDeploy { appspec, s3_revision, .. } = &ctx.env().router {
+        if let Some(sluice_core::config::RouterConfig::CodeDeploy { appspec, s3_revision, .. }) = &ctx.env().router {
             let now = crate::candidate::revision(appspec.as_deref(), s3_revision.as_deref())?;
             match (&record.candidate, now) {
                 (Some(recorded), Some(now)) if *recorded != now => {

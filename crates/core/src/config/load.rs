@@ -79,7 +79,7 @@ impl Config {
             config.github.cache_dir = base.join(&config.github.cache_dir);
         }
         for env in &mut config.environments {
-            if let RouterConfig::CodeDeploy { appspec: Some(appspec), .. } = &mut env.router
+            if let Some(RouterConfig::CodeDeploy { appspec: Some(appspec), .. }) = &mut env.router
                 && appspec.is_relative()
             {
                 *appspec = base.join(&*appspec);
@@ -140,6 +140,13 @@ fn unknown_check_keys(text: &str) -> Result<(), (std::ops::Range<usize>, String,
         for (i, env) in envs.iter().enumerate() {
             if let DeValue::Table(env) = env.get_ref() {
                 collect(format!("environment[{i}]"), env.get("check"), &mut tables);
+                if let Some(DeValue::Array(targets)) = env.get("target").map(|v| v.get_ref()) {
+                    for (k, target) in targets.iter().enumerate() {
+                        if let DeValue::Table(target) = target.get_ref() {
+                            collect(format!("environment[{i}].target[{k}]"), target.get("check"), &mut tables);
+                        }
+                    }
+                }
             }
         }
     }
@@ -204,12 +211,13 @@ fn key_span(text: &str, key: &str) -> Option<std::ops::Range<usize>> {
             Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
             None => (part, None),
         };
-        let (k, value) = table.get_key_value(name)?;
+        let Some((k, value)) = table.get_key_value(name) else { return span };
         span = Some(k.span());
         let mut value = value;
         if let Some(i) = index {
             let DeValue::Array(array) = value.get_ref() else { return span };
-            value = array.get(i)?;
+            let Some(item) = array.get(i) else { return span };
+            value = item;
             span = Some(value.span());
         }
         match value.get_ref() {

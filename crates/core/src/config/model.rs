@@ -249,8 +249,26 @@ pub struct Defaults {
 pub struct Environment {
     /// `dev`, `tst`, `prd`, ...: letters, digits, `.`, `_` and `-`.
     pub name: String,
-    /// The traffic router of this environment.
-    pub router: RouterConfig,
+    /// The traffic router of this environment; or, instead, several
+    /// [`TargetConfig`]s (`[[environment.target]]`) promoted in waves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router: Option<RouterConfig>,
+    /// The targets of an environment served by several routers (regions,
+    /// accounts, clusters), each promoted in its wave; empty when the
+    /// environment names one `router`.
+    #[serde(default, rename = "target", skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<TargetConfig>,
+    /// Ordered groups of target names (`[["us-east-1"], ["eu-west-1",
+    /// "ap-southeast-2"]]`): the targets of a wave shift in parallel, a wave
+    /// starts once the one before it passed. Default: one wave per target,
+    /// in the order they are listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waves: Option<Vec<Vec<String>>>,
+    /// Analysis of the waves done, at 100%, before the next wave starts
+    /// (default: none).
+    #[serde(default, with = "optional_duration", skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub bake: Option<Duration>,
     /// The rollout strategy; defaults to `[defaults] strategy`, else a canary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strategy: Option<Strategy>,
@@ -293,6 +311,29 @@ pub struct Environment {
     /// Gate checks; each key set here replaces the same key of `[defaults.gate]`.
     #[serde(default)]
     pub gate: GateConfig,
+}
+
+/// One target of an environment with several (`[[environment.target]]`):
+/// its router and what judges it on top of the environment's checks,
+/// sources and probes (one of the same name replaces the environment's for
+/// this target).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    /// `us-east-1`, `eu`, ...: letters, digits, `.`, `_` and `-`.
+    pub name: String,
+    /// The traffic router of this target (`local` or `alb`).
+    pub router: RouterConfig,
+    /// Checks added to (or, by name, replacing) the environment's for this target.
+    #[serde(default, rename = "check", skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckSpec>,
+    /// Probes added to (or, by name, replacing) the environment's for this target.
+    #[serde(default, rename = "probe", skip_serializing_if = "Vec::is_empty")]
+    pub probes: Vec<ProbeConfig>,
+    /// Metric sources added to (or, by name, replacing) the environment's
+    /// for this target (CloudWatch in its region, its cluster's Prometheus).
+    #[serde(default, rename = "source", skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourceConfig>,
 }
 
 /// Webhooks told about what happened (`[notify]`).

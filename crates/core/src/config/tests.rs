@@ -523,14 +523,14 @@ fn an_alb_router_parses() {
     let config =
         parse(&alb_config(&alb_router(&format!(", rule_arn = \"{RULE}\", region = \"eu-west-1\"")))).expect("valid");
     let (_, prd) = config.environment("prd").expect("prd");
-    match &prd.router {
+    match prd.router.as_ref().expect("a router") {
         RouterConfig::Alb { rule_arn, region, .. } => {
             assert_eq!(rule_arn.as_deref(), Some(RULE));
             assert_eq!(region.as_deref(), Some("eu-west-1"));
         }
         other => panic!("not an alb router: {other:?}"),
     }
-    assert_eq!(prd.router.kind(), "alb");
+    assert_eq!(prd.router.as_ref().map(RouterConfig::kind), Some("alb"));
 }
 
 #[test]
@@ -570,7 +570,7 @@ fn a_codedeploy_router_parses_and_its_appspec_is_relative_to_the_config() {
     std::fs::write(&path, alb_config(router)).expect("write");
     let config = Config::load(&path).expect("valid");
     let (_, prd) = config.environment("prd").expect("prd");
-    match &prd.router {
+    match prd.router.as_ref().expect("a router") {
         RouterConfig::CodeDeploy { appspec, poll_interval, timeout, .. } => {
             assert_eq!(appspec.as_deref(), Some(dir.path().join("deploy/appspec.yaml").as_path()));
             assert_eq!(*poll_interval, Duration::from_secs(10));

@@ -16,6 +16,9 @@ use std::time::Duration;
 /// A refusal: the dotted key it is about, and what is wrong with how to fix it.
 type Refusal = (String, String);
 
+/// A table with the dotted key it is at.
+type Placed<'a, T> = (String, &'a T);
+
 /// A refusal inside a table whose prefix the caller adds.
 type KeyRefusal = (&'static str, String);
 
@@ -143,14 +146,39 @@ impl Config {
         }
         check_pause_timeout(env.pause_timeout).map_err(|m| (at("pause_timeout"), m))?;
         check_lease_timeout(env.lease_timeout).map_err(|m| (at("lease_timeout"), m))?;
-        validate_router(&env.router).map_err(|(key, m)| (at(&format!("router.{key}")), m))?;
+        self.validate_targets(i, env)?;
+        if let Some(router) = &env.router {
+            validate_router(router).map_err(|(key, m)| (at(&format!("router.{key}")), m))?;
+        }
         let prefix = format!("environment[{i}]");
         validate_checks(&env.checks, &prefix)?;
         self.validate_analysis_mode(i, env)?;
         for (j, probe) in env.probes.iter().enumerate() {
             check_http_url(&probe.url).map_err(|m| (format!("environment[{i}].probe[{j}].url"), m))?;
         }
-        validate_sources(&env.sources, &prefix)
+        validate_sources(&env.sources, &prefix)?;
+        for (k, target) in env.targets.iter().enumerate() {
+            let prefix = format!("environment[{i}].target[{k}]");
+            validate_router(&target.router).map_err(|(key, m)| (format!("{prefix}.router.{key}"), m))?;
+            validate_checks(&target.checks, &prefix)?;
+            if self.analysis_for(env) == AnalysisMode::None && !target.checks.is_empty() {
+                return Err((
+                    format!("{prefix}.check[0]"),
+                    format!(
+                        "target {:?} defines checks ({}) but environment {:?} deploys with analysis = \"none\", so \
+                         they would never run; remove them, or say analysis = \"checks\"",
+                        target.name,
+                        check_names(&target.checks),
+                        env.name
+                    ),
+                ));
+            }
+            for (j, probe) in target.probes.iter().enumerate() {
+                check_http_url(&probe.url).map_err(|m| (format!("{prefix}.probe[{j}].url"), m))?;
+            }
+            validate_sources(&target.sources, &prefix)?;
+        }
+        Ok(())
     }
 
     /// Each gate table on its own, then what each environment ends up with.
@@ -269,15 +297,34 @@ impl Config {
             } else {
                 (&env.checks, format!("environment[{i}]"))
             };
-            let sources = self.sources_for(env);
-            for (j, check) in checks.iter().enumerate() {
-                let sluice_analysis::CheckKind::Query { source, query, .. } = &check.kind else { continue };
-                vars.expand(query).map_err(|m| (format!("{prefix}.check[{j}].query"), m))?;
-                if !sources.iter().any(|s| s.name() == source) {
-                    return Err((
-                        format!("{prefix}.check[{j}].source"),
-                        unknown_source(&check.name, source, env, &sources),
-                    ));
+            // Each router judges with its own sources: the environment's,
+            // or per target the environment's with the target's on top.
+            let mut judged: Vec<(Vec<SourceConfig>, Vec<Placed<'_, CheckSpec>>)> = Vec::new();
+            let own: Vec<(String, &CheckSpec)> =
+                checks.iter().enumerate().map(|(j, c)| (format!("{prefix}.check[{j}]"), c)).collect();
+            if env.has_targets() {
+                for (k, target) in env.targets.iter().enumerate() {
+                    let mut in_force: Vec<(String, &CheckSpec)> =
+                        own.iter().filter(|(_, c)| !target.checks.iter().any(|t| t.name == c.name)).cloned().collect();
+                    in_force.extend(
+                        target
+                            .checks
+                            .iter()
+                            .enumerate()
+                            .map(|(j, c)| (format!("environment[{i}].target[{k}].check[{j}]"), c)),
+                    );
+                    judged.push((self.sources_for_target(env, target), in_force));
+                }
+            } else {
+                judged.push((self.sources_for(env), own));
+            }
+            for (sources, checks) in judged {
+                for (at, check) in checks {
+                    let sluice_analysis::CheckKind::Query { source, query, .. } = &check.kind else { continue };
+                    vars.expand(query).map_err(|m| (format!("{at}.query"), m))?;
+                    if !sources.iter().any(|s| s.name() == source) {
+                        return Err((format!("{at}.source"), unknown_source(&check.name, source, env, &sources)));
+                    }
                 }
             }
         }
@@ -292,19 +339,39 @@ impl Config {
         } else {
             (&env.sources, format!("environment[{i}]"))
         };
-        for (k, source) in sources.iter().enumerate() {
-            if let SourceConfig::Cloudwatch { alb_traffic: true, name, .. } = source
-                && !matches!(env.router, RouterConfig::Alb { .. })
-            {
-                return Err((
-                    format!("{prefix}.source[{k}].alb_traffic"),
-                    format!(
-                        "source {name:?} reads the ALB's traffic, but environment {:?} has a {} router; \
-                         set alb_traffic only where the router is an alb",
-                        env.name,
-                        env.router.kind()
-                    ),
-                ));
+        // Each router and the sources it reads with.
+        let mut routers: Vec<(&RouterConfig, Vec<Placed<'_, SourceConfig>>, String)> = Vec::new();
+        let own: Vec<(String, &SourceConfig)> =
+            sources.iter().enumerate().map(|(k, s)| (format!("{prefix}.source[{k}]"), s)).collect();
+        if let Some(router) = &env.router {
+            routers.push((router, own.clone(), format!("environment {:?}", env.name)));
+        }
+        for (t, target) in env.targets.iter().enumerate() {
+            let mut in_force: Vec<(String, &SourceConfig)> =
+                own.iter().filter(|(_, s)| !target.sources.iter().any(|x| x.name() == s.name())).cloned().collect();
+            in_force.extend(
+                target
+                    .sources
+                    .iter()
+                    .enumerate()
+                    .map(|(k, s)| (format!("environment[{i}].target[{t}].source[{k}]"), s)),
+            );
+            routers.push((&target.router, in_force, format!("target {:?} of environment {:?}", target.name, env.name)));
+        }
+        for (router, sources, whose) in routers {
+            for (at, source) in sources {
+                if let SourceConfig::Cloudwatch { alb_traffic: true, name, .. } = source
+                    && !matches!(router, RouterConfig::Alb { .. })
+                {
+                    return Err((
+                        format!("{at}.alb_traffic"),
+                        format!(
+                            "source {name:?} reads the ALB's traffic, but {whose} has a {} router; \
+                             set alb_traffic only where the router is an alb",
+                            router.kind()
+                        ),
+                    ));
+                }
             }
         }
         Ok(())

@@ -355,3 +355,75 @@ fn a_key_given_twice_is_refused_anywhere() {
     let err = Record::from_slice(deep.as_bytes(), Path::new("r.json"), &Expect::default()).expect_err("deep");
     assert!(err.to_string().contains("recursion limit"), "{err}");
 }
+
+/// A deployment to an environment of three targets in two waves, the first
+/// wave shifted and judged.
+fn with_targets() -> Record {
+    let mut r = sample();
+    let now = r.created_at;
+    let target = |name: &str, wave| TargetState {
+        name: name.into(),
+        wave,
+        router_before: Some(RouterState {
+            kind: "local".into(),
+            stable: Some("http://127.0.0.1:8001".into()),
+            ..RouterState::default()
+        }),
+        candidate: Some("http://127.0.0.1:8002".into()),
+        candidate_weight: 0,
+    };
+    r.targets = vec![target("us-east-1", 0), target("eu-west-1", 1), target("ap-southeast-2", 1)];
+    r.transition(Step::Gate, Status::Admitted, now).expect("gate");
+    r.transition(Step::ShiftTraffic, Status::Shifting, now).expect("shift");
+    r.set_target_weight("us-east-1", 10);
+    r.push_for("shift-traffic", Some("us-east-1"), EventDetail::Traffic { from: 0, to: 10, stage: Some(0) }, now);
+    r
+}
+
+#[test]
+fn a_record_with_targets_round_trips_and_one_router_keeps_its_shape() {
+    let r = with_targets();
+    assert_eq!(r.candidate_weight, 0, "the least of the targets' weights");
+    let text = serde_json::to_string(&r).expect("json");
+    let back = Record::from_slice(text.as_bytes(), Path::new("r.json"), &Expect::default()).expect("loads");
+    assert_eq!(back, r);
+    assert!(text.contains("\"target\":\"us-east-1\""), "{text}");
+    assert!(r.describe().contains("us-east-1 10%"), "{}", r.describe());
+    // A record of one router has neither key, as before targets existed.
+    let mut one = sample();
+    one.push("gate", EventDetail::Gate { allowed: true, checks: vec![] }, one.created_at);
+    let text = serde_json::to_string(&one).expect("json");
+    assert!(!text.contains("\"targets\"") && !text.contains("\"target\""), "{text}");
+}
+
+#[test]
+fn a_record_with_targets_is_validated() {
+    let refused = |edit: &dyn Fn(&mut Record), needle: &str| {
+        let mut r = with_targets();
+        edit(&mut r);
+        let text = serde_json::to_string(&r).expect("json");
+        let err = load_bytes(text.as_bytes(), &Expect::default()).to_string();
+        assert!(err.contains(needle), "{needle}: {err}");
+    };
+    refused(&|r| r.events[0].target = Some("mars".into()), "`events[0].target`: \"mars\" is not a target");
+    refused(&|r| r.targets[2].name = "eu-west-1".into(), "`targets[2].name`");
+    refused(&|r| r.targets[2].name = "../x".into(), "`targets[2].name`");
+    refused(&|r| r.targets[1].wave = 2, "`targets[1].wave`");
+    refused(&|r| r.targets[0].wave = 1, "`targets[0].wave`");
+    refused(&|r| r.targets[2].wave = 0, "`targets[2].wave`");
+    refused(&|r| r.candidate_weight = 10, "the least of the targets' weights");
+    refused(&|r| r.targets[0].candidate_weight = 101, "`targets[0].candidate_weight`");
+    refused(&|r| r.candidate = Some("http://127.0.0.1:1".into()), "`candidate`: a record with targets");
+    refused(&|r| r.router_before = r.targets[0].router_before.clone(), "`router_before`");
+    refused(&|r| r.targets[1].candidate = Some("ftp://x".into()), "`targets[1].candidate`");
+    refused(
+        &|r| r.targets[1].router_before.as_mut().into_iter().for_each(|b| b.kind = "nginx".into()),
+        "`targets[1].router_before.kind`",
+    );
+    // A record of one router names no target in its events.
+    let mut one = sample();
+    one.push_for("gate", Some("us-east-1"), EventDetail::Gate { allowed: true, checks: vec![] }, one.created_at);
+    let text = serde_json::to_string(&one).expect("json");
+    let err = load_bytes(text.as_bytes(), &Expect::default()).to_string();
+    assert!(err.contains("it has none (one router)"), "{err}");
+}

@@ -147,6 +147,7 @@ pub(super) fn record(r: &Record) -> Result<(), Damage> {
         check_candidate(candidate).map_err(|m| at("candidate", m))?;
     }
     check_weight(r.candidate_weight).map_err(|m| at("candidate_weight", m))?;
+    targets(r)?;
     if r.github_deployment == Some(0) {
         return Err(at("github_deployment", "0 is not a GitHub deployment id (they start at 1)".into()));
     }
@@ -154,6 +155,65 @@ pub(super) fn record(r: &Record) -> Result<(), Damage> {
     let stages = r.strategy.plan().len();
     for (i, event) in r.events.iter().enumerate() {
         self::event(event, &format!("events[{i}]"), stages)?;
+        if let Some(target) = &event.target
+            && r.target(target).is_none()
+        {
+            let shown: String = target.chars().take(60).collect();
+            let has = match r.targets.is_empty() {
+                true => "it has none (one router)".to_owned(),
+                false => format!("it has {}", r.targets.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")),
+            };
+            return Err(format!("`events[{i}].target`: {shown:?} is not a target of this record; {has}"));
+        }
+    }
+    Ok(())
+}
+
+/// The targets of a record of several: names unique, waves counted from 0
+/// without a gap and in order, each target's state on its own, no state of
+/// one router beside them, and the deployment's weight the least of theirs.
+fn targets(r: &Record) -> Result<(), Damage> {
+    if r.targets.is_empty() {
+        return Ok(());
+    }
+    for (field, set) in [("router_before", r.router_before.is_some()), ("candidate", r.candidate.is_some())] {
+        if set {
+            return Err(format!(
+                "`{field}`: a record with targets keeps it per target (`targets[].{field}`), not for the deployment"
+            ));
+        }
+    }
+    let mut wave = 0;
+    for (k, t) in r.targets.iter().enumerate() {
+        let at = |field: &str, m: String| format!("`targets[{k}].{field}`: {m}");
+        names::check("target name", &t.name).map_err(|m| at("name", m))?;
+        if r.targets[..k].iter().any(|o| o.name == t.name) {
+            return Err(at("name", format!("target {:?} is listed twice", t.name)));
+        }
+        if (t.wave != wave && t.wave != wave + 1) || (k == 0 && t.wave != 0) {
+            return Err(at(
+                "wave",
+                format!(
+                    "wave {} follows wave {wave}; targets are listed in wave order, waves counted from 0 without a gap",
+                    t.wave
+                ),
+            ));
+        }
+        wave = t.wave;
+        if let Some(state) = &t.router_before {
+            router_state(state, &format!("targets[{k}].router_before"))?;
+        }
+        if let Some(candidate) = &t.candidate {
+            check_candidate(candidate).map_err(|m| at("candidate", m))?;
+        }
+        check_weight(t.candidate_weight).map_err(|m| at("candidate_weight", m))?;
+    }
+    let least = r.targets.iter().map(|t| t.candidate_weight).min().unwrap_or(0);
+    if r.candidate_weight != least {
+        return Err(format!(
+            "`candidate_weight`: {} is not {least}, the least of the targets' weights, as a record with targets keeps it",
+            r.candidate_weight
+        ));
     }
     Ok(())
 }
