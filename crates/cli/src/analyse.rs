@@ -57,11 +57,43 @@ pub async fn analyse_in(
     let planned = planned_intervals(duration, ctx.config.analysis.interval);
     let mut analysis = Analysis::at_weight(checks.clone(), ctx.config.analysis.policy.clone(), weight).planned(planned);
     sample_in(ctx, scope, release, &checks, duration, label, |interval| match analysis.observe(interval) {
-        Outcome::Decided(verdict) => Some(format!("decided early: {verdict:?}").to_lowercase()),
-        Outcome::Continue => None,
+        Outcome::Decided(verdict) => Observed::Done(format!("decided early: {verdict:?}").to_lowercase()),
+        Outcome::Continue => Observed::Continue { status: Some(running(&analysis.evidence(), &checks)) },
     })
     .await?;
     Ok(analysis.finish())
+}
+
+/// What the caller of [`sample`] says after each interval.
+pub enum Observed {
+    /// Go on; `status`, when given, is shown instead of the interval's raw
+    /// counts (the checks as they stand).
+    Continue { status: Option<String> },
+    /// Decided: stop sampling, with this line for the log.
+    Done(String),
+}
+
+/// Each check as it stands, for the live display: its running value with
+/// its unit (and stable's, for a comparison) against its limit, and its
+/// samples against `min_samples`.
+fn running(evidence: &[sluice_analysis::CheckEvidence], checks: &[CheckSpec]) -> String {
+    evidence
+        .iter()
+        .zip(checks)
+        .map(|(c, spec)| {
+            let value = crate::summary::with_unit(&c.kind, c.observed);
+            let stable = c.baseline.map(|_| format!(" vs {}", crate::summary::with_unit(&c.kind, c.baseline)));
+            format!(
+                "{} {value}{} ({}) n={}/{}",
+                c.name,
+                stable.unwrap_or_default(),
+                c.threshold,
+                c.samples,
+                spec.min_samples
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" · ")
 }
 
 /// The intervals a window of `duration` holds: the recent windows that
@@ -81,7 +113,7 @@ pub async fn sample(
     checks: &[CheckSpec],
     duration: Duration,
     label: &str,
-    observe: impl FnMut(Interval) -> Option<String>,
+    observe: impl FnMut(Interval) -> Observed,
 ) -> Result<(), Failure> {
     sample_in(ctx, &Scope::environment(ctx)?, release, checks, duration, label, observe).await
 }
@@ -94,7 +126,7 @@ pub async fn sample_in(
     checks: &[CheckSpec],
     duration: Duration,
     label: &str,
-    mut observe: impl FnMut(Interval) -> Option<String>,
+    mut observe: impl FnMut(Interval) -> Observed,
 ) -> Result<(), Failure> {
     let env = ctx.env();
     let interval = ctx.config.analysis.interval;
@@ -125,12 +157,22 @@ pub async fn sample_in(
         tokio::time::sleep_until(next).await;
         let sample = sampler.sample().await;
         n += 1;
-        progress.tick(started.elapsed(), &describe(n, &sample));
+        let counts = describe(n, &sample);
         let first = *first_start.get_or_insert(sample.start);
         let covered = sample.end.duration_since(first) >= wanted;
-        if let Some(done) = observe(sample) {
-            progress.done(&done);
-            break;
+        let left = duration.saturating_sub(started.elapsed()).as_secs();
+        match observe(sample) {
+            Observed::Done(done) => {
+                progress.tick(started.elapsed(), &counts);
+                progress.done(&done);
+                break;
+            }
+            Observed::Continue { status: Some(status) } => {
+                progress.tick(started.elapsed(), &format!("{left}s left · {status}"));
+            }
+            Observed::Continue { status: None } => {
+                progress.tick(started.elapsed(), &format!("{left}s left · {counts}"))
+            }
         }
         let now = Instant::now();
         if now >= deadline && (covered || now >= give_up) {
@@ -203,5 +245,25 @@ impl Progress {
             Progress::Bar(bar) => bar.finish_with_message(message.to_owned()),
             Progress::Lines(label) => eprintln!("{label}: {message}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_core::config::RouterConfig;
+
+    /// The live line names every check with its limit and its samples
+    /// against `min_samples`, before any data ("–" for no value yet).
+    #[test]
+    fn the_running_line_shows_each_check_against_its_limit_and_min_samples() {
+        let router = RouterConfig::Local { admin_url: "http://127.0.0.1:9001".into() };
+        let checks = crate::context::builtin_checks(&router, &[]).expect("the embedded router has built-in checks");
+        let analysis = Analysis::new(checks.clone(), sluice_analysis::Policy::default());
+        let line = running(&analysis.evidence(), &checks);
+        for c in analysis.evidence() {
+            assert!(line.contains(&format!("{} – ({}) n=0/50", c.name, c.threshold)), "{line}");
+        }
+        assert_eq!(line.matches(" · ").count(), checks.len() - 1, "{line}");
     }
 }

@@ -14,7 +14,7 @@
 //! release into it first. CodeDeploy owns its shifts: refused.
 
 use crate::Outcome;
-use crate::analyse::{planned_intervals, sample};
+use crate::analyse::{Observed, planned_intervals, sample};
 use crate::context::{Common, Context, lease_grace, ledger_failure, now};
 use anyhow::anyhow;
 use sluice_analysis::{Analysis, CheckSpec, Outcome as Step, Policy, Verdict};
@@ -135,7 +135,7 @@ async fn stages(
                     };
                 }
             }
-            None
+            Observed::Continue { status: None }
         })
         .await?;
         let stage = analyses

@@ -76,7 +76,7 @@ pub fn write(markdown: &str) {
 
 /// A check's value with its unit: error ratios as percentages, latencies in
 /// milliseconds, other values as they are.
-fn with_unit(kind: &str, value: Option<f64>) -> String {
+pub(crate) fn with_unit(kind: &str, value: Option<f64>) -> String {
     match (kind, value) {
         (_, None) => "–".into(),
         ("error_rate" | "compare_error_rate", Some(v)) => format!("{:.2}%", v * 100.0),
