@@ -10,6 +10,7 @@
 //! they share two cores with the routers and load generators they start).
 
 mod engine;
+mod readme;
 mod world;
 
 use engine::{Hooks, JobOutcome, Review, Run};
