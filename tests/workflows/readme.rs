@@ -83,15 +83,15 @@ fn readme_config(dev: &AlbFixture, prd: &AlbFixture) -> String {
         config = substitute(&config, &green, &fx.green, "the candidate target group: moto's");
     }
     // 7. The analysis interval: 1m (CloudWatch's period) would take a minute
-    // per sample. CloudWatch's windows stay whole minutes (period 1m,
-    // delay 1m, lookback 2m, as the README has them): each stage's first
+    // per sample. CloudWatch's windows stay whole minutes (period and delay
+    // 1m by default, lookback 2m as the README has it): each stage's first
     // interval counts the lookback's two minutes, the later ones of a
-    // seconds-long stage see no new minute (fewer than the built-in checks'
-    // inconclusive_limit of 6).
+    // seconds-long stage see at most one new minute (and those without
+    // stay fewer than the built-in checks' inconclusive_limit of 6).
     config = substitute(&config, "interval = \"1m\"", "interval = \"1s\"", "the analysis interval");
-    // 8-9. The stages: the same stages, 3 s each instead of 5 and 10 minutes.
-    config = substitute(&config, "stage_duration = \"5m\"", "stage_duration = \"3s\"", "dev's stage length");
-    config = substitute(&config, "stage_duration = \"10m\"", "stage_duration = \"3s\"", "prd's stage length");
+    // 8-9. The stages: the same stages, 2 s each instead of 5 and 10 minutes.
+    config = substitute(&config, "stage_duration = \"5m\"", "stage_duration = \"2s\"", "dev's stage length");
+    config = substitute(&config, "stage_duration = \"10m\"", "stage_duration = \"2s\"", "prd's stage length");
     // 10. prd's soak: promoted in dev at least 1 s before, not an hour (the
     // gate still checks it).
     config = substitute(&config, "soak = \"1h\"", "soak = \"1s\"", "prd's soak");
@@ -319,4 +319,45 @@ fn roles(runtime: &tokio::runtime::Runtime, sdk: &aws_config::SdkConfig, fx: &Al
     );
     let state = runtime.block_on(router.state()).expect("the ALB router's state");
     (state.stable.unwrap_or_default(), state.candidate.unwrap_or_default(), state.candidate_weight)
+}
+
+/// The README's workflow with the README's config as written (no
+/// substitution): its listeners do not exist (here, on moto), so
+/// `sluice status` shows dev's router as unreadable (`router.error`, no
+/// `candidate`; status itself succeeds, by design). The deploy step stops
+/// there: the user's deploy script is not called with a target group named
+/// `null`, and nothing else runs.
+#[test]
+fn the_readme_alb_workflow_deploys_nothing_when_the_router_cannot_be_read() {
+    let _serial = serial();
+    let Some(moto) = aws::moto() else { return };
+    let workflow = readme_block("yaml");
+    let world = World::new(
+        "readme-alb-unreadable",
+        Options {
+            environments: vec![],
+            protected: vec![],
+            config: Some(format!("{}\n", readme_block("toml"))),
+            workflows: vec![("promote.yml".into(), format!("{workflow}\n"))],
+            files: vec![("deploy/release-to-target-group.sh".into(), DEPLOY_SCRIPT.into())],
+            aws_endpoint: Some(moto.endpoint.clone()),
+            ..Options::default()
+        },
+    );
+    world.set_var("dev", "SLUICE_ROLE_ARN", "arn:aws:iam::123456789012:role/sluice-dev");
+    let run = world.promote("dev", "v1.4.2", "", &mut no_reviews());
+    assert_eq!(run.result("promote"), "failure", "{}", run.describe());
+    let log = std::fs::read_to_string(&run.jobs["promote"].log).expect("log");
+    assert!(
+        log.contains("Failure - Main Deploy the release into the idle target group"),
+        "the deploy step failed: {}",
+        run.jobs["promote"].log.display()
+    );
+    assert!(
+        !world.dir.join("home/release-to-target-group.log").exists(),
+        "the deploy script was not called: {:?}",
+        std::fs::read_to_string(world.dir.join("home/release-to-target-group.log"))
+    );
+    assert!(world.ledger_deployments("dev").is_empty(), "the action did not run");
+    assert!(world.dispatches().is_empty());
 }
