@@ -1,5 +1,6 @@
 //! The workflows run on a real workflow engine: the shipped promotion
-//! workflow (dist/workflows/promote.yml) and the one on docs/workflows.md, with the sluice
+//! workflow (dist/workflows/promote.yml), the one on docs/workflows.md and
+//! the README's ALB setup (`readme`, on moto), with the sluice
 //! action used as a user uses it (`uses: sluice-dev/sluice@v0.1.0`,
 //! installed from the release archive the GitHub fake serves), run by act
 //! against the GitHub fake and an embedded router per environment.
@@ -10,6 +11,7 @@
 //! they share two cores with the routers and load generators they start).
 
 mod engine;
+mod readme;
 mod world;
 
 use engine::{Hooks, JobOutcome, Review, Run};

@@ -129,6 +129,12 @@ pub struct Options {
     pub more_environments: String,
     /// The AWS endpoint the jobs reach (a moto server), if any.
     pub aws_endpoint: Option<String>,
+    /// The whole `sluice.toml`, in place of the one made from the options
+    /// above (a config taken from the docs).
+    pub config: Option<String>,
+    /// More files of the repository (path, text); a text that starts with
+    /// `#!` is made executable.
+    pub files: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -142,6 +148,8 @@ impl Default for Options {
             workflows: vec![("promote.yml".into(), promote)],
             more_environments: String::new(),
             aws_endpoint: None,
+            config: None,
+            files: Vec::new(),
         }
     }
 }
@@ -309,7 +317,17 @@ critical = true
             ));
         }
         config.push_str(&options.more_environments);
+        let config = options.config.clone().unwrap_or(config);
         std::fs::write(repo.join("sluice.toml"), config).expect("sluice.toml");
+        for (path, text) in &options.files {
+            let path = repo.join(path);
+            std::fs::create_dir_all(path.parent().expect("a file has a folder")).expect("folder");
+            std::fs::write(&path, text).expect("a file of the repository");
+            if text.starts_with("#!") {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod +x");
+            }
+        }
         std::fs::write(repo.join(".gitignore"), ".sluice/\n").expect(".gitignore");
         std::fs::write(repo.join("app.txt"), "v1.4.2\n").expect("app.txt");
         for (name, text) in &options.workflows {

@@ -204,6 +204,11 @@ pub fn http(endpoint: &str, method: &str, path: &str, body: &str) -> std::io::Re
 /// (EC2): form-encoded, with an authorization header that names the service
 /// so moto routes it (moto does not check signatures).
 pub fn query(endpoint: &str, service: &str, params: &[(&str, &str)]) -> String {
+    query_in(endpoint, REGION, service, params)
+}
+
+/// The same in `region` (moto keeps each region's resources apart).
+pub fn query_in(endpoint: &str, region: &str, service: &str, params: &[(&str, &str)]) -> String {
     let body: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect();
     let body = body.join("&");
     let addr = endpoint.trim_start_matches("http://").trim_end_matches('/');
@@ -212,7 +217,7 @@ pub fn query(endpoint: &str, service: &str, params: &[(&str, &str)]) -> String {
     write!(
         stream,
         "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
-         Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/{REGION}/{service}/aws4_request, SignedHeaders=host, Signature=0\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/{region}/{service}/aws4_request, SignedHeaders=host, Signature=0\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
@@ -263,13 +268,21 @@ pub struct AlbFixture {
 /// `blue` and `green` (IP targets), an HTTP listener whose default action
 /// forwards to blue, and one rule.
 pub async fn create_alb(endpoint: &str, sdk: &SdkConfig) -> AlbFixture {
-    let subnets_xml = query(endpoint, "ec2", &[("Action", "DescribeSubnets"), ("Version", "2016-11-15")]);
+    create_named_alb(endpoint, sdk, ["shop", "blue", "green"]).await
+}
+
+/// The same with the names given (load balancer, stable group, candidate
+/// group), in the region of `sdk`: several ALBs in one moto, e.g. one per
+/// environment as `["shop-dev", "shop-dev-blue", "shop-dev-green"]`.
+pub async fn create_named_alb(endpoint: &str, sdk: &SdkConfig, names: [&str; 3]) -> AlbFixture {
+    let region = sdk.region().map_or(REGION, |r| r.as_ref());
+    let subnets_xml = query_in(endpoint, region, "ec2", &[("Action", "DescribeSubnets"), ("Version", "2016-11-15")]);
     let subnets = xml_values(&subnets_xml, "subnetId");
     let vpc = xml_values(&subnets_xml, "vpcId").into_iter().next().expect("moto has a default VPC");
     assert!(subnets.len() >= 2, "moto's default VPC has subnets: {subnets_xml:.300}");
     let elb = Elbv2::new(sdk);
     let mut groups = Vec::new();
-    for (name, ip) in [("blue", "10.0.0.10"), ("green", "10.0.0.20")] {
+    for (name, ip) in [(names[1], "10.0.0.10"), (names[2], "10.0.0.20")] {
         let out = elb
             .create_target_group()
             .name(name)
@@ -291,7 +304,7 @@ pub async fn create_alb(endpoint: &str, sdk: &SdkConfig) -> AlbFixture {
     }
     let lb = elb
         .create_load_balancer()
-        .name("shop")
+        .name(names[0])
         .set_subnets(Some(subnets[..2].to_vec()))
         .send()
         .await
