@@ -353,6 +353,7 @@ fn the_readme_alb_workflow_deploys_nothing_when_the_router_cannot_be_read() {
         "the deploy step failed: {}",
         run.jobs["promote"].log.display()
     );
+    assert!(log.contains("alb unreachable: "), "the step says why: {}", run.jobs["promote"].log.display());
     assert!(
         !world.dir.join("home/release-to-target-group.log").exists(),
         "the deploy script was not called: {:?}",
