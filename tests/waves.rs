@@ -8,7 +8,6 @@
 
 use crate::support::{Turn, exe, shared};
 use serde_json::Value;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
@@ -55,44 +54,7 @@ fn start(children: &mut Vec<Child>, dir: &Path, name: &str, args: &[&str]) -> Va
     }
 }
 
-/// A plain HTTP/1.1 GET on 127.0.0.1: the body.
-fn get(url: &str) -> Result<String, String> {
-    request("GET", url, "")
-}
-
-/// A plain HTTP/1.1 request with a JSON body on 127.0.0.1: the body.
-fn request(method: &str, url: &str, body: &str) -> Result<String, String> {
-    let rest = url.strip_prefix("http://").ok_or("not an http:// URL")?;
-    let (host, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
-    let mut stream = std::net::TcpStream::connect(host).map_err(|e| e.to_string())?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .map_err(|e| e.to_string())?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).map_err(|e| e.to_string())?;
-    let (head, body) = text.split_once("\r\n\r\n").ok_or("no HTTP answer")?;
-    if !head.starts_with("HTTP/1.1 200") {
-        return Err(head.lines().next().unwrap_or_default().to_owned());
-    }
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        let mut out = String::new();
-        let mut body = body;
-        while let Some((size, rest)) = body.split_once("\r\n") {
-            let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
-            if n == 0 || rest.len() < n {
-                break;
-            }
-            out.push_str(&rest[..n]);
-            body = rest[n..].trim_start_matches("\r\n");
-        }
-        return Ok(out);
-    }
-    Ok(body.to_owned())
-}
+use crate::support::{http as request, http_get as get};
 
 /// One region: its router (admin and listen URLs) and its candidate.
 struct Region {

@@ -11,7 +11,6 @@
 use serde_json::Value;
 use sluice_github_fake::{DispatchInput, Fake};
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -421,44 +420,4 @@ pub fn dispatch_inputs(text: &str) -> Vec<DispatchInput> {
         .collect()
 }
 
-/// A plain HTTP/1.1 GET on 127.0.0.1; the body.
-pub fn http_get(url: &str) -> Result<String, String> {
-    http("GET", url, "")
-}
-
-/// A plain HTTP/1.1 request with a JSON body on 127.0.0.1; the body.
-pub fn http(method: &str, url: &str, body: &str) -> Result<String, String> {
-    let rest = url.strip_prefix("http://").ok_or("not an http:// URL")?;
-    let (host, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
-    let mut stream = std::net::TcpStream::connect(host).map_err(|e| e.to_string())?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .map_err(|e| e.to_string())?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).map_err(|e| e.to_string())?;
-    let (head, body) = text.split_once("\r\n\r\n").ok_or("no HTTP answer")?;
-    if !head.starts_with("HTTP/1.1 200") {
-        return Err(head.lines().next().unwrap_or_default().to_owned());
-    }
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        return Ok(dechunk(body));
-    }
-    Ok(body.to_owned())
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        body = rest[n..].trim_start_matches("\r\n");
-    }
-    out
-}
+pub use crate::support::{http, http_get};

@@ -90,19 +90,7 @@ pub async fn run(args: Args) -> Result<Outcome, Failure> {
     }
     let checks = ctx.checks()?;
     if checks.unanalysed {
-        // Nothing to judge, said out loud: no verdict is made up. At 100%
-        // that is the evidence an unanalysed promotion rests on.
-        let to = match record.status() {
-            Status::Shifting | Status::Verified if record.candidate_weight == 100 => Status::Verified,
-            other => other,
-        };
-        record.transition(Step::VerifyHealth, to, now()).map_err(refused)?;
-        ctx.save(&record)?;
-        return Ok(Outcome::ok("unanalysed").summary(format!(
-            "{}Environment {} says `analysis = \"none\"`: nothing was judged, and no verdict is recorded.\n",
-            summary::heading("verify-health", &record, "unanalysed"),
-            ctx.env().name
-        )));
+        return unanalysed(&ctx, record);
     }
     if let Err(holder) = ctx.hold_lease(&record, record.pause().map(|(_, _, expires_at)| expires_at)).await?.result {
         return Ok(Outcome::declined("held")
@@ -133,6 +121,23 @@ pub async fn run(args: Args) -> Result<Outcome, Failure> {
     ctx.save(&record)?;
     let outcome = Outcome::new(exit_for(verdict), format!("{verdict:?}").to_lowercase()).summary(markdown);
     Ok(if verdict == Verdict::Pass { outcome } else { outcome.error("verify-health", &reason) })
+}
+
+/// An environment with `analysis = "none"`: nothing to judge, said out
+/// loud; no verdict is made up. At 100% the deployment is verified: that is
+/// the evidence an unanalysed promotion rests on.
+pub(crate) fn unanalysed(ctx: &Context, mut record: Record) -> Result<Outcome, Failure> {
+    let to = match record.status() {
+        Status::Shifting | Status::Verified if record.candidate_weight == 100 => Status::Verified,
+        other => other,
+    };
+    record.transition(Step::VerifyHealth, to, now()).map_err(refused)?;
+    ctx.save(&record)?;
+    Ok(Outcome::ok("unanalysed").summary(format!(
+        "{}Environment {} says `analysis = \"none\"`: nothing was judged, and no verdict is recorded.\n",
+        summary::heading("verify-health", &record, "unanalysed"),
+        ctx.env().name
+    )))
 }
 
 fn replay(ctx: &Context, path: &std::path::Path) -> Result<Outcome, Failure> {

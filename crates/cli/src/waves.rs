@@ -1258,17 +1258,7 @@ pub(crate) async fn verify(ctx: &Context, duration: Option<Duration>) -> Result<
         )));
     }
     if targets.iter().all(|t| t.checks.unanalysed) {
-        let to = match record.status() {
-            Status::Shifting | Status::Verified if record.candidate_weight == 100 => Status::Verified,
-            other => other,
-        };
-        record.transition(Step::VerifyHealth, to, now()).map_err(refused)?;
-        ctx.save(&record)?;
-        return Ok(Outcome::ok("unanalysed").summary(format!(
-            "{}Environment {} says `analysis = \"none\"`: nothing was judged, and no verdict is recorded.\n",
-            summary::heading("verify-health", &record, "unanalysed"),
-            ctx.env().name
-        )));
+        return crate::verify_health::unanalysed(ctx, record);
     }
     if let Err(holder) = ctx.hold_lease(&record, None).await?.result {
         return Ok(Outcome::declined("held")
