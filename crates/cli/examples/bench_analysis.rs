@@ -9,7 +9,7 @@
 //!    (5 % errors, or 300 ms added latency) behind the embedded router,
 //!    steady paced load through it, the candidate sent 10 % of traffic.
 //!    *sluice* is the real `gate` + `shift-traffic` binaries with the
-//!    default strategy, the default analysis settings and the README's
+//!    default strategy, the default analysis settings and the docs'
 //!    checks. *Flagger-like* is modelled here: the candidate at 10 %, and
 //!    once per 60 s window (interval 60 s) the window's candidate success
 //!    rate and p99 latency, as point estimates from the same router

@@ -19,7 +19,7 @@ use std::process::ExitCode;
 
 /// Print fields of a deployment record, or of the config as sluice loads it.
 #[derive(Parser, Debug)]
-#[command(name = "inspect", version, about, long_about = None)]
+#[command(name = "inspect", bin_name = "sluice inspect", version, about, long_about = None)]
 pub struct Args {
     /// The deployment record (or any JSON file).
     #[arg(long, visible_alias = "json", env = "INPUT_RECORD", value_name = "PATH", required_unless_present = "config")]

@@ -32,6 +32,7 @@ use std::time::Duration;
 #[derive(Parser, Debug)]
 #[command(
     name = "status",
+    bin_name = "sluice status",
     version,
     about = "Show where each environment stands: the stable release, the router's weights, the deployment holding it, what is coming, and (with --record) where a deployment is in its plan. Read-only.",
     after_help = "Exit codes: 0 shown · 2 bad input (config, record) · 3 the ledger could not be read. A router that does not answer is shown as such, not an error.\n\nExamples:\n  sluice status --record out/prd.json --watch\n  sluice status -e prd --json"

@@ -539,7 +539,7 @@ fn abandoned_deployments_are_neither_deployments_nor_failures() {
     assert_eq!((cfr.numerator, cfr.denominator), (10, 14));
 }
 
-/// The README's hotfix rule: a hotfix marks as failed the deployment that
+/// docs/dora.md's hotfix rule: a hotfix marks as failed the deployment that
 /// was stable when the hotfix *started*. Two deployments overlap the hotfix
 /// here; the one that finished while the hotfix ran is not what it fixes.
 #[test]
