@@ -64,6 +64,7 @@ fn entry(
         outcome,
         reason: reason.map(str::to_owned),
         unanalysed: false,
+        targets: Vec::new(),
     }
 }
 

@@ -399,6 +399,16 @@ fn a_bad_candidate_behind_the_second_waves_second_target_rolls_back_every_wave()
     assert_eq!(ledger[0]["outcome"], "rolled_back");
     let reason = ledger[0]["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("target ap-southeast-2 in wave 2"), "{reason}");
+    // The one entry says how each target ended.
+    let targets = ledger[0]["targets"].as_array().expect("per-target outcomes");
+    let outcome = |name: &str| targets.iter().find(|t| t["name"] == name).cloned().expect(name);
+    assert_eq!(targets.len(), 3, "{targets:?}");
+    assert_eq!(outcome("us-east-1")["wave"], 0);
+    assert_eq!(outcome("us-east-1")["verdict"], "pass");
+    assert_eq!(outcome("us-east-1")["reached"], 100, "wave 1 went through its plan");
+    assert_eq!(outcome("ap-southeast-2")["wave"], 1);
+    assert_eq!(outcome("ap-southeast-2")["verdict"], "fail");
+    assert!(outcome("ap-southeast-2")["reached"].as_u64().is_some_and(|w| w > 0 && w < 100), "{targets:?}");
     // The step summary has a row per target and wave.
     let summary = std::fs::read_to_string(w.dir.path().join("summary.md")).expect("summary");
     assert!(summary.contains("| 1 | us-east-1 | 0% | pass:"), "{summary}");

@@ -228,6 +228,7 @@ async fn live(ctx: &Context, router: &Router, reason: &str, free: Option<&str>) 
         outcome,
         reason: Some(why.clone()),
         unanalysed: false,
+        targets: Vec::new(),
     };
     let freed = ledger
         .free_lease(&holder, &entry, &ctx.target())

@@ -74,6 +74,28 @@ pub struct LedgerEntry {
     /// Promoted without analysis: its environment says `analysis = "none"`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unanalysed: bool,
+    /// An environment of several targets (waves): how each one ended. The
+    /// deployment is one entry whatever its targets (it counts once in the
+    /// DORA metrics); `reason` names the target that stopped it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<TargetOutcome>,
+}
+
+/// One target of a deployment to an environment of several, as it ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TargetOutcome {
+    /// The target's name in the config (`us-east-1`).
+    pub name: String,
+    /// Its wave, counted from 0.
+    pub wave: usize,
+    /// The highest share of traffic (percent) its router confirmed on the
+    /// candidate: 0 for a wave the deployment never reached.
+    pub reached: u8,
+    /// Its last verdict (`pass`, `fail`, `inconclusive`, `error`); none when
+    /// it was never judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<String>,
 }
 
 /// A commit shipped by a deployment.

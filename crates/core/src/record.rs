@@ -628,6 +628,32 @@ impl Record {
             outcome,
             reason,
             unanalysed: false,
+            targets: self.target_outcomes(),
         }
+    }
+
+    /// How each target ended, from its tagged events (none without targets).
+    fn target_outcomes(&self) -> Vec<crate::ledger::TargetOutcome> {
+        self.targets
+            .iter()
+            .map(|t| {
+                let mine = self.events.iter().filter(|e| e.target.as_deref() == Some(t.name.as_str()));
+                let reached = mine
+                    .clone()
+                    .filter_map(|e| match &e.detail {
+                        EventDetail::Traffic { to, .. } => Some(*to),
+                        _ => None,
+                    })
+                    .max()
+                    .unwrap_or(0);
+                let verdict = mine
+                    .filter_map(|e| match &e.detail {
+                        EventDetail::Verdict { report, .. } => Some(format!("{:?}", report.verdict).to_lowercase()),
+                        _ => None,
+                    })
+                    .next_back();
+                crate::ledger::TargetOutcome { name: t.name.clone(), wave: t.wave, reached, verdict }
+            })
+            .collect()
     }
 }

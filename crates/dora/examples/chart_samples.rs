@@ -46,6 +46,7 @@ fn entry(
         outcome,
         reason: None,
         unanalysed: false,
+        targets: Vec::new(),
     }
 }
 

@@ -117,6 +117,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 LedgerOutcome::Abandoned => Some("the router did not answer before the first stage".to_owned()),
             },
             unanalysed: false,
+            targets: Vec::new(),
         };
         match outcome {
             LedgerOutcome::Promoted => {

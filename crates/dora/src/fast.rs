@@ -410,6 +410,7 @@ mod tests {
             outcome: e.outcome,
             reason: e.reason.map(str::to_owned),
             unanalysed: false,
+            targets: Vec::new(),
         }
     }
 
@@ -454,6 +455,7 @@ mod tests {
                         ][o],
                         reason,
                         unanalysed: false,
+                        targets: Vec::new(),
                     }
                 },
             )

@@ -28,6 +28,7 @@ pub fn e(id: &str, app: &str, env: &str, outcome: LedgerOutcome, started: &str, 
         outcome,
         reason: None,
         unanalysed: false,
+        targets: Vec::new(),
     })
 }
 

@@ -337,6 +337,7 @@ pub(crate) fn entries_of(
         outcome,
         reason,
         unanalysed: false,
+        targets: Vec::new(),
     };
     let mut entries = Vec::new();
     let mut promoted = false;
