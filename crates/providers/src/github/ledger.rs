@@ -270,22 +270,29 @@ impl GitHubLedger {
         if let Some(id) = self.find(record, commit).await? {
             return Ok(id);
         }
+        let mut payload = json!({
+            "sluice": {
+                "id": record.id,
+                "app": record.app,
+                "version": record.version,
+                "strategy": record.strategy.name(),
+                "change": record.change,
+                "incident": record.incident,
+                "triggered_by": record.triggered_by,
+            }
+        });
+        // One deployment per environment, whatever its targets: they are
+        // named in the payload, in their waves.
+        if !record.targets.is_empty() {
+            let targets: Vec<_> = record.targets.iter().map(|t| json!({ "name": t.name, "wave": t.wave })).collect();
+            payload["sluice"]["targets"] = json!(targets);
+        }
         let new = NewDeployment {
             git_ref: commit.to_owned(),
             task: "deploy".into(),
             auto_merge: false,
             required_contexts: Vec::new(),
-            payload: json!({
-                "sluice": {
-                    "id": record.id,
-                    "app": record.app,
-                    "version": record.version,
-                    "strategy": record.strategy.name(),
-                    "change": record.change,
-                    "incident": record.incident,
-                    "triggered_by": record.triggered_by,
-                }
-            }),
+            payload,
             environment: record.environment.clone(),
             description: truncate(&format!("{PREFIX}{} {}", record.app, record.version)),
             transient_environment: false,

@@ -253,3 +253,39 @@ async fn compare_lists_the_commits_between_two_shas_across_pages() {
     assert_eq!(head.author.map(|u| u.login).as_deref(), Some("alice"));
     assert_eq!(head.parents.first().map(|p| p.sha.as_str()), Some(shas[139].as_str()));
 }
+
+/// A deployment to an environment of several targets is one GitHub
+/// deployment, its targets named in the payload with their waves.
+#[tokio::test]
+async fn a_deployment_with_targets_names_them_in_its_payload() {
+    let fake = Fake::start(TOKEN);
+    let cache = tempfile::tempdir().expect("tempdir");
+    let ledger = GitHubLedger { github: client(&fake, cache.path()), run_id: None, run_url: None };
+    let mut rec = record("prd");
+    for (name, wave) in [("us-east-1", 0), ("eu-west-1", 1), ("ap-southeast-2", 1)] {
+        rec.targets.push(sluice_core::record::TargetState {
+            name: name.into(),
+            wave,
+            router_before: None,
+            candidate: None,
+            candidate_weight: 0,
+        });
+    }
+    ledger.start(&rec, SHA, &Target::default()).await.expect("start");
+    let deployments = fake.deployments(REPO);
+    assert_eq!(deployments.len(), 1, "one deployment for the environment");
+    let targets = &deployments[0]["payload"]["sluice"]["targets"];
+    assert_eq!(
+        targets,
+        &serde_json::json!([
+            { "name": "us-east-1", "wave": 0 },
+            { "name": "eu-west-1", "wave": 1 },
+            { "name": "ap-southeast-2", "wave": 1 },
+        ])
+    );
+    // One router: the payload is as before, without the key.
+    let fake = Fake::start(TOKEN);
+    let ledger = GitHubLedger { github: client(&fake, cache.path()), run_id: None, run_url: None };
+    ledger.start(&record("dev"), SHA, &Target::default()).await.expect("start");
+    assert!(fake.deployments(REPO)[0]["payload"]["sluice"].get("targets").is_none());
+}
