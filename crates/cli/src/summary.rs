@@ -132,7 +132,7 @@ fn verdict_lines(report: &AnalysisReport) -> Vec<String> {
 /// `line` cut at spaces into lines of at most [`LOG_WIDTH`] characters,
 /// the ones after the first indented by `indent`; a word longer than the
 /// width (a URL) stays whole on a line of its own.
-fn wrap(line: &str, indent: usize) -> Vec<String> {
+pub(crate) fn wrap(line: &str, indent: usize) -> Vec<String> {
     let mut lines = Vec::new();
     let mut rest = line.to_owned();
     while rest.chars().count() > LOG_WIDTH {
