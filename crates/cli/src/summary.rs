@@ -88,7 +88,8 @@ pub(crate) fn with_unit(kind: &str, value: Option<f64>) -> String {
 /// Prints the verdict to the log: one line for the verdict and its reason,
 /// one short line a check (value with its unit, limit, samples), and the
 /// explanation only for a check that did not pass and did not decide (the
-/// deciding one's is the reason already). Lines longer than [`LOG_WIDTH`]
+/// deciding one's is the reason already) or that passed with its value over
+/// the limit as observed, not significantly. Lines longer than [`LOG_WIDTH`]
 /// are wrapped at a space, indented under their start.
 pub fn log_verdict(report: &AnalysisReport) {
     for line in verdict_lines(report) {
@@ -99,6 +100,10 @@ pub fn log_verdict(report: &AnalysisReport) {
 /// The widest line the verdict is printed in: GitHub's log viewer, or a
 /// laptop terminal split in two.
 pub(crate) const LOG_WIDTH: usize = 100;
+
+/// What the analysis says of a check it passes with its value over the
+/// limit as observed, but not significantly (sluice-analysis, engine state).
+const BEYOND_AS_OBSERVED: &str = "beyond it as observed";
 
 /// The lines [`log_verdict`] prints.
 fn verdict_lines(report: &AnalysisReport) -> Vec<String> {
@@ -122,7 +127,12 @@ fn verdict_lines(report: &AnalysisReport) -> Vec<String> {
             c.samples
         );
         lines.extend(wrap(&line, 6));
-        if c.verdict != sluice_analysis::Verdict::Pass && report.decided_by.as_deref() != Some(c.name.as_str()) {
+        // A pass beyond the limit as observed (not significantly) says so:
+        // a ✔ beside a value over its limit would read as a mistake.
+        let unexplained_pass = c.verdict == sluice_analysis::Verdict::Pass && c.message.contains(BEYOND_AS_OBSERVED);
+        if (c.verdict != sluice_analysis::Verdict::Pass && report.decided_by.as_deref() != Some(c.name.as_str()))
+            || unexplained_pass
+        {
             lines.extend(wrap(&format!("      {}", c.message), 8));
         }
     }
@@ -206,6 +216,8 @@ mod tests {
         for line in &lines {
             assert!(line.chars().count() <= 100, "{} columns: {line}", line.chars().count());
         }
+        // The comparison passed over its limit as observed says why.
+        assert!(lines.iter().any(|l| l.contains("not significantly")), "{lines:#?}");
         insta::assert_snapshot!("failing-verdict", lines.join("\n"));
     }
 }
