@@ -25,6 +25,9 @@
 //! engine (act, in host mode, offline) against the GitHub fake, the embedded
 //! router and the demo app.
 //!
+//! `status_view`: snapshots of `sluice status` on the embedded router, an ALB
+//! (moto) and the GitHub ledger (the fake).
+//!
 //! `docs`: every example in README.md and docs/ is loaded by what would
 //! read it (the config loader and its JSON Schema, actionlint, zizmor).
 
@@ -43,5 +46,6 @@ mod lease;
 mod ledger_crash;
 mod lifecycle;
 mod pipeline;
+mod status_view;
 mod verdicts;
 mod waves;

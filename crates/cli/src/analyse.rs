@@ -56,6 +56,11 @@ pub async fn analyse_in(
     let checks = checks.to_vec();
     let planned = planned_intervals(duration, ctx.config.analysis.interval);
     let mut analysis = Analysis::at_weight(checks.clone(), ctx.config.analysis.policy.clone(), weight).planned(planned);
+    for line in limits(&analysis.evidence(), &checks) {
+        for line in crate::summary::wrap(&format!("{label}: {line}"), label.chars().count() + 4) {
+            eprintln!("{line}");
+        }
+    }
     sample_in(ctx, scope, release, &checks, duration, label, |interval| match analysis.observe(interval) {
         Outcome::Decided(verdict) => Observed::Done(format!("decided early: {verdict:?}").to_lowercase()),
         Outcome::Continue => Observed::Continue { status: Some(running(&analysis.evidence(), &checks)) },
@@ -67,33 +72,35 @@ pub async fn analyse_in(
 /// What the caller of [`sample`] says after each interval.
 pub enum Observed {
     /// Go on; `status`, when given, is shown instead of the interval's raw
-    /// counts (the checks as they stand).
-    Continue { status: Option<String> },
+    /// counts (the checks as they stand, one part a check).
+    Continue { status: Option<Vec<String>> },
     /// Decided: stop sampling, with this line for the log.
     Done(String),
 }
 
+/// Each check's limit and the samples it needs, printed once before the
+/// live display, which then need not repeat them.
+fn limits(evidence: &[sluice_analysis::CheckEvidence], checks: &[CheckSpec]) -> Vec<String> {
+    evidence
+        .iter()
+        .zip(checks)
+        .map(|(c, spec)| format!("{} limit {} (at least {} samples)", c.name, c.threshold, spec.min_samples))
+        .collect()
+}
+
 /// Each check as it stands, for the live display: its running value with
-/// its unit (and stable's, for a comparison) against its limit, and its
-/// samples against `min_samples`.
-fn running(evidence: &[sluice_analysis::CheckEvidence], checks: &[CheckSpec]) -> String {
+/// its unit (and stable's, for a comparison), and its samples against
+/// `min_samples`; its limit is in [`limits`].
+fn running(evidence: &[sluice_analysis::CheckEvidence], checks: &[CheckSpec]) -> Vec<String> {
     evidence
         .iter()
         .zip(checks)
         .map(|(c, spec)| {
             let value = crate::summary::with_unit(&c.kind, c.observed);
             let stable = c.baseline.map(|_| format!(" vs {}", crate::summary::with_unit(&c.kind, c.baseline)));
-            format!(
-                "{} {value}{} ({}) n={}/{}",
-                c.name,
-                stable.unwrap_or_default(),
-                c.threshold,
-                c.samples,
-                spec.min_samples
-            )
+            format!("{} {value}{} n={}/{}", c.name, stable.unwrap_or_default(), c.samples, spec.min_samples)
         })
-        .collect::<Vec<_>>()
-        .join(" · ")
+        .collect()
 }
 
 /// The intervals a window of `duration` holds: the recent windows that
@@ -167,9 +174,7 @@ pub async fn sample_in(
                 progress.done(&done);
                 break;
             }
-            Observed::Continue { status: Some(status) } => {
-                progress.tick(started.elapsed(), &format!("{left}s left · {status}"));
-            }
+            Observed::Continue { status: Some(status) } => progress.checks(started.elapsed(), left, &status),
             Observed::Continue { status: None } => {
                 progress.tick(started.elapsed(), &format!("{left}s left · {counts}"))
             }
@@ -240,6 +245,20 @@ impl Progress {
         }
     }
 
+    /// The checks as they stand with `left` seconds to go: on one line
+    /// when it fits [`crate::summary::LOG_WIDTH`], else (plain lines) a
+    /// line for the time left and one a check.
+    fn checks(&self, elapsed: Duration, left: u64, checks: &[String]) {
+        match self {
+            Progress::Lines(label) => {
+                for line in lines_of(label, left, checks) {
+                    eprintln!("{line}");
+                }
+            }
+            Progress::Bar(_) => self.tick(elapsed, &format!("{left}s left · {}", checks.join(" · "))),
+        }
+    }
+
     fn done(&self, message: &str) {
         match self {
             Progress::Bar(bar) => bar.finish_with_message(message.to_owned()),
@@ -248,22 +267,83 @@ impl Progress {
     }
 }
 
+/// The plain lines of one interval of the live display (see
+/// [`Progress::checks`]).
+fn lines_of(label: &str, left: u64, checks: &[String]) -> Vec<String> {
+    let parts = std::iter::once(format!("{left}s left")).chain(checks.iter().cloned()).collect::<Vec<_>>();
+    let one = format!("{label}: {}", parts.join(" · "));
+    if one.chars().count() <= crate::summary::LOG_WIDTH {
+        return vec![one];
+    }
+    let mut lines = vec![format!("{label}: {left}s left")];
+    lines.extend(checks.iter().map(|c| format!("{label}:   {c}")));
+    lines
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use sluice_core::config::RouterConfig;
 
-    /// The live line names every check with its limit and its samples
-    /// against `min_samples`, before any data ("–" for no value yet).
-    #[test]
-    fn the_running_line_shows_each_check_against_its_limit_and_min_samples() {
+    fn builtin() -> Vec<CheckSpec> {
         let router = RouterConfig::Local { admin_url: "http://127.0.0.1:9001".into() };
-        let checks = crate::context::builtin_checks(&router, &[]).expect("the embedded router has built-in checks");
+        crate::context::builtin_checks(&router, &[]).expect("the embedded router has built-in checks")
+    }
+
+    /// The live display names every check with its samples against
+    /// `min_samples`, before any data ("–" for no value yet); the limits,
+    /// printed before it, name every check's limit.
+    #[test]
+    fn the_running_parts_show_each_check_and_the_limits_each_limit() {
+        let checks = builtin();
         let analysis = Analysis::new(checks.clone(), sluice_analysis::Policy::default());
-        let line = running(&analysis.evidence(), &checks);
-        for c in analysis.evidence() {
-            assert!(line.contains(&format!("{} – ({}) n=0/50", c.name, c.threshold)), "{line}");
+        let parts = running(&analysis.evidence(), &checks);
+        let limits = limits(&analysis.evidence(), &checks);
+        assert_eq!((parts.len(), limits.len()), (checks.len(), checks.len()));
+        for ((c, part), limit) in analysis.evidence().iter().zip(&parts).zip(&limits) {
+            assert_eq!(part, &format!("{} – n=0/50", c.name));
+            assert_eq!(limit, &format!("{} limit {} (at least 50 samples)", c.name, c.threshold));
         }
-        assert_eq!(line.matches(" · ").count(), checks.len() - 1, "{line}");
+    }
+
+    /// A stage's plain lines (CI) with the built-in checks, a candidate at
+    /// 25% failing one request in ten and 40ms slower than stable, two
+    /// intervals in: every line fits 100 columns (the display does not
+    /// depend on the terminal's width: one snapshot).
+    #[test]
+    fn a_stage_display_fits_100_columns() {
+        let checks = builtin();
+        let mut analysis = Analysis::at_weight(checks.clone(), sluice_analysis::Policy::default(), 25).planned(60);
+        let pool = |requests: u64, errors: u64, base_ms: u64| sluice_analysis::PoolWindow {
+            requests,
+            errors,
+            latency: sluice_analysis::Histogram::from_pairs((0..requests).map(|k| ((base_ms + k % 20) * 1000, 1))),
+        };
+        let label = "stage 1/2 25%";
+        let mut lines: Vec<String> = limits(&analysis.evidence(), &checks)
+            .iter()
+            .flat_map(|l| crate::summary::wrap(&format!("{label}: {l}"), label.len() + 4))
+            .collect();
+        for i in 0..2 {
+            let start = jiff::Timestamp::from_second(1_700_000_000 + i).expect("time");
+            let interval = Interval {
+                start,
+                end: start + jiff::SignedDuration::from_secs(1),
+                candidate: Some(pool(20, 2, 50)),
+                stable: Some(pool(60, 0, 10)),
+                probes: Vec::new(),
+                values: Default::default(),
+                source_errors: Default::default(),
+                query_errors: Default::default(),
+                lookback: Default::default(),
+                router_weight: Some(25),
+            };
+            assert_eq!(analysis.observe(interval), Outcome::Continue, "too few samples to decide");
+            lines.extend(lines_of(label, 28 - 2 * i as u64, &running(&analysis.evidence(), &checks)));
+        }
+        for line in &lines {
+            assert!(line.chars().count() <= crate::summary::LOG_WIDTH, "{} columns: {line}", line.chars().count());
+        }
+        insta::assert_snapshot!("stage-display", lines.join("\n"));
     }
 }

@@ -3,7 +3,7 @@
 //! never changes a router.
 //!
 //! Per environment, in promotion order: the stable release (the last
-//! promotion in the file ledger), the router as it is now (candidate weight,
+//! promotion in the file ledger; with the GitHub ledger, where to see it), the router as it is now (candidate weight,
 //! stable and candidate pools), the deployment holding the environment (its
 //! lease), what is coming (releases promoted in the previous environment and
 //! not yet here), and for each record given with `--record`, where that
@@ -162,7 +162,13 @@ async fn gather(config: &Config, args: &Args) -> Result<serde_json::Value, Failu
             "deployments": deployments,
         }));
     }
-    Ok(json!({ "app": config.app, "at": now, "environments": environments }))
+    // The stable release and the lease are read from a file ledger only:
+    // with GitHub's, they are on the repository's Environments page.
+    let ledger = match &config.ledger {
+        LedgerConfig::File { .. } => "file",
+        LedgerConfig::Github {} => "github",
+    };
+    Ok(json!({ "app": config.app, "at": now, "ledger": ledger, "environments": environments }))
 }
 
 /// A router as it is now, or why it could not be read.
@@ -236,6 +242,10 @@ fn deployment(
     })
 }
 
+/// What the text view says of the stable release and the lease with the
+/// GitHub ledger, which `status` does not read (it would cost API calls).
+const GITHUB_UNREAD: &str = "(not read from the GitHub ledger: see the repository's Environments page)";
+
 /// The text view.
 fn render(view: &serde_json::Value) -> String {
     let str_of = |v: &serde_json::Value| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
@@ -243,7 +253,10 @@ fn render(view: &serde_json::Value) -> String {
     for env in view["environments"].as_array().into_iter().flatten() {
         out.push_str(&format!("\n{}\n", str_of(&env["name"])));
         let stable = &env["stable"];
-        if stable.is_null() {
+        let unread = view["ledger"] == "github";
+        if unread {
+            out.push_str(&format!("  stable    {GITHUB_UNREAD}\n"));
+        } else if stable.is_null() {
             out.push_str("  stable    (no promotion in the ledger)\n");
         } else {
             out.push_str(&format!("  stable    {} since {}\n", str_of(&stable["version"]), str_of(&stable["since"])));
@@ -270,6 +283,7 @@ fn render(view: &serde_json::Value) -> String {
             ));
         }
         match &env["lease"] {
+            serde_json::Value::Null if unread => out.push_str(&format!("  held by   {GITHUB_UNREAD}\n")),
             serde_json::Value::Null => out.push_str("  held by   nobody\n"),
             l => out.push_str(&format!(
                 "  held by   {} (release {}, {}) until {}\n",

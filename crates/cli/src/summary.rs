@@ -88,11 +88,30 @@ pub(crate) fn with_unit(kind: &str, value: Option<f64>) -> String {
 /// Prints the verdict to the log: one line for the verdict and its reason,
 /// one short line a check (value with its unit, limit, samples), and the
 /// explanation only for a check that did not pass and did not decide (the
-/// deciding one's is the reason already).
+/// deciding one's is the reason already) or that passed with its value over
+/// the limit as observed, not significantly. Lines longer than [`LOG_WIDTH`]
+/// are wrapped at a space, indented under their start.
 pub fn log_verdict(report: &AnalysisReport) {
-    eprintln!("verdict: {}: {}", format!("{:?}", report.verdict).to_lowercase(), report.reason);
+    for line in verdict_lines(report) {
+        eprintln!("{line}");
+    }
+}
+
+/// The widest line the verdict is printed in: GitHub's log viewer, or a
+/// laptop terminal split in two.
+pub(crate) const LOG_WIDTH: usize = 100;
+
+/// What the analysis says of a check it passes with its value over the
+/// limit as observed, but not significantly (sluice-analysis, engine state).
+const BEYOND_AS_OBSERVED: &str = "beyond it as observed";
+
+/// The lines [`log_verdict`] prints.
+fn verdict_lines(report: &AnalysisReport) -> Vec<String> {
+    let mut lines = Vec::new();
+    let verdict = format!("verdict: {}: {}", format!("{:?}", report.verdict).to_lowercase(), report.reason);
+    lines.extend(wrap(&verdict, 4));
     for skipped in &report.skipped {
-        eprintln!("  - {:<22} skipped: {}", skipped.name, skipped.reason);
+        lines.extend(wrap(&format!("  - {:<22} skipped: {}", skipped.name, skipped.reason), 6));
     }
     for c in &report.checks {
         let mark = match c.verdict {
@@ -100,15 +119,105 @@ pub fn log_verdict(report: &AnalysisReport) {
             _ => "✖",
         };
         let baseline = c.baseline.map(|_| format!(" vs stable {}", with_unit(&c.kind, c.baseline))).unwrap_or_default();
-        eprintln!(
+        let line = format!(
             "  {mark} {:<22} {}{baseline} (limit {}, {} samples)",
             c.name,
             with_unit(&c.kind, c.observed),
             c.threshold,
             c.samples
         );
-        if c.verdict != sluice_analysis::Verdict::Pass && report.decided_by.as_deref() != Some(c.name.as_str()) {
-            eprintln!("      {}", c.message);
+        lines.extend(wrap(&line, 6));
+        // A pass beyond the limit as observed (not significantly) says so:
+        // a ✔ beside a value over its limit would read as a mistake.
+        let unexplained_pass = c.verdict == sluice_analysis::Verdict::Pass && c.message.contains(BEYOND_AS_OBSERVED);
+        if (c.verdict != sluice_analysis::Verdict::Pass && report.decided_by.as_deref() != Some(c.name.as_str()))
+            || unexplained_pass
+        {
+            lines.extend(wrap(&format!("      {}", c.message), 8));
         }
+    }
+    lines
+}
+
+/// `line` cut at spaces into lines of at most [`LOG_WIDTH`] characters,
+/// the ones after the first indented by `indent`; a word longer than the
+/// width (a URL) stays whole on a line of its own.
+pub(crate) fn wrap(line: &str, indent: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut rest = line.to_owned();
+    while rest.chars().count() > LOG_WIDTH {
+        let lead = rest.len() - rest.trim_start().len();
+        // The last space within the width, after the leading indentation,
+        // or else the first space after it.
+        let cut = rest
+            .char_indices()
+            .take(LOG_WIDTH + 1)
+            .filter(|&(i, ch)| ch == ' ' && i > lead)
+            .map(|(i, _)| i)
+            .last()
+            .or_else(|| rest[lead..].find(' ').map(|i| i + lead));
+        let Some(cut) = cut else { break };
+        let (head, tail) = rest.split_at(cut);
+        lines.push(head.trim_end().to_owned());
+        rest = format!("{}{}", " ".repeat(indent), tail.trim_start());
+    }
+    lines.push(rest);
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_analysis::{Analysis, Histogram, Interval, Outcome, PoolWindow, Verdict};
+    use sluice_core::config::RouterConfig;
+
+    /// `requests` requests, `errors` of them failed, latencies spread over
+    /// `base_ms .. base_ms + 20ms`.
+    fn pool(requests: u64, errors: u64, base_ms: u64) -> PoolWindow {
+        let latency = Histogram::from_pairs((0..requests).map(|k| ((base_ms + k % 20) * 1000, 1)));
+        PoolWindow { requests, errors, latency }
+    }
+
+    /// The built-in checks of the embedded router judging a candidate at
+    /// 10% that fails one request in five and answers 40ms slower than
+    /// stable, one interval a second until they decide.
+    fn failing_report() -> AnalysisReport {
+        let router = RouterConfig::Local { admin_url: "http://127.0.0.1:9001".into() };
+        let checks = crate::context::builtin_checks(&router, &[]).expect("the embedded router has built-in checks");
+        let mut analysis = Analysis::at_weight(checks, sluice_analysis::Policy::default(), 10).planned(60);
+        for i in 0..60 {
+            let start = jiff::Timestamp::from_second(1_700_000_000 + i).expect("time");
+            let interval = Interval {
+                start,
+                end: start + jiff::SignedDuration::from_secs(1),
+                candidate: Some(pool(20, 4, 50)),
+                stable: Some(pool(180, 0, 10)),
+                probes: Vec::new(),
+                values: Default::default(),
+                source_errors: Default::default(),
+                query_errors: Default::default(),
+                lookback: Default::default(),
+                router_weight: Some(10),
+            };
+            if let Outcome::Decided(_) = analysis.observe(interval) {
+                break;
+            }
+        }
+        analysis.finish()
+    }
+
+    /// Every line of a failing verdict fits 100 columns (the log's width in
+    /// GitHub's viewer and on a laptop terminal split in two).
+    #[test]
+    fn a_failing_verdict_fits_100_columns() {
+        let report = failing_report();
+        assert_eq!(report.verdict, Verdict::Fail, "{report:#?}");
+        let lines = verdict_lines(&report);
+        for line in &lines {
+            assert!(line.chars().count() <= 100, "{} columns: {line}", line.chars().count());
+        }
+        // The comparison passed over its limit as observed says why.
+        assert!(lines.iter().any(|l| l.contains("not significantly")), "{lines:#?}");
+        insta::assert_snapshot!("failing-verdict", lines.join("\n"));
     }
 }

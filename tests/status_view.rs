@@ -1,0 +1,200 @@
+//! Snapshots of `sluice status` (text and `--json`) as a user sees it: an
+//! environment on the embedded router with a deployment in flight, an
+//! environment on an ALB (moto), and a config whose ledger is GitHub (the
+//! fake). Snapshots live in tests/snapshots/ so a review sees every change
+//! to the view.
+//!
+//! What varies from run to run is replaced by a named placeholder: each
+//! exact value it stands for (URLs of this run's processes, the test's
+//! directory, the ARNs moto made, the time and random part of the record
+//! id), or a pattern (timestamps). Nothing else is removed, so the snapshot
+//! shows every field a user sees. The steps run as run 7 of acme/shop by
+//! alice, so the lease holder reads the same everywhere.
+
+use crate::support::{Harness, code, exe, shared, stderr, stdout};
+use sluice_github_fake::Fake;
+use sluice_test_support::aws::{self as testing, create_alb, step_env};
+use std::process::{Command, Output};
+
+/// Exact values of this run and what they are called in the snapshots,
+/// then timestamps (RFC 3339, whole seconds or finer) as `[time]`.
+struct Normalise(Vec<(String, String)>);
+
+impl Normalise {
+    fn new() -> Normalise {
+        Normalise(Vec::new())
+    }
+
+    fn name(&mut self, value: &str, placeholder: &str) -> &mut Self {
+        assert!(!value.is_empty(), "{placeholder}: nothing to replace");
+        self.0.push((value.to_owned(), format!("[{placeholder}]")));
+        self
+    }
+
+    /// Longest value first, so a URL is named before the port inside it.
+    fn apply(&self, text: &str) -> String {
+        let mut pairs: Vec<&(String, String)> = self.0.iter().collect();
+        pairs.sort_by_key(|(v, _)| std::cmp::Reverse(v.len()));
+        let mut out = text.to_owned();
+        for (value, placeholder) in pairs {
+            out = out.replace(value.as_str(), placeholder);
+        }
+        out
+    }
+
+    fn snapshot(&self, name: &str, text: &str) {
+        let text = self.apply(text);
+        let mut settings = insta::Settings::clone_current();
+        settings.set_snapshot_path("snapshots");
+        settings.set_prepend_module_to_snapshot(false);
+        settings.add_filter(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})", "[time]");
+        settings.bind(|| insta::assert_snapshot!(name, text));
+    }
+}
+
+/// Runs `args[0]` (a step, or `sluice`) in `dir` with the config there, as
+/// run 7 of acme/shop by alice would (the lease holder names them), with
+/// `env` added.
+fn run(dir: &std::path::Path, env: &[(String, String)], args: &[&str]) -> Output {
+    Command::new(exe(args[0]))
+        .current_dir(dir)
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("GITHUB_OUTPUT")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .env_remove("RUNNER_DEBUG")
+        .env("CI", "true")
+        .env("GITHUB_ACTOR", "alice")
+        .env("GITHUB_SERVER_URL", "https://github.com")
+        .env("GITHUB_REPOSITORY", REPO)
+        .env("GITHUB_RUN_ID", "7")
+        .envs(env.iter().cloned())
+        .args(&args[1..])
+        .args(["--config", "sluice.toml"])
+        .output()
+        .expect("step runs")
+}
+
+fn ok(out: &Output, what: &str) {
+    assert_eq!(code(out), 0, "{what}: {}", stderr(out));
+}
+
+/// What varies in a record's id (`APP-ENV-RELEASE-STAMP-RANDOM`): after
+/// `prefix`.
+fn id_tail<'a>(record: &'a serde_json::Value, prefix: &str) -> &'a str {
+    let id = record["id"].as_str().expect("record id");
+    id.strip_prefix(prefix).unwrap_or_else(|| panic!("{id} does not start with {prefix}"))
+}
+
+fn record(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).expect("record")).expect("record json")
+}
+
+/// The status view of dev with a release promoted (stable), the next one
+/// paused at its first stage (in flight, holding the lease), and prd where
+/// the promoted release is coming.
+#[test]
+fn status_of_a_deployment_in_flight_on_the_embedded_router() {
+    let canary = "{ kind = \"canary\", stages = [25, 100], stage_duration = \"1s\" }";
+    let h = Harness::start(
+        &[("v1", &[]), ("v2", &[]), ("v3", &[])],
+        canary,
+        "analysis = \"none\"\npause_timeout = \"1h\"\n",
+    );
+    let (v2, v3) = (h.apps[1].clone(), h.apps[2].clone());
+    let step = |args: &[&str]| run(h.dir.path(), &[], args);
+    ok(&step(&["gate", "-e", "dev", "--record", "v2.json", "--release", "v2", "--commit", "abcdef1"]), "gate v2");
+    ok(&step(&["shift-traffic", "-e", "dev", "--record", "v2.json", "--candidate-upstream", &v2]), "shift v2");
+    ok(&step(&["promote", "-e", "dev", "--record", "v2.json"]), "promote v2");
+    ok(&step(&["gate", "-e", "dev", "--record", "r.json", "--release", "v3", "--commit", "abcdef2"]), "gate v3");
+    let paused =
+        step(&["shift-traffic", "-e", "dev", "--record", "r.json", "--candidate-upstream", &v3, "--pause-at", "25"]);
+    ok(&paused, "shift v3 to a pause at 25%");
+
+    let r = record(&h.path("r.json"));
+    let mut n = Normalise::new();
+    n.name(&h.admin, "router-admin-url")
+        .name(&h.apps[0], "app-v1-url")
+        .name(&v2, "app-v2-url")
+        .name(&v3, "app-v3-url")
+        .name(&h.dir.path().display().to_string(), "test-dir")
+        .name(id_tail(&r, "shop-dev-v3-"), "time-random");
+    let status = step(&["sluice", "status", "--record", "r.json"]);
+    ok(&status, "status");
+    let json = step(&["sluice", "status", "--record", "r.json", "--json"]);
+    ok(&json, "status --json");
+    n.snapshot("status-local-router", &stdout(&status));
+    n.snapshot("status-local-router-json", &stdout(&json));
+}
+
+/// An ALB on moto with a release at 20% by `shift-traffic --weight`.
+#[tokio::test(flavor = "multi_thread")]
+async fn status_of_an_alb_on_moto() {
+    let _turn = shared();
+    let Some(moto) = testing::moto() else { return };
+    let sdk = moto.sdk_config().await;
+    let fx = create_alb(&moto.endpoint, &sdk).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = format!(
+        "app = \"shop\"\n[ledger]\nkind = \"file\"\npath = \"ledger.jsonl\"\n\
+         [defaults]\nstrategy = {{ kind = \"canary\", stages = [20, 100], stage_duration = \"1s\" }}\nanalysis = \"none\"\n\
+         [[environment]]\nname = \"dev\"\n\
+         router = {{ kind = \"alb\", listener_arn = \"{}\", stable_target_group = \"{}\", candidate_target_group = \"{}\" }}\n",
+        fx.listener, fx.blue, fx.green
+    );
+    std::fs::write(dir.path().join("sluice.toml"), config).expect("config");
+    let aws: Vec<(String, String)> = step_env(&moto.endpoint).into_iter().map(|(k, v)| (k.into(), v)).collect();
+    let step = |args: &[&str]| run(dir.path(), &aws, args);
+    ok(&step(&["gate", "-e", "dev", "--record", "r.json", "--release", "v2", "--commit", "abcdef1"]), "gate");
+    ok(&step(&["shift-traffic", "-e", "dev", "--record", "r.json", "--weight", "20"]), "shift to 20%");
+
+    let r = record(&dir.path().join("r.json"));
+    let mut n = Normalise::new();
+    n.name(&fx.listener, "listener-arn")
+        .name(&fx.blue, "blue-target-group-arn")
+        .name(&fx.green, "green-target-group-arn")
+        .name(&dir.path().display().to_string(), "test-dir")
+        .name(id_tail(&r, "shop-dev-v2-"), "time-random");
+    let status = step(&["sluice", "status", "--record", "r.json"]);
+    ok(&status, "status");
+    let json = step(&["sluice", "status", "--record", "r.json", "--json"]);
+    ok(&json, "status --json");
+    n.snapshot("status-alb", &stdout(&status));
+    n.snapshot("status-alb-json", &stdout(&json));
+}
+
+const TOKEN: &str = "ghs_statusSECRETtoken0123456789abcdefgh";
+const REPO: &str = "acme/shop";
+/// A commit the fake knows (a ref GitHub would find).
+const SHA: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678";
+
+/// A config whose ledger is GitHub (the fake): the release gated and
+/// shifted all at once in dev, not promoted.
+#[test]
+fn status_with_the_github_ledger() {
+    let h = Harness::start(&[("v1", &[]), ("v2", &[])], "{ kind = \"all_at_once\" }", "analysis = \"none\"\n");
+    let fake = Fake::start(TOKEN);
+    let config = std::fs::read_to_string(h.path("sluice.toml")).expect("config").replace(
+        "[ledger]\nkind = \"file\"\npath = \"ledger.jsonl\"\n",
+        &format!("[ledger]\nkind = \"github\"\n[github]\nrepository = \"{REPO}\"\nwrite_interval = \"20ms\"\nmax_wait = \"10s\"\n"),
+    );
+    assert!(config.contains("kind = \"github\""), "{config}");
+    std::fs::write(h.path("sluice.toml"), config).expect("config");
+    let v2 = h.apps[1].clone();
+    let github = [("GITHUB_TOKEN".to_owned(), TOKEN.to_owned()), ("GITHUB_API_URL".to_owned(), fake.api_url())];
+    let step = |args: &[&str]| run(h.dir.path(), &github, args);
+    ok(&step(&["gate", "-e", "dev", "--record", "r.json", "--release", "v2", "--commit", SHA]), "gate");
+    ok(&step(&["shift-traffic", "-e", "dev", "--record", "r.json", "--candidate-upstream", &v2]), "shift");
+
+    let r = record(&h.path("r.json"));
+    let mut n = Normalise::new();
+    n.name(&h.admin, "router-admin-url")
+        .name(&h.apps[0], "app-v1-url")
+        .name(&v2, "app-v2-url")
+        .name(id_tail(&r, "shop-dev-v2-"), "time-random");
+    let status = step(&["sluice", "status", "--record", "r.json"]);
+    ok(&status, "status");
+    let json = step(&["sluice", "status", "--record", "r.json", "--json"]);
+    ok(&json, "status --json");
+    n.snapshot("status-github-ledger", &stdout(&status));
+    n.snapshot("status-github-ledger-json", &stdout(&json));
+}
