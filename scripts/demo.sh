@@ -35,6 +35,7 @@ case "$profile" in
 esac
 say "building the steps, the router and the demo app ($profile profile)"
 (cd "$root" && cargo build --profile "$profile" --locked --quiet -p sluice-cli -p sluice-router -p sluice-demo --bins)
+built=$SECONDS
 bin=${CARGO_TARGET_DIR:-$root/target}/$dir
 export PATH="$bin:$PATH"
 
@@ -170,6 +171,7 @@ step shift-traffic 1 --config "$config" -e dev --record "$rec" --candidate-upstr
 weight=$(admin_state dev | json_get candidate_weight)
 [ "$weight" = 0 ] || fail "dev: candidate weight is $weight after the rollback, expected 0"
 step rollback 0 --config "$config" -e dev --record "$rec" --reason "operator confirms"
+first_rollback=$SECONDS
 
 say "release v3 -> tst is refused: it never passed dev"
 step gate 1 --config "$config" -e tst --record "$out/records/v3-tst.json" --release v3 --commit "$commit3"
@@ -183,3 +185,4 @@ wait 2>/dev/null || true
 pids=()
 say "demo passed: v2 is stable in dev, tst and prd; v3 was rolled back in dev"
 echo "records, ledger, summaries and the report are in $out" >&2
+echo "time: the bad canary was rolled back ${first_rollback}s after this script started (build ${built}s); the whole demo took ${SECONDS}s" >&2
