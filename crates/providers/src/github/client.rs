@@ -372,22 +372,7 @@ impl GitHub {
         body: &B,
         refusals: &[u16],
     ) -> Result<Result<T, Refused>, ProviderError> {
-        let body = serde_json::to_value(body).map_err(|e| self.error(operation, e.to_string(), false))?;
-        let path = self.repo_path(path);
-        // Resent after a failure that may have been applied: the resend is
-        // then refused (its `sha` is stale, the reference exists), and the
-        // caller reads back and finds its own write.
-        let sent = self
-            .inner
-            .settings
-            .backoff
-            .run(|| self.send(operation, need, http::Method::PUT, &path, Some(&body), None, refusals))
-            .await?;
-        match sent {
-            Sent::Ok { body, .. } => self.parse(operation, &body).map(Ok),
-            Sent::Refused(refused) => Ok(Err(refused)),
-            Sent::NotModified => Err(self.error(operation, "a write answered 304".into(), false)),
-        }
+        self.write_if(http::Method::PUT, operation, need, path, body, refusals).await
     }
 
     /// `POST` under the repository, answering JSON; an answer with one of
@@ -395,6 +380,20 @@ impl GitHub {
     /// [`Refused`].
     pub async fn post_if<B: Serialize, T: DeserializeOwned>(
         &self,
+        operation: &str,
+        need: &str,
+        path: &str,
+        body: &B,
+        refusals: &[u16],
+    ) -> Result<Result<T, Refused>, ProviderError> {
+        self.write_if(http::Method::POST, operation, need, path, body, refusals).await
+    }
+
+    /// A write under the repository whose `refusals` are answers, not
+    /// errors: [`GitHub::put_if`], [`GitHub::post_if`].
+    async fn write_if<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: http::Method,
         operation: &str,
         need: &str,
         path: &str,
@@ -410,7 +409,7 @@ impl GitHub {
             .inner
             .settings
             .backoff
-            .run(|| self.send(operation, need, http::Method::POST, &path, Some(&body), None, refusals))
+            .run(|| self.send(operation, need, method.clone(), &path, Some(&body), None, refusals))
             .await?;
         match sent {
             Sent::Ok { body, .. } => self.parse(operation, &body).map(Ok),

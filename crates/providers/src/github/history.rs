@@ -133,6 +133,7 @@ pub async fn read(github: &GitHub, query: &Query) -> Result<History, ProviderErr
     };
     let mut journal_entries = Vec::new();
     let mut journaled = journal::Closed::new();
+    let mut unread = Vec::new();
     for file in files.iter().flatten() {
         let Some((app, environment, month)) = journal::parse_path(&file.path) else { continue };
         let wanted = (query.environments.is_empty() || query.environments.iter().any(|e| e == environment))
@@ -148,8 +149,8 @@ pub async fn read(github: &GitHub, query: &Query) -> Result<History, ProviderErr
         if !wanted {
             continue;
         }
-        if let Some(left) = spent(github, query) {
-            left_out(&mut history, left, query, &format!("the journal file {} was not read", file.path));
+        if spent(github, query).is_some() {
+            unread.push(file.path.as_str());
             continue;
         }
         let text = branch.blob(&file.sha).await?;
@@ -161,6 +162,9 @@ pub async fn read(github: &GitHub, query: &Query) -> Result<History, ProviderErr
         );
     }
     history.journal_entries = journal_entries.len();
+    if let Some(left) = spent(github, query).filter(|_| !unread.is_empty()) {
+        left_out(&mut history, left, query, &format!("the journal files {} were not read", unread.join(", ")));
+    }
 
     // Deployments from before the journal (all of them without one).
     let before = match (&files, &start) {
