@@ -74,6 +74,24 @@ fn run(dir: &std::path::Path, env: &[(String, String)], args: &[&str]) -> Output
         .expect("step runs")
 }
 
+/// `sluice status` as text at 100 columns (a CI log) and at 80 (a
+/// terminal), through `COLUMNS`: every line fits, unless it is one word
+/// longer than the width (a URL), kept whole.
+fn text_views(dir: &std::path::Path, env: &[(String, String)], args: &[&str]) -> [String; 2] {
+    [100, 80].map(|width| {
+        let mut env = env.to_vec();
+        env.push(("COLUMNS".to_owned(), width.to_string()));
+        let out = run(dir, &env, args);
+        ok(&out, &format!("status at {width} columns"));
+        let text = stdout(&out);
+        for line in text.lines() {
+            let one_word = !line.trim().contains(' ');
+            assert!(line.chars().count() <= width || one_word, "over {width} columns: {line}\n{text}");
+        }
+        text
+    })
+}
+
 fn ok(out: &Output, what: &str) {
     assert_eq!(code(out), 0, "{what}: {}", stderr(out));
 }
@@ -118,11 +136,11 @@ fn status_of_a_deployment_in_flight_on_the_embedded_router() {
         .name(&v3, "app-v3-url")
         .name(&h.dir.path().display().to_string(), "test-dir")
         .name(id_tail(&r, "shop-dev-v3-"), "time-random");
-    let status = step(&["sluice", "status", "--record", "r.json"]);
-    ok(&status, "status");
+    let [status, narrow] = text_views(h.dir.path(), &[], &["sluice", "status", "--record", "r.json"]);
     let json = step(&["sluice", "status", "--record", "r.json", "--json"]);
     ok(&json, "status --json");
-    n.snapshot("status-local-router", &stdout(&status));
+    n.snapshot("status-local-router", &status);
+    n.snapshot("status-local-router-80", &narrow);
     n.snapshot("status-local-router-json", &stdout(&json));
 }
 
@@ -149,16 +167,20 @@ async fn status_of_an_alb_on_moto() {
 
     let r = record(&dir.path().join("r.json"));
     let mut n = Normalise::new();
+    // The text view names a target group by its ARN's resource part.
+    let resource = |arn: &str| arn.splitn(6, ':').nth(5).expect("an ARN").to_owned();
     n.name(&fx.listener, "listener-arn")
         .name(&fx.blue, "blue-target-group-arn")
         .name(&fx.green, "green-target-group-arn")
+        .name(&resource(&fx.blue), "blue-target-group")
+        .name(&resource(&fx.green), "green-target-group")
         .name(&dir.path().display().to_string(), "test-dir")
         .name(id_tail(&r, "shop-dev-v2-"), "time-random");
-    let status = step(&["sluice", "status", "--record", "r.json"]);
-    ok(&status, "status");
+    let [status, narrow] = text_views(dir.path(), &aws, &["sluice", "status", "--record", "r.json"]);
     let json = step(&["sluice", "status", "--record", "r.json", "--json"]);
     ok(&json, "status --json");
-    n.snapshot("status-alb", &stdout(&status));
+    n.snapshot("status-alb", &status);
+    n.snapshot("status-alb-80", &narrow);
     n.snapshot("status-alb-json", &stdout(&json));
 }
 
@@ -191,10 +213,10 @@ fn status_with_the_github_ledger() {
         .name(&h.apps[0], "app-v1-url")
         .name(&v2, "app-v2-url")
         .name(id_tail(&r, "shop-dev-v2-"), "time-random");
-    let status = step(&["sluice", "status", "--record", "r.json"]);
-    ok(&status, "status");
+    let [status, narrow] = text_views(h.dir.path(), &github, &["sluice", "status", "--record", "r.json"]);
     let json = step(&["sluice", "status", "--record", "r.json", "--json"]);
     ok(&json, "status --json");
-    n.snapshot("status-github-ledger", &stdout(&status));
+    n.snapshot("status-github-ledger", &status);
+    n.snapshot("status-github-ledger-80", &narrow);
     n.snapshot("status-github-ledger-json", &stdout(&json));
 }

@@ -15,15 +15,38 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// Analyses the candidate `release`, which takes `weight` percent of
-/// traffic, for `duration`, sampling every configured interval.
-pub async fn analyse(
-    ctx: &Context,
-    release: &str,
-    weight: u8,
-    duration: Duration,
-    label: &str,
-) -> Result<AnalysisReport, Failure> {
-    analyse_in(ctx, &Scope::environment(ctx)?, &ctx.checks()?.specs, release, weight, duration, label).await
+/// traffic, for the `window`, sampling every configured interval.
+pub async fn analyse(ctx: &Context, release: &str, weight: u8, window: Window<'_>) -> Result<AnalysisReport, Failure> {
+    analyse_in(ctx, &Scope::environment(ctx)?, &ctx.checks()?.specs, release, weight, window).await
+}
+
+/// A window of analysis as the live display shows it.
+#[derive(Debug, Clone, Copy)]
+pub struct Window<'a> {
+    /// What each line of the display starts with ("stage 1/3 10%").
+    pub label: &'a str,
+    /// How long the window lasts.
+    pub duration: Duration,
+    /// How much of the plan comes after it (zero outside a plan), so the
+    /// display says the time left in the plan, not only in the stage.
+    pub after: Duration,
+}
+
+impl<'a> Window<'a> {
+    /// A window with nothing after it.
+    pub fn alone(label: &'a str, duration: Duration) -> Window<'a> {
+        Window { label, duration, after: Duration::ZERO }
+    }
+
+    /// "28s left", and "28s left, plan 1m 58s" in a plan with more to come.
+    fn left(&self, left: Duration) -> String {
+        let secs = left.as_secs();
+        if self.after.is_zero() {
+            return format!("{secs}s left");
+        }
+        let plan = Duration::from_secs(secs + self.after.as_secs());
+        format!("{secs}s left, plan {}", humantime::format_duration(plan))
+    }
 }
 
 /// What one analysis reads: a router (its counters, its target groups) and
@@ -50,18 +73,19 @@ pub async fn analyse_in(
     checks: &[CheckSpec],
     release: &str,
     weight: u8,
-    duration: Duration,
-    label: &str,
+    window: Window<'_>,
 ) -> Result<AnalysisReport, Failure> {
     let checks = checks.to_vec();
-    let planned = planned_intervals(duration, ctx.config.analysis.interval);
+    let planned = planned_intervals(window.duration, ctx.config.analysis.interval);
     let mut analysis = Analysis::at_weight(checks.clone(), ctx.config.analysis.policy.clone(), weight).planned(planned);
+    let width = crate::summary::width(&console::Term::stderr());
+    let label = window.label;
     for line in limits(&analysis.evidence(), &checks) {
-        for line in crate::summary::wrap(&format!("{label}: {line}"), label.chars().count() + 4) {
+        for line in crate::summary::wrap(&format!("{label}: {line}"), label.chars().count() + 4, width) {
             eprintln!("{line}");
         }
     }
-    sample_in(ctx, scope, release, &checks, duration, label, |interval| match analysis.observe(interval) {
+    sample_in(ctx, scope, release, &checks, window, |interval| match analysis.observe(interval) {
         Outcome::Decided(verdict) => Observed::Done(format!("decided early: {verdict:?}").to_lowercase()),
         Outcome::Continue => Observed::Continue { status: Some(running(&analysis.evidence(), &checks)) },
     })
@@ -118,11 +142,10 @@ pub async fn sample(
     ctx: &Context,
     release: &str,
     checks: &[CheckSpec],
-    duration: Duration,
-    label: &str,
+    window: Window<'_>,
     observe: impl FnMut(Interval) -> Observed,
 ) -> Result<(), Failure> {
-    sample_in(ctx, &Scope::environment(ctx)?, release, checks, duration, label, observe).await
+    sample_in(ctx, &Scope::environment(ctx)?, release, checks, window, observe).await
 }
 
 /// [`sample`] of one router with its sources and probes.
@@ -131,10 +154,10 @@ pub async fn sample_in(
     scope: &Scope,
     release: &str,
     checks: &[CheckSpec],
-    duration: Duration,
-    label: &str,
+    window: Window<'_>,
     mut observe: impl FnMut(Interval) -> Observed,
 ) -> Result<(), Failure> {
+    let duration = window.duration;
     let env = ctx.env();
     let interval = ctx.config.analysis.interval;
     let vars =
@@ -148,7 +171,7 @@ pub async fn sample_in(
         }
     }
     let mut sampler = Sampler::new(scope.router.clone(), scope.probes.clone()).with_queries(sources, queries);
-    let progress = Progress::new(label, duration);
+    let progress = Progress::new(window);
     sampler.start().await;
     let started = Instant::now();
     let deadline = started + duration.max(interval);
@@ -167,17 +190,15 @@ pub async fn sample_in(
         let counts = describe(n, &sample);
         let first = *first_start.get_or_insert(sample.start);
         let covered = sample.end.duration_since(first) >= wanted;
-        let left = duration.saturating_sub(started.elapsed()).as_secs();
+        let left = window.left(duration.saturating_sub(started.elapsed()));
         match observe(sample) {
             Observed::Done(done) => {
                 progress.tick(started.elapsed(), &counts);
                 progress.done(&done);
                 break;
             }
-            Observed::Continue { status: Some(status) } => progress.checks(started.elapsed(), left, &status),
-            Observed::Continue { status: None } => {
-                progress.tick(started.elapsed(), &format!("{left}s left · {counts}"))
-            }
+            Observed::Continue { status: Some(status) } => progress.checks(started.elapsed(), &left, &status),
+            Observed::Continue { status: None } => progress.tick(started.elapsed(), &format!("{left} · {counts}")),
         }
         let now = Instant::now();
         if now >= deadline && (covered || now >= give_up) {
@@ -213,14 +234,16 @@ fn describe(n: usize, sample: &Interval) -> String {
     text
 }
 
-/// A progress bar on a terminal; plain lines in CI or when piped.
+/// A progress bar on a terminal; plain lines in CI or when piped, at most
+/// `width` columns (see [`crate::summary::width`]).
 enum Progress {
     Bar(ProgressBar),
-    Lines(String),
+    Lines { label: String, width: usize },
 }
 
 impl Progress {
-    fn new(label: &str, duration: Duration) -> Progress {
+    fn new(window: Window<'_>) -> Progress {
+        let (label, duration) = (window.label, window.duration);
         if std::io::stderr().is_terminal() && !env::in_ci() {
             let bar = ProgressBar::new(duration.as_millis() as u64);
             let style = ProgressStyle::with_template("{prefix} [{bar:30}] {elapsed}/{duration} {msg}")
@@ -230,8 +253,13 @@ impl Progress {
             bar.set_prefix(label.to_owned());
             Progress::Bar(bar)
         } else {
-            eprintln!("{label}: analysing for {}", humantime::format_duration(duration));
-            Progress::Lines(label.to_owned())
+            let rest = if window.after.is_zero() {
+                String::new()
+            } else {
+                format!(" ({} of the plan after it)", humantime::format_duration(window.after))
+            };
+            eprintln!("{label}: analysing for {}{rest}", humantime::format_duration(duration));
+            Progress::Lines { label: label.to_owned(), width: crate::summary::width(&console::Term::stderr()) }
         }
     }
 
@@ -241,42 +269,45 @@ impl Progress {
                 bar.set_position(elapsed.as_millis() as u64);
                 bar.set_message(message.to_owned());
             }
-            Progress::Lines(label) => eprintln!("{label}: {message}"),
+            Progress::Lines { label, .. } => eprintln!("{label}: {message}"),
         }
     }
 
-    /// The checks as they stand with `left` seconds to go: on one line
-    /// when it fits [`crate::summary::LOG_WIDTH`], else (plain lines) a
-    /// line for the time left and one a check.
-    fn checks(&self, elapsed: Duration, left: u64, checks: &[String]) {
+    /// The checks as they stand with `left` to go: on one line when it
+    /// fits the width, else (plain lines) a line for the time left and one
+    /// a check.
+    fn checks(&self, elapsed: Duration, left: &str, checks: &[String]) {
         match self {
-            Progress::Lines(label) => {
-                for line in lines_of(label, left, checks) {
+            Progress::Lines { label, width } => {
+                for line in lines_of(label, left, checks, *width) {
                     eprintln!("{line}");
                 }
             }
-            Progress::Bar(_) => self.tick(elapsed, &format!("{left}s left · {}", checks.join(" · "))),
+            Progress::Bar(_) => self.tick(elapsed, &format!("{left} · {}", checks.join(" · "))),
         }
     }
 
     fn done(&self, message: &str) {
         match self {
             Progress::Bar(bar) => bar.finish_with_message(message.to_owned()),
-            Progress::Lines(label) => eprintln!("{label}: {message}"),
+            Progress::Lines { label, .. } => eprintln!("{label}: {message}"),
         }
     }
 }
 
 /// The plain lines of one interval of the live display (see
 /// [`Progress::checks`]).
-fn lines_of(label: &str, left: u64, checks: &[String]) -> Vec<String> {
-    let parts = std::iter::once(format!("{left}s left")).chain(checks.iter().cloned()).collect::<Vec<_>>();
+fn lines_of(label: &str, left: &str, checks: &[String], width: usize) -> Vec<String> {
+    let parts = std::iter::once(left.to_owned()).chain(checks.iter().cloned()).collect::<Vec<_>>();
     let one = format!("{label}: {}", parts.join(" · "));
-    if one.chars().count() <= crate::summary::LOG_WIDTH {
+    if one.chars().count() <= width {
         return vec![one];
     }
-    let mut lines = vec![format!("{label}: {left}s left")];
-    lines.extend(checks.iter().map(|c| format!("{label}:   {c}")));
+    let indent = label.chars().count() + 4;
+    let mut lines = vec![format!("{label}: {left}")];
+    for c in checks {
+        lines.extend(crate::summary::wrap(&format!("{label}:   {c}"), indent, width));
+    }
     lines
 }
 
@@ -308,10 +339,30 @@ mod tests {
 
     /// A stage's plain lines (CI) with the built-in checks, a candidate at
     /// 25% failing one request in ten and 40ms slower than stable, two
-    /// intervals in: every line fits 100 columns (the display does not
-    /// depend on the terminal's width: one snapshot).
+    /// intervals in, with a minute and a half of the plan after the stage:
+    /// every line fits 100 columns (a CI log), and 80 (a terminal).
     #[test]
-    fn a_stage_display_fits_100_columns() {
+    fn a_stage_display_fits_100_and_80_columns() {
+        for (width, name) in [(100, "stage-display"), (80, "stage-display-80")] {
+            let lines = stage_display(width);
+            for line in &lines {
+                assert!(line.chars().count() <= width, "{} columns: {line}", line.chars().count());
+            }
+            insta::assert_snapshot!(name, lines.join("\n"));
+        }
+    }
+
+    /// The time left names the plan's only in a plan with more to come.
+    #[test]
+    fn the_time_left_counts_the_rest_of_the_plan() {
+        let stage =
+            Window { label: "stage 1/3 10%", duration: Duration::from_secs(30), after: Duration::from_secs(90) };
+        assert_eq!(stage.left(Duration::from_millis(28_400)), "28s left, plan 1m 58s");
+        let alone = Window::alone("verify-health", Duration::from_secs(30));
+        assert_eq!(alone.left(Duration::from_secs(28)), "28s left");
+    }
+
+    fn stage_display(width: usize) -> Vec<String> {
         let checks = builtin();
         let mut analysis = Analysis::at_weight(checks.clone(), sluice_analysis::Policy::default(), 25).planned(60);
         let pool = |requests: u64, errors: u64, base_ms: u64| sluice_analysis::PoolWindow {
@@ -319,10 +370,12 @@ mod tests {
             errors,
             latency: sluice_analysis::Histogram::from_pairs((0..requests).map(|k| ((base_ms + k % 20) * 1000, 1))),
         };
-        let label = "stage 1/2 25%";
+        let window =
+            Window { label: "stage 1/2 25%", duration: Duration::from_secs(30), after: Duration::from_secs(90) };
+        let label = window.label;
         let mut lines: Vec<String> = limits(&analysis.evidence(), &checks)
             .iter()
-            .flat_map(|l| crate::summary::wrap(&format!("{label}: {l}"), label.len() + 4))
+            .flat_map(|l| crate::summary::wrap(&format!("{label}: {l}"), label.len() + 4, width))
             .collect();
         for i in 0..2 {
             let start = jiff::Timestamp::from_second(1_700_000_000 + i).expect("time");
@@ -339,11 +392,9 @@ mod tests {
                 router_weight: Some(25),
             };
             assert_eq!(analysis.observe(interval), Outcome::Continue, "too few samples to decide");
-            lines.extend(lines_of(label, 28 - 2 * i as u64, &running(&analysis.evidence(), &checks)));
+            let left = window.left(Duration::from_secs(28 - 2 * i as u64));
+            lines.extend(lines_of(label, &left, &running(&analysis.evidence(), &checks), width));
         }
-        for line in &lines {
-            assert!(line.chars().count() <= crate::summary::LOG_WIDTH, "{} columns: {line}", line.chars().count());
-        }
-        insta::assert_snapshot!("stage-display", lines.join("\n"));
+        lines
     }
 }

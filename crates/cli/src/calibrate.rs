@@ -14,7 +14,7 @@
 //! release into it first. CodeDeploy owns its shifts: refused.
 
 use crate::Outcome;
-use crate::analyse::{Observed, planned_intervals, sample};
+use crate::analyse::{Observed, Window, planned_intervals, sample};
 use crate::context::{Common, Context, lease_grace, ledger_failure, now};
 use anyhow::anyhow;
 use sluice_analysis::{Analysis, CheckSpec, Outcome as Step, Policy, Verdict};
@@ -123,7 +123,8 @@ async fn stages(
             .collect();
         let mut smallest: Vec<Option<f64>> = vec![None; specs.len()];
         let label = format!("calibrate stage {}/{} {weight}%", i + 1, plan.len());
-        sample(ctx, "calibration", specs, *duration, &label, |interval| {
+        let after = plan[i + 1..].iter().map(|(_, d)| *d).sum();
+        sample(ctx, "calibration", specs, Window { label: &label, duration: *duration, after }, |interval| {
             for (k, analysis) in analyses.iter_mut().enumerate() {
                 // Each goes on to the end: later intervals are recorded,
                 // not judged, once it decided.

@@ -71,7 +71,11 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
     }
     loop {
         let view = gather(&config, &args).await?;
-        let text = if args.json { format!("{:#}\n", view) } else { render(&view) };
+        let text = if args.json {
+            format!("{:#}\n", view)
+        } else {
+            render(&view, crate::summary::width(&console::Term::stdout()))
+        };
         if args.watch.is_some() && std::io::stdout().is_terminal() {
             // Clear the screen and go home, then draw.
             print!("\x1b[2J\x1b[H");
@@ -246,10 +250,41 @@ fn deployment(
 /// GitHub ledger, which `status` does not read (it would cost API calls).
 const GITHUB_UNREAD: &str = "(not read from the GitHub ledger: see the repository's Environments page)";
 
-/// The text view.
-fn render(view: &serde_json::Value) -> String {
+/// The text view, its lines wrapped to `width` columns under their value
+/// column.
+fn render(view: &serde_json::Value, width: usize) -> String {
+    let mut wrapped = String::new();
+    for line in unwrapped(view).lines() {
+        for line in crate::summary::wrap(line, VALUES, width) {
+            wrapped.push_str(&line);
+            wrapped.push('\n');
+        }
+    }
+    wrapped
+}
+
+/// An ARN's resource ("targetgroup/green/50dc6c495c0c9188"), which names it
+/// within the account and region the config gives; other values as they
+/// are. (`--json` keeps the whole ARN.)
+fn resource(value: &str) -> &str {
+    match value.strip_prefix("arn:") {
+        Some(rest) => rest.splitn(5, ':').nth(4).unwrap_or(value),
+        None => value,
+    }
+}
+
+/// Where the values start on a line of the text view ("  stable    v2").
+const VALUES: usize = 12;
+
+/// The text view, one line a fact however long.
+fn unwrapped(view: &serde_json::Value) -> String {
     let str_of = |v: &serde_json::Value| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
-    let mut out = format!("{} at {}\n", str_of(&view["app"]), str_of(&view["at"]));
+    // Times to the second: a status view has no use for nanoseconds.
+    let time_of = |v: &serde_json::Value| match v.as_str().map(str::parse::<jiff::Timestamp>) {
+        Some(Ok(t)) => t.round(jiff::Unit::Second).map_or_else(|_| t.to_string(), |t| t.to_string()),
+        _ => str_of(v),
+    };
+    let mut out = format!("{} at {}\n", str_of(&view["app"]), time_of(&view["at"]));
     for env in view["environments"].as_array().into_iter().flatten() {
         out.push_str(&format!("\n{}\n", str_of(&env["name"])));
         let stable = &env["stable"];
@@ -259,16 +294,18 @@ fn render(view: &serde_json::Value) -> String {
         } else if stable.is_null() {
             out.push_str("  stable    (no promotion in the ledger)\n");
         } else {
-            out.push_str(&format!("  stable    {} since {}\n", str_of(&stable["version"]), str_of(&stable["since"])));
+            out.push_str(&format!("  stable    {} since {}\n", str_of(&stable["version"]), time_of(&stable["since"])));
         }
+        // The weight on the line, each pool (a URL, an ARN) on its own.
         let router_line = |router: &serde_json::Value| match router.get("error") {
             Some(e) => format!("{} unreachable: {}", str_of(&router["kind"]), str_of(e)),
             None => format!(
-                "{}: candidate {}% ({}), stable {}",
+                "{}: candidate {}%\n{pad}candidate {}\n{pad}stable    {}",
                 str_of(&router["kind"]),
                 router["candidate_weight"],
-                router["candidate"].as_str().unwrap_or("none"),
-                router["stable"].as_str().unwrap_or("?"),
+                router["candidate"].as_str().map_or("none", resource),
+                router["stable"].as_str().map_or("?", resource),
+                pad = " ".repeat(VALUES),
             ),
         };
         if !env["router"].is_null() {
@@ -290,7 +327,7 @@ fn render(view: &serde_json::Value) -> String {
                 str_of(&l["record_id"]),
                 str_of(&l["release"]),
                 str_of(&l["holder"]),
-                str_of(&l["until"])
+                time_of(&l["until"])
             )),
         }
         let coming: Vec<String> = env["coming"].as_array().into_iter().flatten().map(str_of).collect();

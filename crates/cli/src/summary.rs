@@ -92,26 +92,39 @@ pub(crate) fn with_unit(kind: &str, value: Option<f64>) -> String {
 /// the limit as observed, not significantly. Lines longer than [`LOG_WIDTH`]
 /// are wrapped at a space, indented under their start.
 pub fn log_verdict(report: &AnalysisReport) {
-    for line in verdict_lines(report) {
+    for line in verdict_lines(report, width(&console::Term::stderr())) {
         eprintln!("{line}");
     }
 }
 
-/// The widest line the verdict is printed in: GitHub's log viewer, or a
-/// laptop terminal split in two.
+/// The widest line the log is printed in: GitHub's log viewer, or a laptop
+/// terminal split in two.
 pub(crate) const LOG_WIDTH: usize = 100;
+
+/// The narrowest width text is wrapped to, however narrow the terminal.
+const MIN_WIDTH: usize = 40;
+
+/// The width to wrap text for `term` to: `COLUMNS` when set (as shells and
+/// `COLUMNS=80 sluice status` set it), else the terminal's own width, else
+/// (a CI log, a pipe) [`LOG_WIDTH`]; never wider than [`LOG_WIDTH`], which
+/// reads better than a line across a wide screen, nor narrower than 40.
+pub fn width(term: &console::Term) -> usize {
+    let columns = std::env::var("COLUMNS").ok().and_then(|c| c.trim().parse::<usize>().ok()).filter(|&c| c > 0);
+    let terminal = || term.size_checked().map(|(_rows, cols)| usize::from(cols));
+    columns.or_else(terminal).unwrap_or(LOG_WIDTH).clamp(MIN_WIDTH, LOG_WIDTH)
+}
 
 /// What the analysis says of a check it passes with its value over the
 /// limit as observed, but not significantly (sluice-analysis, engine state).
 const BEYOND_AS_OBSERVED: &str = "beyond it as observed";
 
-/// The lines [`log_verdict`] prints.
-fn verdict_lines(report: &AnalysisReport) -> Vec<String> {
+/// The lines [`log_verdict`] prints, at most `width` columns each.
+fn verdict_lines(report: &AnalysisReport, width: usize) -> Vec<String> {
     let mut lines = Vec::new();
     let verdict = format!("verdict: {}: {}", format!("{:?}", report.verdict).to_lowercase(), report.reason);
-    lines.extend(wrap(&verdict, 4));
+    lines.extend(wrap(&verdict, 4, width));
     for skipped in &report.skipped {
-        lines.extend(wrap(&format!("  - {:<22} skipped: {}", skipped.name, skipped.reason), 6));
+        lines.extend(wrap(&format!("  - {:<22} skipped: {}", skipped.name, skipped.reason), 6, width));
     }
     for c in &report.checks {
         let mark = match c.verdict {
@@ -126,32 +139,32 @@ fn verdict_lines(report: &AnalysisReport) -> Vec<String> {
             c.threshold,
             c.samples
         );
-        lines.extend(wrap(&line, 6));
+        lines.extend(wrap(&line, 6, width));
         // A pass beyond the limit as observed (not significantly) says so:
         // a ✔ beside a value over its limit would read as a mistake.
         let unexplained_pass = c.verdict == sluice_analysis::Verdict::Pass && c.message.contains(BEYOND_AS_OBSERVED);
         if (c.verdict != sluice_analysis::Verdict::Pass && report.decided_by.as_deref() != Some(c.name.as_str()))
             || unexplained_pass
         {
-            lines.extend(wrap(&format!("      {}", c.message), 8));
+            lines.extend(wrap(&format!("      {}", c.message), 8, width));
         }
     }
     lines
 }
 
-/// `line` cut at spaces into lines of at most [`LOG_WIDTH`] characters,
-/// the ones after the first indented by `indent`; a word longer than the
-/// width (a URL) stays whole on a line of its own.
-pub(crate) fn wrap(line: &str, indent: usize) -> Vec<String> {
+/// `line` cut at spaces into lines of at most `width` characters, the ones
+/// after the first indented by `indent`; a word longer than the width (a
+/// URL) stays whole on a line of its own.
+pub(crate) fn wrap(line: &str, indent: usize, width: usize) -> Vec<String> {
     let mut lines = Vec::new();
     let mut rest = line.to_owned();
-    while rest.chars().count() > LOG_WIDTH {
+    while rest.chars().count() > width {
         let lead = rest.len() - rest.trim_start().len();
         // The last space within the width, after the leading indentation,
         // or else the first space after it.
         let cut = rest
             .char_indices()
-            .take(LOG_WIDTH + 1)
+            .take(width + 1)
             .filter(|&(i, ch)| ch == ' ' && i > lead)
             .map(|(i, _)| i)
             .last()
@@ -207,17 +220,39 @@ mod tests {
     }
 
     /// Every line of a failing verdict fits 100 columns (the log's width in
-    /// GitHub's viewer and on a laptop terminal split in two).
+    /// GitHub's viewer and on a laptop terminal split in two), and 80 (a
+    /// terminal of its own).
     #[test]
-    fn a_failing_verdict_fits_100_columns() {
+    fn a_failing_verdict_fits_100_and_80_columns() {
         let report = failing_report();
         assert_eq!(report.verdict, Verdict::Fail, "{report:#?}");
-        let lines = verdict_lines(&report);
-        for line in &lines {
-            assert!(line.chars().count() <= 100, "{} columns: {line}", line.chars().count());
+        for (width, name) in [(100, "failing-verdict"), (80, "failing-verdict-80")] {
+            let lines = verdict_lines(&report, width);
+            for line in &lines {
+                assert!(line.chars().count() <= width, "{} columns: {line}", line.chars().count());
+            }
+            // The comparison passed over its limit as observed says why.
+            assert!(lines.iter().any(|l| l.contains("not significantly")), "{lines:#?}");
+            insta::assert_snapshot!(name, lines.join("\n"));
         }
-        // The comparison passed over its limit as observed says why.
-        assert!(lines.iter().any(|l| l.contains("not significantly")), "{lines:#?}");
-        insta::assert_snapshot!("failing-verdict", lines.join("\n"));
+    }
+
+    /// No word is lost or reordered by wrapping, and a word longer than the
+    /// width (a URL) stays whole.
+    #[test]
+    fn wrapping_keeps_every_word() {
+        let long = format!("see https://example.com/{} for more", "x".repeat(90));
+        for text in ["short", "verdict: fail: check \"a\" failed: error rate 20.00% (12 of 60 requests)", long.as_str()]
+        {
+            for width in [40, 80, 100] {
+                let lines = wrap(text, 4, width);
+                let words: Vec<&str> = lines.iter().flat_map(|l| l.split_whitespace()).collect();
+                assert_eq!(words, text.split_whitespace().collect::<Vec<_>>(), "{width}: {lines:#?}");
+                for line in &lines {
+                    let whole_word = !line.trim().contains(' ');
+                    assert!(line.chars().count() <= width || whole_word, "{width}: {line}");
+                }
+            }
+        }
     }
 }

@@ -7,7 +7,7 @@
 //! record under the current config, touching nothing.
 
 use crate::Outcome;
-use crate::analyse::analyse;
+use crate::analyse::{Window, analyse};
 use crate::context::{Common, Context, now};
 use crate::shift_traffic::refused;
 use crate::summary;
@@ -100,7 +100,8 @@ pub async fn run(args: Args) -> Result<Outcome, Failure> {
     let duration = args.duration.unwrap_or_else(|| {
         record.strategy.plan().iter().map(|(_, d)| *d).find(|d| !d.is_zero()).unwrap_or(Duration::from_secs(60))
     });
-    let report = analyse(&ctx, &record.version, record.candidate_weight, duration, "verify-health").await?;
+    let report =
+        analyse(&ctx, &record.version, record.candidate_weight, Window::alone("verify-health", duration)).await?;
     summary::log_verdict(&report);
     let verdict = report.verdict;
     let mut markdown = summary::heading("verify-health", &record, &format!("{verdict:?}").to_lowercase());

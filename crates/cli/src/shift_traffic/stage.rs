@@ -5,7 +5,7 @@
 //! never keep its traffic.
 
 use crate::Outcome;
-use crate::analyse::analyse;
+use crate::analyse::{Window, analyse};
 use crate::context::{Context, now};
 use crate::rollback::roll_back_as;
 use crate::summary;
@@ -18,8 +18,8 @@ use sluice_core::{Exit, Failure};
 use sluice_providers::router::Router;
 use std::time::Duration;
 
-/// Judges stage `i` (at `weight`, for `duration`), appending its verdict
-/// table to `markdown`. `None` when it passed; else the canary has been
+/// Judges stage `i` (at `weight`, for `duration`, with `after` of the plan
+/// to come), appending its verdict table to `markdown`. `None` when it passed; else the canary has been
 /// rolled back and this is the step's outcome (the summary taken from
 /// `markdown`).
 pub(super) async fn judge(
@@ -27,11 +27,12 @@ pub(super) async fn judge(
     router: &Router,
     record: &mut Record,
     (i, total): (usize, usize),
-    (weight, duration): (u8, Duration),
+    (weight, duration, after): (u8, Duration, Duration),
     markdown: &mut String,
 ) -> Result<Option<Outcome>, Failure> {
     let label = format!("stage {}/{total} {weight}%", i + 1);
-    let report = analyse(ctx, &record.version, record.candidate_weight, duration, &label).await?;
+    let window = Window { label: &label, duration, after };
+    let report = analyse(ctx, &record.version, record.candidate_weight, window).await?;
     summary::log_verdict(&report);
     markdown.push_str(&format!("#### Stage {}: {weight}%\n\n{}\n", i + 1, summary::verdict_table(&report)));
     let (verdict, cause) = (report.verdict, report.cause);

@@ -285,7 +285,14 @@ impl<'a> Run<'a> {
             .zip(&labels)
             .zip(&weights)
             .map(|(((t, scope), label), weight)| {
-                analyse_in(ctx, scope, &t.checks.specs, &version, *weight, duration, label)
+                analyse_in(
+                    ctx,
+                    scope,
+                    &t.checks.specs,
+                    &version,
+                    *weight,
+                    crate::analyse::Window::alone(label, duration),
+                )
             })
             .collect();
         let failed = |r: &Result<AnalysisReport, Failure>| r.as_ref().map_or(true, |r| r.verdict != Verdict::Pass);
