@@ -220,3 +220,60 @@ fn status_with_the_github_ledger() {
     n.snapshot("status-github-ledger-80", &narrow);
     n.snapshot("status-github-ledger-json", &stdout(&json));
 }
+
+/// While `shift-traffic` judges a stage, `sluice status` from another
+/// terminal shows the analysis as it stands (the live file beside the
+/// record): the stage, its time left and the plan's, every built-in check's
+/// running value against its limit and its samples against `min_samples`;
+/// when the plan ends the live file is gone, and status shows the last
+/// verdict instead.
+#[test]
+fn status_shows_the_running_analysis_of_a_stage() {
+    let canary = "{ kind = \"canary\", stages = [50, 100], stage_duration = \"6s\" }";
+    let mut h = Harness::start(&[("v1", &[]), ("v2", &[])], canary, "");
+    let v2 = h.apps[1].clone();
+    h.load(100, 40);
+    let gate = h.step("gate", &["-e", "dev", "--record", "r.json", "--release", "v2", "--commit", "abcdef1"]);
+    ok(&gate, "gate");
+    let mut shift = h.spawn("shift-traffic", &["-e", "dev", "--record", "r.json", "--candidate-upstream", &v2]);
+    let live = h.path("r.json.live");
+    // Polls for the live file with a wide margin (its first interval comes
+    // half a second into the stage).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let view = loop {
+        assert!(std::time::Instant::now() < deadline, "no live analysis in a minute");
+        assert!(shift.try_wait().expect("wait").is_none(), "shift-traffic ended before a live view was seen");
+        if live.exists() {
+            let json = run(h.dir.path(), &[], &["sluice", "status", "--record", "r.json", "--json"]);
+            ok(&json, "status --json");
+            let view: serde_json::Value = serde_json::from_str(&stdout(&json)).expect("json");
+            if view["environments"][0]["deployments"][0]["analysing"].as_array().is_some_and(|a| !a.is_empty()) {
+                break view;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let analysing = &view["environments"][0]["deployments"][0]["analysing"][0];
+    assert!(analysing["window"].as_str().is_some_and(|w| w.starts_with("stage ")), "{analysing:#}");
+    assert!(analysing["left_seconds"].as_u64().is_some_and(|s| s <= 6), "{analysing:#}");
+    let checks = analysing["checks"].as_array().expect("checks");
+    let names: Vec<&str> = checks.iter().filter_map(|c| c["name"].as_str()).collect();
+    assert_eq!(names, ["builtin-error-rate", "builtin-error-rate-vs-stable", "builtin-latency-vs-stable"]);
+    for c in checks {
+        assert_eq!(c["min_samples"], 50, "{c:#}");
+        assert!(c["limit"].as_str().is_some_and(|l| l.starts_with("<=")), "{c:#}");
+        assert!(c["samples"].is_u64(), "{c:#}");
+    }
+    let text = run(h.dir.path(), &[], &["sluice", "status", "--record", "r.json"]);
+    ok(&text, "status");
+    assert!(stdout(&text).contains("analysing stage "), "{}", stdout(&text));
+    assert!(stdout(&text).contains("builtin-error-rate-vs-stable"), "{}", stdout(&text));
+
+    let done = shift.wait().expect("shift-traffic ends");
+    assert_eq!(done.code(), Some(0), "a healthy candidate passes");
+    assert!(!live.exists(), "the live file is removed when the analysis ends");
+    let after = run(h.dir.path(), &[], &["sluice", "status", "--record", "r.json"]);
+    ok(&after, "status after");
+    assert!(!stdout(&after).contains("analysing"), "{}", stdout(&after));
+    assert!(stdout(&after).contains("last verdict: pass (stage 2)"), "{}", stdout(&after));
+}

@@ -85,12 +85,107 @@ pub async fn analyse_in(
             eprintln!("{line}");
         }
     }
-    sample_in(ctx, scope, release, &checks, window, |interval| match analysis.observe(interval) {
+    let live = LiveFile::beside(&ctx.record_path, label);
+    let started = Instant::now();
+    let sampled = sample_in(ctx, scope, release, &checks, window, |interval| match analysis.observe(interval) {
         Outcome::Decided(verdict) => Observed::Done(format!("decided early: {verdict:?}").to_lowercase()),
-        Outcome::Continue => Observed::Continue { status: Some(running(&analysis.evidence(), &checks)) },
+        Outcome::Continue => {
+            let evidence = analysis.evidence();
+            live.write(window, started.elapsed(), &evidence, &checks);
+            Observed::Continue { status: Some(running(&evidence, &checks)) }
+        }
     })
-    .await?;
+    .await;
+    live.clear();
+    sampled?;
     Ok(analysis.finish())
+}
+
+/// The analysis as it stands, beside the record (`r.json` → `r.json.live`),
+/// for `sluice status` in another terminal: per window (a stage, a target's
+/// stage), the time left and every check's running value against its limit
+/// with its samples against `min_samples`. Written each interval, its
+/// window removed when the window ends. Only a view: no step reads it, and
+/// failing to write it never fails the analysis.
+struct LiveFile {
+    path: std::path::PathBuf,
+    label: String,
+}
+
+impl LiveFile {
+    fn beside(record: &std::path::Path, label: &str) -> LiveFile {
+        LiveFile { path: live_path(record), label: label.to_owned() }
+    }
+
+    /// The other windows in the file (targets analysed at once share it).
+    fn others(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut windows = std::fs::read(&self.path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v.get("windows").and_then(|w| w.as_object()).cloned())
+            .unwrap_or_default();
+        windows.remove(&self.label);
+        windows
+    }
+
+    fn write(
+        &self,
+        window: Window<'_>,
+        elapsed: Duration,
+        evidence: &[sluice_analysis::CheckEvidence],
+        checks: &[CheckSpec],
+    ) {
+        let mut windows = self.others();
+        let checks: Vec<serde_json::Value> = evidence
+            .iter()
+            .zip(checks)
+            .map(|(c, spec)| {
+                serde_json::json!({
+                    "name": c.name,
+                    "value": crate::summary::with_unit(&c.kind, c.observed),
+                    "stable": c.baseline.map(|_| crate::summary::with_unit(&c.kind, c.baseline)),
+                    "limit": c.threshold,
+                    "samples": c.samples,
+                    "min_samples": spec.min_samples,
+                })
+            })
+            .collect();
+        let left = window.duration.saturating_sub(elapsed);
+        windows.insert(
+            self.label.clone(),
+            serde_json::json!({
+                "at": crate::context::now(),
+                "left": window.left(left),
+                "left_seconds": left.as_secs(),
+                "plan_left_seconds": (left + window.after).as_secs(),
+                "checks": checks,
+            }),
+        );
+        let json = serde_json::json!({ "windows": windows });
+        if let Err(e) = sluice_core::record::write_atomic(&self.path, format!("{json:#}\n").as_bytes()) {
+            sluice_core::gha::debug(&format!("could not write {}: {e}", self.path.display()));
+        }
+    }
+
+    /// Removes this window; the file with the last one.
+    fn clear(&self) {
+        let windows = self.others();
+        let _ = if windows.is_empty() {
+            std::fs::remove_file(&self.path)
+        } else {
+            let json = serde_json::json!({ "windows": windows });
+            sluice_core::record::write_atomic(&self.path, format!("{json:#}\n").as_bytes())
+        };
+    }
+}
+
+/// Where the live view of the deployment in `record` is written: `r.json`
+/// → `r.json.live`, which no `*.json` glob over a records directory (the
+/// expired-pause sweep, `scripts/replay.sh`) takes for a record.
+pub fn live_path(record: &std::path::Path) -> std::path::PathBuf {
+    let mut name = record.as_os_str().to_owned();
+    name.push(".live");
+    std::path::PathBuf::from(name)
 }
 
 /// What the caller of [`sample`] says after each interval.

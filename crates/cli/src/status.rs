@@ -227,6 +227,15 @@ fn deployment(
         }
     }
     let next = r.status().next(r.candidate_weight);
+    let last_verdict = r.events.iter().rev().find_map(|e| match &e.detail {
+        EventDetail::Verdict { stage, report } => Some(json!({
+            "verdict": report.verdict,
+            "stage": stage.map(|s| s + 1),
+            "target": e.target,
+            "reason": report.reason,
+        })),
+        _ => None,
+    });
     json!({
         "record": path,
         "id": r.id,
@@ -241,10 +250,36 @@ fn deployment(
         "router_weight": live.get("candidate_weight"),
         "candidate": r.candidate,
         "verdicts": { "passed": passed, "not_passed": failed },
+        "last_verdict": last_verdict,
+        "analysing": analysing(path),
         "targets": per_target,
         "next": next.text,
     })
 }
+
+/// The analyses running for the deployment in `record` as they stood at
+/// their last interval (the live file `shift-traffic` and `verify-health`
+/// write beside the record): one a window, with its time left and every
+/// check's running value, limit and samples against `min_samples`. A file
+/// older than [`LIVE_FRESH`] is a step that died: not shown.
+fn analysing(record: &std::path::Path) -> serde_json::Value {
+    let path = crate::analyse::live_path(record);
+    let Some(live) = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+    else {
+        return json!([]);
+    };
+    let now = jiff::Timestamp::now();
+    let fresh = |w: &serde_json::Value| {
+        w["at"].as_str().and_then(|a| a.parse::<jiff::Timestamp>().ok()).is_some_and(|at| {
+            now.duration_since(at) < jiff::SignedDuration::try_from(LIVE_FRESH).unwrap_or(jiff::SignedDuration::ZERO)
+        })
+    };
+    let windows = live["windows"].as_object().into_iter().flatten();
+    json!(windows.filter(|(_, w)| fresh(w)).map(|(label, w)| json!({ "window": label, "left": w["left"], "left_seconds": w["left_seconds"], "plan_left_seconds": w["plan_left_seconds"], "checks": w["checks"] })).collect::<Vec<_>>())
+}
+
+/// How long after its last interval a live analysis is still shown.
+const LIVE_FRESH: Duration = Duration::from_secs(30);
 
 /// What the text view says of the stable release and the lease with the
 /// GitHub ledger, which `status` does not read (it would cost API calls).
@@ -350,6 +385,34 @@ fn unwrapped(view: &serde_json::Value) -> String {
                 d["verdicts"]["not_passed"],
                 str_of(&d["next"]),
             ));
+            for a in d["analysing"].as_array().into_iter().flatten() {
+                out.push_str(&format!("            analysing {}: {}\n", str_of(&a["window"]), str_of(&a["left"])));
+                for c in a["checks"].as_array().into_iter().flatten() {
+                    let stable = c["stable"].as_str().map(|s| format!(" vs stable {s}")).unwrap_or_default();
+                    out.push_str(&format!(
+                        "              {} {}{stable} (limit {}) n={}/{}\n",
+                        str_of(&c["name"]),
+                        str_of(&c["value"]),
+                        str_of(&c["limit"]),
+                        c["samples"],
+                        c["min_samples"],
+                    ));
+                }
+            }
+            let last = &d["last_verdict"];
+            if !last.is_null() {
+                let at = match (last["target"].as_str(), last["stage"].as_u64()) {
+                    (Some(t), Some(s)) => format!(" (target {t}, stage {s})"),
+                    (Some(t), None) => format!(" (target {t})"),
+                    (None, Some(s)) => format!(" (stage {s})"),
+                    (None, None) => String::new(),
+                };
+                out.push_str(&format!(
+                    "            last verdict: {}{at}: {}\n",
+                    str_of(&last["verdict"]),
+                    str_of(&last["reason"])
+                ));
+            }
             for t in d["targets"].as_array().into_iter().flatten() {
                 out.push_str(&format!(
                     "            {} (wave {}): set {}% / router {}\n",
