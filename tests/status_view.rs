@@ -212,6 +212,7 @@ fn status_with_the_github_ledger() {
     n.name(&h.admin, "router-admin-url")
         .name(&h.apps[0], "app-v1-url")
         .name(&v2, "app-v2-url")
+        .name(&h.dir.path().display().to_string(), "test-dir")
         .name(id_tail(&r, "shop-dev-v2-"), "time-random");
     let [status, narrow] = text_views(h.dir.path(), &github, &["sluice", "status", "--record", "r.json"]);
     let json = step(&["sluice", "status", "--record", "r.json", "--json"]);
@@ -219,6 +220,27 @@ fn status_with_the_github_ledger() {
     n.snapshot("status-github-ledger", &status);
     n.snapshot("status-github-ledger-80", &narrow);
     n.snapshot("status-github-ledger-json", &stdout(&json));
+    assert!(stderr(&json).contains("status: read the GitHub ledger with "), "{}", stderr(&json));
+
+    // Promoted: GitHub's journal has dev's stable release, the lease is
+    // free, and prd has v2 coming.
+    ok(&step(&["promote", "-e", "dev", "--record", "r.json"]), "promote");
+    let after = step(&["sluice", "status"]);
+    ok(&after, "status after the promotion");
+    let text = stdout(&after);
+    let dev = text.split("\nprd\n").next().expect("dev's part");
+    assert!(dev.contains("  stable    v2 since "), "{text}");
+    assert!(dev.contains("  held by   nobody"), "{text}");
+    let prd = text.split("\nprd\n").nth(1).expect("prd's part");
+    assert!(prd.contains("  stable    (no promotion in the ledger)"), "{text}");
+    assert!(prd.contains(&format!("  coming    v2 (commit {}", &SHA[..7])), "{text}");
+
+    // Without a token, what needs GitHub says why it is not shown; the
+    // router and the record are still read.
+    let anonymous = run(h.dir.path(), &[("GITHUB_API_URL".to_owned(), fake.api_url())], &["sluice", "status"]);
+    ok(&anonymous, "status without a token");
+    assert!(stdout(&anonymous).contains("  stable    (not read: "), "{}", stdout(&anonymous));
+    assert!(stdout(&anonymous).contains("  router    local: candidate "), "{}", stdout(&anonymous));
 }
 
 /// While `shift-traffic` judges a stage, `sluice status` from another

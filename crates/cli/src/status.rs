@@ -3,14 +3,16 @@
 //! never changes a router.
 //!
 //! Per environment, in promotion order: the stable release (the last
-//! promotion in the file ledger; with the GitHub ledger, where to see it), the router as it is now (candidate weight,
-//! stable and candidate pools), the deployment holding the environment (its
-//! lease), what is coming (releases promoted in the previous environment and
-//! not yet here), and for each record given with `--record`, where that
-//! deployment stands: its status in words, the plan's stage, the weight the
-//! record set against the router's, its verdicts (✔ passed, ✖ not), and the
-//! next command. `--watch` redraws until interrupted; `--json` prints the
-//! same as one JSON document.
+//! promotion in the ledger, the file or GitHub's journal), the router as it
+//! is now (candidate weight, stable and candidate pools), the deployment
+//! holding the environment (its lease), what is coming (releases promoted in
+//! the previous environment and not yet here, with the commits they bring),
+//! and for each record given with `--record`, where that deployment stands:
+//! its status in words, the plan's stage, the weight the record set against
+//! the router's, its verdicts (✔ passed, ✖ not), the analysis running now
+//! and the last verdict, and the next command. `--watch` redraws until
+//! interrupted (reading GitHub at most every 30 s); `--json` prints the same
+//! as one JSON document.
 
 use crate::context::lease_grace;
 use anyhow::anyhow;
@@ -27,6 +29,7 @@ use sluice_providers::router::Router;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// Where each environment stands: stable release, router, lease, what is coming, deployments in flight.
 #[derive(Parser, Debug)]
@@ -69,8 +72,9 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
     for name in &args.environments {
         config.environment(name).map_err(|m| Failure::input(anyhow!(m)))?;
     }
+    let mut github = GitHubRead::default();
     loop {
-        let view = gather(&config, &args).await?;
+        let view = gather(&config, &args, &mut github).await?;
         let text = if args.json {
             format!("{:#}\n", view)
         } else {
@@ -86,18 +90,102 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
     }
 }
 
+/// What `status` last read from the GitHub ledger, and when: under
+/// `--watch` it is read again at most every [`GITHUB_EVERY`], so a watch
+/// spends a few API calls a minute, not a few a second.
+#[derive(Default)]
+struct GitHubRead {
+    at: Option<Instant>,
+    /// The journal's entries of the app (the last 60 days and the month
+    /// before), and each environment's lease holder; or why they could not
+    /// be read.
+    read: Option<Result<Ledgered, String>>,
+}
+
+/// The ledger's entries, and each environment's lease holder (in the
+/// config's order).
+type Ledgered = (Vec<LedgerEntry>, Vec<Option<sluice_core::lease::Lease>>);
+
+/// How often `--watch` reads the GitHub ledger again.
+const GITHUB_EVERY: Duration = Duration::from_secs(30);
+
+/// How far back `status` reads the GitHub ledger's journal for the stable
+/// release of each environment (and the month before it).
+const GITHUB_HISTORY: jiff::SignedDuration = jiff::SignedDuration::from_hours(60 * 24);
+
+impl GitHubRead {
+    /// Reads the journal and every environment's lease (about one call a
+    /// journal month and environment, and one a lease), unless read less
+    /// than [`GITHUB_EVERY`] ago. A failure (no token, GitHub down) is
+    /// shown in place of what it would have read, not an error: the rest
+    /// of the view still stands.
+    async fn refresh(&mut self, config: &Config, now: jiff::Timestamp) {
+        if self.at.is_some_and(|at| at.elapsed() < GITHUB_EVERY) {
+            return;
+        }
+        self.at = Some(Instant::now());
+        self.read = Some(read_github(config, now).await);
+    }
+}
+
+async fn read_github(config: &Config, now: jiff::Timestamp) -> Result<Ledgered, String> {
+    use sluice_providers::github::{GitHub, history, ledger::GitHubLedger};
+    let github = GitHub::from_env(&config.github, "status").map_err(|e| e.to_string())?;
+    let query = history::Query {
+        environments: config.environments.iter().map(|e| e.name.clone()).collect(),
+        apps: vec![config.app.clone()],
+        since: now.checked_sub(GITHUB_HISTORY).ok(),
+        until: None,
+        after: Duration::ZERO,
+        incident_label: None,
+        max_deployments: 0,
+        default_app: Some(config.app.clone()),
+        reserve: history::DEFAULT_RESERVE,
+    };
+    let read = history::read(&github, &query).await.map_err(|e| format!("cannot read the GitHub ledger: {e}"))?;
+    let ledger = GitHubLedger { github: github.clone(), run_id: None, run_url: None };
+    let mut leases = Vec::new();
+    for env in &config.environments {
+        let grace = lease_grace(config.lease_timeout_for(env));
+        let holder = ledger
+            .lease_holder(&config.app, &env.name, now, grace)
+            .await
+            .map_err(|e| format!("cannot read the lease of {}: {e}", env.name))?;
+        leases.push(holder);
+    }
+    let stats = github.stats();
+    eprintln!(
+        "status: read the GitHub ledger with {} API calls ({} counted against the rate limit{})",
+        stats.requests,
+        stats.counted(),
+        stats.remaining.map(|r| format!(", {r} left")).unwrap_or_default()
+    );
+    Ok((read.entries, leases))
+}
+
 /// Everything shown, as JSON (the text is rendered from it).
-async fn gather(config: &Config, args: &Args) -> Result<serde_json::Value, Failure> {
-    let history: Vec<LedgerEntry> = match &config.ledger {
-        LedgerConfig::File { path } => sluice_core::ledger::read_file(path).provider_failed()?,
-        LedgerConfig::Github {} => Vec::new(),
+async fn gather(config: &Config, args: &Args, github: &mut GitHubRead) -> Result<serde_json::Value, Failure> {
+    let now = jiff::Timestamp::now().round(jiff::Unit::Second).unwrap_or_else(|_| jiff::Timestamp::now());
+    let mut unread = None;
+    let (history, github_leases): Ledgered = match &config.ledger {
+        LedgerConfig::File { path } => (sluice_core::ledger::read_file(path).provider_failed()?, Vec::new()),
+        LedgerConfig::Github {} => {
+            github.refresh(config, now).await;
+            match &github.read {
+                Some(Ok((entries, leases))) => (entries.clone(), leases.clone()),
+                Some(Err(why)) => {
+                    unread = Some(why.clone());
+                    (Vec::new(), Vec::new())
+                }
+                None => (Vec::new(), Vec::new()),
+            }
+        }
     };
     let mut records = Vec::new();
     for path in &args.record {
         let record = Record::load(path, &Expect { app: Some(&config.app), ..Expect::default() }).bad_input()?;
         records.push((path.clone(), record));
     }
-    let now = jiff::Timestamp::now().round(jiff::Unit::Second).unwrap_or_else(|_| jiff::Timestamp::now());
     let mut environments = Vec::new();
     for (i, env) in config.environments.iter().enumerate() {
         if !args.environments.is_empty() && !args.environments.contains(&env.name) {
@@ -114,18 +202,17 @@ async fn gather(config: &Config, args: &Args) -> Result<serde_json::Value, Failu
             let since = e.finished_at.round(jiff::Unit::Second).unwrap_or(e.finished_at);
             json!({ "version": e.version, "commit": e.commit, "since": since })
         });
-        let coming: Vec<String> = match i.checked_sub(1).map(|p| &config.environments[p]) {
-            Some(previous) => {
-                let mut versions: Vec<String> = promoted(&previous.name)
-                    .iter()
-                    .filter(|p| !here.iter().any(|h| h.version == p.version))
-                    .map(|p| p.version.clone())
-                    .collect();
-                versions.dedup();
-                versions
+        // Releases promoted in the environment before and not yet here,
+        // with the commits each shipped there (the ledger's record of them).
+        let mut coming: Vec<serde_json::Value> = Vec::new();
+        if let Some(previous) = i.checked_sub(1).map(|p| &config.environments[p]) {
+            for p in promoted(&previous.name).iter().filter(|p| !here.iter().any(|h| h.version == p.version)) {
+                if coming.last().is_some_and(|c| c["version"] == p.version.as_str()) {
+                    continue;
+                }
+                coming.push(json!({ "version": p.version, "commit": p.commit, "commits": p.commits.len() }));
             }
-            None => Vec::new(),
-        };
+        }
         // One router, or one per target (a line each), in wave order.
         let live = match &env.router {
             Some(router) => read_live(router).await,
@@ -148,8 +235,9 @@ async fn gather(config: &Config, args: &Args) -> Result<serde_json::Value, Failu
                         json!({ "record_id": l.record_id, "release": l.version, "holder": l.holder, "until": l.expires_at })
                     })
             }
-            // Reading GitHub's claims costs API calls; its Environments page shows them.
-            LedgerConfig::Github {} => None,
+            LedgerConfig::Github {} => github_leases.get(i).cloned().flatten().map(|l| {
+                json!({ "record_id": l.record_id, "release": l.version, "holder": l.holder, "until": l.expires_at })
+            }),
         };
         let deployments: Vec<serde_json::Value> = records
             .iter()
@@ -166,13 +254,11 @@ async fn gather(config: &Config, args: &Args) -> Result<serde_json::Value, Failu
             "deployments": deployments,
         }));
     }
-    // The stable release and the lease are read from a file ledger only:
-    // with GitHub's, they are on the repository's Environments page.
     let ledger = match &config.ledger {
         LedgerConfig::File { .. } => "file",
         LedgerConfig::Github {} => "github",
     };
-    Ok(json!({ "app": config.app, "at": now, "ledger": ledger, "environments": environments }))
+    Ok(json!({ "app": config.app, "at": now, "ledger": ledger, "ledger_unread": unread, "environments": environments }))
 }
 
 /// A router as it is now, or why it could not be read.
@@ -281,10 +367,6 @@ fn analysing(record: &std::path::Path) -> serde_json::Value {
 /// How long after its last interval a live analysis is still shown.
 const LIVE_FRESH: Duration = Duration::from_secs(30);
 
-/// What the text view says of the stable release and the lease with the
-/// GitHub ledger, which `status` does not read (it would cost API calls).
-const GITHUB_UNREAD: &str = "(not read from the GitHub ledger: see the repository's Environments page)";
-
 /// The text view, its lines wrapped to `width` columns under their value
 /// column.
 fn render(view: &serde_json::Value, width: usize) -> String {
@@ -323,9 +405,9 @@ fn unwrapped(view: &serde_json::Value) -> String {
     for env in view["environments"].as_array().into_iter().flatten() {
         out.push_str(&format!("\n{}\n", str_of(&env["name"])));
         let stable = &env["stable"];
-        let unread = view["ledger"] == "github";
-        if unread {
-            out.push_str(&format!("  stable    {GITHUB_UNREAD}\n"));
+        let unread = view["ledger_unread"].as_str().map(|why| format!("(not read: {why})"));
+        if let Some(unread) = &unread {
+            out.push_str(&format!("  stable    {unread}\n"));
         } else if stable.is_null() {
             out.push_str("  stable    (no promotion in the ledger)\n");
         } else {
@@ -355,7 +437,9 @@ fn unwrapped(view: &serde_json::Value) -> String {
             ));
         }
         match &env["lease"] {
-            serde_json::Value::Null if unread => out.push_str(&format!("  held by   {GITHUB_UNREAD}\n")),
+            serde_json::Value::Null if unread.is_some() => {
+                out.push_str(&format!("  held by   {}\n", unread.as_deref().unwrap_or_default()))
+            }
             serde_json::Value::Null => out.push_str("  held by   nobody\n"),
             l => out.push_str(&format!(
                 "  held by   {} (release {}, {}) until {}\n",
@@ -365,9 +449,26 @@ fn unwrapped(view: &serde_json::Value) -> String {
                 time_of(&l["until"])
             )),
         }
-        let coming: Vec<String> = env["coming"].as_array().into_iter().flatten().map(str_of).collect();
+        let coming: Vec<String> = env["coming"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                let commit = c["commit"].as_str().map(|s| format!("commit {}", &s[..s.len().min(7)]));
+                let commits = match c["commits"].as_u64() {
+                    Some(0) | None => None,
+                    Some(1) => Some("1 commit".to_owned()),
+                    Some(n) => Some(format!("{n} commits")),
+                };
+                let about: Vec<String> = commit.into_iter().chain(commits).collect();
+                match about.is_empty() {
+                    true => str_of(&c["version"]),
+                    false => format!("{} ({})", str_of(&c["version"]), about.join(", ")),
+                }
+            })
+            .collect();
         if !coming.is_empty() {
-            out.push_str(&format!("  coming    {} (promoted in the environment before)\n", coming.join(", ")));
+            out.push_str(&format!("  coming    {}, promoted in the environment before\n", coming.join("; ")));
         }
         for d in env["deployments"].as_array().into_iter().flatten() {
             let stage = match d["stage"].as_u64() {
