@@ -299,3 +299,57 @@ fn status_shows_the_running_analysis_of_a_stage() {
     assert!(!stdout(&after).contains("analysing"), "{}", stdout(&after));
     assert!(stdout(&after).contains("last verdict: pass (stage 2)"), "{}", stdout(&after));
 }
+
+/// `--watch` into a pipe (a CI log, `| tee`): the whole view once, then only
+/// what changed, a line each naming the environment; here the candidate's
+/// weight moved by `shift-traffic --weight` from another process.
+#[test]
+fn watch_into_a_pipe_prints_the_view_once_then_the_changes() {
+    use std::io::BufRead;
+    let canary = "{ kind = \"canary\", stages = [25, 100], stage_duration = \"1s\" }";
+    let h = Harness::start(&[("v1", &[]), ("v2", &[])], canary, "analysis = \"none\"\n");
+    let v2 = h.apps[1].clone();
+    let mut watch = Command::new(exe("sluice"))
+        .current_dir(h.dir.path())
+        .env("CI", "true")
+        .args(["status", "-e", "dev", "--watch", "200ms", "--config", "sluice.toml"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("status --watch starts");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = watch.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Wide margins: the first view within a minute, the change within a
+    // minute of the shift.
+    let next = |what: &str| rx.recv_timeout(std::time::Duration::from_secs(60)).unwrap_or_else(|_| panic!("{what}"));
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l: &String| l.starts_with("  held by")) {
+        seen.push(next("the first view"));
+    }
+    ok(&h.step("gate", &["-e", "dev", "--record", "r.json", "--release", "v2", "--commit", "abcdef1"]), "gate");
+    let shift =
+        h.step("shift-traffic", &["-e", "dev", "--record", "r.json", "--candidate-upstream", &v2, "--weight", "25"]);
+    ok(&shift, "shift to 25%");
+    let mut changed = Vec::new();
+    let weight = |l: &String| l.contains(" dev: router    local: candidate 25%");
+    let lease = |l: &String| l.contains(" dev: held by   shop-dev-v2-");
+    while !(changed.iter().any(weight) && changed.iter().any(lease)) {
+        changed.push(next("the weight's and the lease's changes"));
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert_eq!(seen.iter().filter(|l| l.starts_with("shop at ")).count(), 1, "{seen:#?}");
+    for line in &changed {
+        // "01:02:03 dev: ..." (a wrapped line's continuation is indented).
+        let timed = line.len() > 9 && line.as_bytes()[2] == b':' && line.as_bytes()[5] == b':';
+        assert!(timed || line.starts_with("            "), "not a change line: {line}\n{changed:#?}");
+        assert!(!line.starts_with("shop at"), "the whole view again: {changed:#?}");
+    }
+}

@@ -73,21 +73,78 @@ pub async fn run(args: Args) -> Result<Exit, Failure> {
         config.environment(name).map_err(|m| Failure::input(anyhow!(m)))?;
     }
     let mut github = GitHubRead::default();
+    let width = crate::summary::width(&console::Term::stdout());
+    // Under --watch into a pipe or a log: the whole view once, then only
+    // what changed, a line each.
+    let mut before: Option<serde_json::Value> = None;
     loop {
         let view = gather(&config, &args, &mut github).await?;
-        let text = if args.json {
-            format!("{:#}\n", view)
-        } else {
-            render(&view, crate::summary::width(&console::Term::stdout()))
-        };
-        if args.watch.is_some() && std::io::stdout().is_terminal() {
-            // Clear the screen and go home, then draw.
-            print!("\x1b[2J\x1b[H");
+        let terminal = std::io::stdout().is_terminal();
+        match (&before, args.watch.is_some() && !terminal) {
+            (Some(before), true) if args.json => {
+                if without_time(before) != without_time(&view) {
+                    println!("{view}");
+                }
+            }
+            (Some(before), true) => {
+                for line in changes(&unwrapped(before), &unwrapped(&view), view["at"].as_str().unwrap_or_default()) {
+                    for line in crate::summary::wrap(&line, VALUES, width) {
+                        println!("{line}");
+                    }
+                }
+            }
+            (None, true) if args.json => println!("{view}"),
+            _ => {
+                if args.watch.is_some() && terminal {
+                    // Clear the screen and go home, then draw.
+                    print!("\x1b[2J\x1b[H");
+                }
+                if args.json {
+                    println!("{view:#}");
+                } else {
+                    print!("{}", render(&view, width));
+                }
+            }
         }
-        print!("{text}");
         let Some(every) = args.watch else { return Ok(Exit::OK) };
+        before = Some(view);
         tokio::time::sleep(every).await;
     }
+}
+
+/// A view without the time it was taken, to see whether anything changed.
+fn without_time(view: &serde_json::Value) -> serde_json::Value {
+    let mut view = view.clone();
+    if let Some(map) = view.as_object_mut() {
+        map.remove("at");
+    }
+    view
+}
+
+/// The lines of the text view `after` that are not in `before`, each with
+/// the time and the environment it is about ("01:02:03 dev: router local:
+/// candidate 25%"). The heading (the time) is not a change.
+fn changes(before: &str, after: &str, at: &str) -> Vec<String> {
+    let blocks = |text: &str| -> Vec<(String, Vec<String>)> {
+        text.split("\n\n")
+            .skip(1)
+            .filter_map(|block| {
+                let mut lines = block.lines();
+                let name = lines.next()?.to_owned();
+                Some((name, lines.map(str::to_owned).collect()))
+            })
+            .collect()
+    };
+    let time = at.parse::<jiff::Timestamp>().map_or_else(|_| at.to_owned(), |t| t.strftime("%H:%M:%S").to_string());
+    let old = blocks(before);
+    let mut lines = Vec::new();
+    for (name, new) in blocks(after) {
+        let was = old.iter().find(|(n, _)| *n == name).map(|(_, l)| l.as_slice()).unwrap_or_default();
+        for line in new.iter().filter(|l| !was.contains(l)) {
+            lines.push(format!("{time} {name}: {}", line.trim()));
+        }
+    }
+    lines
 }
 
 /// What `status` last read from the GitHub ledger, and when: under
@@ -526,4 +583,19 @@ fn unwrapped(view: &serde_json::Value) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only lines that changed are printed, each with its time and
+    /// environment; the heading's time and unchanged lines are not.
+    #[test]
+    fn changes_are_the_new_lines_with_their_environment() {
+        let before = "shop at 2026-11-28T01:00:00Z\n\ndev\n  router    local: candidate 0%\n  held by   nobody\n\nprd\n  held by   nobody\n";
+        let after = "shop at 2026-11-28T01:00:02Z\n\ndev\n  router    local: candidate 25%\n  held by   nobody\n\nprd\n  held by   nobody\n";
+        assert_eq!(changes(before, after, "2026-11-28T01:00:02Z"), ["01:00:02 dev: router    local: candidate 25%"]);
+        assert!(changes(after, after, "2026-11-28T01:00:04Z").is_empty());
+    }
 }
