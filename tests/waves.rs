@@ -673,3 +673,192 @@ fn a_pause_holds_each_wave_for_approval_and_one_not_approved_in_time_is_rolled_b
     assert_eq!(late.status.code(), Some(1), "{}", stderr(&late));
     w.assert_all_stable();
 }
+
+/// Two regions in one moto server (moto keeps each signing region's
+/// resources apart): an ALB in us-east-1 and one in eu-west-1, each the
+/// router of its own target, with its region named in its router config.
+struct TwoRegions {
+    /// Per region: an SDK client config of the test's own, and its ALB.
+    regions: Vec<(&'static str, aws_config::SdkConfig, sluice_test_support::aws::AlbFixture)>,
+    dir: tempfile::TempDir,
+}
+
+const TWO_REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
+
+impl TwoRegions {
+    async fn new(moto: &str) -> TwoRegions {
+        use sluice_providers::aws::AwsSettings;
+        use sluice_test_support::aws::{create_named_alb, sdk_config_with};
+        let mut regions = Vec::new();
+        for region in TWO_REGIONS {
+            let settings =
+                AwsSettings { region: Some(region.into()), endpoint_url: Some(moto.to_owned()), timeouts: None };
+            let sdk = sdk_config_with(settings).await;
+            let fx = create_named_alb(moto, &sdk, ["shop", "blue", "green"]).await;
+            assert!(fx.listener.contains(&format!(":{region}:")), "{region}: {}", fx.listener);
+            regions.push((region, sdk, fx));
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = "app = \"shop\"\n[ledger]\nkind = \"file\"\npath = \"ledger.jsonl\"\n\
+             [defaults]\nstrategy = { kind = \"canary\", stages = [50, 100], stage_duration = \"300ms\" }\nanalysis = \"none\"\n\
+             [[environment]]\nname = \"prd\"\nwaves = [[\"us-east-1\"], [\"eu-west-1\"]]\n"
+            .to_owned();
+        for (region, _, fx) in &regions {
+            config.push_str(&format!(
+                "[[environment.target]]\nname = \"{region}\"\nrouter = {{ kind = \"alb\", region = \"{region}\", \
+                 listener_arn = \"{}\", stable_target_group = \"{}\", candidate_target_group = \"{}\" }}\n",
+                fx.listener, fx.blue, fx.green
+            ));
+        }
+        std::fs::write(dir.path().join("sluice.toml"), config).expect("config");
+        TwoRegions { regions, dir }
+    }
+
+    /// A step with every AWS call sent to `endpoint` (moto, or a proxy in
+    /// front of it); the steps' own region is us-east-1 (`AWS_REGION`).
+    fn step(&self, endpoint: &str, args: &[&str]) -> Output {
+        Command::new(binary("sluice"))
+            .current_dir(self.dir.path())
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("GITHUB_OUTPUT")
+            .env("GITHUB_STEP_SUMMARY", self.dir.path().join("summary.md"))
+            .env("CI", "true")
+            .envs(sluice_test_support::aws::step_env(endpoint))
+            .args(args)
+            .args(["--config", "sluice.toml", "-e", "prd", "--record", "prd.json"])
+            .output()
+            .expect("the step runs")
+    }
+
+    /// Each region's listener weights, read by the test's own client for
+    /// that region, straight from moto.
+    async fn weights(&self) -> Vec<Vec<(String, i32)>> {
+        let mut all = Vec::new();
+        for (_, sdk, fx) in &self.regions {
+            all.push(sluice_test_support::aws::forward_weights(sdk, &fx.listener, None).await);
+        }
+        all
+    }
+
+    /// Every region's listener forwarding only to its blue group, as created.
+    fn as_created(&self) -> Vec<Vec<(String, i32)>> {
+        self.regions.iter().map(|(_, _, fx)| vec![(fx.blue.clone(), 1)]).collect()
+    }
+
+    fn all_green(&self) -> Vec<Vec<(String, i32)>> {
+        self.regions.iter().map(|(_, _, fx)| vec![(fx.blue.clone(), 0), (fx.green.clone(), 100)]).collect()
+    }
+
+    fn record(&self) -> Value {
+        serde_json::from_slice(&std::fs::read(self.dir.path().join("prd.json")).expect("record")).expect("json")
+    }
+}
+
+/// ALBs in two regions, shifted in two waves: each target's router works in
+/// its own region (moto answers `ListenerNotFound` for an ARN asked in the
+/// wrong one), and every weight is read back per region by the test's own
+/// client, then restored exactly.
+#[tokio::test(flavor = "multi_thread")]
+async fn albs_in_two_regions_are_shifted_in_two_waves_each_in_its_own_region() {
+    let _turn = shared();
+    let Some(moto) = sluice_test_support::aws::moto() else { return };
+    let w = TwoRegions::new(&moto.endpoint).await;
+    assert_eq!(w.weights().await, w.as_created());
+    let gate = w.step(&moto.endpoint, &["gate", "--release", "v2", "--commit", "abcdef1"]);
+    assert_eq!(gate.status.code(), Some(0), "gate: {}", stderr(&gate));
+    let shift = w.step(&moto.endpoint, &["shift-traffic"]);
+    assert_eq!(shift.status.code(), Some(0), "shift-traffic: {}", stderr(&shift));
+    assert_eq!(w.weights().await, w.all_green(), "both regions at 100%, read back in each");
+    let record = w.record();
+    assert_eq!(record["status"], "verified", "{record}");
+    for (i, (region, _, fx)) in w.regions.iter().enumerate() {
+        let t = &record["targets"][i];
+        assert_eq!(t["name"], *region);
+        assert_eq!(t["wave"], i);
+        assert_eq!(t["candidate"], fx.green.as_str());
+        assert_eq!(t["router_before"]["resource"], fx.listener.as_str(), "{t}");
+        let traffic: Vec<u64> = events(&record, "traffic", region).iter().filter_map(|e| e["to"].as_u64()).collect();
+        assert_eq!(traffic, vec![50, 100], "{region}: every stage confirmed by its region's ALB");
+    }
+    let at = |e: &Value| e["at"].as_str().expect("at").to_owned();
+    let east_last = at(events(&record, "traffic", "us-east-1")[1]);
+    let west_first = at(events(&record, "traffic", "eu-west-1")[0]);
+    assert!(east_last <= west_first, "the second region moved after the first: {east_last} {west_first}");
+
+    let rollback = w.step(&moto.endpoint, &["rollback", "--reason", "test"]);
+    assert_eq!(rollback.status.code(), Some(0), "rollback: {}", stderr(&rollback));
+    assert_eq!(w.weights().await, w.as_created(), "each region exactly as before");
+    assert_eq!(w.record()["status"], "rolled_back");
+}
+
+/// AWS failing in one region mid-deployment: a proxy in front of moto
+/// answers every call about eu-west-1's ALB with a 503 from the moment the
+/// second wave asks its first change. The deployment is an error (exit 3),
+/// us-east-1 (already at 100%) is put back exactly, read back in its
+/// region, and the record and the step's output name each target's last
+/// confirmed weight; `rollback` finishes once the region answers.
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_failing_in_one_region_mid_deployment_rolls_every_other_region_back() {
+    use sluice_test_support::aws::{Call, FaultProxy, Reply, error_body};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let _turn = shared();
+    let Some(moto) = sluice_test_support::aws::moto() else { return };
+    let w = TwoRegions::new(&moto.endpoint).await;
+    let proxy = FaultProxy::start(&moto.endpoint);
+    let down = Arc::new(AtomicBool::new(false));
+    let region_down = Arc::clone(&down);
+    // Every call about eu-west-1's load balancer names one of its ARNs.
+    proxy.add(Arc::new(move |call: &Call| {
+        if !call.body.contains("%3Aeu-west-1%3A") && !call.body.contains(":eu-west-1:") {
+            return Reply::Forward;
+        }
+        if call.operation.starts_with("Modify") {
+            region_down.store(true, Ordering::SeqCst);
+        }
+        match region_down.load(Ordering::SeqCst) {
+            true => Reply::Respond {
+                status: 503,
+                body: error_body(call.json, "ServiceUnavailable", "eu-west-1 is down (fault proxy)"),
+            },
+            false => Reply::Forward,
+        }
+    }));
+    let gate = w.step(&proxy.endpoint, &["gate", "--release", "v2", "--commit", "abcdef1"]);
+    assert_eq!(gate.status.code(), Some(0), "gate: {}", stderr(&gate));
+    let shift = w.step(&proxy.endpoint, &["shift-traffic"]);
+    let err = stderr(&shift);
+    assert_eq!(shift.status.code(), Some(3), "{err}");
+    assert!(down.load(Ordering::SeqCst), "the second wave reached eu-west-1");
+    // us-east-1 had moved to 100% and is back exactly; eu-west-1 never moved.
+    assert_eq!(w.weights().await, w.as_created(), "read back per region, past the proxy");
+    let record = w.record();
+    let events_all = record["events"].as_array().expect("events");
+    let traffic: Vec<u64> = events(&record, "traffic", "us-east-1").iter().filter_map(|e| e["to"].as_u64()).collect();
+    assert_eq!(traffic, vec![50, 100], "the first wave was done: {record}");
+    assert!(events(&record, "traffic", "eu-west-1").is_empty(), "{record}");
+    assert_eq!(events(&record, "rollback", "us-east-1").len(), 1, "{record}");
+    assert_eq!(record["targets"][0]["candidate_weight"], 0);
+    assert_eq!(record["targets"][1]["candidate_weight"], 0);
+    let error = events_all.iter().rev().find(|e| e["type"] == "error").expect("an error event");
+    let message = error["message"].as_str().expect("message");
+    assert!(message.contains("target eu-west-1 in wave 2"), "{message}");
+    assert!(message.contains("ServiceUnavailable"), "{message}");
+    assert!(message.contains("last confirmed weights: us-east-1 0%, eu-west-1 0%"), "{message}");
+    assert!(err.contains("us-east-1 0%, eu-west-1 0%"), "{err}");
+    assert_eq!(record["status"], "shifting", "open until eu-west-1 is confirmed: {record}");
+
+    // The region answers again: `rollback` confirms it and closes the deployment.
+    proxy.clear();
+    let rollback = w.step(&proxy.endpoint, &["rollback", "--reason", "region back"]);
+    assert_eq!(rollback.status.code(), Some(0), "rollback: {}", stderr(&rollback));
+    assert_eq!(w.weights().await, w.as_created());
+    assert_eq!(w.record()["status"], "rolled_back");
+    let ledger: Vec<Value> = std::fs::read_to_string(w.dir.path().join("ledger.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("ledger line"))
+        .collect();
+    assert_eq!(ledger.len(), 1, "{ledger:?}");
+    assert_eq!(ledger[0]["outcome"], "rolled_back");
+}
