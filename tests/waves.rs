@@ -74,6 +74,9 @@ struct World {
     children: Vec<Child>,
     regions: Vec<Region>,
     stable: String,
+    /// The URL of a JSON webhook the config's `[notify]` names (in
+    /// `SLUICE_WAVES_WEBHOOK`), when the scenario listens for one.
+    webhook: Option<String>,
 }
 
 impl Drop for World {
@@ -135,7 +138,7 @@ impl World {
             ));
         }
         std::fs::write(dir.path().join("sluice.toml"), config).expect("config");
-        let mut world = World { dir, children, regions, stable };
+        let mut world = World { dir, children, regions, stable, webhook: None };
         for i in 0..world.regions.len() {
             let url = format!("{}/", world.regions[i].listen);
             let child = Command::new(binary("sluice-loadgen"))
@@ -160,6 +163,7 @@ impl World {
             .env_remove("GITHUB_OUTPUT")
             .env("GITHUB_STEP_SUMMARY", self.dir.path().join("summary.md"))
             .env("CI", "true")
+            .env("SLUICE_WAVES_WEBHOOK", self.webhook.as_deref().unwrap_or(""))
             .args(args)
             .args(["--config", "sluice.toml", "-e", "prd", "--record", "prd.json"])
             .output()
@@ -236,6 +240,30 @@ impl World {
         }
     }
 
+    /// Sends the config's notifications to a JSON webhook on 127.0.0.1.
+    fn listen_for_notifications(&mut self) -> Webhook {
+        let hook = Webhook::start();
+        append_notify(&self.dir.path().join("sluice.toml"));
+        self.webhook = Some(hook.url.clone());
+        hook
+    }
+
+    /// `dora-report` on the ledger file, as text.
+    fn dora_report(&self, format: &str) -> String {
+        let out = Command::new(binary("dora-report"))
+            .current_dir(self.dir.path())
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .args(["--config", "sluice.toml", "--all-environments", "--since", "all", format, "report.out"])
+            .output()
+            .expect("dora-report runs");
+        assert_eq!(out.status.code(), Some(0), "dora-report: {}", stderr(&out));
+        match format {
+            "--markdown" | "--json" => std::fs::read_to_string(self.dir.path().join("report.out")).expect("report"),
+            _ => String::from_utf8_lossy(&out.stdout).into_owned(),
+        }
+    }
+
     /// Every router back as it was: no traffic on the candidate, v1 stable.
     fn assert_all_stable(&self) {
         for (i, r) in self.regions.iter().enumerate() {
@@ -243,6 +271,65 @@ impl World {
             assert_eq!(state["candidate_weight"], 0, "{}: {state}", r.name);
             assert_eq!(state["stable"]["upstream"], self.stable.as_str(), "{}: {state}", r.name);
         }
+    }
+}
+
+/// Adds a `[notify]` table with one JSON webhook, its URL in
+/// `SLUICE_WAVES_WEBHOOK`, to the config.
+fn append_notify(config: &Path) {
+    let mut text = std::fs::read_to_string(config).expect("config");
+    text.push_str(
+        "[notify]\ntimeout = \"5s\"\n[[notify.webhook]]\nkind = \"json\"\nurl_env = \"SLUICE_WAVES_WEBHOOK\"\n",
+    );
+    std::fs::write(config, text).expect("config");
+}
+
+/// A JSON webhook on 127.0.0.1 that keeps the bodies it receives.
+struct Webhook {
+    url: String,
+    bodies: std::sync::Arc<Mutex<Vec<Value>>>,
+}
+
+impl Webhook {
+    fn start() -> Webhook {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        let bodies = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let log = std::sync::Arc::clone(&bodies);
+        std::thread::spawn(move || {
+            for mut socket in listener.incoming().flatten() {
+                let _ = socket.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut data = Vec::new();
+                let mut buf = [0u8; 4096];
+                let body = loop {
+                    let Ok(n) = socket.read(&mut buf) else { break None };
+                    if n == 0 {
+                        break None;
+                    }
+                    data.extend_from_slice(&buf[..n]);
+                    let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4) else { continue };
+                    let head = String::from_utf8_lossy(&data[..end]).to_ascii_lowercase();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    if data.len() >= end + length {
+                        break serde_json::from_slice::<Value>(&data[end..end + length]).ok();
+                    }
+                };
+                if let Some(body) = body {
+                    log.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(body);
+                }
+                let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+            }
+        });
+        Webhook { url, bodies }
+    }
+
+    fn bodies(&self) -> Vec<Value> {
+        self.bodies.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 }
 
@@ -378,7 +465,8 @@ fn a_shift_cancelled_in_the_second_wave_leaves_a_record_from_which_rollback_rest
 #[test]
 fn a_bad_candidate_behind_the_second_waves_second_target_rolls_back_every_wave() {
     let _serial = serial();
-    let w = World::new(Some("ap-southeast-2"), CANARY);
+    let mut w = World::new(Some("ap-southeast-2"), CANARY);
+    let hook = w.listen_for_notifications();
     let shift = w.gate_and_shift();
     assert_eq!(shift.status.code(), Some(1), "shift-traffic should roll back: {}", stderr(&shift));
     w.assert_all_stable();
@@ -413,6 +501,20 @@ fn a_bad_candidate_behind_the_second_waves_second_target_rolls_back_every_wave()
     let summary = std::fs::read_to_string(w.dir.path().join("summary.md")).expect("summary");
     assert!(summary.contains("| 1 | us-east-1 | 0% | pass:"), "{summary}");
     assert!(summary.contains("| 2 | ap-southeast-2 | 0% | fail:"), "{summary}");
+    // The webhook was told which target stopped it.
+    let told = hook.bodies();
+    let rolled: Vec<&Value> = told.iter().filter(|b| b["event"] == "rolled_back").collect();
+    assert_eq!(rolled.len(), 1, "{told:?}");
+    assert_eq!(rolled[0]["target"], "ap-southeast-2", "{told:?}");
+    assert_eq!(rolled[0]["decision"], "fail");
+    // The DORA history counts it once, as a failed attempt, and names the target.
+    let text = w.dora_report("--markdown");
+    assert!(text.contains("| rolled back in ap-southeast-2 |"), "{text}");
+    let json: Value = serde_json::from_str(&w.dora_report("--json")).expect("report json");
+    let prd = &json["environments"][0];
+    assert_eq!(prd["counts"]["attempts"], 1, "{prd}");
+    assert_eq!(prd["counts"]["failed_deployments"], 1, "{prd}");
+    assert_eq!(prd["history"]["rows"][0]["failed_target"], "ap-southeast-2", "{prd}");
     // A second rollback is harmless and adds nothing.
     let again = w.step(&["rollback"]);
     assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
@@ -681,6 +783,8 @@ struct TwoRegions {
     /// Per region: an SDK client config of the test's own, and its ALB.
     regions: Vec<(&'static str, aws_config::SdkConfig, sluice_test_support::aws::AlbFixture)>,
     dir: tempfile::TempDir,
+    /// `SLUICE_WAVES_WEBHOOK` for the steps (empty: no `[notify]`).
+    webhook: String,
 }
 
 const TWO_REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
@@ -711,7 +815,7 @@ impl TwoRegions {
             ));
         }
         std::fs::write(dir.path().join("sluice.toml"), config).expect("config");
-        TwoRegions { regions, dir }
+        TwoRegions { regions, dir, webhook: String::new() }
     }
 
     /// A step with every AWS call sent to `endpoint` (moto, or a proxy in
@@ -724,6 +828,7 @@ impl TwoRegions {
             .env("GITHUB_STEP_SUMMARY", self.dir.path().join("summary.md"))
             .env("CI", "true")
             .envs(sluice_test_support::aws::step_env(endpoint))
+            .env("SLUICE_WAVES_WEBHOOK", &self.webhook)
             .args(args)
             .args(["--config", "sluice.toml", "-e", "prd", "--record", "prd.json"])
             .output()
@@ -804,7 +909,10 @@ async fn aws_failing_in_one_region_mid_deployment_rolls_every_other_region_back(
     use std::sync::atomic::{AtomicBool, Ordering};
     let _turn = shared();
     let Some(moto) = sluice_test_support::aws::moto() else { return };
-    let w = TwoRegions::new(&moto.endpoint).await;
+    let mut w = TwoRegions::new(&moto.endpoint).await;
+    let hook = Webhook::start();
+    append_notify(&w.dir.path().join("sluice.toml"));
+    w.webhook = hook.url.clone();
     let proxy = FaultProxy::start(&moto.endpoint);
     let down = Arc::new(AtomicBool::new(false));
     let region_down = Arc::clone(&down);
@@ -847,6 +955,12 @@ async fn aws_failing_in_one_region_mid_deployment_rolls_every_other_region_back(
     assert!(message.contains("last confirmed weights: us-east-1 0%, eu-west-1 0%"), "{message}");
     assert!(err.contains("us-east-1 0%, eu-west-1 0%"), "{err}");
     assert_eq!(record["status"], "shifting", "open until eu-west-1 is confirmed: {record}");
+    // The webhook was told the step failed, and on which target.
+    let told = hook.bodies();
+    let failed: Vec<&Value> = told.iter().filter(|b| b["event"] == "failed").collect();
+    assert_eq!(failed.len(), 1, "{told:?}");
+    assert_eq!(failed[0]["target"], "eu-west-1", "{told:?}");
+    assert_eq!(failed[0]["decision"], "provider_failure");
 
     // The region answers again: `rollback` confirms it and closes the deployment.
     proxy.clear();
