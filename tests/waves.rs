@@ -791,6 +791,14 @@ const TWO_REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
 
 impl TwoRegions {
     async fn new(moto: &str) -> TwoRegions {
+        let plan =
+            "strategy = { kind = \"canary\", stages = [50, 100], stage_duration = \"300ms\" }\nanalysis = \"none\"\n";
+        TwoRegions::with(moto, plan, |_| String::new()).await
+    }
+
+    /// `defaults`: the `[defaults]` table's keys and the tables after it up
+    /// to the environment; `target`: what each target adds after its router.
+    async fn with(moto: &str, defaults: &str, target: impl Fn(&str) -> String) -> TwoRegions {
         use sluice_providers::aws::AwsSettings;
         use sluice_test_support::aws::{create_named_alb, sdk_config_with};
         let mut regions = Vec::new();
@@ -803,15 +811,19 @@ impl TwoRegions {
             regions.push((region, sdk, fx));
         }
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut config = "app = \"shop\"\n[ledger]\nkind = \"file\"\npath = \"ledger.jsonl\"\n\
-             [defaults]\nstrategy = { kind = \"canary\", stages = [50, 100], stage_duration = \"300ms\" }\nanalysis = \"none\"\n\
+        let mut config = format!(
+            "app = \"shop\"\n[ledger]\nkind = \"file\"\npath = \"ledger.jsonl\"\n[analysis]\ninterval = \"200ms\"\n\
+             [defaults]\n{defaults}\
              [[environment]]\nname = \"prd\"\nwaves = [[\"us-east-1\"], [\"eu-west-1\"]]\n"
-            .to_owned();
+        );
         for (region, _, fx) in &regions {
             config.push_str(&format!(
                 "[[environment.target]]\nname = \"{region}\"\nrouter = {{ kind = \"alb\", region = \"{region}\", \
-                 listener_arn = \"{}\", stable_target_group = \"{}\", candidate_target_group = \"{}\" }}\n",
-                fx.listener, fx.blue, fx.green
+                 listener_arn = \"{}\", stable_target_group = \"{}\", candidate_target_group = \"{}\" }}\n{}",
+                fx.listener,
+                fx.blue,
+                fx.green,
+                target(region)
             ));
         }
         std::fs::write(dir.path().join("sluice.toml"), config).expect("config");
@@ -975,4 +987,65 @@ async fn aws_failing_in_one_region_mid_deployment_rolls_every_other_region_back(
         .collect();
     assert_eq!(ledger.len(), 1, "{ledger:?}");
     assert_eq!(ledger[0]["outcome"], "rolled_back");
+}
+
+/// Each ALB target judged on CloudWatch in its own region: a target-level
+/// CloudWatch source (`region`, `alb_traffic`) per target, the ALB metrics
+/// put into moto's CloudWatch of each region the way the ALB would, healthy
+/// in us-east-1, the candidate failing a fifth of its requests in
+/// eu-west-1. The first wave passes on us-east-1's metrics; the second
+/// fails on eu-west-1's (read from any other region they would be missing:
+/// no traffic, not a failure), and both regions are put back exactly.
+#[tokio::test(flavor = "multi_thread")]
+async fn each_alb_target_is_judged_on_cloudwatch_in_its_own_region() {
+    use sluice_test_support::aws::{put_alb_minute, this_minute};
+    let _turn = shared();
+    let Some(moto) = sluice_test_support::aws::moto() else { return };
+    let defaults = "strategy = { kind = \"canary\", stages = [10, 100], stage_duration = \"1s\" }\n\
+        [[defaults.check]]\nname = \"errors\"\nkind = \"error_rate\"\nmax = 0.02\nmin_samples = 50\ncritical = true\n";
+    let w = TwoRegions::with(&moto.endpoint, defaults, |region| {
+        format!(
+            "[[environment.target.source]]\nkind = \"cloudwatch\"\nname = \"cw\"\nregion = \"{region}\"\n\
+             alb_traffic = true\nlookback = \"2m\"\ndelay = \"0s\"\n"
+        )
+    })
+    .await;
+    for (region, sdk, fx) in &w.regions {
+        let dims = fx.dims();
+        let candidate_errors = if *region == "eu-west-1" { 100.0 } else { 0.0 };
+        // Minutes around now, so every stage's look-back finds traffic
+        // however the test falls on the clock.
+        for offset in -2..=3 {
+            let minute = this_minute() + offset * 60;
+            put_alb_minute(sdk, &dims.load_balancer, &dims.candidate, minute, 500.0, candidate_errors).await;
+            put_alb_minute(sdk, &dims.load_balancer, &dims.stable, minute, 5000.0, 5.0).await;
+        }
+    }
+    let gate = w.step(&moto.endpoint, &["gate", "--release", "v2", "--commit", "abcdef1"]);
+    assert_eq!(gate.status.code(), Some(0), "gate: {}", stderr(&gate));
+    let shift = w.step(&moto.endpoint, &["shift-traffic"]);
+    assert_eq!(shift.status.code(), Some(1), "rolled back: {}", stderr(&shift));
+    assert_eq!(w.weights().await, w.as_created(), "both regions exactly as before");
+    let record = w.record();
+    assert_eq!(record["status"], "rolled_back", "{record}");
+    let east = events(&record, "verdict", "us-east-1");
+    assert_eq!(east.len(), 2, "both stages of the first wave judged: {record}");
+    for verdict in &east {
+        assert_eq!(verdict["report"]["verdict"], "pass", "{verdict}");
+        let first = &verdict["report"]["intervals"][0];
+        assert!(first["candidate"]["requests"].as_u64().is_some_and(|r| r >= 500), "{first}");
+        assert_eq!(first["candidate"]["errors"], 0, "us-east-1's own metrics: {first}");
+    }
+    let west = events(&record, "verdict", "eu-west-1");
+    let last = west.last().expect("eu-west-1 judged");
+    assert_eq!(last["report"]["verdict"], "fail", "{last}");
+    let first = &last["report"]["intervals"][0];
+    assert!(first["candidate"]["errors"].as_u64().is_some_and(|e| e >= 100), "eu-west-1's own metrics: {first}");
+    let traffic: Vec<u64> = events(&record, "traffic", "eu-west-1").iter().filter_map(|e| e["to"].as_u64()).collect();
+    assert_eq!(traffic, vec![10], "stopped at its first stage");
+    assert_eq!(events(&record, "rollback", "us-east-1").len(), 1);
+    assert_eq!(events(&record, "rollback", "eu-west-1").len(), 1);
+    let rollback = events(&record, "rollback", "eu-west-1")[0];
+    let reason = rollback["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("target eu-west-1 in wave 2") && reason.contains("errors"), "{reason}");
 }
