@@ -908,17 +908,18 @@ async fn albs_in_two_regions_are_shifted_in_two_waves_each_in_its_own_region() {
     assert_eq!(w.record()["status"], "rolled_back");
 }
 
-/// AWS failing in one region mid-deployment: a proxy in front of moto
-/// answers every call about eu-west-1's ALB with a 503 from the moment the
-/// second wave asks its first change. The deployment is an error (exit 3),
-/// us-east-1 (already at 100%) is put back exactly, read back in its
-/// region, and the record and the step's output name each target's last
-/// confirmed weight; `rollback` finishes once the region answers.
+/// AWS failing in one region mid-wave: a proxy in front of moto answers
+/// every call about eu-west-1's ALB with a 503 from the moment the second
+/// wave asks its second change (its 50% stage done). The deployment is an
+/// error (exit 3), us-east-1 (already at 100%) is put back exactly, read
+/// back in its region, eu-west-1 stays at the 50% its ALB confirmed, and
+/// the record and the step's output name each target's last confirmed
+/// weight; `rollback` restores eu-west-1 exactly once the region answers.
 #[tokio::test(flavor = "multi_thread")]
-async fn aws_failing_in_one_region_mid_deployment_rolls_every_other_region_back() {
+async fn aws_failing_in_one_region_mid_wave_rolls_every_other_region_back() {
     use sluice_test_support::aws::{Call, FaultProxy, Reply, error_body};
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicUsize, Ordering};
     let _turn = shared();
     let Some(moto) = sluice_test_support::aws::moto() else { return };
     let mut w = TwoRegions::new(&moto.endpoint).await;
@@ -926,17 +927,17 @@ async fn aws_failing_in_one_region_mid_deployment_rolls_every_other_region_back(
     append_notify(&w.dir.path().join("sluice.toml"));
     w.webhook = hook.url.clone();
     let proxy = FaultProxy::start(&moto.endpoint);
-    let down = Arc::new(AtomicBool::new(false));
-    let region_down = Arc::clone(&down);
+    let changes = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&changes);
     // Every call about eu-west-1's load balancer names one of its ARNs.
     proxy.add(Arc::new(move |call: &Call| {
         if !call.body.contains("%3Aeu-west-1%3A") && !call.body.contains(":eu-west-1:") {
             return Reply::Forward;
         }
         if call.operation.starts_with("Modify") {
-            region_down.store(true, Ordering::SeqCst);
+            seen.fetch_add(1, Ordering::SeqCst);
         }
-        match region_down.load(Ordering::SeqCst) {
+        match seen.load(Ordering::SeqCst) >= 2 {
             true => Reply::Respond {
                 status: 503,
                 body: error_body(call.json, "ServiceUnavailable", "eu-west-1 is down (fault proxy)"),
@@ -949,23 +950,27 @@ async fn aws_failing_in_one_region_mid_deployment_rolls_every_other_region_back(
     let shift = w.step(&proxy.endpoint, &["shift-traffic"]);
     let err = stderr(&shift);
     assert_eq!(shift.status.code(), Some(3), "{err}");
-    assert!(down.load(Ordering::SeqCst), "the second wave reached eu-west-1");
-    // us-east-1 had moved to 100% and is back exactly; eu-west-1 never moved.
-    assert_eq!(w.weights().await, w.as_created(), "read back per region, past the proxy");
+    assert!(changes.load(Ordering::SeqCst) >= 2, "the second wave's second stage was asked");
+    // us-east-1 had moved to 100% and is back exactly; eu-west-1 is at the
+    // 50% its ALB confirmed (read back in its region, past the proxy).
+    let (east, west) = (&w.regions[0].2, &w.regions[1].2);
+    let half = vec![(west.blue.clone(), 50), (west.green.clone(), 50)];
+    assert_eq!(w.weights().await, vec![vec![(east.blue.clone(), 1)], half]);
     let record = w.record();
     let events_all = record["events"].as_array().expect("events");
     let traffic: Vec<u64> = events(&record, "traffic", "us-east-1").iter().filter_map(|e| e["to"].as_u64()).collect();
     assert_eq!(traffic, vec![50, 100], "the first wave was done: {record}");
-    assert!(events(&record, "traffic", "eu-west-1").is_empty(), "{record}");
+    let traffic: Vec<u64> = events(&record, "traffic", "eu-west-1").iter().filter_map(|e| e["to"].as_u64()).collect();
+    assert_eq!(traffic, vec![50], "{record}");
     assert_eq!(events(&record, "rollback", "us-east-1").len(), 1, "{record}");
     assert_eq!(record["targets"][0]["candidate_weight"], 0);
-    assert_eq!(record["targets"][1]["candidate_weight"], 0);
+    assert_eq!(record["targets"][1]["candidate_weight"], 50);
     let error = events_all.iter().rev().find(|e| e["type"] == "error").expect("an error event");
     let message = error["message"].as_str().expect("message");
     assert!(message.contains("target eu-west-1 in wave 2"), "{message}");
     assert!(message.contains("ServiceUnavailable"), "{message}");
-    assert!(message.contains("last confirmed weights: us-east-1 0%, eu-west-1 0%"), "{message}");
-    assert!(err.contains("us-east-1 0%, eu-west-1 0%"), "{err}");
+    assert!(message.contains("last confirmed weights: us-east-1 0%, eu-west-1 50%"), "{message}");
+    assert!(err.contains("us-east-1 0%, eu-west-1 50%"), "{err}");
     assert_eq!(record["status"], "shifting", "open until eu-west-1 is confirmed: {record}");
     // The webhook was told the step failed, and on which target.
     let told = hook.bodies();
@@ -978,8 +983,10 @@ async fn aws_failing_in_one_region_mid_deployment_rolls_every_other_region_back(
     proxy.clear();
     let rollback = w.step(&proxy.endpoint, &["rollback", "--reason", "region back"]);
     assert_eq!(rollback.status.code(), Some(0), "rollback: {}", stderr(&rollback));
-    assert_eq!(w.weights().await, w.as_created());
-    assert_eq!(w.record()["status"], "rolled_back");
+    assert_eq!(w.weights().await, w.as_created(), "eu-west-1 exactly as before too");
+    let record = w.record();
+    assert_eq!(record["status"], "rolled_back");
+    assert_eq!(events(&record, "rollback", "eu-west-1").len(), 1, "{record}");
     let ledger: Vec<Value> = std::fs::read_to_string(w.dir.path().join("ledger.jsonl"))
         .unwrap_or_default()
         .lines()
@@ -987,6 +994,13 @@ async fn aws_failing_in_one_region_mid_deployment_rolls_every_other_region_back(
         .collect();
     assert_eq!(ledger.len(), 1, "{ledger:?}");
     assert_eq!(ledger[0]["outcome"], "rolled_back");
+    // The ledger, and so the DORA history, still say which target stopped it.
+    let reason = ledger[0]["reason"].as_str().unwrap_or_default();
+    assert_eq!(reason, "region back; target eu-west-1 in wave 2 had stopped the deployment");
+    let told = hook.bodies();
+    let rolled: Vec<&Value> = told.iter().filter(|b| b["event"] == "rolled_back").collect();
+    assert_eq!(rolled.len(), 1, "{told:?}");
+    assert_eq!(rolled[0]["target"], "eu-west-1", "{told:?}");
 }
 
 /// Each ALB target judged on CloudWatch in its own region: a target-level
