@@ -901,6 +901,15 @@ async fn albs_in_two_regions_are_shifted_in_two_waves_each_in_its_own_region() {
     let east_last = at(events(&record, "traffic", "us-east-1")[1]);
     let west_first = at(events(&record, "traffic", "eu-west-1")[0]);
     assert!(east_last <= west_first, "the second region moved after the first: {east_last} {west_first}");
+    // `sluice status` reads each region's ALB with its own client too.
+    let status = w.step(&moto.endpoint, &["status", "--json"]);
+    assert_eq!(status.status.code(), Some(0), "status: {}", stderr(&status));
+    let shown: Value = serde_json::from_slice(&status.stdout).expect("status json");
+    for (i, region) in TWO_REGIONS.iter().enumerate() {
+        let live = &shown["environments"][0]["targets"][i];
+        assert_eq!(live["name"], *region, "{shown}");
+        assert_eq!(live["router"]["candidate_weight"], 100, "{region}: {shown}");
+    }
 
     let rollback = w.step(&moto.endpoint, &["rollback", "--reason", "test"]);
     assert_eq!(rollback.status.code(), Some(0), "rollback: {}", stderr(&rollback));
