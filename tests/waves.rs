@@ -74,6 +74,9 @@ struct World {
     children: Vec<Child>,
     regions: Vec<Region>,
     stable: String,
+    /// The URL of a JSON webhook the config's `[notify]` names (in
+    /// `SLUICE_WAVES_WEBHOOK`), when the scenario listens for one.
+    webhook: Option<String>,
 }
 
 impl Drop for World {
@@ -135,7 +138,7 @@ impl World {
             ));
         }
         std::fs::write(dir.path().join("sluice.toml"), config).expect("config");
-        let mut world = World { dir, children, regions, stable };
+        let mut world = World { dir, children, regions, stable, webhook: None };
         for i in 0..world.regions.len() {
             let url = format!("{}/", world.regions[i].listen);
             let child = Command::new(binary("sluice-loadgen"))
@@ -160,6 +163,7 @@ impl World {
             .env_remove("GITHUB_OUTPUT")
             .env("GITHUB_STEP_SUMMARY", self.dir.path().join("summary.md"))
             .env("CI", "true")
+            .env("SLUICE_WAVES_WEBHOOK", self.webhook.as_deref().unwrap_or(""))
             .args(args)
             .args(["--config", "sluice.toml", "-e", "prd", "--record", "prd.json"])
             .output()
@@ -236,6 +240,30 @@ impl World {
         }
     }
 
+    /// Sends the config's notifications to a JSON webhook on 127.0.0.1.
+    fn listen_for_notifications(&mut self) -> Webhook {
+        let hook = Webhook::start();
+        append_notify(&self.dir.path().join("sluice.toml"));
+        self.webhook = Some(hook.url.clone());
+        hook
+    }
+
+    /// `dora-report` on the ledger file, as text.
+    fn dora_report(&self, format: &str) -> String {
+        let out = Command::new(binary("dora-report"))
+            .current_dir(self.dir.path())
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .args(["--config", "sluice.toml", "--all-environments", "--since", "all", format, "report.out"])
+            .output()
+            .expect("dora-report runs");
+        assert_eq!(out.status.code(), Some(0), "dora-report: {}", stderr(&out));
+        match format {
+            "--markdown" | "--json" => std::fs::read_to_string(self.dir.path().join("report.out")).expect("report"),
+            _ => String::from_utf8_lossy(&out.stdout).into_owned(),
+        }
+    }
+
     /// Every router back as it was: no traffic on the candidate, v1 stable.
     fn assert_all_stable(&self) {
         for (i, r) in self.regions.iter().enumerate() {
@@ -243,6 +271,65 @@ impl World {
             assert_eq!(state["candidate_weight"], 0, "{}: {state}", r.name);
             assert_eq!(state["stable"]["upstream"], self.stable.as_str(), "{}: {state}", r.name);
         }
+    }
+}
+
+/// Adds a `[notify]` table with one JSON webhook, its URL in
+/// `SLUICE_WAVES_WEBHOOK`, to the config.
+fn append_notify(config: &Path) {
+    let mut text = std::fs::read_to_string(config).expect("config");
+    text.push_str(
+        "[notify]\ntimeout = \"5s\"\n[[notify.webhook]]\nkind = \"json\"\nurl_env = \"SLUICE_WAVES_WEBHOOK\"\n",
+    );
+    std::fs::write(config, text).expect("config");
+}
+
+/// A JSON webhook on 127.0.0.1 that keeps the bodies it receives.
+struct Webhook {
+    url: String,
+    bodies: std::sync::Arc<Mutex<Vec<Value>>>,
+}
+
+impl Webhook {
+    fn start() -> Webhook {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        let bodies = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let log = std::sync::Arc::clone(&bodies);
+        std::thread::spawn(move || {
+            for mut socket in listener.incoming().flatten() {
+                let _ = socket.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut data = Vec::new();
+                let mut buf = [0u8; 4096];
+                let body = loop {
+                    let Ok(n) = socket.read(&mut buf) else { break None };
+                    if n == 0 {
+                        break None;
+                    }
+                    data.extend_from_slice(&buf[..n]);
+                    let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4) else { continue };
+                    let head = String::from_utf8_lossy(&data[..end]).to_ascii_lowercase();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    if data.len() >= end + length {
+                        break serde_json::from_slice::<Value>(&data[end..end + length]).ok();
+                    }
+                };
+                if let Some(body) = body {
+                    log.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(body);
+                }
+                let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+            }
+        });
+        Webhook { url, bodies }
+    }
+
+    fn bodies(&self) -> Vec<Value> {
+        self.bodies.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 }
 
@@ -378,7 +465,8 @@ fn a_shift_cancelled_in_the_second_wave_leaves_a_record_from_which_rollback_rest
 #[test]
 fn a_bad_candidate_behind_the_second_waves_second_target_rolls_back_every_wave() {
     let _serial = serial();
-    let w = World::new(Some("ap-southeast-2"), CANARY);
+    let mut w = World::new(Some("ap-southeast-2"), CANARY);
+    let hook = w.listen_for_notifications();
     let shift = w.gate_and_shift();
     assert_eq!(shift.status.code(), Some(1), "shift-traffic should roll back: {}", stderr(&shift));
     w.assert_all_stable();
@@ -413,6 +501,20 @@ fn a_bad_candidate_behind_the_second_waves_second_target_rolls_back_every_wave()
     let summary = std::fs::read_to_string(w.dir.path().join("summary.md")).expect("summary");
     assert!(summary.contains("| 1 | us-east-1 | 0% | pass:"), "{summary}");
     assert!(summary.contains("| 2 | ap-southeast-2 | 0% | fail:"), "{summary}");
+    // The webhook was told which target stopped it.
+    let told = hook.bodies();
+    let rolled: Vec<&Value> = told.iter().filter(|b| b["event"] == "rolled_back").collect();
+    assert_eq!(rolled.len(), 1, "{told:?}");
+    assert_eq!(rolled[0]["target"], "ap-southeast-2", "{told:?}");
+    assert_eq!(rolled[0]["decision"], "fail");
+    // The DORA history counts it once, as a failed attempt, and names the target.
+    let text = w.dora_report("--markdown");
+    assert!(text.contains("| rolled back in ap-southeast-2 |"), "{text}");
+    let json: Value = serde_json::from_str(&w.dora_report("--json")).expect("report json");
+    let prd = &json["environments"][0];
+    assert_eq!(prd["counts"]["attempts"], 1, "{prd}");
+    assert_eq!(prd["counts"]["failed_deployments"], 1, "{prd}");
+    assert_eq!(prd["history"]["rows"][0]["failed_target"], "ap-southeast-2", "{prd}");
     // A second rollback is harmless and adds nothing.
     let again = w.step(&["rollback"]);
     assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
@@ -672,4 +774,301 @@ fn a_pause_holds_each_wave_for_approval_and_one_not_approved_in_time_is_rolled_b
     let late = w.step(&["shift-traffic"]);
     assert_eq!(late.status.code(), Some(1), "{}", stderr(&late));
     w.assert_all_stable();
+}
+
+/// Two regions in one moto server (moto keeps each signing region's
+/// resources apart): an ALB in us-east-1 and one in eu-west-1, each the
+/// router of its own target, with its region named in its router config.
+struct TwoRegions {
+    /// Per region: an SDK client config of the test's own, and its ALB.
+    regions: Vec<(&'static str, aws_config::SdkConfig, sluice_test_support::aws::AlbFixture)>,
+    dir: tempfile::TempDir,
+    /// `SLUICE_WAVES_WEBHOOK` for the steps (empty: no `[notify]`).
+    webhook: String,
+}
+
+const TWO_REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
+
+impl TwoRegions {
+    async fn new(moto: &str) -> TwoRegions {
+        let plan =
+            "strategy = { kind = \"canary\", stages = [50, 100], stage_duration = \"300ms\" }\nanalysis = \"none\"\n";
+        TwoRegions::with(moto, plan, |_| String::new()).await
+    }
+
+    /// `defaults`: the `[defaults]` table's keys and the tables after it up
+    /// to the environment; `target`: what each target adds after its router.
+    async fn with(moto: &str, defaults: &str, target: impl Fn(&str) -> String) -> TwoRegions {
+        use sluice_providers::aws::AwsSettings;
+        use sluice_test_support::aws::{create_named_alb, sdk_config_with};
+        let mut regions = Vec::new();
+        for region in TWO_REGIONS {
+            let settings =
+                AwsSettings { region: Some(region.into()), endpoint_url: Some(moto.to_owned()), timeouts: None };
+            let sdk = sdk_config_with(settings).await;
+            let fx = create_named_alb(moto, &sdk, ["shop", "blue", "green"]).await;
+            assert!(fx.listener.contains(&format!(":{region}:")), "{region}: {}", fx.listener);
+            regions.push((region, sdk, fx));
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = format!(
+            "app = \"shop\"\n[ledger]\nkind = \"file\"\npath = \"ledger.jsonl\"\n[analysis]\ninterval = \"200ms\"\n\
+             [defaults]\n{defaults}\
+             [[environment]]\nname = \"prd\"\nwaves = [[\"us-east-1\"], [\"eu-west-1\"]]\n"
+        );
+        for (region, _, fx) in &regions {
+            config.push_str(&format!(
+                "[[environment.target]]\nname = \"{region}\"\nrouter = {{ kind = \"alb\", region = \"{region}\", \
+                 listener_arn = \"{}\", stable_target_group = \"{}\", candidate_target_group = \"{}\" }}\n{}",
+                fx.listener,
+                fx.blue,
+                fx.green,
+                target(region)
+            ));
+        }
+        std::fs::write(dir.path().join("sluice.toml"), config).expect("config");
+        TwoRegions { regions, dir, webhook: String::new() }
+    }
+
+    /// A step with every AWS call sent to `endpoint` (moto, or a proxy in
+    /// front of it); the steps' own region is us-east-1 (`AWS_REGION`).
+    fn step(&self, endpoint: &str, args: &[&str]) -> Output {
+        Command::new(binary("sluice"))
+            .current_dir(self.dir.path())
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("GITHUB_OUTPUT")
+            .env("GITHUB_STEP_SUMMARY", self.dir.path().join("summary.md"))
+            .env("CI", "true")
+            .envs(sluice_test_support::aws::step_env(endpoint))
+            .env("SLUICE_WAVES_WEBHOOK", &self.webhook)
+            .args(args)
+            .args(["--config", "sluice.toml", "-e", "prd", "--record", "prd.json"])
+            .output()
+            .expect("the step runs")
+    }
+
+    /// Each region's listener weights, read by the test's own client for
+    /// that region, straight from moto.
+    async fn weights(&self) -> Vec<Vec<(String, i32)>> {
+        let mut all = Vec::new();
+        for (_, sdk, fx) in &self.regions {
+            all.push(sluice_test_support::aws::forward_weights(sdk, &fx.listener, None).await);
+        }
+        all
+    }
+
+    /// Every region's listener forwarding only to its blue group, as created.
+    fn as_created(&self) -> Vec<Vec<(String, i32)>> {
+        self.regions.iter().map(|(_, _, fx)| vec![(fx.blue.clone(), 1)]).collect()
+    }
+
+    fn all_green(&self) -> Vec<Vec<(String, i32)>> {
+        self.regions.iter().map(|(_, _, fx)| vec![(fx.blue.clone(), 0), (fx.green.clone(), 100)]).collect()
+    }
+
+    fn record(&self) -> Value {
+        serde_json::from_slice(&std::fs::read(self.dir.path().join("prd.json")).expect("record")).expect("json")
+    }
+}
+
+/// ALBs in two regions, shifted in two waves: each target's router works in
+/// its own region (moto answers `ListenerNotFound` for an ARN asked in the
+/// wrong one), and every weight is read back per region by the test's own
+/// client, then restored exactly.
+#[tokio::test(flavor = "multi_thread")]
+async fn albs_in_two_regions_are_shifted_in_two_waves_each_in_its_own_region() {
+    let _turn = shared();
+    let Some(moto) = sluice_test_support::aws::moto() else { return };
+    let w = TwoRegions::new(&moto.endpoint).await;
+    assert_eq!(w.weights().await, w.as_created());
+    let gate = w.step(&moto.endpoint, &["gate", "--release", "v2", "--commit", "abcdef1"]);
+    assert_eq!(gate.status.code(), Some(0), "gate: {}", stderr(&gate));
+    let shift = w.step(&moto.endpoint, &["shift-traffic"]);
+    assert_eq!(shift.status.code(), Some(0), "shift-traffic: {}", stderr(&shift));
+    assert_eq!(w.weights().await, w.all_green(), "both regions at 100%, read back in each");
+    let record = w.record();
+    assert_eq!(record["status"], "verified", "{record}");
+    for (i, (region, _, fx)) in w.regions.iter().enumerate() {
+        let t = &record["targets"][i];
+        assert_eq!(t["name"], *region);
+        assert_eq!(t["wave"], i);
+        assert_eq!(t["candidate"], fx.green.as_str());
+        assert_eq!(t["router_before"]["resource"], fx.listener.as_str(), "{t}");
+        let traffic: Vec<u64> = events(&record, "traffic", region).iter().filter_map(|e| e["to"].as_u64()).collect();
+        assert_eq!(traffic, vec![50, 100], "{region}: every stage confirmed by its region's ALB");
+    }
+    let at = |e: &Value| e["at"].as_str().expect("at").to_owned();
+    let east_last = at(events(&record, "traffic", "us-east-1")[1]);
+    let west_first = at(events(&record, "traffic", "eu-west-1")[0]);
+    assert!(east_last <= west_first, "the second region moved after the first: {east_last} {west_first}");
+    // `sluice status` reads each region's ALB with its own client too.
+    let status = w.step(&moto.endpoint, &["status", "--json"]);
+    assert_eq!(status.status.code(), Some(0), "status: {}", stderr(&status));
+    let shown: Value = serde_json::from_slice(&status.stdout).expect("status json");
+    for (i, region) in TWO_REGIONS.iter().enumerate() {
+        let live = &shown["environments"][0]["targets"][i];
+        assert_eq!(live["name"], *region, "{shown}");
+        assert_eq!(live["router"]["candidate_weight"], 100, "{region}: {shown}");
+    }
+
+    let rollback = w.step(&moto.endpoint, &["rollback", "--reason", "test"]);
+    assert_eq!(rollback.status.code(), Some(0), "rollback: {}", stderr(&rollback));
+    assert_eq!(w.weights().await, w.as_created(), "each region exactly as before");
+    assert_eq!(w.record()["status"], "rolled_back");
+}
+
+/// AWS failing in one region mid-wave: a proxy in front of moto answers
+/// every call about eu-west-1's ALB with a 503 from the moment the second
+/// wave asks its second change (its 50% stage done). The deployment is an
+/// error (exit 3), us-east-1 (already at 100%) is put back exactly, read
+/// back in its region, eu-west-1 stays at the 50% its ALB confirmed, and
+/// the record and the step's output name each target's last confirmed
+/// weight; `rollback` restores eu-west-1 exactly once the region answers.
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_failing_in_one_region_mid_wave_rolls_every_other_region_back() {
+    use sluice_test_support::aws::{Call, FaultProxy, Reply, error_body};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let _turn = shared();
+    let Some(moto) = sluice_test_support::aws::moto() else { return };
+    let mut w = TwoRegions::new(&moto.endpoint).await;
+    let hook = Webhook::start();
+    append_notify(&w.dir.path().join("sluice.toml"));
+    w.webhook = hook.url.clone();
+    let proxy = FaultProxy::start(&moto.endpoint);
+    let changes = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&changes);
+    // Every call about eu-west-1's load balancer names one of its ARNs.
+    proxy.add(Arc::new(move |call: &Call| {
+        if !call.body.contains("%3Aeu-west-1%3A") && !call.body.contains(":eu-west-1:") {
+            return Reply::Forward;
+        }
+        if call.operation.starts_with("Modify") {
+            seen.fetch_add(1, Ordering::SeqCst);
+        }
+        match seen.load(Ordering::SeqCst) >= 2 {
+            true => Reply::Respond {
+                status: 503,
+                body: error_body(call.json, "ServiceUnavailable", "eu-west-1 is down (fault proxy)"),
+            },
+            false => Reply::Forward,
+        }
+    }));
+    let gate = w.step(&proxy.endpoint, &["gate", "--release", "v2", "--commit", "abcdef1"]);
+    assert_eq!(gate.status.code(), Some(0), "gate: {}", stderr(&gate));
+    let shift = w.step(&proxy.endpoint, &["shift-traffic"]);
+    let err = stderr(&shift);
+    assert_eq!(shift.status.code(), Some(3), "{err}");
+    assert!(changes.load(Ordering::SeqCst) >= 2, "the second wave's second stage was asked");
+    // us-east-1 had moved to 100% and is back exactly; eu-west-1 is at the
+    // 50% its ALB confirmed (read back in its region, past the proxy).
+    let (east, west) = (&w.regions[0].2, &w.regions[1].2);
+    let half = vec![(west.blue.clone(), 50), (west.green.clone(), 50)];
+    assert_eq!(w.weights().await, vec![vec![(east.blue.clone(), 1)], half]);
+    let record = w.record();
+    let events_all = record["events"].as_array().expect("events");
+    let traffic: Vec<u64> = events(&record, "traffic", "us-east-1").iter().filter_map(|e| e["to"].as_u64()).collect();
+    assert_eq!(traffic, vec![50, 100], "the first wave was done: {record}");
+    let traffic: Vec<u64> = events(&record, "traffic", "eu-west-1").iter().filter_map(|e| e["to"].as_u64()).collect();
+    assert_eq!(traffic, vec![50], "{record}");
+    assert_eq!(events(&record, "rollback", "us-east-1").len(), 1, "{record}");
+    assert_eq!(record["targets"][0]["candidate_weight"], 0);
+    assert_eq!(record["targets"][1]["candidate_weight"], 50);
+    let error = events_all.iter().rev().find(|e| e["type"] == "error").expect("an error event");
+    let message = error["message"].as_str().expect("message");
+    assert!(message.contains("target eu-west-1 in wave 2"), "{message}");
+    assert!(message.contains("ServiceUnavailable"), "{message}");
+    assert!(message.contains("last confirmed weights: us-east-1 0%, eu-west-1 50%"), "{message}");
+    assert!(err.contains("us-east-1 0%, eu-west-1 50%"), "{err}");
+    assert_eq!(record["status"], "shifting", "open until eu-west-1 is confirmed: {record}");
+    // The webhook was told the step failed, and on which target.
+    let told = hook.bodies();
+    let failed: Vec<&Value> = told.iter().filter(|b| b["event"] == "failed").collect();
+    assert_eq!(failed.len(), 1, "{told:?}");
+    assert_eq!(failed[0]["target"], "eu-west-1", "{told:?}");
+    assert_eq!(failed[0]["decision"], "provider_failure");
+
+    // The region answers again: `rollback` confirms it and closes the deployment.
+    proxy.clear();
+    let rollback = w.step(&proxy.endpoint, &["rollback", "--reason", "region back"]);
+    assert_eq!(rollback.status.code(), Some(0), "rollback: {}", stderr(&rollback));
+    assert_eq!(w.weights().await, w.as_created(), "eu-west-1 exactly as before too");
+    let record = w.record();
+    assert_eq!(record["status"], "rolled_back");
+    assert_eq!(events(&record, "rollback", "eu-west-1").len(), 1, "{record}");
+    let ledger: Vec<Value> = std::fs::read_to_string(w.dir.path().join("ledger.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("ledger line"))
+        .collect();
+    assert_eq!(ledger.len(), 1, "{ledger:?}");
+    assert_eq!(ledger[0]["outcome"], "rolled_back");
+    // The ledger, and so the DORA history, still say which target stopped it.
+    let reason = ledger[0]["reason"].as_str().unwrap_or_default();
+    assert_eq!(reason, "region back; target eu-west-1 in wave 2 had stopped the deployment");
+    let told = hook.bodies();
+    let rolled: Vec<&Value> = told.iter().filter(|b| b["event"] == "rolled_back").collect();
+    assert_eq!(rolled.len(), 1, "{told:?}");
+    assert_eq!(rolled[0]["target"], "eu-west-1", "{told:?}");
+}
+
+/// Each ALB target judged on CloudWatch in its own region: a target-level
+/// CloudWatch source (`region`, `alb_traffic`) per target, the ALB metrics
+/// put into moto's CloudWatch of each region the way the ALB would, healthy
+/// in us-east-1, the candidate failing a fifth of its requests in
+/// eu-west-1. The first wave passes on us-east-1's metrics; the second
+/// fails on eu-west-1's (read from any other region they would be missing:
+/// no traffic, not a failure), and both regions are put back exactly.
+#[tokio::test(flavor = "multi_thread")]
+async fn each_alb_target_is_judged_on_cloudwatch_in_its_own_region() {
+    use sluice_test_support::aws::{put_alb_minute, this_minute};
+    let _turn = shared();
+    let Some(moto) = sluice_test_support::aws::moto() else { return };
+    let defaults = "strategy = { kind = \"canary\", stages = [10, 100], stage_duration = \"1s\" }\n\
+        [[defaults.check]]\nname = \"errors\"\nkind = \"error_rate\"\nmax = 0.02\nmin_samples = 50\ncritical = true\n";
+    let w = TwoRegions::with(&moto.endpoint, defaults, |region| {
+        format!(
+            "[[environment.target.source]]\nkind = \"cloudwatch\"\nname = \"cw\"\nregion = \"{region}\"\n\
+             alb_traffic = true\nlookback = \"2m\"\ndelay = \"0s\"\n"
+        )
+    })
+    .await;
+    for (region, sdk, fx) in &w.regions {
+        let dims = fx.dims();
+        let candidate_errors = if *region == "eu-west-1" { 100.0 } else { 0.0 };
+        // Minutes around now, so every stage's look-back finds traffic
+        // however the test falls on the clock.
+        for offset in -2..=3 {
+            let minute = this_minute() + offset * 60;
+            put_alb_minute(sdk, &dims.load_balancer, &dims.candidate, minute, 500.0, candidate_errors).await;
+            put_alb_minute(sdk, &dims.load_balancer, &dims.stable, minute, 5000.0, 5.0).await;
+        }
+    }
+    let gate = w.step(&moto.endpoint, &["gate", "--release", "v2", "--commit", "abcdef1"]);
+    assert_eq!(gate.status.code(), Some(0), "gate: {}", stderr(&gate));
+    let shift = w.step(&moto.endpoint, &["shift-traffic"]);
+    assert_eq!(shift.status.code(), Some(1), "rolled back: {}", stderr(&shift));
+    assert_eq!(w.weights().await, w.as_created(), "both regions exactly as before");
+    let record = w.record();
+    assert_eq!(record["status"], "rolled_back", "{record}");
+    let east = events(&record, "verdict", "us-east-1");
+    assert_eq!(east.len(), 2, "both stages of the first wave judged: {record}");
+    for verdict in &east {
+        assert_eq!(verdict["report"]["verdict"], "pass", "{verdict}");
+        let first = &verdict["report"]["intervals"][0];
+        assert!(first["candidate"]["requests"].as_u64().is_some_and(|r| r >= 500), "{first}");
+        assert_eq!(first["candidate"]["errors"], 0, "us-east-1's own metrics: {first}");
+    }
+    let west = events(&record, "verdict", "eu-west-1");
+    let last = west.last().expect("eu-west-1 judged");
+    assert_eq!(last["report"]["verdict"], "fail", "{last}");
+    let first = &last["report"]["intervals"][0];
+    assert!(first["candidate"]["errors"].as_u64().is_some_and(|e| e >= 100), "eu-west-1's own metrics: {first}");
+    let traffic: Vec<u64> = events(&record, "traffic", "eu-west-1").iter().filter_map(|e| e["to"].as_u64()).collect();
+    assert_eq!(traffic, vec![10], "stopped at its first stage");
+    assert_eq!(events(&record, "rollback", "us-east-1").len(), 1);
+    assert_eq!(events(&record, "rollback", "eu-west-1").len(), 1);
+    let rollback = events(&record, "rollback", "eu-west-1")[0];
+    let reason = rollback["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("target eu-west-1 in wave 2") && reason.contains("errors"), "{reason}");
 }

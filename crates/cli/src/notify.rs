@@ -20,6 +20,8 @@ struct Scope {
     version: Option<String>,
     commit: Option<String>,
     record_id: Option<String>,
+    /// The target (of an environment of several) that stopped the deployment.
+    target: Option<String>,
 }
 
 static SCOPE: Mutex<Option<Scope>> = Mutex::new(None);
@@ -42,6 +44,7 @@ pub(crate) fn arm(config: &Config, environment: &str) {
             version: None,
             commit: None,
             record_id: None,
+            target: None,
         });
     }
 }
@@ -54,6 +57,16 @@ pub(crate) fn about(record: &Record) {
         scope.version = Some(record.version.clone());
         scope.commit = record.commit.clone();
         scope.record_id = Some(record.id.clone());
+    }
+}
+
+/// Remembers the target (of an environment of several) that stopped the
+/// deployment: every notification the step sends from now on names it.
+pub(crate) fn stopped_by(target: &str) {
+    if let Ok(mut scope) = SCOPE.lock()
+        && let Some(scope) = scope.as_mut()
+    {
+        scope.target = Some(target.to_owned());
     }
 }
 
@@ -76,6 +89,7 @@ pub(crate) async fn send(step: &str, event: NotifyEvent, decision: &str, reason:
             run_url: env::run_url(),
             record_id: scope.record_id.clone(),
             at: crate::context::now(),
+            target: scope.target.clone(),
         };
         Some((scope.notifier.clone(), warnings, notification))
     });

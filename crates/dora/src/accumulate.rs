@@ -155,6 +155,7 @@ pub(crate) trait EntryView {
             change: ChangeKind::Planned,
             outcome: LedgerOutcome::Promoted,
             reason: None,
+            failed_target: None,
         };
         self.fill_history_row(&mut row);
         row
@@ -210,7 +211,27 @@ impl EntryView for LedgerEntry {
         row.change = self.change;
         row.outcome = self.outcome;
         set_opt(&mut row.reason, self.reason.as_deref());
+        set_opt(&mut row.failed_target, failed_target(self));
     }
+}
+
+/// The target of an environment of several that stopped the deployment:
+/// the first, in wave order, whose last verdict was `fail` or `error`; else
+/// the one the reason names as the waves runner writes it (`target NAME in
+/// wave N: ...`, also after a prefix such as `a provider failed during the
+/// canary: `). None for a promoted deployment or one without targets.
+pub(crate) fn failed_target(e: &LedgerEntry) -> Option<&str> {
+    if e.targets.is_empty() || e.outcome == LedgerOutcome::Promoted {
+        return None;
+    }
+    let mut by_wave: Vec<_> = e.targets.iter().collect();
+    by_wave.sort_by_key(|t| t.wave);
+    let judged = by_wave.iter().find(|t| matches!(t.verdict.as_deref(), Some("fail" | "error")));
+    if let Some(t) = judged {
+        return Some(&t.name);
+    }
+    let reason = e.reason.as_deref()?;
+    by_wave.iter().map(|t| t.name.as_str()).find(|name| reason.contains(&format!("target {name} in wave ")))
 }
 
 /// A line read by the fast parser, with its commits.
@@ -257,6 +278,9 @@ impl EntryView for FastView<'_, '_> {
         row.change = e.change;
         row.outcome = e.outcome;
         set_opt(&mut row.reason, e.reason);
+        // The fast parser reads no line with `targets` (it hands those to
+        // serde), so no target stopped this one.
+        row.failed_target = None;
     }
 }
 

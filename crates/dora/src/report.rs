@@ -264,4 +264,11 @@ pub struct HistoryRow {
     pub change: ChangeKind,
     pub outcome: LedgerOutcome,
     pub reason: Option<String>,
+    /// An environment of several targets (waves): the target that stopped
+    /// the deployment, when its ledger entry says which (its last verdict
+    /// failed, or the reason names it: `target NAME in wave N: ...`).
+    /// Absent for an environment of one router and for a deployment no
+    /// target stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_target: Option<String>,
 }

@@ -63,6 +63,11 @@ pub struct Notification {
     /// The deployment record's id.
     pub record_id: Option<String>,
     pub at: Timestamp,
+    /// An environment of several targets (waves): the target that stopped
+    /// the deployment (its checks failed, or its router did); absent
+    /// otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
 }
 
 impl Notification {
@@ -76,13 +81,16 @@ impl Notification {
             NotifyEvent::Failed => (":x:", "Step failed"),
         };
         let version = self.version.as_deref().unwrap_or("(unknown release)");
+        let target = self.target.as_deref().map(|t| format!(" (target {})", slack_escape(t))).unwrap_or_default();
         let text = format!(
-            "{icon} {what}: {} {} in {}: {}",
+            "{icon} {what}: {} {} in {}{target}: {}",
             slack_escape(&self.app),
             slack_escape(version),
             slack_escape(&self.environment),
             slack_escape(&self.reason)
         );
+        let bold_target =
+            self.target.as_deref().map(|t| format!(" (target *{}*)", slack_escape(t))).unwrap_or_default();
         let mut context = vec![format!("step `{}`", slack_escape(&self.step))];
         if let Some(url) = &self.run_url {
             context.push(format!("<{}|workflow run>", slack_escape(url).replace('|', "%7C")));
@@ -101,7 +109,7 @@ impl Notification {
                     "text": {
                         "type": "mrkdwn",
                         "text": format!(
-                            "{icon} *{what}*: `{}` *{}* in *{}* ({})\n{}",
+                            "{icon} *{what}*: `{}` *{}* in *{}*{bold_target} ({})\n{}",
                             slack_escape(&self.app),
                             slack_escape(version),
                             slack_escape(&self.environment),

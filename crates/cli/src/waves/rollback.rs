@@ -121,11 +121,20 @@ pub(crate) async fn rollback(ctx: &Context, args: &crate::rollback::Args) -> Res
             ("abandoned", "Already abandoned; no traffic had moved.".into())
         }
         _ => {
-            roll_back(ctx, &mut record, &moved, &args.reason, Step::Rollback, LedgerOutcome::RolledBack).await?;
-            crate::notify::send("rollback", NotifyEvent::RolledBack, "rollback", &args.reason).await;
+            // Finishing a deployment a target's router failure stopped: the
+            // record, the ledger and the notification still say which.
+            let reason = match stopped_at(&record) {
+                Some((name, at)) if !args.reason.contains(&at) => {
+                    crate::notify::stopped_by(&name);
+                    format!("{}; {at} had stopped the deployment", args.reason)
+                }
+                _ => args.reason.clone(),
+            };
+            roll_back(ctx, &mut record, &moved, &reason, Step::Rollback, LedgerOutcome::RolledBack).await?;
+            crate::notify::send("rollback", NotifyEvent::RolledBack, "rollback", &reason).await;
             (
                 "rolled-back",
-                format!("Every target that moved ({}) is back as it was. Reason: {}", moved.join(", "), args.reason),
+                format!("Every target that moved ({}) is back as it was. Reason: {reason}", moved.join(", ")),
             )
         }
     };
@@ -135,6 +144,20 @@ pub(crate) async fn rollback(ctx: &Context, args: &crate::rollback::Args) -> Res
         words,
         targets_table(&record)
     )))
+}
+
+/// The target whose failure stopped an open deployment, as the first
+/// `error` event names it (`target NAME in wave N`): its name and those
+/// words.
+fn stopped_at(record: &Record) -> Option<(String, String)> {
+    record.events.iter().find_map(|e| match &e.detail {
+        EventDetail::Error { message } => record.targets.iter().find_map(|t| {
+            let start = message.find(&format!("target {} in wave ", t.name))?;
+            let words = message[start..].split(':').next()?;
+            Some((t.name.clone(), words.to_owned()))
+        }),
+        _ => None,
+    })
 }
 
 /// `rollback --live` with targets: no record; every target's live router

@@ -346,6 +346,7 @@ impl<'a> Run<'a> {
     /// parallel; exit 1 on a decision, 3 when a provider failed.
     pub(super) async fn fail(&mut self, record: &mut Record, wave: usize, stop: Stop) -> Result<Outcome, Failure> {
         self.handled = true;
+        crate::notify::stopped_by(&stop.target);
         let reason = format!("target {} in wave {}: {}", stop.target, wave + 1, stop.reason);
         let Some(verdict) = stop.verdict.filter(|v| *v != Verdict::Error) else {
             let failure = Failure::provider(anyhow!(reason));

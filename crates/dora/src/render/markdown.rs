@@ -187,9 +187,10 @@ fn row(out: &mut String, r: &HistoryRow) -> std::fmt::Result {
         .unwrap_or_default();
     let outcome = super::outcome(r.outcome);
     let hotfix = if r.change == sluice_core::ledger::ChangeKind::Hotfix { " (hotfix)" } else { "" };
+    let target = r.failed_target.as_deref().map(|t| format!(" in {}", esc(t))).unwrap_or_default();
     writeln!(
         out,
-        "| {} | {} | {} | {} | {} | {} | {} | {}{} | {} |",
+        "| {} | {} | {} | {} | {} | {} | {} | {}{}{} | {} |",
         r.started_at.strftime("%Y-%m-%d %H:%M"),
         esc(&r.app),
         esc(&r.version),
@@ -198,6 +199,7 @@ fn row(out: &mut String, r: &HistoryRow) -> std::fmt::Result {
         esc(&r.strategy),
         esc(r.triggered_by.as_deref().unwrap_or("")),
         outcome,
+        target,
         hotfix,
         esc(r.reason.as_deref().unwrap_or("")),
     )

@@ -96,8 +96,9 @@ fn render(report: &Report, out: &mut String) -> std::fmt::Result {
                         one_line(&r.strategy),
                         one_line(r.triggered_by.as_deref().unwrap_or("")),
                         format!(
-                            "{}{}",
+                            "{}{}{}",
                             outcome(r.outcome),
+                            r.failed_target.as_deref().map(|t| format!(" in {}", one_line(t))).unwrap_or_default(),
                             if r.change == sluice_core::ledger::ChangeKind::Hotfix { " (hotfix)" } else { "" }
                         ),
                         one_line(r.reason.as_deref().unwrap_or("")),

@@ -7,3 +7,4 @@ mod hand;
 mod props;
 mod read;
 mod render;
+mod targets;

@@ -121,6 +121,7 @@ fn notification(event: NotifyEvent) -> Notification {
         run_url: Some("https://github.com/acme/shop/actions/runs/42".into()),
         record_id: Some("shop-prd-v1.4.2-20260511T080000Z".into()),
         at: "2026-05-11T08:00:00Z".parse().expect("ts"),
+        target: None,
     }
 }
 
@@ -189,6 +190,41 @@ async fn slack_gets_text_and_blocks_with_its_characters_escaped() {
         "step `shift-traffic` · <https://github.com/acme/shop/actions/runs/42|workflow run> · commit `0123456789ab` · \
          record `shop-prd-v1.4.2-20260511T080000Z`"
     );
+}
+
+#[tokio::test]
+async fn a_deployment_stopped_by_one_of_its_targets_names_it_to_both_webhooks() {
+    let json = Server::start("/hook", vec![], Answer::Ok).await;
+    let slack = Server::start("/slack", vec![], Answer::Ok).await;
+    let n = notifier(
+        vec![
+            Webhook::new(WebhookKind::Json, "HOOK", &json.url, NotifyEvent::all()),
+            Webhook::new(WebhookKind::Slack, "SLACK", &slack.url, NotifyEvent::all()),
+        ],
+        Duration::from_secs(5),
+    );
+    let mut stopped = notification(NotifyEvent::RolledBack);
+    stopped.target = Some("eu-west-1".into());
+    stopped.reason = "target eu-west-1 in wave 2: errors 4.1% > 1%".into();
+    assert!(n.send(&stopped).await.iter().all(|d| d.outcome == Ok(1)));
+    assert_eq!(json.received()[0].body["target"], "eu-west-1");
+    let body = slack.received()[0].body.clone();
+    assert_eq!(
+        body["text"],
+        ":rewind: Rolled back: shop v1.4.2 in prd (target eu-west-1): target eu-west-1 in wave 2: errors 4.1% &gt; 1%"
+    );
+    assert!(
+        body["blocks"][0]["text"]["text"].as_str().is_some_and(
+            |t| t.starts_with(":rewind: *Rolled back*: `shop` *v1.4.2* in *prd* (target *eu-west-1*) (fail)\n")
+        ),
+        "{body}"
+    );
+    // Without targets: no `target` key at all (the documented body is unchanged).
+    let plain = Server::start("/hook", vec![], Answer::Ok).await;
+    let n =
+        notifier(vec![Webhook::new(WebhookKind::Json, "HOOK", &plain.url, NotifyEvent::all())], Duration::from_secs(5));
+    n.send(&notification(NotifyEvent::RolledBack)).await;
+    assert!(plain.received()[0].body.get("target").is_none());
 }
 
 #[tokio::test]
