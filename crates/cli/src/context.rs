@@ -444,11 +444,18 @@ impl Checks {
 /// - An ALB with a CloudWatch source that reads its target groups'
 ///   traffic (`alb_traffic = true`): the same error rate and error rate
 ///   against stable, from the target groups' `RequestCount` and
-///   `HTTPCode_Target_5XX_Count`. (CloudWatch gives no per-request
-///   latencies, so there is no built-in latency comparison there.)
-/// - CodeDeploy: none yet (its alarms are not read).
+///   `HTTPCode_Target_5XX_Count`; and `builtin-alb-latency-vs-stable`, the
+///   candidate's average `TargetResponseTime` against stable's (the same
+///   20% or 10 ms) in each of the latest 3 CloudWatch periods
+///   (`alb latency_vs_stable`). CloudWatch keeps per-period statistics, not
+///   requests, so that one is a threshold over periods, not a significance
+///   test. It has no data until 3 periods hold 20 requests in both groups,
+///   and never passes without (`on_inconclusive = "hold"`: a stage that
+///   ends before CloudWatch published them is inconclusive, as thin
+///   traffic is for the other checks); at 100% it is skipped, as the
+///   comparisons are.
 ///
-/// Every one needs 50 requests before any verdict; no traffic for 6
+/// Every pool check needs 50 requests before any verdict; no traffic for 6
 /// intervals is inconclusive (rolled back, not a failure of the release).
 pub fn builtin_checks(router: &RouterConfig, sources: &[SourceConfig]) -> Option<Vec<CheckSpec>> {
     let check = |name: &str, kind: CheckKind| CheckSpec {
@@ -466,6 +473,11 @@ pub fn builtin_checks(router: &RouterConfig, sources: &[SourceConfig]) -> Option
             check("builtin-error-rate-vs-stable", CheckKind::Compare(Comparison::ErrorRate { tolerance: 0.01 })),
         ]
     };
+    // The CloudWatch source that reads an ALB's target groups.
+    let alb_traffic = sources.iter().find_map(|s| match s {
+        SourceConfig::Cloudwatch { name, alb_traffic: true, .. } => Some(name.clone()),
+        _ => None,
+    });
     match router {
         RouterConfig::Local { .. } => {
             let mut checks = errors();
@@ -475,12 +487,27 @@ pub fn builtin_checks(router: &RouterConfig, sources: &[SourceConfig]) -> Option
             ));
             Some(checks)
         }
-        RouterConfig::Alb { .. }
-            if sources.iter().any(|s| matches!(s, SourceConfig::Cloudwatch { alb_traffic: true, .. })) =>
-        {
-            Some(errors())
+        RouterConfig::Alb { .. } => {
+            let source = alb_traffic?;
+            let mut checks = errors();
+            checks.push(CheckSpec {
+                min_samples: 1,
+                on_inconclusive: OnInconclusive::Hold,
+                ..check(
+                    "builtin-alb-latency-vs-stable",
+                    CheckKind::Query {
+                        source,
+                        query: "alb latency_vs_stable".into(),
+                        min: None,
+                        max: Some(0.0),
+                        reduce: None,
+                        step: None,
+                    },
+                )
+            });
+            Some(checks)
         }
-        RouterConfig::Alb { .. } | RouterConfig::CodeDeploy { .. } => None,
+        RouterConfig::CodeDeploy { .. } => None,
     }
 }
 
@@ -491,7 +518,7 @@ pub const BUILTIN_MIN_SLOWDOWN: std::time::Duration = std::time::Duration::from_
 fn no_builtin_checks(environment: &str, router: &RouterConfig) -> String {
     let add = match router {
         RouterConfig::Alb { .. } => {
-            "add a CloudWatch source that reads the target groups' traffic, and sluice judges with its built-in error-rate checks:\n  [[environment.source]]\n  name = \"cloudwatch\"\n  kind = \"cloudwatch\"\n  alb_traffic = true\nor add [[environment.check]] tables of your own"
+            "add a CloudWatch source that reads the target groups' traffic, and sluice judges with its built-in error-rate and latency checks:\n  [[environment.source]]\n  name = \"cloudwatch\"\n  kind = \"cloudwatch\"\n  alb_traffic = true\nor add [[environment.check]] tables of your own"
         }
         _ => {
             "add [[environment.check]] (or [[defaults.check]]) tables, e.g. a CloudWatch alarm (`query = \"alarm NAME\"`) or an error-rate query"

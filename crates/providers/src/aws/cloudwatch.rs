@@ -18,6 +18,14 @@
 //!   `requests`, `p95` and `p99` (`TargetResponseTime`, seconds),
 //!   `healthy_hosts` (the window's minimum `HealthyHostCount`) and
 //!   `unhealthy_hosts` (its maximum `UnHealthyHostCount`).
+//! - `alb latency_vs_stable`: the candidate's average `TargetResponseTime`
+//!   against stable's in the same periods, as the seconds by which it
+//!   exceeded `max(1.2 × stable's, stable's + 10 ms)` in each of the latest
+//!   3 periods (the least of them; above 0 fails with `max = 0`); no data
+//!   until 3 periods (fewer when the look-back holds fewer) have at least
+//!   20 requests timed in both groups. A threshold, not a significance
+//!   test: CloudWatch keeps per-period statistics, not requests. The
+//!   ALB's built-in latency check.
 //! - `STAT NAMESPACE METRIC [NAME=VALUE ...]`: any metric, e.g.
 //!   `Sum MyApp/Orders Failed Service=shop Version=${release}`; STAT is
 //!   `Sum`, `Average`, `Minimum`, `Maximum`, `SampleCount` or a percentile
@@ -116,6 +124,9 @@ enum Parsed {
     /// ratio (numerator, denominator).
     Metric(MetricSpec),
     Ratio(MetricSpec, MetricSpec),
+    /// The candidate's average `TargetResponseTime` against stable's, period
+    /// by period ([`latency_excess`]).
+    LatencyVsStable(AlbDims),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -187,6 +198,14 @@ impl CloudWatch {
                     stats.push((format!("q{i}a"), a.clone()));
                     stats.push((format!("q{i}b"), b.clone()));
                 }
+                Some(Parsed::LatencyVsStable(dims)) => {
+                    for (pool, group) in [("c", &dims.candidate), ("s", &dims.stable)] {
+                        for (what, stat) in [("avg", "Average"), ("n", "SampleCount")] {
+                            let metric = alb_metric(stat, "TargetResponseTime", &dims.load_balancer, group);
+                            stats.push((format!("q{i}{pool}{what}"), metric));
+                        }
+                    }
+                }
                 _ => {}
             }
         }
@@ -247,6 +266,11 @@ impl CloudWatch {
                     let requests: f64 = values(&points, &format!("q{i}b")).iter().sum();
                     Ok(if requests > 0.0 { Some(errors / requests) } else { None })
                 }
+                Parsed::LatencyVsStable(_) => {
+                    let series = |what: &str| points.get(&format!("q{i}{what}")).cloned().unwrap_or_default();
+                    let pool = |p: &str| periods(&series(&format!("{p}avg")), &series(&format!("{p}n")));
+                    Ok(latency_excess(&pool("c"), &pool("s"), self.latency_periods()))
+                }
             };
             answers[i] = Some(answer);
         }
@@ -259,6 +283,13 @@ impl CloudWatch {
                 .zip(Timestamp::from_second(end).ok())
                 .map(|(s, e)| (s, e, self.settings.period)),
         })
+    }
+
+    /// How many recent periods [`latency_excess`] needs: [`LATENCY_PERIODS`],
+    /// or as many as the look-back holds when it holds fewer.
+    fn latency_periods(&self) -> usize {
+        let held = self.settings.lookback.as_secs() / self.settings.period.as_secs().max(1);
+        usize::try_from(held).unwrap_or(LATENCY_PERIODS).clamp(1, LATENCY_PERIODS)
     }
 
     /// The pools' traffic over the minutes of `[start, end)` not counted yet.
@@ -392,6 +423,53 @@ fn reduce(stat: &str, points: Vec<f64>) -> Option<f64> {
     })
 }
 
+/// The candidate's latency against stable's needs this many recent periods
+/// (fewer when the look-back holds fewer)...
+pub const LATENCY_PERIODS: usize = 3;
+/// ... each with at least this many requests timed in both target groups.
+pub const LATENCY_MIN_REQUESTS: f64 = 20.0;
+/// The candidate's average may be this much above stable's, relative ...
+pub const LATENCY_TOLERANCE: f64 = 0.2;
+/// ... or this much, in seconds, whichever allows more.
+pub const LATENCY_MIN_SLOWDOWN: f64 = 0.010;
+
+/// One period's average and sample count, by period start.
+fn periods(averages: &[(i64, f64)], counts: &[(i64, f64)]) -> BTreeMap<i64, (f64, f64)> {
+    let counts: BTreeMap<i64, f64> = counts.iter().copied().collect();
+    averages.iter().filter_map(|(t, avg)| counts.get(t).map(|n| (*t, (*avg, *n)))).collect()
+}
+
+/// `alb latency_vs_stable`: by how much (seconds) the candidate's average
+/// `TargetResponseTime` exceeded what it may be, `max(1.2 × stable's,
+/// stable's + 10 ms)`, in each of the `needed` latest periods where both
+/// target groups timed at least [`LATENCY_MIN_REQUESTS`] requests: the least
+/// excess of those periods, so the value is above 0 exactly when the
+/// candidate was too slow in every one of them (as a CloudWatch alarm
+/// needs `needed` of `needed` datapoints). `None` (no data) with fewer such
+/// periods. A threshold over periods, not a significance test: CloudWatch
+/// keeps no per-request latencies.
+fn latency_excess(
+    candidate: &BTreeMap<i64, (f64, f64)>,
+    stable: &BTreeMap<i64, (f64, f64)>,
+    needed: usize,
+) -> Option<f64> {
+    let excess: Vec<f64> = candidate
+        .iter()
+        .rev()
+        .filter_map(|(t, (c_avg, c_n))| {
+            let (s_avg, s_n) = stable.get(t)?;
+            let timed = *c_n >= LATENCY_MIN_REQUESTS && *s_n >= LATENCY_MIN_REQUESTS;
+            let allowed = (s_avg * (1.0 + LATENCY_TOLERANCE)).max(s_avg + LATENCY_MIN_SLOWDOWN);
+            (timed && c_avg.is_finite() && s_avg.is_finite()).then_some(c_avg - allowed)
+        })
+        .take(needed)
+        .collect();
+    if needed == 0 || excess.len() < needed {
+        return None;
+    }
+    excess.into_iter().reduce(f64::min)
+}
+
 fn alb_metric(stat: &str, metric: &str, load_balancer: &str, group: &str) -> MetricSpec {
     MetricSpec {
         stat: stat.to_owned(),
@@ -408,7 +486,7 @@ fn valid_stat(stat: &str) -> bool {
         || stat.strip_prefix('p').and_then(|p| p.parse::<f64>().ok()).is_some_and(|p| p > 0.0 && p < 100.0)
 }
 
-const SYNTAX: &str = "write `alarm NAME`, `alb 5xx_rate|5xx_count|requests|p95|p99|healthy_hosts|unhealthy_hosts [candidate|stable]`, or `STAT NAMESPACE METRIC [NAME=VALUE ...]`";
+const SYNTAX: &str = "write `alarm NAME`, `alb 5xx_rate|5xx_count|requests|p95|p99|healthy_hosts|unhealthy_hosts [candidate|stable]`, `alb latency_vs_stable`, or `STAT NAMESPACE METRIC [NAME=VALUE ...]`";
 
 /// Parses a query text; `alb` resolves `@candidate`, `@stable` and
 /// `@load_balancer`.
@@ -421,6 +499,7 @@ fn parse(text: &str, alb: Option<&AlbDims>) -> Result<Parsed, String> {
     };
     match words.as_slice() {
         ["alarm", name @ ..] if !name.is_empty() => Ok(Parsed::Alarm(name.join(" "))),
+        ["alb", "latency_vs_stable"] => Ok(Parsed::LatencyVsStable(need_alb()?.clone())),
         ["alb", what, rest @ ..] if rest.len() <= 1 => {
             let dims = need_alb()?;
             let group = match rest.first() {
@@ -566,9 +645,40 @@ mod tests {
         for bad in ["", "alarm", "alb", "alb p42", "alb p99 canary", "Median A B", "Sum A B C", "p100 A B"] {
             assert!(parse(bad, Some(&d)).is_err(), "{bad:?}");
         }
+        assert_eq!(parse("alb latency_vs_stable", Some(&d)), Ok(Parsed::LatencyVsStable(d.clone())));
+        assert!(parse("alb latency_vs_stable stable", Some(&d)).is_err());
         assert!(parse("alb p99", None).expect_err("no alb").contains("alb router"));
         assert!(parse("Sum AWS/ApplicationELB RequestCount TargetGroup=@stable", None).is_err());
         assert!(valid_stat("p99.9") && valid_stat("SampleCount") && !valid_stat("p0"));
+    }
+
+    #[test]
+    fn latency_against_stable_is_judged_period_by_period() {
+        let p = |rows: &[(i64, f64, f64)]| -> BTreeMap<i64, (f64, f64)> {
+            rows.iter().map(|(t, avg, n)| (*t, (*avg, *n))).collect()
+        };
+        let stable = p(&[(0, 0.050, 900.0), (60, 0.050, 900.0), (120, 0.050, 900.0), (180, 0.050, 900.0)]);
+        // 200 ms slower in every period: over by 0.25 - 0.06.
+        let slow = p(&[(0, 0.250, 100.0), (60, 0.250, 100.0), (120, 0.250, 100.0), (180, 0.250, 100.0)]);
+        let excess = latency_excess(&slow, &stable, 3).expect("three periods");
+        assert!((excess - 0.19).abs() < 1e-9, "{excess}");
+        // As fast: within, below 0.
+        let same = p(&[(60, 0.052, 100.0), (120, 0.049, 100.0), (180, 0.055, 100.0)]);
+        assert!(latency_excess(&same, &stable, 3).is_some_and(|e| e < 0.0));
+        // 10 ms is always allowed: 5 ms against 1 ms is not "5 × slower".
+        let tiny = p(&[(60, 0.001, 900.0), (120, 0.001, 900.0), (180, 0.001, 900.0)]);
+        let fast = p(&[(60, 0.005, 100.0), (120, 0.005, 100.0), (180, 0.005, 100.0)]);
+        assert!(latency_excess(&fast, &tiny, 3).is_some_and(|e| e < 0.0));
+        // One slow period among the latest three is not enough to fail.
+        let blip = p(&[(60, 0.050, 100.0), (120, 0.900, 100.0), (180, 0.050, 100.0)]);
+        assert!(latency_excess(&blip, &stable, 3).is_some_and(|e| e < 0.0));
+        // Too few periods, or too few requests timed in one: no data.
+        assert_eq!(latency_excess(&p(&[(120, 0.25, 100.0), (180, 0.25, 100.0)]), &stable, 3), None);
+        let thin = p(&[(60, 0.25, 100.0), (120, 0.25, 5.0), (180, 0.25, 100.0)]);
+        assert_eq!(latency_excess(&thin, &stable, 3), None);
+        assert!(latency_excess(&thin, &stable, 2).is_some_and(|e| e > 0.0), "the two latest timed periods");
+        // Periods only one group has are not compared.
+        assert_eq!(latency_excess(&p(&[(240, 0.25, 100.0), (300, 0.25, 100.0), (360, 0.25, 100.0)]), &stable, 3), None);
     }
 
     #[test]
