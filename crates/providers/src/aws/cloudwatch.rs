@@ -105,6 +105,10 @@ pub struct CloudWatchAnswer {
     pub pools: Option<(Option<PoolWindow>, Option<PoolWindow>)>,
     /// The window asked for: aligned start and end, and the period.
     pub window: Option<(Timestamp, Timestamp, Duration)>,
+    /// Where the periods counted into `pools` start (the first interval:
+    /// the window's start; later ones: the end of the periods counted
+    /// before), when the pools' traffic holds any.
+    pub counted_from: Option<Timestamp>,
 }
 
 /// A CloudWatch metric source.
@@ -274,7 +278,9 @@ impl CloudWatch {
             };
             answers[i] = Some(answer);
         }
-        let pools = pools_dims.map(|_| self.pools(&points, start, end));
+        let counted = pools_dims.map(|_| self.pools(&points, start, end));
+        let counted_from = counted.as_ref().and_then(|(_, from)| *from).and_then(|t| Timestamp::from_second(t).ok());
+        let pools = counted.map(|(pools, _)| pools);
         Ok(CloudWatchAnswer {
             answers: answers.into_iter().map(|a| a.unwrap_or(Ok(None))).collect(),
             pools,
@@ -282,6 +288,7 @@ impl CloudWatch {
                 .ok()
                 .zip(Timestamp::from_second(end).ok())
                 .map(|(s, e)| (s, e, self.settings.period)),
+            counted_from,
         })
     }
 
@@ -292,17 +299,19 @@ impl CloudWatch {
         usize::try_from(held).unwrap_or(LATENCY_PERIODS).clamp(1, LATENCY_PERIODS)
     }
 
-    /// The pools' traffic over the minutes of `[start, end)` not counted yet.
+    /// The pools' traffic over the minutes of `[start, end)` not counted
+    /// yet, and where those minutes start (`None` when there are none).
+    #[allow(clippy::type_complexity)]
     fn pools(
         &self,
         points: &BTreeMap<String, Vec<(i64, f64)>>,
         start: i64,
         end: i64,
-    ) -> (Option<PoolWindow>, Option<PoolWindow>) {
+    ) -> ((Option<PoolWindow>, Option<PoolWindow>), Option<i64>) {
         let mut counted = self.counted_until.lock().unwrap_or_else(|p| p.into_inner());
         let from = counted.map_or(start, |c| c.max(start));
         if from >= end {
-            return (None, None);
+            return ((None, None), None);
         }
         *counted = Some(end);
         let sum = |id: &str| -> Option<f64> {
@@ -318,7 +327,7 @@ impl CloudWatch {
             let errors = (errors.max(0.0).round() as u64).min(requests);
             Some(PoolWindow { requests, errors, latency: Default::default() })
         };
-        (window("c"), window("s"))
+        ((window("c"), window("s")), Some(from))
     }
 
     async fn get_metric_data(
@@ -688,6 +697,31 @@ mod tests {
         assert_eq!(reduce("Minimum", vec![1.0, 2.0]), Some(1.0));
         assert_eq!(reduce("p99", vec![0.2, 0.4]), Some(0.4), "the worst period");
         assert_eq!(reduce("Sum", vec![]), None, "no data is not zero");
+    }
+
+    #[test]
+    fn pool_periods_are_counted_once_and_say_where_they_start() {
+        let cw = CloudWatch::with_aws(
+            Aws::new(AwsSettings::default()),
+            CloudWatchSettings {
+                name: "cw".into(),
+                period: Duration::from_secs(60),
+                lookback: Duration::from_secs(300),
+                delay: Duration::from_secs(60),
+                alb_traffic: true,
+            },
+        );
+        let minute = |m: i64| 1_800_000_000 + m * 60;
+        let series = |requests: f64| (0..8).map(|m| (minute(m), requests)).collect::<Vec<_>>();
+        let points = BTreeMap::from([("pool_c_req".to_owned(), series(10.0)), ("pool_s_req".to_owned(), series(90.0))]);
+        // The first interval: the whole window, from its start.
+        let ((c, s), from) = cw.pools(&points, minute(0), minute(5));
+        assert_eq!((c.map(|p| p.requests), s.map(|p| p.requests), from), (Some(50), Some(450), Some(minute(0))));
+        // Nothing new: nothing counted, from nowhere.
+        assert_eq!(cw.pools(&points, minute(0), minute(5)), ((None, None), None));
+        // A minute later: only the new period, from where the last ended.
+        let ((c, _), from) = cw.pools(&points, minute(1), minute(6));
+        assert_eq!((c.map(|p| p.requests), from), (Some(10), Some(minute(5))));
     }
 
     #[test]

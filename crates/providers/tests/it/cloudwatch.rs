@@ -66,11 +66,13 @@ async fn alb_traffic_fills_both_pools_once_and_queries_share_one_call() {
     assert_eq!(end.as_second(), this_minute(), "aligned to the minute");
     assert_eq!(end.as_second() - start.as_second(), 180);
     assert_eq!(period, Duration::from_secs(60));
+    assert_eq!(answer.counted_from, Some(start), "the first interval counts the whole window");
 
     // The same minutes again: no new traffic (never counted twice), while
     // the scalar queries still look back over the window.
     let again = cw.answer(window(), &queries, Some(&dims)).await.expect("answer");
     assert_eq!(again.pools, Some((None, None)));
+    assert_eq!(again.counted_from, None);
     assert_eq!(again.answers[0], Ok(Some(0.05)));
 }
 
