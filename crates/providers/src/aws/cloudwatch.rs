@@ -13,6 +13,11 @@
 //! Query text (the check's `query`):
 //! - `alarm NAME`: `OK` is 0, `ALARM` is 1, `INSUFFICIENT_DATA` is no data
 //!   (inconclusive, never a pass); judge it with `max = 0`.
+//! - `codedeploy_alarms ["APPLICATION", "DEPLOYMENT_GROUP"]`: the alarms the
+//!   deployment group watches (its alarm configuration, read from
+//!   CodeDeploy every interval): how many are in `ALARM`, 0 when all are
+//!   `OK`, no data while some lack data; an error when the group watches
+//!   none. CodeDeploy's built-in check.
 //! - `alb WHAT [candidate|stable]`: ready-made ALB target group metrics:
 //!   `5xx_rate` (`HTTPCode_Target_5XX_Count` / `RequestCount`), `5xx_count`,
 //!   `requests`, `p95` and `p99` (`TargetResponseTime`, seconds),
@@ -131,6 +136,8 @@ enum Parsed {
     /// The candidate's average `TargetResponseTime` against stable's, period
     /// by period ([`latency_excess`]).
     LatencyVsStable(AlbDims),
+    /// The alarms of a CodeDeploy deployment group: application, group.
+    GroupAlarms(String, String),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -245,12 +252,26 @@ impl CloudWatch {
         } else {
             self.get_metric_data(&client, &stats, start, end, period, &operation).await?
         };
+        // The deployment groups' alarms, read from CodeDeploy each interval
+        // (a group's alarms may change while a stage runs).
+        let mut groups: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+        for p in parsed.iter().flatten() {
+            if let Parsed::GroupAlarms(application, group) = p
+                && !groups.contains_key(&(application.clone(), group.clone()))
+            {
+                let names = super::codedeploy::group_alarms(&self.aws, application, group).await?;
+                groups.insert((application.clone(), group.clone()), names);
+            }
+        }
         let alarms: Vec<&str> = parsed
             .iter()
             .filter_map(|p| match p {
-                Some(Parsed::Alarm(name)) => Some(name.as_str()),
+                Some(Parsed::Alarm(name)) => Some(std::slice::from_ref(name)),
+                Some(Parsed::GroupAlarms(a, g)) => groups.get(&(a.clone(), g.clone())).map(Vec::as_slice),
                 _ => None,
             })
+            .flatten()
+            .map(String::as_str)
             .collect();
         let states = if alarms.is_empty() { BTreeMap::new() } else { self.alarm_states(&client, &alarms).await? };
         for (i, p) in parsed.iter().enumerate() {
@@ -269,6 +290,10 @@ impl CloudWatch {
                     let errors: f64 = values(&points, &format!("q{i}a")).iter().sum();
                     let requests: f64 = values(&points, &format!("q{i}b")).iter().sum();
                     Ok(if requests > 0.0 { Some(errors / requests) } else { None })
+                }
+                Parsed::GroupAlarms(application, group) => {
+                    let names = groups.get(&(application.clone(), group.clone())).cloned().unwrap_or_default();
+                    group_alarm_answer(application, group, &names, &states)
                 }
                 Parsed::LatencyVsStable(_) => {
                     let series = |what: &str| points.get(&format!("q{i}{what}")).cloned().unwrap_or_default();
@@ -415,6 +440,44 @@ impl CloudWatch {
     }
 }
 
+/// `codedeploy_alarms`: how many of the group's alarms are in `ALARM`
+/// (judged with `max = 0`); 0 when all are `OK`; no data when none is in
+/// `ALARM` but some lack data (never a pass).
+fn group_alarm_answer(
+    application: &str,
+    group: &str,
+    names: &[String],
+    states: &BTreeMap<String, StateValue>,
+) -> Answer {
+    if names.is_empty() {
+        return Err(format!(
+            "deployment group {application}/{group} watches no CloudWatch alarms (its alarm configuration is empty or disabled)"
+        ));
+    }
+    let mut firing = 0;
+    let mut waiting = false;
+    for name in names {
+        match states.get(name) {
+            Some(StateValue::Alarm) => firing += 1,
+            Some(StateValue::Ok) => {}
+            Some(StateValue::InsufficientData) => waiting = true,
+            Some(other) => return Err(format!("alarm {name:?} is in an unknown state {:?}", other.as_str())),
+            None => {
+                return Err(format!(
+                    "deployment group {application}/{group} watches alarm {name:?}, which does not exist in this region"
+                ));
+            }
+        }
+    }
+    Ok(if firing > 0 {
+        Some(f64::from(firing))
+    } else if waiting {
+        None
+    } else {
+        Some(0.0)
+    })
+}
+
 fn values(points: &BTreeMap<String, Vec<(i64, f64)>>, id: &str) -> Vec<f64> {
     points.get(id).map(|p| p.iter().map(|(_, v)| *v).collect()).unwrap_or_default()
 }
@@ -495,11 +558,22 @@ fn valid_stat(stat: &str) -> bool {
         || stat.strip_prefix('p').and_then(|p| p.parse::<f64>().ok()).is_some_and(|p| p > 0.0 && p < 100.0)
 }
 
-const SYNTAX: &str = "write `alarm NAME`, `alb 5xx_rate|5xx_count|requests|p95|p99|healthy_hosts|unhealthy_hosts [candidate|stable]`, `alb latency_vs_stable`, or `STAT NAMESPACE METRIC [NAME=VALUE ...]`";
+const SYNTAX: &str = "write `alarm NAME`, `codedeploy_alarms [\"APPLICATION\", \"DEPLOYMENT_GROUP\"]`, `alb 5xx_rate|5xx_count|requests|p95|p99|healthy_hosts|unhealthy_hosts [candidate|stable]`, `alb latency_vs_stable`, or `STAT NAMESPACE METRIC [NAME=VALUE ...]`";
+
+/// The query text of a CodeDeploy deployment group's alarms (names as a
+/// JSON array, so any name survives).
+pub fn group_alarms_query(application: &str, group: &str) -> String {
+    format!("codedeploy_alarms {}", serde_json::json!([application, group]))
+}
 
 /// Parses a query text; `alb` resolves `@candidate`, `@stable` and
 /// `@load_balancer`.
 fn parse(text: &str, alb: Option<&AlbDims>) -> Result<Parsed, String> {
+    if let Some(rest) = text.trim_start().strip_prefix("codedeploy_alarms") {
+        let (application, group): (String, String) = serde_json::from_str(rest.trim())
+            .map_err(|_| format!("codedeploy_alarms takes [\"APPLICATION\", \"DEPLOYMENT_GROUP\"]; {SYNTAX}"))?;
+        return Ok(Parsed::GroupAlarms(application, group));
+    }
     let words: Vec<&str> = text.split_whitespace().collect();
     let need_alb = || {
         alb.ok_or_else(|| {
@@ -655,6 +729,11 @@ mod tests {
             assert!(parse(bad, Some(&d)).is_err(), "{bad:?}");
         }
         assert_eq!(parse("alb latency_vs_stable", Some(&d)), Ok(Parsed::LatencyVsStable(d.clone())));
+        assert_eq!(
+            parse(&group_alarms_query("shop", "shop dev"), None),
+            Ok(Parsed::GroupAlarms("shop".into(), "shop dev".into()))
+        );
+        assert!(parse("codedeploy_alarms shop dev", None).is_err());
         assert!(parse("alb latency_vs_stable stable", Some(&d)).is_err());
         assert!(parse("alb p99", None).expect_err("no alb").contains("alb router"));
         assert!(parse("Sum AWS/ApplicationELB RequestCount TargetGroup=@stable", None).is_err());
@@ -688,6 +767,24 @@ mod tests {
         assert!(latency_excess(&thin, &stable, 2).is_some_and(|e| e > 0.0), "the two latest timed periods");
         // Periods only one group has are not compared.
         assert_eq!(latency_excess(&p(&[(240, 0.25, 100.0), (300, 0.25, 100.0), (360, 0.25, 100.0)]), &stable, 3), None);
+    }
+
+    #[test]
+    fn a_deployment_groups_alarms_fail_when_any_fires() {
+        let states = BTreeMap::from([
+            ("ok".to_owned(), StateValue::Ok),
+            ("firing".to_owned(), StateValue::Alarm),
+            ("waiting".to_owned(), StateValue::InsufficientData),
+        ]);
+        let answer = |names: &[&str]| {
+            let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+            group_alarm_answer("shop", "dev", &names, &states)
+        };
+        assert_eq!(answer(&["ok", "ok"]), Ok(Some(0.0)));
+        assert_eq!(answer(&["ok", "firing", "waiting"]), Ok(Some(1.0)));
+        assert_eq!(answer(&["ok", "waiting"]), Ok(None), "no data is never a pass");
+        assert!(answer(&[]).expect_err("none").contains("watches no CloudWatch alarms"));
+        assert!(answer(&["gone"]).expect_err("missing").contains("\"gone\", which does not exist"));
     }
 
     #[test]
