@@ -318,6 +318,17 @@ fn check_record(record: &Value, release: &str, fx: &AlbFixture, stages: &[u64]) 
         let rate = checks.iter().find(|c| c["name"] == "builtin-error-rate").expect("the built-in error-rate check");
         assert_eq!(rate["verdict"], "pass", "{rate:#}");
         assert!(rate["samples"].as_u64().is_some_and(|n| n >= 1000), "CloudWatch's requests were judged: {rate:#}");
+        // Latency against stable from TargetResponseTime below 100% (42 ms
+        // against 40 ms: 8 ms under the 10 ms allowed); skipped at 100%.
+        let latency = checks.iter().find(|c| c["name"] == "builtin-alb-latency-vs-stable");
+        match report["candidate_weight"].as_u64() {
+            Some(100) => assert!(latency.is_none(), "{report:#}"),
+            _ => {
+                let latency = latency.expect("the built-in latency check");
+                assert_eq!(latency["verdict"], "pass", "{latency:#}");
+                assert!(latency["observed"].as_f64().is_some_and(|v| (v + 0.008).abs() < 1e-6), "{latency:#}");
+            }
+        }
     }
 }
 
