@@ -9,7 +9,8 @@
 //! - `pipeline`: the steps against the embedded router and demo apps
 //!   (gates, notifications, Prometheus checks).
 //! - `verdicts`: built-in checks, evidence counts, sample-ratio errors.
-//! - `aws`: ALB, CloudWatch and CodeDeploy on moto.
+//! - `aws`: ALB, CloudWatch and CodeDeploy on moto; `aws_builtin`: their
+//!   built-in checks when the config names none.
 //! - `github`, `dora_github`: the GitHub ledger and environments, and
 //!   `dora-report` reading GitHub, on the GitHub fake.
 //! - `faults`: providers that fail, throttle, stall and drop connections.
@@ -37,6 +38,7 @@ mod workflows;
 mod support;
 
 mod aws;
+mod aws_builtin;
 mod crash;
 mod dora_github;
 mod faults;

@@ -5,7 +5,7 @@
 //! named below). dev and prd each have an ALB on moto (in the README's
 //! region, eu-west-1), the jobs get AWS credentials through OIDC (the
 //! configure-aws-credentials stand-in, ID tokens from the GitHub fake), and
-//! the built-in error-rate checks read the target groups' traffic from
+//! the built-in error-rate and latency checks read the target groups' traffic from
 //! moto's CloudWatch, which this test fills as the ALB would (moto makes no
 //! ALB metrics of its own).
 
@@ -14,7 +14,9 @@ use super::{no_reviews, serial, weight_of};
 use serde_json::Value;
 use sluice_providers::aws::alb::{AlbRouter, Resource};
 use sluice_providers::aws::{Aws, AwsSettings};
-use sluice_test_support::aws::{self as aws, AlbFixture, create_named_alb, forward_weights, put_alb_minute};
+use sluice_test_support::aws::{
+    self as aws, AlbFixture, create_named_alb, forward_weights, put_alb_minute, put_alb_response_times,
+};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -100,11 +102,13 @@ fn readme_config(dev: &AlbFixture, prd: &AlbFixture) -> String {
 }
 
 /// Fills moto's CloudWatch with the ALBs' traffic while it runs: every
-/// minute, once it has ended, each target group's `RequestCount` and
-/// `HTTPCode_Target_5XX_Count` (namespace `AWS/ApplicationELB`, dimensions
-/// `LoadBalancer` and `TargetGroup`, what the CloudWatch source reads with
-/// `alb_traffic = true`), about 1,200 requests a minute with 0-2 errors
-/// (0.1 %). The minutes before the test started are filled first.
+/// minute, once it has ended, each target group's `RequestCount`,
+/// `HTTPCode_Target_5XX_Count` and `TargetResponseTime` (namespace
+/// `AWS/ApplicationELB`, dimensions `LoadBalancer` and `TargetGroup`, what
+/// the CloudWatch source reads with `alb_traffic = true`), about 1,200
+/// requests a minute with 0-2 errors (0.1 %), 40 ms on average on stable
+/// and 42 ms on the candidate. The minutes before the test started are
+/// filled first.
 ///
 /// Both groups serve every minute: the source's windows end a minute behind
 /// the clock (CloudWatch publishes late), so a stage of seconds judges only
@@ -133,6 +137,15 @@ impl Traffic {
                             let requests = 1150.0 + ((n + i as i64) % 7) as f64 * 15.0;
                             let errors = ((n + i as i64) % 3) as f64;
                             runtime.block_on(put_alb_minute(&sdk, &dims.load_balancer, group, next, requests, errors));
+                            let mean = 0.040 + i as f64 * 0.002;
+                            runtime.block_on(put_alb_response_times(
+                                &sdk,
+                                &dims.load_balancer,
+                                group,
+                                next,
+                                requests,
+                                mean,
+                            ));
                         }
                     }
                     next += 60;
@@ -305,6 +318,17 @@ fn check_record(record: &Value, release: &str, fx: &AlbFixture, stages: &[u64]) 
         let rate = checks.iter().find(|c| c["name"] == "builtin-error-rate").expect("the built-in error-rate check");
         assert_eq!(rate["verdict"], "pass", "{rate:#}");
         assert!(rate["samples"].as_u64().is_some_and(|n| n >= 1000), "CloudWatch's requests were judged: {rate:#}");
+        // Latency against stable from TargetResponseTime below 100% (42 ms
+        // against 40 ms: 8 ms under the 10 ms allowed); skipped at 100%.
+        let latency = checks.iter().find(|c| c["name"] == "builtin-alb-latency-vs-stable");
+        match report["candidate_weight"].as_u64() {
+            Some(100) => assert!(latency.is_none(), "{report:#}"),
+            _ => {
+                let latency = latency.expect("the built-in latency check");
+                assert_eq!(latency["verdict"], "pass", "{latency:#}");
+                assert!(latency["observed"].as_f64().is_some_and(|v| (v + 0.008).abs() < 1e-6), "{latency:#}");
+            }
+        }
     }
 }
 

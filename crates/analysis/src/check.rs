@@ -51,6 +51,19 @@ impl CheckSpec {
     pub fn is_statistical(&self) -> bool {
         matches!(self.kind, CheckKind::ErrorRate { .. } | CheckKind::Latency { .. } | CheckKind::Compare(_))
     }
+
+    /// A check that judges the candidate against stable's traffic, so has
+    /// no baseline when the candidate takes all of it: the comparisons, and
+    /// the CloudWatch query `alb latency_vs_stable` (the ALB's built-in
+    /// latency check, judged by its source from both target groups'
+    /// statistics).
+    pub fn compares_with_stable(&self) -> bool {
+        match &self.kind {
+            CheckKind::Compare(_) => true,
+            CheckKind::Query { query, .. } => query.split_whitespace().eq(["alb", "latency_vs_stable"]),
+            _ => false,
+        }
+    }
 }
 
 /// The measured quantity and its limit.
@@ -249,6 +262,31 @@ pub mod humantime_serde {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_compares_with_stable() {
+        let query = |q: &str| CheckSpec {
+            name: "q".into(),
+            kind: CheckKind::Query {
+                source: "cw".into(),
+                query: q.into(),
+                min: None,
+                max: Some(0.0),
+                reduce: None,
+                step: None,
+            },
+            min_samples: 1,
+            critical: false,
+            failure_limit: 1,
+            inconclusive_limit: 6,
+            on_inconclusive: OnInconclusive::Hold,
+        };
+        assert!(query("alb latency_vs_stable").compares_with_stable());
+        assert!(!query("alb p99").compares_with_stable());
+        assert!(!query("alb latency_vs_stable_x").compares_with_stable());
+        let compare = CheckSpec { kind: CheckKind::Compare(Comparison::ErrorRate { tolerance: 0.01 }), ..query("") };
+        assert!(compare.compares_with_stable());
+    }
 
     #[test]
     fn reduce_leaves_out_nan_and_says_none_without_points() {

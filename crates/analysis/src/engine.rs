@@ -358,12 +358,14 @@ impl Analysis {
     /// An analysis of a candidate that takes `weight` percent of traffic.
     ///
     /// At 100 % no request reaches stable, so a comparison with stable has no
-    /// baseline in the same window: comparisons are then left out (and listed
-    /// in the report as skipped) rather than waiting for data that cannot
-    /// come. They were judged at the earlier stages of a canary.
+    /// baseline in the same window: comparisons (and CloudWatch's
+    /// `alb latency_vs_stable`, see [`CheckSpec::compares_with_stable`]) are
+    /// then left out (and listed in the report as skipped) rather than
+    /// waiting for data that cannot come. They were judged at the earlier
+    /// stages of a canary.
     pub fn at_weight(checks: Vec<CheckSpec>, policy: Policy, weight: u8) -> Self {
         let (applicable, skipped): (Vec<CheckSpec>, Vec<CheckSpec>) =
-            checks.into_iter().partition(|c| weight < 100 || !matches!(c.kind, CheckKind::Compare(_)));
+            checks.into_iter().partition(|c| weight < 100 || !c.compares_with_stable());
         let mut analysis = Analysis::new(applicable, policy);
         analysis.candidate_weight = Some(weight);
         analysis.ratio = SampleRatio::new(weight, None);

@@ -110,4 +110,12 @@ pub struct LookBack {
     pub end: Timestamp,
     /// Resolution of the statistics, in seconds.
     pub period_seconds: u64,
+    /// Where the periods this interval's pool traffic was counted from
+    /// start, when the source gave the pools' traffic (CloudWatch counts
+    /// each period once: the first interval the whole window, later ones
+    /// only periods not counted before). The sample-ratio check counts an
+    /// interval only when this is not before the analysis started, so that
+    /// no period of the previous weight is held against this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counted_from: Option<Timestamp>,
 }

@@ -59,10 +59,13 @@ pub struct Scope {
 }
 
 impl Scope {
-    /// The environment's one router with its sources and probes.
+    /// The environment's one router with its sources (and those its
+    /// built-in checks read) and probes.
     pub fn environment(ctx: &Context) -> Result<Scope, Failure> {
         let env = ctx.env();
-        Ok(Scope { router: ctx.router()?, sources: ctx.config.sources_for(env), probes: ctx.config.probes_for(env) })
+        let mut sources = ctx.config.sources_for(env);
+        sources.extend(crate::context::builtin_sources(ctx.router_config()?, &sources));
+        Ok(Scope { router: ctx.router()?, sources, probes: ctx.config.probes_for(env) })
     }
 }
 

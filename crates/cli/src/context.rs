@@ -304,6 +304,31 @@ impl Context {
         }
     }
 
+    /// For built-in checks that rest on something only AWS knows (a
+    /// CodeDeploy deployment group's alarms), reads it before anything is
+    /// judged: a group that watches no alarm is refused (exit 2), saying
+    /// what to add; a failure to read it is a provider failure (exit 3).
+    pub async fn confirm_builtin(&self, checks: &Checks) -> Result<(), Failure> {
+        if !checks.builtin {
+            return Ok(());
+        }
+        let Some(RouterConfig::CodeDeploy { application, deployment_group, region, .. }) = self.env().router.as_ref()
+        else {
+            return Ok(());
+        };
+        let aws = sluice_providers::aws::Aws::new(sluice_providers::aws::AwsSettings {
+            region: region.clone(),
+            ..Default::default()
+        });
+        let alarms = sluice_providers::aws::codedeploy::group_alarms(&aws, application, deployment_group)
+            .await
+            .provider_failed()?;
+        if alarms.is_empty() {
+            return Err(Failure::input(anyhow!(no_codedeploy_alarms(&self.env().name, application, deployment_group))));
+        }
+        Ok(())
+    }
+
     pub fn env(&self) -> &Environment {
         &self.config.environments[self.env_index]
     }
@@ -444,11 +469,26 @@ impl Checks {
 /// - An ALB with a CloudWatch source that reads its target groups'
 ///   traffic (`alb_traffic = true`): the same error rate and error rate
 ///   against stable, from the target groups' `RequestCount` and
-///   `HTTPCode_Target_5XX_Count`. (CloudWatch gives no per-request
-///   latencies, so there is no built-in latency comparison there.)
-/// - CodeDeploy: none yet (its alarms are not read).
+///   `HTTPCode_Target_5XX_Count`; and `builtin-alb-latency-vs-stable`, the
+///   candidate's average `TargetResponseTime` against stable's (the same
+///   20% or 10 ms) in each of the latest 3 CloudWatch periods
+///   (`alb latency_vs_stable`). CloudWatch keeps per-period statistics, not
+///   requests, so that one is a threshold over periods, not a significance
+///   test. It has no data until 3 periods hold 20 requests in both groups,
+///   and never passes without (`on_inconclusive = "hold"`: a stage that
+///   ends before CloudWatch published them is inconclusive, as thin
+///   traffic is for the other checks); at 100% it is skipped, as the
+///   comparisons are.
+/// - CodeDeploy: `builtin-codedeploy-alarms`, the CloudWatch alarms its
+///   deployment group watches (its alarm configuration, read every
+///   interval; [`builtin_sources`] adds the CloudWatch source that reads
+///   them): any alarm in `ALARM` fails; alarms without data are no data
+///   (never a pass). A group that watches no alarm is refused before
+///   anything is judged ([`Context::confirm_builtin`]). (The ALB checks do
+///   not apply: a CodeDeploy environment cannot read ALB traffic, as sluice
+///   does not know which of the group's target groups is the candidate.)
 ///
-/// Every one needs 50 requests before any verdict; no traffic for 6
+/// Every pool check needs 50 requests before any verdict; no traffic for 6
 /// intervals is inconclusive (rolled back, not a failure of the release).
 pub fn builtin_checks(router: &RouterConfig, sources: &[SourceConfig]) -> Option<Vec<CheckSpec>> {
     let check = |name: &str, kind: CheckKind| CheckSpec {
@@ -466,6 +506,11 @@ pub fn builtin_checks(router: &RouterConfig, sources: &[SourceConfig]) -> Option
             check("builtin-error-rate-vs-stable", CheckKind::Compare(Comparison::ErrorRate { tolerance: 0.01 })),
         ]
     };
+    // The CloudWatch source that reads an ALB's target groups.
+    let alb_traffic = sources.iter().find_map(|s| match s {
+        SourceConfig::Cloudwatch { name, alb_traffic: true, .. } => Some(name.clone()),
+        _ => None,
+    });
     match router {
         RouterConfig::Local { .. } => {
             let mut checks = errors();
@@ -475,12 +520,67 @@ pub fn builtin_checks(router: &RouterConfig, sources: &[SourceConfig]) -> Option
             ));
             Some(checks)
         }
-        RouterConfig::Alb { .. }
-            if sources.iter().any(|s| matches!(s, SourceConfig::Cloudwatch { alb_traffic: true, .. })) =>
-        {
-            Some(errors())
+        RouterConfig::Alb { .. } => {
+            let source = alb_traffic?;
+            let mut checks = errors();
+            checks.push(CheckSpec {
+                min_samples: 1,
+                on_inconclusive: OnInconclusive::Hold,
+                ..check(
+                    "builtin-alb-latency-vs-stable",
+                    CheckKind::Query {
+                        source,
+                        query: "alb latency_vs_stable".into(),
+                        min: None,
+                        max: Some(0.0),
+                        reduce: None,
+                        step: None,
+                    },
+                )
+            });
+            Some(checks)
         }
-        RouterConfig::Alb { .. } | RouterConfig::CodeDeploy { .. } => None,
+        RouterConfig::CodeDeploy { application, deployment_group, .. } => Some(vec![CheckSpec {
+            min_samples: 1,
+            on_inconclusive: OnInconclusive::Hold,
+            ..check(
+                "builtin-codedeploy-alarms",
+                CheckKind::Query {
+                    source: CODEDEPLOY_ALARMS_SOURCE.into(),
+                    query: sluice_providers::aws::cloudwatch::group_alarms_query(application, deployment_group),
+                    min: None,
+                    max: Some(0.0),
+                    reduce: None,
+                    step: None,
+                },
+            )
+        }]),
+    }
+}
+
+/// The CloudWatch source sluice adds for a CodeDeploy router's built-in
+/// check ([`builtin_sources`]).
+pub const CODEDEPLOY_ALARMS_SOURCE: &str = "codedeploy-alarms";
+
+/// The metric sources the built-in checks of `router` read beyond the
+/// configured ones: for CodeDeploy, a CloudWatch source in the router's
+/// region that reads its deployment group's alarms (named
+/// [`CODEDEPLOY_ALARMS_SOURCE`], unless the config already has a source of
+/// that name). Adding it where no built-in check asks for it changes
+/// nothing: a source is only asked for its checks' queries.
+pub fn builtin_sources(router: &RouterConfig, configured: &[SourceConfig]) -> Vec<SourceConfig> {
+    match router {
+        RouterConfig::CodeDeploy { region, .. } if !configured.iter().any(|s| s.name() == CODEDEPLOY_ALARMS_SOURCE) => {
+            vec![SourceConfig::Cloudwatch {
+                name: CODEDEPLOY_ALARMS_SOURCE.into(),
+                region: region.clone(),
+                alb_traffic: false,
+                period: std::time::Duration::from_secs(60),
+                lookback: std::time::Duration::from_secs(300),
+                delay: std::time::Duration::from_secs(60),
+            }]
+        }
+        _ => Vec::new(),
     }
 }
 
@@ -491,7 +591,7 @@ pub const BUILTIN_MIN_SLOWDOWN: std::time::Duration = std::time::Duration::from_
 fn no_builtin_checks(environment: &str, router: &RouterConfig) -> String {
     let add = match router {
         RouterConfig::Alb { .. } => {
-            "add a CloudWatch source that reads the target groups' traffic, and sluice judges with its built-in error-rate checks:\n  [[environment.source]]\n  name = \"cloudwatch\"\n  kind = \"cloudwatch\"\n  alb_traffic = true\nor add [[environment.check]] tables of your own"
+            "add a CloudWatch source that reads the target groups' traffic, and sluice judges with its built-in error-rate and latency checks:\n  [[environment.source]]\n  name = \"cloudwatch\"\n  kind = \"cloudwatch\"\n  alb_traffic = true\nor add [[environment.check]] tables of your own"
         }
         _ => {
             "add [[environment.check]] (or [[defaults.check]]) tables, e.g. a CloudWatch alarm (`query = \"alarm NAME\"`) or an error-rate query"
@@ -500,6 +600,18 @@ fn no_builtin_checks(environment: &str, router: &RouterConfig) -> String {
     format!(
         "environment {environment} has no checks, and its {} router has no built-in ones: {add} (see docs/judging-health.md); or say analysis = \"none\" for the environment to promote without analysis",
         router.kind()
+    )
+}
+
+/// Why a CodeDeploy environment without checks cannot be judged: its
+/// deployment group watches no alarm. Says what to add.
+fn no_codedeploy_alarms(environment: &str, application: &str, group: &str) -> String {
+    format!(
+        "environment {environment} has no checks, and its CodeDeploy deployment group {application}/{group} watches no CloudWatch alarms, which are its built-in checks: \
+         add alarms to the group (e.g. `aws deploy update-deployment-group --application-name {application} --current-deployment-group-name {group} \
+         --alarm-configuration 'enabled=true,alarms=[{{name=ALARM_NAME}}]'`), or add [[environment.check]] tables of your own \
+         (e.g. a CloudWatch alarm: kind = \"query\", source = a cloudwatch source, query = \"alarm NAME\", max = 0) (see docs/judging-health.md); \
+         or say analysis = \"none\" for the environment to promote without analysis"
     )
 }
 

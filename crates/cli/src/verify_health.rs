@@ -92,6 +92,7 @@ pub async fn run(args: Args) -> Result<Outcome, Failure> {
     if checks.unanalysed {
         return unanalysed(&ctx, record);
     }
+    ctx.confirm_builtin(&checks).await?;
     if let Err(holder) = ctx.hold_lease(&record, record.pause().map(|(_, _, expires_at)| expires_at)).await?.result {
         return Ok(Outcome::declined("held")
             .summary(format!("{}{holder}\n", summary::heading("verify-health", &record, "environment held")))

@@ -163,6 +163,7 @@ impl QuerySource {
                         start,
                         end,
                         period_seconds: period.as_secs(),
+                        counted_from: answer.counted_from,
                     }),
                 })
             }

@@ -15,9 +15,16 @@
 //! splits at random at the weight set is far inside that band, so a false
 //! `error` is much rarer than `ALPHA`.
 //!
-//! Only intervals with both pools count, and not those whose source looked
-//! at time before the analysis started (CloudWatch's minutes that hold the
-//! previous stage's weight).
+//! Only intervals with both pools count, and not those whose pool traffic
+//! was counted from time before the analysis started (CloudWatch's periods
+//! that hold the previous stage's weight, or the weight change itself):
+//! with CloudWatch, an interval counts once every period its pools were
+//! counted from began after the analysis started
+//! ([`crate::LookBack::counted_from`]; without it, the window looked at).
+//! CloudWatch publishes a period a `delay` after it ends and counts it
+//! once, so a stage's split is checked from its first whole period on,
+//! about `delay` + 2 periods after the stage began (3 minutes by default),
+//! on the periods that follow.
 
 use super::scan::{CUMULATIVE_SHARE, Scan};
 use super::state::Totals;
@@ -106,7 +113,7 @@ impl SampleRatio {
             self.router_weight = Some(w);
         }
         let (Some(c), Some(s)) = (&interval.candidate, &interval.stable) else { return false };
-        if interval.lookback.values().any(|l| l.start < first) {
+        if interval.lookback.values().any(|l| l.counted_from.unwrap_or(l.start) < first) {
             return false;
         }
         self.window = Some((self.window.map_or(interval.start, |w| w.0), interval.end));

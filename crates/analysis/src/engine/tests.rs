@@ -1,5 +1,5 @@
 use super::*;
-use crate::{Histogram, OnInconclusive, PoolWindow, ProbeResult};
+use crate::{Histogram, LookBack, OnInconclusive, PoolWindow, ProbeResult};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -667,4 +667,37 @@ fn a_latency_comparison_with_a_minimum_difference_ignores_sub_millisecond_jitter
     assert_eq!(report.checks[0].threshold, "<= max(1.2 x stable, stable + 10ms) (Mann-Whitney)");
     let mut slow = Analysis::new(vec![allowing(Some(Duration::from_millis(10)))], Policy::default());
     assert_eq!(run(&mut slow, (0..20).map(|i| sub_ms(i, 200_200, 30))), Some((1, Verdict::Fail)));
+}
+
+#[test]
+fn the_sample_ratio_counts_cloudwatch_periods_from_the_analysis_start_on() {
+    // CloudWatch's look-back window starts 5 minutes before each interval;
+    // the periods counted into the pools start at `counted_from`.
+    let looked = |i: i64, counted_from: Option<i64>| {
+        let look = LookBack { start: at(i - 300), end: at(i), period_seconds: 60, counted_from: counted_from.map(at) };
+        BTreeMap::from([("cw".to_owned(), look)])
+    };
+    let skewed = |i: i64, counted_from: Option<i64>| Interval {
+        lookback: looked(i, counted_from),
+        ..traffic(i, pool(300, 0, 10), pool(700, 0, 10))
+    };
+    // The first interval counts the whole window (the previous stage's
+    // weight), the next ones periods that began before the analysis did:
+    // not held against this weight, however skewed.
+    let mut analysis = Analysis::at_weight(vec![error_rate(0.05)], Policy::default(), 10).planned(12);
+    let before = [skewed(0, Some(-300)), skewed(1, Some(-1)), skewed(2, None)];
+    assert_eq!(run(&mut analysis, before), None);
+    assert_eq!(analysis.report().sample_ratio, None, "nothing counted");
+    // Periods that began once the analysis had: 30% at weight 10% is an error.
+    let (_, verdict) = run(&mut analysis, (3..12).map(|i| skewed(i, Some(i - 1)))).expect("decided");
+    assert_eq!(verdict, Verdict::Error);
+    let report = analysis.finish();
+    assert_eq!(report.cause, Some(Cause::SampleRatioMismatch));
+    assert!(report.reason.contains("the weight set on the router is 10%"), "{}", report.reason);
+    // The same periods at the weight set pass.
+    let mut analysis = Analysis::at_weight(vec![error_rate(0.05)], Policy::default(), 10).planned(12);
+    let even = (1..12)
+        .map(|i| Interval { lookback: looked(i, Some(i - 1)), ..traffic(i, pool(100, 0, 10), pool(900, 0, 10)) });
+    assert_eq!(run(&mut analysis, even), None);
+    assert_eq!(analysis.finish().sample_ratio.map(|r| r.verdict), Some(Verdict::Pass));
 }

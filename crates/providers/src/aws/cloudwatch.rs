@@ -13,11 +13,24 @@
 //! Query text (the check's `query`):
 //! - `alarm NAME`: `OK` is 0, `ALARM` is 1, `INSUFFICIENT_DATA` is no data
 //!   (inconclusive, never a pass); judge it with `max = 0`.
+//! - `codedeploy_alarms ["APPLICATION", "DEPLOYMENT_GROUP"]`: the alarms the
+//!   deployment group watches (its alarm configuration, read from
+//!   CodeDeploy every interval): how many are in `ALARM`, 0 when all are
+//!   `OK`, no data while some lack data; an error when the group watches
+//!   none. CodeDeploy's built-in check.
 //! - `alb WHAT [candidate|stable]`: ready-made ALB target group metrics:
 //!   `5xx_rate` (`HTTPCode_Target_5XX_Count` / `RequestCount`), `5xx_count`,
 //!   `requests`, `p95` and `p99` (`TargetResponseTime`, seconds),
 //!   `healthy_hosts` (the window's minimum `HealthyHostCount`) and
 //!   `unhealthy_hosts` (its maximum `UnHealthyHostCount`).
+//! - `alb latency_vs_stable`: the candidate's average `TargetResponseTime`
+//!   against stable's in the same periods, as the seconds by which it
+//!   exceeded `max(1.2 × stable's, stable's + 10 ms)` in each of the latest
+//!   3 periods (the least of them; above 0 fails with `max = 0`); no data
+//!   until 3 periods (fewer when the look-back holds fewer) have at least
+//!   20 requests timed in both groups. A threshold, not a significance
+//!   test: CloudWatch keeps per-period statistics, not requests. The
+//!   ALB's built-in latency check.
 //! - `STAT NAMESPACE METRIC [NAME=VALUE ...]`: any metric, e.g.
 //!   `Sum MyApp/Orders Failed Service=shop Version=${release}`; STAT is
 //!   `Sum`, `Average`, `Minimum`, `Maximum`, `SampleCount` or a percentile
@@ -97,6 +110,10 @@ pub struct CloudWatchAnswer {
     pub pools: Option<(Option<PoolWindow>, Option<PoolWindow>)>,
     /// The window asked for: aligned start and end, and the period.
     pub window: Option<(Timestamp, Timestamp, Duration)>,
+    /// Where the periods counted into `pools` start (the first interval:
+    /// the window's start; later ones: the end of the periods counted
+    /// before), when the pools' traffic holds any.
+    pub counted_from: Option<Timestamp>,
 }
 
 /// A CloudWatch metric source.
@@ -116,6 +133,11 @@ enum Parsed {
     /// ratio (numerator, denominator).
     Metric(MetricSpec),
     Ratio(MetricSpec, MetricSpec),
+    /// The candidate's average `TargetResponseTime` against stable's, period
+    /// by period ([`latency_excess`]).
+    LatencyVsStable(AlbDims),
+    /// The alarms of a CodeDeploy deployment group: application, group.
+    GroupAlarms(String, String),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -187,6 +209,14 @@ impl CloudWatch {
                     stats.push((format!("q{i}a"), a.clone()));
                     stats.push((format!("q{i}b"), b.clone()));
                 }
+                Some(Parsed::LatencyVsStable(dims)) => {
+                    for (pool, group) in [("c", &dims.candidate), ("s", &dims.stable)] {
+                        for (what, stat) in [("avg", "Average"), ("n", "SampleCount")] {
+                            let metric = alb_metric(stat, "TargetResponseTime", &dims.load_balancer, group);
+                            stats.push((format!("q{i}{pool}{what}"), metric));
+                        }
+                    }
+                }
                 _ => {}
             }
         }
@@ -222,12 +252,26 @@ impl CloudWatch {
         } else {
             self.get_metric_data(&client, &stats, start, end, period, &operation).await?
         };
+        // The deployment groups' alarms, read from CodeDeploy each interval
+        // (a group's alarms may change while a stage runs).
+        let mut groups: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+        for p in parsed.iter().flatten() {
+            if let Parsed::GroupAlarms(application, group) = p
+                && !groups.contains_key(&(application.clone(), group.clone()))
+            {
+                let names = super::codedeploy::group_alarms(&self.aws, application, group).await?;
+                groups.insert((application.clone(), group.clone()), names);
+            }
+        }
         let alarms: Vec<&str> = parsed
             .iter()
             .filter_map(|p| match p {
-                Some(Parsed::Alarm(name)) => Some(name.as_str()),
+                Some(Parsed::Alarm(name)) => Some(std::slice::from_ref(name)),
+                Some(Parsed::GroupAlarms(a, g)) => groups.get(&(a.clone(), g.clone())).map(Vec::as_slice),
                 _ => None,
             })
+            .flatten()
+            .map(String::as_str)
             .collect();
         let states = if alarms.is_empty() { BTreeMap::new() } else { self.alarm_states(&client, &alarms).await? };
         for (i, p) in parsed.iter().enumerate() {
@@ -247,10 +291,21 @@ impl CloudWatch {
                     let requests: f64 = values(&points, &format!("q{i}b")).iter().sum();
                     Ok(if requests > 0.0 { Some(errors / requests) } else { None })
                 }
+                Parsed::GroupAlarms(application, group) => {
+                    let names = groups.get(&(application.clone(), group.clone())).cloned().unwrap_or_default();
+                    group_alarm_answer(application, group, &names, &states)
+                }
+                Parsed::LatencyVsStable(_) => {
+                    let series = |what: &str| points.get(&format!("q{i}{what}")).cloned().unwrap_or_default();
+                    let pool = |p: &str| periods(&series(&format!("{p}avg")), &series(&format!("{p}n")));
+                    Ok(latency_excess(&pool("c"), &pool("s"), self.latency_periods()))
+                }
             };
             answers[i] = Some(answer);
         }
-        let pools = pools_dims.map(|_| self.pools(&points, start, end));
+        let counted = pools_dims.map(|_| self.pools(&points, start, end));
+        let counted_from = counted.as_ref().and_then(|(_, from)| *from).and_then(|t| Timestamp::from_second(t).ok());
+        let pools = counted.map(|(pools, _)| pools);
         Ok(CloudWatchAnswer {
             answers: answers.into_iter().map(|a| a.unwrap_or(Ok(None))).collect(),
             pools,
@@ -258,20 +313,30 @@ impl CloudWatch {
                 .ok()
                 .zip(Timestamp::from_second(end).ok())
                 .map(|(s, e)| (s, e, self.settings.period)),
+            counted_from,
         })
     }
 
-    /// The pools' traffic over the minutes of `[start, end)` not counted yet.
+    /// How many recent periods [`latency_excess`] needs: [`LATENCY_PERIODS`],
+    /// or as many as the look-back holds when it holds fewer.
+    fn latency_periods(&self) -> usize {
+        let held = self.settings.lookback.as_secs() / self.settings.period.as_secs().max(1);
+        usize::try_from(held).unwrap_or(LATENCY_PERIODS).clamp(1, LATENCY_PERIODS)
+    }
+
+    /// The pools' traffic over the minutes of `[start, end)` not counted
+    /// yet, and where those minutes start (`None` when there are none).
+    #[allow(clippy::type_complexity)]
     fn pools(
         &self,
         points: &BTreeMap<String, Vec<(i64, f64)>>,
         start: i64,
         end: i64,
-    ) -> (Option<PoolWindow>, Option<PoolWindow>) {
+    ) -> ((Option<PoolWindow>, Option<PoolWindow>), Option<i64>) {
         let mut counted = self.counted_until.lock().unwrap_or_else(|p| p.into_inner());
         let from = counted.map_or(start, |c| c.max(start));
         if from >= end {
-            return (None, None);
+            return ((None, None), None);
         }
         *counted = Some(end);
         let sum = |id: &str| -> Option<f64> {
@@ -287,7 +352,7 @@ impl CloudWatch {
             let errors = (errors.max(0.0).round() as u64).min(requests);
             Some(PoolWindow { requests, errors, latency: Default::default() })
         };
-        (window("c"), window("s"))
+        ((window("c"), window("s")), Some(from))
     }
 
     async fn get_metric_data(
@@ -375,6 +440,44 @@ impl CloudWatch {
     }
 }
 
+/// `codedeploy_alarms`: how many of the group's alarms are in `ALARM`
+/// (judged with `max = 0`); 0 when all are `OK`; no data when none is in
+/// `ALARM` but some lack data (never a pass).
+fn group_alarm_answer(
+    application: &str,
+    group: &str,
+    names: &[String],
+    states: &BTreeMap<String, StateValue>,
+) -> Answer {
+    if names.is_empty() {
+        return Err(format!(
+            "deployment group {application}/{group} watches no CloudWatch alarms (its alarm configuration is empty or disabled)"
+        ));
+    }
+    let mut firing = 0;
+    let mut waiting = false;
+    for name in names {
+        match states.get(name) {
+            Some(StateValue::Alarm) => firing += 1,
+            Some(StateValue::Ok) => {}
+            Some(StateValue::InsufficientData) => waiting = true,
+            Some(other) => return Err(format!("alarm {name:?} is in an unknown state {:?}", other.as_str())),
+            None => {
+                return Err(format!(
+                    "deployment group {application}/{group} watches alarm {name:?}, which does not exist in this region"
+                ));
+            }
+        }
+    }
+    Ok(if firing > 0 {
+        Some(f64::from(firing))
+    } else if waiting {
+        None
+    } else {
+        Some(0.0)
+    })
+}
+
 fn values(points: &BTreeMap<String, Vec<(i64, f64)>>, id: &str) -> Vec<f64> {
     points.get(id).map(|p| p.iter().map(|(_, v)| *v).collect()).unwrap_or_default()
 }
@@ -390,6 +493,53 @@ fn reduce(stat: &str, points: Vec<f64>) -> Option<f64> {
         "Minimum" => points.iter().copied().fold(f64::INFINITY, f64::min),
         _ => points.iter().copied().fold(f64::NEG_INFINITY, f64::max),
     })
+}
+
+/// The candidate's latency against stable's needs this many recent periods
+/// (fewer when the look-back holds fewer)...
+pub const LATENCY_PERIODS: usize = 3;
+/// ... each with at least this many requests timed in both target groups.
+pub const LATENCY_MIN_REQUESTS: f64 = 20.0;
+/// The candidate's average may be this much above stable's, relative ...
+pub const LATENCY_TOLERANCE: f64 = 0.2;
+/// ... or this much, in seconds, whichever allows more.
+pub const LATENCY_MIN_SLOWDOWN: f64 = 0.010;
+
+/// One period's average and sample count, by period start.
+fn periods(averages: &[(i64, f64)], counts: &[(i64, f64)]) -> BTreeMap<i64, (f64, f64)> {
+    let counts: BTreeMap<i64, f64> = counts.iter().copied().collect();
+    averages.iter().filter_map(|(t, avg)| counts.get(t).map(|n| (*t, (*avg, *n)))).collect()
+}
+
+/// `alb latency_vs_stable`: by how much (seconds) the candidate's average
+/// `TargetResponseTime` exceeded what it may be, `max(1.2 × stable's,
+/// stable's + 10 ms)`, in each of the `needed` latest periods where both
+/// target groups timed at least [`LATENCY_MIN_REQUESTS`] requests: the least
+/// excess of those periods, so the value is above 0 exactly when the
+/// candidate was too slow in every one of them (as a CloudWatch alarm
+/// needs `needed` of `needed` datapoints). `None` (no data) with fewer such
+/// periods. A threshold over periods, not a significance test: CloudWatch
+/// keeps no per-request latencies.
+fn latency_excess(
+    candidate: &BTreeMap<i64, (f64, f64)>,
+    stable: &BTreeMap<i64, (f64, f64)>,
+    needed: usize,
+) -> Option<f64> {
+    let excess: Vec<f64> = candidate
+        .iter()
+        .rev()
+        .filter_map(|(t, (c_avg, c_n))| {
+            let (s_avg, s_n) = stable.get(t)?;
+            let timed = *c_n >= LATENCY_MIN_REQUESTS && *s_n >= LATENCY_MIN_REQUESTS;
+            let allowed = (s_avg * (1.0 + LATENCY_TOLERANCE)).max(s_avg + LATENCY_MIN_SLOWDOWN);
+            (timed && c_avg.is_finite() && s_avg.is_finite()).then_some(c_avg - allowed)
+        })
+        .take(needed)
+        .collect();
+    if needed == 0 || excess.len() < needed {
+        return None;
+    }
+    excess.into_iter().reduce(f64::min)
 }
 
 fn alb_metric(stat: &str, metric: &str, load_balancer: &str, group: &str) -> MetricSpec {
@@ -408,11 +558,22 @@ fn valid_stat(stat: &str) -> bool {
         || stat.strip_prefix('p').and_then(|p| p.parse::<f64>().ok()).is_some_and(|p| p > 0.0 && p < 100.0)
 }
 
-const SYNTAX: &str = "write `alarm NAME`, `alb 5xx_rate|5xx_count|requests|p95|p99|healthy_hosts|unhealthy_hosts [candidate|stable]`, or `STAT NAMESPACE METRIC [NAME=VALUE ...]`";
+const SYNTAX: &str = "write `alarm NAME`, `codedeploy_alarms [\"APPLICATION\", \"DEPLOYMENT_GROUP\"]`, `alb 5xx_rate|5xx_count|requests|p95|p99|healthy_hosts|unhealthy_hosts [candidate|stable]`, `alb latency_vs_stable`, or `STAT NAMESPACE METRIC [NAME=VALUE ...]`";
+
+/// The query text of a CodeDeploy deployment group's alarms (names as a
+/// JSON array, so any name survives).
+pub fn group_alarms_query(application: &str, group: &str) -> String {
+    format!("codedeploy_alarms {}", serde_json::json!([application, group]))
+}
 
 /// Parses a query text; `alb` resolves `@candidate`, `@stable` and
 /// `@load_balancer`.
 fn parse(text: &str, alb: Option<&AlbDims>) -> Result<Parsed, String> {
+    if let Some(rest) = text.trim_start().strip_prefix("codedeploy_alarms") {
+        let (application, group): (String, String) = serde_json::from_str(rest.trim())
+            .map_err(|_| format!("codedeploy_alarms takes [\"APPLICATION\", \"DEPLOYMENT_GROUP\"]; {SYNTAX}"))?;
+        return Ok(Parsed::GroupAlarms(application, group));
+    }
     let words: Vec<&str> = text.split_whitespace().collect();
     let need_alb = || {
         alb.ok_or_else(|| {
@@ -421,6 +582,7 @@ fn parse(text: &str, alb: Option<&AlbDims>) -> Result<Parsed, String> {
     };
     match words.as_slice() {
         ["alarm", name @ ..] if !name.is_empty() => Ok(Parsed::Alarm(name.join(" "))),
+        ["alb", "latency_vs_stable"] => Ok(Parsed::LatencyVsStable(need_alb()?.clone())),
         ["alb", what, rest @ ..] if rest.len() <= 1 => {
             let dims = need_alb()?;
             let group = match rest.first() {
@@ -566,9 +728,63 @@ mod tests {
         for bad in ["", "alarm", "alb", "alb p42", "alb p99 canary", "Median A B", "Sum A B C", "p100 A B"] {
             assert!(parse(bad, Some(&d)).is_err(), "{bad:?}");
         }
+        assert_eq!(parse("alb latency_vs_stable", Some(&d)), Ok(Parsed::LatencyVsStable(d.clone())));
+        assert_eq!(
+            parse(&group_alarms_query("shop", "shop dev"), None),
+            Ok(Parsed::GroupAlarms("shop".into(), "shop dev".into()))
+        );
+        assert!(parse("codedeploy_alarms shop dev", None).is_err());
+        assert!(parse("alb latency_vs_stable stable", Some(&d)).is_err());
         assert!(parse("alb p99", None).expect_err("no alb").contains("alb router"));
         assert!(parse("Sum AWS/ApplicationELB RequestCount TargetGroup=@stable", None).is_err());
         assert!(valid_stat("p99.9") && valid_stat("SampleCount") && !valid_stat("p0"));
+    }
+
+    #[test]
+    fn latency_against_stable_is_judged_period_by_period() {
+        let p = |rows: &[(i64, f64, f64)]| -> BTreeMap<i64, (f64, f64)> {
+            rows.iter().map(|(t, avg, n)| (*t, (*avg, *n))).collect()
+        };
+        let stable = p(&[(0, 0.050, 900.0), (60, 0.050, 900.0), (120, 0.050, 900.0), (180, 0.050, 900.0)]);
+        // 200 ms slower in every period: over by 0.25 - 0.06.
+        let slow = p(&[(0, 0.250, 100.0), (60, 0.250, 100.0), (120, 0.250, 100.0), (180, 0.250, 100.0)]);
+        let excess = latency_excess(&slow, &stable, 3).expect("three periods");
+        assert!((excess - 0.19).abs() < 1e-9, "{excess}");
+        // As fast: within, below 0.
+        let same = p(&[(60, 0.052, 100.0), (120, 0.049, 100.0), (180, 0.055, 100.0)]);
+        assert!(latency_excess(&same, &stable, 3).is_some_and(|e| e < 0.0));
+        // 10 ms is always allowed: 5 ms against 1 ms is not "5 × slower".
+        let tiny = p(&[(60, 0.001, 900.0), (120, 0.001, 900.0), (180, 0.001, 900.0)]);
+        let fast = p(&[(60, 0.005, 100.0), (120, 0.005, 100.0), (180, 0.005, 100.0)]);
+        assert!(latency_excess(&fast, &tiny, 3).is_some_and(|e| e < 0.0));
+        // One slow period among the latest three is not enough to fail.
+        let blip = p(&[(60, 0.050, 100.0), (120, 0.900, 100.0), (180, 0.050, 100.0)]);
+        assert!(latency_excess(&blip, &stable, 3).is_some_and(|e| e < 0.0));
+        // Too few periods, or too few requests timed in one: no data.
+        assert_eq!(latency_excess(&p(&[(120, 0.25, 100.0), (180, 0.25, 100.0)]), &stable, 3), None);
+        let thin = p(&[(60, 0.25, 100.0), (120, 0.25, 5.0), (180, 0.25, 100.0)]);
+        assert_eq!(latency_excess(&thin, &stable, 3), None);
+        assert!(latency_excess(&thin, &stable, 2).is_some_and(|e| e > 0.0), "the two latest timed periods");
+        // Periods only one group has are not compared.
+        assert_eq!(latency_excess(&p(&[(240, 0.25, 100.0), (300, 0.25, 100.0), (360, 0.25, 100.0)]), &stable, 3), None);
+    }
+
+    #[test]
+    fn a_deployment_groups_alarms_fail_when_any_fires() {
+        let states = BTreeMap::from([
+            ("ok".to_owned(), StateValue::Ok),
+            ("firing".to_owned(), StateValue::Alarm),
+            ("waiting".to_owned(), StateValue::InsufficientData),
+        ]);
+        let answer = |names: &[&str]| {
+            let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+            group_alarm_answer("shop", "dev", &names, &states)
+        };
+        assert_eq!(answer(&["ok", "ok"]), Ok(Some(0.0)));
+        assert_eq!(answer(&["ok", "firing", "waiting"]), Ok(Some(1.0)));
+        assert_eq!(answer(&["ok", "waiting"]), Ok(None), "no data is never a pass");
+        assert!(answer(&[]).expect_err("none").contains("watches no CloudWatch alarms"));
+        assert!(answer(&["gone"]).expect_err("missing").contains("\"gone\", which does not exist"));
     }
 
     #[test]
@@ -578,6 +794,31 @@ mod tests {
         assert_eq!(reduce("Minimum", vec![1.0, 2.0]), Some(1.0));
         assert_eq!(reduce("p99", vec![0.2, 0.4]), Some(0.4), "the worst period");
         assert_eq!(reduce("Sum", vec![]), None, "no data is not zero");
+    }
+
+    #[test]
+    fn pool_periods_are_counted_once_and_say_where_they_start() {
+        let cw = CloudWatch::with_aws(
+            Aws::new(AwsSettings::default()),
+            CloudWatchSettings {
+                name: "cw".into(),
+                period: Duration::from_secs(60),
+                lookback: Duration::from_secs(300),
+                delay: Duration::from_secs(60),
+                alb_traffic: true,
+            },
+        );
+        let minute = |m: i64| 1_800_000_000 + m * 60;
+        let series = |requests: f64| (0..8).map(|m| (minute(m), requests)).collect::<Vec<_>>();
+        let points = BTreeMap::from([("pool_c_req".to_owned(), series(10.0)), ("pool_s_req".to_owned(), series(90.0))]);
+        // The first interval: the whole window, from its start.
+        let ((c, s), from) = cw.pools(&points, minute(0), minute(5));
+        assert_eq!((c.map(|p| p.requests), s.map(|p| p.requests), from), (Some(50), Some(450), Some(minute(0))));
+        // Nothing new: nothing counted, from nowhere.
+        assert_eq!(cw.pools(&points, minute(0), minute(5)), ((None, None), None));
+        // A minute later: only the new period, from where the last ended.
+        let ((c, _), from) = cw.pools(&points, minute(1), minute(6));
+        assert_eq!((c.map(|p| p.requests), from), (Some(10), Some(minute(5))));
     }
 
     #[test]

@@ -321,6 +321,35 @@ impl CodeDeployRouter {
     }
 }
 
+/// The CloudWatch alarms a deployment group watches (its
+/// `alarmConfiguration`), in its order; empty when it has none or they are
+/// disabled (CodeDeploy then ignores them too).
+pub async fn group_alarms(aws: &Aws, application: &str, group: &str) -> Result<Vec<String>, ProviderError> {
+    let operation = format!("read the alarms of deployment group {application}/{group}");
+    let client = Client::new(aws.config(PROVIDER).await?);
+    let out = client
+        .get_deployment_group()
+        .application_name(application)
+        .deployment_group_name(group)
+        .send()
+        .await
+        .map_err(|e| sdk_error(PROVIDER, &operation, e))?;
+    let alarms = out.deployment_group_info().and_then(|g| g.alarm_configuration());
+    Ok(match alarms {
+        Some(config) if config.enabled() => {
+            config.alarms().iter().filter_map(|a| a.name()).map(str::to_owned).collect()
+        }
+        _ => Vec::new(),
+    })
+}
+
+impl CodeDeployRouter {
+    /// The deployment group's CloudWatch alarms ([`group_alarms`]).
+    pub async fn alarms(&self) -> Result<Vec<String>, ProviderError> {
+        group_alarms(&self.aws, &self.settings.application, &self.settings.deployment_group).await
+    }
+}
+
 fn fail(operation: &str, message: String) -> ProviderError {
     ProviderError { provider: PROVIDER, operation: operation.to_owned(), message, transient: false, attempts: 1 }
 }

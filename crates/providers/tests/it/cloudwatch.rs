@@ -66,11 +66,13 @@ async fn alb_traffic_fills_both_pools_once_and_queries_share_one_call() {
     assert_eq!(end.as_second(), this_minute(), "aligned to the minute");
     assert_eq!(end.as_second() - start.as_second(), 180);
     assert_eq!(period, Duration::from_secs(60));
+    assert_eq!(answer.counted_from, Some(start), "the first interval counts the whole window");
 
     // The same minutes again: no new traffic (never counted twice), while
     // the scalar queries still look back over the window.
     let again = cw.answer(window(), &queries, Some(&dims)).await.expect("answer");
     assert_eq!(again.pools, Some((None, None)));
+    assert_eq!(again.counted_from, None);
     assert_eq!(again.answers[0], Ok(Some(0.05)));
 }
 
@@ -189,4 +191,88 @@ async fn throttling_is_retried_then_reported_with_code_and_request_id() {
     assert!(err.transient);
     assert!(err.to_string().contains("ServiceUnavailable"), "{err}");
     assert!(err.to_string().contains("request id fault-proxy-0001"), "{err}");
+}
+
+/// The sample-ratio check on CloudWatch's traffic, with the analysis
+/// engine: the source is asked as the clock would run during a stage that
+/// began at `t0` (interval ends a minute apart, no delay), over minutes
+/// already in moto. The minutes counted before `t0` (the look-back, and the
+/// minute of the shift itself) are not held against the weight; the first
+/// whole minutes after it are.
+async fn split_after_a_shift(candidate: f64, stable: f64) -> sluice_analysis::AnalysisReport {
+    use sluice_analysis::{Analysis, CheckKind, CheckSpec, Interval, LookBack, OnInconclusive, Policy};
+    let moto = testing::moto().expect("moto");
+    let sdk = moto.sdk_config().await;
+    let fx = create_alb(&moto.endpoint, &sdk).await;
+    let dims = fx.dims();
+    let now = this_minute();
+    for m in 1..=12 {
+        put_alb_minute(&sdk, &dims.load_balancer, &dims.candidate, now - m * 60, candidate, 0.0).await;
+        put_alb_minute(&sdk, &dims.load_balancer, &dims.stable, now - m * 60, stable, 0.0).await;
+    }
+    let cw = CloudWatch::with_aws(Aws::from_sdk_config(sdk), settings(true));
+    let check = CheckSpec {
+        name: "errors".into(),
+        kind: CheckKind::ErrorRate { max: 0.05 },
+        min_samples: 50,
+        critical: false,
+        failure_limit: 1,
+        inconclusive_limit: 6,
+        on_inconclusive: OnInconclusive::Hold,
+    };
+    let mut analysis = Analysis::at_weight(vec![check], Policy::default(), 10).planned(5);
+    let t0 = Timestamp::from_second(now - 8 * 60 + 10).expect("t0");
+    let mut start = t0;
+    for k in 0..5 {
+        let end = Timestamp::from_second(t0.as_second() + 20 + k * 60).expect("end");
+        let answer = cw.answer(Window { start, end }, &[], Some(&dims)).await.expect("answer");
+        let (c, s) = answer.pools.expect("pools");
+        let (from, to, period) = answer.window.expect("window");
+        let look =
+            LookBack { start: from, end: to, period_seconds: period.as_secs(), counted_from: answer.counted_from };
+        let outcome = analysis.observe(Interval {
+            start,
+            end,
+            candidate: c,
+            stable: s,
+            probes: Vec::new(),
+            values: Default::default(),
+            source_errors: Default::default(),
+            query_errors: Default::default(),
+            lookback: [("cw".to_owned(), look)].into(),
+            router_weight: None,
+        });
+        if let sluice_analysis::Outcome::Decided(_) = outcome {
+            break;
+        }
+        start = end;
+    }
+    analysis.finish()
+}
+
+#[tokio::test]
+async fn the_split_is_checked_on_the_minutes_after_the_shift() {
+    use sluice_analysis::{Cause, Verdict};
+    if testing::moto().is_none() {
+        return;
+    }
+    // Half the requests at weight 10%: an error, from the stage's own minutes.
+    let report = split_after_a_shift(1000.0, 1000.0).await;
+    assert_eq!((report.verdict, report.cause), (Verdict::Error, Some(Cause::SampleRatioMismatch)), "{}", report.reason);
+    assert!(report.reason.contains("the weight set on the router is 10%"), "{}", report.reason);
+    assert!(report.reason.contains("(1000 of 2000)"), "one minute after the shift decided it: {}", report.reason);
+    // The third interval decided: the first two counted only minutes that
+    // began before the stage did.
+    assert_eq!(report.intervals.len(), 3, "{}", report.reason);
+
+    // The split the weight asks for: checked, and no mismatch.
+    let report = split_after_a_shift(200.0, 1800.0).await;
+    assert_eq!(report.verdict, Verdict::Pass, "{}", report.reason);
+    let ratio = report.sample_ratio.expect("the split was checked");
+    assert_eq!(
+        (ratio.verdict, ratio.samples),
+        (Verdict::Pass, 6000),
+        "three minutes after the shift: {}",
+        ratio.message
+    );
 }

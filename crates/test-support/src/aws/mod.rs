@@ -426,6 +426,43 @@ pub async fn put_alb_minute(
         .expect("put ALB metrics");
 }
 
+/// One minute of a target group's `TargetResponseTime` in moto's
+/// CloudWatch, as the ALB publishes it: a statistic set of `requests`
+/// responses averaging `mean` seconds (moto answers `Average` and
+/// `SampleCount` from it, not percentiles).
+pub async fn put_alb_response_times(
+    sdk: &SdkConfig,
+    load_balancer: &str,
+    group: &str,
+    minute: i64,
+    requests: f64,
+    mean: f64,
+) {
+    use aws_sdk_cloudwatch::primitives::DateTime;
+    use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit, StatisticSet};
+    let stats = StatisticSet::builder()
+        .sample_count(requests)
+        .sum(requests * mean)
+        .minimum(mean / 2.0)
+        .maximum(mean * 3.0)
+        .build();
+    let datum = MetricDatum::builder()
+        .metric_name("TargetResponseTime")
+        .statistic_values(stats)
+        .unit(StandardUnit::Seconds)
+        .timestamp(DateTime::from_secs(minute + 30))
+        .dimensions(Dimension::builder().name("LoadBalancer").value(load_balancer).build())
+        .dimensions(Dimension::builder().name("TargetGroup").value(group).build())
+        .build();
+    aws_sdk_cloudwatch::Client::new(sdk)
+        .put_metric_data()
+        .namespace("AWS/ApplicationELB")
+        .metric_data(datum)
+        .send()
+        .await
+        .expect("put TargetResponseTime");
+}
+
 /// The start of the current minute, as a Unix time.
 pub fn this_minute() -> i64 {
     let now = jiff::Timestamp::now().as_second();

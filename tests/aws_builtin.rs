@@ -1,0 +1,327 @@
+//! The AWS routers' built-in checks on moto: an ALB environment whose
+//! config names no checks, only a CloudWatch source that reads the target
+//! groups (`alb_traffic = true`), is judged by sluice's built-in error-rate
+//! and latency checks from the target groups' CloudWatch metrics, which the
+//! test publishes the way the ALB would (`RequestCount`,
+//! `HTTPCode_Target_5XX_Count`, and `TargetResponseTime` as per-minute
+//! statistic sets). A CodeDeploy environment is judged by its deployment
+//! group's CloudWatch alarms.
+//!
+//! moto 5.2.5 answers `GetMetricData` with `Average` and `SampleCount` from
+//! statistic sets, but not percentiles (a `p99` stat is an HTTP 500), so the
+//! built-in latency check reads averages and sample counts only.
+
+use crate::support::{Turn, exe, shared};
+use sluice_test_support::aws::{
+    self as testing, AlbFixture, Moto, create_alb, put_alb_minute, put_alb_response_times, step_env, this_minute,
+};
+use std::process::{Command, Output};
+
+struct Env {
+    _turn: Turn,
+    _moto: Moto,
+    sdk: aws_config::SdkConfig,
+    fx: AlbFixture,
+    dir: tempfile::TempDir,
+}
+
+/// A canary of three 1 s stages on the ALB with no `[[check]]` at all.
+async fn alb_env() -> Option<Env> {
+    let turn = shared();
+    let moto = testing::moto()?;
+    let sdk = moto.sdk_config().await;
+    let fx = create_alb(&moto.endpoint, &sdk).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = format!(
+        "app = \"shop\"\n[ledger]\nkind = \"file\"\npath = \"ledger.jsonl\"\n[analysis]\ninterval = \"200ms\"\n\
+         [defaults]\nstrategy = {{ kind = \"canary\", stages = [10, 50, 100], stage_duration = \"1s\" }}\n\
+         [[environment]]\nname = \"dev\"\n\
+         router = {{ kind = \"alb\", listener_arn = \"{}\", stable_target_group = \"{}\", candidate_target_group = \"{}\" }}\n\
+         [[environment.source]]\nkind = \"cloudwatch\"\nname = \"cw\"\nalb_traffic = true\nlookback = \"4m\"\ndelay = \"0s\"\n",
+        fx.listener, fx.blue, fx.green
+    );
+    std::fs::write(dir.path().join("sluice.toml"), config).expect("config");
+    Some(Env { _turn: turn, _moto: moto, sdk, fx, dir })
+}
+
+impl Env {
+    fn step(&self, name: &str, args: &[&str]) -> Output {
+        Command::new(exe(name))
+            .current_dir(self.dir.path())
+            .env_remove("GITHUB_ACTIONS")
+            .env("GITHUB_OUTPUT", self.dir.path().join("outputs.txt"))
+            .env("GITHUB_STEP_SUMMARY", self.dir.path().join("summary.md"))
+            .env("CI", "true")
+            .envs(step_env(&self._moto.endpoint))
+            .args(["--config", "sluice.toml", "-e", "dev", "--record", "r.json"])
+            .args(args)
+            .output()
+            .expect("step runs")
+    }
+
+    fn record(&self) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(self.dir.path().join("r.json")).expect("record")).expect("json")
+    }
+
+    fn summary(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("summary.md")).unwrap_or_default()
+    }
+
+    /// Publishes minutes around now, so every stage's look-back (4 minutes,
+    /// no delay) finds at least 3 of them however the test falls on the
+    /// clock: 600 requests a minute on green (the candidate) at
+    /// `candidate_seconds` each on average, 5,400 on blue at 50 ms.
+    async fn publish(&self, candidate_seconds: f64) {
+        let dims = self.fx.dims();
+        for offset in -4..=2 {
+            let minute = this_minute() + offset * 60;
+            put_alb_minute(&self.sdk, &dims.load_balancer, &dims.candidate, minute, 600.0, 0.0).await;
+            put_alb_minute(&self.sdk, &dims.load_balancer, &dims.stable, minute, 5400.0, 5.0).await;
+            put_alb_response_times(&self.sdk, &dims.load_balancer, &dims.candidate, minute, 600.0, candidate_seconds)
+                .await;
+            put_alb_response_times(&self.sdk, &dims.load_balancer, &dims.stable, minute, 5400.0, 0.050).await;
+        }
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+fn ok(out: &Output, what: &str) {
+    assert_eq!(out.status.code(), Some(0), "{what}: {}", text(out));
+}
+
+const BUILTIN: [&str; 3] = ["builtin-error-rate", "builtin-error-rate-vs-stable", "builtin-alb-latency-vs-stable"];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_alb_candidate_200_ms_slower_than_stable_fails_the_builtin_checks() {
+    let Some(env) = alb_env().await else { return };
+    env.publish(0.250).await;
+    ok(&env.step("gate", &["--release", "v2", "--commit", "abcdef1"]), "gate");
+    let shift = env.step("shift-traffic", &[]);
+    assert_eq!(shift.status.code(), Some(1), "rolled back: {}", text(&shift));
+    let record = env.record();
+    assert_eq!(record["status"], "rolled_back");
+    let events = record["events"].as_array().expect("events");
+    let verdict = events.iter().find(|e| e["type"] == "verdict").expect("a verdict");
+    let report = &verdict["report"];
+    assert_eq!(report["verdict"], "fail", "{report}");
+    assert_eq!(report["decided_by"], "builtin-alb-latency-vs-stable", "{report}");
+    let names: Vec<&str> =
+        report["checks"].as_array().expect("checks").iter().filter_map(|c| c["name"].as_str()).collect();
+    assert_eq!(names, BUILTIN, "judged by the ALB's built-in checks");
+    let latency = &report["checks"][2];
+    // 0.250 s against at most max(1.2 x 0.050, 0.050 + 0.010) = 0.060 s.
+    let over = latency["observed"].as_f64().expect("a value");
+    assert!((over - 0.19).abs() < 1e-6, "{latency}");
+    let summary = env.summary();
+    assert!(
+        summary.contains("judged by sluice's built-in checks (builtin-error-rate, builtin-error-rate-vs-stable, builtin-alb-latency-vs-stable)"),
+        "the summary names the built-in checks: {summary}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_healthy_alb_candidate_passes_the_builtin_checks_and_is_promoted() {
+    let Some(env) = alb_env().await else { return };
+    env.publish(0.052).await;
+    ok(&env.step("gate", &["--release", "v2", "--commit", "abcdef1"]), "gate");
+    ok(&env.step("shift-traffic", &[]), "shift-traffic");
+    let record = env.record();
+    let verdicts: Vec<&serde_json::Value> =
+        record["events"].as_array().expect("events").iter().filter(|e| e["type"] == "verdict").collect();
+    assert_eq!(verdicts.len(), 3, "three stages");
+    for verdict in &verdicts {
+        let report = &verdict["report"];
+        assert_eq!(report["verdict"], "pass", "{report}");
+        let latency = report["checks"].as_array().and_then(|c| c.iter().find(|c| c["name"] == BUILTIN[2]));
+        if report["candidate_weight"] == 100 {
+            // No stable traffic to compare with: skipped, as comparisons are.
+            assert!(latency.is_none(), "{report}");
+            let skipped = report["skipped"].as_array().expect("skipped");
+            assert!(skipped.iter().any(|c| c["name"] == BUILTIN[2]), "{report}");
+            continue;
+        }
+        let latency = latency.expect("the latency check judged");
+        // 52 ms against 50 ms: within the 10 ms allowed, from data.
+        let under = latency["observed"].as_f64().expect("judged on data, not passed for lack of it");
+        assert!((under + 0.008).abs() < 1e-6, "{latency}");
+    }
+    assert!(env.summary().contains("builtin-alb-latency-vs-stable"), "{}", env.summary());
+    ok(&env.step("verify-health", &["--duration", "1s"]), "verify-health");
+    ok(&env.step("promote", &[]), "promote");
+    assert_eq!(env.record()["status"], "promoted");
+}
+
+// CodeDeploy: moto keeps the application and group but not their alarm
+// configuration (moto 5.2.5's CreateDeploymentGroup drops
+// `alarmConfiguration`, and GetDeploymentGroup returns none). A rule on the
+// fault proxy adds it to moto's GetDeploymentGroup answer in the shape of
+// AWS's CodeDeploy API reference (`deploymentGroupInfo.alarmConfiguration`:
+// `enabled`, `ignorePollAlarmFailure`, `alarms: [{name}]`,
+// https://docs.aws.amazon.com/codedeploy/latest/APIReference/API_AlarmConfiguration.html).
+// The alarms themselves are moto's CloudWatch alarms, set with
+// SetAlarmState (moto evaluates none).
+
+use sluice_test_support::aws::{CodeDeployFake, FaultProxy, Reply, Script, create_codedeploy};
+use std::sync::{Arc, Mutex};
+
+struct CdEnv {
+    _turn: Turn,
+    _moto: Moto,
+    sdk: aws_config::SdkConfig,
+    proxy: FaultProxy,
+    _fake: CodeDeployFake,
+    dir: tempfile::TempDir,
+    /// The alarms the deployment group watches, as GetDeploymentGroup says.
+    alarms: Arc<Mutex<Vec<String>>>,
+}
+
+impl CdEnv {
+    async fn start() -> Option<CdEnv> {
+        let turn = shared();
+        let moto = testing::moto()?;
+        let sdk = moto.sdk_config().await;
+        let fx = create_codedeploy(&sdk).await;
+        let proxy = FaultProxy::start(&moto.endpoint);
+        let fake = CodeDeployFake::install(&proxy, Script::succeeds());
+        let alarms: Arc<Mutex<Vec<String>>> = Arc::default();
+        let watched = Arc::clone(&alarms);
+        proxy.add(Arc::new(move |call| {
+            if call.operation != "GetDeploymentGroup" {
+                return Reply::Forward;
+            }
+            let names = watched.lock().expect("alarms").clone();
+            Reply::Rewrite(Box::new(move |body| {
+                let mut answer: serde_json::Value = serde_json::from_str(&body).expect("moto's JSON");
+                let alarms: Vec<serde_json::Value> = names.iter().map(|n| serde_json::json!({ "name": n })).collect();
+                answer["deploymentGroupInfo"]["alarmConfiguration"] =
+                    serde_json::json!({ "enabled": !alarms.is_empty(), "ignorePollAlarmFailure": false, "alarms": alarms });
+                answer.to_string()
+            }))
+        }));
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("appspec.yaml"), "version: 0.0\nResources: []\n").expect("appspec");
+        let config = format!(
+            "app = \"shop\"\n[ledger]\nkind = \"file\"\npath = \"ledger.jsonl\"\n\
+             [analysis]\ninterval = \"200ms\"\nmin_final_analysis = \"1s\"\n\
+             [[environment]]\nname = \"dev\"\n\
+             router = {{ kind = \"codedeploy\", application = \"{}\", deployment_group = \"{}\", appspec = \"appspec.yaml\", poll_interval = \"100ms\", timeout = \"30s\" }}\n",
+            fx.application, fx.deployment_group
+        );
+        std::fs::write(dir.path().join("sluice.toml"), config).expect("config");
+        Some(CdEnv { _turn: turn, _moto: moto, sdk, proxy, _fake: fake, dir, alarms })
+    }
+
+    fn step(&self, name: &str, args: &[&str]) -> Output {
+        Command::new(exe(name))
+            .current_dir(self.dir.path())
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("GITHUB_OUTPUT")
+            .env("GITHUB_STEP_SUMMARY", self.dir.path().join("summary.md"))
+            .env("CI", "true")
+            .envs(step_env(&self.proxy.endpoint))
+            .args(["--config", "sluice.toml", "-e", "dev", "--record", "r.json"])
+            .args(args)
+            .output()
+            .expect("step runs")
+    }
+
+    fn record(&self) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(self.dir.path().join("r.json")).expect("record")).expect("json")
+    }
+
+    /// The group watches `name`, an alarm in moto in `state`.
+    async fn alarm(&self, name: &str, state: aws_sdk_cloudwatch::types::StateValue) {
+        use aws_sdk_cloudwatch::types::{ComparisonOperator, Statistic};
+        let client = aws_sdk_cloudwatch::Client::new(&self.sdk);
+        client
+            .put_metric_alarm()
+            .alarm_name(name)
+            .namespace("AWS/ApplicationELB")
+            .metric_name("HTTPCode_Target_5XX_Count")
+            .statistic(Statistic::Sum)
+            .period(60)
+            .evaluation_periods(1)
+            .threshold(10.0)
+            .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+            .send()
+            .await
+            .expect("alarm");
+        client.set_alarm_state().alarm_name(name).state_value(state).state_reason("test").send().await.expect("state");
+        let mut alarms = self.alarms.lock().expect("alarms");
+        if !alarms.iter().any(|a| a == name) {
+            alarms.push(name.to_owned());
+        }
+    }
+}
+
+/// The latest verdict's report in the record.
+fn last_report(env: &CdEnv) -> serde_json::Value {
+    let record = env.record();
+    let events = record["events"].as_array().expect("events");
+    events.iter().rev().find(|e| e["type"] == "verdict").expect("a verdict")["report"].clone()
+}
+
+/// The deployment CodeDeploy ran, then verify-health on the group's alarms.
+fn deployed(env: &CdEnv) -> Output {
+    ok(&env.step("gate", &["--release", "v2", "--commit", "abcdef1"]), "gate");
+    ok(&env.step("shift-traffic", &[]), "shift-traffic");
+    env.step("verify-health", &["--duration", "1s"])
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn codedeploy_without_checks_is_judged_by_its_groups_alarms() {
+    use aws_sdk_cloudwatch::types::StateValue;
+    let Some(env) = CdEnv::start().await else { return };
+    env.alarm("shop-dev-latency", StateValue::Ok).await;
+    env.alarm("shop-dev-5xx", StateValue::Alarm).await;
+    let verify = deployed(&env);
+    assert_eq!(verify.status.code(), Some(1), "an alarm fires: {}", text(&verify));
+    let report = last_report(&env);
+    assert_eq!(report["verdict"], "fail", "{report}");
+    assert_eq!(report["decided_by"], "builtin-codedeploy-alarms", "{report}");
+    assert_eq!(report["checks"][0]["observed"], 1.0, "one of the two alarms fires: {report}");
+    let summary = std::fs::read_to_string(env.dir.path().join("summary.md")).unwrap_or_default();
+    assert!(
+        summary.contains("judged by sluice's built-in checks (builtin-codedeploy-alarms)"),
+        "the summary names the built-in check: {summary}"
+    );
+    assert!(env.proxy.count("DescribeAlarms") >= 1 && env.proxy.count("GetDeploymentGroup") >= 1);
+    ok(&env.step("rollback", &["--reason", "the alarm fired"]), "rollback");
+    drop(env); // moto's turn
+
+    // Both alarms OK: passes, and promote accepts the verdict (judged again
+    // under the same built-in check).
+    let Some(env) = CdEnv::start().await else { return };
+    env.alarm("shop-dev-latency", StateValue::Ok).await;
+    env.alarm("shop-dev-5xx", StateValue::Ok).await;
+    ok(&deployed(&env), "verify-health");
+    let report = last_report(&env);
+    assert_eq!(report["verdict"], "pass", "{report}");
+    assert_eq!(report["checks"][0]["observed"], 0.0, "{report}");
+    ok(&env.step("promote", &[]), "promote");
+    assert_eq!(env.record()["status"], "promoted");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_codedeploy_group_without_alarms_and_no_checks_is_refused_saying_what_to_add() {
+    let Some(env) = CdEnv::start().await else { return };
+    ok(&env.step("gate", &["--release", "v2", "--commit", "abcdef1"]), "gate");
+    ok(&env.step("shift-traffic", &[]), "shift-traffic");
+    let before = env.record();
+    let verify = env.step("verify-health", &["--duration", "1s"]);
+    assert_eq!(verify.status.code(), Some(2), "{}", text(&verify));
+    let message = text(&verify);
+    for needed in [
+        "deployment group shop/shop-dev watches no CloudWatch alarms",
+        "--alarm-configuration 'enabled=true,alarms=[{name=ALARM_NAME}]'",
+        "[[environment.check]]",
+        "analysis = \"none\"",
+    ] {
+        assert!(message.contains(needed), "{needed:?} in: {message}");
+    }
+    assert_eq!(env.record(), before, "nothing written");
+    assert_eq!(env.proxy.count("DescribeAlarms"), 0, "nothing judged");
+}
