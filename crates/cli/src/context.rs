@@ -312,12 +312,14 @@ impl Context {
         if !checks.builtin {
             return Ok(());
         }
-        let Some(RouterConfig::CodeDeploy { application, deployment_group, region, .. }) = self.env().router.as_ref()
+        let Some(router @ RouterConfig::CodeDeploy { application, deployment_group, region, .. }) =
+            self.env().router.as_ref()
         else {
             return Ok(());
         };
         let aws = sluice_providers::aws::Aws::new(sluice_providers::aws::AwsSettings {
             region: region.clone(),
+            role: sluice_providers::aws::AssumeRole::from_config(router.assume_role()),
             ..Default::default()
         });
         let alarms = sluice_providers::aws::codedeploy::group_alarms(&aws, application, deployment_group)
@@ -570,10 +572,16 @@ pub const CODEDEPLOY_ALARMS_SOURCE: &str = "codedeploy-alarms";
 /// nothing: a source is only asked for its checks' queries.
 pub fn builtin_sources(router: &RouterConfig, configured: &[SourceConfig]) -> Vec<SourceConfig> {
     match router {
-        RouterConfig::CodeDeploy { region, .. } if !configured.iter().any(|s| s.name() == CODEDEPLOY_ALARMS_SOURCE) => {
+        RouterConfig::CodeDeploy { region, role_arn, external_id, session_name, .. }
+            if !configured.iter().any(|s| s.name() == CODEDEPLOY_ALARMS_SOURCE) =>
+        {
+            // In the router's account too: the alarms are its group's.
             vec![SourceConfig::Cloudwatch {
                 name: CODEDEPLOY_ALARMS_SOURCE.into(),
                 region: region.clone(),
+                role_arn: role_arn.clone(),
+                external_id: external_id.clone(),
+                session_name: session_name.clone(),
                 alb_traffic: false,
                 period: std::time::Duration::from_secs(60),
                 lookback: std::time::Duration::from_secs(300),

@@ -78,6 +78,7 @@ pub async fn sdk_config(endpoint: &str) -> SdkConfig {
         region: Some(REGION.into()),
         endpoint_url: Some(endpoint.to_owned()),
         timeouts: None,
+        role: None,
     })
     .await
 }
