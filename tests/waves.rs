@@ -1076,3 +1076,5 @@ async fn each_alb_target_is_judged_on_cloudwatch_in_its_own_region() {
     let reason = rollback["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("target eu-west-1 in wave 2") && reason.contains("errors"), "{reason}");
 }
+
+mod accounts;
