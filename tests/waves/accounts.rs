@@ -240,3 +240,52 @@ async fn a_role_that_cannot_be_assumed_is_a_provider_failure_naming_the_target_a
     let assumed = proxy.count("AssumeRole");
     assert!(assumed >= 2, "each account's role was assumed through STS: {assumed}");
 }
+
+/// STS refusing the second account's role once the first wave has moved
+/// (a trust policy changed mid-deployment): the deployment fails naming
+/// the second target and its role, and the first wave's target is put back
+/// at its exact previous weight, read back in its account; nothing moved
+/// in the second.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_role_refused_mid_deployment_puts_the_first_wave_back_exactly() {
+    use sluice_test_support::aws::{Call, FaultProxy, Reply, error_body};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let _turn = shared();
+    let Some(moto) = sluice_test_support::aws::moto() else { return };
+    let w = TwoAccounts::new(&moto.endpoint).await;
+    w.write_config(PLAN, |_| true, |_, _| String::new());
+    let proxy = FaultProxy::start(&moto.endpoint);
+    let denied = role("222222222222");
+    let first_listener = w.accounts[0].3.listener.clone();
+    let moved = Arc::new(AtomicBool::new(false));
+    let seen = Arc::clone(&moved);
+    proxy.add(Arc::new(move |call: &Call| {
+        if call.operation == "ModifyListener" && call.param("ListenerArn") == Some(&first_listener) {
+            seen.store(true, Ordering::SeqCst);
+        }
+        match seen.load(Ordering::SeqCst) && call.operation == "AssumeRole" && call.param("RoleArn") == Some(&denied) {
+            true => Reply::Respond {
+                status: 403,
+                body: error_body(false, "AccessDenied", "not authorized to perform: sts:AssumeRole"),
+            },
+            false => Reply::Forward,
+        }
+    }));
+    let gate = w.step(&proxy.endpoint, &["gate", "--release", "v2", "--commit", "abcdef1"]);
+    assert_eq!(gate.status.code(), Some(0), "gate: {}", stderr(&gate));
+    let shift = w.step(&proxy.endpoint, &["shift-traffic"]);
+    let err = stderr(&shift);
+    assert!(moved.load(Ordering::SeqCst), "the first wave moved: {err}");
+    assert_eq!(shift.status.code(), Some(3), "{err}");
+    assert!(err.contains("shop-b"), "names the target: {err}");
+    assert!(err.contains("role/deployer"), "names the role: {err}");
+    assert_eq!(w.weights().await, w.as_created(), "both accounts exactly as before");
+    let record = w.record();
+    let traffic: Vec<u64> = events(&record, "traffic", "shop-a").iter().filter_map(|e| e["to"].as_u64()).collect();
+    // The first call the second target's router makes (during the first
+    // wave's canary) is where its role is refused.
+    assert_eq!(traffic.first(), Some(&50), "the first wave moved: {record}");
+    assert_eq!(events(&record, "rollback", "shop-a").len(), 1, "{record}");
+    assert!(events(&record, "traffic", "shop-b").is_empty(), "{record}");
+}
