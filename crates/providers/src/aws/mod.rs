@@ -8,8 +8,9 @@
 //!   (`role_arn`): its calls then run on credentials from STS `AssumeRole`
 //!   of that role, made with the standard chain's credentials (the job's
 //!   OIDC role), refreshed by the SDK before they expire. The role is
-//!   assumed once when the config is first loaded, so a role that cannot be
-//!   assumed is reported naming it before anything is called.
+//!   first assumed when the config is loaded, so a role that cannot be
+//!   assumed is reported naming it before any call to the router or source
+//!   (the SDK's credentials cache then assumes it once more for its calls).
 //! - The region comes from the config when it names one, else from the
 //!   environment (`AWS_REGION`, the shared config file).
 //! - `AWS_ENDPOINT_URL` (and the per-service `AWS_ENDPOINT_URL_*`) is honoured
