@@ -803,8 +803,12 @@ impl TwoRegions {
         use sluice_test_support::aws::{create_named_alb, sdk_config_with};
         let mut regions = Vec::new();
         for region in TWO_REGIONS {
-            let settings =
-                AwsSettings { region: Some(region.into()), endpoint_url: Some(moto.to_owned()), timeouts: None };
+            let settings = AwsSettings {
+                region: Some(region.into()),
+                endpoint_url: Some(moto.to_owned()),
+                timeouts: None,
+                role: None,
+            };
             let sdk = sdk_config_with(settings).await;
             let fx = create_named_alb(moto, &sdk, ["shop", "blue", "green"]).await;
             assert!(fx.listener.contains(&format!(":{region}:")), "{region}: {}", fx.listener);
@@ -1072,3 +1076,5 @@ async fn each_alb_target_is_judged_on_cloudwatch_in_its_own_region() {
     let reason = rollback["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("target eu-west-1 in wave 2") && reason.contains("errors"), "{reason}");
 }
+
+mod accounts;

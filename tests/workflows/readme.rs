@@ -200,6 +200,7 @@ fn the_readme_alb_workflow_runs_as_written() {
         region: Some(README_REGION.into()),
         endpoint_url: Some(moto.endpoint.clone()),
         timeouts: None,
+        role: None,
     }));
     let dev = runtime.block_on(create_named_alb(&moto.endpoint, &sdk, ["shop-dev", "shop-dev-blue", "shop-dev-green"]));
     let prd = runtime.block_on(create_named_alb(&moto.endpoint, &sdk, ["shop-prd", "shop-prd-blue", "shop-prd-green"]));

@@ -230,10 +230,32 @@ impl Context {
             // with different ledgers cannot shift one listener at once;
             // with targets, every target's listener.
             let mut taken = Ok(None);
-            for router in self.routers(Backoff::default()) {
+            // In the order of `routers`: the one router, else each target's.
+            let env = self.env();
+            let names = env.router.iter().map(|_| None).chain(env.targets.iter().map(|t| Some(t.name.as_str())));
+            let mut taken_here = Vec::new();
+            for (router, target) in self.routers(Backoff::default()).into_iter().zip(names) {
                 taken = router.take_lease(&want, grace).await;
+                if let Ok(Some(Ok(Acquired::New | Acquired::TookOver(_)))) = &taken {
+                    taken_here.push(router);
+                    continue;
+                }
+                if let (Err(e), Some(name)) = (&mut taken, target) {
+                    // Which target's router could not be reached (another
+                    // account without its role, a region that is down).
+                    e.operation = format!("{} of target {name}", e.operation);
+                }
                 if matches!(taken, Err(_) | Ok(Some(Err(_)))) {
                     break;
+                }
+            }
+            if matches!(taken, Err(_) | Ok(Some(Err(_)))) {
+                // The listeners this gate took before one failed are given
+                // back, so a later gate is not held off by them.
+                for router in &taken_here {
+                    if let Err(e) = router.release_lease(&record.app, &record.environment, &record.id).await {
+                        gha::warning(&format!("a listener's lease was not given back: {e}; it expires by itself"));
+                    }
                 }
             }
             let refused = match &taken {
@@ -312,12 +334,14 @@ impl Context {
         if !checks.builtin {
             return Ok(());
         }
-        let Some(RouterConfig::CodeDeploy { application, deployment_group, region, .. }) = self.env().router.as_ref()
+        let Some(router @ RouterConfig::CodeDeploy { application, deployment_group, region, .. }) =
+            self.env().router.as_ref()
         else {
             return Ok(());
         };
         let aws = sluice_providers::aws::Aws::new(sluice_providers::aws::AwsSettings {
             region: region.clone(),
+            role: sluice_providers::aws::AssumeRole::from_config(router.assume_role()),
             ..Default::default()
         });
         let alarms = sluice_providers::aws::codedeploy::group_alarms(&aws, application, deployment_group)
@@ -570,10 +594,16 @@ pub const CODEDEPLOY_ALARMS_SOURCE: &str = "codedeploy-alarms";
 /// nothing: a source is only asked for its checks' queries.
 pub fn builtin_sources(router: &RouterConfig, configured: &[SourceConfig]) -> Vec<SourceConfig> {
     match router {
-        RouterConfig::CodeDeploy { region, .. } if !configured.iter().any(|s| s.name() == CODEDEPLOY_ALARMS_SOURCE) => {
+        RouterConfig::CodeDeploy { region, role_arn, external_id, session_name, .. }
+            if !configured.iter().any(|s| s.name() == CODEDEPLOY_ALARMS_SOURCE) =>
+        {
+            // In the router's account too: the alarms are its group's.
             vec![SourceConfig::Cloudwatch {
                 name: CODEDEPLOY_ALARMS_SOURCE.into(),
                 region: region.clone(),
+                role_arn: role_arn.clone(),
+                external_id: external_id.clone(),
+                session_name: session_name.clone(),
                 alb_traffic: false,
                 period: std::time::Duration::from_secs(60),
                 lookback: std::time::Duration::from_secs(300),

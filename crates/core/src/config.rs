@@ -21,7 +21,7 @@ mod validate;
 mod zone;
 
 pub use crate::strategy::Strategy;
-pub use aws::{Arn, parse_s3_revision};
+pub use aws::{Arn, AssumeRoleConfig, ROLE_ARN_SHAPE, parse_s3_revision};
 pub use checks::{ProbeConfig, QueryVars, SourceConfig};
 pub use gate::{CoverageGate, FreezeWindow, GateConfig, SarifGate};
 pub use load::ConfigError;

@@ -15,8 +15,8 @@
 //! [`ProviderError`] when the source itself failed after retries.
 
 use crate::ProviderError;
-use crate::aws::AwsSettings;
 use crate::aws::cloudwatch::{AlbDims, CloudWatch, CloudWatchSettings};
+use crate::aws::{AssumeRole, AwsSettings};
 use crate::error::error_chain;
 use crate::prometheus::Prometheus;
 use crate::retry::Backoff;
@@ -113,9 +113,13 @@ impl QuerySource {
             }
             // The SDK retries by itself (standard mode); `backoff` is for
             // plain HTTP sources.
-            SourceConfig::Cloudwatch { name, region, alb_traffic, period, lookback, delay } => {
+            SourceConfig::Cloudwatch { name, region, alb_traffic, period, lookback, delay, .. } => {
                 QuerySource::CloudWatch(CloudWatch::new(
-                    AwsSettings { region: region.clone(), ..AwsSettings::default() },
+                    AwsSettings {
+                        region: region.clone(),
+                        role: AssumeRole::from_config(config.assume_role()),
+                        ..AwsSettings::default()
+                    },
                     CloudWatchSettings {
                         name: name.clone(),
                         period: *period,

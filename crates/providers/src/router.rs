@@ -4,9 +4,9 @@
 //! is only "set" when the router says it is.
 
 use crate::ProviderError;
-use crate::aws::AwsSettings;
 use crate::aws::alb::{AlbRouter, Resource};
 use crate::aws::codedeploy::{CodeDeployRouter, CodeDeploySettings, Revision};
+use crate::aws::{AssumeRole, AwsSettings};
 use crate::error::error_chain;
 use crate::retry::Backoff;
 use crate::timeouts;
@@ -29,7 +29,9 @@ impl Router {
     pub fn from_config(config: &RouterConfig, backoff: Backoff) -> Router {
         match config {
             RouterConfig::Local { admin_url } => Router::Local(LocalRouter::new(admin_url, backoff)),
-            RouterConfig::Alb { listener_arn, rule_arn, stable_target_group, candidate_target_group, region } => {
+            RouterConfig::Alb {
+                listener_arn, rule_arn, stable_target_group, candidate_target_group, region, ..
+            } => {
                 let resource = match rule_arn {
                     Some(rule) => Resource::Rule(rule.clone()),
                     None => Resource::Listener(listener_arn.clone()),
@@ -37,7 +39,8 @@ impl Router {
                 // The region defaults to the listener's, so the environment
                 // cannot point sluice at the wrong one.
                 let region = region.clone().or_else(|| listener_arn.split(':').nth(3).map(str::to_owned));
-                let settings = AwsSettings { region, ..AwsSettings::default() };
+                let role = AssumeRole::from_config(config.assume_role());
+                let settings = AwsSettings { region, role, ..AwsSettings::default() };
                 Router::Alb(AlbRouter::new(settings, resource, stable_target_group, candidate_target_group))
             }
             RouterConfig::CodeDeploy {
@@ -49,6 +52,7 @@ impl Router {
                 region,
                 poll_interval,
                 timeout,
+                ..
             } => {
                 let revision = match (appspec, s3_revision.as_deref().map(sluice_core::config::parse_s3_revision)) {
                     (Some(path), _) => Revision::AppSpec(path.clone()),
@@ -66,7 +70,11 @@ impl Router {
                     timeout: *timeout,
                 };
                 Router::CodeDeploy(CodeDeployRouter::new(
-                    AwsSettings { region: region.clone(), ..AwsSettings::default() },
+                    AwsSettings {
+                        region: region.clone(),
+                        role: AssumeRole::from_config(config.assume_role()),
+                        ..AwsSettings::default()
+                    },
                     settings,
                 ))
             }

@@ -4,6 +4,7 @@
 //!
 //! Never queries anything: the providers do, with the text expanded here.
 
+use super::AssumeRoleConfig;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sluice_analysis::humantime_serde;
@@ -38,6 +39,18 @@ pub enum SourceConfig {
         /// AWS region; defaults to the environment's (`AWS_REGION`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         region: Option<String>,
+        /// A role to assume for this source (in another AWS account), e.g.
+        /// `arn:aws:iam::123456789012:role/sluice-deployer`; without it, the
+        /// job's own credentials are used.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        role_arn: Option<String>,
+        /// The external ID the role's trust policy asks for, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        external_id: Option<String>,
+        /// The role session's name (seen in CloudTrail); defaults to
+        /// `sluice-APP-ENVIRONMENT`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session_name: Option<String>,
         /// Fill the candidate's and stable's traffic (`RequestCount` and
         /// `HTTPCode_Target_5XX_Count` of each target group) from the
         /// environment's ALB, so `error_rate` and `compare` checks work.
@@ -80,6 +93,24 @@ impl SourceConfig {
     pub fn name(&self) -> &str {
         match self {
             SourceConfig::Prometheus { name, .. } | SourceConfig::Cloudwatch { name, .. } => name,
+        }
+    }
+
+    /// The role this source assumes, if it names one.
+    pub fn assume_role(&self) -> Option<AssumeRoleConfig<'_>> {
+        match self {
+            SourceConfig::Prometheus { .. } => None,
+            SourceConfig::Cloudwatch { role_arn, external_id, session_name, .. } => {
+                AssumeRoleConfig::of(role_arn, external_id, session_name)
+            }
+        }
+    }
+
+    /// Names the role session `session` when the source assumes a role
+    /// and the config names no session.
+    pub(crate) fn default_session_name(&mut self, session: &str) {
+        if let SourceConfig::Cloudwatch { role_arn: Some(_), session_name: name @ None, .. } = self {
+            *name = Some(session.to_owned());
         }
     }
 

@@ -107,7 +107,26 @@ impl Config {
             let span = key_span(text, &key);
             located(span, Some(key), message)
         })?;
+        let mut config = config;
+        config.default_session_names();
         Ok(config)
+    }
+
+    /// Names the role sessions the config leaves unnamed
+    /// `sluice-APP-ENVIRONMENT` (the defaults' sources get theirs in
+    /// [`Config::sources_for`]).
+    fn default_session_names(&mut self) {
+        for env in &mut self.environments {
+            let session = super::aws::default_session_name(&self.app, &env.name);
+            let routers = env.router.iter_mut().chain(env.targets.iter_mut().map(|t| &mut t.router));
+            for router in routers {
+                router.default_session_name(&session);
+            }
+            let sources = env.sources.iter_mut().chain(env.targets.iter_mut().flat_map(|t| t.sources.iter_mut()));
+            for source in sources {
+                source.default_session_name(&session);
+            }
+        }
     }
 }
 

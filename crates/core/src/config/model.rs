@@ -6,7 +6,7 @@
 //! `validate`, where they are in the file is for `load`. Nothing here reads
 //! a file or the environment.
 
-use super::{GateConfig, ProbeConfig, SourceConfig};
+use super::{AssumeRoleConfig, GateConfig, ProbeConfig, SourceConfig};
 use crate::strategy::Strategy;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -437,6 +437,18 @@ pub enum RouterConfig {
         /// AWS region; defaults to the one in the listener ARN.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         region: Option<String>,
+        /// A role to assume for this router (in another AWS account), e.g.
+        /// `arn:aws:iam::123456789012:role/sluice-deployer`; without it, the
+        /// job's own credentials are used.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        role_arn: Option<String>,
+        /// The external ID the role's trust policy asks for, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        external_id: Option<String>,
+        /// The role session's name (seen in CloudTrail); defaults to
+        /// `sluice-APP-ENVIRONMENT`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session_name: Option<String>,
     },
     /// AWS CodeDeploy owns the shift (blue/green on ECS or EC2): sluice
     /// creates the deployment, follows it, continues it when it waits for
@@ -461,6 +473,18 @@ pub enum RouterConfig {
         /// AWS region; defaults to the environment's (`AWS_REGION`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         region: Option<String>,
+        /// A role to assume for this router (in another AWS account), e.g.
+        /// `arn:aws:iam::123456789012:role/sluice-deployer`; without it, the
+        /// job's own credentials are used.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        role_arn: Option<String>,
+        /// The external ID the role's trust policy asks for, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        external_id: Option<String>,
+        /// The role session's name (seen in CloudTrail); defaults to
+        /// `sluice-APP-ENVIRONMENT`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session_name: Option<String>,
         /// How often to read the deployment's status.
         #[serde(default = "default_poll_interval", with = "humantime_serde")]
         #[schemars(with = "String")]
@@ -481,6 +505,27 @@ fn default_deployment_timeout() -> Duration {
 }
 
 impl RouterConfig {
+    /// The role this router assumes, if it names one.
+    pub fn assume_role(&self) -> Option<AssumeRoleConfig<'_>> {
+        match self {
+            RouterConfig::Local { .. } => None,
+            RouterConfig::Alb { role_arn, external_id, session_name, .. }
+            | RouterConfig::CodeDeploy { role_arn, external_id, session_name, .. } => {
+                AssumeRoleConfig::of(role_arn, external_id, session_name)
+            }
+        }
+    }
+
+    /// Names the role session `session` when the router assumes a role
+    /// and the config names no session.
+    pub(crate) fn default_session_name(&mut self, session: &str) {
+        if let RouterConfig::Alb { role_arn: Some(_), session_name: name @ None, .. }
+        | RouterConfig::CodeDeploy { role_arn: Some(_), session_name: name @ None, .. } = self
+        {
+            *name = Some(session.to_owned());
+        }
+    }
+
     /// The short name used in records and messages.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -582,7 +627,16 @@ impl Config {
     /// The metric sources in force for an environment: its own, else the
     /// defaults'.
     pub fn sources_for(&self, env: &Environment) -> Vec<SourceConfig> {
-        if env.sources.is_empty() { self.defaults.sources.clone() } else { env.sources.clone() }
+        if env.sources.is_empty() {
+            // The defaults' sources serve every environment: their role
+            // sessions are named for the one asking.
+            let session = super::aws::default_session_name(&self.app, &env.name);
+            let mut sources = self.defaults.sources.clone();
+            sources.iter_mut().for_each(|s| s.default_session_name(&session));
+            sources
+        } else {
+            env.sources.clone()
+        }
     }
 
     /// How long a paused canary of an environment may wait for approval.

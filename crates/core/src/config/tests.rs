@@ -601,6 +601,11 @@ fn codedeploy_router_errors_name_the_key() {
             "environment[1].router.timeout",
             "longer",
         ),
+        (
+            format!("{base}, appspec = \"a.yaml\", role_arn = \"arn:aws:iam::1:role/x\" }}"),
+            "environment[1].router.role_arn",
+            "arn:aws:iam::123456789012:role/NAME",
+        ),
     ];
     for (router, key, words) in cases {
         let err = parse(&alb_config(&router)).expect_err(key);
@@ -854,4 +859,85 @@ fn committed_config_schema_matches_the_types() {
         committed == text,
         "schema/config.v1.json is out of date with the Config types; regenerate it with `SLUICE_BLESS=1 cargo test -p sluice-core committed_config_schema`"
     );
+}
+
+const ROLE: &str = "arn:aws:iam::123456789012:role/sluice-deployer";
+
+#[test]
+fn routers_and_cloudwatch_sources_assume_their_role() {
+    let router = alb_router(&format!(", role_arn = \"{ROLE}\", external_id = \"shop-ci\""));
+    let source = format!("[[defaults.source]]\nkind = \"cloudwatch\"\nname = \"cw\"\nrole_arn = \"{ROLE}\"\n");
+    let text = alb_config(&router).replacen("[[environment]]", &format!("{source}\n[[environment]]"), 1);
+    let config = parse(&text).expect("valid");
+    let (_, prd) = config.environment("prd").expect("prd");
+    let role = prd.router.as_ref().and_then(RouterConfig::assume_role).expect("a role");
+    assert_eq!(
+        role,
+        crate::config::AssumeRoleConfig {
+            role_arn: ROLE,
+            external_id: Some("shop-ci"),
+            session_name: Some("sluice-shop-prd")
+        }
+    );
+    // A default source's session is named for the environment asking.
+    for env in ["dev", "prd"] {
+        let (_, e) = config.environment(env).expect(env);
+        let sources = config.sources_for(e);
+        let role = sources[0].assume_role().expect("a role");
+        assert_eq!(role.session_name, Some(format!("sluice-shop-{env}").as_str()));
+    }
+    let named = alb_router(&format!(", role_arn = \"{ROLE}\", session_name = \"release-42\""));
+    let config = parse(&alb_config(&named)).expect("valid");
+    let (_, prd) = config.environment("prd").expect("prd");
+    assert_eq!(
+        prd.router.as_ref().and_then(RouterConfig::assume_role).and_then(|r| r.session_name),
+        Some("release-42")
+    );
+    // Without role_arn, nothing is assumed.
+    let config = parse(&alb_config(&alb_router(""))).expect("valid");
+    let (_, prd) = config.environment("prd").expect("prd");
+    assert_eq!(prd.router.as_ref().and_then(RouterConfig::assume_role), None);
+}
+
+#[test]
+fn role_errors_name_the_key_and_the_shape() {
+    let other_account = ROLE.replace("123456789012", "210987654321");
+    let cases = [
+        (
+            alb_router(", role_arn = \"sluice-deployer\""),
+            "environment[1].router.role_arn",
+            "arn:aws:iam::123456789012:role/NAME",
+        ),
+        (
+            alb_router(", role_arn = \"arn:aws:iam::123456789012:user/ci\""),
+            "environment[1].router.role_arn",
+            "arn:aws:iam::123456789012:role/NAME",
+        ),
+        (
+            alb_router(&format!(", role_arn = \"{other_account}\"")),
+            "environment[1].router.role_arn",
+            "account 210987654321",
+        ),
+        (alb_router(", external_id = \"shop-ci\""), "environment[1].router.external_id", "only used with role_arn"),
+        (
+            alb_router(&format!(", role_arn = \"{ROLE}\", session_name = \"a b\"")),
+            "environment[1].router.session_name",
+            "role session name",
+        ),
+        (
+            alb_router(&format!(", role_arn = \"{ROLE}\", external_id = \"x\"")),
+            "environment[1].router.external_id",
+            "external ID",
+        ),
+    ];
+    for (router, key, words) in cases {
+        let err = parse(&alb_config(&router)).expect_err(key);
+        assert_eq!(err.key.as_deref(), Some(key), "{err}");
+        assert!(err.message.contains(words), "{err}");
+        assert!(err.location.is_some(), "{err}");
+    }
+    let source = "[[environment.source]]\nkind = \"cloudwatch\"\nname = \"cw\"\nrole_arn = \"arn:aws:iam:::role/x\"\n";
+    let err = parse(&format!("{}\n{source}", alb_config(&alb_router("")))).expect_err("bad source role");
+    assert_eq!(err.key.as_deref(), Some("environment[1].source[0].role_arn"), "{err}");
+    assert!(err.message.contains("arn:aws:iam::123456789012:role/NAME"), "{err}");
 }

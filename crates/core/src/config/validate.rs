@@ -432,10 +432,11 @@ impl SourceConfig {
                     return Err(("timeout", "timeout must be more than 0, e.g. \"5s\"".into()));
                 }
             }
-            SourceConfig::Cloudwatch { region, period, lookback, .. } => {
+            SourceConfig::Cloudwatch { region, period, lookback, role_arn, external_id, session_name, .. } => {
                 if let Some(region) = region {
                     aws::check_region(region).map_err(|m| ("region", m))?;
                 }
+                validate_role(role_arn, external_id, session_name)?;
                 let minutes = |d: &Duration| d.as_secs() > 0 && d.as_secs().is_multiple_of(60) && d.subsec_nanos() == 0;
                 if !minutes(period) {
                     return Err((
@@ -649,17 +650,75 @@ pub fn check_repository(repo: &str) -> Result<(), String> {
     }
 }
 
+/// The role keys of an AWS router or CloudWatch source: `role_arn` an IAM
+/// role ARN, `external_id` and `session_name` as STS takes them and only
+/// with a `role_arn`. Gives the role's account.
+fn validate_role<'a>(
+    role_arn: &'a Option<String>,
+    external_id: &Option<String>,
+    session_name: &Option<String>,
+) -> Result<Option<&'a str>, KeyRefusal> {
+    let Some(role_arn) = role_arn else {
+        for (key, set) in [("external_id", external_id.is_some()), ("session_name", session_name.is_some())] {
+            if set {
+                return Err((
+                    key,
+                    format!("{key} is only used with role_arn; add role_arn (the role to assume) or remove {key}"),
+                ));
+            }
+        }
+        return Ok(None);
+    };
+    let account = aws::check_role_arn(role_arn).map_err(|m| ("role_arn", m))?;
+    if let Some(id) = external_id {
+        let ok =
+            (2..=1224).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@:/_-".contains(c));
+        if !ok {
+            return Err((
+                "external_id",
+                format!("{id:?} is not an external ID: 2 to 1224 letters, digits and +=,.@:/_-"),
+            ));
+        }
+    }
+    if let Some(name) = session_name {
+        aws::check_session_name(name).map_err(|m| ("session_name", m))?;
+    }
+    Ok(Some(account))
+}
+
 fn validate_router(router: &RouterConfig) -> Result<(), KeyRefusal> {
     match router {
         RouterConfig::Local { admin_url } => check_http_url(admin_url).map_err(|m| ("admin_url", m)),
-        RouterConfig::Alb { listener_arn, rule_arn, stable_target_group, candidate_target_group, region } => {
+        RouterConfig::Alb {
+            listener_arn,
+            rule_arn,
+            stable_target_group,
+            candidate_target_group,
+            region,
+            role_arn,
+            external_id,
+            session_name,
+        } => {
             validate_alb(
                 listener_arn,
                 rule_arn.as_deref(),
                 stable_target_group,
                 candidate_target_group,
                 region.as_deref(),
-            )
+            )?;
+            let role_account = validate_role(role_arn, external_id, session_name)?;
+            let listener_account = listener_arn.split(':').nth(4).unwrap_or_default();
+            match role_account {
+                Some(account) if account != listener_account => Err((
+                    "role_arn",
+                    format!(
+                        "role {:?} is in account {account}, but the listener is in account {listener_account}; \
+                         assume a role in the listener's account",
+                        role_arn.as_deref().unwrap_or_default()
+                    ),
+                )),
+                _ => Ok(()),
+            }
         }
         RouterConfig::CodeDeploy {
             application,
@@ -668,9 +727,13 @@ fn validate_router(router: &RouterConfig) -> Result<(), KeyRefusal> {
             appspec,
             s3_revision,
             region,
+            role_arn,
+            external_id,
+            session_name,
             poll_interval,
             timeout,
         } => {
+            validate_role(role_arn, external_id, session_name)?;
             validate_codedeploy_names(application, deployment_group, deployment_config.as_deref())?;
             validate_codedeploy_revision(appspec.is_some(), s3_revision.as_deref())?;
             if let Some(region) = region {

@@ -4,6 +4,13 @@
 //! - Credentials come from the SDK's standard chain (environment, web
 //!   identity token as set by `aws-actions/configure-aws-credentials` with
 //!   OIDC, shared config and SSO, container and instance metadata).
+//! - A router or CloudWatch source in another account names a role
+//!   (`role_arn`): its calls then run on credentials from STS `AssumeRole`
+//!   of that role, made with the standard chain's credentials (the job's
+//!   OIDC role), refreshed by the SDK before they expire. The role is
+//!   first assumed when the config is loaded, so a role that cannot be
+//!   assumed is reported naming it before any call to the router or source
+//!   (the SDK's credentials cache then assumes it once more for its calls).
 //! - The region comes from the config when it names one, else from the
 //!   environment (`AWS_REGION`, the shared config file).
 //! - `AWS_ENDPOINT_URL` (and the per-service `AWS_ENDPOINT_URL_*`) is honoured
@@ -30,9 +37,11 @@ use crate::ProviderError;
 use crate::error::error_chain;
 use crate::timeouts;
 use aws_config::retry::RetryConfig;
+use aws_config::sts::AssumeRoleProvider;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
 use aws_sdk_elasticloadbalancingv2::config::http::HttpResponse;
+use aws_sdk_elasticloadbalancingv2::config::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sdk_elasticloadbalancingv2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_elasticloadbalancingv2::operation::RequestId;
 use std::sync::Arc;
@@ -54,6 +63,32 @@ pub struct AwsSettings {
     /// Attempt and operation timeouts other than
     /// [`timeouts::AWS_ATTEMPT`] and [`timeouts::AWS_OPERATION`] (tests).
     pub timeouts: Option<(Duration, Duration)>,
+    /// A role to assume for every call (another account); `None` uses the
+    /// standard chain's credentials as they are.
+    pub role: Option<AssumeRole>,
+}
+
+/// A role to assume with STS `AssumeRole`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AssumeRole {
+    /// `arn:aws:iam::123456789012:role/NAME`
+    pub role_arn: String,
+    /// The external ID the role's trust policy asks for.
+    pub external_id: Option<String>,
+    /// The session's name, seen in CloudTrail.
+    pub session_name: String,
+}
+
+impl AssumeRole {
+    /// The role a router's or source's config names (with its session name
+    /// as the config loader filled it in, else `sluice`).
+    pub fn from_config(config: Option<sluice_core::config::AssumeRoleConfig<'_>>) -> Option<AssumeRole> {
+        config.map(|c| AssumeRole {
+            role_arn: c.role_arn.to_owned(),
+            external_id: c.external_id.map(str::to_owned),
+            session_name: c.session_name.unwrap_or("sluice").to_owned(),
+        })
+    }
 }
 
 /// The SDK's config loader with sluice's retry, timeout and HTTP client
@@ -109,9 +144,10 @@ impl Aws {
         Aws { settings: AwsSettings::default(), config: Arc::new(OnceCell::new_with(Some(config))) }
     }
 
-    /// The SDK config, loaded on the first call.
+    /// The SDK config, loaded on the first call; with a role, the role is
+    /// assumed then (and again on a later call if that failed).
     pub async fn config(&self, provider: &'static str) -> Result<&SdkConfig, ProviderError> {
-        let config = self.config.get_or_init(|| loader(&self.settings).load()).await;
+        let config = self.config.get_or_try_init(|| load(&self.settings, provider)).await?;
         if config.region().is_none() {
             return Err(ProviderError {
                 provider,
@@ -123,6 +159,34 @@ impl Aws {
         }
         Ok(config)
     }
+}
+
+/// Loads the SDK config of `settings`; with a role, swaps in credentials of
+/// that role, assumed with the loaded config's (its region, endpoint, retry
+/// and timeout settings), after assuming it once to name a role that cannot
+/// be assumed.
+async fn load(settings: &AwsSettings, provider: &'static str) -> Result<SdkConfig, ProviderError> {
+    let base = loader(settings).load().await;
+    let Some(role) = &settings.role else { return Ok(base) };
+    let mut builder = AssumeRoleProvider::builder(&role.role_arn).session_name(&role.session_name).configure(&base);
+    if let Some(id) = &role.external_id {
+        builder = builder.external_id(id);
+    }
+    let assumed = builder.build().await;
+    if let Err(e) = assumed.provide_credentials().await {
+        return Err(ProviderError {
+            provider,
+            operation: format!("assume role {} (session {})", role.role_arn, role.session_name),
+            message: format!(
+                "{} [after the SDK's standard retries, up to {MAX_ATTEMPTS} attempts]; \
+                 the job's credentials must be allowed sts:AssumeRole on it by its trust policy (docs/iam.md)",
+                error_chain(&e)
+            ),
+            transient: false,
+            attempts: 1,
+        });
+    }
+    Ok(base.into_builder().credentials_provider(SharedCredentialsProvider::new(assumed)).build())
 }
 
 /// Turns an SDK error into a [`ProviderError`] that names the AWS error code,

@@ -197,6 +197,7 @@ async fn no_call_waits_longer_than_its_timeouts() {
         // the failing call far above its operation timeout and far below
         // the slow answer.
         timeouts: Some((Duration::from_secs(5), Duration::from_secs(25))),
+        role: None,
     };
     let alb = router(
         Aws::from_sdk_config(testing::sdk_config_with(settings).await),

@@ -78,6 +78,7 @@ pub async fn sdk_config(endpoint: &str) -> SdkConfig {
         region: Some(REGION.into()),
         endpoint_url: Some(endpoint.to_owned()),
         timeouts: None,
+        role: None,
     })
     .await
 }
@@ -88,6 +89,48 @@ pub async fn sdk_config_with(settings: AwsSettings) -> SdkConfig {
         .credentials_provider(Credentials::new("testing", "testing", None, None, "sluice-tests"))
         .load()
         .await
+}
+
+/// An SDK config for moto in `region` with credentials of `role_arn` (e.g.
+/// `arn:aws:iam::111111111111:role/deployer`), assumed by the test itself
+/// with a plain STS `AssumeRole` call (not through sluice's code): moto
+/// accepts any role, and attributes the calls made with its credentials to
+/// the role's account, whose resources the default account does not see.
+pub async fn assumed_sdk_config(endpoint: &str, region: &str, role_arn: &str) -> SdkConfig {
+    let xml = query_in(
+        endpoint,
+        region,
+        "sts",
+        &[
+            ("Action", "AssumeRole"),
+            ("Version", "2011-06-15"),
+            ("RoleArn", role_arn),
+            ("RoleSessionName", "sluice-tests"),
+        ],
+    );
+    let value = |tag: &str| {
+        xml_values(&xml, tag)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("moto's AssumeRole gave no {tag}: {xml:.500}"))
+    };
+    let credentials = Credentials::new(
+        value("AccessKeyId"),
+        value("SecretAccessKey"),
+        Some(value("SessionToken")),
+        None,
+        "sluice-tests-assumed",
+    );
+    let settings =
+        AwsSettings { region: Some(region.into()), endpoint_url: Some(endpoint.to_owned()), ..AwsSettings::default() };
+    loader(&settings).credentials_provider(credentials).load().await
+}
+
+/// The access key of `sdk`'s credentials (which account moto puts a call in).
+pub async fn access_key(sdk: &SdkConfig) -> String {
+    use aws_sdk_elasticloadbalancingv2::config::ProvideCredentials;
+    let provider = sdk.credentials_provider().expect("the SDK config has credentials");
+    provider.provide_credentials().await.expect("credentials").access_key_id().to_owned()
 }
 
 /// Credentials the step binaries get in tests: moto accepts any, and these
@@ -209,6 +252,13 @@ pub fn query(endpoint: &str, service: &str, params: &[(&str, &str)]) -> String {
 
 /// The same in `region` (moto keeps each region's resources apart).
 pub fn query_in(endpoint: &str, region: &str, service: &str, params: &[(&str, &str)]) -> String {
+    query_as(endpoint, "testing", region, service, params)
+}
+
+/// The same as the holder of `access_key`: moto keeps each account's
+/// resources apart too, and knows the account of an access key it handed
+/// out for an assumed role.
+pub fn query_as(endpoint: &str, access_key: &str, region: &str, service: &str, params: &[(&str, &str)]) -> String {
     let body: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect();
     let body = body.join("&");
     let addr = endpoint.trim_start_matches("http://").trim_end_matches('/');
@@ -217,7 +267,7 @@ pub fn query_in(endpoint: &str, region: &str, service: &str, params: &[(&str, &s
     write!(
         stream,
         "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
-         Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/{region}/{service}/aws4_request, SignedHeaders=host, Signature=0\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential={access_key}/20260101/{region}/{service}/aws4_request, SignedHeaders=host, Signature=0\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
@@ -272,11 +322,14 @@ pub async fn create_alb(endpoint: &str, sdk: &SdkConfig) -> AlbFixture {
 }
 
 /// The same with the names given (load balancer, stable group, candidate
-/// group), in the region of `sdk`: several ALBs in one moto, e.g. one per
-/// environment as `["shop-dev", "shop-dev-blue", "shop-dev-green"]`.
+/// group), in the region and account of `sdk`: several ALBs in one moto,
+/// e.g. one per environment as `["shop-dev", "shop-dev-blue",
+/// "shop-dev-green"]`.
 pub async fn create_named_alb(endpoint: &str, sdk: &SdkConfig, names: [&str; 3]) -> AlbFixture {
     let region = sdk.region().map_or(REGION, |r| r.as_ref());
-    let subnets_xml = query_in(endpoint, region, "ec2", &[("Action", "DescribeSubnets"), ("Version", "2016-11-15")]);
+    let key = access_key(sdk).await;
+    let subnets_xml =
+        query_as(endpoint, &key, region, "ec2", &[("Action", "DescribeSubnets"), ("Version", "2016-11-15")]);
     let subnets = xml_values(&subnets_xml, "subnetId");
     let vpc = xml_values(&subnets_xml, "vpcId").into_iter().next().expect("moto has a default VPC");
     assert!(subnets.len() >= 2, "moto's default VPC has subnets: {subnets_xml:.300}");
@@ -347,6 +400,12 @@ pub async fn create_named_alb(endpoint: &str, sdk: &SdkConfig, names: [&str; 3])
         blue: groups[0].clone(),
         green: groups[1].clone(),
     }
+}
+
+/// Whether the holder of `sdk`'s credentials can see `listener` (moto
+/// answers `ListenerNotFound` in any other account than its own).
+pub async fn sees_listener(sdk: &SdkConfig, listener: &str) -> bool {
+    Elbv2::new(sdk).describe_listeners().listener_arns(listener).send().await.is_ok()
 }
 
 /// The forward weights of a listener (or rule, when `rule` is set) as the
