@@ -10,12 +10,15 @@ use sluice_core::lease::{Acquired, LEASE_SCHEMA, Lease};
 use sluice_core::ledger::LedgerEntry;
 use sluice_core::record::{Expect, Record};
 use sluice_core::{Classify, Failure, env, gha};
+#[cfg(feature = "github")]
 use sluice_providers::github::GitHub;
+#[cfg(feature = "github")]
 use sluice_providers::github::ledger::GitHubLedger;
 use sluice_providers::ledger::{LeaseState, Ledger, LedgerFailure, LedgerTarget};
 use sluice_providers::retry::Backoff;
 use sluice_providers::router::Router;
 use std::path::{Path, PathBuf};
+#[cfg(feature = "github")]
 use std::sync::OnceLock;
 
 /// Flags every step takes; each can also come from an `INPUT_*` variable.
@@ -44,6 +47,7 @@ pub struct Context {
     /// The directory of the config file: the repository checkout in CI.
     pub config_dir: PathBuf,
     /// Made on first use, so steps that need no GitHub need no token.
+    #[cfg(feature = "github")]
     github: OnceLock<GitHub>,
 }
 
@@ -69,18 +73,26 @@ impl Context {
         if common.verbose {
             gha::set_debug(true);
         }
-        let config = Config::load(&common.config).bad_input()?;
+        let config = crate::features::load(&common.config)?;
         let (env_index, _) = config.environment(&common.environment).map_err(|m| Failure::input(anyhow!(m)))?;
         crate::notify::arm(&config, &common.environment);
         let config_dir = match common.config.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
             _ => PathBuf::from("."),
         };
-        Ok(Context { config, env_index, record_path, config_dir, github: OnceLock::new() })
+        Ok(Context {
+            config,
+            env_index,
+            record_path,
+            config_dir,
+            #[cfg(feature = "github")]
+            github: OnceLock::new(),
+        })
     }
 
     /// The GitHub client (one per step: its API calls are counted together
     /// and printed as a debug line when the step ends).
+    #[cfg(feature = "github")]
     pub fn github(&self) -> Result<GitHub, Failure> {
         if let Some(github) = self.github.get() {
             return Ok(github.clone());
@@ -93,6 +105,9 @@ impl Context {
     pub fn ledger(&self) -> Result<Ledger, Failure> {
         Ok(match &self.config.ledger {
             LedgerConfig::File { path } => Ledger::File(path.clone()),
+            #[cfg(not(feature = "github"))]
+            LedgerConfig::Github {} => return Err(crate::features::left_out("ledger (kind = \"github\")")),
+            #[cfg(feature = "github")]
             LedgerConfig::Github {} => Ledger::GitHub(GitHubLedger {
                 github: self.github()?,
                 run_id: env::var(env::GITHUB_RUN_ID),
@@ -149,6 +164,7 @@ impl Context {
                     .map_err(|e| ledger_failure(e.into(), "the ledger could not be read"))?;
                     found
                 }
+                #[cfg(feature = "github")]
                 Ledger::GitHub(_) => false,
             };
         if !written {

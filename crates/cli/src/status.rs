@@ -65,7 +65,7 @@ pub fn entry(args: Args) -> std::process::ExitCode {
 }
 
 pub async fn run(args: Args) -> Result<Exit, Failure> {
-    let config = Config::load(&args.config).bad_input()?;
+    let config = crate::features::load(&args.config)?;
     for name in &args.environments {
         config.environment(name).map_err(|m| Failure::input(anyhow!(m)))?;
     }
