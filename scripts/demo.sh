@@ -6,6 +6,7 @@
 #
 #   scripts/demo.sh [OUTPUT_DIR]
 #   SLUICE_DEMO_PROFILE=release scripts/demo.sh    optimised binaries
+#   SLUICE_DEMO_FEATURES=full scripts/demo.sh      with the AWS and GitHub providers
 #
 # It builds only the three packages it runs (the steps, the router, the demo
 # app and load generator), with Cargo's dev profile by default: the same
@@ -33,8 +34,16 @@ case "$profile" in
   release) dir=release ;;
   *) echo "SLUICE_DEMO_PROFILE must be dev or release, not '$profile'" >&2; exit 2 ;;
 esac
-say "building the steps, the router and the demo app ($profile profile)"
-(cd "$root" && cargo build --profile "$profile" --locked --quiet -p sluice-cli -p sluice-router -p sluice-demo --bins)
+# The demo needs neither the AWS SDK nor octocrab (most of a full build):
+# by default the steps are built without them (docs/testing.md, "Features").
+features=${SLUICE_DEMO_FEATURES:-lean}
+case "$features" in
+  lean) feature_flags=(--no-default-features) ;;
+  full) feature_flags=() ;;
+  *) echo "SLUICE_DEMO_FEATURES must be lean or full, not '$features'" >&2; exit 2 ;;
+esac
+say "building the steps, the router and the demo app ($profile profile, $features)"
+(cd "$root" && cargo build --profile "$profile" --locked --quiet "${feature_flags[@]}" -p sluice-cli -p sluice-router -p sluice-demo --bins)
 built=$SECONDS
 bin=${CARGO_TARGET_DIR:-$root/target}/$dir
 export PATH="$bin:$PATH"
