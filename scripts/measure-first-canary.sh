@@ -45,7 +45,15 @@ for run in $(seq 1 "$runs"); do
   git clone --quiet "$root" "$work/sluice"
   git -C "$work/sluice" checkout --quiet "$head"
   code=0
-  (cd "$work/sluice" && CARGO_TARGET_DIR="$work/target" scripts/demo.sh "$work/out") 2>"$work/demo.err" >"$work/demo.out" || code=$?
+  # The CPU time (GNU time, where there is one) says what the build costs
+  # whatever else the machine is doing: on an idle 2-core machine the wall
+  # time is at least half of it.
+  timer=()
+  if /usr/bin/time -f '%U %S' -o /dev/null true 2>/dev/null; then
+    timer=(/usr/bin/time -f '%U %S' -o "$work/cpu")
+  fi
+  (cd "$work/sluice" && CARGO_TARGET_DIR="$work/target" "${timer[@]}" scripts/demo.sh "$work/out") \
+    2>"$work/demo.err" >"$work/demo.out" || code=$?
   end=$(date +%s)
   load_after=$(uptime | sed 's/.*load average/load average/')
   if [ "$code" -ne 0 ]; then
@@ -69,7 +77,11 @@ for run in $(seq 1 "$runs"); do
   first=$((before_demo + rolled))
   total=$((end - start))
   results+=("$first")
-  echo "run $run: first rollback ${first}s after the clone started (clone ${before_demo}s, build ${built}s, demo to the rollback $((rolled - built))s); whole path ${total}s; load after: $load_after"
+  cpu=""
+  if [ -s "$work/cpu" ]; then
+    cpu=$(awk '{printf "; CPU time %.0fs (user+system, build and demo)", $1 + $2}' "$work/cpu")
+  fi
+  echo "run $run: first rollback ${first}s after the clone started (clone ${before_demo}s, build ${built}s, demo to the rollback $((rolled - built))s); whole path ${total}s${cpu}; load after: $load_after"
   if [ -z "${KEEP:-}" ]; then
     rm -rf "$work"
     trap - EXIT
