@@ -31,6 +31,7 @@ pub enum Router {
 }
 
 impl Router {
+    /// The router a config entry describes.
     ///
     /// In a build without the `aws` feature the caller must have refused an
     /// AWS router with [`crate::features::check`] (every step does, where it
