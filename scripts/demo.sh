@@ -9,13 +9,15 @@
 #
 #   scripts/demo.sh [OUTPUT_DIR]
 #   SLUICE_DEMO_PROFILE=release scripts/demo.sh    optimised binaries
+#   SLUICE_DEMO_PROFILE=dev scripts/demo.sh        the tests' build (target/debug)
+#   SLUICE_DEMO_FEATURES=full scripts/demo.sh      with the AWS and GitHub providers
 #
 # It builds only the three packages it runs (the steps, the router, the demo
-# app and load generator), with Cargo's dev profile by default: the same
-# build the tests use, so after `scripts/test.sh` it starts at once, and on a
-# fresh 2-core machine the build takes minutes, not the quarter of an hour of
-# a release build with link-time optimisation. The demo itself takes about a
-# minute either way.
+# app and load generator), without the AWS SDK and octocrab, which it does
+# not use, in Cargo's `demo` profile (unoptimised, no debug info, in
+# target/demo): on a fresh 2-core machine a few minutes, not the quarter of
+# an hour of a release build with link-time optimisation. The demo itself
+# takes about a minute either way.
 #
 # Everything it writes (records, ledger, config, logs, report) lands in
 # OUTPUT_DIR (default: out/demo-<time>). Exits non-zero if any step did not
@@ -30,14 +32,23 @@ out=$(cd "$out" && pwd)
 say() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 fail() { printf '\nDEMO FAILED: %s\n(see %s)\n' "$*" "$out" >&2; exit 1; }
 
-profile=${SLUICE_DEMO_PROFILE:-dev}
+profile=${SLUICE_DEMO_PROFILE:-demo}
 case "$profile" in
+  demo) dir=demo ;;
   dev) dir=debug ;;
   release) dir=release ;;
-  *) echo "SLUICE_DEMO_PROFILE must be dev or release, not '$profile'" >&2; exit 2 ;;
+  *) echo "SLUICE_DEMO_PROFILE must be demo, dev or release, not '$profile'" >&2; exit 2 ;;
 esac
-say "building the steps, the router and the demo app ($profile profile)"
-(cd "$root" && cargo build --profile "$profile" --locked --quiet -p sluice-cli -p sluice-router -p sluice-demo --bins)
+# The demo needs neither the AWS SDK nor octocrab (most of a full build):
+# by default the steps are built without them (docs/testing.md, "Features").
+features=${SLUICE_DEMO_FEATURES:-lean}
+case "$features" in
+  lean) feature_flags=(--no-default-features) ;;
+  full) feature_flags=() ;;
+  *) echo "SLUICE_DEMO_FEATURES must be lean or full, not '$features'" >&2; exit 2 ;;
+esac
+say "building the steps, the router and the demo app ($profile profile, $features)"
+(cd "$root" && cargo build --profile "$profile" --locked --quiet "${feature_flags[@]}" -p sluice-cli -p sluice-router -p sluice-demo --bins)
 built=$SECONDS
 bin=${CARGO_TARGET_DIR:-$root/target}/$dir
 export PATH="$bin:$PATH"

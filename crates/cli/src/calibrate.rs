@@ -45,7 +45,7 @@ pub async fn run(common: &Common) -> Result<Outcome, Failure> {
         )));
     }
     let router = ctx.router()?;
-    if let Router::CodeDeploy(_) = router {
+    if router.is_codedeploy() {
         return Err(Failure::input(anyhow!(
             "environment {env} uses CodeDeploy, which owns its traffic shifts: calibrate on an embedded router or an ALB environment"
         )));
@@ -81,7 +81,7 @@ pub async fn run(common: &Common) -> Result<Outcome, Failure> {
             .summary(format!("### sluice calibrate: {env}\n\n{why}\n"))
             .error("calibrate", &why));
     }
-    if let Router::Local(_) = router {
+    if router.is_local() {
         let stable =
             before.stable.clone().ok_or_else(|| Failure::provider(anyhow!("the router names no stable upstream")))?;
         router.set_candidate(&stable).await.provider_failed()?;

@@ -10,12 +10,15 @@ use sluice_core::lease::{Acquired, LEASE_SCHEMA, Lease};
 use sluice_core::ledger::LedgerEntry;
 use sluice_core::record::{Expect, Record};
 use sluice_core::{Classify, Failure, env, gha};
+#[cfg(feature = "github")]
 use sluice_providers::github::GitHub;
+#[cfg(feature = "github")]
 use sluice_providers::github::ledger::GitHubLedger;
 use sluice_providers::ledger::{LeaseState, Ledger, LedgerFailure, LedgerTarget};
 use sluice_providers::retry::Backoff;
 use sluice_providers::router::Router;
 use std::path::{Path, PathBuf};
+#[cfg(feature = "github")]
 use std::sync::OnceLock;
 
 /// Flags every step takes; each can also come from an `INPUT_*` variable.
@@ -44,6 +47,7 @@ pub struct Context {
     /// The directory of the config file: the repository checkout in CI.
     pub config_dir: PathBuf,
     /// Made on first use, so steps that need no GitHub need no token.
+    #[cfg(feature = "github")]
     github: OnceLock<GitHub>,
 }
 
@@ -69,18 +73,26 @@ impl Context {
         if common.verbose {
             gha::set_debug(true);
         }
-        let config = Config::load(&common.config).bad_input()?;
+        let config = crate::features::load(&common.config)?;
         let (env_index, _) = config.environment(&common.environment).map_err(|m| Failure::input(anyhow!(m)))?;
         crate::notify::arm(&config, &common.environment);
         let config_dir = match common.config.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
             _ => PathBuf::from("."),
         };
-        Ok(Context { config, env_index, record_path, config_dir, github: OnceLock::new() })
+        Ok(Context {
+            config,
+            env_index,
+            record_path,
+            config_dir,
+            #[cfg(feature = "github")]
+            github: OnceLock::new(),
+        })
     }
 
     /// The GitHub client (one per step: its API calls are counted together
     /// and printed as a debug line when the step ends).
+    #[cfg(feature = "github")]
     pub fn github(&self) -> Result<GitHub, Failure> {
         if let Some(github) = self.github.get() {
             return Ok(github.clone());
@@ -93,6 +105,9 @@ impl Context {
     pub fn ledger(&self) -> Result<Ledger, Failure> {
         Ok(match &self.config.ledger {
             LedgerConfig::File { path } => Ledger::File(path.clone()),
+            #[cfg(not(feature = "github"))]
+            LedgerConfig::Github {} => return Err(crate::features::left_out("ledger (kind = \"github\")")),
+            #[cfg(feature = "github")]
             LedgerConfig::Github {} => Ledger::GitHub(GitHubLedger {
                 github: self.github()?,
                 run_id: env::var(env::GITHUB_RUN_ID),
@@ -149,6 +164,7 @@ impl Context {
                     .map_err(|e| ledger_failure(e.into(), "the ledger could not be read"))?;
                     found
                 }
+                #[cfg(feature = "github")]
                 Ledger::GitHub(_) => false,
             };
         if !written {
@@ -334,21 +350,26 @@ impl Context {
         if !checks.builtin {
             return Ok(());
         }
-        let Some(router @ RouterConfig::CodeDeploy { application, deployment_group, region, .. }) =
+        // A build without AWS refuses a CodeDeploy router at load.
+        #[cfg(feature = "aws")]
+        if let Some(router @ RouterConfig::CodeDeploy { application, deployment_group, region, .. }) =
             self.env().router.as_ref()
-        else {
-            return Ok(());
-        };
-        let aws = sluice_providers::aws::Aws::new(sluice_providers::aws::AwsSettings {
-            region: region.clone(),
-            role: sluice_providers::aws::AssumeRole::from_config(router.assume_role()),
-            ..Default::default()
-        });
-        let alarms = sluice_providers::aws::codedeploy::group_alarms(&aws, application, deployment_group)
-            .await
-            .provider_failed()?;
-        if alarms.is_empty() {
-            return Err(Failure::input(anyhow!(no_codedeploy_alarms(&self.env().name, application, deployment_group))));
+        {
+            let aws = sluice_providers::aws::Aws::new(sluice_providers::aws::AwsSettings {
+                region: region.clone(),
+                role: sluice_providers::aws::AssumeRole::from_config(router.assume_role()),
+                ..Default::default()
+            });
+            let alarms = sluice_providers::aws::codedeploy::group_alarms(&aws, application, deployment_group)
+                .await
+                .provider_failed()?;
+            if alarms.is_empty() {
+                return Err(Failure::input(anyhow!(no_codedeploy_alarms(
+                    &self.env().name,
+                    application,
+                    deployment_group
+                ))));
+            }
         }
         Ok(())
     }
@@ -564,22 +585,38 @@ pub fn builtin_checks(router: &RouterConfig, sources: &[SourceConfig]) -> Option
             });
             Some(checks)
         }
-        RouterConfig::CodeDeploy { application, deployment_group, .. } => Some(vec![CheckSpec {
-            min_samples: 1,
-            on_inconclusive: OnInconclusive::Hold,
-            ..check(
-                "builtin-codedeploy-alarms",
-                CheckKind::Query {
-                    source: CODEDEPLOY_ALARMS_SOURCE.into(),
-                    query: sluice_providers::aws::cloudwatch::group_alarms_query(application, deployment_group),
-                    min: None,
-                    max: Some(0.0),
-                    reduce: None,
-                    step: None,
-                },
-            )
-        }]),
+        RouterConfig::CodeDeploy { application, deployment_group, .. } => {
+            codedeploy_alarms_query(application, deployment_group).map(|query| {
+                vec![CheckSpec {
+                    min_samples: 1,
+                    on_inconclusive: OnInconclusive::Hold,
+                    ..check(
+                        "builtin-codedeploy-alarms",
+                        CheckKind::Query {
+                            source: CODEDEPLOY_ALARMS_SOURCE.into(),
+                            query,
+                            min: None,
+                            max: Some(0.0),
+                            reduce: None,
+                            step: None,
+                        },
+                    )
+                }]
+            })
+        }
     }
+}
+
+/// The query of the CodeDeploy built-in check; none in a build without AWS
+/// (which refuses a CodeDeploy router when it loads the config).
+#[cfg(feature = "aws")]
+fn codedeploy_alarms_query(application: &str, deployment_group: &str) -> Option<String> {
+    Some(sluice_providers::aws::cloudwatch::group_alarms_query(application, deployment_group))
+}
+
+#[cfg(not(feature = "aws"))]
+fn codedeploy_alarms_query(_application: &str, _deployment_group: &str) -> Option<String> {
+    None
 }
 
 /// The CloudWatch source sluice adds for a CodeDeploy router's built-in
@@ -635,6 +672,7 @@ fn no_builtin_checks(environment: &str, router: &RouterConfig) -> String {
 
 /// Why a CodeDeploy environment without checks cannot be judged: its
 /// deployment group watches no alarm. Says what to add.
+#[cfg(feature = "aws")]
 fn no_codedeploy_alarms(environment: &str, application: &str, group: &str) -> String {
     format!(
         "environment {environment} has no checks, and its CodeDeploy deployment group {application}/{group} watches no CloudWatch alarms, which are its built-in checks: \

@@ -16,7 +16,16 @@ use sluice_core::config::{Config, LedgerConfig};
 use sluice_core::record::write_atomic;
 use sluice_core::{Classify, Exit, Failure, gha};
 use sluice_dora::{Filter, Options};
+#[cfg(feature = "github")]
 use sluice_providers::github::{GitHub, history};
+
+/// The GitHub source's defaults, as `sluice_providers::github::history`
+/// has them, so `--help` reads the same in a build without GitHub support.
+#[cfg(not(feature = "github"))]
+mod history {
+    pub const DEFAULT_MAX_DEPLOYMENTS: usize = 500;
+    pub const DEFAULT_RESERVE: u32 = 100;
+}
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -208,6 +217,7 @@ enum Read {
 
 /// The report from the deployment history on GitHub; prints what it cost
 /// in API calls on stderr.
+#[cfg(feature = "github")]
 async fn read_github(args: &Args, config: Option<&Config>, options: &Options) -> Result<sluice_dora::Report, Failure> {
     let github_config = config.map(|c| c.github.clone()).unwrap_or_default();
     let github = GitHub::from_env(&github_config, "dora-report").map_err(Failure::input)?;
@@ -251,6 +261,12 @@ async fn read_github(args: &Args, config: Option<&Config>, options: &Options) ->
         report.partial = Some(partial);
     }
     Ok(report)
+}
+
+/// Without GitHub support there is no history on GitHub to read.
+#[cfg(not(feature = "github"))]
+async fn read_github(_: &Args, _: Option<&Config>, _: &Options) -> Result<sluice_dora::Report, Failure> {
+    Err(crate::features::left_out("--source github (or ledger kind \"github\")"))
 }
 
 fn write_file(path: &Path, text: &str) -> Result<(), Failure> {

@@ -19,9 +19,12 @@ pub mod verify_health;
 mod analyse;
 mod calibrate;
 mod candidate;
+#[cfg(feature = "aws")]
 mod codedeploy;
 mod context;
+#[cfg(feature = "aws")]
 mod deployment_metrics;
+mod features;
 mod notify;
 pub mod outcome;
 mod summary;
@@ -46,6 +49,7 @@ use std::sync::OnceLock;
 static STEP: OnceLock<String> = OnceLock::new();
 
 /// The step this process runs (`gate`, ...), for log and debug lines.
+#[cfg_attr(not(feature = "github"), allow(dead_code))]
 pub(crate) fn step_name() -> &'static str {
     STEP.get().map_or("sluice", String::as_str)
 }
@@ -61,13 +65,16 @@ pub(crate) fn run_step<F>(step: &'static str, common: context::Common, body: F) 
 where
     F: Future<Output = Result<Outcome, Failure>>,
 {
+    #[cfg(feature = "aws")]
     let for_metrics = common.clone();
     let record_path = common.record.clone();
     let result = run_cancellable(
         step,
         async move {
+            #[cfg(feature = "aws")]
             let since = context::now();
             let result = body.await;
+            #[cfg(feature = "aws")]
             deployment_metrics::publish(step, &for_metrics, since).await;
             result
         },

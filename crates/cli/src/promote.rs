@@ -10,6 +10,7 @@ use crate::Outcome;
 use crate::context::{Common, Context, now};
 use crate::shift_traffic::refused;
 use crate::summary;
+#[cfg(feature = "github")]
 use anyhow::{Context as _, anyhow};
 use clap::Parser;
 use sluice_analysis::Verdict;
@@ -21,7 +22,6 @@ use sluice_core::record::{EventDetail, Record, Status};
 use sluice_core::{Classify, Failure};
 use sluice_providers::git::{self, Shipped};
 use sluice_providers::ledger::Ledger;
-use sluice_providers::router::Router;
 use std::time::Duration;
 
 /// Make the candidate the stable release and hand it to the next environment.
@@ -88,7 +88,10 @@ pub async fn run(args: Args) -> Result<Outcome, Failure> {
                 .error("environment held", &holder));
         }
         if matches!(ctx.config.handoff, Handoff::Dispatch { .. }) && next.is_some() {
+            #[cfg(feature = "github")]
             ctx.github()?;
+            #[cfg(not(feature = "github"))]
+            return Err(crate::features::left_out("handoff (kind = \"dispatch\")"));
         }
         // What this deployment ships, for the lead time; worked out before
         // anything changes, and never a reason to fail the promotion.
@@ -198,7 +201,7 @@ pub(crate) fn evidence(ctx: &Context, record: &Record) -> Result<Evidence, Strin
         };
     }
     let last_verdict = record.events.iter().rposition(|e| matches!(e.detail, EventDetail::Verdict { .. }));
-    if let Ok(Router::CodeDeploy(_)) = ctx.router() {
+    if ctx.router().is_ok_and(|r| r.is_codedeploy()) {
         let succeeded = record.events.iter().enumerate().rev().find_map(|(i, e)| match &e.detail {
             EventDetail::Deployment { id, status, .. } if status == "Succeeded" => Some((i, id.clone())),
             _ => None,
@@ -261,6 +264,7 @@ async fn shipped_commits(ctx: &Context, ledger: &Ledger, record: &Record) -> Shi
             note: Some("the record has no commit (pass --commit to gate): no lead time for it".into()),
         };
     };
+    #[cfg_attr(not(feature = "github"), allow(irrefutable_let_patterns))]
     let Ledger::File(path) = ledger else {
         // The GitHub ledger lists them (compare) when it writes the entry.
         return Shipped { commits: Vec::new(), note: None };
@@ -282,6 +286,7 @@ async fn shipped_commits(ctx: &Context, ledger: &Ledger, record: &Record) -> Shi
 
 /// Starts the promotion workflow for the next environment when the config
 /// says so; returns where its runs can be seen.
+#[cfg(feature = "github")]
 async fn handoff(ctx: &Context, record: &Record, next: Option<&str>) -> Result<Option<String>, Failure> {
     let (Handoff::Dispatch { workflow, git_ref }, Some(next)) = (&ctx.config.handoff, next) else {
         return Ok(None);
@@ -306,4 +311,14 @@ async fn handoff(ctx: &Context, record: &Record, next: Option<&str>) -> Result<O
         .provider_failed()?;
     eprintln!("promote: dispatched {workflow} on {git_ref} for {} in {next}", record.version);
     Ok(Some(github.web_url(&format!("/actions/workflows/{workflow}"))))
+}
+
+/// Without GitHub support: the refusal `features::load` gives a dispatch
+/// hand-off when the config is loaded.
+#[cfg(not(feature = "github"))]
+async fn handoff(ctx: &Context, _: &Record, next: Option<&str>) -> Result<Option<String>, Failure> {
+    match (&ctx.config.handoff, next) {
+        (Handoff::Dispatch { .. }, Some(_)) => Err(crate::features::left_out("handoff (kind = \"dispatch\")")),
+        _ => Ok(None),
+    }
 }

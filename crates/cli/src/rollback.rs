@@ -325,7 +325,7 @@ pub(crate) async fn abandon(ctx: &Context, record: &mut Record, step: Step, reas
 
 /// Undoes a promotion: the stable pool before the deployment serves again.
 async fn revert(ctx: &Context, router: &Router, record: &mut Record, reason: &str) -> Result<(), Failure> {
-    if let Router::CodeDeploy(_) = router {
+    if router.is_codedeploy() {
         return Err(Failure::input(anyhow!(
             "CodeDeploy finished deployment of {}; it cannot be stopped any more: revert it with a new deployment of the previous release",
             record.version

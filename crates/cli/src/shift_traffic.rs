@@ -46,7 +46,6 @@ use prepare::{prepare, set_weight};
 use sluice_core::lifecycle::Step;
 use sluice_core::record::Status;
 use sluice_core::{Exit, Failure};
-use sluice_providers::router::Router;
 
 /// Move traffic between stable and candidate.
 #[derive(Parser, Debug)]
@@ -104,8 +103,7 @@ pub async fn run(args: Args) -> Result<Outcome, Failure> {
         return Ok(Outcome::refused("shift-traffic", &record, &refused));
     }
     let router = ctx.router()?;
-    if let Router::CodeDeploy(_) = &router
-        && (args.weight.is_some() || args.candidate_upstream.is_some() || args.pause_at.is_some())
+    if router.is_codedeploy() && (args.weight.is_some() || args.candidate_upstream.is_some() || args.pause_at.is_some())
     {
         return Err(Failure::input(anyhow!(
             "environment {} uses CodeDeploy, which owns the traffic shift: run shift-traffic without --weight, --candidate-upstream and --pause-at (the router's deployment_config chooses the shift)",
@@ -117,7 +115,7 @@ pub async fn run(args: Args) -> Result<Outcome, Failure> {
     // CodeDeploy's own shift and an all-at-once switch judge nothing here.)
     let analyses = record.strategy.plan().iter().any(|(_, d)| !d.is_zero());
     let checks = match (args.weight, &router) {
-        (None, Router::Local(_) | Router::Alb(_)) if analyses => Some(ctx.checks()?),
+        (None, router) if analyses && !router.is_codedeploy() => Some(ctx.checks()?),
         _ => None,
     };
     // One deployment per environment at a time: this one must hold it (a
@@ -140,7 +138,8 @@ pub async fn run(args: Args) -> Result<Outcome, Failure> {
             _ => failure,
         });
     }
-    if let Router::CodeDeploy(codedeploy) = &router {
+    #[cfg(feature = "aws")]
+    if let sluice_providers::router::Router::CodeDeploy(codedeploy) = &router {
         return crate::codedeploy::run(&ctx, codedeploy, &mut record).await;
     }
 

@@ -68,7 +68,7 @@ pub fn entry(args: Args) -> std::process::ExitCode {
 }
 
 pub async fn run(args: Args) -> Result<Exit, Failure> {
-    let config = Config::load(&args.config).bad_input()?;
+    let config = crate::features::load(&args.config)?;
     for name in &args.environments {
         config.environment(name).map_err(|m| Failure::input(anyhow!(m)))?;
     }
@@ -168,6 +168,7 @@ const GITHUB_EVERY: Duration = Duration::from_secs(30);
 
 /// How far back `status` reads the GitHub ledger's journal for the stable
 /// release of each environment (and the month before it).
+#[cfg(feature = "github")]
 const GITHUB_HISTORY: jiff::SignedDuration = jiff::SignedDuration::from_hours(60 * 24);
 
 impl GitHubRead {
@@ -185,6 +186,14 @@ impl GitHubRead {
     }
 }
 
+/// A build without GitHub refuses the GitHub ledger when it loads the
+/// config; this is never called there.
+#[cfg(not(feature = "github"))]
+async fn read_github(_config: &Config, _now: jiff::Timestamp) -> Result<Ledgered, String> {
+    Err("this sluice was built without GitHub support".to_owned())
+}
+
+#[cfg(feature = "github")]
 async fn read_github(config: &Config, now: jiff::Timestamp) -> Result<Ledgered, String> {
     use sluice_providers::github::{GitHub, history, ledger::GitHubLedger};
     let github = GitHub::from_env(&config.github, "status").map_err(|e| e.to_string())?;

@@ -1,5 +1,6 @@
 //! The deployment history, wherever it is kept: the JSON Lines file
-//! (`sluice_core::ledger`) or GitHub Deployments ([`GitHubLedger`]).
+//! (`sluice_core::ledger`) or GitHub Deployments (`GitHubLedger`, feature
+//! `github`).
 //!
 //! The steps ask three things of it: a deployment starts (the gate admitted
 //! it), a deployment ended (promoted, rolled back, reverted, failed), and
@@ -7,19 +8,32 @@
 //! soak checks). Nothing here decides anything.
 
 use crate::ProviderError;
-use crate::github::ledger::{GitHubLedger, Target};
+#[cfg(feature = "github")]
+use crate::github::ledger::GitHubLedger;
 use jiff::{SignedDuration, Timestamp};
 use sluice_core::lease::{self, Acquired, Lease, LeaseError};
 use sluice_core::ledger::{LedgerEntry, LedgerError};
 use sluice_core::record::Record;
 use std::path::PathBuf;
 
-pub use crate::github::ledger::Target as LedgerTarget;
+/// Where a deployment goes, as GitHub shows it (the file ledger keeps
+/// neither).
+#[derive(Clone, Debug, Default)]
+pub struct Target {
+    /// Link to the environment (`environment_url`).
+    pub environment_url: Option<String>,
+    /// The last environment of the promotion path.
+    pub production: bool,
+}
 
-/// A ledger of one of the kinds the config names.
+pub use Target as LedgerTarget;
+
+/// A ledger of one of the kinds the config names (GitHub with the `github`
+/// feature).
 #[derive(Clone, Debug)]
 pub enum Ledger {
     File(PathBuf),
+    #[cfg(feature = "github")]
     GitHub(GitHubLedger),
 }
 
@@ -62,6 +76,7 @@ impl LedgerFailure {
     }
 }
 
+#[cfg(feature = "github")]
 fn commit_of(record: &Record) -> Result<&str, LedgerFailure> {
     record.commit.as_deref().ok_or_else(|| {
         LedgerFailure::Input(format!(
@@ -75,9 +90,11 @@ impl Ledger {
     /// A deployment was admitted. The GitHub ledger creates (or adopts) its
     /// deployment and marks it `in_progress`, returning its id; the file
     /// ledger writes nothing until the end.
+    #[cfg_attr(not(feature = "github"), allow(unused_variables))]
     pub async fn start(&self, record: &Record, target: &Target) -> Result<Option<u64>, LedgerFailure> {
         match self {
             Ledger::File(_) => Ok(None),
+            #[cfg(feature = "github")]
             Ledger::GitHub(github) => match github.start(record, commit_of(record)?, target).await {
                 Ok(id) => Ok(Some(id)),
                 Err(e) => {
@@ -95,6 +112,7 @@ impl Ledger {
 
     /// A deployment ended: the file ledger appends `entry`; the GitHub
     /// ledger gives the deployment its final status.
+    #[cfg_attr(not(feature = "github"), allow(unused_variables))]
     pub async fn finish(
         &self,
         record: &Record,
@@ -106,12 +124,14 @@ impl Ledger {
                 sluice_core::ledger::append(path, entry)?;
                 Ok(None)
             }
+            #[cfg(feature = "github")]
             Ledger::GitHub(github) => Ok(Some(github.finish(record, commit_of(record)?, entry, target).await?)),
         }
     }
 
     /// What happened to a release of `app` in `environment`, oldest first:
     /// entries with the same commit (or, without one, the same version).
+    #[cfg_attr(not(feature = "github"), allow(unused_variables))]
     pub async fn history(
         &self,
         app: &str,
@@ -133,6 +153,7 @@ impl Ledger {
                 })?;
                 Ok(entries)
             }
+            #[cfg(feature = "github")]
             Ledger::GitHub(github) => {
                 let commit = commit.ok_or_else(|| {
                     LedgerFailure::Input(format!(
@@ -149,6 +170,7 @@ impl Ledger {
     /// the file ledger, or the lease file on the GitHub ledger branch
     /// (`github::lease`, which also returns the record's GitHub deployment
     /// when it has one). `grace` allows for other runners' clocks.
+    #[cfg_attr(not(feature = "github"), allow(unused_variables))]
     pub async fn acquire_lease(
         &self,
         record: &Record,
@@ -166,6 +188,7 @@ impl Ledger {
                     Err(e) => Err(LedgerFailure::Lease(e)),
                 }
             }
+            #[cfg(feature = "github")]
             Ledger::GitHub(github) => {
                 // The ledger's start needs it: refused before anything is taken.
                 commit_of(record)?;
@@ -182,6 +205,7 @@ impl Ledger {
     /// Gives up a lease just taken, because the deployment waits for `why`
     /// after all (the lease file is released, beside the file ledger or on
     /// the GitHub ledger branch).
+    #[cfg_attr(not(feature = "github"), allow(unused_variables))]
     pub async fn withdraw_lease(
         &self,
         record: &Record,
@@ -194,6 +218,7 @@ impl Ledger {
                 lease::release(&lease::path(path, &record.app, &record.environment), &record.id)
                     .map_err(LedgerFailure::Lease)?;
             }
+            #[cfg(feature = "github")]
             Ledger::GitHub(github) => {
                 github.withdraw_lease(record, why).await?;
             }
@@ -209,12 +234,14 @@ impl Ledger {
             Ledger::File(path) => {
                 lease::release(&lease::path(path, app, environment), record_id).map_err(LedgerFailure::Lease)
             }
+            #[cfg(feature = "github")]
             Ledger::GitHub(_) => Ok(false),
         }
     }
 
     /// Who holds the environment of `app` now, if anyone: the lease file
     /// beside the file ledger or on the GitHub ledger branch.
+    #[cfg_attr(not(feature = "github"), allow(unused_variables))]
     pub async fn lease_holder(
         &self,
         app: &str,
@@ -227,6 +254,7 @@ impl Ledger {
                 let held = lease::read(&lease::path(path, app, environment)).map_err(LedgerFailure::Lease)?;
                 Ok(held.filter(|l| l.expires_at.checked_add(grace).unwrap_or(l.expires_at) > now))
             }
+            #[cfg(feature = "github")]
             Ledger::GitHub(github) => Ok(github.lease_holder(app, environment, now, grace).await?),
         }
     }
@@ -238,6 +266,7 @@ impl Ledger {
     /// deployment its final status, writes the entry to its journal and
     /// frees the lease file on its branch. Returns whether the holder still
     /// held it.
+    #[cfg_attr(not(feature = "github"), allow(unused_variables))]
     pub async fn free_lease(
         &self,
         holder: &Lease,
@@ -253,14 +282,17 @@ impl Ledger {
                 }
                 Ok(freed)
             }
+            #[cfg(feature = "github")]
             Ledger::GitHub(github) => Ok(github.free_lease(holder, entry, target).await?),
         }
     }
 
     /// Where a person can see the environment's history, when it has a page.
+    #[cfg_attr(not(feature = "github"), allow(unused_variables))]
     pub fn link(&self, environment: &str) -> Option<String> {
         match self {
             Ledger::File(_) => None,
+            #[cfg(feature = "github")]
             Ledger::GitHub(github) => Some(github.link(environment)),
         }
     }

@@ -2,8 +2,8 @@
 //!
 //! - [`router`]: traffic routers (the embedded `sluice-router`, an ALB,
 //!   CodeDeploy).
-//! - [`aws`]: AWS plumbing (credentials, region, retries, timeouts, errors)
-//!   and the AWS providers.
+//! - `aws`: AWS plumbing (credentials, region, retries, timeouts, errors)
+//!   and the AWS providers (feature `aws`).
 //! - [`error`]: [`ProviderError`], and the one way an underlying error is
 //!   put into its message.
 //! - [`git`]: the commits a deployment ships, from the local checkout.
@@ -14,8 +14,11 @@
 //! - [`prometheus`]: the Prometheus query source (PromQL over the HTTP API).
 //! - [`ledger`]: the deployment history, as the JSON Lines file (plain file
 //!   I/O in `sluice_core::ledger`) or GitHub Deployments.
-//! - [`github`]: the GitHub REST client on octocrab, the deployments ledger,
-//!   the queries behind the gate's GitHub checks, workflow dispatch.
+//! - `github`: the GitHub REST client on octocrab, the deployments ledger,
+//!   the queries behind the gate's GitHub checks, workflow dispatch (feature
+//!   `github`).
+//! - [`features`]: which of those this build has, and the refusal (exit 2)
+//!   of a config that needs one it left out.
 //! - [`timeouts`]: every fixed bound on how long a call may take, and why.
 //!
 //! Every network call has a timeout and is retried with backoff when the
@@ -23,9 +26,12 @@
 //! [`ProviderError`], which the steps report with exit code 3. Nothing here
 //! decides anything: judgment lives in `sluice-analysis`, policy in the steps.
 
+#[cfg(feature = "aws")]
 pub mod aws;
 pub mod error;
+pub mod features;
 pub mod git;
+#[cfg(feature = "github")]
 pub mod github;
 pub mod ledger;
 pub mod metrics;

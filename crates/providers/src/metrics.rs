@@ -15,7 +15,9 @@
 //! [`ProviderError`] when the source itself failed after retries.
 
 use crate::ProviderError;
+#[cfg(feature = "aws")]
 use crate::aws::cloudwatch::{AlbDims, CloudWatch, CloudWatchSettings};
+#[cfg(feature = "aws")]
 use crate::aws::{AssumeRole, AwsSettings};
 use crate::error::error_chain;
 use crate::prometheus::Prometheus;
@@ -27,6 +29,10 @@ use sluice_core::config::{ProbeConfig, QueryVars, SourceConfig};
 use sluice_core::router_api::{PoolStatsView, StatsView};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+
+/// Without AWS support there is no ALB whose CloudWatch dimensions to read.
+#[cfg(not(feature = "aws"))]
+type AlbDims = std::convert::Infallible;
 
 /// One `query` check as its source answers it each interval.
 #[derive(Clone, Debug, PartialEq)]
@@ -88,7 +94,8 @@ pub const QUERY_BACKOFF: Backoff =
 #[derive(Clone, Debug)]
 pub enum QuerySource {
     Prometheus(Prometheus),
-    /// CloudWatch; may also give the ALB pools' traffic.
+    /// CloudWatch; may also give the ALB pools' traffic (feature `aws`).
+    #[cfg(feature = "aws")]
     CloudWatch(CloudWatch),
 }
 
@@ -113,6 +120,7 @@ impl QuerySource {
             }
             // The SDK retries by itself (standard mode); `backoff` is for
             // plain HTTP sources.
+            #[cfg(feature = "aws")]
             SourceConfig::Cloudwatch { name, region, alb_traffic, period, lookback, delay, .. } => {
                 QuerySource::CloudWatch(CloudWatch::new(
                     AwsSettings {
@@ -129,6 +137,18 @@ impl QuerySource {
                     },
                 ))
             }
+            // Steps refuse such a config where they load it
+            // (`features::check`); this is the same refusal, should one not.
+            #[cfg(not(feature = "aws"))]
+            SourceConfig::Cloudwatch { name, .. } => {
+                return Err(ProviderError {
+                    provider: "cloudwatch",
+                    operation: format!("connect metric source {name:?}"),
+                    message: "this sluice was built without AWS support; build with `--features aws` (or the released binary)".into(),
+                    transient: false,
+                    attempts: 1,
+                });
+            }
         })
     }
 
@@ -136,18 +156,24 @@ impl QuerySource {
     pub fn name(&self) -> &str {
         match self {
             QuerySource::Prometheus(p) => p.name(),
+            #[cfg(feature = "aws")]
             QuerySource::CloudWatch(c) => c.name(),
         }
     }
 
     /// Whether the source gives the pools' traffic (needs no query for it).
     pub fn reads_traffic(&self) -> bool {
-        matches!(self, QuerySource::CloudWatch(c) if c.reads_alb_traffic())
+        match self {
+            QuerySource::Prometheus(_) => false,
+            #[cfg(feature = "aws")]
+            QuerySource::CloudWatch(c) => c.reads_alb_traffic(),
+        }
     }
 
     /// Everything this source says about one interval: its queries' answers
     /// and, for CloudWatch, the ALB pools' traffic and the window it looked
     /// at; `Err` when the source failed (after retries).
+    #[cfg_attr(not(feature = "aws"), allow(unused_variables))]
     pub async fn sample(
         &self,
         window: Window,
@@ -158,6 +184,7 @@ impl QuerySource {
             QuerySource::Prometheus(p) => {
                 Ok(SourceAnswer { answers: p.answer(window, queries).await?, ..SourceAnswer::default() })
             }
+            #[cfg(feature = "aws")]
             QuerySource::CloudWatch(c) => {
                 let answer = c.answer(window, queries, alb).await?;
                 Ok(SourceAnswer {
@@ -179,6 +206,7 @@ impl QuerySource {
     pub async fn answer(&self, window: Window, queries: &[Query]) -> Result<Vec<Answer>, ProviderError> {
         match self {
             QuerySource::Prometheus(p) => p.answer(window, queries).await,
+            #[cfg(feature = "aws")]
             QuerySource::CloudWatch(c) => c.answer(window, queries, None).await.map(|a| a.answers),
         }
     }
@@ -241,9 +269,11 @@ impl Sampler {
 
     /// The ALB's CloudWatch dimensions, read from an ALB router's state the
     /// first time they are needed.
+    #[cfg_attr(not(feature = "aws"), allow(clippy::clone_on_copy))]
     async fn alb_dims(&mut self) -> Option<AlbDims> {
+        #[cfg(feature = "aws")]
         if self.alb.is_none()
-            && matches!(self.router, Router::Alb(_))
+            && self.router.is_alb()
             && self.queries.iter().any(|(_, s, _)| matches!(s, Some(QuerySource::CloudWatch(_))))
             && let Ok(state) = self.router.state().await
         {

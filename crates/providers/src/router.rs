@@ -4,8 +4,11 @@
 //! is only "set" when the router says it is.
 
 use crate::ProviderError;
+#[cfg(feature = "aws")]
 use crate::aws::alb::{AlbRouter, Resource};
+#[cfg(feature = "aws")]
 use crate::aws::codedeploy::{CodeDeployRouter, CodeDeploySettings, Revision};
+#[cfg(feature = "aws")]
 use crate::aws::{AssumeRole, AwsSettings};
 use crate::error::error_chain;
 use crate::retry::Backoff;
@@ -15,20 +18,28 @@ use sluice_core::lease::{Acquired, Lease};
 use sluice_core::record::RouterState;
 use sluice_core::router_api::{StateView, StatsView};
 
-/// A router of one environment.
+/// A router of one environment. The AWS ones exist with the `aws` feature.
 #[derive(Clone, Debug)]
 pub enum Router {
     Local(LocalRouter),
-    /// An Application Load Balancer listener or rule (see [`crate::aws::alb`]).
+    /// An Application Load Balancer listener or rule (see `crate::aws::alb`).
+    #[cfg(feature = "aws")]
     Alb(AlbRouter),
-    /// AWS CodeDeploy, which owns the shift (see [`crate::aws::codedeploy`]).
+    /// AWS CodeDeploy, which owns the shift (see `crate::aws::codedeploy`).
+    #[cfg(feature = "aws")]
     CodeDeploy(CodeDeployRouter),
 }
 
 impl Router {
+    /// The router a config entry describes.
+    ///
+    /// In a build without the `aws` feature the caller must have refused an
+    /// AWS router with [`crate::features::check`] (every step does, where it
+    /// loads the config).
     pub fn from_config(config: &RouterConfig, backoff: Backoff) -> Router {
         match config {
             RouterConfig::Local { admin_url } => Router::Local(LocalRouter::new(admin_url, backoff)),
+            #[cfg(feature = "aws")]
             RouterConfig::Alb {
                 listener_arn, rule_arn, stable_target_group, candidate_target_group, region, ..
             } => {
@@ -43,6 +54,7 @@ impl Router {
                 let settings = AwsSettings { region, role, ..AwsSettings::default() };
                 Router::Alb(AlbRouter::new(settings, resource, stable_target_group, candidate_target_group))
             }
+            #[cfg(feature = "aws")]
             RouterConfig::CodeDeploy {
                 application,
                 deployment_group,
@@ -78,6 +90,13 @@ impl Router {
                     settings,
                 ))
             }
+            // Never reached: a step refuses such a config where it loads it
+            // (`features::check`, exit 2 naming the key), before any router
+            // is built from it.
+            #[cfg(not(feature = "aws"))]
+            RouterConfig::Alb { .. } | RouterConfig::CodeDeploy { .. } => {
+                unreachable!("an AWS router in a build without AWS support: the config is refused when it is loaded")
+            }
         }
     }
 
@@ -85,7 +104,9 @@ impl Router {
     pub fn kind(&self) -> &'static str {
         match self {
             Router::Local(_) => "local",
+            #[cfg(feature = "aws")]
             Router::Alb(_) => "alb",
+            #[cfg(feature = "aws")]
             Router::CodeDeploy(_) => "codedeploy",
         }
     }
@@ -94,7 +115,9 @@ impl Router {
     pub async fn state(&self) -> Result<RouterState, ProviderError> {
         match self {
             Router::Local(r) => r.state().await.map(|s| s.into()),
+            #[cfg(feature = "aws")]
             Router::Alb(r) => r.state().await,
+            #[cfg(feature = "aws")]
             Router::CodeDeploy(r) => r.state().await,
         }
     }
@@ -102,39 +125,68 @@ impl Router {
     /// Takes or renews the router's own environment lease, where it keeps
     /// one (an ALB: a tag on the listener, [`crate::aws::lease`]); `None`
     /// for the others. `Err(holder)` inside: another deployment holds it.
+    #[cfg_attr(not(feature = "aws"), allow(unused_variables))]
     pub async fn take_lease(
         &self,
         want: &Lease,
         grace: jiff::SignedDuration,
     ) -> Result<Option<Result<Acquired, Box<Lease>>>, ProviderError> {
         match self {
+            #[cfg(feature = "aws")]
             Router::Alb(r) => r.take_lease(want, grace, crate::aws::lease::SETTLE).await.map(Some),
-            Router::Local(_) | Router::CodeDeploy(_) => Ok(None),
+            _ => Ok(None),
         }
     }
 
     /// Gives up the router's lease of `record_id` (of `app` in
     /// `environment`), if it holds one: the same three names as
     /// `Ledger::release_lease`.
+    #[cfg_attr(not(feature = "aws"), allow(unused_variables))]
     pub async fn release_lease(&self, app: &str, environment: &str, record_id: &str) -> Result<bool, ProviderError> {
         match self {
+            #[cfg(feature = "aws")]
             Router::Alb(r) => r.release_lease(app, environment, record_id).await,
-            Router::Local(_) | Router::CodeDeploy(_) => Ok(false),
+            _ => Ok(false),
         }
     }
 
     /// Whether [`Router::restore`] puts back the whole saved state (ALB: all
     /// weights, stickiness and roles), rather than only "100% stable".
     pub fn restores_exactly(&self) -> bool {
-        matches!(self, Router::Alb(_) | Router::CodeDeploy(_))
+        self.is_alb() || self.is_codedeploy()
+    }
+
+    /// Whether this is the embedded router.
+    pub fn is_local(&self) -> bool {
+        matches!(self, Router::Local(_))
+    }
+
+    /// Whether this is an ALB router (never, without the `aws` feature).
+    pub fn is_alb(&self) -> bool {
+        #[cfg(feature = "aws")]
+        return matches!(self, Router::Alb(_));
+        #[cfg(not(feature = "aws"))]
+        false
+    }
+
+    /// Whether this is the CodeDeploy router (never, without the `aws`
+    /// feature).
+    pub fn is_codedeploy(&self) -> bool {
+        #[cfg(feature = "aws")]
+        return matches!(self, Router::CodeDeploy(_));
+        #[cfg(not(feature = "aws"))]
+        false
     }
 
     /// Puts back the state saved before a deployment. The local router only
     /// knows "all traffic to stable": it sets the candidate weight to 0.
+    #[cfg_attr(not(feature = "aws"), allow(unused_variables))]
     pub async fn restore(&self, before: &RouterState) -> Result<RouterState, ProviderError> {
         match self {
             Router::Local(r) => r.set_weight(0).await.map(|s| s.into()),
+            #[cfg(feature = "aws")]
             Router::Alb(r) => r.restore(before).await,
+            #[cfg(feature = "aws")]
             // Stopping the deployment in flight makes CodeDeploy roll back.
             Router::CodeDeploy(r) => r.stop_active().await,
         }
@@ -145,7 +197,9 @@ impl Router {
     pub async fn set_candidate(&self, upstream: &str) -> Result<RouterState, ProviderError> {
         match self {
             Router::Local(r) => r.set_candidate(upstream).await.map(|s| s.into()),
+            #[cfg(feature = "aws")]
             Router::Alb(r) => r.check_candidate(upstream).await,
+            #[cfg(feature = "aws")]
             Router::CodeDeploy(_) => Err(codedeploy_owns("use a candidate upstream", upstream)),
         }
     }
@@ -155,8 +209,11 @@ impl Router {
     pub async fn set_weight(&self, weight: u8) -> Result<RouterState, ProviderError> {
         match self {
             Router::Local(r) => r.set_weight(weight).await.map(|s| s.into()),
+            #[cfg(feature = "aws")]
             Router::Alb(r) => r.set_weight(weight).await,
+            #[cfg(feature = "aws")]
             Router::CodeDeploy(r) if weight == 0 => r.stop_active().await,
+            #[cfg(feature = "aws")]
             Router::CodeDeploy(_) => Err(codedeploy_owns("set a weight", &format!("{weight}%"))),
         }
     }
@@ -166,7 +223,9 @@ impl Router {
     pub async fn set_stable(&self, upstream: &str) -> Result<RouterState, ProviderError> {
         match self {
             Router::Local(r) => r.set_stable(upstream).await.map(|s| s.into()),
+            #[cfg(feature = "aws")]
             Router::Alb(r) => r.set_stable(upstream).await,
+            #[cfg(feature = "aws")]
             Router::CodeDeploy(_) => Err(codedeploy_owns("set the stable pool", upstream)),
         }
     }
@@ -175,7 +234,9 @@ impl Router {
     pub async fn promote(&self) -> Result<RouterState, ProviderError> {
         match self {
             Router::Local(r) => r.promote().await.map(|s| s.into()),
+            #[cfg(feature = "aws")]
             Router::Alb(r) => r.promote().await,
+            #[cfg(feature = "aws")]
             Router::CodeDeploy(r) => r.promote().await,
         }
     }
@@ -184,8 +245,9 @@ impl Router {
     pub async fn stats(&self) -> Result<StatsView, ProviderError> {
         match self {
             Router::Local(r) => r.stats().await,
+            #[cfg(feature = "aws")]
             Router::Alb(_) | Router::CodeDeploy(_) => Err(ProviderError {
-                provider: if matches!(self, Router::Alb(_)) { "alb router" } else { "codedeploy router" },
+                provider: if self.is_alb() { "alb router" } else { "codedeploy router" },
                 operation: "read per-pool counters".into(),
                 message: "this router has no counters of its own; configure a cloudwatch metric source".into(),
                 transient: false,
@@ -344,6 +406,7 @@ fn mismatch(operation: &str, found: String, generation: u64) -> ProviderError {
     }
 }
 
+#[cfg(feature = "aws")]
 fn codedeploy_owns(operation: &str, what: &str) -> ProviderError {
     ProviderError {
         provider: "codedeploy router",

@@ -29,7 +29,7 @@ pub(super) async fn prepare(
         record.router_before = Some(state);
         ctx.save(record)?;
     }
-    if let Router::CodeDeploy(_) = router {
+    if router.is_codedeploy() {
         // The revision gate recorded must be the one CodeDeploy would get.
         if let Some(sluice_core::config::RouterConfig::CodeDeploy { appspec, s3_revision, .. }) = &ctx.env().router {
             let now = crate::candidate::revision(appspec.as_deref(), s3_revision.as_deref())?;
@@ -57,7 +57,7 @@ pub(super) async fn prepare(
         (None, None) => match router {
             // The ALB's candidate target group is where the release was
             // deployed; it is pinned now, before any traffic moves.
-            Router::Alb(_) => match router.state().await.provider_failed()?.candidate {
+            r if r.is_alb() => match router.state().await.provider_failed()?.candidate {
                 Some(arn) => arn,
                 None => return Err(Failure::provider(anyhow!("the ALB names no candidate target group"))),
             },

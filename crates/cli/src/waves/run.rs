@@ -158,7 +158,7 @@ impl<'a> Run<'a> {
                 None => match state.candidate.clone() {
                     // The ALB's candidate target group is where the release
                     // was deployed; pinned now, before traffic moves.
-                    Some(arn) if matches!(t.router, Router::Alb(_)) => arn,
+                    Some(arn) if t.router.is_alb() => arn,
                     _ => {
                         return Err(Failure::provider(anyhow!("target {}: the router names no candidate", t.name())));
                     }

@@ -38,14 +38,7 @@ use sluice_core::record::Record;
 /// Marks sluice's statuses among others.
 pub const PREFIX: &str = "sluice: ";
 
-/// Where a deployment goes, as GitHub shows it.
-#[derive(Clone, Debug, Default)]
-pub struct Target {
-    /// Link to the environment (`environment_url`).
-    pub environment_url: Option<String>,
-    /// The last environment of the promotion path.
-    pub production: bool,
-}
+pub use crate::ledger::Target;
 
 /// The GitHub ledger of one repository.
 #[derive(Clone, Debug)]
