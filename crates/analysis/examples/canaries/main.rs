@@ -38,6 +38,10 @@ fn main() {
                 ..Scenario::turning(rps, Duration::ZERO, Service::with_errors(0.05))
             },
         ),
+        (
+            "5% errors from the start, at 400 req/s",
+            Scenario::turning(4.0 * rps, Duration::ZERO, Service::with_errors(0.05)),
+        ),
         ("5% errors from 80% of stage 1 (48 s)", Scenario::turning(rps, late, Service::with_errors(0.05))),
         ("5% errors from 80% of stage 2 (108 s)", Scenario::turning(rps, stage + late, Service::with_errors(0.05))),
         ("+200 ms from the start", Scenario::turning(rps, Duration::ZERO, Service::added(200.0))),
@@ -51,7 +55,9 @@ fn main() {
             },
         ),
     ];
-    println!("simulated canaries at {rps} requests/s, default plan, 5 s intervals; {canaries} per cell\n");
+    println!(
+        "simulated canaries at {rps} requests/s (unless a row says otherwise), default plan, 5 s intervals; {canaries} per cell\n"
+    );
     println!("{:<44}{:<22}{:>28}{:>22}{:>18}", "scenario", "judge", "verdicts", "onset -> stable", "bad requests");
     for (label, scenario) in &scenarios {
         for (k, (name, judge)) in judges.iter().enumerate() {
