@@ -51,11 +51,15 @@
 //!   rate of bad events, H0 `p <= p0` against `p = m·p0` for
 //!   `m ∈ {1.5, 2, 3, 5, 10}` with equal weights (exact; see
 //!   [`stats::BernoulliMixture`]).
-//! * Comparisons: a one-sided normal-mixture SPRT on the difference of error
-//!   rates (τ = 3 percentage points), and on the Mann-Whitney effect
-//!   `P(candidate/(1+tolerance) slower than stable) - 1/2` (τ = 0.1). These
-//!   rest on normal approximations and are trusted only from `min_samples`
-//!   in each pool.
+//! * `compare` `error_rate`: an exact likelihood-ratio test of
+//!   `p_cand <= p_stable + tolerance` whose numerator mixes both pools'
+//!   likelihoods over a fixed prior and whose denominator is the likelihood's
+//!   maximum over the whole null hypothesis (see
+//!   [`stats::sequential_rate_excess`]); valid at any rate and sample size.
+//! * `compare` `latency`: a one-sided normal-mixture SPRT on the
+//!   Mann-Whitney effect `P(candidate/(1+tolerance) slower than stable) - 1/2`
+//!   (τ = 0.1); it rests on a normal approximation and is trusted only from
+//!   `min_samples` in each pool.
 //!
 //! The tests assume requests are independent; bursts of correlated errors
 //! make them less conservative than stated.
@@ -154,6 +158,16 @@
 //! `T ≈ 9 s`. With the default `I = 5s` the same candidate fails at the
 //! first interval whose total holds 168 requests: `T = 10 s` (two intervals
 //! of 100).
+//!
+//! The error-rate comparison with stable (`tolerance` δ) is the same with
+//! `p0 = p_stable + δ` and a dearer start: against a stable without errors
+//! `n_cmp(p) = (ln(2m/alpha) + ln 6.25 + ln 3) / D(p)` (its prior's weight on
+//! the nearest alternative, 0.16, and on "stable has no errors", 1/3;
+//! `ln 51` instead of `ln 3` when stable has errors), alternatives
+//! `δ·{1.5, 2, 3, 5, 10}`. For the built-in checks (`m = 3`) and 5 % errors:
+//! `D = 0.041`, `n_cmp ≈ 225` (210 on the typical path, where the normal
+//! mixture it replaced needed 470; `examples/canaries` prints both). The
+//! floor, Wald's test with both rates known, is `ln(2m/alpha) / D ≈ 155`.
 //!
 //! A candidate failing every request (`p = 1`: `n_test ≈ 3`), or one slower
 //! than a latency limit on every request, is bounded by `min_samples`, which

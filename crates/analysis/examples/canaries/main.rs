@@ -24,6 +24,24 @@ fn main() {
     let scenarios: Vec<(&str, Scenario)> = vec![
         ("50% errors from the start", Scenario::turning(rps, Duration::ZERO, Service::with_errors(0.5))),
         ("5% errors from the start", Scenario::turning(rps, Duration::ZERO, Service::with_errors(0.05))),
+        (
+            "5% errors from the start, stable 0.2%",
+            Scenario {
+                stable: Service::with_errors(0.002),
+                ..Scenario::turning(rps, Duration::ZERO, Service::with_errors(0.05))
+            },
+        ),
+        (
+            "5% errors from the start, 1 s intervals",
+            Scenario {
+                interval: Duration::from_secs(1),
+                ..Scenario::turning(rps, Duration::ZERO, Service::with_errors(0.05))
+            },
+        ),
+        (
+            "5% errors from the start, at 400 req/s",
+            Scenario::turning(4.0 * rps, Duration::ZERO, Service::with_errors(0.05)),
+        ),
         ("5% errors from 80% of stage 1 (48 s)", Scenario::turning(rps, late, Service::with_errors(0.05))),
         ("5% errors from 80% of stage 2 (108 s)", Scenario::turning(rps, stage + late, Service::with_errors(0.05))),
         ("+200 ms from the start", Scenario::turning(rps, Duration::ZERO, Service::added(200.0))),
@@ -37,7 +55,9 @@ fn main() {
             },
         ),
     ];
-    println!("simulated canaries at {rps} requests/s, default plan, 5 s intervals; {canaries} per cell\n");
+    println!(
+        "simulated canaries at {rps} requests/s (unless a row says otherwise), default plan, 5 s intervals; {canaries} per cell\n"
+    );
     println!("{:<44}{:<22}{:>28}{:>22}{:>18}", "scenario", "judge", "verdicts", "onset -> stable", "bad requests");
     for (label, scenario) in &scenarios {
         for (k, (name, judge)) in judges.iter().enumerate() {
@@ -70,6 +90,11 @@ fn main() {
                 ..Scenario::healthy(rps)
             },
         ),
+        (
+            "at the comparison's limit, clean stable (1% errors, stable 0%)",
+            Scenario { candidate: Service::with_errors(0.01), ..Scenario::healthy(rps) },
+            Scenario { candidate: Service::with_errors(0.01), ..Scenario::healthy(rps) },
+        ),
     ];
     for (label, for_builtin, for_readme) in &healthy {
         for (k, (name, judge)) in judges.iter().enumerate() {
@@ -80,6 +105,35 @@ fn main() {
         }
     }
     let _ = Rng(0);
+    requests_needed();
+}
+
+/// Candidate requests each comparison test needs to reject "error rate at
+/// most stable's + 1 point" on the typical path of a candidate at 5 %
+/// errors against a stable without errors at 9 times its traffic (10 % of
+/// the requests): the errors are 5 % of the requests, rounded. At the
+/// cumulative test's share of alpha (0.01 over the three built-in checks,
+/// half of it) and at one window's (the other half over 12 starts in a
+/// 60 s stage); beside the information-theoretic floor: Wald's SPRT with
+/// both rates known, `ln(1/alpha) / D(5 % || 1 %)`.
+fn requests_needed() {
+    use sluice_analysis::stats::{sequential_rate_excess, sequential_two_proportion};
+    let (p, delta): (f64, f64) = (0.05, 0.01);
+    let check_alpha = 0.01 / 3.0;
+    let kl = p * (p / delta).ln() + (1.0 - p) * ((1.0 - p) / (1.0 - delta)).ln();
+    println!("\nrequests to reject 'errors <= stable + 1 pt' for 5 % errors vs a stable without errors (typical path)");
+    println!("{:<34}{:>16}{:>16}{:>16}", "share of alpha", "normal mSPRT", "excess LR", "floor (SPRT)");
+    for (label, alpha) in [
+        ("cumulative (alpha/3/2)", check_alpha / 2.0),
+        ("one window of 12 (alpha/3/2/12)", check_alpha / 24.0),
+        ("whole alpha (one check, no windows)", 0.01),
+    ] {
+        let first = |test: &dyn Fn(u64, u64) -> bool| (1..5_000u64).find(|&n| test(((p * n as f64).round()) as u64, n));
+        let old = first(&|x, n| sequential_two_proportion(x, n, 0, 9 * n, delta).is_some_and(|t| t.rejects(alpha)));
+        let new = first(&|x, n| sequential_rate_excess(x, n, 0, 9 * n, delta).is_some_and(|t| t.rejects(alpha)));
+        let show = |n: Option<u64>| n.map_or("> 5000".into(), |n| n.to_string());
+        println!("{:<34}{:>16}{:>16}{:>16.0}", label, show(old), show(new), -alpha.ln() / kl);
+    }
 }
 
 fn verdicts(runs: &[Run]) -> String {

@@ -130,7 +130,89 @@ fn always_valid_p_value_and_rejection() {
     assert_eq!(Sequential { statistic: 0.0, log_lr: -3.0 }.p_value(), 1.0);
 }
 
+/// splitmix64 uniform in (0, 1), for the Monte Carlo checks below.
+fn uniform(state: &mut u64) -> f64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (((z ^ (z >> 31)) >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+}
+
+/// How often [`sequential_rate_excess`] ever rejects at `alpha` over `runs`
+/// seeded canaries whose candidate sits exactly on the null's boundary
+/// (`p_c = p_s + delta`), looking after every 20 candidate requests (and 9
+/// times as many stable ones) up to 1,000.
+fn boundary_rejections(p_s: f64, delta: f64, alpha: f64, runs: u32) -> u32 {
+    let mut seed = 0x5EED_u64 ^ (p_s * 1e6) as u64;
+    let mut rejected = 0;
+    for _ in 0..runs {
+        let (mut xc, mut xs) = (0u64, 0u64);
+        for look in 1..=50u64 {
+            xc += (0..20).filter(|_| uniform(&mut seed) < p_s + delta).count() as u64;
+            xs += (0..180).filter(|_| uniform(&mut seed) < p_s).count() as u64;
+            if sequential_rate_excess(xc, 20 * look, xs, 180 * look, delta).expect("data").rejects(alpha) {
+                rejected += 1;
+                break;
+            }
+        }
+    }
+    rejected
+}
+
+#[test]
+fn rate_excess_keeps_its_false_reject_rate_on_the_boundary_at_low_rates_too() {
+    // At alpha = 0.05, 1,000 runs: a valid test rejects about 50 times at
+    // most (it is conservative, so far fewer); a normal approximation breaks
+    // down at rates near zero, this one must not.
+    for (p_s, delta) in [(0.0, 0.01), (0.001, 0.01), (0.04, 0.01), (0.0, 0.0), (0.02, 0.05)] {
+        let n = boundary_rejections(p_s, delta, 0.05, 1000);
+        assert!(n <= 50, "stable {p_s}, tolerance {delta}: {n} of 1000 rejected at alpha 0.05");
+    }
+}
+
+#[test]
+fn rate_excess_needs_far_fewer_requests_than_the_normal_mixture_at_low_rates() {
+    // 5 % errors against stable without errors + 1 point, the typical path
+    // (5 % of the requests fail, stable 9 times the traffic), at the
+    // cumulative share of the built-in checks' alpha (0.01 / 3 / 2).
+    let alpha = 0.01 / 6.0;
+    let first = |test: &dyn Fn(u64, u64) -> Sequential| {
+        (1..3_000u64).find(|&n| test((0.05 * n as f64).round() as u64, n).rejects(alpha)).unwrap_or(u64::MAX)
+    };
+    let new = first(&|x, n| sequential_rate_excess(x, n, 0, 9 * n, 0.01).expect("data"));
+    let old = first(&|x, n| sequential_two_proportion(x, n, 0, 9 * n, 0.01).expect("data"));
+    assert!(new <= 260, "{new}");
+    assert!(old >= 2 * new, "old {old}, new {new}");
+    // A candidate failing everything is caught within a handful of requests.
+    assert!(sequential_rate_excess(5, 5, 0, 45, 0.01).expect("data").rejects(alpha));
+}
+
 proptest! {
+    #[test]
+    fn rate_excess_never_rejects_within_the_tolerance(
+        x in 0u64..200, n in 200u64..5_000, copies in 1u64..10, delta in 0.0f64..0.1,
+    ) {
+        let t = sequential_rate_excess(x, n, x * copies, n * copies, delta).expect("data");
+        prop_assert!(t.log_lr <= 1e-12, "ln M {}", t.log_lr);
+        prop_assert!((0.0..=1.0).contains(&t.p_value()));
+    }
+
+    #[test]
+    fn rate_excess_evidence_grows_with_candidate_errors_beyond_the_tolerance(
+        extra in 1u64..60, n in 100u64..1_000, xs in 0u64..50, delta in 0.005f64..0.05,
+    ) {
+        // Beyond the tolerance (within it the evidence is at most 0 anyway),
+        // for tolerances from half a point: below that the prior's
+        // alternatives (multiples of the tolerance) sit far from a candidate
+        // just above a stable with errors, and one more error can lower the
+        // evidence a little (never its validity).
+        let x = ((xs as f64 / 9.0 + delta * n as f64).ceil() as u64 + extra).min(n - 1);
+        let a = sequential_rate_excess(x, n, xs, 9 * n, delta).expect("data").log_lr;
+        let b = sequential_rate_excess(x + 1, n, xs, 9 * n, delta).expect("data").log_lr;
+        prop_assert!(b >= a - 1e-9, "{} then {}", a, b);
+    }
+
     #[test]
     fn quantile_inverts_cdf(p in 1e-12f64..(1.0 - 1e-12)) {
         let x = normal_quantile(p);

@@ -43,6 +43,28 @@ fn healthy_canaries_at_the_limits_are_rolled_back_at_most_one_percent_of_the_tim
     let fails = rolled_back(&runs);
     eprintln!("README checks at their limits: {fails} rollbacks of 1000 healthy canaries");
     assert!(fails <= 10, "{fails} of 1000");
+    // The comparison's limit where stable has no errors at all (1 % errors
+    // against stable + 1 point), where a normal approximation is weakest.
+    let clean = Scenario { candidate: Service::with_errors(0.01), ..Scenario::healthy(RPS) };
+    let runs = many(18, 1000, &clean, &Judge::Sluice(builtin_checks()));
+    let fails = rolled_back(&runs);
+    eprintln!("built-in checks, 1% errors against a clean stable: {fails} rollbacks of 1000 healthy canaries");
+    assert!(fails <= 10, "{fails} of 1000");
+}
+
+#[test]
+fn the_builtin_checks_catch_five_percent_errors_against_a_clean_stable_in_half_a_minute() {
+    // 5 % errors at 10 candidate requests/s: the comparison with stable
+    // (+1 point) decides; its exact likelihood-ratio test needs about 210
+    // requests on the typical path (the normal-mixture test it replaced
+    // 470, the median 50 s). 15 s is below what the data allow at this
+    // alpha: see docs/judging-health.md, "Time to detect".
+    let judge = Judge::Sluice(builtin_checks());
+    for (onset, most) in [(Duration::ZERO, 30), (Duration::from_secs(48), 25)] {
+        let median = median_detection(&Scenario::turning(RPS, onset, Service::with_errors(0.05)), &judge);
+        eprintln!("5% errors from {onset:?}: median {median:?} to 100% stable");
+        assert!(median <= Duration::from_secs(most), "from {onset:?}: {median:?}");
+    }
 }
 
 #[test]

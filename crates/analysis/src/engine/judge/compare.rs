@@ -34,7 +34,7 @@ impl Statistical for CompareErrors {
     }
 
     fn test(&self, c: &Totals, s: &Totals) -> Option<Sequential> {
-        stats::sequential_two_proportion(c.errors, c.requests, s.errors, s.requests, self.tolerance)
+        stats::sequential_rate_excess(c.errors, c.requests, s.errors, s.requests, self.tolerance)
     }
 
     fn within_limit(&self, c: &Totals, s: &Totals) -> bool {
