@@ -350,6 +350,23 @@ fn two_waves_of_healthy_targets_are_promoted_with_one_record_and_one_ledger_entr
     let w = World::new(None, CANARY);
     let shift = w.gate_and_shift();
     assert_eq!(shift.status.code(), Some(0), "shift-traffic: {}", stderr(&shift));
+    // Each window says how much of the plan comes after it: 2 s stages in
+    // two waves with a 1 s bake between them.
+    for (window, after) in [
+        ("wave 1 us-east-1 stage 1/2 50%", "7s"),
+        ("wave 1 us-east-1 stage 2/2 100%", "5s"),
+        ("bake after wave 1 us-east-1", "4s"),
+        ("wave 2 eu-west-1 stage 1/2 50%", "2s"),
+    ] {
+        let line = format!("{window}: analysing for ");
+        let said = stderr(&shift).lines().find(|l| l.starts_with(&line)).map(str::to_owned);
+        assert!(
+            said.as_deref().is_some_and(|l| l.ends_with(&format!("({after} of the plan after it)"))),
+            "{window}: {said:?}\n{}",
+            stderr(&shift)
+        );
+    }
+    assert!(stderr(&shift).contains("wave 2 eu-west-1 stage 2/2 100%: analysing for 2s\n"), "{}", stderr(&shift));
     let record = w.record();
     assert_eq!(record["status"], "verified", "{record}");
     assert_eq!(record["candidate_weight"], 100);

@@ -38,6 +38,23 @@ impl<'a> Run<'a> {
         let total = plan.len();
         let waves = self.ctx.env().waves();
         let bake = self.ctx.env().bake;
+        // What is left of the plan after stage `i` of wave `w`: the wave's
+        // later stages, its bake, and every later wave with its bake (up to
+        // a pause, which ends this run's plan).
+        let pause_at = self.pause_at;
+        let stages_after = |i: usize| -> Duration {
+            let stop = pause_at.and_then(|p| plan.iter().position(|(weight, _)| *weight == p));
+            plan.iter().take(stop.map_or(total, |s| s + 1)).skip(i + 1).map(|(_, d)| *d).sum()
+        };
+        let whole = stages_after(0) + plan.first().map_or(Duration::ZERO, |(_, d)| *d);
+        let bake_after = |w: usize| if w + 1 < waves.len() { bake.unwrap_or_default() } else { Duration::ZERO };
+        let rest = |w: usize, i: usize| -> Duration {
+            if pause_at.is_some() {
+                return stages_after(i);
+            }
+            let later: Duration = (w + 1..waves.len()).map(|v| whole + bake_after(v)).sum();
+            stages_after(i) + bake_after(w) + later
+        };
         for (w, wave) in waves.iter().enumerate() {
             let done = wave.iter().all(|n| passed(record, n).contains(&(total - 1)));
             if done {
@@ -70,7 +87,8 @@ impl<'a> Run<'a> {
                     return self.fail(record, w, stop).await;
                 }
                 let label = |name: &str| format!("wave {} {name} stage {}/{total} {weight}%", w + 1, i + 1);
-                if let Some(stop) = self.judge(record, wave, duration, Some(i), &label).await? {
+                let after = rest(w, i);
+                if let Some(stop) = self.judge(record, wave, (duration, after), Some(i), &label).await? {
                     return self.fail(record, w, stop).await;
                 }
                 if self.pause_at == Some(weight) {
@@ -82,7 +100,8 @@ impl<'a> Run<'a> {
                 let baked: Vec<String> = waves[..=w].iter().flatten().cloned().collect();
                 eprintln!("shift-traffic: bake {} after wave {}", humantime::format_duration(bake), w + 1);
                 let label = |name: &str| format!("bake after wave {} {name}", w + 1);
-                if let Some(stop) = self.judge(record, &baked, bake, None, &label).await? {
+                let after = rest(w, total - 1).saturating_sub(bake);
+                if let Some(stop) = self.judge(record, &baked, (bake, after), None, &label).await? {
                     return self.fail(record, w, stop).await;
                 }
             }
@@ -241,14 +260,15 @@ impl<'a> Run<'a> {
         Ok(stop)
     }
 
-    /// Judges every named target at once for `duration` (each with its own
-    /// router, checks and sources); records each verdict; the first target
-    /// that did not pass stops the deployment.
+    /// Judges every named target at once for `duration` (with `after` of
+    /// the plan to come, for the display; each target with its own router,
+    /// checks and sources); records each verdict; the first target that did
+    /// not pass stops the deployment.
     pub(super) async fn judge(
         &mut self,
         record: &mut Record,
         names: &[String],
-        duration: Duration,
+        (duration, after): (Duration, Duration),
         stage: Option<usize>,
         label: &dyn Fn(&str) -> String,
     ) -> Result<Option<Stop>, Failure> {
@@ -291,7 +311,7 @@ impl<'a> Run<'a> {
                     &t.checks.specs,
                     &version,
                     *weight,
-                    crate::analyse::Window::alone(label, duration),
+                    crate::analyse::Window { label, duration, after },
                 )
             })
             .collect();

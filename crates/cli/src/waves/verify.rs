@@ -37,7 +37,7 @@ pub(crate) async fn verify(ctx: &Context, duration: Option<Duration>) -> Result<
     let mut run =
         Run { ctx, step: "verify-health", targets: &targets, markdown: String::new(), handled: false, pause_at: None };
     let label = |name: &str| format!("verify-health {name}");
-    let stop = run.judge(&mut record, &judged, duration, None, &label).await?;
+    let stop = run.judge(&mut record, &judged, (duration, Duration::ZERO), None, &label).await?;
     let to = match record.status() {
         Status::Shifting | Status::Verified if evidence(ctx, &record).is_ok() => Status::Verified,
         Status::Shifting | Status::Verified => Status::Shifting,
