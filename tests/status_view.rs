@@ -62,6 +62,8 @@ fn run(dir: &std::path::Path, env: &[(String, String)], args: &[&str]) -> Output
         .env_remove("GITHUB_OUTPUT")
         .env_remove("GITHUB_STEP_SUMMARY")
         .env_remove("RUNNER_DEBUG")
+        .env_remove("GITHUB_TOKEN")
+        .env_remove("GH_TOKEN")
         .env("CI", "true")
         .env("GITHUB_ACTOR", "alice")
         .env("GITHUB_SERVER_URL", "https://github.com")
@@ -232,7 +234,7 @@ fn status_with_the_github_ledger() {
     assert!(dev.contains("  stable    v2 since "), "{text}");
     assert!(dev.contains("  held by   nobody"), "{text}");
     let prd = text.split("\nprd\n").nth(1).expect("prd's part");
-    assert!(prd.contains("  stable    (no promotion in the ledger)"), "{text}");
+    assert!(prd.contains("  stable    (no promotion in the GitHub ledger's journal of the last 60 days)"), "{text}");
     assert!(prd.contains(&format!("  coming    v2 (commit {}", &SHA[..7])), "{text}");
 
     // Without a token, what needs GitHub says why it is not shown; the
@@ -240,6 +242,7 @@ fn status_with_the_github_ledger() {
     let anonymous = run(h.dir.path(), &[("GITHUB_API_URL".to_owned(), fake.api_url())], &["sluice", "status"]);
     ok(&anonymous, "status without a token");
     assert!(stdout(&anonymous).contains("  stable    (not read: "), "{}", stdout(&anonymous));
+    assert!(stdout(&anonymous).contains("GITHUB_TOKEN"), "says what is missing: {}", stdout(&anonymous));
     assert!(stdout(&anonymous).contains("  router    local: candidate "), "{}", stdout(&anonymous));
 }
 

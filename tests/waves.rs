@@ -487,6 +487,8 @@ fn a_bad_candidate_behind_the_second_waves_second_target_rolls_back_every_wave()
     let shift = w.gate_and_shift();
     assert_eq!(shift.status.code(), Some(1), "shift-traffic should roll back: {}", stderr(&shift));
     w.assert_all_stable();
+    // The analyses the failing target stopped left nothing in the live view.
+    assert!(!w.dir.path().join("prd.json.live").exists(), "a live view outlived its analysis");
     let record = w.record();
     assert_eq!(record["status"], "rolled_back", "{record}");
     for t in record["targets"].as_array().expect("targets") {

@@ -88,7 +88,7 @@ pub async fn analyse_in(
             eprintln!("{line}");
         }
     }
-    let live = LiveFile::beside(&ctx.record_path, label);
+    let live = LiveFile::beside(&ctx.record_path, label, ctx.config.analysis.interval);
     let started = Instant::now();
     let sampled = sample_in(ctx, scope, release, &checks, window, |interval| match analysis.observe(interval) {
         Outcome::Decided(verdict) => Observed::Done(format!("decided early: {verdict:?}").to_lowercase()),
@@ -99,7 +99,7 @@ pub async fn analyse_in(
         }
     })
     .await;
-    live.clear();
+    drop(live);
     sampled?;
     Ok(analysis.finish())
 }
@@ -108,19 +108,25 @@ pub async fn analyse_in(
 /// for `sluice status` in another terminal: per window (a stage, a target's
 /// stage), the time left and every check's running value against its limit
 /// with its samples against `min_samples`. Written each interval, its
-/// window removed when the window ends. Only a view: no step reads it, and
-/// failing to write it never fails the analysis.
+/// window removed when the window ends, however it ends (a decision, a
+/// failure, another target stopping it, a cancellation: on drop); each
+/// window says until when it is fresh (two intervals, at least 30 s), and
+/// a stale one (a step killed outright) is dropped by the next write and
+/// not shown. Only a view: no step reads it, and failing to write it never
+/// fails the analysis.
 struct LiveFile {
     path: std::path::PathBuf,
     label: String,
+    interval: Duration,
 }
 
 impl LiveFile {
-    fn beside(record: &std::path::Path, label: &str) -> LiveFile {
-        LiveFile { path: live_path(record), label: label.to_owned() }
+    fn beside(record: &std::path::Path, label: &str, interval: Duration) -> LiveFile {
+        LiveFile { path: live_path(record), label: label.to_owned(), interval }
     }
 
-    /// The other windows in the file (targets analysed at once share it).
+    /// The other fresh windows in the file (targets analysed at once share
+    /// it).
     fn others(&self) -> serde_json::Map<String, serde_json::Value> {
         let mut windows = std::fs::read(&self.path)
             .ok()
@@ -128,7 +134,25 @@ impl LiveFile {
             .and_then(|v| v.get("windows").and_then(|w| w.as_object()).cloned())
             .unwrap_or_default();
         windows.remove(&self.label);
+        let now = crate::context::now();
+        windows.retain(|_, w| live_fresh(w, now));
         windows
+    }
+
+    /// Replaces the file (a temp file renamed over it: a reader never sees
+    /// half of it; no fsync, as it is only a view).
+    fn put(&self, windows: serde_json::Map<String, serde_json::Value>) -> std::io::Result<()> {
+        if windows.is_empty() {
+            return match std::fs::remove_file(&self.path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            };
+        }
+        let mut tmp = self.path.clone().into_os_string();
+        tmp.push(format!(".tmp-{}", std::process::id()));
+        let json = serde_json::json!({ "windows": windows });
+        std::fs::write(&tmp, format!("{json:#}\n"))?;
+        std::fs::rename(&tmp, &self.path)
     }
 
     fn write(
@@ -154,32 +178,40 @@ impl LiveFile {
             })
             .collect();
         let left = window.duration.saturating_sub(elapsed);
+        let now = crate::context::now();
+        let fresh =
+            jiff::SignedDuration::try_from((self.interval * 2).max(LIVE_FRESH)).unwrap_or(jiff::SignedDuration::MAX);
         windows.insert(
             self.label.clone(),
             serde_json::json!({
-                "at": crate::context::now(),
+                "at": now,
+                "fresh_until": now.checked_add(fresh).unwrap_or(now),
                 "left": window.left(left),
                 "left_seconds": left.as_secs(),
                 "plan_left_seconds": (left + window.after).as_secs(),
                 "checks": checks,
             }),
         );
-        let json = serde_json::json!({ "windows": windows });
-        if let Err(e) = sluice_core::record::write_atomic(&self.path, format!("{json:#}\n").as_bytes()) {
+        if let Err(e) = self.put(windows) {
             sluice_core::gha::debug(&format!("could not write {}: {e}", self.path.display()));
         }
     }
+}
 
+impl Drop for LiveFile {
     /// Removes this window; the file with the last one.
-    fn clear(&self) {
-        let windows = self.others();
-        let _ = if windows.is_empty() {
-            std::fs::remove_file(&self.path)
-        } else {
-            let json = serde_json::json!({ "windows": windows });
-            sluice_core::record::write_atomic(&self.path, format!("{json:#}\n").as_bytes())
-        };
+    fn drop(&mut self) {
+        let _ = self.put(self.others());
     }
+}
+
+/// The shortest time a live window stays fresh after its last interval.
+const LIVE_FRESH: Duration = Duration::from_secs(30);
+
+/// Whether a window of the live file is still fresh at `now`: before its
+/// `fresh_until`.
+pub fn live_fresh(window: &serde_json::Value, now: jiff::Timestamp) -> bool {
+    window["fresh_until"].as_str().and_then(|t| t.parse::<jiff::Timestamp>().ok()).is_some_and(|until| now < until)
 }
 
 /// Where the live view of the deployment in `record` is written: `r.json`

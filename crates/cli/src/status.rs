@@ -219,6 +219,9 @@ async fn read_github(config: &Config, now: jiff::Timestamp) -> Result<Ledgered, 
             .map_err(|e| format!("cannot read the lease of {}: {e}", env.name))?;
         leases.push(holder);
     }
+    for note in &read.notes {
+        eprintln!("status: {note}");
+    }
     let stats = github.stats();
     eprintln!(
         "status: read the GitHub ledger with {} API calls ({} counted against the rate limit{})",
@@ -412,8 +415,9 @@ fn deployment(
 /// The analyses running for the deployment in `record` as they stood at
 /// their last interval (the live file `shift-traffic` and `verify-health`
 /// write beside the record): one a window, with its time left and every
-/// check's running value, limit and samples against `min_samples`. A file
-/// older than [`LIVE_FRESH`] is a step that died: not shown.
+/// check's running value, limit and samples against `min_samples`. A
+/// window past its `fresh_until` (two intervals after its last write, at
+/// least 30 s) is a step that died: not shown.
 fn analysing(record: &std::path::Path) -> serde_json::Value {
     let path = crate::analyse::live_path(record);
     let Some(live) = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
@@ -421,17 +425,9 @@ fn analysing(record: &std::path::Path) -> serde_json::Value {
         return json!([]);
     };
     let now = jiff::Timestamp::now();
-    let fresh = |w: &serde_json::Value| {
-        w["at"].as_str().and_then(|a| a.parse::<jiff::Timestamp>().ok()).is_some_and(|at| {
-            now.duration_since(at) < jiff::SignedDuration::try_from(LIVE_FRESH).unwrap_or(jiff::SignedDuration::ZERO)
-        })
-    };
     let windows = live["windows"].as_object().into_iter().flatten();
-    json!(windows.filter(|(_, w)| fresh(w)).map(|(label, w)| json!({ "window": label, "left": w["left"], "left_seconds": w["left_seconds"], "plan_left_seconds": w["plan_left_seconds"], "checks": w["checks"] })).collect::<Vec<_>>())
+    json!(windows.filter(|(_, w)| crate::analyse::live_fresh(w, now)).map(|(label, w)| json!({ "window": label, "left": w["left"], "left_seconds": w["left_seconds"], "plan_left_seconds": w["plan_left_seconds"], "checks": w["checks"] })).collect::<Vec<_>>())
 }
-
-/// How long after its last interval a live analysis is still shown.
-const LIVE_FRESH: Duration = Duration::from_secs(30);
 
 /// The text view, its lines wrapped to `width` columns under their value
 /// column.
@@ -474,6 +470,8 @@ fn unwrapped(view: &serde_json::Value) -> String {
         let unread = view["ledger_unread"].as_str().map(|why| format!("(not read: {why})"));
         if let Some(unread) = &unread {
             out.push_str(&format!("  stable    {unread}\n"));
+        } else if stable.is_null() && view["ledger"] == "github" {
+            out.push_str("  stable    (no promotion in the GitHub ledger's journal of the last 60 days)\n");
         } else if stable.is_null() {
             out.push_str("  stable    (no promotion in the ledger)\n");
         } else {
@@ -520,7 +518,7 @@ fn unwrapped(view: &serde_json::Value) -> String {
             .into_iter()
             .flatten()
             .map(|c| {
-                let commit = c["commit"].as_str().map(|s| format!("commit {}", &s[..s.len().min(7)]));
+                let commit = c["commit"].as_str().map(|s| format!("commit {}", s.chars().take(7).collect::<String>()));
                 let commits = match c["commits"].as_u64() {
                     Some(0) | None => None,
                     Some(1) => Some("1 commit".to_owned()),

@@ -156,6 +156,8 @@ fn verdict_lines(report: &AnalysisReport, width: usize) -> Vec<String> {
 /// after the first indented by `indent`; a word longer than the width (a
 /// URL) stays whole on a line of its own.
 pub(crate) fn wrap(line: &str, indent: usize, width: usize) -> Vec<String> {
+    // A label as wide as the line would leave no room for what follows it.
+    let indent = indent.min(width / 2);
     let mut lines = Vec::new();
     let mut rest = line.to_owned();
     while rest.chars().count() > width {

@@ -113,7 +113,17 @@ impl SampleRatio {
             self.router_weight = Some(w);
         }
         let (Some(c), Some(s)) = (&interval.candidate, &interval.stable) else { return false };
-        if interval.lookback.values().any(|l| l.counted_from.unwrap_or(l.start) < first) {
+        // The look-backs that counted the pools say where their periods
+        // start; another source's (CloudWatch alarms beside the ALB's
+        // traffic) has no bearing on the split. Without any such mark (a
+        // record from before it existed) every look-back must have begun
+        // in the analysis.
+        let counted: Vec<Timestamp> = interval.lookback.values().filter_map(|l| l.counted_from).collect();
+        let early = match counted.is_empty() {
+            true => interval.lookback.values().any(|l| l.start < first),
+            false => counted.iter().any(|c| *c < first),
+        };
+        if early {
             return false;
         }
         self.window = Some((self.window.map_or(interval.start, |w| w.0), interval.end));

@@ -700,4 +700,16 @@ fn the_sample_ratio_counts_cloudwatch_periods_from_the_analysis_start_on() {
         .map(|i| Interval { lookback: looked(i, Some(i - 1)), ..traffic(i, pool(100, 0, 10), pool(900, 0, 10)) });
     assert_eq!(run(&mut analysis, even), None);
     assert_eq!(analysis.finish().sample_ratio.map(|r| r.verdict), Some(Verdict::Pass));
+    // A second CloudWatch source beside the traffic's (alarms: no pools,
+    // so no `counted_from`) has no bearing on the split: still an error.
+    let beside = |i: i64| {
+        let mut lookback = looked(i, Some(i - 1));
+        let alarms = LookBack { start: at(i - 300), end: at(i), period_seconds: 60, counted_from: None };
+        lookback.insert("alarms".to_owned(), alarms);
+        Interval { lookback, ..traffic(i, pool(300, 0, 10), pool(700, 0, 10)) }
+    };
+    let mut analysis = Analysis::at_weight(vec![error_rate(0.05)], Policy::default(), 10).planned(12);
+    let (_, verdict) = run(&mut analysis, (1..12).map(beside)).expect("decided");
+    assert_eq!(verdict, Verdict::Error);
+    assert_eq!(analysis.finish().cause, Some(Cause::SampleRatioMismatch));
 }
