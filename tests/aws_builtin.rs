@@ -17,6 +17,27 @@ use sluice_test_support::aws::{
 };
 use std::process::{Command, Output};
 
+/// Runs step `name` on environment dev with the record `r.json` in `dir`,
+/// against the AWS API at `endpoint` (moto, or a proxy in front of it).
+fn step_in(dir: &std::path::Path, endpoint: &str, name: &str, args: &[&str]) -> Output {
+    Command::new(exe(name))
+        .current_dir(dir)
+        .env_remove("GITHUB_ACTIONS")
+        .env("GITHUB_OUTPUT", dir.join("outputs.txt"))
+        .env("GITHUB_STEP_SUMMARY", dir.join("summary.md"))
+        .env("CI", "true")
+        .envs(step_env(endpoint))
+        .args(["--config", "sluice.toml", "-e", "dev", "--record", "r.json"])
+        .args(args)
+        .output()
+        .expect("step runs")
+}
+
+/// The record `r.json` in `dir`.
+fn record_in(dir: &std::path::Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("r.json")).expect("record")).expect("json")
+}
+
 struct Env {
     _turn: Turn,
     _moto: Moto,
@@ -46,21 +67,11 @@ async fn alb_env() -> Option<Env> {
 
 impl Env {
     fn step(&self, name: &str, args: &[&str]) -> Output {
-        Command::new(exe(name))
-            .current_dir(self.dir.path())
-            .env_remove("GITHUB_ACTIONS")
-            .env("GITHUB_OUTPUT", self.dir.path().join("outputs.txt"))
-            .env("GITHUB_STEP_SUMMARY", self.dir.path().join("summary.md"))
-            .env("CI", "true")
-            .envs(step_env(&self._moto.endpoint))
-            .args(["--config", "sluice.toml", "-e", "dev", "--record", "r.json"])
-            .args(args)
-            .output()
-            .expect("step runs")
+        step_in(self.dir.path(), &self._moto.endpoint, name, args)
     }
 
     fn record(&self) -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(self.dir.path().join("r.json")).expect("record")).expect("json")
+        record_in(self.dir.path())
     }
 
     fn summary(&self) -> String {
@@ -215,21 +226,11 @@ impl CdEnv {
     }
 
     fn step(&self, name: &str, args: &[&str]) -> Output {
-        Command::new(exe(name))
-            .current_dir(self.dir.path())
-            .env_remove("GITHUB_ACTIONS")
-            .env_remove("GITHUB_OUTPUT")
-            .env("GITHUB_STEP_SUMMARY", self.dir.path().join("summary.md"))
-            .env("CI", "true")
-            .envs(step_env(&self.proxy.endpoint))
-            .args(["--config", "sluice.toml", "-e", "dev", "--record", "r.json"])
-            .args(args)
-            .output()
-            .expect("step runs")
+        step_in(self.dir.path(), &self.proxy.endpoint, name, args)
     }
 
     fn record(&self) -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(self.dir.path().join("r.json")).expect("record")).expect("json")
+        record_in(self.dir.path())
     }
 
     /// The group watches `name`, an alarm in moto in `state`.

@@ -20,6 +20,19 @@ pub async fn analyse(ctx: &Context, release: &str, weight: u8, window: Window<'_
     analyse_in(ctx, &Scope::environment(ctx)?, &ctx.checks()?.specs, release, weight, window).await
 }
 
+/// How much of `plan` comes after stage `i`: the later stages `runs` keeps
+/// (by index and weight), up to the stage `pause_at` names, where a pause
+/// ends this run's plan.
+pub fn plan_after(
+    plan: &[(u8, Duration)],
+    i: usize,
+    pause_at: Option<u8>,
+    runs: impl Fn(usize, u8) -> bool,
+) -> Duration {
+    let stop = pause_at.and_then(|p| plan.iter().position(|(w, _)| *w == p)).unwrap_or(plan.len());
+    plan.iter().enumerate().take(stop + 1).skip(i + 1).filter(|(j, (w, _))| runs(*j, *w)).map(|(_, (_, d))| *d).sum()
+}
+
 /// A window of analysis as the live display shows it.
 #[derive(Debug, Clone, Copy)]
 pub struct Window<'a> {
@@ -480,6 +493,19 @@ mod tests {
             }
             insta::assert_snapshot!(name, lines.join("\n"));
         }
+    }
+
+    /// The rest of a plan: every later stage, up to a pause, without the
+    /// stages this run skips.
+    #[test]
+    fn the_rest_of_a_plan_stops_at_a_pause_and_skips_what_does_not_run() {
+        let s = Duration::from_secs;
+        let plan = [(10, s(30)), (50, s(20)), (100, s(10))];
+        assert_eq!(plan_after(&plan, 0, None, |_, _| true), s(30));
+        assert_eq!(plan_after(&plan, 2, None, |_, _| true), s(0));
+        assert_eq!(plan_after(&plan, 0, Some(50), |_, _| true), s(20));
+        assert_eq!(plan_after(&plan, 1, Some(50), |_, _| true), s(0));
+        assert_eq!(plan_after(&plan, 0, None, |j, _| j != 1), s(10));
     }
 
     /// The time left names the plan's only in a plan with more to come.

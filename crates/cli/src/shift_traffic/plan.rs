@@ -33,18 +33,8 @@ pub(super) async fn run_plan(
     // What is left of the plan after each stage, up to a pause: the stages
     // this run will still judge.
     let runs = |j: usize, weight: u8| !passed.contains(&j) && weight >= record.candidate_weight;
-    let stop = pause_at.and_then(|p| plan.iter().position(|(w, _)| *w == p)).unwrap_or(plan.len());
-    let after: Vec<std::time::Duration> = (0..plan.len())
-        .map(|i| {
-            plan.iter()
-                .enumerate()
-                .take(stop + 1)
-                .skip(i + 1)
-                .filter(|(j, (w, _))| runs(*j, *w))
-                .map(|(_, (_, d))| *d)
-                .sum()
-        })
-        .collect();
+    let after: Vec<std::time::Duration> =
+        (0..plan.len()).map(|i| crate::analyse::plan_after(&plan, i, pause_at, runs)).collect();
     let total = plan.len();
     let mut markdown = summary::heading("shift-traffic", record, record.strategy.name());
     if let Some(note) = checks.and_then(Checks::note) {

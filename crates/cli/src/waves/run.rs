@@ -42,11 +42,8 @@ impl<'a> Run<'a> {
         // later stages, its bake, and every later wave with its bake (up to
         // a pause, which ends this run's plan).
         let pause_at = self.pause_at;
-        let stages_after = |i: usize| -> Duration {
-            let stop = pause_at.and_then(|p| plan.iter().position(|(weight, _)| *weight == p));
-            plan.iter().take(stop.map_or(total, |s| s + 1)).skip(i + 1).map(|(_, d)| *d).sum()
-        };
-        let whole = stages_after(0) + plan.first().map_or(Duration::ZERO, |(_, d)| *d);
+        let stages_after = |i: usize| crate::analyse::plan_after(&plan, i, pause_at, |_, _| true);
+        let whole: Duration = plan.iter().map(|(_, d)| *d).sum();
         let bake_after = |w: usize| if w + 1 < waves.len() { bake.unwrap_or_default() } else { Duration::ZERO };
         let rest = |w: usize, i: usize| -> Duration {
             if pause_at.is_some() {
