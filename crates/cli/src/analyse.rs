@@ -92,7 +92,7 @@ pub async fn analyse_in(
     window: Window<'_>,
 ) -> Result<AnalysisReport, Failure> {
     let checks = checks.to_vec();
-    let planned = planned_intervals(window.duration, ctx.config.analysis.interval);
+    let planned = planned_intervals(window.duration, ctx.config.interval());
     let mut analysis = Analysis::at_weight(checks.clone(), ctx.config.analysis.policy.clone(), weight).planned(planned);
     let width = crate::summary::width(&console::Term::stderr());
     let label = window.label;
@@ -101,7 +101,7 @@ pub async fn analyse_in(
             eprintln!("{line}");
         }
     }
-    let live = LiveFile::beside(&ctx.record_path, label, ctx.config.analysis.interval);
+    let live = LiveFile::beside(&ctx.record_path, label, ctx.config.interval());
     let started = Instant::now();
     let sampled = sample_in(ctx, scope, release, &checks, window, |interval| match analysis.observe(interval) {
         Outcome::Decided(verdict) => Observed::Done(format!("decided early: {verdict:?}").to_lowercase()),
@@ -302,7 +302,7 @@ pub async fn sample_in(
 ) -> Result<(), Failure> {
     let duration = window.duration;
     let env = ctx.env();
-    let interval = ctx.config.analysis.interval;
+    let interval = ctx.config.interval();
     let vars =
         QueryVars { release: release.to_owned(), app: ctx.config.app.clone(), environment: env.name.clone(), interval };
     let queries = Query::from_checks(checks, &vars).map_err(|e| Failure::input(anyhow!(e)))?;

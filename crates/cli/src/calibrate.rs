@@ -113,7 +113,7 @@ async fn stages(
     let mut all = Vec::new();
     for (i, (weight, duration)) in plan.iter().enumerate() {
         router.set_weight(*weight).await.provider_failed()?;
-        let planned = planned_intervals(*duration, ctx.config.analysis.interval);
+        let planned = planned_intervals(*duration, ctx.config.interval());
         let mut analyses: Vec<Analysis> = specs
             .iter()
             .map(|spec| {

@@ -234,7 +234,7 @@ pub(crate) fn evidence(ctx: &Context, record: &Record) -> Result<Evidence, Strin
     };
     let required = ctx.config.min_final_analysis(&record.strategy);
     // One interval of slack: the first interval starts as the sampler does.
-    let slack = ctx.config.analysis.interval;
+    let slack = ctx.config.interval();
     if analysed + slack < required {
         return Err(format!(
             "the passing verdict at 100% covers {}, less than the {} required (`[analysis] min_final_analysis`, else the plan's last stage); run `verify-health --duration {}`",

@@ -10,7 +10,7 @@ use super::*;
 pub(crate) fn evidence(ctx: &Context, record: &Record) -> Result<(Duration, usize), String> {
     let env = ctx.env();
     let required = ctx.config.min_final_analysis(&record.strategy);
-    let slack = ctx.config.analysis.interval;
+    let slack = ctx.config.interval();
     let mut shortest: Option<Duration> = None;
     let mut checks = 0;
     for state in &record.targets {

@@ -35,7 +35,7 @@ fn parse(text: &str) -> Result<Config, ConfigError> {
 fn a_full_config_parses_with_inheritance() {
     let config = parse(GOOD).expect("valid");
     assert_eq!(config.app, "shop");
-    assert_eq!(config.analysis.interval, Duration::from_secs(2));
+    assert_eq!(config.interval(), Duration::from_secs(2));
     let (i, dev) = config.environment("dev").expect("dev");
     assert_eq!(i, 0);
     assert_eq!(config.strategy_for(dev).plan().len(), 3);
@@ -45,6 +45,28 @@ fn a_full_config_parses_with_inheritance() {
     assert_eq!(config.strategy_for(prd).name(), "blue_green");
     assert_eq!(config.next_environment("dev"), Some("prd"));
     assert_eq!(config.next_environment("prd"), None);
+}
+
+#[test]
+fn the_interval_is_1s_where_sluice_counts_itself_else_5s() {
+    let local = "app = \"a\"\n[[environment]]\nname = \"dev\"\nrouter = { kind = \"local\", admin_url = \"http://127.0.0.1:9001\" }\n";
+    let config = parse(local).expect("valid");
+    assert_eq!(config.interval(), Duration::from_secs(1));
+    assert_eq!(config.strategy_for(&config.environments[0]).plan()[0].0, 20, "the default plan starts at 20 %");
+    let set = local.replacen("app = \"a\"\n", "app = \"a\"\n[analysis]\ninterval = \"3s\"\n", 1);
+    assert_eq!(parse(&set).expect("valid").interval(), Duration::from_secs(3), "a set interval wins");
+    let probe = format!("{local}[[environment.probe]]\nname = \"home\"\nurl = \"http://127.0.0.1:8080/\"\n");
+    assert_eq!(parse(&probe).expect("valid").interval(), Duration::from_secs(5), "a probe is asked every interval");
+    let source = format!(
+        "{local}[[environment.source]]\nname = \"prom\"\nkind = \"prometheus\"\nurl = \"http://127.0.0.1:9090\"\n"
+    );
+    assert_eq!(parse(&source).expect("valid").interval(), Duration::from_secs(5), "a metric source is asked too");
+    let alb = "app = \"a\"\n[[environment]]\nname = \"dev\"\nrouter = { kind = \"alb\", listener_arn = \"arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/web/1/2\", stable_target_group = \"arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/blue/1\", candidate_target_group = \"arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/green/2\" }\n[[environment.check]]\nname = \"p\"\nkind = \"error_rate\"\nmax = 0.01\n";
+    assert_eq!(
+        parse(alb).map(|c| c.interval()).map_err(|e| e.to_string()),
+        Ok(Duration::from_secs(5)),
+        "an AWS router"
+    );
 }
 
 #[test]

@@ -57,12 +57,11 @@ impl Config {
         if !(self.analysis.policy.alpha > 0.0 && self.analysis.policy.alpha < 0.5) {
             return Err(("analysis.alpha".into(), "alpha must be between 0 and 0.5, e.g. 0.01".into()));
         }
-        if self.analysis.interval < Duration::from_millis(100) {
+        if self.interval() < Duration::from_millis(100) {
             return Err(("analysis.interval".into(), "interval must be at least 100ms".into()));
         }
         if let Some(min) = self.analysis.min_final_analysis {
-            check_min_final_analysis(min, self.analysis.interval)
-                .map_err(|m| ("analysis.min_final_analysis".into(), m))?;
+            check_min_final_analysis(min, self.interval()).map_err(|m| ("analysis.min_final_analysis".into(), m))?;
         }
         Ok(())
     }
@@ -286,7 +285,7 @@ impl Config {
             release: "v".into(),
             app: self.app.clone(),
             environment: String::new(),
-            interval: self.analysis.interval,
+            interval: self.interval(),
         };
         for (i, env) in self.environments.iter().enumerate() {
             if self.analysis_for(env) == AnalysisMode::None {

@@ -81,7 +81,7 @@ impl Setup {
             release: release.into(),
             app: "shop".into(),
             environment: "dev".into(),
-            interval: self.config.analysis.interval,
+            interval: self.config.interval(),
         }
     }
 
@@ -117,7 +117,7 @@ impl Setup {
         let mut analysis = Analysis::new(checks, self.config.analysis.policy.clone());
         sampler.start().await;
         for _ in 0..intervals {
-            tokio::time::sleep(self.config.analysis.interval).await;
+            tokio::time::sleep(self.config.interval()).await;
             if let Outcome::Decided(_) = analysis.observe(sampler.sample().await) {
                 break;
             }
