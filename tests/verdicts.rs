@@ -71,6 +71,15 @@ fn without_checks_the_builtin_ones_judge_and_count_exactly_what_was_recorded() {
     let reasons: Vec<&serde_json::Value> = reports.iter().map(|r| &r["reason"]).collect();
     assert_eq!(code(&shift), 0, "shift-traffic: {}\n{reasons:?}", stderr(&shift));
     assert_eq!(reports.len(), 2, "one verdict per stage");
+    // The second stage began with the later half of the first's intervals.
+    let first = reports[0]["intervals"].as_array().expect("intervals");
+    let carried = &reports[1]["intervals"].as_array().expect("intervals")[..first.len() - first.len() / 2];
+    assert_eq!(reports[1]["carried_intervals"].as_u64(), Some(carried.len() as u64), "{}", reports[1]["reason"]);
+    assert_eq!(carried, &first[first.len() / 2..]);
+    assert!(
+        !reports[0].as_object().expect("report").contains_key("carried_intervals"),
+        "the first stage carries nothing"
+    );
     for report in &reports {
         assert_eq!(report["verdict"], "pass", "{}", report["reason"]);
         let names: Vec<&str> =

@@ -17,7 +17,10 @@
 //! All data checks judge the data *accumulated since the analysis started*;
 //! the statistical ones also judge every *recent window* (from an interval
 //! boundary to the latest interval), so a late degradation is not diluted by
-//! the good data before it (see [`scan`] for the method and its bound).
+//! the good data before it (see [`scan`] for the method and its bound). A
+//! canary's later stage may start from the previous stage's later intervals
+//! ([`Analysis::carrying`]), so a degradation at the end of a stage is judged
+//! on its data since the onset in the next.
 //!
 //! | kind | judged on | fails when | samples |
 //! |---|---|---|---|
@@ -285,7 +288,16 @@ pub struct AnalysisReport {
     /// uses it to judge as the analysis did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub planned_intervals: Option<u32>,
+    /// How many of `intervals`, from the first, were carried over from the
+    /// previous stage's analysis (its later half, see
+    /// [`Analysis::carrying`]) rather than observed by this one.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub carried_intervals: u32,
     pub intervals: Vec<Interval>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Why a verdict says nothing about the release itself.
@@ -320,6 +332,8 @@ pub struct Analysis {
     skipped: Vec<SkippedCheck>,
     planned: Option<u32>,
     ratio: Option<SampleRatio>,
+    /// Intervals carried over from the previous stage (the first ones).
+    carried: usize,
 }
 
 impl Analysis {
@@ -345,6 +359,7 @@ impl Analysis {
             skipped: Vec::new(),
             planned: None,
             ratio: None,
+            carried: 0,
         }
     }
 
@@ -361,6 +376,43 @@ impl Analysis {
         self.states = self.checks.iter().map(|_| CheckState::new(alpha, Some(intervals))).collect();
         self.ratio = self.candidate_weight.and_then(|w| SampleRatio::new(w, Some(intervals)));
         self
+    }
+
+    /// Starts the analysis with the later intervals of the previous stage's
+    /// (`tail`, oldest first), before any of its own: a candidate that
+    /// turned bad late in that stage, too late for its windows to decide
+    /// before the stage ended and passed, is judged on the window from the
+    /// onset here, as soon as this stage adds the evidence still missing,
+    /// instead of from scratch.
+    ///
+    /// Valid at this analysis's `alpha`: its tests are judged on whatever
+    /// data they are given, and the union bound over the stages' analyses
+    /// holds whether or not they share data. The carried intervals count in
+    /// the plan (the windows starting in them get the same share as the
+    /// others: call it after [`Analysis::planned`]) and for the checks, not
+    /// for the sample-ratio check, since they were routed at another weight.
+    /// They may decide the analysis before it observes an interval of its
+    /// own. Call it before [`Analysis::observe`].
+    pub fn carrying(mut self, tail: Vec<Interval>) -> Self {
+        if tail.is_empty() || !self.intervals.is_empty() {
+            return self;
+        }
+        let own = self.planned.unwrap_or(0);
+        let planned = own.saturating_add(u32::try_from(tail.len()).unwrap_or(u32::MAX));
+        let ratio = self.ratio.take();
+        self = self.planned(planned);
+        self.ratio = ratio;
+        self.carried = tail.len();
+        for interval in tail {
+            self.observe(interval);
+        }
+        self
+    }
+
+    /// Whether the analysis is decided (carried intervals can decide it
+    /// before it observes one of its own).
+    pub fn decided(&self) -> Option<Verdict> {
+        self.decided
     }
 
     /// Each statistical check's share of `alpha`.
@@ -412,8 +464,8 @@ impl Analysis {
         for (spec, state) in self.checks.iter().zip(&mut self.states) {
             state.observe(spec, &interval, index, unclaimed.as_deref());
         }
-        if let Some(ratio) = &mut self.ratio {
-            ratio.observe(index, &interval);
+        if let Some(ratio) = self.ratio.as_mut().filter(|_| index >= self.carried) {
+            ratio.observe(index - self.carried, &interval);
         }
         self.intervals.push(interval);
         self.decided = self.decision();
@@ -475,6 +527,7 @@ impl Analysis {
             cause,
             sample_ratio: self.ratio.as_ref().and_then(SampleRatio::evidence),
             planned_intervals: self.planned,
+            carried_intervals: u32::try_from(self.carried).unwrap_or(u32::MAX),
             intervals: self.intervals.clone(),
         }
     }
@@ -564,10 +617,14 @@ impl Analysis {
             Some(weight) => Analysis::at_weight(checks, policy, weight),
             None => Analysis::new(checks, policy),
         };
-        if let Some(planned) = recorded.planned_intervals {
-            analysis = analysis.planned(planned);
+        let carried = (recorded.carried_intervals as usize).min(recorded.intervals.len());
+        // The plan recorded counts the carried intervals; `carrying` adds
+        // them again.
+        if let Some(own) = recorded.planned_intervals.map(|p| p.saturating_sub(carried as u32)).filter(|p| *p > 0) {
+            analysis = analysis.planned(own);
         }
-        for interval in recorded.intervals.iter().cloned() {
+        analysis = analysis.carrying(recorded.intervals[..carried].to_vec());
+        for interval in recorded.intervals[carried..].iter().cloned() {
             if let Outcome::Decided(_) = analysis.observe(interval) {
                 break;
             }

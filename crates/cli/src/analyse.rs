@@ -5,7 +5,7 @@
 use crate::context::Context;
 use anyhow::anyhow;
 use indicatif::{ProgressBar, ProgressStyle};
-use sluice_analysis::{Analysis, AnalysisReport, CheckSpec, Interval, Outcome};
+use sluice_analysis::{Analysis, AnalysisReport, CheckSpec, Interval, Outcome, Verdict};
 use sluice_core::config::{ProbeConfig, QueryVars, SourceConfig};
 use sluice_core::{Classify, Failure, env};
 use sluice_providers::metrics::{QUERY_BACKOFF, Query, QuerySource, Sampler};
@@ -16,8 +16,27 @@ use tokio::time::Instant;
 
 /// Analyses the candidate `release`, which takes `weight` percent of
 /// traffic, for the `window`, sampling every configured interval.
-pub async fn analyse(ctx: &Context, release: &str, weight: u8, window: Window<'_>) -> Result<AnalysisReport, Failure> {
-    analyse_in(ctx, &Scope::environment(ctx)?, &ctx.checks()?.specs, release, weight, window).await
+pub async fn analyse(
+    ctx: &Context,
+    release: &str,
+    weight: u8,
+    window: Window<'_>,
+    carried: Vec<Interval>,
+) -> Result<AnalysisReport, Failure> {
+    analyse_in(ctx, &Scope::environment(ctx)?, &ctx.checks()?.specs, release, weight, window, carried).await
+}
+
+/// What a stage's analysis carries over from the previous stage's
+/// ([`Analysis::carrying`]): the later half of the intervals that analysis
+/// observed itself, when it passed. Nothing from CloudWatch's look-backs,
+/// which overlap one another, so that no minute is counted twice.
+pub fn carried_from(previous: Option<&AnalysisReport>) -> Vec<Interval> {
+    let Some(previous) = previous.filter(|r| r.verdict == Verdict::Pass) else { return Vec::new() };
+    let own = &previous.intervals[(previous.carried_intervals as usize).min(previous.intervals.len())..];
+    if own.iter().any(|i| !i.lookback.is_empty()) {
+        return Vec::new();
+    }
+    own[own.len() / 2..].to_vec()
 }
 
 /// How much of `plan` comes after stage `i`: the later stages `runs` keeps
@@ -90,16 +109,24 @@ pub async fn analyse_in(
     release: &str,
     weight: u8,
     window: Window<'_>,
+    carried: Vec<Interval>,
 ) -> Result<AnalysisReport, Failure> {
     let checks = checks.to_vec();
     let planned = planned_intervals(window.duration, ctx.config.interval());
-    let mut analysis = Analysis::at_weight(checks.clone(), ctx.config.analysis.policy.clone(), weight).planned(planned);
+    let mut analysis = Analysis::at_weight(checks.clone(), ctx.config.analysis.policy.clone(), weight)
+        .planned(planned)
+        .carrying(carried);
     let width = crate::summary::width(&console::Term::stderr());
     let label = window.label;
     for line in limits(&analysis.evidence(), &checks) {
         for line in crate::summary::wrap(&format!("{label}: {line}"), label.chars().count() + 4, width) {
             eprintln!("{line}");
         }
+    }
+    if let Some(verdict) = analysis.decided() {
+        // The previous stage's later data decided before this one began.
+        eprintln!("{label}: decided on the previous stage's later intervals: {verdict:?}");
+        return Ok(analysis.finish());
     }
     let live = LiveFile::beside(&ctx.record_path, label, ctx.config.interval());
     let started = Instant::now();

@@ -49,6 +49,14 @@ pub fn verdict_table(report: &AnalysisReport) -> String {
     for skipped in &report.skipped {
         text.push_str(&format!("\n_{}_: {}\n", gha::escape_markdown(&skipped.name), skipped.reason));
     }
+    if report.carried_intervals > 0 {
+        let n = report.carried_intervals;
+        let plural = if n == 1 { "" } else { "s" };
+        text.push_str(&format!(
+            "\nThe first {n} interval{plural} judged are the previous stage's later half, carried over so that a \
+             candidate that turned bad late in it is judged with the data since then.\n"
+        ));
+    }
     text
 }
 

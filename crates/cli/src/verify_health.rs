@@ -102,7 +102,8 @@ pub async fn run(args: Args) -> Result<Outcome, Failure> {
         record.strategy.plan().iter().map(|(_, d)| *d).find(|d| !d.is_zero()).unwrap_or(Duration::from_secs(60))
     });
     let report =
-        analyse(&ctx, &record.version, record.candidate_weight, Window::alone("verify-health", duration)).await?;
+        analyse(&ctx, &record.version, record.candidate_weight, Window::alone("verify-health", duration), Vec::new())
+            .await?;
     summary::log_verdict(&report);
     let verdict = report.verdict;
     let mut markdown = summary::heading("verify-health", &record, &format!("{verdict:?}").to_lowercase());

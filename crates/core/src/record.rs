@@ -548,6 +548,17 @@ impl Record {
         })
     }
 
+    /// The last verdict of stage `stage` of the plan, for `target` (`None`:
+    /// an environment of one router).
+    pub fn stage_verdict(&self, target: Option<&str>, stage: usize) -> Option<&AnalysisReport> {
+        self.events.iter().rev().find_map(|e| match &e.detail {
+            EventDetail::Verdict { stage: Some(s), report } if *s == stage && e.target.as_deref() == target => {
+                Some(report.as_ref())
+            }
+            _ => None,
+        })
+    }
+
     /// The last verdict event, if any.
     pub fn last_verdict(&self) -> Option<&AnalysisReport> {
         self.events.iter().rev().find_map(|e| match &e.detail {

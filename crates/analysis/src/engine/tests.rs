@@ -713,3 +713,57 @@ fn the_sample_ratio_counts_cloudwatch_periods_from_the_analysis_start_on() {
     assert_eq!(verdict, Verdict::Error);
     assert_eq!(analysis.finish().cause, Some(Cause::SampleRatioMismatch));
 }
+
+#[test]
+fn a_degradation_late_in_a_stage_is_judged_with_its_data_in_the_next() {
+    // Stage 1 (10 % weight, 60 intervals of 1 s) turns to 5 % errors
+    // (limit 1 %) at interval 52: too late for its windows, it passes.
+    let stage1: Vec<Interval> = degrading(52, 1).take(60).collect();
+    let mut first = Analysis::at_weight(vec![error_rate(0.01)], Policy::default(), 10).planned(60);
+    assert_eq!(run(&mut first, stage1.clone()), None);
+    let first = first.finish();
+    assert_eq!(first.verdict, Verdict::Pass, "{}", first.reason);
+    // Stage 2 (20 %: 40 candidate requests a second, still 5 % errors).
+    let stage2 = |from: i64| (from..from + 60).map(|i| traffic(i, pool(40, 2, 10), pool(160, 0, 10)));
+    let detect = |carry: bool| {
+        let mut analysis = Analysis::at_weight(vec![error_rate(0.01)], Policy::default(), 20).planned(60);
+        if carry {
+            analysis = analysis.carrying(first.intervals[30..].to_vec());
+        }
+        let index = match analysis.decided() {
+            Some(_) => 0,
+            None => run(&mut analysis, stage2(60)).expect("decided").0 + 1,
+        };
+        (index, analysis.finish())
+    };
+    let (fresh, _) = detect(false);
+    let (carried, report) = detect(true);
+    assert!(carried < fresh, "intervals of stage 2 before the verdict: {carried} carrying, {fresh} afresh");
+    assert_eq!(report.verdict, Verdict::Fail, "{}", report.reason);
+    assert_eq!((report.carried_intervals, report.planned_intervals), (30, Some(90)));
+    // The data that decided began in the carried intervals.
+    let start = report.checks[0].window_start.unwrap_or(report.intervals[0].start);
+    assert!(start < at(60), "{start}");
+    eprintln!("stage 2 intervals to the verdict: {carried} carrying, {fresh} afresh");
+    // The carried intervals, at 10 % of a 20 % stage's traffic, are no
+    // sample-ratio mismatch (the split is judged on the stage's own).
+    assert_eq!(report.cause, None);
+    // A replay judges as the analysis did.
+    let replayed = Analysis::rejudge(vec![error_rate(0.01)], Policy::default(), &report);
+    assert_eq!(
+        (replayed.verdict, replayed.carried_intervals, replayed.planned_intervals, &replayed.checks[0].window_start),
+        (report.verdict, 30, Some(90), &report.checks[0].window_start)
+    );
+    assert_eq!(replayed.intervals.len(), report.intervals.len());
+}
+
+#[test]
+fn carried_healthy_data_keep_a_healthy_candidate_passing() {
+    let tail: Vec<Interval> = degrading(1000, 0).take(30).collect();
+    let mut analysis = Analysis::at_weight(vec![error_rate(0.01)], Policy::default(), 10).planned(60).carrying(tail);
+    assert_eq!(analysis.decided(), None);
+    assert_eq!(run(&mut analysis, degrading(1000, 0).skip(30).take(60)), None);
+    let report = analysis.finish();
+    assert_eq!(report.verdict, Verdict::Pass, "{}", report.reason);
+    assert_eq!(report.intervals.len(), 90);
+}

@@ -32,7 +32,8 @@ pub(super) async fn judge(
 ) -> Result<Option<Outcome>, Failure> {
     let label = format!("stage {}/{total} {weight}%", i + 1);
     let window = Window { label: &label, duration, after };
-    let report = analyse(ctx, &record.version, record.candidate_weight, window).await?;
+    let carried = crate::analyse::carried_from(i.checked_sub(1).and_then(|p| record.stage_verdict(None, p)));
+    let report = analyse(ctx, &record.version, record.candidate_weight, window, carried).await?;
     summary::log_verdict(&report);
     markdown.push_str(&format!("#### Stage {}: {weight}%\n\n{}\n", i + 1, summary::verdict_table(&report)));
     let (verdict, cause) = (report.verdict, report.cause);

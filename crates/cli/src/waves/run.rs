@@ -309,6 +309,9 @@ impl<'a> Run<'a> {
                     &version,
                     *weight,
                     crate::analyse::Window { label, duration, after },
+                    crate::analyse::carried_from(
+                        stage.and_then(|i| i.checked_sub(1)).and_then(|p| record.stage_verdict(Some(t.name()), p)),
+                    ),
                 )
             })
             .collect();

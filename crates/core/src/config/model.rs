@@ -215,7 +215,6 @@ pub const LOCAL_INTERVAL: Duration = Duration::from_secs(1);
 /// minute anyway.
 pub const QUERY_INTERVAL: Duration = Duration::from_secs(5);
 
-
 /// What environments inherit.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -147,6 +147,7 @@ fn full() -> Record {
         cause: None,
         sample_ratio: None,
         planned_intervals: None,
+        carried_intervals: 0,
         intervals: vec![],
     };
     let gate = GateCheck::pass("soak", "promoted in dev 2h ago").with_link(Some("https://github.com/acme/shop".into()));
