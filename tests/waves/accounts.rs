@@ -291,3 +291,131 @@ async fn a_role_refused_mid_deployment_puts_the_first_wave_back_exactly() {
     assert_eq!(events(&record, "rollback", "shop-a").len(), 1, "{record}");
     assert!(events(&record, "traffic", "shop-b").is_empty(), "{record}");
 }
+
+/// What each target adds after its router: a CloudWatch source in its own
+/// account, reading that account's ALB metrics with `role` of the account.
+fn cloudwatch_in(role: impl Fn(&str) -> String) -> impl Fn(&str, &str) -> String {
+    move |_, account| {
+        format!(
+            "[[environment.target.source]]\nkind = \"cloudwatch\"\nname = \"cw\"\nrole_arn = \"{}\"\n\
+             alb_traffic = true\nlookback = \"2m\"\ndelay = \"0s\"\n",
+            role(account)
+        )
+    }
+}
+
+const JUDGED: &str = "strategy = { kind = \"canary\", stages = [10, 100], stage_duration = \"1s\" }\n\
+    [[defaults.check]]\nname = \"errors\"\nkind = \"error_rate\"\nmax = 0.02\nmin_samples = 50\ncritical = true\n";
+
+impl TwoAccounts {
+    /// Puts ALB traffic into each account's CloudWatch (with the test's
+    /// own client in that account), the minutes around now so every
+    /// stage's look-back finds some however the test falls on the clock:
+    /// `candidate_errors(name)` of 500 candidate requests a minute, 5 of
+    /// 5,000 stable ones.
+    async fn put_traffic(&self, candidate_errors: impl Fn(&str) -> f64) {
+        use sluice_test_support::aws::{put_alb_minute, this_minute};
+        for (name, _, sdk, fx) in &self.accounts {
+            let dims = fx.dims();
+            for offset in -2..=3 {
+                let minute = this_minute() + offset * 60;
+                put_alb_minute(sdk, &dims.load_balancer, &dims.candidate, minute, 500.0, candidate_errors(name)).await;
+                put_alb_minute(sdk, &dims.load_balancer, &dims.stable, minute, 5000.0, 5.0).await;
+            }
+        }
+    }
+}
+
+/// Each target judged on the CloudWatch of its own account: a target-level
+/// CloudWatch source with `role_arn`, the ALB metrics put into each
+/// account's CloudWatch the way its ALB would, healthy in shop-a's, the
+/// candidate failing a fifth of its requests in shop-b's. The job's own
+/// account has no such metrics: read there, a stage would see no traffic
+/// (inconclusive), not a pass or these errors. The first wave passes on
+/// shop-a's metrics, the second fails on shop-b's, and both accounts are
+/// put back exactly.
+#[tokio::test(flavor = "multi_thread")]
+async fn each_target_is_judged_on_cloudwatch_in_its_own_account_with_its_role() {
+    let _turn = shared();
+    let Some(moto) = sluice_test_support::aws::moto() else { return };
+    let w = TwoAccounts::new(&moto.endpoint).await;
+    w.write_config(JUDGED, |_| true, cloudwatch_in(role));
+    w.put_traffic(|name| if name == "shop-b" { 100.0 } else { 0.0 }).await;
+    let gate = w.step(&moto.endpoint, &["gate", "--release", "v2", "--commit", "abcdef1"]);
+    assert_eq!(gate.status.code(), Some(0), "gate: {}", stderr(&gate));
+    let shift = w.step(&moto.endpoint, &["shift-traffic"]);
+    assert_eq!(shift.status.code(), Some(1), "rolled back: {}", stderr(&shift));
+    assert_eq!(w.weights().await, w.as_created(), "both accounts exactly as before");
+    let record = w.record();
+    assert_eq!(record["status"], "rolled_back", "{record}");
+    let a = events(&record, "verdict", "shop-a");
+    assert_eq!(a.len(), 2, "both stages of the first wave judged: {record}");
+    for verdict in &a {
+        assert_eq!(verdict["report"]["verdict"], "pass", "{verdict}");
+        let first = &verdict["report"]["intervals"][0];
+        assert!(first["candidate"]["requests"].as_u64().is_some_and(|r| r >= 500), "shop-a's metrics: {first}");
+        assert_eq!(first["candidate"]["errors"], 0, "shop-a's own metrics: {first}");
+    }
+    let b = events(&record, "verdict", "shop-b");
+    let last = b.last().expect("shop-b judged");
+    assert_eq!(last["report"]["verdict"], "fail", "{last}");
+    let first = &last["report"]["intervals"][0];
+    assert!(first["candidate"]["errors"].as_u64().is_some_and(|e| e >= 100), "shop-b's own metrics: {first}");
+    let traffic: Vec<u64> = events(&record, "traffic", "shop-b").iter().filter_map(|e| e["to"].as_u64()).collect();
+    assert_eq!(traffic, vec![10], "stopped at its first stage");
+    assert_eq!(events(&record, "rollback", "shop-a").len(), 1, "{record}");
+    assert_eq!(events(&record, "rollback", "shop-b").len(), 1, "{record}");
+}
+
+/// The role of shop-b's CloudWatch source (its own, not its router's)
+/// refused by STS (`AccessDenied` from a proxy in front of moto, as STS
+/// answers when the role's trust policy does not name the job's role): the
+/// source is first called in shop-b's first stage, so shop-a's wave passes
+/// and shop-b moves to 10%; that stage cannot be judged, and the
+/// deployment is a provider failure (exit 3) naming the target, the role
+/// and STS's answer, not a verdict on the release; every account is put
+/// back exactly.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cloudwatch_source_whose_role_is_refused_is_a_provider_failure_naming_the_role() {
+    use sluice_test_support::aws::{Call, FaultProxy, Reply, error_body};
+    use std::sync::Arc;
+    let _turn = shared();
+    let Some(moto) = sluice_test_support::aws::moto() else { return };
+    let w = TwoAccounts::new(&moto.endpoint).await;
+    let metrics_role = |account: &str| format!("arn:aws:iam::{account}:role/metrics-reader");
+    w.write_config(JUDGED, |_| true, cloudwatch_in(metrics_role));
+    w.put_traffic(|_| 0.0).await;
+    let proxy = FaultProxy::start(&moto.endpoint);
+    let denied = metrics_role("222222222222");
+    let rule_role = denied.clone();
+    proxy.add(Arc::new(move |call: &Call| {
+        match call.operation == "AssumeRole" && call.param("RoleArn") == Some(&rule_role) {
+            true => Reply::Respond {
+                status: 403,
+                body: error_body(false, "AccessDenied", "not authorized to perform: sts:AssumeRole"),
+            },
+            false => Reply::Forward,
+        }
+    }));
+    let gate = w.step(&proxy.endpoint, &["gate", "--release", "v2", "--commit", "abcdef1"]);
+    assert_eq!(gate.status.code(), Some(0), "gate: {}", stderr(&gate));
+    let shift = w.step(&proxy.endpoint, &["shift-traffic"]);
+    let err = stderr(&shift);
+    assert_eq!(shift.status.code(), Some(3), "{err}");
+    assert!(err.contains("shop-b"), "names the target: {err}");
+    assert!(err.contains(&format!("assume role {denied}")), "names the role: {err}");
+    assert!(err.contains("AccessDenied"), "says what STS answered: {err}");
+    assert_eq!(w.weights().await, w.as_created(), "both accounts exactly as before");
+    assert!(err.contains("(session sluice-shop-prd)"), "names the session: {err}");
+    let record = w.record();
+    // shop-b's stage could not be judged (its metrics unread), which says
+    // nothing of the release: an `error`, never a `fail`.
+    let b = events(&record, "verdict", "shop-b");
+    assert_eq!(b.len(), 1, "{record}");
+    assert_eq!(b[0]["report"]["verdict"], "error", "{}", b[0]);
+    let rollback = events(&record, "rollback", "shop-a");
+    assert_eq!(rollback.len(), 1, "{record}");
+    let reason = rollback[0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.starts_with("a provider failed") && reason.contains(&denied), "{reason}");
+    assert_eq!(events(&record, "rollback", "shop-b").len(), 1, "{record}");
+}
