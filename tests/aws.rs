@@ -4,43 +4,35 @@
 //! Needs `moto_server` on PATH (`scripts/setup-tools.sh` installs it); without it these
 //! tests are skipped with a message, except in CI where that fails.
 
-use crate::support::{Turn, exe, shared};
+use crate::support::aws::{AlbWorld, aws_command, record_at};
+use crate::support::{Turn, shared};
 use sluice_providers::aws::Aws;
 use sluice_providers::aws::alb::{AlbRouter, Resource};
-use sluice_test_support::aws::{self as testing, AlbFixture, Moto, create_alb, forward_weights, step_env};
+use sluice_test_support::aws::{self as testing, Moto};
 
 use std::process::{Command, Output};
 
+/// One ALB in moto's default account as environment dev's router (prd's
+/// is a local router nothing answers at), and what the steps printed.
 struct Env {
-    _turn: Turn,
-    moto: Moto,
+    world: AlbWorld,
     /// Where the steps send their AWS calls: moto, or a proxy in front of it.
     endpoint: String,
-    sdk: aws_config::SdkConfig,
-    fx: AlbFixture,
-    dir: tempfile::TempDir,
     /// Everything the steps printed, to search for the credentials.
     printed: std::sync::Mutex<Vec<u8>>,
 }
 
 impl Env {
     async fn start(strategy: &str) -> Option<Env> {
-        // The machine's turn before moto's: never the other way round.
-        let turn = shared();
-        let moto = testing::moto()?;
-        let sdk = moto.sdk_config().await;
-        let fx = create_alb(&moto.endpoint, &sdk).await;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let config = format!(
+        let world = AlbWorld::start().await?;
+        world.write_config(&format!(
             "app = \"shop\"\n[ledger]\nkind = \"file\"\npath = \"ledger.jsonl\"\n[analysis]\ninterval = \"200ms\"\n\
              [defaults]\nstrategy = {strategy}\nanalysis = \"none\"\n\
-             [[environment]]\nname = \"dev\"\n\
-             router = {{ kind = \"alb\", listener_arn = \"{}\", stable_target_group = \"{}\", candidate_target_group = \"{}\" }}\n\
+             [[environment]]\nname = \"dev\"\nrouter = {}\n\
              [[environment]]\nname = \"prd\"\nrouter = {{ kind = \"local\", admin_url = \"http://127.0.0.1:9\" }}\n",
-            fx.listener, fx.blue, fx.green
-        );
-        std::fs::write(dir.path().join("sluice.toml"), config).expect("config");
-        Some(Env { _turn: turn, endpoint: moto.endpoint.clone(), moto, sdk, fx, dir, printed: Default::default() })
+            world.router()
+        ));
+        Some(Env { endpoint: world.moto.endpoint.clone(), world, printed: Default::default() })
     }
 
     fn step(&self, name: &str, args: &[&str]) -> Output {
@@ -52,16 +44,11 @@ impl Env {
     }
 
     fn step_with(&self, config: &str, record: &str, name: &str, args: &[&str]) -> Output {
-        let mut cmd = Command::new(exe(name));
-        cmd.current_dir(self.dir.path())
-            .env_remove("GITHUB_ACTIONS")
-            .env("GITHUB_OUTPUT", self.dir.path().join("outputs.txt"))
-            .env("GITHUB_STEP_SUMMARY", self.dir.path().join("summary.md"))
-            .env("CI", "true")
-            .envs(step_env(&self.endpoint))
+        let out = aws_command(self.world.dir.path(), &self.endpoint, name)
             .args(["--config", config, "-e", "dev", "--record", record])
-            .args(args);
-        let out = cmd.output().expect("step runs");
+            .args(args)
+            .output()
+            .expect("step runs");
         if let Ok(mut printed) = self.printed.lock() {
             printed.extend_from_slice(&out.stdout);
             printed.extend_from_slice(&out.stderr);
@@ -75,7 +62,7 @@ impl Env {
         let secrets = [testing::TEST_SECRET_ACCESS_KEY, testing::TEST_ACCESS_KEY_ID];
         let contains = |bytes: &[u8]| secrets.iter().any(|s| bytes.windows(s.len()).any(|w| w == s.as_bytes()));
         let mut files = 0;
-        let mut stack = vec![self.dir.path().to_owned()];
+        let mut stack = vec![self.world.dir.path().to_owned()];
         while let Some(dir) = stack.pop() {
             for entry in std::fs::read_dir(&dir).expect("dir").flatten() {
                 let path = entry.path();
@@ -94,21 +81,21 @@ impl Env {
     }
 
     async fn weights(&self) -> Vec<(String, i32)> {
-        forward_weights(&self.sdk, &self.fx.listener, None).await
+        self.world.weights().await
     }
 
     async fn stable(&self) -> Option<String> {
         let alb = AlbRouter::with_aws(
-            Aws::from_sdk_config(self.sdk.clone()),
-            Resource::Listener(self.fx.listener.clone()),
-            &self.fx.blue,
-            &self.fx.green,
+            Aws::from_sdk_config(self.world.sdk.clone()),
+            Resource::Listener(self.world.fx.listener.clone()),
+            &self.world.fx.blue,
+            &self.world.fx.green,
         );
         alb.state().await.expect("state").stable
     }
 
     fn record(&self) -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(self.dir.path().join("r.json")).expect("record")).expect("json")
+        record_at(self.world.dir.path(), "r.json")
     }
 }
 
@@ -128,7 +115,7 @@ async fn gate_canary_promote_on_an_alb() {
     };
     ok(&env.step("gate", &["--release", "v2", "--commit", "abcdef1"]), "gate");
     ok(&env.step("shift-traffic", &[]), "shift-traffic");
-    assert_eq!(env.weights().await, w(&[(&env.fx.blue, 0), (&env.fx.green, 100)]));
+    assert_eq!(env.weights().await, w(&[(&env.world.fx.blue, 0), (&env.world.fx.green, 100)]));
     let record = env.record();
     let traffic: Vec<u64> = record["events"]
         .as_array()
@@ -138,21 +125,21 @@ async fn gate_canary_promote_on_an_alb() {
         .filter_map(|e| e["to"].as_u64())
         .collect();
     assert_eq!(traffic, [10, 50, 100], "every stage confirmed by the ALB");
-    assert_eq!(record["router_before"]["target_groups"][0]["arn"], env.fx.blue.as_str());
+    assert_eq!(record["router_before"]["target_groups"][0]["arn"], env.world.fx.blue.as_str());
 
     ok(&env.step("promote", &[]), "promote");
-    assert_eq!(env.stable().await.as_deref(), Some(env.fx.green.as_str()), "green is stable now");
-    assert_eq!(env.weights().await, w(&[(&env.fx.green, 100), (&env.fx.blue, 0)]));
+    assert_eq!(env.stable().await.as_deref(), Some(env.world.fx.green.as_str()), "green is stable now");
+    assert_eq!(env.weights().await, w(&[(&env.world.fx.green, 100), (&env.world.fx.blue, 0)]));
     assert_eq!(env.record()["status"], "promoted");
 
     // The next release goes into blue, now the idle group; its rollback
     // puts back green as the stable group with all the traffic.
     ok(&env.step_on("r2.json", "gate", &["--release", "v3", "--commit", "abcdef2"]), "gate v3");
     ok(&env.step_on("r2.json", "shift-traffic", &["--weight", "20"]), "shift v3 to 20%");
-    assert_eq!(env.weights().await, w(&[(&env.fx.green, 80), (&env.fx.blue, 20)]));
+    assert_eq!(env.weights().await, w(&[(&env.world.fx.green, 80), (&env.world.fx.blue, 20)]));
     ok(&env.step_on("r2.json", "rollback", &[]), "rollback v3");
-    assert_eq!(env.weights().await, w(&[(&env.fx.green, 100), (&env.fx.blue, 0)]));
-    assert_eq!(env.stable().await.as_deref(), Some(env.fx.green.as_str()));
+    assert_eq!(env.weights().await, w(&[(&env.world.fx.green, 100), (&env.world.fx.blue, 0)]));
+    assert_eq!(env.stable().await.as_deref(), Some(env.world.fx.green.as_str()));
     env.assert_credentials_nowhere();
 }
 
@@ -163,11 +150,11 @@ async fn rollback_restores_the_alb_exactly() {
     };
     ok(&env.step("gate", &["--release", "v3", "--commit", "abcdef1"]), "gate");
     ok(&env.step("shift-traffic", &["--weight", "40"]), "shift-traffic --weight 40");
-    assert_eq!(env.weights().await, w(&[(&env.fx.blue, 60), (&env.fx.green, 40)]));
+    assert_eq!(env.weights().await, w(&[(&env.world.fx.blue, 60), (&env.world.fx.green, 40)]));
 
     ok(&env.step("rollback", &["--reason", "test"]), "rollback");
-    assert_eq!(env.weights().await, w(&[(&env.fx.blue, 1)]), "the single forward to blue, as before");
-    assert_eq!(env.stable().await.as_deref(), Some(env.fx.blue.as_str()));
+    assert_eq!(env.weights().await, w(&[(&env.world.fx.blue, 1)]), "the single forward to blue, as before");
+    assert_eq!(env.stable().await.as_deref(), Some(env.world.fx.blue.as_str()));
     let record = env.record();
     assert_eq!(record["status"], "rolled_back");
     let rollback = record["events"].as_array().expect("events").iter().find(|e| e["type"] == "rollback").cloned();
@@ -177,7 +164,7 @@ async fn rollback_restores_the_alb_exactly() {
     );
     // Idempotent.
     ok(&env.step("rollback", &[]), "rollback again");
-    assert_eq!(env.weights().await, w(&[(&env.fx.blue, 1)]));
+    assert_eq!(env.weights().await, w(&[(&env.world.fx.blue, 1)]));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -186,23 +173,23 @@ async fn a_promotion_is_reverted() {
     ok(&env.step("gate", &["--release", "v2", "--commit", "abcdef1"]), "gate");
     ok(&env.step("shift-traffic", &[]), "shift-traffic");
     ok(&env.step("promote", &[]), "promote");
-    assert_eq!(env.stable().await.as_deref(), Some(env.fx.green.as_str()));
+    assert_eq!(env.stable().await.as_deref(), Some(env.world.fx.green.as_str()));
 
     ok(&env.step("rollback", &["--reason", "bad release found later"]), "revert");
-    assert_eq!(env.stable().await.as_deref(), Some(env.fx.blue.as_str()));
-    assert_eq!(env.weights().await, w(&[(&env.fx.blue, 1)]));
+    assert_eq!(env.stable().await.as_deref(), Some(env.world.fx.blue.as_str()));
+    assert_eq!(env.weights().await, w(&[(&env.world.fx.blue, 1)]));
     assert_eq!(env.record()["status"], "rolled_back");
-    let ledger = std::fs::read_to_string(env.dir.path().join("ledger.jsonl")).expect("ledger");
+    let ledger = std::fs::read_to_string(env.world.dir.path().join("ledger.jsonl")).expect("ledger");
     assert!(ledger.lines().last().is_some_and(|l| l.contains("\"reverted\"")), "{ledger}");
 }
 
 /// The lease claims on the listener (tag key, release, record id).
 async fn lease_tags(env: &Env) -> Vec<(String, String, String)> {
     let alb = AlbRouter::with_aws(
-        Aws::from_sdk_config(env.sdk.clone()),
-        Resource::Listener(env.fx.listener.clone()),
-        &env.fx.blue,
-        &env.fx.green,
+        Aws::from_sdk_config(env.world.sdk.clone()),
+        Resource::Listener(env.world.fx.listener.clone()),
+        &env.world.fx.blue,
+        &env.world.fx.green,
     );
     let now = jiff::Timestamp::now();
     let want = sluice_core::lease::Lease {
@@ -224,13 +211,13 @@ async fn two_promotions_with_different_ledgers_get_one_listener() {
     let Some(env) = Env::start("{ kind = \"all_at_once\" }").await else { return };
     // Two configs for the same listener, each with its own ledger (and so
     // its own file lease): only the listener's tag can keep them apart.
-    let a = std::fs::read_to_string(env.dir.path().join("sluice.toml")).expect("config");
+    let a = std::fs::read_to_string(env.world.dir.path().join("sluice.toml")).expect("config");
     let a = a.replacen("[defaults]\n", "[defaults]\nlease_timeout = \"3s\"\n", 1);
-    std::fs::write(env.dir.path().join("sluice.toml"), &a).expect("config a");
+    std::fs::write(env.world.dir.path().join("sluice.toml"), &a).expect("config a");
     // (The file lease lives beside the ledger: another directory.)
     let b = a.replace("ledger.jsonl", "b/ledger.jsonl");
-    std::fs::create_dir_all(env.dir.path().join("b")).expect("dir b");
-    std::fs::write(env.dir.path().join("b.toml"), b).expect("config b");
+    std::fs::create_dir_all(env.world.dir.path().join("b")).expect("dir b");
+    std::fs::write(env.world.dir.path().join("b.toml"), b).expect("config b");
 
     let (ra, rb) = std::thread::scope(|s| {
         let ra =
@@ -322,15 +309,8 @@ impl CdEnv {
     }
 
     fn command(&self, name: &str, args: &[&str]) -> Command {
-        let mut cmd = Command::new(exe(name));
-        cmd.current_dir(self.dir.path())
-            .env_remove("GITHUB_ACTIONS")
-            .env_remove("GITHUB_OUTPUT")
-            .env_remove("GITHUB_STEP_SUMMARY")
-            .env("CI", "true")
-            .envs(step_env(&self.proxy.endpoint))
-            .args(["--config", "sluice.toml", "-e", "dev", "--record", "r.json"])
-            .args(args);
+        let mut cmd = aws_command(self.dir.path(), &self.proxy.endpoint, name);
+        cmd.args(["--config", "sluice.toml", "-e", "dev", "--record", "r.json"]).args(args);
         cmd
     }
 
@@ -339,7 +319,7 @@ impl CdEnv {
     }
 
     fn record(&self) -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(self.dir.path().join("r.json")).expect("record")).expect("json")
+        record_at(self.dir.path(), "r.json")
     }
 
     fn deployment_statuses(&self) -> Vec<String> {
@@ -445,13 +425,13 @@ const CLOUDWATCH_CHECKS: &str = "[[defaults.check]]\nname = \"errors\"\nkind = \
 async fn cloudwatch_env(candidate_errors: f64) -> Option<Env> {
     let env = Env::start("{ kind = \"canary\", stages = [10, 50, 100], stage_duration = \"1s\" }").await?;
     // One environment, with CloudWatch checks.
-    let config = std::fs::read_to_string(env.dir.path().join("sluice.toml")).expect("config");
+    let config = std::fs::read_to_string(env.world.dir.path().join("sluice.toml")).expect("config");
     let config = config.split("[[environment]]\nname = \"prd\"").next().expect("config").to_owned();
     let config = config
         .replace("analysis = \"none\"\n", "")
         .replace("[[environment]]", &format!("{CLOUDWATCH_CHECKS}[[environment]]"));
-    std::fs::write(env.dir.path().join("sluice.toml"), config).expect("config");
-    let client = aws_sdk_cloudwatch::Client::new(&env.sdk);
+    std::fs::write(env.world.dir.path().join("sluice.toml"), config).expect("config");
+    let client = aws_sdk_cloudwatch::Client::new(&env.world.sdk);
     client
         .put_metric_alarm()
         .alarm_name("shop-5xx")
@@ -465,13 +445,13 @@ async fn cloudwatch_env(candidate_errors: f64) -> Option<Env> {
         .send()
         .await
         .expect("alarm");
-    let dims = env.fx.dims();
+    let dims = env.world.fx.dims();
     // Minutes around now, so every stage's look-back finds traffic however
     // the test falls on the clock.
     for offset in -2..=3 {
         let minute = this_minute() + offset * 60;
-        put_alb_minute(&env.sdk, &dims.load_balancer, &dims.candidate, minute, 500.0, candidate_errors).await;
-        put_alb_minute(&env.sdk, &dims.load_balancer, &dims.stable, minute, 5000.0, 5.0).await;
+        put_alb_minute(&env.world.sdk, &dims.load_balancer, &dims.candidate, minute, 500.0, candidate_errors).await;
+        put_alb_minute(&env.world.sdk, &dims.load_balancer, &dims.stable, minute, 5000.0, 5.0).await;
     }
     Some(env)
 }
@@ -482,7 +462,7 @@ async fn a_good_canary_on_an_alb_judged_by_cloudwatch_is_promoted() {
     ok(&env.step("gate", &["--release", "v2", "--commit", "abcdef1"]), "gate");
     let shift = env.step("shift-traffic", &[]);
     ok(&shift, "shift-traffic");
-    assert_eq!(env.weights().await, w(&[(&env.fx.blue, 0), (&env.fx.green, 100)]));
+    assert_eq!(env.weights().await, w(&[(&env.world.fx.blue, 0), (&env.world.fx.green, 100)]));
     let verify = env.step("verify-health", &["--duration", "1s"]);
     ok(&verify, "verify-health");
     let record = env.record();
@@ -498,7 +478,7 @@ async fn a_good_canary_on_an_alb_judged_by_cloudwatch_is_promoted() {
         assert_eq!(lookback["period_seconds"], 60, "the look-back window is in the evidence: {first}");
     }
     ok(&env.step("promote", &[]), "promote");
-    assert_eq!(env.stable().await.as_deref(), Some(env.fx.green.as_str()));
+    assert_eq!(env.stable().await.as_deref(), Some(env.world.fx.green.as_str()));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -507,7 +487,7 @@ async fn a_candidate_made_bad_in_cloudwatch_is_rolled_back_on_the_alb() {
     ok(&env.step("gate", &["--release", "v3", "--commit", "abcdef1"]), "gate");
     let shift = env.step("shift-traffic", &[]);
     assert_eq!(shift.status.code(), Some(1), "rolled back: {}", String::from_utf8_lossy(&shift.stderr));
-    assert_eq!(env.weights().await, w(&[(&env.fx.blue, 1)]), "all traffic back on blue, as before");
+    assert_eq!(env.weights().await, w(&[(&env.world.fx.blue, 1)]), "all traffic back on blue, as before");
     let record = env.record();
     assert_eq!(record["status"], "rolled_back");
     let rollback = record["events"].as_array().and_then(|e| e.iter().find(|e| e["type"] == "rollback")).cloned();
@@ -522,14 +502,14 @@ async fn each_step_publishes_its_deployment_metrics_in_one_call() {
     else {
         return;
     };
-    let path = env.dir.path().join("sluice.toml");
+    let path = env.world.dir.path().join("sluice.toml");
     let config = std::fs::read_to_string(&path).expect("config").replacen(
         "[ledger]",
         "[deployment_metrics]\nkind = \"cloudwatch\"\nnamespace = \"Sluice/Deployments\"\n[ledger]",
         1,
     );
     std::fs::write(&path, config).expect("config");
-    let proxy = FaultProxy::start(&env.moto.endpoint);
+    let proxy = FaultProxy::start(&env.world.moto.endpoint);
     env.endpoint = proxy.endpoint.clone();
     let mut calls = 0;
     for (step, args) in
@@ -539,7 +519,7 @@ async fn each_step_publishes_its_deployment_metrics_in_one_call() {
         calls += 1;
         assert_eq!(proxy.count("PutMetricData"), calls, "one PutMetricData call for {step}");
     }
-    let client = aws_sdk_cloudwatch::Client::new(&env.sdk);
+    let client = aws_sdk_cloudwatch::Client::new(&env.world.sdk);
     let now = jiff::Timestamp::now().as_second();
     let read = |metric: &'static str, stat: &'static str| {
         let client = client.clone();
@@ -585,9 +565,9 @@ async fn an_edited_record_moves_no_alb_traffic_anywhere_new() {
     };
     ok(&env.step("gate", &["--release", "v3", "--commit", "abcdef1"]), "gate");
     ok(&env.step("shift-traffic", &["--weight", "40"]), "shift-traffic --weight 40");
-    let shifted = w(&[(&env.fx.blue, 60), (&env.fx.green, 40)]);
+    let shifted = w(&[(&env.world.fx.blue, 60), (&env.world.fx.green, 40)]);
     assert_eq!(env.weights().await, shifted);
-    let path = env.dir.path().join("r.json");
+    let path = env.world.dir.path().join("r.json");
     let good = std::fs::read(&path).expect("record");
     let edit = |f: &dyn Fn(&mut serde_json::Value)| {
         let mut v: serde_json::Value = serde_json::from_slice(&good).expect("json");
@@ -610,5 +590,5 @@ async fn an_edited_record_moves_no_alb_traffic_anywhere_new() {
     assert!(String::from_utf8_lossy(&rollback.stderr).contains("instead of restoring it exactly"));
     let weights = env.weights().await;
     assert!(weights.iter().all(|(arn, _)| arn != foreign), "traffic forwarded to a foreign group: {weights:?}");
-    assert_eq!(weights.iter().find(|(arn, _)| *arn == env.fx.green).map_or(0, |(_, w)| *w), 0, "{weights:?}");
+    assert_eq!(weights.iter().find(|(arn, _)| *arn == env.world.fx.green).map_or(0, |(_, w)| *w), 0, "{weights:?}");
 }

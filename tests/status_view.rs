@@ -191,8 +191,25 @@ const REPO: &str = "acme/shop";
 /// A commit the fake knows (a ref GitHub would find).
 const SHA: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678";
 
+/// The calls `sluice status` made to the fake since `clear_seen`, checked
+/// against the count it printed on stderr, and none of them a listing of
+/// deployments: status shows the stable release from the journal alone, so
+/// the deployments from before the journal (which `dora-report` reads) are
+/// not listed.
+fn status_calls(fake: &Fake, out: &Output) -> Vec<String> {
+    let calls: Vec<String> = fake.seen().iter().map(|s| format!("{} {}?{}", s.method, s.path, s.query)).collect();
+    let said = format!("status: read the GitHub ledger with {} API calls ", calls.len());
+    assert!(stderr(out).contains(&said), "{said:?} not in stderr: {}\ncalls: {calls:#?}", stderr(out));
+    let listed: Vec<&String> = calls.iter().filter(|c| c.contains("/deployments")).collect();
+    assert!(listed.is_empty(), "status read deployments it does not show: {listed:#?}");
+    calls
+}
+
 /// A config whose ledger is GitHub (the fake): the release gated and
-/// shifted all at once in dev, not promoted.
+/// shifted all at once in dev, not promoted. The repository had a
+/// deployment before sluice's journal started (one a job made for prd), so
+/// the journal says the history before it is in GitHub Deployments; status
+/// does not read it.
 #[test]
 fn status_with_the_github_ledger() {
     let h = Harness::start(&[("v1", &[]), ("v2", &[])], "{ kind = \"all_at_once\" }", "analysis = \"none\"\n");
@@ -206,7 +223,11 @@ fn status_with_the_github_ledger() {
     let v2 = h.apps[1].clone();
     let github = [("GITHUB_TOKEN".to_owned(), TOKEN.to_owned()), ("GITHUB_API_URL".to_owned(), fake.api_url())];
     let step = |args: &[&str]| run(h.dir.path(), &github, args);
+    fake.add_job_deployment(REPO, "prd", SHA, "https://github.com/acme/shop/actions/runs/3");
     ok(&step(&["gate", "-e", "dev", "--record", "r.json", "--release", "v2", "--commit", SHA]), "gate");
+    let start = fake.branch_file(REPO, "sluice-ledger", "ledger/since.json").expect("the journal's start marker");
+    let start: serde_json::Value = serde_json::from_str(&start).expect("start marker json");
+    assert_eq!(start["deployments_before"], true, "{start}");
     ok(&step(&["shift-traffic", "-e", "dev", "--record", "r.json", "--candidate-upstream", &v2]), "shift");
 
     let r = record(&h.path("r.json"));
@@ -217,8 +238,11 @@ fn status_with_the_github_ledger() {
         .name(&h.dir.path().display().to_string(), "test-dir")
         .name(id_tail(&r, "shop-dev-v2-"), "time-random");
     let [status, narrow] = text_views(h.dir.path(), &github, &["sluice", "status", "--record", "r.json"]);
+    fake.clear_seen();
     let json = step(&["sluice", "status", "--record", "r.json", "--json"]);
     ok(&json, "status --json");
+    // The tree, and each environment's lease.
+    assert_eq!(status_calls(&fake, &json).len(), 3, "{}", stderr(&json));
     n.snapshot("status-github-ledger", &status);
     n.snapshot("status-github-ledger-80", &narrow);
     n.snapshot("status-github-ledger-json", &stdout(&json));
@@ -227,8 +251,11 @@ fn status_with_the_github_ledger() {
     // Promoted: GitHub's journal has dev's stable release, the lease is
     // free, and prd has v2 coming.
     ok(&step(&["promote", "-e", "dev", "--record", "r.json"]), "promote");
+    fake.clear_seen();
     let after = step(&["sluice", "status"]);
     ok(&after, "status after the promotion");
+    // The tree, dev's month of the journal, and each environment's lease.
+    assert_eq!(status_calls(&fake, &after).len(), 4, "{}", stderr(&after));
     let text = stdout(&after);
     let dev = text.split("\nprd\n").next().expect("dev's part");
     assert!(dev.contains("  stable    v2 since "), "{text}");

@@ -6,6 +6,7 @@
 //! Each scenario asserts on every router's weights and stable pool read
 //! back from its admin API, the one record and the one ledger entry.
 
+use crate::support::aws::{AlbTarget, AlbTargets};
 use crate::support::{Turn, exe, shared};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -797,102 +798,30 @@ fn a_pause_holds_each_wave_for_approval_and_one_not_approved_in_time_is_rolled_b
 
 /// Two regions in one moto server (moto keeps each signing region's
 /// resources apart): an ALB in us-east-1 and one in eu-west-1, each the
-/// router of its own target, with its region named in its router config.
-struct TwoRegions {
-    /// Per region: an SDK client config of the test's own, and its ALB.
-    regions: Vec<(&'static str, aws_config::SdkConfig, sluice_test_support::aws::AlbFixture)>,
-    dir: tempfile::TempDir,
-    /// `SLUICE_WAVES_WEBHOOK` for the steps (empty: no `[notify]`).
-    webhook: String,
+/// router of its own target (named after its region), with its region
+/// named in its router config.
+async fn two_regions(moto: &str, defaults: &str, after: impl Fn(&AlbTarget) -> String) -> AlbTargets {
+    use sluice_providers::aws::AwsSettings;
+    let mut targets = Vec::new();
+    for region in TWO_REGIONS {
+        let settings = AwsSettings {
+            region: Some(region.into()),
+            endpoint_url: Some(moto.to_owned()),
+            timeouts: None,
+            role: None,
+        };
+        targets.push((region, region, sluice_test_support::aws::sdk_config_with(settings).await));
+    }
+    let w = AlbTargets::new(moto, targets).await;
+    w.write_config(defaults, |t| format!(", region = \"{}\"", t.home), after);
+    w
 }
 
 const TWO_REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
 
-impl TwoRegions {
-    async fn new(moto: &str) -> TwoRegions {
-        let plan =
-            "strategy = { kind = \"canary\", stages = [50, 100], stage_duration = \"300ms\" }\nanalysis = \"none\"\n";
-        TwoRegions::with(moto, plan, |_| String::new()).await
-    }
-
-    /// `defaults`: the `[defaults]` table's keys and the tables after it up
-    /// to the environment; `target`: what each target adds after its router.
-    async fn with(moto: &str, defaults: &str, target: impl Fn(&str) -> String) -> TwoRegions {
-        use sluice_providers::aws::AwsSettings;
-        use sluice_test_support::aws::{create_named_alb, sdk_config_with};
-        let mut regions = Vec::new();
-        for region in TWO_REGIONS {
-            let settings = AwsSettings {
-                region: Some(region.into()),
-                endpoint_url: Some(moto.to_owned()),
-                timeouts: None,
-                role: None,
-            };
-            let sdk = sdk_config_with(settings).await;
-            let fx = create_named_alb(moto, &sdk, ["shop", "blue", "green"]).await;
-            assert!(fx.listener.contains(&format!(":{region}:")), "{region}: {}", fx.listener);
-            regions.push((region, sdk, fx));
-        }
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut config = format!(
-            "app = \"shop\"\n[ledger]\nkind = \"file\"\npath = \"ledger.jsonl\"\n[analysis]\ninterval = \"200ms\"\n\
-             [defaults]\n{defaults}\
-             [[environment]]\nname = \"prd\"\nwaves = [[\"us-east-1\"], [\"eu-west-1\"]]\n"
-        );
-        for (region, _, fx) in &regions {
-            config.push_str(&format!(
-                "[[environment.target]]\nname = \"{region}\"\nrouter = {{ kind = \"alb\", region = \"{region}\", \
-                 listener_arn = \"{}\", stable_target_group = \"{}\", candidate_target_group = \"{}\" }}\n{}",
-                fx.listener,
-                fx.blue,
-                fx.green,
-                target(region)
-            ));
-        }
-        std::fs::write(dir.path().join("sluice.toml"), config).expect("config");
-        TwoRegions { regions, dir, webhook: String::new() }
-    }
-
-    /// A step with every AWS call sent to `endpoint` (moto, or a proxy in
-    /// front of it); the steps' own region is us-east-1 (`AWS_REGION`).
-    fn step(&self, endpoint: &str, args: &[&str]) -> Output {
-        Command::new(binary("sluice"))
-            .current_dir(self.dir.path())
-            .env_remove("GITHUB_ACTIONS")
-            .env_remove("GITHUB_OUTPUT")
-            .env("GITHUB_STEP_SUMMARY", self.dir.path().join("summary.md"))
-            .env("CI", "true")
-            .envs(sluice_test_support::aws::step_env(endpoint))
-            .env("SLUICE_WAVES_WEBHOOK", &self.webhook)
-            .args(args)
-            .args(["--config", "sluice.toml", "-e", "prd", "--record", "prd.json"])
-            .output()
-            .expect("the step runs")
-    }
-
-    /// Each region's listener weights, read by the test's own client for
-    /// that region, straight from moto.
-    async fn weights(&self) -> Vec<Vec<(String, i32)>> {
-        let mut all = Vec::new();
-        for (_, sdk, fx) in &self.regions {
-            all.push(sluice_test_support::aws::forward_weights(sdk, &fx.listener, None).await);
-        }
-        all
-    }
-
-    /// Every region's listener forwarding only to its blue group, as created.
-    fn as_created(&self) -> Vec<Vec<(String, i32)>> {
-        self.regions.iter().map(|(_, _, fx)| vec![(fx.blue.clone(), 1)]).collect()
-    }
-
-    fn all_green(&self) -> Vec<Vec<(String, i32)>> {
-        self.regions.iter().map(|(_, _, fx)| vec![(fx.blue.clone(), 0), (fx.green.clone(), 100)]).collect()
-    }
-
-    fn record(&self) -> Value {
-        serde_json::from_slice(&std::fs::read(self.dir.path().join("prd.json")).expect("record")).expect("json")
-    }
-}
+/// A canary of two short stages without analysis.
+const SHORT_PLAN: &str =
+    "strategy = { kind = \"canary\", stages = [50, 100], stage_duration = \"300ms\" }\nanalysis = \"none\"\n";
 
 /// ALBs in two regions, shifted in two waves: each target's router works in
 /// its own region (moto answers `ListenerNotFound` for an ARN asked in the
@@ -902,42 +831,9 @@ impl TwoRegions {
 async fn albs_in_two_regions_are_shifted_in_two_waves_each_in_its_own_region() {
     let _turn = shared();
     let Some(moto) = sluice_test_support::aws::moto() else { return };
-    let w = TwoRegions::new(&moto.endpoint).await;
-    assert_eq!(w.weights().await, w.as_created());
-    let gate = w.step(&moto.endpoint, &["gate", "--release", "v2", "--commit", "abcdef1"]);
-    assert_eq!(gate.status.code(), Some(0), "gate: {}", stderr(&gate));
-    let shift = w.step(&moto.endpoint, &["shift-traffic"]);
-    assert_eq!(shift.status.code(), Some(0), "shift-traffic: {}", stderr(&shift));
-    assert_eq!(w.weights().await, w.all_green(), "both regions at 100%, read back in each");
-    let record = w.record();
-    assert_eq!(record["status"], "verified", "{record}");
-    for (i, (region, _, fx)) in w.regions.iter().enumerate() {
-        let t = &record["targets"][i];
-        assert_eq!(t["name"], *region);
-        assert_eq!(t["wave"], i);
-        assert_eq!(t["candidate"], fx.green.as_str());
-        assert_eq!(t["router_before"]["resource"], fx.listener.as_str(), "{t}");
-        let traffic: Vec<u64> = events(&record, "traffic", region).iter().filter_map(|e| e["to"].as_u64()).collect();
-        assert_eq!(traffic, vec![50, 100], "{region}: every stage confirmed by its region's ALB");
-    }
-    let at = |e: &Value| e["at"].as_str().expect("at").to_owned();
-    let east_last = at(events(&record, "traffic", "us-east-1")[1]);
-    let west_first = at(events(&record, "traffic", "eu-west-1")[0]);
-    assert!(east_last <= west_first, "the second region moved after the first: {east_last} {west_first}");
-    // `sluice status` reads each region's ALB with its own client too.
-    let status = w.step(&moto.endpoint, &["status", "--json"]);
-    assert_eq!(status.status.code(), Some(0), "status: {}", stderr(&status));
-    let shown: Value = serde_json::from_slice(&status.stdout).expect("status json");
-    for (i, region) in TWO_REGIONS.iter().enumerate() {
-        let live = &shown["environments"][0]["targets"][i];
-        assert_eq!(live["name"], *region, "{shown}");
-        assert_eq!(live["router"]["candidate_weight"], 100, "{region}: {shown}");
-    }
-
-    let rollback = w.step(&moto.endpoint, &["rollback", "--reason", "test"]);
-    assert_eq!(rollback.status.code(), Some(0), "rollback: {}", stderr(&rollback));
-    assert_eq!(w.weights().await, w.as_created(), "each region exactly as before");
-    assert_eq!(w.record()["status"], "rolled_back");
+    let w = two_regions(&moto.endpoint, SHORT_PLAN, |_| String::new()).await;
+    // `sluice status` too reads each region's ALB with its own client.
+    w.assert_shifted_in_waves_and_back(&moto.endpoint, &[50, 100]).await;
 }
 
 /// AWS failing in one region mid-wave: a proxy in front of moto answers
@@ -954,7 +850,7 @@ async fn aws_failing_in_one_region_mid_wave_rolls_every_other_region_back() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let _turn = shared();
     let Some(moto) = sluice_test_support::aws::moto() else { return };
-    let mut w = TwoRegions::new(&moto.endpoint).await;
+    let mut w = two_regions(&moto.endpoint, SHORT_PLAN, |_| String::new()).await;
     let hook = Webhook::start();
     append_notify(&w.dir.path().join("sluice.toml"));
     w.webhook = hook.url.clone();
@@ -985,7 +881,7 @@ async fn aws_failing_in_one_region_mid_wave_rolls_every_other_region_back() {
     assert!(changes.load(Ordering::SeqCst) >= 2, "the second wave's second stage was asked");
     // us-east-1 had moved to 100% and is back exactly; eu-west-1 is at the
     // 50% its ALB confirmed (read back in its region, past the proxy).
-    let (east, west) = (&w.regions[0].2, &w.regions[1].2);
+    let (east, west) = (&w.targets[0].fx, &w.targets[1].fx);
     let half = vec![(west.blue.clone(), 50), (west.green.clone(), 50)];
     assert_eq!(w.weights().await, vec![vec![(east.blue.clone(), 1)], half]);
     let record = w.record();
@@ -1044,56 +940,22 @@ async fn aws_failing_in_one_region_mid_wave_rolls_every_other_region_back() {
 /// no traffic, not a failure), and both regions are put back exactly.
 #[tokio::test(flavor = "multi_thread")]
 async fn each_alb_target_is_judged_on_cloudwatch_in_its_own_region() {
-    use sluice_test_support::aws::{put_alb_minute, this_minute};
     let _turn = shared();
     let Some(moto) = sluice_test_support::aws::moto() else { return };
-    let defaults = "strategy = { kind = \"canary\", stages = [10, 100], stage_duration = \"1s\" }\n\
-        [[defaults.check]]\nname = \"errors\"\nkind = \"error_rate\"\nmax = 0.02\nmin_samples = 50\ncritical = true\n";
-    let w = TwoRegions::with(&moto.endpoint, defaults, |region| {
+    let w = two_regions(&moto.endpoint, JUDGED_CANARY, |t| {
         format!(
-            "[[environment.target.source]]\nkind = \"cloudwatch\"\nname = \"cw\"\nregion = \"{region}\"\n\
-             alb_traffic = true\nlookback = \"2m\"\ndelay = \"0s\"\n"
+            "[[environment.target.source]]\nkind = \"cloudwatch\"\nname = \"cw\"\nregion = \"{}\"\n\
+             alb_traffic = true\nlookback = \"2m\"\ndelay = \"0s\"\n",
+            t.home
         )
     })
     .await;
-    for (region, sdk, fx) in &w.regions {
-        let dims = fx.dims();
-        let candidate_errors = if *region == "eu-west-1" { 100.0 } else { 0.0 };
-        // Minutes around now, so every stage's look-back finds traffic
-        // however the test falls on the clock.
-        for offset in -2..=3 {
-            let minute = this_minute() + offset * 60;
-            put_alb_minute(sdk, &dims.load_balancer, &dims.candidate, minute, 500.0, candidate_errors).await;
-            put_alb_minute(sdk, &dims.load_balancer, &dims.stable, minute, 5000.0, 5.0).await;
-        }
-    }
-    let gate = w.step(&moto.endpoint, &["gate", "--release", "v2", "--commit", "abcdef1"]);
-    assert_eq!(gate.status.code(), Some(0), "gate: {}", stderr(&gate));
-    let shift = w.step(&moto.endpoint, &["shift-traffic"]);
-    assert_eq!(shift.status.code(), Some(1), "rolled back: {}", stderr(&shift));
-    assert_eq!(w.weights().await, w.as_created(), "both regions exactly as before");
-    let record = w.record();
-    assert_eq!(record["status"], "rolled_back", "{record}");
-    let east = events(&record, "verdict", "us-east-1");
-    assert_eq!(east.len(), 2, "both stages of the first wave judged: {record}");
-    for verdict in &east {
-        assert_eq!(verdict["report"]["verdict"], "pass", "{verdict}");
-        let first = &verdict["report"]["intervals"][0];
-        assert!(first["candidate"]["requests"].as_u64().is_some_and(|r| r >= 500), "{first}");
-        assert_eq!(first["candidate"]["errors"], 0, "us-east-1's own metrics: {first}");
-    }
-    let west = events(&record, "verdict", "eu-west-1");
-    let last = west.last().expect("eu-west-1 judged");
-    assert_eq!(last["report"]["verdict"], "fail", "{last}");
-    let first = &last["report"]["intervals"][0];
-    assert!(first["candidate"]["errors"].as_u64().is_some_and(|e| e >= 100), "eu-west-1's own metrics: {first}");
-    let traffic: Vec<u64> = events(&record, "traffic", "eu-west-1").iter().filter_map(|e| e["to"].as_u64()).collect();
-    assert_eq!(traffic, vec![10], "stopped at its first stage");
-    assert_eq!(events(&record, "rollback", "us-east-1").len(), 1);
-    assert_eq!(events(&record, "rollback", "eu-west-1").len(), 1);
-    let rollback = events(&record, "rollback", "eu-west-1")[0];
-    let reason = rollback["reason"].as_str().unwrap_or_default();
-    assert!(reason.contains("target eu-west-1 in wave 2") && reason.contains("errors"), "{reason}");
+    w.put_alb_traffic(|t| if t.home == "eu-west-1" { 100.0 } else { 0.0 }).await;
+    w.assert_second_target_fails_on_its_own_metrics(&moto.endpoint).await;
 }
+
+/// A canary of two 1 s stages judged by an `errors` check.
+const JUDGED_CANARY: &str = "strategy = { kind = \"canary\", stages = [10, 100], stage_duration = \"1s\" }\n\
+    [[defaults.check]]\nname = \"errors\"\nkind = \"error_rate\"\nmax = 0.02\nmin_samples = 50\ncritical = true\n";
 
 mod accounts;

@@ -3,19 +3,18 @@
 //! while canaries run on an ALB. The listener's weights are read straight
 //! from moto, past the proxy, so the test sees what the steps could not.
 
-use crate::support::{Turn, code, exe, ready, shared, stderr};
+use crate::support::aws::{AlbWorld, aws_command};
+use crate::support::{code, exe, ready, stderr};
 use sluice_core::record::{EventDetail, Expect, Record, Status};
-use sluice_test_support::aws::{self as testing, AlbFixture, Moto, create_alb, forward_weights, step_env};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// One ALB in moto's default account as environment dev's router, reached
+/// by the steps through `sluice-faultproxy` only.
 struct Env {
-    _turn: Turn,
-    _moto: Moto,
-    sdk: aws_config::SdkConfig,
-    fx: AlbFixture,
-    dir: tempfile::TempDir,
+    world: AlbWorld,
+    /// The proxy's URL.
     proxy: String,
     children: Vec<Child>,
 }
@@ -31,15 +30,10 @@ impl Drop for Env {
 
 impl Env {
     async fn start() -> Option<Env> {
-        // The machine's turn before moto's: never the other way round.
-        let turn = shared();
-        let moto = testing::moto()?;
-        let sdk = moto.sdk_config().await;
-        let fx = create_alb(&moto.endpoint, &sdk).await;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let ready_file = dir.path().join("proxy.json");
+        let world = AlbWorld::start().await?;
+        let ready_file = world.path("proxy.json");
         let mut child = Command::new(exe("sluice-faultproxy"))
-            .args(["--listen", "127.0.0.1:0", "--upstream", &moto.endpoint, "--throttle", "aws-query"])
+            .args(["--listen", "127.0.0.1:0", "--upstream", &world.moto.endpoint, "--throttle", "aws-query"])
             .args(["--slow", "1s", "--seed", "11", "--ready-file"])
             .arg(&ready_file)
             .stdout(Stdio::null())
@@ -47,27 +41,18 @@ impl Env {
             .expect("spawn sluice-faultproxy");
         let v = ready(&ready_file, &mut child);
         let proxy = format!("http://{}", v["listen"].as_str().expect("listen"));
-        let config = format!(
+        world.write_config(&format!(
             "app = \"shop\"\n[ledger]\nkind = \"file\"\npath = \"ledger.jsonl\"\n\
              [defaults]\nstrategy = {{ kind = \"canary\", stages = [20, 100], stage_duration = \"500ms\" }}\nanalysis = \"none\"\n\
-             [[environment]]\nname = \"dev\"\n\
-             router = {{ kind = \"alb\", listener_arn = \"{}\", stable_target_group = \"{}\", candidate_target_group = \"{}\" }}\n",
-            fx.listener, fx.blue, fx.green
-        );
-        std::fs::write(dir.path().join("sluice.toml"), config).expect("config");
-        Some(Env { _turn: turn, _moto: moto, sdk, fx, dir, proxy, children: vec![child] })
+             [[environment]]\nname = \"dev\"\nrouter = {}\n",
+            world.router()
+        ));
+        Some(Env { world, proxy, children: vec![child] })
     }
 
     fn command(&self, name: &str, record: &str, args: &[&str]) -> Command {
-        let mut cmd = Command::new(exe(name));
-        cmd.current_dir(self.dir.path())
-            .env_remove("GITHUB_ACTIONS")
-            .env_remove("GITHUB_OUTPUT")
-            .env_remove("GITHUB_STEP_SUMMARY")
-            .env("CI", "true")
-            .envs(step_env(&self.proxy))
-            .args(["--config", "sluice.toml", "-e", "dev", "--record", record])
-            .args(args);
+        let mut cmd = aws_command(self.world.dir.path(), &self.proxy, name);
+        cmd.args(["--config", "sluice.toml", "-e", "dev", "--record", record]).args(args);
         cmd
     }
 
@@ -76,7 +61,7 @@ impl Env {
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        self.world.path(name)
     }
 
     fn faults(&self, rates: &str) {
@@ -85,9 +70,10 @@ impl Env {
 
     /// The candidate's share of the listener as moto has it, in percent.
     async fn candidate_percent(&self) -> i64 {
-        let weights = forward_weights(&self.sdk, &self.fx.listener, None).await;
+        let weights = self.world.weights().await;
         let total: i64 = weights.iter().map(|(_, w)| i64::from(*w)).sum();
-        let green: i64 = weights.iter().filter(|(arn, _)| *arn == self.fx.green).map(|(_, w)| i64::from(*w)).sum();
+        let green: i64 =
+            weights.iter().filter(|(arn, _)| *arn == self.world.fx.green).map(|(_, w)| i64::from(*w)).sum();
         assert!(total > 0, "no weight on the listener: {weights:?}");
         green * 100 / total
     }

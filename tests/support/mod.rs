@@ -21,6 +21,8 @@
 
 #![allow(dead_code)] // not every test module uses every part
 
+pub mod aws;
+
 use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::io::{Read, Write};

@@ -8,11 +8,11 @@
 //! The fixtures are made, and every weight is read back, by the test's own
 //! client in each account, with credentials it assumed itself.
 
-use super::{binary, events, stderr};
+use super::{JUDGED_CANARY, SHORT_PLAN, events, stderr};
+use crate::support::aws::{AlbTarget, AlbTargets};
 use crate::support::shared;
-use serde_json::Value;
-use sluice_test_support::aws::{AlbFixture, REGION};
-use std::process::{Command, Output};
+use sluice_test_support::aws::{Call, FaultProxy, REGION, Reply, Rule, error_body};
+use std::sync::Arc;
 
 const ACCOUNTS: [(&str, &str); 2] = [("shop-a", "111111111111"), ("shop-b", "222222222222")];
 
@@ -21,89 +21,48 @@ fn role(account: &str) -> String {
 }
 
 /// Two accounts, one ALB in each (in the same region, so only the account
-/// keeps them apart), each the router of its own target.
-struct TwoAccounts {
-    /// Per account: the target's name, the account, the test's own SDK
-    /// config in that account, and its ALB.
-    accounts: Vec<(&'static str, &'static str, aws_config::SdkConfig, AlbFixture)>,
-    dir: tempfile::TempDir,
+/// keeps them apart), each the router of its own target; the test's own
+/// client in each account has credentials it assumed itself.
+async fn two_accounts(moto: &str) -> AlbTargets {
+    let mut targets = Vec::new();
+    for (name, account) in ACCOUNTS {
+        targets.push((name, account, sluice_test_support::aws::assumed_sdk_config(moto, REGION, &role(account)).await));
+    }
+    AlbTargets::new(moto, targets).await
 }
 
-impl TwoAccounts {
-    async fn new(moto: &str) -> TwoAccounts {
-        let mut accounts = Vec::new();
-        for (name, account) in ACCOUNTS {
-            let sdk = sluice_test_support::aws::assumed_sdk_config(moto, REGION, &role(account)).await;
-            let fx = sluice_test_support::aws::create_named_alb(moto, &sdk, ["shop", "blue", "green"]).await;
-            assert!(fx.listener.contains(&format!(":{account}:")), "{account}: {}", fx.listener);
-            accounts.push((name, account, sdk, fx));
-        }
-        TwoAccounts { accounts, dir: tempfile::tempdir().expect("tempdir") }
-    }
-
-    /// Writes the config: `defaults` as the `[defaults]` keys, and for each
-    /// target whether its router names its role, and what it adds after
-    /// its router.
-    fn write_config(&self, defaults: &str, with_role: impl Fn(&str) -> bool, target: impl Fn(&str, &str) -> String) {
-        let mut config = format!(
-            "app = \"shop\"\n[ledger]\nkind = \"file\"\npath = \"ledger.jsonl\"\n[analysis]\ninterval = \"200ms\"\n\
-             [defaults]\n{defaults}\
-             [[environment]]\nname = \"prd\"\nwaves = [[\"shop-a\"], [\"shop-b\"]]\n"
-        );
-        for (name, account, _, fx) in &self.accounts {
-            let role = if with_role(name) { format!(", role_arn = \"{}\"", role(account)) } else { String::new() };
-            config.push_str(&format!(
-                "[[environment.target]]\nname = \"{name}\"\nrouter = {{ kind = \"alb\", listener_arn = \"{}\", \
-                 stable_target_group = \"{}\", candidate_target_group = \"{}\"{role} }}\n{}",
-                fx.listener,
-                fx.blue,
-                fx.green,
-                target(name, account)
-            ));
-        }
-        std::fs::write(self.dir.path().join("sluice.toml"), config).expect("config");
-    }
-
-    /// A step with the job's own (default account) credentials.
-    fn step(&self, endpoint: &str, args: &[&str]) -> Output {
-        Command::new(binary("sluice"))
-            .current_dir(self.dir.path())
-            .env_remove("GITHUB_ACTIONS")
-            .env_remove("GITHUB_OUTPUT")
-            .env("GITHUB_STEP_SUMMARY", self.dir.path().join("summary.md"))
-            .env("CI", "true")
-            .envs(sluice_test_support::aws::step_env(endpoint))
-            .args(args)
-            .args(["--config", "sluice.toml", "-e", "prd", "--record", "prd.json"])
-            .output()
-            .expect("the step runs")
-    }
-
-    /// Each account's listener weights, read by the test's own client in
-    /// that account.
-    async fn weights(&self) -> Vec<Vec<(String, i32)>> {
-        let mut all = Vec::new();
-        for (_, _, sdk, fx) in &self.accounts {
-            all.push(sluice_test_support::aws::forward_weights(sdk, &fx.listener, None).await);
-        }
-        all
-    }
-
-    fn as_created(&self) -> Vec<Vec<(String, i32)>> {
-        self.accounts.iter().map(|(_, _, _, fx)| vec![(fx.blue.clone(), 1)]).collect()
-    }
-
-    fn all_green(&self) -> Vec<Vec<(String, i32)>> {
-        self.accounts.iter().map(|(_, _, _, fx)| vec![(fx.blue.clone(), 0), (fx.green.clone(), 100)]).collect()
-    }
-
-    fn record(&self) -> Value {
-        serde_json::from_slice(&std::fs::read(self.dir.path().join("prd.json")).expect("record")).expect("json")
-    }
+/// Writes the config: `defaults` as the `[defaults]` keys, and for each
+/// target whether its router names its role (`with_role` of its name),
+/// and what it adds after its router (`after` of its name and account).
+fn write_config(
+    w: &AlbTargets,
+    defaults: &str,
+    with_role: impl Fn(&str) -> bool,
+    after: impl Fn(&str, &str) -> String,
+) {
+    let router = |t: &AlbTarget| match with_role(t.name) {
+        true => format!(", role_arn = \"{}\"", role(t.home)),
+        false => String::new(),
+    };
+    w.write_config(defaults, router, |t| after(t.name, t.home));
 }
 
-const PLAN: &str =
-    "strategy = { kind = \"canary\", stages = [50, 100], stage_duration = \"300ms\" }\nanalysis = \"none\"\n";
+/// STS refusing `AssumeRole` of `denied` with `AccessDenied`, as it does
+/// when the role's trust policy does not name the job's role; every other
+/// call goes to moto.
+fn sts_refuses(denied: String) -> Rule {
+    Arc::new(move |call: &Call| match call.operation == "AssumeRole" && call.param("RoleArn") == Some(&denied) {
+        true => Reply::Respond {
+            status: 403,
+            body: error_body(
+                false,
+                "AccessDenied",
+                "User: arn:aws:sts::123456789012:assumed-role/ci/job is not authorized to perform: sts:AssumeRole",
+            ),
+        },
+        false => Reply::Forward,
+    })
+}
 
 /// ALBs in two accounts, shifted in two waves, each target's router
 /// assuming the role of its account; every weight read back per account,
@@ -112,46 +71,16 @@ const PLAN: &str =
 async fn albs_in_two_accounts_are_shifted_in_two_waves_each_with_its_role() {
     let _turn = shared();
     let Some(moto) = sluice_test_support::aws::moto() else { return };
-    let w = TwoAccounts::new(&moto.endpoint).await;
+    let w = two_accounts(&moto.endpoint).await;
     // The job's own credentials cannot see either listener.
     let default = moto.sdk_config().await;
-    for (_, _, _, fx) in &w.accounts {
-        let seen = sluice_test_support::aws::sees_listener(&default, &fx.listener).await;
-        assert!(!seen, "the default account must not see {}", fx.listener);
+    for t in &w.targets {
+        let seen = sluice_test_support::aws::sees_listener(&default, &t.fx.listener).await;
+        assert!(!seen, "the default account must not see {}", t.fx.listener);
     }
-    w.write_config(PLAN, |_| true, |_, _| String::new());
-    assert_eq!(w.weights().await, w.as_created());
-    let gate = w.step(&moto.endpoint, &["gate", "--release", "v2", "--commit", "abcdef1"]);
-    assert_eq!(gate.status.code(), Some(0), "gate: {}", stderr(&gate));
-    let shift = w.step(&moto.endpoint, &["shift-traffic"]);
-    assert_eq!(shift.status.code(), Some(0), "shift-traffic: {}", stderr(&shift));
-    assert_eq!(w.weights().await, w.all_green(), "both accounts at 100%, read back in each");
-    let record = w.record();
-    assert_eq!(record["status"], "verified", "{record}");
-    for (i, (name, _, _, fx)) in w.accounts.iter().enumerate() {
-        let t = &record["targets"][i];
-        assert_eq!(t["name"], *name);
-        assert_eq!(t["candidate"], fx.green.as_str());
-        assert_eq!(t["router_before"]["resource"], fx.listener.as_str(), "{t}");
-        let traffic: Vec<u64> = events(&record, "traffic", name).iter().filter_map(|e| e["to"].as_u64()).collect();
-        assert_eq!(traffic, vec![50, 100], "{name}: every stage confirmed by its account's ALB");
-    }
-    let at = |e: &Value| e["at"].as_str().expect("at").to_owned();
-    let a_last = at(events(&record, "traffic", "shop-a")[1]);
-    let b_first = at(events(&record, "traffic", "shop-b")[0]);
-    assert!(a_last <= b_first, "the second account moved after the first: {a_last} {b_first}");
-    let status = w.step(&moto.endpoint, &["status", "--json"]);
-    assert_eq!(status.status.code(), Some(0), "status: {}", stderr(&status));
-    let shown: Value = serde_json::from_slice(&status.stdout).expect("status json");
-    for (i, (name, ..)) in w.accounts.iter().enumerate() {
-        let live = &shown["environments"][0]["targets"][i];
-        assert_eq!(live["name"], *name, "{shown}");
-        assert_eq!(live["router"]["candidate_weight"], 100, "{name}: {shown}");
-    }
-    let rollback = w.step(&moto.endpoint, &["rollback", "--reason", "test"]);
-    assert_eq!(rollback.status.code(), Some(0), "rollback: {}", stderr(&rollback));
-    assert_eq!(w.weights().await, w.as_created(), "each account exactly as before");
-    assert_eq!(w.record()["status"], "rolled_back");
+    write_config(&w, SHORT_PLAN, |_| true, |_, _| String::new());
+    // `sluice status` too reads each account's ALB with its role.
+    w.assert_shifted_in_waves_and_back(&moto.endpoint, &[50, 100]).await;
 }
 
 /// The same config without `role_arn` on the second target: its listener
@@ -169,9 +98,9 @@ async fn albs_in_two_accounts_are_shifted_in_two_waves_each_with_its_role() {
 async fn a_target_in_another_account_without_its_role_fails_and_moves_nothing_elsewhere() {
     let _turn = shared();
     let Some(moto) = sluice_test_support::aws::moto() else { return };
-    let w = TwoAccounts::new(&moto.endpoint).await;
+    let w = two_accounts(&moto.endpoint).await;
     let without_b = |name: &str| name != "shop-b";
-    w.write_config(PLAN, without_b, |_, _| String::new());
+    write_config(&w, SHORT_PLAN, without_b, |_, _| String::new());
     let gate = w.step(&moto.endpoint, &["gate", "--release", "v2", "--commit", "abcdef1"]);
     let err = stderr(&gate);
     assert_eq!(gate.status.code(), Some(3), "{err}");
@@ -179,10 +108,10 @@ async fn a_target_in_another_account_without_its_role_fails_and_moves_nothing_el
     assert!(err.contains("LoadBalancerNotFound"), "says what AWS answered: {err}");
     assert_eq!(w.weights().await, w.as_created(), "nothing moved");
 
-    w.write_config(PLAN, |_| true, |_, _| String::new());
+    write_config(&w, SHORT_PLAN, |_| true, |_, _| String::new());
     let gate = w.step(&moto.endpoint, &["gate", "--release", "v2", "--commit", "abcdef1"]);
     assert_eq!(gate.status.code(), Some(0), "the first target's lease was given back: {}", stderr(&gate));
-    w.write_config(PLAN, without_b, |_, _| String::new());
+    write_config(&w, SHORT_PLAN, without_b, |_, _| String::new());
     let shift = w.step(&moto.endpoint, &["shift-traffic"]);
     let err = stderr(&shift);
     assert_eq!(shift.status.code(), Some(3), "{err}");
@@ -202,28 +131,13 @@ async fn a_target_in_another_account_without_its_role_fails_and_moves_nothing_el
 /// role, the deployment goes through both accounts.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_role_that_cannot_be_assumed_is_a_provider_failure_naming_the_target_and_the_role() {
-    use sluice_test_support::aws::{Call, FaultProxy, Reply, error_body};
-    use std::sync::Arc;
     let _turn = shared();
     let Some(moto) = sluice_test_support::aws::moto() else { return };
-    let w = TwoAccounts::new(&moto.endpoint).await;
-    w.write_config(PLAN, |_| true, |_, _| String::new());
+    let w = two_accounts(&moto.endpoint).await;
+    write_config(&w, SHORT_PLAN, |_| true, |_, _| String::new());
     let proxy = FaultProxy::start(&moto.endpoint);
     let denied = role("222222222222");
-    let rule_role = denied.clone();
-    proxy.add(Arc::new(move |call: &Call| {
-        match call.operation == "AssumeRole" && call.param("RoleArn") == Some(&rule_role) {
-            true => Reply::Respond {
-                status: 403,
-                body: error_body(
-                    false,
-                    "AccessDenied",
-                    "User: arn:aws:sts::123456789012:assumed-role/ci/job is not authorized to perform: sts:AssumeRole",
-                ),
-            },
-            false => Reply::Forward,
-        }
-    }));
+    proxy.add(sts_refuses(denied.clone()));
     let gate = w.step(&proxy.endpoint, &["gate", "--release", "v2", "--commit", "abcdef1"]);
     let err = stderr(&gate);
     assert_eq!(gate.status.code(), Some(3), "{err}");
@@ -250,16 +164,14 @@ async fn a_role_that_cannot_be_assumed_is_a_provider_failure_naming_the_target_a
 /// in the second.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_role_refused_mid_deployment_puts_the_first_wave_back_exactly() {
-    use sluice_test_support::aws::{Call, FaultProxy, Reply, error_body};
-    use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
     let _turn = shared();
     let Some(moto) = sluice_test_support::aws::moto() else { return };
-    let w = TwoAccounts::new(&moto.endpoint).await;
-    w.write_config(PLAN, |_| true, |_, _| String::new());
+    let w = two_accounts(&moto.endpoint).await;
+    write_config(&w, SHORT_PLAN, |_| true, |_, _| String::new());
     let proxy = FaultProxy::start(&moto.endpoint);
     let denied = role("222222222222");
-    let first_listener = w.accounts[0].3.listener.clone();
+    let first_listener = w.targets[0].fx.listener.clone();
     let moved = Arc::new(AtomicBool::new(false));
     let seen = Arc::clone(&moved);
     proxy.add(Arc::new(move |call: &Call| {
@@ -290,4 +202,76 @@ async fn a_role_refused_mid_deployment_puts_the_first_wave_back_exactly() {
     assert_eq!(traffic.first(), Some(&50), "the first wave moved: {record}");
     assert_eq!(events(&record, "rollback", "shop-a").len(), 1, "{record}");
     assert!(events(&record, "traffic", "shop-b").is_empty(), "{record}");
+}
+
+/// What each target adds after its router: a CloudWatch source in its own
+/// account, reading that account's ALB metrics with `role` of the account.
+fn cloudwatch_in(role: impl Fn(&str) -> String) -> impl Fn(&str, &str) -> String {
+    move |_, account| {
+        format!(
+            "[[environment.target.source]]\nkind = \"cloudwatch\"\nname = \"cw\"\nrole_arn = \"{}\"\n\
+             alb_traffic = true\nlookback = \"2m\"\ndelay = \"0s\"\n",
+            role(account)
+        )
+    }
+}
+
+/// Each target judged on the CloudWatch of its own account: a target-level
+/// CloudWatch source with `role_arn`, the ALB metrics put into each
+/// account's CloudWatch the way its ALB would, healthy in shop-a's, the
+/// candidate failing a fifth of its requests in shop-b's. The job's own
+/// account has no such metrics: read there, a stage would see no traffic
+/// (inconclusive), not a pass or these errors. The first wave passes on
+/// shop-a's metrics, the second fails on shop-b's, and both accounts are
+/// put back exactly.
+#[tokio::test(flavor = "multi_thread")]
+async fn each_target_is_judged_on_cloudwatch_in_its_own_account_with_its_role() {
+    let _turn = shared();
+    let Some(moto) = sluice_test_support::aws::moto() else { return };
+    let w = two_accounts(&moto.endpoint).await;
+    write_config(&w, JUDGED_CANARY, |_| true, cloudwatch_in(role));
+    w.put_alb_traffic(|t| if t.name == "shop-b" { 100.0 } else { 0.0 }).await;
+    w.assert_second_target_fails_on_its_own_metrics(&moto.endpoint).await;
+}
+
+/// The role of shop-b's CloudWatch source (its own, not its router's)
+/// refused by STS (`AccessDenied` from a proxy in front of moto, as STS
+/// answers when the role's trust policy does not name the job's role): the
+/// source is first called in shop-b's first stage, so shop-a's wave passes
+/// and shop-b moves to 10%; that stage cannot be judged, and the
+/// deployment is a provider failure (exit 3) naming the target, the role
+/// and STS's answer, not a verdict on the release; every account is put
+/// back exactly.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cloudwatch_source_whose_role_is_refused_is_a_provider_failure_naming_the_role() {
+    let _turn = shared();
+    let Some(moto) = sluice_test_support::aws::moto() else { return };
+    let w = two_accounts(&moto.endpoint).await;
+    let metrics_role = |account: &str| format!("arn:aws:iam::{account}:role/metrics-reader");
+    write_config(&w, JUDGED_CANARY, |_| true, cloudwatch_in(metrics_role));
+    w.put_alb_traffic(|_| 0.0).await;
+    let proxy = FaultProxy::start(&moto.endpoint);
+    let denied = metrics_role("222222222222");
+    proxy.add(sts_refuses(denied.clone()));
+    let gate = w.step(&proxy.endpoint, &["gate", "--release", "v2", "--commit", "abcdef1"]);
+    assert_eq!(gate.status.code(), Some(0), "gate: {}", stderr(&gate));
+    let shift = w.step(&proxy.endpoint, &["shift-traffic"]);
+    let err = stderr(&shift);
+    assert_eq!(shift.status.code(), Some(3), "{err}");
+    assert!(err.contains("shop-b"), "names the target: {err}");
+    assert!(err.contains(&format!("assume role {denied}")), "names the role: {err}");
+    assert!(err.contains("AccessDenied"), "says what STS answered: {err}");
+    assert_eq!(w.weights().await, w.as_created(), "both accounts exactly as before");
+    assert!(err.contains("(session sluice-shop-prd)"), "names the session: {err}");
+    let record = w.record();
+    // shop-b's stage could not be judged (its metrics unread), which says
+    // nothing of the release: an `error`, never a `fail`.
+    let b = events(&record, "verdict", "shop-b");
+    assert_eq!(b.len(), 1, "{record}");
+    assert_eq!(b[0]["report"]["verdict"], "error", "{}", b[0]);
+    let rollback = events(&record, "rollback", "shop-a");
+    assert_eq!(rollback.len(), 1, "{record}");
+    let reason = rollback[0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.starts_with("a provider failed") && reason.contains(&denied), "{reason}");
+    assert_eq!(events(&record, "rollback", "shop-b").len(), 1, "{record}");
 }

@@ -204,6 +204,7 @@ async fn read_github(config: &Config, now: jiff::Timestamp) -> Result<Ledgered, 
         until: None,
         after: Duration::ZERO,
         incident_label: None,
+        // The journal alone: no deployment from before it is shown.
         max_deployments: 0,
         default_app: Some(config.app.clone()),
         reserve: history::DEFAULT_RESERVE,

@@ -14,10 +14,13 @@
 //! threads and ordering groups is `accumulate`'s: nothing here knows about
 //! files, threads or the report's layout, and nothing here reads a clock.
 
+use jiff::civil::Date;
 use sluice_core::ledger::LedgerOutcome;
 
 use crate::hash::FxSet;
-use crate::report::{Counts, DayPoint, DurationStats, Frequency, Metric, Metrics, Ratio, Tier, WeekPoint};
+use crate::report::{
+    Counts, DayPoint, DurationStats, Frequency, Metric, Metrics, Ratio, Tier, TrendFigures, WeekPoint,
+};
 use crate::span::{Span, week_of};
 use crate::{stats, tiers};
 
@@ -197,52 +200,58 @@ impl Measurements {
     }
 
     fn weekly(&self, span: &Span) -> Vec<WeekPoint> {
-        let weeks = span.week_dates();
-        let lead = self.change_lead_time.weekly_medians(weeks.len());
-        let recovery = self.failed_deployment_recovery_time.weekly_medians(weeks.len());
-        weeks
-            .into_iter()
-            .enumerate()
-            .map(|(k, (week_start, coverage))| {
-                let (failed, attempts) = self.change_fail_rate.week(k);
-                let (hotfixes, deployments) = self.deployment_rework_rate.week(k);
-                WeekPoint {
-                    week_start,
-                    coverage,
-                    deployments: self.deployment_frequency.weekly.get(k).copied().unwrap_or_default(),
-                    attempts,
-                    change_lead_time_median_seconds: lead[k],
-                    change_fail_rate: (attempts > 0).then(|| failed as f64 / attempts as f64),
-                    recovery_time_median_seconds: recovery[k],
-                    rework_rate: (deployments > 0).then(|| hotfixes as f64 / deployments as f64),
-                }
-            })
-            .collect()
+        self.trend(span.week_dates(), Bucket::Week, |week_start, figures| WeekPoint { week_start, figures })
     }
 
     /// The same figures per UTC day, for a short window.
     fn daily(&self, span: &Span) -> Vec<DayPoint> {
-        let days = span.day_dates();
-        let lead = self.change_lead_time.daily_medians(days.len());
-        let recovery = self.failed_deployment_recovery_time.daily_medians(days.len());
-        days.into_iter()
+        self.trend(span.day_dates(), Bucket::Day, |day, figures| DayPoint { day, figures })
+    }
+
+    /// The figures of each bucket of a trend (its date and coverage from
+    /// `dates`), made into points by `point`.
+    fn trend<P>(&self, dates: Vec<(Date, f64)>, bucket: Bucket, point: impl Fn(Date, TrendFigures) -> P) -> Vec<P> {
+        let n = dates.len();
+        let (lead, recovery, deployments) = match bucket {
+            Bucket::Week => (
+                self.change_lead_time.weekly_medians(n),
+                self.failed_deployment_recovery_time.weekly_medians(n),
+                &self.deployment_frequency.weekly,
+            ),
+            Bucket::Day => (
+                self.change_lead_time.daily_medians(n),
+                self.failed_deployment_recovery_time.daily_medians(n),
+                &self.deployment_frequency.daily,
+            ),
+        };
+        dates
+            .into_iter()
             .enumerate()
-            .map(|(k, (day, coverage))| {
-                let (failed, attempts) = self.change_fail_rate.day(k);
-                let (hotfixes, deployments) = self.deployment_rework_rate.day(k);
-                DayPoint {
-                    day,
-                    coverage,
-                    deployments: self.deployment_frequency.daily.get(k).copied().unwrap_or_default(),
-                    attempts,
-                    change_lead_time_median_seconds: lead[k],
-                    change_fail_rate: (attempts > 0).then(|| failed as f64 / attempts as f64),
-                    recovery_time_median_seconds: recovery[k],
-                    rework_rate: (deployments > 0).then(|| hotfixes as f64 / deployments as f64),
-                }
+            .map(|(k, (date, coverage))| {
+                let (failed, attempts) = self.change_fail_rate.bucket(bucket, k);
+                let (hotfixes, promoted) = self.deployment_rework_rate.bucket(bucket, k);
+                point(
+                    date,
+                    TrendFigures {
+                        coverage,
+                        deployments: deployments.get(k).copied().unwrap_or_default(),
+                        attempts,
+                        change_lead_time_median_seconds: lead[k],
+                        change_fail_rate: (attempts > 0).then(|| failed as f64 / attempts as f64),
+                        recovery_time_median_seconds: recovery[k],
+                        rework_rate: (promoted > 0).then(|| hotfixes as f64 / promoted as f64),
+                    },
+                )
             })
             .collect()
     }
+}
+
+/// The buckets of a trend.
+#[derive(Clone, Copy)]
+enum Bucket {
+    Week,
+    Day,
 }
 
 fn none<T>(empty: Option<&str>, why: &str) -> Metric<T> {
@@ -630,14 +639,13 @@ impl WeeklyRatio {
         add_weekly(&mut self.daily, &other.daily, add);
     }
 
-    /// (numerator, denominator) of trend week `k`.
-    fn week(&self, k: usize) -> (u64, u64) {
-        self.weekly.get(k).copied().unwrap_or_default()
-    }
-
-    /// (numerator, denominator) of trend day `k`.
-    fn day(&self, k: usize) -> (u64, u64) {
-        self.daily.get(k).copied().unwrap_or_default()
+    /// (numerator, denominator) of trend week or day `k`.
+    fn bucket(&self, bucket: Bucket, k: usize) -> (u64, u64) {
+        let buckets = match bucket {
+            Bucket::Week => &self.weekly,
+            Bucket::Day => &self.daily,
+        };
+        buckets.get(k).copied().unwrap_or_default()
     }
 
     fn ratio(&self) -> Ratio {

@@ -208,16 +208,8 @@ impl Tier {
 pub struct WeekPoint {
     /// The Monday the week starts on (UTC).
     pub week_start: Date,
-    /// The share of the week inside the window, in `(0, 1]`: below 1 for a
-    /// first or last week the window covers only in part (its counts are
-    /// of those days only, not a dip).
-    pub coverage: f64,
-    pub deployments: u64,
-    pub attempts: u64,
-    pub change_lead_time_median_seconds: Option<f64>,
-    pub change_fail_rate: Option<f64>,
-    pub recovery_time_median_seconds: Option<f64>,
-    pub rework_rate: Option<f64>,
+    #[serde(flatten)]
+    pub figures: TrendFigures,
 }
 
 /// One UTC day of a short window's trend; `null` where the day has no data.
@@ -225,8 +217,17 @@ pub struct WeekPoint {
 pub struct DayPoint {
     /// The day (UTC).
     pub day: Date,
-    /// The share of the day inside the window, in `(0, 1]`: below 1 for a
-    /// first or last day the window covers only in part.
+    #[serde(flatten)]
+    pub figures: TrendFigures,
+}
+
+/// What a trend point (a [`WeekPoint`] or a [`DayPoint`]) measured, its
+/// fields beside the point's date in the JSON.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TrendFigures {
+    /// The share of the week (or day) inside the window, in `(0, 1]`: below
+    /// 1 for a first or last one the window covers only in part (its counts
+    /// are of those days or hours only, not a dip).
     pub coverage: f64,
     pub deployments: u64,
     pub attempts: u64,
@@ -271,4 +272,36 @@ pub struct HistoryRow {
     /// target stopped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_target: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A week and a day share their figures, and each still reads in the
+    /// JSON as one flat object: its date, then the figures in the same
+    /// order as before they were shared (`null` where there is no data).
+    #[test]
+    fn trend_points_are_flat_objects_with_shared_figures() {
+        let figures = TrendFigures {
+            coverage: 0.5,
+            deployments: 3,
+            attempts: 4,
+            change_lead_time_median_seconds: Some(7200.0),
+            change_fail_rate: Some(0.25),
+            recovery_time_median_seconds: None,
+            rework_rate: Some(0.0),
+        };
+        let date: Date = "2024-01-08".parse().expect("date");
+        let tail = "\"coverage\":0.5,\"deployments\":3,\"attempts\":4,\"change_lead_time_median_seconds\":7200.0,\
+                    \"change_fail_rate\":0.25,\"recovery_time_median_seconds\":null,\"rework_rate\":0.0}";
+        let week = WeekPoint { week_start: date, figures: figures.clone() };
+        let text = serde_json::to_string(&week).expect("week json");
+        assert_eq!(text, format!("{{\"week_start\":\"2024-01-08\",{tail}"));
+        assert_eq!(serde_json::from_str::<WeekPoint>(&text).expect("week back"), week);
+        let day = DayPoint { day: date, figures };
+        let text = serde_json::to_string(&day).expect("day json");
+        assert_eq!(text, format!("{{\"day\":\"2024-01-08\",{tail}"));
+        assert_eq!(serde_json::from_str::<DayPoint>(&text).expect("day back"), day);
+    }
 }

@@ -23,7 +23,7 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
 use crate::render::duration;
-use crate::report::{DayPoint, Report, Tier, WeekPoint};
+use crate::report::{Report, Tier, TrendFigures};
 
 const WIDTH: f64 = 860.0;
 const LEFT: f64 = 62.0;
@@ -99,32 +99,18 @@ fn ms_of(d: Date) -> Option<i64> {
     d.to_zoned(TimeZone::UTC).ok().map(|z| z.timestamp().as_millisecond())
 }
 
-fn from_week(w: &WeekPoint) -> Option<Pt> {
+/// A trend point's bucket, starting on `start`.
+fn point(start: Date, f: &TrendFigures) -> Option<Pt> {
     Some(Pt {
-        start: w.week_start,
-        at: ms_of(w.week_start)?,
-        coverage: w.coverage,
+        start,
+        at: ms_of(start)?,
+        coverage: f.coverage,
         values: [
-            Some(w.deployments as f64),
-            w.change_lead_time_median_seconds,
-            w.change_fail_rate,
-            w.recovery_time_median_seconds,
-            w.rework_rate,
-        ],
-    })
-}
-
-fn from_day(d: &DayPoint) -> Option<Pt> {
-    Some(Pt {
-        start: d.day,
-        at: ms_of(d.day)?,
-        coverage: d.coverage,
-        values: [
-            Some(d.deployments as f64),
-            d.change_lead_time_median_seconds,
-            d.change_fail_rate,
-            d.recovery_time_median_seconds,
-            d.rework_rate,
+            Some(f.deployments as f64),
+            f.change_lead_time_median_seconds,
+            f.change_fail_rate,
+            f.recovery_time_median_seconds,
+            f.rework_rate,
         ],
     })
 }
@@ -331,9 +317,9 @@ pub fn to_svg(report: &Report) -> String {
         .take(COLORS.len())
         .map(|e| {
             let pts: Vec<Pt> = if daily {
-                e.daily.iter().filter_map(from_day).collect()
+                e.daily.iter().filter_map(|d| point(d.day, &d.figures)).collect()
             } else {
-                e.weekly.iter().filter_map(from_week).collect()
+                e.weekly.iter().filter_map(|w| point(w.week_start, &w.figures)).collect()
             };
             (e.environment.as_str(), pts)
         })

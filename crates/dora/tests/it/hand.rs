@@ -178,28 +178,28 @@ fn web_every_figure() {
     // Weeks: 01-01 (e1 e2 e3 e4 e5 e6 e8) and 01-08 (e9 e10 e11 e12).
     let [w1, w2] = web.weekly.as_slice() else { panic!("two weeks") };
     assert_eq!(w1.week_start.to_string(), "2024-01-01");
-    assert_eq!((w1.deployments, w1.attempts), (5, 7));
-    assert_eq!(w1.change_fail_rate, Some(4.0 / 7.0));
-    assert_eq!(w1.rework_rate, Some(0.2));
+    assert_eq!((w1.figures.deployments, w1.figures.attempts), (5, 7));
+    assert_eq!(w1.figures.change_fail_rate, Some(4.0 / 7.0));
+    assert_eq!(w1.figures.rework_rate, Some(0.2));
     // 5400 7200 7200 14400 18000 → 7200.
-    assert_eq!(w1.change_lead_time_median_seconds, Some(7200.0));
+    assert_eq!(w1.figures.change_lead_time_median_seconds, Some(7200.0));
     // 1200 1800 21900 30600 → 1800 + 0.5·20100 = 11850.
-    assert_eq!(w1.recovery_time_median_seconds, Some(11_850.0));
+    assert_eq!(w1.figures.recovery_time_median_seconds, Some(11_850.0));
     assert_eq!(w2.week_start.to_string(), "2024-01-08");
-    assert_eq!((w2.deployments, w2.attempts), (4, 4));
-    assert_eq!(w2.change_fail_rate, Some(0.5));
-    assert_eq!(w2.rework_rate, Some(0.25));
+    assert_eq!((w2.figures.deployments, w2.figures.attempts), (4, 4));
+    assert_eq!(w2.figures.change_fail_rate, Some(0.5));
+    assert_eq!(w2.figures.rework_rate, Some(0.25));
     // 5400 10800 14400 14400 183600 → 14400.
-    assert_eq!(w2.change_lead_time_median_seconds, Some(14_400.0));
+    assert_eq!(w2.figures.change_lead_time_median_seconds, Some(14_400.0));
     // 45000 88200 → 66600.
-    assert_eq!(w2.recovery_time_median_seconds, Some(66_600.0));
+    assert_eq!(w2.figures.recovery_time_median_seconds, Some(66_600.0));
     // Monday to Monday: both weeks whole.
-    assert_eq!((w1.coverage, w2.coverage), (1.0, 1.0));
+    assert_eq!((w1.figures.coverage, w2.figures.coverage), (1.0, 1.0));
 
     // Days: 14 of them (a window of at most 31 days has a daily trend), all whole.
     assert_eq!(web.daily.len(), 14);
-    assert!(web.daily.iter().all(|d| d.coverage == 1.0));
-    let day = |date: &str| web.daily.iter().find(|d| d.day.to_string() == date).expect("the day");
+    assert!(web.daily.iter().all(|d| d.figures.coverage == 1.0));
+    let day = |date: &str| &web.daily.iter().find(|d| d.day.to_string() == date).expect("the day").figures;
     // 01-01: e1 (lead 4h, 2h).
     let d = day("2024-01-01");
     assert_eq!((d.deployments, d.attempts, d.change_fail_rate, d.rework_rate), (1, 1, Some(0.0), Some(0.0)));
@@ -228,8 +228,8 @@ fn web_every_figure() {
     // The days add up to the weeks.
     let days_of = |k: usize| &web.daily[k * 7..k * 7 + 7];
     for (k, w) in [w1, w2].into_iter().enumerate() {
-        assert_eq!(days_of(k).iter().map(|d| d.deployments).sum::<u64>(), w.deployments);
-        assert_eq!(days_of(k).iter().map(|d| d.attempts).sum::<u64>(), w.attempts);
+        assert_eq!(days_of(k).iter().map(|d| d.figures.deployments).sum::<u64>(), w.figures.deployments);
+        assert_eq!(days_of(k).iter().map(|d| d.figures.attempts).sum::<u64>(), w.figures.attempts);
     }
 }
 
@@ -247,10 +247,10 @@ fn partial_days_and_weeks_say_how_much_of_them_is_in_the_window() {
     };
     let r = compute(history(), &opts);
     let web = group(&r, "web");
-    let cover: Vec<f64> = web.daily.iter().map(|d| d.coverage).collect();
+    let cover: Vec<f64> = web.daily.iter().map(|d| d.figures.coverage).collect();
     assert_eq!(cover, [0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 0.25]);
     assert_eq!(web.daily[0].day.to_string(), "2024-01-03");
-    let weeks: Vec<f64> = web.weekly.iter().map(|w| w.coverage).collect();
+    let weeks: Vec<f64> = web.weekly.iter().map(|w| w.figures.coverage).collect();
     assert_eq!(weeks, [4.5 / 7.0, 1.25 / 7.0]);
     // A window longer than 31 days has no daily trend, only weeks.
     let long = Options {
@@ -288,7 +288,7 @@ fn no_data_is_null_with_a_reason_never_zero() {
     assert!(m.change_fail_rate.value.is_none());
     assert!(m.failed_deployment_recovery_time.value.is_none());
     assert!(m.deployment_rework_rate.value.is_none());
-    assert!(api.weekly.iter().all(|w| w.change_fail_rate.is_none() && w.rework_rate.is_none()));
+    assert!(api.weekly.iter().all(|w| w.figures.change_fail_rate.is_none() && w.figures.rework_rate.is_none()));
 
     // worker: one rolled-back attempt. It deployed nothing (0/day is a
     // measurement), failed once, recovered in 15 minutes.
@@ -353,13 +353,13 @@ fn environment_pools_apps_and_keeps_history() {
     assert_eq!((f.weeks_with_deployment, f.weeks), (2, 2));
     // Weekly, pooled: worker's 900 s recovery (01-03) joins web's week 1.
     let [w1, w2] = prd.weekly.as_slice() else { panic!("two weeks") };
-    assert_eq!((w1.deployments, w1.attempts, w2.attempts), (5, 8, 4));
-    assert_eq!(w1.change_fail_rate, Some(5.0 / 8.0));
+    assert_eq!((w1.figures.deployments, w1.figures.attempts, w2.figures.attempts), (5, 8, 4));
+    assert_eq!(w1.figures.change_fail_rate, Some(5.0 / 8.0));
     // 900 1200 1800 21900 30600 → 1800; lead times as web's.
-    assert_eq!(w1.recovery_time_median_seconds, Some(1800.0));
-    assert_eq!(w1.change_lead_time_median_seconds, Some(7200.0));
-    assert_eq!(w2.change_lead_time_median_seconds, Some(14_400.0));
-    assert_eq!(w2.recovery_time_median_seconds, Some(66_600.0));
+    assert_eq!(w1.figures.recovery_time_median_seconds, Some(1800.0));
+    assert_eq!(w1.figures.change_lead_time_median_seconds, Some(7200.0));
+    assert_eq!(w2.figures.change_lead_time_median_seconds, Some(14_400.0));
+    assert_eq!(w2.figures.recovery_time_median_seconds, Some(66_600.0));
 
     // History: the 13 entries of prd in the window, newest first.
     let h = &prd.history;

@@ -173,8 +173,8 @@ proptest! {
             for w in weekly {
                 let end = w.week_start.checked_add(jiff::Span::new().days(7)).expect("a date");
                 let days = daily.iter().filter(|d| d.day >= w.week_start && d.day < end);
-                let (deployments, attempts) = days.fold((0, 0), |(a, b), d| (a + d.deployments, b + d.attempts));
-                prop_assert_eq!((deployments, attempts), (w.deployments, w.attempts));
+                let (deployments, attempts) = days.fold((0, 0), |(a, b), d| (a + d.figures.deployments, b + d.figures.attempts));
+                prop_assert_eq!((deployments, attempts), (w.figures.deployments, w.figures.attempts));
             }
         }
         // Pooled counts add up.

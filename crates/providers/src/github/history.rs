@@ -18,8 +18,9 @@
 //! last promotion of each app and environment; commits are only compared
 //! for promotions that finished in the window; and at most
 //! `max_deployments` deployments are considered (the newest; a note says
-//! when the cap cut the history). Every call goes through the counting,
-//! caching [`GitHub`] client.
+//! when the cap cut the history; with a cap of 0, as `sluice status` reads,
+//! the deployments are not listed at all). Every call goes through the
+//! counting, caching [`GitHub`] client.
 //!
 //! It never spends the last [`Query::reserve`] calls of the rate limit
 //! (`x-ratelimit-remaining` of the last answer): the gates and promotions
@@ -69,7 +70,8 @@ pub struct Query {
     /// Issues with this label are incidents; `None` reads no issues.
     pub incident_label: Option<String>,
     /// At most this many deployments from before the journal have their
-    /// statuses read (the newest).
+    /// statuses read (the newest); 0: the journal alone, no deployment is
+    /// listed.
     pub max_deployments: usize,
     /// The app of deployments sluice adopted from a job (empty payload).
     pub default_app: Option<String>,
@@ -174,7 +176,17 @@ pub async fn read(github: &GitHub, query: &Query) -> Result<History, ProviderErr
     };
     let mut entries = match before {
         Some(before) if before.is_none_or(|b| from.is_none_or(|f| f < b)) => {
-            deployment_entries(github, query, (from, to), before, &journaled, after, &mut history).await?
+            if query.max_deployments == 0 {
+                // Every page listed would be cut to none.
+                let journal = match start.as_ref().map(|s| s.since) {
+                    Some(since) => format!("from before the journal (started {since})"),
+                    None => "(the ledger branch has no journal)".to_owned(),
+                };
+                history.notes.push(format!("the deployments {journal} were not read: the cap on deployments is 0"));
+                Vec::new()
+            } else {
+                deployment_entries(github, query, (from, to), before, &journaled, after, &mut history).await?
+            }
         }
         _ => Vec::new(),
     };
