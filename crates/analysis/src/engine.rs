@@ -300,6 +300,14 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
+impl AnalysisReport {
+    /// The intervals this analysis observed itself, without those carried
+    /// over from the previous stage: what it covered at its own weight.
+    pub fn own_intervals(&self) -> &[Interval] {
+        &self.intervals[(self.carried_intervals as usize).min(self.intervals.len())..]
+    }
+}
+
 /// Why a verdict says nothing about the release itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]

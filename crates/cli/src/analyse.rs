@@ -32,7 +32,7 @@ pub async fn analyse(
 /// which overlap one another, so that no minute is counted twice.
 pub fn carried_from(previous: Option<&AnalysisReport>) -> Vec<Interval> {
     let Some(previous) = previous.filter(|r| r.verdict == Verdict::Pass) else { return Vec::new() };
-    let own = &previous.intervals[(previous.carried_intervals as usize).min(previous.intervals.len())..];
+    let own = previous.own_intervals();
     if own.iter().any(|i| !i.lookback.is_empty()) {
         return Vec::new();
     }

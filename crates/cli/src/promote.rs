@@ -13,7 +13,7 @@ use crate::summary;
 #[cfg(feature = "github")]
 use anyhow::{Context as _, anyhow};
 use clap::Parser;
-use sluice_analysis::Verdict;
+use sluice_analysis::{AnalysisReport, Verdict};
 use sluice_core::config::NotifyEvent;
 use sluice_core::config::{AnalysisMode, Handoff};
 use sluice_core::ledger::LedgerOutcome;
@@ -228,10 +228,7 @@ pub(crate) fn evidence(ctx: &Context, record: &Record) -> Result<Evidence, Strin
             report.candidate_weight.unwrap_or(record.candidate_weight)
         ));
     }
-    let analysed = match (report.intervals.first(), report.intervals.last()) {
-        (Some(first), Some(last)) => Duration::try_from(last.end.duration_since(first.start)).unwrap_or_default(),
-        _ => Duration::ZERO,
-    };
+    let analysed = analysed(report);
     let required = ctx.config.min_final_analysis(&record.strategy);
     // One interval of slack: the first interval starts as the sampler does.
     let slack = ctx.config.interval();
@@ -253,6 +250,16 @@ pub(crate) fn evidence(ctx: &Context, record: &Record) -> Result<Evidence, Strin
         ));
     }
     Ok(Evidence::Verdict { analysed, checks: checks.len() })
+}
+
+/// The time a verdict covered at its own weight: from its first interval's
+/// start to its last one's end, without the intervals it carried over from
+/// the previous stage (routed at that stage's weight).
+pub(crate) fn analysed(report: &AnalysisReport) -> Duration {
+    match (report.own_intervals().first(), report.own_intervals().last()) {
+        (Some(first), Some(last)) => Duration::try_from(last.end.duration_since(first.start)).unwrap_or_default(),
+        _ => Duration::ZERO,
+    }
 }
 
 /// The commits this deployment brings to its environment: from the commit of
@@ -320,5 +327,31 @@ async fn handoff(ctx: &Context, _: &Record, next: Option<&str>) -> Result<Option
     match (&ctx.config.handoff, next) {
         (Handoff::Dispatch { .. }, Some(_)) => Err(crate::features::left_out("handoff (kind = \"dispatch\")")),
         _ => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_analysis::{Analysis, Interval, Policy};
+
+    fn interval(second: i64) -> Interval {
+        let at = |s: i64| jiff::Timestamp::from_second(1_700_000_000 + s).expect("valid");
+        serde_json::from_value(serde_json::json!({ "start": at(second), "end": at(second + 1) })).expect("interval")
+    }
+
+    #[test]
+    fn the_time_analysed_leaves_out_the_intervals_carried_from_the_previous_stage() {
+        // 6 s of the previous stage carried, then 4 s at this stage's weight.
+        let mut analysis =
+            Analysis::new(Vec::new(), Policy::default()).planned(4).carrying((0..6).map(interval).collect());
+        for s in 6..10 {
+            analysis.observe(interval(s));
+        }
+        let report = analysis.finish();
+        assert_eq!((report.carried_intervals, report.intervals.len()), (6, 10));
+        assert_eq!(analysed(&report), Duration::from_secs(4));
+        let own = AnalysisReport { carried_intervals: 0, ..report };
+        assert_eq!(analysed(&own), Duration::from_secs(10));
     }
 }

@@ -65,9 +65,7 @@ pub(crate) fn evidence(ctx: &Context, record: &Record) -> Result<(Duration, usiz
                     replayed.reason
                 ));
             }
-            if let (Some(first), Some(last)) = (report.intervals.first(), report.intervals.last()) {
-                analysed = analysed.max(Duration::try_from(last.end.duration_since(first.start)).unwrap_or_default());
-            }
+            analysed = analysed.max(crate::promote::analysed(report));
         }
         if analysed + slack < required {
             return Err(format!(
