@@ -342,13 +342,34 @@ impl Context {
         }
     }
 
+    /// [`Context::checks`] for the deployment in `record`: a CodeDeploy
+    /// environment judged by its built-in checks also gets the ALB ones
+    /// ([`codedeploy_alb_checks`]) when the record names the deployment
+    /// group's production listener and target-group pair (found when
+    /// `shift-traffic` started the deployment), so every step and interval
+    /// judges the same target groups.
+    pub fn checks_in(&self, record: &Record) -> Result<Checks, Failure> {
+        let mut checks = self.checks()?;
+        if checks.builtin
+            && matches!(self.env().router, Some(RouterConfig::CodeDeploy { .. }))
+            && traffic_pair(record).is_some()
+        {
+            checks.specs.extend(codedeploy_alb_checks());
+        }
+        Ok(checks)
+    }
+
     /// For built-in checks that rest on something only AWS knows (a
-    /// CodeDeploy deployment group's alarms), reads it before anything is
-    /// judged: a group that watches no alarm is refused (exit 2), saying
-    /// what to add; a failure to read it is a provider failure (exit 3).
-    pub async fn confirm_builtin(&self, checks: &Checks) -> Result<(), Failure> {
+    /// CodeDeploy deployment group's alarms and target groups), reads it
+    /// before anything is judged: a group that watches no alarm is refused
+    /// (exit 2), saying what to add; a failure to read it is a provider
+    /// failure (exit 3). Returns, for the summary, why a CodeDeploy group's
+    /// built-ins are its alarms only (it has no blue/green target-group
+    /// pair, or the record names none).
+    #[cfg_attr(not(feature = "aws"), allow(unused_variables))]
+    pub async fn confirm_builtin(&self, checks: &Checks, record: &Record) -> Result<Option<String>, Failure> {
         if !checks.builtin {
-            return Ok(());
+            return Ok(None);
         }
         // A build without AWS refuses a CodeDeploy router at load.
         #[cfg(feature = "aws")]
@@ -360,18 +381,30 @@ impl Context {
                 role: sluice_providers::aws::AssumeRole::from_config(router.assume_role()),
                 ..Default::default()
             });
-            let alarms = sluice_providers::aws::codedeploy::group_alarms(&aws, application, deployment_group)
+            let routing = sluice_providers::aws::codedeploy::group_routing(&aws, application, deployment_group)
                 .await
                 .provider_failed()?;
-            if alarms.is_empty() {
+            if routing.alarms.is_empty() {
                 return Err(Failure::input(anyhow!(no_codedeploy_alarms(
                     &self.env().name,
                     application,
-                    deployment_group
+                    deployment_group,
+                    routing.pair.as_ref().err().map(String::as_str)
                 ))));
             }
+            let why = match (&routing.pair, traffic_pair(record)) {
+                (_, Some(_)) => None,
+                (Err(why), None) => Some(why.clone()),
+                (Ok(_), None) => Some(
+                    "the record names no replacement target group (shift-traffic records it when it starts the deployment)"
+                        .to_owned(),
+                ),
+            };
+            return Ok(why.map(|why| {
+                format!("The ALB checks (error rate, error rate and latency against stable) do not apply: {why}.")
+            }));
         }
-        Ok(())
+        Ok(None)
     }
 
     pub fn env(&self) -> &Environment {
@@ -529,22 +562,17 @@ impl Checks {
 ///   interval; [`builtin_sources`] adds the CloudWatch source that reads
 ///   them): any alarm in `ALARM` fails; alarms without data are no data
 ///   (never a pass). A group that watches no alarm is refused before
-///   anything is judged ([`Context::confirm_builtin`]). (The ALB checks do
-///   not apply: a CodeDeploy environment cannot read ALB traffic, as sluice
-///   does not know which of the group's target groups is the candidate.)
+///   anything is judged ([`Context::confirm_builtin`]). A group with a
+///   blue/green target-group pair behind an ALB listener (ECS) also gets
+///   the ALB's three checks on the replacement target group against the
+///   original, once `shift-traffic` has recorded which is which
+///   ([`Context::checks_in`], [`codedeploy_alb_checks`]); those depend on
+///   the record, so this config-only list holds the alarms.
 ///
 /// Every pool check needs 50 requests before any verdict; no traffic for 6
 /// intervals is inconclusive (rolled back, not a failure of the release).
 pub fn builtin_checks(router: &RouterConfig, sources: &[SourceConfig]) -> Option<Vec<CheckSpec>> {
-    let check = |name: &str, kind: CheckKind| CheckSpec {
-        name: name.to_owned(),
-        kind,
-        min_samples: 50,
-        critical: false,
-        failure_limit: 1,
-        inconclusive_limit: 6,
-        on_inconclusive: OnInconclusive::Fail,
-    };
+    let check = builtin_check;
     let errors = || {
         vec![
             check("builtin-error-rate", CheckKind::ErrorRate { max: 0.05 }),
@@ -565,26 +593,7 @@ pub fn builtin_checks(router: &RouterConfig, sources: &[SourceConfig]) -> Option
             ));
             Some(checks)
         }
-        RouterConfig::Alb { .. } => {
-            let source = alb_traffic?;
-            let mut checks = errors();
-            checks.push(CheckSpec {
-                min_samples: 1,
-                on_inconclusive: OnInconclusive::Hold,
-                ..check(
-                    "builtin-alb-latency-vs-stable",
-                    CheckKind::Query {
-                        source,
-                        query: "alb latency_vs_stable".into(),
-                        min: None,
-                        max: Some(0.0),
-                        reduce: None,
-                        step: None,
-                    },
-                )
-            });
-            Some(checks)
-        }
+        RouterConfig::Alb { .. } => Some(alb_checks(alb_traffic?)),
         RouterConfig::CodeDeploy { application, deployment_group, .. } => {
             codedeploy_alarms_query(application, deployment_group).map(|query| {
                 vec![CheckSpec {
@@ -607,6 +616,60 @@ pub fn builtin_checks(router: &RouterConfig, sources: &[SourceConfig]) -> Option
     }
 }
 
+/// The built-in check of the given name, with the defaults every one has.
+fn builtin_check(name: &str, kind: CheckKind) -> CheckSpec {
+    CheckSpec {
+        name: name.to_owned(),
+        kind,
+        min_samples: 50,
+        critical: false,
+        failure_limit: 1,
+        inconclusive_limit: 6,
+        on_inconclusive: OnInconclusive::Fail,
+    }
+}
+
+/// An ALB's built-in checks, read by the CloudWatch source `source` that
+/// reads its target groups' traffic ([`builtin_checks`]).
+fn alb_checks(source: String) -> Vec<CheckSpec> {
+    vec![
+        builtin_check("builtin-error-rate", CheckKind::ErrorRate { max: 0.05 }),
+        builtin_check("builtin-error-rate-vs-stable", CheckKind::Compare(Comparison::ErrorRate { tolerance: 0.01 })),
+        CheckSpec {
+            min_samples: 1,
+            on_inconclusive: OnInconclusive::Hold,
+            ..builtin_check(
+                "builtin-alb-latency-vs-stable",
+                CheckKind::Query {
+                    source,
+                    query: "alb latency_vs_stable".into(),
+                    min: None,
+                    max: Some(0.0),
+                    reduce: None,
+                    step: None,
+                },
+            )
+        },
+    ]
+}
+
+/// The ALB built-in checks of a CodeDeploy environment whose record names
+/// its production listener and target-group pair: the same as an ALB's,
+/// on the replacement target group (candidate) against the original
+/// (stable), read by the source [`CODEDEPLOY_TRAFFIC_SOURCE`].
+pub fn codedeploy_alb_checks() -> Vec<CheckSpec> {
+    alb_checks(CODEDEPLOY_TRAFFIC_SOURCE.into())
+}
+
+/// The listener and target groups a record's CodeDeploy deployment routes
+/// through, when `shift-traffic` found them: its `router_before`.
+pub fn traffic_pair(record: &Record) -> Option<&sluice_core::record::RouterState> {
+    record
+        .router_before
+        .as_ref()
+        .filter(|b| b.kind == "codedeploy" && b.listener.is_some() && b.stable.is_some() && b.candidate.is_some())
+}
+
 /// The query of the CodeDeploy built-in check; none in a build without AWS
 /// (which refuses a CodeDeploy router when it loads the config).
 #[cfg(feature = "aws")]
@@ -622,6 +685,36 @@ fn codedeploy_alarms_query(_application: &str, _deployment_group: &str) -> Optio
 /// The CloudWatch source sluice adds for a CodeDeploy router's built-in
 /// check ([`builtin_sources`]).
 pub const CODEDEPLOY_ALARMS_SOURCE: &str = "codedeploy-alarms";
+
+/// The CloudWatch source sluice adds for a CodeDeploy router's built-in
+/// ALB checks: its target groups' traffic ([`codedeploy_traffic_source`]).
+pub const CODEDEPLOY_TRAFFIC_SOURCE: &str = "codedeploy-traffic";
+
+/// The CloudWatch source that reads a CodeDeploy group's target groups'
+/// traffic for [`codedeploy_alb_checks`], in the router's region and
+/// account (unless the config has a source of that name): 1-minute
+/// periods over the last 5 minutes, 1 minute behind the clock, as
+/// CloudWatch publishes ALB metrics late.
+pub fn codedeploy_traffic_source(router: &RouterConfig, configured: &[SourceConfig]) -> Option<SourceConfig> {
+    match router {
+        RouterConfig::CodeDeploy { region, role_arn, external_id, session_name, .. }
+            if !configured.iter().any(|s| s.name() == CODEDEPLOY_TRAFFIC_SOURCE) =>
+        {
+            Some(SourceConfig::Cloudwatch {
+                name: CODEDEPLOY_TRAFFIC_SOURCE.into(),
+                region: region.clone(),
+                role_arn: role_arn.clone(),
+                external_id: external_id.clone(),
+                session_name: session_name.clone(),
+                alb_traffic: true,
+                period: std::time::Duration::from_secs(60),
+                lookback: std::time::Duration::from_secs(300),
+                delay: std::time::Duration::from_secs(60),
+            })
+        }
+        _ => None,
+    }
+}
 
 /// The metric sources the built-in checks of `router` read beyond the
 /// configured ones: for CodeDeploy, a CloudWatch source in the router's
@@ -673,9 +766,13 @@ fn no_builtin_checks(environment: &str, router: &RouterConfig) -> String {
 /// Why a CodeDeploy environment without checks cannot be judged: its
 /// deployment group watches no alarm. Says what to add.
 #[cfg(feature = "aws")]
-fn no_codedeploy_alarms(environment: &str, application: &str, group: &str) -> String {
+fn no_codedeploy_alarms(environment: &str, application: &str, group: &str, no_pair: Option<&str>) -> String {
+    let pair = match no_pair {
+        Some(why) => format!(" (and the ALB checks do not apply: {why})"),
+        None => " (its ALB checks judge beside them, not instead)".to_owned(),
+    };
     format!(
-        "environment {environment} has no checks, and its CodeDeploy deployment group {application}/{group} watches no CloudWatch alarms, which are its built-in checks: \
+        "environment {environment} has no checks, and its CodeDeploy deployment group {application}/{group} watches no CloudWatch alarms, which are its built-in checks{pair}: \
          add alarms to the group (e.g. `aws deploy update-deployment-group --application-name {application} --current-deployment-group-name {group} \
          --alarm-configuration 'enabled=true,alarms=[{{name=ALARM_NAME}}]'`), or add [[environment.check]] tables of your own \
          (e.g. a CloudWatch alarm: kind = \"query\", source = a cloudwatch source, query = \"alarm NAME\", max = 0) (see docs/judging-health.md); \
