@@ -197,6 +197,8 @@ struct CdEnv {
 enum Serves {
     Blue,
     Green,
+    /// Both, as while a deployment shifts.
+    Both,
 }
 
 impl CdEnv {
@@ -216,8 +218,10 @@ impl CdEnv {
         if let Some(serves) = serves {
             let made = create_alb(&moto.endpoint, &sdk).await;
             fx = create_codedeploy_pair(&sdk, &made, "shop-ecs").await;
-            if serves == Serves::Green {
-                forward_to(&sdk, &made.listener, &made.green).await;
+            match serves {
+                Serves::Blue => {}
+                Serves::Green => forward_to(&sdk, &made.listener, &[(&made.green, 1)]).await,
+                Serves::Both => forward_to(&sdk, &made.listener, &[(&made.blue, 9), (&made.green, 1)]).await,
             }
             alb = Some(made);
         }
@@ -484,4 +488,22 @@ async fn a_codedeploy_group_without_a_pair_is_judged_by_its_alarms_and_the_summa
         summary.contains("The ALB checks (error rate, error rate and latency against stable) do not apply: the deployment group names no blue/green target-group pair"),
         "{summary}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_listener_serving_both_groups_of_the_pair_is_refused_before_a_deployment_starts() {
+    use aws_sdk_cloudwatch::types::StateValue;
+    let Some((env, Some(_alb))) = CdEnv::start_with(Some(Serves::Both)).await else { return };
+    env.alarm("shop-dev-latency", StateValue::Ok).await;
+    ok(&env.step("gate", &["--release", "v2", "--commit", "abcdef1"]), "gate");
+    let shift = env.step("shift-traffic", &[]);
+    assert_eq!(shift.status.code(), Some(2), "{}", text(&shift));
+    let message = text(&shift);
+    for needed in ["forwards to both target groups of the pair", "[[environment.check]]"] {
+        assert!(message.contains(needed), "{needed:?} in: {message}");
+    }
+    assert_eq!(env.proxy.count("CreateDeployment"), 0, "no deployment created");
+    let record = env.record();
+    assert!(record["router_before"].get("listener").is_none(), "{record}");
+    assert_eq!(record["candidate_weight"], 0, "{record}");
 }

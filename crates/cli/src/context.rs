@@ -883,3 +883,94 @@ fn host() -> String {
 pub fn now() -> Timestamp {
     Timestamp::now()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_core::record::RouterState;
+    use std::time::Duration;
+
+    fn codedeploy() -> RouterConfig {
+        RouterConfig::CodeDeploy {
+            application: "shop".into(),
+            deployment_group: "shop-ecs".into(),
+            deployment_config: None,
+            appspec: Some("appspec.yaml".into()),
+            s3_revision: None,
+            region: Some("eu-west-1".into()),
+            role_arn: Some("arn:aws:iam::123456789012:role/deploy".into()),
+            external_id: None,
+            session_name: None,
+            poll_interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(600),
+        }
+    }
+
+    fn paired() -> RouterState {
+        RouterState {
+            kind: "codedeploy".into(),
+            listener: Some("arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/shop/50dc/f2f7".into()),
+            stable: Some("arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/blue/73e2".into()),
+            candidate: Some("arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/green/83e2".into()),
+            ..RouterState::default()
+        }
+    }
+
+    #[test]
+    fn only_a_codedeploy_record_with_listener_and_both_groups_names_a_pair() {
+        use sluice_core::ledger::ChangeKind;
+        use sluice_core::record::NewRecord;
+        let new = NewRecord {
+            app: "shop".into(),
+            environment: "dev".into(),
+            version: "v2".into(),
+            commit: None,
+            change: ChangeKind::Planned,
+            incident: None,
+            strategy: sluice_core::strategy::Strategy::AllAtOnce,
+            triggered_by: None,
+            run_url: None,
+        };
+        let mut record = Record::new(new, jiff::Timestamp::UNIX_EPOCH);
+        assert!(traffic_pair(&record).is_none(), "no router_before");
+        record.router_before = Some(paired());
+        assert_eq!(traffic_pair(&record), Some(&paired()));
+        for broken in [
+            RouterState { listener: None, ..paired() },
+            RouterState { candidate: None, ..paired() },
+            RouterState { stable: None, ..paired() },
+            RouterState { kind: "alb".into(), ..paired() },
+        ] {
+            record.router_before = Some(broken.clone());
+            assert!(traffic_pair(&record).is_none(), "{broken:?}");
+        }
+    }
+
+    #[test]
+    fn codedeploys_alb_checks_read_the_traffic_source_sluice_adds_in_the_routers_account() {
+        let names: Vec<String> = codedeploy_alb_checks().into_iter().map(|c| c.name).collect();
+        assert_eq!(names, ["builtin-error-rate", "builtin-error-rate-vs-stable", "builtin-alb-latency-vs-stable"]);
+        let latency = codedeploy_alb_checks().pop().expect("three");
+        assert!(
+            matches!(&latency.kind, CheckKind::Query { source, query, .. } if source == CODEDEPLOY_TRAFFIC_SOURCE && query == "alb latency_vs_stable")
+        );
+        let Some(SourceConfig::Cloudwatch { name, region, role_arn, alb_traffic, .. }) =
+            codedeploy_traffic_source(&codedeploy(), &[])
+        else {
+            panic!("a CloudWatch source");
+        };
+        assert_eq!(name, CODEDEPLOY_TRAFFIC_SOURCE);
+        assert!(alb_traffic, "it reads the pools' traffic");
+        assert_eq!(region.as_deref(), Some("eu-west-1"));
+        assert_eq!(role_arn.as_deref(), Some("arn:aws:iam::123456789012:role/deploy"));
+        // Not for another router, nor over a configured source of its name.
+        let local = RouterConfig::Local { admin_url: "http://127.0.0.1:9000".into() };
+        assert!(codedeploy_traffic_source(&local, &[]).is_none());
+        let mine = codedeploy_traffic_source(&codedeploy(), &[]).expect("a source");
+        assert!(codedeploy_traffic_source(&codedeploy(), &[mine]).is_none());
+        // The config-only list stays the alarms: the ALB checks need the record.
+        let builtin: Vec<String> =
+            builtin_checks(&codedeploy(), &[]).expect("alarms").into_iter().map(|c| c.name).collect();
+        assert_eq!(builtin, ["builtin-codedeploy-alarms"]);
+    }
+}

@@ -402,17 +402,15 @@ pub async fn create_named_alb(endpoint: &str, sdk: &SdkConfig, names: [&str; 3])
     }
 }
 
-/// Makes `listener`'s default action forward all traffic to `group` (a
-/// target group ARN), as CodeDeploy leaves it after a blue/green deployment.
-pub async fn forward_to(sdk: &SdkConfig, listener: &str, group: &str) {
-    let forward = Action::builder()
-        .r#type(ActionTypeEnum::Forward)
-        .forward_config(
-            ForwardActionConfig::builder()
-                .target_groups(TargetGroupTuple::builder().target_group_arn(group).weight(1).build())
-                .build(),
-        )
-        .build();
+/// Makes `listener`'s default action forward to `groups` (target group
+/// ARNs with their weights): one group, as CodeDeploy leaves it after a
+/// blue/green deployment, or two, as while it shifts.
+pub async fn forward_to(sdk: &SdkConfig, listener: &str, groups: &[(&str, i32)]) {
+    let mut config = ForwardActionConfig::builder();
+    for (group, weight) in groups {
+        config = config.target_groups(TargetGroupTuple::builder().target_group_arn(*group).weight(*weight).build());
+    }
+    let forward = Action::builder().r#type(ActionTypeEnum::Forward).forward_config(config.build()).build();
     Elbv2::new(sdk)
         .modify_listener()
         .listener_arn(listener)
