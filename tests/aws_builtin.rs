@@ -5,7 +5,10 @@
 //! test publishes the way the ALB would (`RequestCount`,
 //! `HTTPCode_Target_5XX_Count`, and `TargetResponseTime` as per-minute
 //! statistic sets). A CodeDeploy environment is judged by its deployment
-//! group's CloudWatch alarms.
+//! group's CloudWatch alarms and, when the group has a blue/green
+//! target-group pair behind an ALB listener, by the ALB's built-in checks
+//! on the replacement target group (the one the listener did not serve
+//! when the deployment started).
 //!
 //! moto 5.2.5 answers `GetMetricData` with `Average` and `SampleCount` from
 //! statistic sets, but not percentiles (a `p99` stat is an HTTP 500), so the

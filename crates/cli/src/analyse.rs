@@ -91,10 +91,8 @@ impl Scope {
     /// [`Context::checks_in`]'s ALB checks.
     pub fn for_record(ctx: &Context, record: &sluice_core::record::Record) -> Result<Scope, Failure> {
         let mut scope = Scope::environment(ctx)?;
-        if let Some(pair) = crate::context::traffic_pair(record)
-            && let Some(source) = crate::context::codedeploy_traffic_source(ctx.router_config()?, &scope.sources)
-        {
-            scope.sources.push(source);
+        if let Some(pair) = crate::context::traffic_pair(record) {
+            scope.sources.extend(crate::context::codedeploy_traffic_source(ctx.router_config()?, &scope.sources));
             scope.alb_state = Some(pair.clone());
         }
         Ok(scope)
