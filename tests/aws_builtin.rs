@@ -430,6 +430,15 @@ async fn codedeploy_with_a_target_group_pair_judges_the_replacement_with_the_alb
         summary.contains(&format!("judged by sluice's built-in checks ({})", CD_BUILTIN.join(", "))),
         "the summary names the built-in checks: {summary}"
     );
+    assert!(
+        summary.contains(&format!(
+            "`verify-health` judges with sluice's built-in checks ({}) on the replacement target group `{}` against the original `{}`",
+            CD_BUILTIN.join(", "),
+            alb.green,
+            alb.blue
+        )),
+        "shift-traffic's summary names them and the groups: {summary}"
+    );
     assert!(env.proxy.count("DescribeListeners") >= 1 && env.proxy.count("GetMetricData") >= 1);
     ok(&env.step("rollback", &["--reason", "the replacement errs"]), "rollback");
     drop((env, alb)); // moto's turn

@@ -114,6 +114,30 @@ async fn find_traffic(ctx: &Context, router: &CodeDeployRouter, record: &mut Rec
     ctx.save(record)
 }
 
+/// For the summary: the built-in checks `verify-health` judges this
+/// deployment with, and the target groups they read; empty when the config
+/// names checks.
+fn builtin_note(ctx: &Context, record: &Record) -> String {
+    let Ok(checks) = ctx.checks_in(record) else { return String::new() };
+    if !checks.builtin {
+        return String::new();
+    }
+    let names: Vec<&str> = checks.specs.iter().map(|c| c.name.as_str()).collect();
+    let groups = crate::context::traffic_pair(record)
+        .map(|b| {
+            format!(
+                " on the replacement target group `{}` against the original `{}`",
+                b.candidate.as_deref().unwrap_or_default(),
+                b.stable.as_deref().unwrap_or_default()
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "\nThe config names no checks: `verify-health` judges with sluice's built-in checks ({}){groups}.\n",
+        names.join(", ")
+    )
+}
+
 /// Appends the deployment's status unless the record already ends with it.
 fn push(record: &mut Record, d: &Deployment) {
     let same = record.events.last().is_some_and(|e| {
@@ -136,9 +160,10 @@ async fn finish(ctx: &Context, record: &mut Record, d: &Deployment) -> Result<Ou
         record.transition(Step::ShiftTraffic, Status::Verified, now()).map_err(refused)?;
         ctx.save(record)?;
         return Ok(Outcome::ok("pass").summary(format!(
-            "{}CodeDeploy deployment `{}` succeeded; the new release takes all traffic.\n",
+            "{}CodeDeploy deployment `{}` succeeded; the new release takes all traffic.\n{}",
             summary::heading("shift-traffic", record, "codedeploy succeeded"),
-            d.id
+            d.id,
+            builtin_note(ctx, record)
         )));
     }
     // Failed or Stopped: CodeDeploy rolled back (sluice asks for automatic
