@@ -415,6 +415,7 @@ async fn codedeploy_with_a_target_group_pair_judges_the_replacement_with_the_alb
     assert_eq!(before["listener"], alb.listener.as_str(), "{before}");
     assert_eq!(before["stable"], alb.blue.as_str(), "the listener served blue: {before}");
     assert_eq!(before["candidate"], alb.green.as_str(), "so green is the replacement: {before}");
+    assert_eq!(before["alarms"], serde_json::json!(["shop-dev-latency"]), "{before}");
     let report = last_report(&env);
     assert_eq!(report["verdict"], "fail", "{report}");
     assert_eq!(report["decided_by"], "builtin-error-rate", "{report}");
@@ -518,4 +519,31 @@ async fn a_listener_serving_both_groups_of_the_pair_is_refused_before_a_deployme
     let record = env.record();
     assert!(record["router_before"].get("listener").is_none(), "{record}");
     assert_eq!(record["candidate_weight"], 0, "{record}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_codedeploy_group_with_a_pair_and_no_alarms_is_judged_by_the_alb_builtins_alone() {
+    let alone = &CD_BUILTIN[1..];
+    let Some((env, Some(alb))) = CdEnv::start_with(Some(Serves::Blue)).await else { return };
+    publish_pair(&env, &alb, 0.0, 60.0).await;
+    let verify = deployed(&env);
+    assert_eq!(verify.status.code(), Some(1), "the replacement errs: {}", text(&verify));
+    assert!(env.record()["router_before"].get("alarms").is_none(), "no alarm watched: {}", env.record());
+    let report = last_report(&env);
+    assert_eq!(report["decided_by"], "builtin-error-rate", "{report}");
+    let (judged, skipped) = judged_and_skipped(&report);
+    assert_eq!(judged, alone[..1], "{report}");
+    assert_eq!(skipped, alone[1..], "{report}");
+    let summary = std::fs::read_to_string(env.dir.path().join("summary.md")).unwrap_or_default();
+    assert!(summary.contains(&format!("judged by sluice's built-in checks ({})", alone.join(", "))), "{summary}");
+    assert_eq!(env.proxy.count("DescribeAlarms"), 0, "no alarm to read");
+    ok(&env.step("rollback", &["--reason", "the replacement errs"]), "rollback");
+    drop((env, alb));
+
+    let Some((env, Some(alb))) = CdEnv::start_with(Some(Serves::Blue)).await else { return };
+    publish_pair(&env, &alb, 0.0, 0.0).await;
+    ok(&deployed(&env), "verify-health");
+    assert_eq!(last_report(&env)["verdict"], "pass");
+    ok(&env.step("promote", &[]), "promote");
+    assert_eq!(env.record()["status"], "promoted");
 }

@@ -79,7 +79,8 @@ pub(crate) async fn run(ctx: &Context, router: &CodeDeployRouter, record: &mut R
 /// listener forwards to now (the original, `stable`) and the other one (the
 /// replacement, `candidate`), in `router_before`. Found once: every later
 /// step and interval reads the record, as the listener moves to the
-/// replacement during the deployment. A group without a pair (in-place, EC2
+/// replacement during the deployment; with the alarms the group watches
+/// then (none: the ALB checks judge alone). A group without a pair (in-place, EC2
 /// blue/green, Lambda) is judged by its alarms only, said in the log; a
 /// listener that serves both groups or neither is refused (exit 2) before
 /// anything is created.
@@ -110,6 +111,7 @@ async fn find_traffic(ctx: &Context, router: &CodeDeployRouter, record: &mut Rec
         before.listener = Some(found.listener);
         before.stable = Some(found.stable);
         before.candidate = Some(found.candidate);
+        before.alarms = routing.alarms;
     }
     ctx.save(record)
 }

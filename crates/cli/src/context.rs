@@ -348,12 +348,18 @@ impl Context {
     /// group's production listener and target-group pair (found when
     /// `shift-traffic` started the deployment), so every step and interval
     /// judges the same target groups.
+    ///
+    /// A group that watched no alarm when the deployment started is judged
+    /// by the ALB checks alone.
     pub fn checks_in(&self, record: &Record) -> Result<Checks, Failure> {
         let mut checks = self.checks()?;
         if checks.builtin
             && matches!(self.env().router, Some(RouterConfig::CodeDeploy { .. }))
-            && traffic_pair(record).is_some()
+            && let Some(pair) = traffic_pair(record)
         {
+            if pair.alarms.is_empty() {
+                checks.specs.retain(|c| c.name != CODEDEPLOY_ALARMS_CHECK);
+            }
             checks.specs.extend(codedeploy_alb_checks());
         }
         Ok(checks)
@@ -384,12 +390,20 @@ impl Context {
             let routing = sluice_providers::aws::codedeploy::group_routing(&aws, application, deployment_group)
                 .await
                 .provider_failed()?;
-            if routing.alarms.is_empty() {
+            // Judged by the ALB checks alone: the group watched no alarm
+            // when the deployment started, and the record says so.
+            let alone = traffic_pair(record).is_some_and(|p| p.alarms.is_empty());
+            if routing.alarms.is_empty() && !alone {
+                let why = match (&routing.pair, traffic_pair(record)) {
+                    (Err(why), _) => format!("and the ALB checks do not apply: {why}"),
+                    (Ok(_), None) => "and the record names no replacement target group for the ALB checks: shift-traffic records it when it starts the deployment".to_owned(),
+                    (Ok(_), Some(_)) => "it watched some when the deployment started, and none now".to_owned(),
+                };
                 return Err(Failure::input(anyhow!(no_codedeploy_alarms(
                     &self.env().name,
                     application,
                     deployment_group,
-                    routing.pair.as_ref().err().map(String::as_str)
+                    &why
                 ))));
             }
             let why = match (&routing.pair, traffic_pair(record)) {
@@ -600,7 +614,7 @@ pub fn builtin_checks(router: &RouterConfig, sources: &[SourceConfig]) -> Option
                     min_samples: 1,
                     on_inconclusive: OnInconclusive::Hold,
                     ..check(
-                        "builtin-codedeploy-alarms",
+                        CODEDEPLOY_ALARMS_CHECK,
                         CheckKind::Query {
                             source: CODEDEPLOY_ALARMS_SOURCE.into(),
                             query,
@@ -681,6 +695,9 @@ fn codedeploy_alarms_query(application: &str, deployment_group: &str) -> Option<
 fn codedeploy_alarms_query(_application: &str, _deployment_group: &str) -> Option<String> {
     None
 }
+
+/// The name of CodeDeploy's built-in alarms check.
+pub const CODEDEPLOY_ALARMS_CHECK: &str = "builtin-codedeploy-alarms";
 
 /// The CloudWatch source sluice adds for a CodeDeploy router's built-in
 /// check ([`builtin_sources`]).
@@ -766,11 +783,8 @@ fn no_builtin_checks(environment: &str, router: &RouterConfig) -> String {
 /// Why a CodeDeploy environment without checks cannot be judged: its
 /// deployment group watches no alarm. Says what to add.
 #[cfg(feature = "aws")]
-fn no_codedeploy_alarms(environment: &str, application: &str, group: &str, no_pair: Option<&str>) -> String {
-    let pair = match no_pair {
-        Some(why) => format!(" (and the ALB checks do not apply: {why})"),
-        None => " (its ALB checks judge beside them, not instead)".to_owned(),
-    };
+fn no_codedeploy_alarms(environment: &str, application: &str, group: &str, why: &str) -> String {
+    let pair = format!(" ({why})");
     format!(
         "environment {environment} has no checks, and its CodeDeploy deployment group {application}/{group} watches no CloudWatch alarms, which are its built-in checks{pair}: \
          add alarms to the group (e.g. `aws deploy update-deployment-group --application-name {application} --current-deployment-group-name {group} \

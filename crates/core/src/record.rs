@@ -167,6 +167,11 @@ pub struct RouterState {
     /// replacement. The built-in ALB checks read both from CloudWatch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listener: Option<String>,
+    /// CodeDeploy with that pair: the CloudWatch alarms the deployment
+    /// group watched when the deployment started. None: its built-in
+    /// checks are the ALB ones alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alarms: Vec<String>,
 }
 
 /// One target group of an ALB forward action.

@@ -131,6 +131,7 @@ fn full() -> Record {
         deployment_id: None,
         deployment_status: None,
         listener: None,
+        alarms: Vec::new(),
     };
     r.incident = Some("INC-42".into());
     r.run_url = Some("https://github.com/acme/shop/actions/runs/1".into());
