@@ -80,10 +80,10 @@ pub(crate) async fn run(ctx: &Context, router: &CodeDeployRouter, record: &mut R
 /// replacement, `candidate`), in `router_before`. Found once: every later
 /// step and interval reads the record, as the listener moves to the
 /// replacement during the deployment; with the alarms the group watches
-/// then (none: the ALB checks judge alone). A group without a pair (in-place, EC2
-/// blue/green, Lambda) is judged by its alarms only, said in the log; a
-/// listener that serves both groups or neither is refused (exit 2) before
-/// anything is created.
+/// then (none: the ALB checks judge alone). A group without a pair
+/// (in-place, EC2 blue/green, Lambda) is judged by its alarms only, said in
+/// the log; a listener that serves both groups or neither is refused
+/// (exit 2) before anything is created.
 async fn find_traffic(ctx: &Context, router: &CodeDeployRouter, record: &mut Record) -> Result<(), Failure> {
     if record.router_before.as_ref().is_none_or(|b| b.listener.is_some()) || !ctx.checks()?.builtin {
         return Ok(());
