@@ -5,7 +5,10 @@
 //! test publishes the way the ALB would (`RequestCount`,
 //! `HTTPCode_Target_5XX_Count`, and `TargetResponseTime` as per-minute
 //! statistic sets). A CodeDeploy environment is judged by its deployment
-//! group's CloudWatch alarms.
+//! group's CloudWatch alarms and, when the group has a blue/green
+//! target-group pair behind an ALB listener, by the ALB's built-in checks
+//! on the replacement target group (the one the listener did not serve
+//! when the deployment started).
 //!
 //! moto 5.2.5 answers `GetMetricData` with `Average` and `SampleCount` from
 //! statistic sets, but not percentiles (a `p99` stat is an HTTP 500), so the
@@ -175,7 +178,9 @@ async fn a_healthy_alb_candidate_passes_the_builtin_checks_and_is_promoted() {
 // The alarms themselves are moto's CloudWatch alarms, set with
 // SetAlarmState (moto evaluates none).
 
-use sluice_test_support::aws::{CodeDeployFake, FaultProxy, Reply, Script, create_codedeploy};
+use sluice_test_support::aws::{
+    CodeDeployFake, FaultProxy, Reply, Script, create_codedeploy, create_codedeploy_pair, forward_to,
+};
 use std::sync::{Arc, Mutex};
 
 struct CdEnv {
@@ -189,12 +194,40 @@ struct CdEnv {
     alarms: Arc<Mutex<Vec<String>>>,
 }
 
+/// Which target group the production listener serves when the deployment
+/// starts, for a deployment group with a blue/green pair.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Serves {
+    Blue,
+    Green,
+    /// Both, as while a deployment shifts.
+    Both,
+}
+
 impl CdEnv {
     async fn start() -> Option<CdEnv> {
+        CdEnv::start_with(None).await.map(|(env, _)| env)
+    }
+
+    /// With `serves`, the deployment group `shop-ecs` has a blue/green
+    /// target-group pair (the ALB fixture's blue and green) behind the
+    /// fixture's listener, which forwards to that one.
+    async fn start_with(serves: Option<Serves>) -> Option<(CdEnv, Option<AlbFixture>)> {
         let turn = shared();
         let moto = testing::moto()?;
         let sdk = moto.sdk_config().await;
-        let fx = create_codedeploy(&sdk).await;
+        let mut fx = create_codedeploy(&sdk).await;
+        let mut alb = None;
+        if let Some(serves) = serves {
+            let made = create_alb(&moto.endpoint, &sdk).await;
+            fx = create_codedeploy_pair(&sdk, &made, "shop-ecs").await;
+            match serves {
+                Serves::Blue => {}
+                Serves::Green => forward_to(&sdk, &made.listener, &[(&made.green, 1)]).await,
+                Serves::Both => forward_to(&sdk, &made.listener, &[(&made.blue, 9), (&made.green, 1)]).await,
+            }
+            alb = Some(made);
+        }
         let proxy = FaultProxy::start(&moto.endpoint);
         let fake = CodeDeployFake::install(&proxy, Script::succeeds());
         let alarms: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -222,7 +255,7 @@ impl CdEnv {
             fx.application, fx.deployment_group
         );
         std::fs::write(dir.path().join("sluice.toml"), config).expect("config");
-        Some(CdEnv { _turn: turn, _moto: moto, sdk, proxy, _fake: fake, dir, alarms })
+        Some((CdEnv { _turn: turn, _moto: moto, sdk, proxy, _fake: fake, dir, alarms }, alb))
     }
 
     fn step(&self, name: &str, args: &[&str]) -> Output {
@@ -325,4 +358,192 @@ async fn a_codedeploy_group_without_alarms_and_no_checks_is_refused_saying_what_
     }
     assert_eq!(env.record(), before, "nothing written");
     assert_eq!(env.proxy.count("DescribeAlarms"), 0, "nothing judged");
+}
+
+// CodeDeploy with a blue/green target-group pair (ECS): moto keeps the
+// group's `loadBalancerInfo` as given (`targetGroupPairInfoList[0]`:
+// `targetGroups` by name and `prodTrafficRoute.listenerArns`, the shape of
+// the CodeDeploy API reference's TargetGroupPairInfo,
+// https://docs.aws.amazon.com/codedeploy/latest/APIReference/API_TargetGroupPairInfo.html),
+// so nothing of it is injected; only the alarm configuration is, as above.
+// The listener and target groups are moto's ELBv2 ones, and the target
+// groups' traffic is published into moto's CloudWatch as the ALB would.
+
+/// Publishes minutes around now for both target groups, so that the
+/// built-in source's look-back (5 minutes, 1 minute behind the clock) holds
+/// at least 3 of them however the test falls on the clock: 600 requests a
+/// minute on each, with `blue_errors` and `green_errors` 5xx, at 50 ms.
+async fn publish_pair(env: &CdEnv, alb: &AlbFixture, blue_errors: f64, green_errors: f64) {
+    let dims = alb.dims(); // stable = blue, candidate = green
+    for offset in -5..=2 {
+        let minute = this_minute() + offset * 60;
+        for (group, errors) in [(&dims.stable, blue_errors), (&dims.candidate, green_errors)] {
+            put_alb_minute(&env.sdk, &dims.load_balancer, group, minute, 600.0, errors).await;
+            put_alb_response_times(&env.sdk, &dims.load_balancer, group, minute, 600.0, 0.050).await;
+        }
+    }
+}
+
+const CD_BUILTIN: [&str; 4] = [
+    "builtin-codedeploy-alarms",
+    "builtin-error-rate",
+    "builtin-error-rate-vs-stable",
+    "builtin-alb-latency-vs-stable",
+];
+
+/// The names of a report's judged checks and of its skipped ones.
+fn judged_and_skipped(report: &serde_json::Value) -> (Vec<String>, Vec<String>) {
+    let names = |key: &str| -> Vec<String> {
+        report[key]
+            .as_array()
+            .map_or(Vec::new(), |a| a.iter().filter_map(|c| c["name"].as_str()).map(str::to_owned).collect())
+    };
+    (names("checks"), names("skipped"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn codedeploy_with_a_target_group_pair_judges_the_replacement_with_the_alb_builtins() {
+    use aws_sdk_cloudwatch::types::StateValue;
+    let Some((env, Some(alb))) = CdEnv::start_with(Some(Serves::Blue)).await else { return };
+    env.alarm("shop-dev-latency", StateValue::Ok).await;
+    // Green, the replacement, fails 10% of its requests; blue none.
+    publish_pair(&env, &alb, 0.0, 60.0).await;
+    let verify = deployed(&env);
+    assert_eq!(verify.status.code(), Some(1), "the replacement errs: {}", text(&verify));
+    let record = env.record();
+    let before = &record["router_before"];
+    assert_eq!(before["listener"], alb.listener.as_str(), "{before}");
+    assert_eq!(before["stable"], alb.blue.as_str(), "the listener served blue: {before}");
+    assert_eq!(before["candidate"], alb.green.as_str(), "so green is the replacement: {before}");
+    assert_eq!(before["alarms"], serde_json::json!(["shop-dev-latency"]), "{before}");
+    let report = last_report(&env);
+    assert_eq!(report["verdict"], "fail", "{report}");
+    assert_eq!(report["decided_by"], "builtin-error-rate", "{report}");
+    let (judged, skipped) = judged_and_skipped(&report);
+    // At 100% (CodeDeploy finished the shift) the comparisons with stable
+    // are skipped, as everywhere: the original serves no traffic then.
+    assert_eq!(judged, CD_BUILTIN[..2], "{report}");
+    assert_eq!(skipped, CD_BUILTIN[2..], "{report}");
+    let errors = report["checks"][1]["observed"].as_f64().expect("an error rate");
+    assert!((errors - 0.1).abs() < 1e-9, "green's 10%, not blue's 0%: {report}");
+    let summary = std::fs::read_to_string(env.dir.path().join("summary.md")).unwrap_or_default();
+    assert!(
+        summary.contains(&format!("judged by sluice's built-in checks ({})", CD_BUILTIN.join(", "))),
+        "the summary names the built-in checks: {summary}"
+    );
+    assert!(
+        summary.contains(&format!(
+            "`verify-health` judges with sluice's built-in checks ({}) on the replacement target group `{}` against the original `{}`",
+            CD_BUILTIN.join(", "),
+            alb.green,
+            alb.blue
+        )),
+        "shift-traffic's summary names them and the groups: {summary}"
+    );
+    assert!(env.proxy.count("DescribeListeners") >= 1 && env.proxy.count("GetMetricData") >= 1);
+    ok(&env.step("rollback", &["--reason", "the replacement errs"]), "rollback");
+    drop((env, alb)); // moto's turn
+
+    // Healthy: passes on data, and promote accepts the verdict, judged
+    // again under the same built-in checks.
+    let Some((env, Some(alb))) = CdEnv::start_with(Some(Serves::Blue)).await else { return };
+    env.alarm("shop-dev-latency", StateValue::Ok).await;
+    publish_pair(&env, &alb, 0.0, 0.0).await;
+    ok(&deployed(&env), "verify-health");
+    let report = last_report(&env);
+    assert_eq!(report["verdict"], "pass", "{report}");
+    assert_eq!(judged_and_skipped(&report).0, CD_BUILTIN[..2], "{report}");
+    assert_eq!(report["checks"][1]["observed"], 0.0, "judged on data: {report}");
+    ok(&env.step("promote", &[]), "promote");
+    assert_eq!(env.record()["status"], "promoted");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_replacement_is_the_target_group_the_listener_does_not_serve() {
+    use aws_sdk_cloudwatch::types::StateValue;
+    // The listener serves green (an earlier deployment moved it there):
+    // blue is the replacement. Green, the original, errs; blue does not.
+    let Some((env, Some(alb))) = CdEnv::start_with(Some(Serves::Green)).await else { return };
+    env.alarm("shop-dev-latency", StateValue::Ok).await;
+    publish_pair(&env, &alb, 0.0, 60.0).await;
+    ok(&deployed(&env), "verify-health judges blue, which is healthy");
+    let record = env.record();
+    let before = &record["router_before"];
+    assert_eq!(before["stable"], alb.green.as_str(), "{before}");
+    assert_eq!(before["candidate"], alb.blue.as_str(), "{before}");
+    let report = last_report(&env);
+    assert_eq!(report["verdict"], "pass", "{report}");
+    assert_eq!(report["checks"][1]["observed"], 0.0, "blue's errors, not green's: {report}");
+    ok(&env.step("rollback", &["--reason", "next case"]), "rollback");
+    drop((env, alb));
+
+    // The same, with blue (the replacement) failing 10%: fails.
+    let Some((env, Some(alb))) = CdEnv::start_with(Some(Serves::Green)).await else { return };
+    env.alarm("shop-dev-latency", StateValue::Ok).await;
+    publish_pair(&env, &alb, 60.0, 0.0).await;
+    let verify = deployed(&env);
+    assert_eq!(verify.status.code(), Some(1), "{}", text(&verify));
+    let report = last_report(&env);
+    assert_eq!(report["decided_by"], "builtin-error-rate", "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_codedeploy_group_without_a_pair_is_judged_by_its_alarms_and_the_summary_says_why() {
+    use aws_sdk_cloudwatch::types::StateValue;
+    let Some(env) = CdEnv::start().await else { return };
+    env.alarm("shop-dev-5xx", StateValue::Ok).await;
+    ok(&deployed(&env), "verify-health");
+    assert!(env.record()["router_before"].get("listener").is_none(), "{}", env.record());
+    let report = last_report(&env);
+    assert_eq!(judged_and_skipped(&report).0, ["builtin-codedeploy-alarms"], "{report}");
+    let summary = std::fs::read_to_string(env.dir.path().join("summary.md")).unwrap_or_default();
+    assert!(
+        summary.contains("The ALB checks (error rate, error rate and latency against stable) do not apply: the deployment group names no blue/green target-group pair"),
+        "{summary}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_listener_serving_both_groups_of_the_pair_is_refused_before_a_deployment_starts() {
+    use aws_sdk_cloudwatch::types::StateValue;
+    let Some((env, Some(_alb))) = CdEnv::start_with(Some(Serves::Both)).await else { return };
+    env.alarm("shop-dev-latency", StateValue::Ok).await;
+    ok(&env.step("gate", &["--release", "v2", "--commit", "abcdef1"]), "gate");
+    let shift = env.step("shift-traffic", &[]);
+    assert_eq!(shift.status.code(), Some(2), "{}", text(&shift));
+    let message = text(&shift);
+    for needed in ["forwards to both target groups of the pair", "[[environment.check]]"] {
+        assert!(message.contains(needed), "{needed:?} in: {message}");
+    }
+    assert_eq!(env.proxy.count("CreateDeployment"), 0, "no deployment created");
+    let record = env.record();
+    assert!(record["router_before"].get("listener").is_none(), "{record}");
+    assert_eq!(record["candidate_weight"], 0, "{record}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_codedeploy_group_with_a_pair_and_no_alarms_is_judged_by_the_alb_builtins_alone() {
+    let alone = &CD_BUILTIN[1..];
+    let Some((env, Some(alb))) = CdEnv::start_with(Some(Serves::Blue)).await else { return };
+    publish_pair(&env, &alb, 0.0, 60.0).await;
+    let verify = deployed(&env);
+    assert_eq!(verify.status.code(), Some(1), "the replacement errs: {}", text(&verify));
+    assert!(env.record()["router_before"].get("alarms").is_none(), "no alarm watched: {}", env.record());
+    let report = last_report(&env);
+    assert_eq!(report["decided_by"], "builtin-error-rate", "{report}");
+    let (judged, skipped) = judged_and_skipped(&report);
+    assert_eq!(judged, alone[..1], "{report}");
+    assert_eq!(skipped, alone[1..], "{report}");
+    let summary = std::fs::read_to_string(env.dir.path().join("summary.md")).unwrap_or_default();
+    assert!(summary.contains(&format!("judged by sluice's built-in checks ({})", alone.join(", "))), "{summary}");
+    assert_eq!(env.proxy.count("DescribeAlarms"), 0, "no alarm to read");
+    ok(&env.step("rollback", &["--reason", "the replacement errs"]), "rollback");
+    drop((env, alb));
+
+    let Some((env, Some(alb))) = CdEnv::start_with(Some(Serves::Blue)).await else { return };
+    publish_pair(&env, &alb, 0.0, 0.0).await;
+    ok(&deployed(&env), "verify-health");
+    assert_eq!(last_report(&env)["verdict"], "pass");
+    ok(&env.step("promote", &[]), "promote");
+    assert_eq!(env.record()["status"], "promoted");
 }

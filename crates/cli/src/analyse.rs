@@ -88,6 +88,10 @@ pub struct Scope {
     pub router: Router,
     pub sources: Vec<SourceConfig>,
     pub probes: Vec<ProbeConfig>,
+    /// Where the ALB's CloudWatch dimensions come from when not from the
+    /// router: a CodeDeploy deployment's listener and target-group pair as
+    /// its record keeps them ([`Scope::for_record`]).
+    pub alb_state: Option<sluice_core::record::RouterState>,
 }
 
 impl Scope {
@@ -97,7 +101,20 @@ impl Scope {
         let env = ctx.env();
         let mut sources = ctx.config.sources_for(env);
         sources.extend(crate::context::builtin_sources(ctx.router_config()?, &sources));
-        Ok(Scope { router: ctx.router()?, sources, probes: ctx.config.probes_for(env) })
+        Ok(Scope { router: ctx.router()?, sources, probes: ctx.config.probes_for(env), alb_state: None })
+    }
+
+    /// [`Scope::environment`] for the deployment in `record`: a CodeDeploy
+    /// deployment whose record names its production listener and
+    /// target-group pair also reads their traffic from CloudWatch, for
+    /// [`Context::checks_in`]'s ALB checks.
+    pub fn for_record(ctx: &Context, record: &sluice_core::record::Record) -> Result<Scope, Failure> {
+        let mut scope = Scope::environment(ctx)?;
+        if let Some(pair) = crate::context::traffic_pair(record) {
+            scope.sources.extend(crate::context::codedeploy_traffic_source(ctx.router_config()?, &scope.sources));
+            scope.alb_state = Some(pair.clone());
+        }
+        Ok(scope)
     }
 }
 
@@ -340,7 +357,9 @@ pub async fn sample_in(
             sources.push(QuerySource::connect(source, QUERY_BACKOFF).await.provider_failed()?);
         }
     }
-    let mut sampler = Sampler::new(scope.router.clone(), scope.probes.clone()).with_queries(sources, queries);
+    let mut sampler = Sampler::new(scope.router.clone(), scope.probes.clone())
+        .with_queries(sources, queries)
+        .with_alb_state(scope.alb_state.as_ref());
     let progress = Progress::new(window);
     sampler.start().await;
     let started = Instant::now();

@@ -3,6 +3,11 @@
 //! follows it to the end (continuing it when it waits for rerouting), and
 //! keeps every status and message CodeDeploy gives in the record.
 //!
+//! With sluice's built-in checks in force, the deployment group's
+//! blue/green target-group pair (ECS) is read before the deployment starts:
+//! the target group the production listener serves is the original, the
+//! other the replacement, recorded for the built-in ALB checks.
+//!
 //! A re-run resumes the deployment in flight instead of starting another;
 //! a deployment that failed or was stopped was rolled back by CodeDeploy
 //! (sluice creates it with automatic rollback) and closes the record as
@@ -12,6 +17,7 @@ use crate::Outcome;
 use crate::context::{Context, now};
 use crate::shift_traffic::refused;
 use crate::summary;
+use anyhow::anyhow;
 use sluice_core::ledger::LedgerOutcome;
 use sluice_core::lifecycle::Step;
 use sluice_core::record::{EventDetail, Record, Status};
@@ -34,6 +40,7 @@ pub(crate) async fn run(ctx: &Context, router: &CodeDeployRouter, record: &mut R
         }
         Some(d) if d.status == "Succeeded" => return finish(ctx, record, &d).await,
         _ => {
+            find_traffic(ctx, router, record).await?;
             let description = format!("sluice: {} {} into {}", record.app, record.version, record.environment);
             let created = router.create(&description).await.provider_failed()?;
             eprintln!("shift-traffic: created CodeDeploy deployment {} ({})", created.id, created.status);
@@ -65,6 +72,74 @@ pub(crate) async fn run(ctx: &Context, router: &CodeDeployRouter, record: &mut R
     finish(ctx, record, &ended).await
 }
 
+/// With sluice's built-in checks in force, records before the deployment
+/// starts where its traffic goes, for the ALB checks beside the alarms
+/// ([`crate::context::Context::checks_in`]): the deployment group's
+/// production listener, the target group of its blue/green pair that the
+/// listener forwards to now (the original, `stable`) and the other one (the
+/// replacement, `candidate`), in `router_before`. Found once: every later
+/// step and interval reads the record, as the listener moves to the
+/// replacement during the deployment; with the alarms the group watches
+/// then (none: the ALB checks judge alone). A group without a pair
+/// (in-place, EC2 blue/green, Lambda) is judged by its alarms only, said in
+/// the log; a listener that serves both groups or neither is refused
+/// (exit 2) before anything is created.
+async fn find_traffic(ctx: &Context, router: &CodeDeployRouter, record: &mut Record) -> Result<(), Failure> {
+    if record.router_before.as_ref().is_none_or(|b| b.listener.is_some()) || !ctx.checks()?.builtin {
+        return Ok(());
+    }
+    let routing = router.routing().await.provider_failed()?;
+    let pair = match routing.pair {
+        Ok(pair) => pair,
+        Err(why) => {
+            eprintln!("shift-traffic: the built-in checks are the deployment group's alarms only: {why}");
+            return Ok(());
+        }
+    };
+    let found = router.replacement(&pair).await.provider_failed()?.map_err(|why| {
+        Failure::input(anyhow!(
+            "{why}: sluice cannot tell which target group the deployment brings up, so its built-in ALB checks cannot judge it; \
+             start the deployment when the listener serves one target group of the pair, or add [[environment.check]] tables of your own \
+             (see docs/judging-health.md)"
+        ))
+    })?;
+    eprintln!(
+        "shift-traffic: listener {} serves {}: the replacement target group is {}",
+        found.listener, found.stable, found.candidate
+    );
+    if let Some(before) = record.router_before.as_mut() {
+        before.listener = Some(found.listener);
+        before.stable = Some(found.stable);
+        before.candidate = Some(found.candidate);
+        before.alarms = routing.alarms;
+    }
+    ctx.save(record)
+}
+
+/// For the summary: the built-in checks `verify-health` judges this
+/// deployment with, and the target groups they read; empty when the config
+/// names checks.
+fn builtin_note(ctx: &Context, record: &Record) -> String {
+    let Ok(checks) = ctx.checks_in(record) else { return String::new() };
+    if !checks.builtin {
+        return String::new();
+    }
+    let names: Vec<&str> = checks.specs.iter().map(|c| c.name.as_str()).collect();
+    let groups = crate::context::traffic_pair(record)
+        .map(|b| {
+            format!(
+                " on the replacement target group `{}` against the original `{}`",
+                b.candidate.as_deref().unwrap_or_default(),
+                b.stable.as_deref().unwrap_or_default()
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "\nThe config names no checks: `verify-health` judges with sluice's built-in checks ({}){groups}.\n",
+        names.join(", ")
+    )
+}
+
 /// Appends the deployment's status unless the record already ends with it.
 fn push(record: &mut Record, d: &Deployment) {
     let same = record.events.last().is_some_and(|e| {
@@ -87,9 +162,10 @@ async fn finish(ctx: &Context, record: &mut Record, d: &Deployment) -> Result<Ou
         record.transition(Step::ShiftTraffic, Status::Verified, now()).map_err(refused)?;
         ctx.save(record)?;
         return Ok(Outcome::ok("pass").summary(format!(
-            "{}CodeDeploy deployment `{}` succeeded; the new release takes all traffic.\n",
+            "{}CodeDeploy deployment `{}` succeeded; the new release takes all traffic.\n{}",
             summary::heading("shift-traffic", record, "codedeploy succeeded"),
-            d.id
+            d.id,
+            builtin_note(ctx, record)
         )));
     }
     // Failed or Stopped: CodeDeploy rolled back (sluice asks for automatic

@@ -342,13 +342,40 @@ impl Context {
         }
     }
 
+    /// [`Context::checks`] for the deployment in `record`: a CodeDeploy
+    /// environment judged by its built-in checks also gets the ALB ones
+    /// ([`codedeploy_alb_checks`]) when the record names the deployment
+    /// group's production listener and target-group pair (found when
+    /// `shift-traffic` started the deployment), so every step and interval
+    /// judges the same target groups.
+    ///
+    /// A group that watched no alarm when the deployment started is judged
+    /// by the ALB checks alone.
+    pub fn checks_in(&self, record: &Record) -> Result<Checks, Failure> {
+        let mut checks = self.checks()?;
+        if checks.builtin
+            && matches!(self.env().router, Some(RouterConfig::CodeDeploy { .. }))
+            && let Some(pair) = traffic_pair(record)
+        {
+            if pair.alarms.is_empty() {
+                checks.specs.retain(|c| c.name != CODEDEPLOY_ALARMS_CHECK);
+            }
+            checks.specs.extend(codedeploy_alb_checks());
+        }
+        Ok(checks)
+    }
+
     /// For built-in checks that rest on something only AWS knows (a
-    /// CodeDeploy deployment group's alarms), reads it before anything is
-    /// judged: a group that watches no alarm is refused (exit 2), saying
-    /// what to add; a failure to read it is a provider failure (exit 3).
-    pub async fn confirm_builtin(&self, checks: &Checks) -> Result<(), Failure> {
+    /// CodeDeploy deployment group's alarms and target groups), reads it
+    /// before anything is judged: a group that watches no alarm is refused
+    /// (exit 2), saying what to add; a failure to read it is a provider
+    /// failure (exit 3). Returns, for the summary, why a CodeDeploy group's
+    /// built-ins are its alarms only (it has no blue/green target-group
+    /// pair, or the record names none).
+    #[cfg_attr(not(feature = "aws"), allow(unused_variables))]
+    pub async fn confirm_builtin(&self, checks: &Checks, record: &Record) -> Result<Option<String>, Failure> {
         if !checks.builtin {
-            return Ok(());
+            return Ok(None);
         }
         // A build without AWS refuses a CodeDeploy router at load.
         #[cfg(feature = "aws")]
@@ -360,18 +387,38 @@ impl Context {
                 role: sluice_providers::aws::AssumeRole::from_config(router.assume_role()),
                 ..Default::default()
             });
-            let alarms = sluice_providers::aws::codedeploy::group_alarms(&aws, application, deployment_group)
+            let routing = sluice_providers::aws::codedeploy::group_routing(&aws, application, deployment_group)
                 .await
                 .provider_failed()?;
-            if alarms.is_empty() {
+            // Judged by the ALB checks alone: the group watched no alarm
+            // when the deployment started, and the record says so.
+            let alone = traffic_pair(record).is_some_and(|p| p.alarms.is_empty());
+            if routing.alarms.is_empty() && !alone {
+                let why = match (&routing.pair, traffic_pair(record)) {
+                    (Err(why), _) => format!("and the ALB checks do not apply: {why}"),
+                    (Ok(_), None) => "and the record names no replacement target group for the ALB checks: shift-traffic records it when it starts the deployment".to_owned(),
+                    (Ok(_), Some(_)) => "it watched some when the deployment started, and none now".to_owned(),
+                };
                 return Err(Failure::input(anyhow!(no_codedeploy_alarms(
                     &self.env().name,
                     application,
-                    deployment_group
+                    deployment_group,
+                    &why
                 ))));
             }
+            let why = match (&routing.pair, traffic_pair(record)) {
+                (_, Some(_)) => None,
+                (Err(why), None) => Some(why.clone()),
+                (Ok(_), None) => Some(
+                    "the record names no replacement target group (shift-traffic records it when it starts the deployment)"
+                        .to_owned(),
+                ),
+            };
+            return Ok(why.map(|why| {
+                format!("The ALB checks (error rate, error rate and latency against stable) do not apply: {why}.")
+            }));
         }
-        Ok(())
+        Ok(None)
     }
 
     pub fn env(&self) -> &Environment {
@@ -529,22 +576,17 @@ impl Checks {
 ///   interval; [`builtin_sources`] adds the CloudWatch source that reads
 ///   them): any alarm in `ALARM` fails; alarms without data are no data
 ///   (never a pass). A group that watches no alarm is refused before
-///   anything is judged ([`Context::confirm_builtin`]). (The ALB checks do
-///   not apply: a CodeDeploy environment cannot read ALB traffic, as sluice
-///   does not know which of the group's target groups is the candidate.)
+///   anything is judged ([`Context::confirm_builtin`]). A group with a
+///   blue/green target-group pair behind an ALB listener (ECS) also gets
+///   the ALB's three checks on the replacement target group against the
+///   original, once `shift-traffic` has recorded which is which
+///   ([`Context::checks_in`], [`codedeploy_alb_checks`]); those depend on
+///   the record, so this config-only list holds the alarms.
 ///
 /// Every pool check needs 50 requests before any verdict; no traffic for 6
 /// intervals is inconclusive (rolled back, not a failure of the release).
 pub fn builtin_checks(router: &RouterConfig, sources: &[SourceConfig]) -> Option<Vec<CheckSpec>> {
-    let check = |name: &str, kind: CheckKind| CheckSpec {
-        name: name.to_owned(),
-        kind,
-        min_samples: 50,
-        critical: false,
-        failure_limit: 1,
-        inconclusive_limit: 6,
-        on_inconclusive: OnInconclusive::Fail,
-    };
+    let check = builtin_check;
     let errors = || {
         vec![
             check("builtin-error-rate", CheckKind::ErrorRate { max: 0.05 }),
@@ -565,33 +607,14 @@ pub fn builtin_checks(router: &RouterConfig, sources: &[SourceConfig]) -> Option
             ));
             Some(checks)
         }
-        RouterConfig::Alb { .. } => {
-            let source = alb_traffic?;
-            let mut checks = errors();
-            checks.push(CheckSpec {
-                min_samples: 1,
-                on_inconclusive: OnInconclusive::Hold,
-                ..check(
-                    "builtin-alb-latency-vs-stable",
-                    CheckKind::Query {
-                        source,
-                        query: "alb latency_vs_stable".into(),
-                        min: None,
-                        max: Some(0.0),
-                        reduce: None,
-                        step: None,
-                    },
-                )
-            });
-            Some(checks)
-        }
+        RouterConfig::Alb { .. } => Some(alb_checks(alb_traffic?)),
         RouterConfig::CodeDeploy { application, deployment_group, .. } => {
             codedeploy_alarms_query(application, deployment_group).map(|query| {
                 vec![CheckSpec {
                     min_samples: 1,
                     on_inconclusive: OnInconclusive::Hold,
                     ..check(
-                        "builtin-codedeploy-alarms",
+                        CODEDEPLOY_ALARMS_CHECK,
                         CheckKind::Query {
                             source: CODEDEPLOY_ALARMS_SOURCE.into(),
                             query,
@@ -607,6 +630,60 @@ pub fn builtin_checks(router: &RouterConfig, sources: &[SourceConfig]) -> Option
     }
 }
 
+/// The built-in check of the given name, with the defaults every one has.
+fn builtin_check(name: &str, kind: CheckKind) -> CheckSpec {
+    CheckSpec {
+        name: name.to_owned(),
+        kind,
+        min_samples: 50,
+        critical: false,
+        failure_limit: 1,
+        inconclusive_limit: 6,
+        on_inconclusive: OnInconclusive::Fail,
+    }
+}
+
+/// An ALB's built-in checks, read by the CloudWatch source `source` that
+/// reads its target groups' traffic ([`builtin_checks`]).
+fn alb_checks(source: String) -> Vec<CheckSpec> {
+    vec![
+        builtin_check("builtin-error-rate", CheckKind::ErrorRate { max: 0.05 }),
+        builtin_check("builtin-error-rate-vs-stable", CheckKind::Compare(Comparison::ErrorRate { tolerance: 0.01 })),
+        CheckSpec {
+            min_samples: 1,
+            on_inconclusive: OnInconclusive::Hold,
+            ..builtin_check(
+                "builtin-alb-latency-vs-stable",
+                CheckKind::Query {
+                    source,
+                    query: "alb latency_vs_stable".into(),
+                    min: None,
+                    max: Some(0.0),
+                    reduce: None,
+                    step: None,
+                },
+            )
+        },
+    ]
+}
+
+/// The ALB built-in checks of a CodeDeploy environment whose record names
+/// its production listener and target-group pair: the same as an ALB's,
+/// on the replacement target group (candidate) against the original
+/// (stable), read by the source [`CODEDEPLOY_TRAFFIC_SOURCE`].
+pub fn codedeploy_alb_checks() -> Vec<CheckSpec> {
+    alb_checks(CODEDEPLOY_TRAFFIC_SOURCE.into())
+}
+
+/// The listener and target groups a record's CodeDeploy deployment routes
+/// through, when `shift-traffic` found them: its `router_before`.
+pub fn traffic_pair(record: &Record) -> Option<&sluice_core::record::RouterState> {
+    record
+        .router_before
+        .as_ref()
+        .filter(|b| b.kind == "codedeploy" && b.listener.is_some() && b.stable.is_some() && b.candidate.is_some())
+}
+
 /// The query of the CodeDeploy built-in check; none in a build without AWS
 /// (which refuses a CodeDeploy router when it loads the config).
 #[cfg(feature = "aws")]
@@ -619,9 +696,42 @@ fn codedeploy_alarms_query(_application: &str, _deployment_group: &str) -> Optio
     None
 }
 
+/// The name of CodeDeploy's built-in alarms check.
+pub const CODEDEPLOY_ALARMS_CHECK: &str = "builtin-codedeploy-alarms";
+
 /// The CloudWatch source sluice adds for a CodeDeploy router's built-in
 /// check ([`builtin_sources`]).
 pub const CODEDEPLOY_ALARMS_SOURCE: &str = "codedeploy-alarms";
+
+/// The CloudWatch source sluice adds for a CodeDeploy router's built-in
+/// ALB checks: its target groups' traffic ([`codedeploy_traffic_source`]).
+pub const CODEDEPLOY_TRAFFIC_SOURCE: &str = "codedeploy-traffic";
+
+/// The CloudWatch source that reads a CodeDeploy group's target groups'
+/// traffic for [`codedeploy_alb_checks`], in the router's region and
+/// account (unless the config has a source of that name): 1-minute
+/// periods over the last 5 minutes, 1 minute behind the clock, as
+/// CloudWatch publishes ALB metrics late.
+pub fn codedeploy_traffic_source(router: &RouterConfig, configured: &[SourceConfig]) -> Option<SourceConfig> {
+    match router {
+        RouterConfig::CodeDeploy { region, role_arn, external_id, session_name, .. }
+            if !configured.iter().any(|s| s.name() == CODEDEPLOY_TRAFFIC_SOURCE) =>
+        {
+            Some(SourceConfig::Cloudwatch {
+                name: CODEDEPLOY_TRAFFIC_SOURCE.into(),
+                region: region.clone(),
+                role_arn: role_arn.clone(),
+                external_id: external_id.clone(),
+                session_name: session_name.clone(),
+                alb_traffic: true,
+                period: std::time::Duration::from_secs(60),
+                lookback: std::time::Duration::from_secs(300),
+                delay: std::time::Duration::from_secs(60),
+            })
+        }
+        _ => None,
+    }
+}
 
 /// The metric sources the built-in checks of `router` read beyond the
 /// configured ones: for CodeDeploy, a CloudWatch source in the router's
@@ -673,9 +783,10 @@ fn no_builtin_checks(environment: &str, router: &RouterConfig) -> String {
 /// Why a CodeDeploy environment without checks cannot be judged: its
 /// deployment group watches no alarm. Says what to add.
 #[cfg(feature = "aws")]
-fn no_codedeploy_alarms(environment: &str, application: &str, group: &str) -> String {
+fn no_codedeploy_alarms(environment: &str, application: &str, group: &str, why: &str) -> String {
+    let pair = format!(" ({why})");
     format!(
-        "environment {environment} has no checks, and its CodeDeploy deployment group {application}/{group} watches no CloudWatch alarms, which are its built-in checks: \
+        "environment {environment} has no checks, and its CodeDeploy deployment group {application}/{group} watches no CloudWatch alarms, which are its built-in checks{pair}: \
          add alarms to the group (e.g. `aws deploy update-deployment-group --application-name {application} --current-deployment-group-name {group} \
          --alarm-configuration 'enabled=true,alarms=[{{name=ALARM_NAME}}]'`), or add [[environment.check]] tables of your own \
          (e.g. a CloudWatch alarm: kind = \"query\", source = a cloudwatch source, query = \"alarm NAME\", max = 0) (see docs/judging-health.md); \
@@ -785,4 +896,95 @@ fn host() -> String {
 /// The current time (one place, so steps agree within a run).
 pub fn now() -> Timestamp {
     Timestamp::now()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_core::record::RouterState;
+    use std::time::Duration;
+
+    fn codedeploy() -> RouterConfig {
+        RouterConfig::CodeDeploy {
+            application: "shop".into(),
+            deployment_group: "shop-ecs".into(),
+            deployment_config: None,
+            appspec: Some("appspec.yaml".into()),
+            s3_revision: None,
+            region: Some("eu-west-1".into()),
+            role_arn: Some("arn:aws:iam::123456789012:role/deploy".into()),
+            external_id: None,
+            session_name: None,
+            poll_interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(600),
+        }
+    }
+
+    fn paired() -> RouterState {
+        RouterState {
+            kind: "codedeploy".into(),
+            listener: Some("arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/shop/50dc/f2f7".into()),
+            stable: Some("arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/blue/73e2".into()),
+            candidate: Some("arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/green/83e2".into()),
+            ..RouterState::default()
+        }
+    }
+
+    #[test]
+    fn only_a_codedeploy_record_with_listener_and_both_groups_names_a_pair() {
+        use sluice_core::ledger::ChangeKind;
+        use sluice_core::record::NewRecord;
+        let new = NewRecord {
+            app: "shop".into(),
+            environment: "dev".into(),
+            version: "v2".into(),
+            commit: None,
+            change: ChangeKind::Planned,
+            incident: None,
+            strategy: sluice_core::strategy::Strategy::AllAtOnce,
+            triggered_by: None,
+            run_url: None,
+        };
+        let mut record = Record::new(new, jiff::Timestamp::UNIX_EPOCH);
+        assert!(traffic_pair(&record).is_none(), "no router_before");
+        record.router_before = Some(paired());
+        assert_eq!(traffic_pair(&record), Some(&paired()));
+        for broken in [
+            RouterState { listener: None, ..paired() },
+            RouterState { candidate: None, ..paired() },
+            RouterState { stable: None, ..paired() },
+            RouterState { kind: "alb".into(), ..paired() },
+        ] {
+            record.router_before = Some(broken.clone());
+            assert!(traffic_pair(&record).is_none(), "{broken:?}");
+        }
+    }
+
+    #[test]
+    fn codedeploys_alb_checks_read_the_traffic_source_sluice_adds_in_the_routers_account() {
+        let names: Vec<String> = codedeploy_alb_checks().into_iter().map(|c| c.name).collect();
+        assert_eq!(names, ["builtin-error-rate", "builtin-error-rate-vs-stable", "builtin-alb-latency-vs-stable"]);
+        let latency = codedeploy_alb_checks().pop().expect("three");
+        assert!(
+            matches!(&latency.kind, CheckKind::Query { source, query, .. } if source == CODEDEPLOY_TRAFFIC_SOURCE && query == "alb latency_vs_stable")
+        );
+        let Some(SourceConfig::Cloudwatch { name, region, role_arn, alb_traffic, .. }) =
+            codedeploy_traffic_source(&codedeploy(), &[])
+        else {
+            panic!("a CloudWatch source");
+        };
+        assert_eq!(name, CODEDEPLOY_TRAFFIC_SOURCE);
+        assert!(alb_traffic, "it reads the pools' traffic");
+        assert_eq!(region.as_deref(), Some("eu-west-1"));
+        assert_eq!(role_arn.as_deref(), Some("arn:aws:iam::123456789012:role/deploy"));
+        // Not for another router, nor over a configured source of its name.
+        let local = RouterConfig::Local { admin_url: "http://127.0.0.1:9000".into() };
+        assert!(codedeploy_traffic_source(&local, &[]).is_none());
+        let mine = codedeploy_traffic_source(&codedeploy(), &[]).expect("a source");
+        assert!(codedeploy_traffic_source(&codedeploy(), &[mine]).is_none());
+        // The config-only list stays the alarms: the ALB checks need the record.
+        let builtin: Vec<String> =
+            builtin_checks(&codedeploy(), &[]).expect("alarms").into_iter().map(|c| c.name).collect();
+        assert_eq!(builtin, ["builtin-codedeploy-alarms"]);
+    }
 }

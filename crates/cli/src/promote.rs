@@ -240,7 +240,7 @@ pub(crate) fn evidence(ctx: &Context, record: &Record) -> Result<Evidence, Strin
             humantime::format_duration(required)
         ));
     }
-    let checks = ctx.checks().map_err(|f| format!("{:#}", f.error))?.specs;
+    let checks = ctx.checks_in(record).map_err(|f| format!("{:#}", f.error))?.specs;
     let replayed = sluice_analysis::Analysis::rejudge(checks.clone(), ctx.config.analysis.policy.clone(), report);
     if replayed.verdict != Verdict::Pass {
         return Err(format!(

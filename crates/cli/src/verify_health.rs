@@ -7,7 +7,7 @@
 //! record under the current config, touching nothing.
 
 use crate::Outcome;
-use crate::analyse::{Window, analyse};
+use crate::analyse::{Scope, Window, analyse_in};
 use crate::context::{Common, Context, now};
 use crate::shift_traffic::refused;
 use crate::summary;
@@ -88,11 +88,11 @@ pub async fn run(args: Args) -> Result<Outcome, Failure> {
     if let Err(refused) = record.may_act(Step::VerifyHealth, "judge the candidate") {
         return Ok(Outcome::refused("verify-health", &record, &refused));
     }
-    let checks = ctx.checks()?;
+    let checks = ctx.checks_in(&record)?;
     if checks.unanalysed {
         return unanalysed(&ctx, record);
     }
-    ctx.confirm_builtin(&checks).await?;
+    let why_alarms_only = ctx.confirm_builtin(&checks, &record).await?;
     if let Err(holder) = ctx.hold_lease(&record, record.pause().map(|(_, _, expires_at)| expires_at)).await?.result {
         return Ok(Outcome::declined("held")
             .summary(format!("{}{holder}\n", summary::heading("verify-health", &record, "environment held")))
@@ -101,14 +101,18 @@ pub async fn run(args: Args) -> Result<Outcome, Failure> {
     let duration = args.duration.unwrap_or_else(|| {
         record.strategy.plan().iter().map(|(_, d)| *d).find(|d| !d.is_zero()).unwrap_or(Duration::from_secs(60))
     });
+    let scope = Scope::for_record(&ctx, &record)?;
+    let window = Window::alone("verify-health", duration);
     let report =
-        analyse(&ctx, &record.version, record.candidate_weight, Window::alone("verify-health", duration), Vec::new())
-            .await?;
+        analyse_in(&ctx, &scope, &checks.specs, &record.version, record.candidate_weight, window, Vec::new()).await?;
     summary::log_verdict(&report);
     let verdict = report.verdict;
     let mut markdown = summary::heading("verify-health", &record, &format!("{verdict:?}").to_lowercase());
     if let Some(note) = checks.note() {
         markdown.push_str(&format!("{note}\n\n"));
+    }
+    if let Some(why) = why_alarms_only {
+        markdown.push_str(&format!("{why}\n\n"));
     }
     markdown.push_str(&format!("{}\n", summary::verdict_table(&report)));
     let reason = report.reason.clone();
@@ -156,7 +160,7 @@ fn replay(ctx: &Context, path: &std::path::Path) -> Result<Outcome, Failure> {
     if verdicts.is_empty() {
         return Err(Failure::input(anyhow!("record {} holds no verdicts to replay", path.display())));
     }
-    let checks = ctx.checks()?.specs;
+    let checks = ctx.checks_in(&record)?.specs;
     let mut worst = Verdict::Pass;
     let mut markdown = summary::heading("verify-health --replay", &record, "replay");
     for (stage, recorded) in verdicts {

@@ -161,6 +161,17 @@ pub struct RouterState {
     /// CodeDeploy: that deployment's status (`InProgress`, `Ready`, `Stopped`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment_status: Option<String>,
+    /// CodeDeploy with a blue/green target-group pair (ECS): the production
+    /// listener, read when the deployment started; it forwarded to
+    /// `stable`, so `candidate` is the pair's other target group, the
+    /// replacement. The built-in ALB checks read both from CloudWatch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listener: Option<String>,
+    /// CodeDeploy with that pair: the CloudWatch alarms the deployment
+    /// group watched when the deployment started. None: its built-in
+    /// checks are the ALB ones alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alarms: Vec<String>,
 }
 
 /// One target group of an ALB forward action.

@@ -267,6 +267,18 @@ impl Sampler {
         self
     }
 
+    /// Reads the ALB's CloudWatch dimensions from `state` instead of the
+    /// router: a CodeDeploy router's state before its deployment (its
+    /// production listener and target-group pair), as the record keeps it.
+    #[cfg_attr(not(feature = "aws"), allow(unused_variables, unused_mut))]
+    pub fn with_alb_state(mut self, state: Option<&sluice_core::record::RouterState>) -> Sampler {
+        #[cfg(feature = "aws")]
+        if let Some(dims) = state.and_then(AlbDims::from_state) {
+            self.alb = Some(dims);
+        }
+        self
+    }
+
     /// The ALB's CloudWatch dimensions, read from an ALB router's state the
     /// first time they are needed.
     #[cfg_attr(not(feature = "aws"), allow(clippy::clone_on_copy))]

@@ -290,6 +290,7 @@ impl<'a> Run<'a> {
                 router: t.router.clone(),
                 sources: ctx.config.sources_for_target(env, t.config),
                 probes: ctx.config.probes_for_target(env, t.config),
+                alb_state: None,
             });
         }
         let labels: Vec<String> = judged.iter().map(|t| label(t.name())).collect();

@@ -130,6 +130,8 @@ fn full() -> Record {
         stickiness: Some(Stickiness { enabled: true, duration_seconds: Some(604_800) }),
         deployment_id: None,
         deployment_status: None,
+        listener: None,
+        alarms: Vec::new(),
     };
     r.incident = Some("INC-42".into());
     r.run_url = Some("https://github.com/acme/shop/actions/runs/1".into());

@@ -73,9 +73,12 @@ pub struct AlbDims {
 
 impl AlbDims {
     /// The dimensions of an ALB router's state (listener or rule ARN and
-    /// both target group ARNs).
+    /// both target group ARNs), or of a CodeDeploy router's state before
+    /// its deployment (its production listener, the original target group
+    /// as stable and the replacement as candidate).
     pub fn from_state(state: &RouterState) -> Option<AlbDims> {
-        let resource = state.resource.as_deref()?.splitn(6, ':').nth(5)?;
+        let arn = state.listener.as_deref().or(state.resource.as_deref())?;
+        let resource = arn.splitn(6, ':').nth(5)?;
         let rest = resource.strip_prefix("listener-rule/").or_else(|| resource.strip_prefix("listener/"))?;
         let parts: Vec<&str> = rest.split('/').take(3).collect();
         if parts.len() != 3 {
@@ -708,6 +711,21 @@ mod tests {
             ..RouterState::default()
         };
         assert_eq!(AlbDims::from_state(&state), Some(dims()));
+    }
+
+    #[test]
+    fn a_codedeploy_state_gives_its_production_listener_and_pair() {
+        let state = RouterState {
+            kind: "codedeploy".into(),
+            resource: Some("shop/shop-dev".into()),
+            listener: Some("arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/shop/50dc/f2f7".into()),
+            stable: Some("arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/blue/73e2".into()),
+            candidate: Some("arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/green/83e2".into()),
+            ..RouterState::default()
+        };
+        assert_eq!(AlbDims::from_state(&state), Some(dims()));
+        // Without the pair, none: `shop/shop-dev` is no listener.
+        assert_eq!(AlbDims::from_state(&RouterState { listener: None, ..state }), None);
     }
 
     #[test]

@@ -9,14 +9,19 @@
 //! time), so every job sees the same thing. Status and error messages from
 //! CodeDeploy are returned for the record.
 //!
-//! Never creates or changes applications, deployment groups or configs.
+//! For the built-in ALB checks, reads a group's blue/green target-group pair
+//! (ECS) and which of the two the production listener serves before the
+//! deployment starts: the other one is the replacement.
+//!
+//! Never creates or changes applications, deployment groups, configs,
+//! listeners or target groups.
 
 use super::{Aws, AwsSettings, sdk_error};
 use crate::ProviderError;
 use aws_sdk_codedeploy::Client;
 use aws_sdk_codedeploy::types::{
-    AppSpecContent, AutoRollbackConfiguration, AutoRollbackEvent, BundleType, DeploymentStatus, DeploymentWaitType,
-    RevisionLocation, RevisionLocationType, S3Location,
+    AppSpecContent, AutoRollbackConfiguration, AutoRollbackEvent, BundleType, ComputePlatform, DeploymentGroupInfo,
+    DeploymentStatus, DeploymentWaitType, RevisionLocation, RevisionLocationType, S3Location,
 };
 use sluice_core::record::RouterState;
 use std::path::PathBuf;
@@ -334,13 +339,17 @@ pub async fn group_alarms(aws: &Aws, application: &str, group: &str) -> Result<V
         .send()
         .await
         .map_err(|e| sdk_error(PROVIDER, &operation, e))?;
-    let alarms = out.deployment_group_info().and_then(|g| g.alarm_configuration());
-    Ok(match alarms {
+    Ok(out.deployment_group_info().map(alarms_of).unwrap_or_default())
+}
+
+/// The alarms a group's alarm configuration names, when it is enabled.
+fn alarms_of(info: &DeploymentGroupInfo) -> Vec<String> {
+    match info.alarm_configuration() {
         Some(config) if config.enabled() => {
             config.alarms().iter().filter_map(|a| a.name()).map(str::to_owned).collect()
         }
         _ => Vec::new(),
-    })
+    }
 }
 
 impl CodeDeployRouter {
@@ -348,8 +357,261 @@ impl CodeDeployRouter {
     pub async fn alarms(&self) -> Result<Vec<String>, ProviderError> {
         group_alarms(&self.aws, &self.settings.application, &self.settings.deployment_group).await
     }
+
+    /// The deployment group's blue/green target-group pair, or why it has
+    /// none ([`group_routing`]).
+    pub async fn routing(&self) -> Result<GroupRouting, ProviderError> {
+        group_routing(&self.aws, &self.settings.application, &self.settings.deployment_group).await
+    }
+
+    /// Which target group of `pair` the deployment about to start brings
+    /// up ([`replacement`]).
+    pub async fn replacement(&self, pair: &TargetGroupPair) -> Result<Result<BlueGreen, String>, ProviderError> {
+        replacement(&self.aws, pair).await
+    }
+}
+
+/// What a deployment group says about how its traffic reaches the release.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupRouting {
+    /// The alarms it watches ([`group_alarms`]).
+    pub alarms: Vec<String>,
+    /// Its blue/green target-group pair behind an ALB listener, or why it
+    /// has none (a sentence).
+    pub pair: Result<TargetGroupPair, String>,
+}
+
+/// A deployment group's blue/green target-group pair (ECS): the two target
+/// groups CodeDeploy alternates between, and the production listener that
+/// forwards to the one serving.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetGroupPair {
+    /// The two target groups, by name, in CodeDeploy's order.
+    pub target_groups: [String; 2],
+    /// The production listener's ARN.
+    pub listener: String,
+}
+
+/// Where a deployment's traffic goes: the production listener, the target
+/// group it forwards to when the deployment starts (the original task
+/// set's), and the pair's other one (the replacement's), as ARNs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlueGreen {
+    pub listener: String,
+    pub stable: String,
+    pub candidate: String,
+}
+
+/// The blue/green pair of a deployment group as GetDeploymentGroup
+/// describes it (`loadBalancerInfo.targetGroupPairInfoList[0]`: two
+/// `targetGroups` and `prodTrafficRoute.listenerArns`, at most one, as the
+/// CodeDeploy API reference's `TargetGroupPairInfo` and `TrafficRoute`
+/// say), or why there is none: an in-place or EC2 blue/green group (a
+/// single target group in `targetGroupInfoList`, or classic ELBs), a
+/// Lambda group, a group without a load balancer.
+pub fn target_group_pair(info: &DeploymentGroupInfo) -> Result<TargetGroupPair, String> {
+    if info.compute_platform() == Some(&ComputePlatform::Lambda) {
+        return Err("a Lambda deployment group shifts between function versions, not target groups".into());
+    }
+    let Some(balancer) = info.load_balancer_info() else {
+        return Err("the deployment group routes no traffic through a load balancer".into());
+    };
+    let Some(pair) = balancer.target_group_pair_info_list().first() else {
+        return Err(
+            "the deployment group names no blue/green target-group pair (in-place, or EC2 blue/green with a single target group): \
+             sluice cannot tell its new instances' traffic from the old"
+                .into(),
+        );
+    };
+    let names: Vec<&str> = pair.target_groups().iter().filter_map(|t| t.name()).filter(|n| !n.is_empty()).collect();
+    let [first, second] = names.as_slice() else {
+        return Err(format!("the deployment group's target-group pair names {} target groups, not 2", names.len()));
+    };
+    if first == second {
+        return Err(format!("the deployment group's target-group pair names {first} twice"));
+    }
+    let listener = pair.prod_traffic_route().and_then(|r| r.listener_arns().first()).filter(|l| !l.is_empty());
+    let Some(listener) = listener else {
+        return Err("the deployment group's target-group pair has no production listener".into());
+    };
+    Ok(TargetGroupPair { target_groups: [(*first).to_owned(), (*second).to_owned()], listener: listener.clone() })
+}
+
+/// Reads a deployment group's alarms and blue/green pair in one
+/// GetDeploymentGroup call.
+pub async fn group_routing(aws: &Aws, application: &str, group: &str) -> Result<GroupRouting, ProviderError> {
+    let operation = format!("read deployment group {application}/{group}");
+    let client = Client::new(aws.config(PROVIDER).await?);
+    let out = client
+        .get_deployment_group()
+        .application_name(application)
+        .deployment_group_name(group)
+        .send()
+        .await
+        .map_err(|e| sdk_error(PROVIDER, &operation, e))?;
+    let Some(info) = out.deployment_group_info() else {
+        return Err(fail(&operation, "CodeDeploy described no deployment group".into()));
+    };
+    Ok(GroupRouting { alarms: alarms_of(info), pair: target_group_pair(info) })
+}
+
+/// Which of `pair` is the replacement: the target group the production
+/// listener does NOT forward to now, before the deployment starts (ECS
+/// blue/green brings the replacement task set up behind the idle target
+/// group and moves the listener to it). `Ok(Err(why))` when the listener
+/// does not tell: it forwards to both (a deployment is shifting already)
+/// or to neither. Reads the listener (`DescribeListeners`) and the groups'
+/// ARNs (`DescribeTargetGroups`) with the ELBv2 API.
+pub async fn replacement(aws: &Aws, pair: &TargetGroupPair) -> Result<Result<BlueGreen, String>, ProviderError> {
+    use aws_sdk_elasticloadbalancingv2::types::ActionTypeEnum;
+    let operation = format!("read listener {} and target groups {}", pair.listener, pair.target_groups.join(", "));
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(aws.config(PROVIDER).await?);
+    let groups = elb
+        .describe_target_groups()
+        .set_names(Some(pair.target_groups.to_vec()))
+        .send()
+        .await
+        .map_err(|e| sdk_error(PROVIDER, &operation, e))?;
+    let arn_of = |name: &str| {
+        groups
+            .target_groups()
+            .iter()
+            .find(|g| g.target_group_name() == Some(name))
+            .and_then(|g| g.target_group_arn())
+            .map(str::to_owned)
+            .ok_or_else(|| fail(&operation, format!("no target group named {name}")))
+    };
+    let arns = [arn_of(&pair.target_groups[0])?, arn_of(&pair.target_groups[1])?];
+    let listeners = elb
+        .describe_listeners()
+        .listener_arns(&pair.listener)
+        .send()
+        .await
+        .map_err(|e| sdk_error(PROVIDER, &operation, e))?;
+    let Some(listener) = listeners.listeners().first() else {
+        return Err(fail(&operation, format!("no listener {}", pair.listener)));
+    };
+    // Every target group the default forward action sends traffic to: its
+    // weighted groups above 0, or its one group.
+    let mut forwarded = Vec::new();
+    for action in listener.default_actions().iter().filter(|a| a.r#type() == Some(&ActionTypeEnum::Forward)) {
+        match action.forward_config().map(|c| c.target_groups()).filter(|t| !t.is_empty()) {
+            Some(tuples) => forwarded.extend(
+                tuples
+                    .iter()
+                    .filter(|t| t.weight().is_none_or(|w| w > 0))
+                    .filter_map(|t| t.target_group_arn())
+                    .map(str::to_owned),
+            ),
+            None => forwarded.extend(action.target_group_arn().map(str::to_owned)),
+        }
+    }
+    Ok(pick_replacement(&pair.listener, &arns, &forwarded))
+}
+
+/// The pure part of [`replacement`]: with the pair's ARNs and the ones the
+/// listener forwards to, the original and the replacement.
+pub fn pick_replacement(listener: &str, pair: &[String; 2], forwarded: &[String]) -> Result<BlueGreen, String> {
+    let serves = |arn: &String| forwarded.contains(arn);
+    match (serves(&pair[0]), serves(&pair[1])) {
+        (true, false) => {
+            Ok(BlueGreen { listener: listener.to_owned(), stable: pair[0].clone(), candidate: pair[1].clone() })
+        }
+        (false, true) => {
+            Ok(BlueGreen { listener: listener.to_owned(), stable: pair[1].clone(), candidate: pair[0].clone() })
+        }
+        (true, true) => Err(format!(
+            "the production listener {listener} forwards to both target groups of the pair: a deployment is shifting traffic already"
+        )),
+        (false, false) => Err(format!(
+            "the production listener {listener} forwards to neither target group of the pair ({}, {})",
+            pair[0], pair[1]
+        )),
+    }
 }
 
 fn fail(operation: &str, message: String) -> ProviderError {
     ProviderError { provider: PROVIDER, operation: operation.to_owned(), message, transient: false, attempts: 1 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_codedeploy::types::{ElbInfo, LoadBalancerInfo, TargetGroupInfo, TargetGroupPairInfo, TrafficRoute};
+
+    const LISTENER: &str =
+        "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/shop/50dc6c495c0c9188/f2f7dc8efc522ab2";
+
+    fn group(balancer: Option<LoadBalancerInfo>, platform: ComputePlatform) -> DeploymentGroupInfo {
+        DeploymentGroupInfo::builder().compute_platform(platform).set_load_balancer_info(balancer).build()
+    }
+
+    fn pair_info(names: &[&str], listeners: &[&str]) -> LoadBalancerInfo {
+        let mut pair = TargetGroupPairInfo::builder().prod_traffic_route(
+            TrafficRoute::builder().set_listener_arns(Some(listeners.iter().map(|l| l.to_string()).collect())).build(),
+        );
+        for name in names {
+            pair = pair.target_groups(TargetGroupInfo::builder().name(*name).build());
+        }
+        LoadBalancerInfo::builder().target_group_pair_info_list(pair.build()).build()
+    }
+
+    #[test]
+    fn an_ecs_group_with_a_pair_and_a_listener_has_a_pair() {
+        let info = group(Some(pair_info(&["shop-blue", "shop-green"], &[LISTENER])), ComputePlatform::Ecs);
+        assert_eq!(
+            target_group_pair(&info),
+            Ok(TargetGroupPair { target_groups: ["shop-blue".into(), "shop-green".into()], listener: LISTENER.into() })
+        );
+    }
+
+    #[test]
+    fn groups_without_a_pair_say_why() {
+        let cases = [
+            (group(None, ComputePlatform::Ecs), "routes no traffic through a load balancer"),
+            (
+                group(
+                    Some(
+                        LoadBalancerInfo::builder()
+                            .target_group_info_list(TargetGroupInfo::builder().name("web").build())
+                            .build(),
+                    ),
+                    ComputePlatform::Server,
+                ),
+                "names no blue/green target-group pair",
+            ),
+            (
+                group(
+                    Some(LoadBalancerInfo::builder().elb_info_list(ElbInfo::builder().name("classic").build()).build()),
+                    ComputePlatform::Server,
+                ),
+                "names no blue/green target-group pair",
+            ),
+            (group(Some(pair_info(&["a", "b"], &[LISTENER])), ComputePlatform::Lambda), "Lambda"),
+            (group(Some(pair_info(&["a"], &[LISTENER])), ComputePlatform::Ecs), "names 1 target groups, not 2"),
+            (group(Some(pair_info(&["a", "a"], &[LISTENER])), ComputePlatform::Ecs), "names a twice"),
+            (group(Some(pair_info(&["a", "b"], &[])), ComputePlatform::Ecs), "no production listener"),
+        ];
+        for (info, why) in cases {
+            let said = target_group_pair(&info).expect_err("no pair");
+            assert!(said.contains(why), "{why:?} in {said:?}");
+        }
+    }
+
+    #[test]
+    fn the_replacement_is_the_group_the_listener_does_not_serve() {
+        let pair = ["arn:tg/blue".to_owned(), "arn:tg/green".to_owned()];
+        let on_blue = pick_replacement(LISTENER, &pair, &["arn:tg/blue".into()]).expect("blue serves");
+        assert_eq!((on_blue.stable.as_str(), on_blue.candidate.as_str()), ("arn:tg/blue", "arn:tg/green"));
+        let on_green = pick_replacement(LISTENER, &pair, &["arn:tg/green".into()]).expect("green serves");
+        assert_eq!((on_green.stable.as_str(), on_green.candidate.as_str()), ("arn:tg/green", "arn:tg/blue"));
+        assert_eq!(on_green.listener, LISTENER);
+        // A group outside the pair does not count.
+        let other = pick_replacement(LISTENER, &pair, &["arn:tg/other".into(), "arn:tg/green".into()]).expect("green");
+        assert_eq!(other.candidate, "arn:tg/blue");
+        let both = pick_replacement(LISTENER, &pair, &pair).expect_err("both serve");
+        assert!(both.contains("forwards to both"), "{both}");
+        let neither = pick_replacement(LISTENER, &pair, &["arn:tg/other".into()]).expect_err("neither");
+        assert!(neither.contains("forwards to neither"), "{neither}");
+    }
 }

@@ -52,6 +52,40 @@ pub async fn create_codedeploy(sdk: &SdkConfig) -> CodeDeployFixture {
     CodeDeployFixture { application: "shop".into(), deployment_group: "shop-dev".into() }
 }
 
+/// Adds to [`create_codedeploy`]'s application `shop` an ECS blue/green
+/// deployment group `group` whose load balancer info names `alb`'s blue and
+/// green target groups as its pair and `alb`'s listener as the production
+/// route (moto keeps `loadBalancerInfo` and returns it as given).
+pub async fn create_codedeploy_pair(sdk: &SdkConfig, alb: &super::AlbFixture, group: &str) -> CodeDeployFixture {
+    use aws_sdk_codedeploy::types::{
+        DeploymentOption, DeploymentStyle, DeploymentType, LoadBalancerInfo, TargetGroupInfo, TargetGroupPairInfo,
+        TrafficRoute,
+    };
+    let name = |arn: &str| arn.split('/').nth(1).expect("a target group ARN").to_owned();
+    let pair = TargetGroupPairInfo::builder()
+        .target_groups(TargetGroupInfo::builder().name(name(&alb.blue)).build())
+        .target_groups(TargetGroupInfo::builder().name(name(&alb.green)).build())
+        .prod_traffic_route(TrafficRoute::builder().listener_arns(&alb.listener).build())
+        .build();
+    aws_sdk_codedeploy::Client::new(sdk)
+        .create_deployment_group()
+        .application_name("shop")
+        .deployment_group_name(group)
+        .service_role_arn("arn:aws:iam::123456789012:role/codedeploy")
+        .deployment_config_name("CodeDeployDefault.ECSCanary10Percent5Minutes")
+        .deployment_style(
+            DeploymentStyle::builder()
+                .deployment_type(DeploymentType::BlueGreen)
+                .deployment_option(DeploymentOption::WithTrafficControl)
+                .build(),
+        )
+        .load_balancer_info(LoadBalancerInfo::builder().target_group_pair_info_list(pair).build())
+        .send()
+        .await
+        .expect("create deployment group");
+    CodeDeployFixture { application: "shop".into(), deployment_group: group.into() }
+}
+
 /// How the fake moves a deployment along.
 #[derive(Clone, Debug)]
 pub struct Script {

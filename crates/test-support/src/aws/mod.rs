@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 mod codedeploy;
 mod faults;
 
-pub use codedeploy::{CodeDeployFake, CodeDeployFixture, Script, create_codedeploy};
+pub use codedeploy::{CodeDeployFake, CodeDeployFixture, Script, create_codedeploy, create_codedeploy_pair};
 pub use faults::{Call, FaultProxy, REQUEST_ID, Reply, Rule, error_answer, error_body};
 
 /// The region every test uses.
@@ -400,6 +400,24 @@ pub async fn create_named_alb(endpoint: &str, sdk: &SdkConfig, names: [&str; 3])
         blue: groups[0].clone(),
         green: groups[1].clone(),
     }
+}
+
+/// Makes `listener`'s default action forward to `groups` (target group
+/// ARNs with their weights): one group, as CodeDeploy leaves it after a
+/// blue/green deployment, or two, as while it shifts.
+pub async fn forward_to(sdk: &SdkConfig, listener: &str, groups: &[(&str, i32)]) {
+    let mut config = ForwardActionConfig::builder();
+    for (group, weight) in groups {
+        config = config.target_groups(TargetGroupTuple::builder().target_group_arn(*group).weight(*weight).build());
+    }
+    let forward = Action::builder().r#type(ActionTypeEnum::Forward).forward_config(config.build()).build();
+    Elbv2::new(sdk)
+        .modify_listener()
+        .listener_arn(listener)
+        .default_actions(forward)
+        .send()
+        .await
+        .expect("modify listener");
 }
 
 /// Whether the holder of `sdk`'s credentials can see `listener` (moto
