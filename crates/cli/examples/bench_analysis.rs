@@ -68,10 +68,10 @@ struct Args {
     /// Run only the issue's scenarios (not the 400 req/s comparison).
     #[arg(long)]
     scenarios_only: bool,
-    /// Run only this fault in the comparison at `rps` ("errors" or
-    /// "latency"; both when not given).
-    #[arg(long)]
-    fault: Option<String>,
+    /// Run only this fault in the comparison at `rps` (both when not
+    /// given).
+    #[arg(long, value_enum)]
+    fault: Option<Fault>,
     /// Run only the scenarios whose label contains this text.
     #[arg(long)]
     scenario: Option<String>,
@@ -95,7 +95,7 @@ const CANARY_WEIGHT: u8 = 10;
 /// The default canary plan (`Strategy::default_canary`).
 const FLAGGER_INTERVAL: Duration = Duration::from_secs(60);
 
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, clap::ValueEnum)]
 enum Fault {
     Errors,
     Latency,
@@ -283,10 +283,10 @@ async fn live(args: &Args, fault: Fault, policy: PolicyKind) -> anyhow::Result<L
 }
 
 /// Where the `bad` answers came from (the pool that answered, the status)
-/// and when (before the candidate got traffic, in each second after, after
-/// 100 % stable), and the candidate's answers in all: a count of failed
-/// requests higher than the rate and the time explain says where the rest
-/// came from.
+/// and when (before the candidate got traffic, in each second after,
+/// after 100 % stable), and the candidate's answers in all: when more
+/// requests failed than the error rate and the time explain, this says
+/// where the others came from.
 fn bad_detail(bad: &[&Observed], seen: &[Observed], shifted: Instant, stable: Instant) -> String {
     let mut by = std::collections::BTreeMap::new();
     for o in bad {
@@ -561,14 +561,14 @@ async fn scenario(args: &Args, scenario: &Scenario, rps: f64) -> anyhow::Result<
         .filter(|o| o.at >= onset)
         .filter(|o| o.status.is_none_or(|s| s >= 500) || o.latency > Duration::from_millis(100))
         .count();
-    let load = load_per_second(&seen, started, stable_at);
+    let load = load_by_pool(&seen, started, stable_at);
     Ok(ScenarioResult { verdict, time_to_stable: Some(stable_at.saturating_duration_since(onset)), bad, at, load })
 }
 
 /// The answers the load generator got from `from` to `to`, per 5 s: the
 /// requests per second each pool answered, and its errors, as
 /// "t+  0s candidate 10.2/s (1 err) stable 90.0/s (0 err)" lines.
-fn load_per_second(seen: &[Observed], from: Instant, to: Instant) -> String {
+fn load_by_pool(seen: &[Observed], from: Instant, to: Instant) -> String {
     let step = Duration::from_secs(5);
     let mut lines = Vec::new();
     let mut t = from;
@@ -600,7 +600,11 @@ fn secs(d: Option<Duration>) -> String {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    // The steps run in a temporary directory: a relative path would not
+    // find them there.
+    args.bin_dir = std::fs::canonicalize(&args.bin_dir)
+        .with_context(|| format!("--bin-dir {}: no such directory", args.bin_dir.display()))?;
     println!(
         "sluice analysis benchmark: embedded router, {} requests/s steady load, candidate at {CANARY_WEIGHT}% \
          ({:.0} requests/s)\n",
@@ -615,12 +619,7 @@ async fn main() -> anyhow::Result<()> {
     type Row = Vec<(Option<Duration>, usize)>;
     let mut live_results: Vec<(Fault, Row)> = Vec::new();
     let faults: &[Fault] = if args.scenarios_only { &[] } else { &[Fault::Errors, Fault::Latency] };
-    let chosen = |f: &&Fault| match args.fault.as_deref() {
-        Some("errors") => **f == Fault::Errors,
-        Some("latency") => **f == Fault::Latency,
-        _ => true,
-    };
-    for &fault in faults.iter().filter(chosen) {
+    for &fault in faults.iter().filter(|f| args.fault.is_none_or(|only| only == **f)) {
         let mut row = Vec::new();
         for policy in POLICIES {
             let runs = if policy == PolicyKind::FlaggerLike { args.flagger_runs } else { args.runs };
