@@ -53,7 +53,14 @@
 #
 # Env: RPS (400), RUNS (3), FLAGGER_RUNS (1), SCENARIO_RPS (100),
 #      SCENARIOS_ONLY (skip the 400 req/s comparison), CANARIES (1000),
-#      STRICT, CARGO_TARGET_DIR. Takes about 15 minutes.
+#      STRICT, CARGO_TARGET_DIR. Takes about 15 minutes. To look closer:
+#      FAULT (errors or latency: only that fault at RPS), SCENARIO (only
+#      the live scenarios whose label contains it), SCENARIO_RUNS (1: live
+#      runs of each scenario, the median shown, each run on stderr),
+#      KEEP_RECORDS (a directory: keep each scenario run's record there,
+#      and print what each pool answered per 5 s), SIMULATE=0 (skip the
+#      simulated canaries; `SCENARIO=text` on the canaries example itself
+#      runs only its scenarios with that text, with their distribution).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 target=${CARGO_TARGET_DIR:-$root/target}
@@ -66,12 +73,20 @@ strict=()
 if [ -n "${STRICT:-}" ] && [ "${STRICT}" != 0 ]; then strict=(--strict); fi
 only=()
 if [ -n "${SCENARIOS_ONLY:-}" ] && [ "${SCENARIOS_ONLY}" != 0 ]; then only=(--scenarios-only); fi
+scenario=()
+if [ -n "${SCENARIO:-}" ]; then scenario=(--scenario "$SCENARIO"); fi
+fault=()
+if [ -n "${FAULT:-}" ]; then fault=(--fault "$FAULT"); fi
+keep=()
+if [ -n "${KEEP_RECORDS:-}" ]; then keep=(--keep-records "$KEEP_RECORDS"); fi
 "$target/release/examples/bench_analysis" \
     --bin-dir "$target/release" \
+    --scenario-runs "${SCENARIO_RUNS:-1}" \
     --rps "${RPS:-400}" \
     --runs "${RUNS:-3}" \
     --flagger-runs "${FLAGGER_RUNS:-1}" \
     --scenario-rps "${SCENARIO_RPS:-100}" \
-    "${only[@]}" "${strict[@]}"
+    "${only[@]}" "${fault[@]}" "${scenario[@]}" "${keep[@]}" "${strict[@]}"
+if [ "${SIMULATE:-1}" = 0 ]; then exit 0; fi
 echo
 exec "$target/release/examples/canaries" "${CANARIES:-1000}"

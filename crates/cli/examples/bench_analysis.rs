@@ -68,6 +68,21 @@ struct Args {
     /// Run only the issue's scenarios (not the 400 req/s comparison).
     #[arg(long)]
     scenarios_only: bool,
+    /// Run only this fault in the comparison at `rps` (both when not
+    /// given).
+    #[arg(long, value_enum)]
+    fault: Option<Fault>,
+    /// Run only the scenarios whose label contains this text.
+    #[arg(long)]
+    scenario: Option<String>,
+    /// Live runs of each scenario (each run's figures are printed; the
+    /// table shows the median).
+    #[arg(long, default_value_t = 1)]
+    scenario_runs: usize,
+    /// Keep each scenario run's deployment record here (for
+    /// `verify-health --replay` and the intervals it holds).
+    #[arg(long)]
+    keep_records: Option<PathBuf>,
     /// Exit 1 when a target is missed.
     #[arg(long)]
     strict: bool,
@@ -80,7 +95,7 @@ const CANARY_WEIGHT: u8 = 10;
 /// The default canary plan (`Strategy::default_canary`).
 const FLAGGER_INTERVAL: Duration = Duration::from_secs(60);
 
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, clap::ValueEnum)]
 enum Fault {
     Errors,
     Latency,
@@ -155,6 +170,8 @@ struct LiveResult {
     time_to_stable: Option<Duration>,
     /// Bad answers users got.
     bad: usize,
+    /// Where the bad answers came from and when, for the log.
+    detail: String,
 }
 
 async fn live(args: &Args, fault: Fault, policy: PolicyKind) -> anyhow::Result<LiveResult> {
@@ -202,13 +219,13 @@ async fn live(args: &Args, fault: Fault, policy: PolicyKind) -> anyhow::Result<L
     // The moment the router serves 100 % stable again, read from its state.
     let control = proxy.control().clone();
     let watcher = tokio::spawn(async move {
-        let mut shifted = false;
+        let mut shifted = None;
         loop {
             let weight = control.state().candidate_weight;
             if weight > 0 {
-                shifted = true;
-            } else if shifted {
-                return Instant::now();
+                shifted.get_or_insert_with(Instant::now);
+            } else if let Some(shifted) = shifted {
+                return (shifted, Instant::now());
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
@@ -239,7 +256,8 @@ async fn live(args: &Args, fault: Fault, policy: PolicyKind) -> anyhow::Result<L
             }
         }
     }
-    let stable_at = tokio::time::timeout(Duration::from_secs(5), watcher).await.ok().and_then(Result::ok);
+    let watched = tokio::time::timeout(Duration::from_secs(5), watcher).await.ok().and_then(Result::ok);
+    let stable_at = watched.map(|(_, stable)| stable);
     // Answers in flight at the switch still arrive; then stop.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     stop_load.trigger();
@@ -257,7 +275,38 @@ async fn live(args: &Args, fault: Fault, policy: PolicyKind) -> anyhow::Result<L
         (Some(first), Some(stable)) => Some(stable.saturating_duration_since(first)),
         _ => None,
     };
-    Ok(LiveResult { time_to_stable, bad: bad.len() })
+    let detail = match watched {
+        Some((shifted, stable)) => bad_detail(&bad, &seen, shifted, stable),
+        None => String::new(),
+    };
+    Ok(LiveResult { time_to_stable, bad: bad.len(), detail })
+}
+
+/// Where the `bad` answers came from (the pool that answered, the status)
+/// and when (before the candidate got traffic, in each second after,
+/// after 100 % stable), and the candidate's answers in all: when more
+/// requests failed than the error rate and the time explain, this says
+/// where the others came from.
+fn bad_detail(bad: &[&Observed], seen: &[Observed], shifted: Instant, stable: Instant) -> String {
+    let mut by = std::collections::BTreeMap::new();
+    for o in bad {
+        let when = if o.at < shifted {
+            "before".to_owned()
+        } else if o.at > stable {
+            "after".to_owned()
+        } else {
+            format!("{:>2}s", (o.at - shifted).as_secs())
+        };
+        let status = o.status.map_or("none".to_owned(), |s| s.to_string());
+        *by.entry((when, o.pool.clone().unwrap_or_default(), status)).or_insert(0usize) += 1;
+    }
+    let candidate = seen.iter().filter(|o| o.pool.as_deref() == Some("candidate")).count();
+    let parts: Vec<String> = by.iter().map(|((w, p, s), n)| format!("{w} {p} {s}: {n}")).collect();
+    format!(
+        "candidate at >0% for {:.1} s, {candidate} candidate answers; bad: {}",
+        stable.saturating_duration_since(shifted).as_secs_f64(),
+        parts.join(", ")
+    )
 }
 
 /// `gate` then `shift-traffic` (the whole plan); a bad candidate is rolled
@@ -351,6 +400,12 @@ struct ScenarioResult {
     time_to_stable: Option<Duration>,
     /// Answers users got that failed (5xx, none) or were slowed (over 100 ms).
     bad: usize,
+    /// When the candidate first got traffic, the onset and 100 % stable
+    /// again, by the wall clock (to read beside the record's intervals).
+    at: [jiff::Timestamp; 3],
+    /// What the load generator got from the candidate and stable (by the
+    /// router's pool header) per 5 s, from the first traffic on.
+    load: String,
 }
 
 /// The default plan with no checks configured (sluice's built-in checks
@@ -434,13 +489,18 @@ async fn scenario(args: &Args, scenario: &Scenario, rps: f64) -> anyhow::Result<
     );
     std::fs::write(dir.path().join("sluice.toml"), config)?;
     let (bin, path, url) = (args.bin_dir.clone(), dir.path().to_owned(), format!("http://{}", candidate.addr()));
-    let steps = tokio::task::spawn_blocking(move || run_sluice(&bin, &path, &url));
+    let mut steps = tokio::task::spawn_blocking(move || run_sluice(&bin, &path, &url));
     // The onset, when it is not at the start.
     let onset = match scenario.onset {
         Onset::FromStart => None,
         Onset::InStage(after) => {
             let control = proxy.control().clone();
             while control.state().candidate_weight == 0 {
+                if steps.is_finished() {
+                    // The steps ended before any traffic moved: say why.
+                    (&mut steps).await??;
+                    bail!("shift-traffic ended without sending the candidate any traffic");
+                }
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             tokio::time::sleep(after).await;
@@ -460,6 +520,13 @@ async fn scenario(args: &Args, scenario: &Scenario, rps: f64) -> anyhow::Result<
     steps.await??;
     let (started, stable_at) = tokio::time::timeout(Duration::from_secs(5), watcher).await??;
     let onset = onset.unwrap_or(started);
+    // Instants as wall-clock times, for reading beside the record.
+    let (now_i, now_t) = (Instant::now(), jiff::Timestamp::now());
+    let wall = |i: Instant| {
+        let back = jiff::SignedDuration::try_from(now_i.saturating_duration_since(i)).unwrap_or_default();
+        now_t.checked_sub(back).unwrap_or(now_t)
+    };
+    let at = [wall(started), wall(onset), wall(stable_at)];
     tokio::time::sleep(Duration::from_millis(1500)).await;
     stop_load.trigger();
     load.await?;
@@ -467,7 +534,13 @@ async fn scenario(args: &Args, scenario: &Scenario, rps: f64) -> anyhow::Result<
     proxy.shutdown().await;
     stable.shutdown().await;
     candidate.shutdown().await;
-    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("r.json"))?)?;
+    let record_bytes = std::fs::read(dir.path().join("r.json"))?;
+    if let Some(keep) = &args.keep_records {
+        std::fs::create_dir_all(keep)?;
+        let name = format!("{}-{}.json", scenario.label.replace(|c: char| !c.is_ascii_alphanumeric(), "_"), at[0]);
+        std::fs::write(keep.join(name.replace(':', "")), &record_bytes)?;
+    }
+    let record: serde_json::Value = serde_json::from_slice(&record_bytes)?;
     let verdict = record["events"]
         .as_array()
         .and_then(|events| events.iter().rev().find(|e| e["type"] == "verdict"))
@@ -488,7 +561,30 @@ async fn scenario(args: &Args, scenario: &Scenario, rps: f64) -> anyhow::Result<
         .filter(|o| o.at >= onset)
         .filter(|o| o.status.is_none_or(|s| s >= 500) || o.latency > Duration::from_millis(100))
         .count();
-    Ok(ScenarioResult { verdict, time_to_stable: Some(stable_at.saturating_duration_since(onset)), bad })
+    let load = load_by_pool(&seen, started, stable_at);
+    Ok(ScenarioResult { verdict, time_to_stable: Some(stable_at.saturating_duration_since(onset)), bad, at, load })
+}
+
+/// The answers the load generator got from `from` to `to`, per 5 s: the
+/// requests per second each pool answered, and its errors, as
+/// "t+  0s candidate 10.2/s (1 err) stable 90.0/s (0 err)" lines.
+fn load_by_pool(seen: &[Observed], from: Instant, to: Instant) -> String {
+    let step = Duration::from_secs(5);
+    let mut lines = Vec::new();
+    let mut t = from;
+    while t < to {
+        let end = t + step;
+        let of = |version: &str| {
+            let w: Vec<&Observed> =
+                seen.iter().filter(|o| o.at >= t && o.at < end && o.pool.as_deref() == Some(version)).collect();
+            let errors = w.iter().filter(|o| o.status.is_none_or(|s| s >= 500)).count();
+            format!("{version} {:.1}/s ({errors} err)", w.len() as f64 / step.as_secs_f64())
+        };
+        let other = seen.iter().filter(|o| o.at >= t && o.at < end && o.pool.is_none()).count();
+        lines.push(format!("t+{:>3}s {} {} unknown {other}", (t - from).as_secs(), of("candidate"), of("stable")));
+        t = end;
+    }
+    lines.join("\n")
 }
 
 // ------------------------------------------------------------------- report
@@ -504,7 +600,11 @@ fn secs(d: Option<Duration>) -> String {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    // The steps run in a temporary directory: a relative path would not
+    // find them there.
+    args.bin_dir = std::fs::canonicalize(&args.bin_dir)
+        .with_context(|| format!("--bin-dir {}: no such directory", args.bin_dir.display()))?;
     println!(
         "sluice analysis benchmark: embedded router, {} requests/s steady load, candidate at {CANARY_WEIGHT}% \
          ({:.0} requests/s)\n",
@@ -519,7 +619,7 @@ async fn main() -> anyhow::Result<()> {
     type Row = Vec<(Option<Duration>, usize)>;
     let mut live_results: Vec<(Fault, Row)> = Vec::new();
     let faults: &[Fault] = if args.scenarios_only { &[] } else { &[Fault::Errors, Fault::Latency] };
-    for &fault in faults {
+    for &fault in faults.iter().filter(|f| args.fault.is_none_or(|only| only == **f)) {
         let mut row = Vec::new();
         for policy in POLICIES {
             let runs = if policy == PolicyKind::FlaggerLike { args.flagger_runs } else { args.runs };
@@ -527,12 +627,13 @@ async fn main() -> anyhow::Result<()> {
             for run in 0..runs.max(1) {
                 let r = live(&args, fault, policy).await?;
                 eprintln!(
-                    "bench: {} / {} run {}: first bad answer to 100% stable {}, {} bad answers",
+                    "bench: {} / {} run {}: first bad answer to 100% stable {}, {} bad answers ({})",
                     fault.label(),
                     policy.label(),
                     run + 1,
                     secs(r.time_to_stable),
-                    r.bad
+                    r.bad,
+                    r.detail
                 );
                 results.push(r);
             }
@@ -558,10 +659,32 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("{:<44}{:<46}{:>18}{:>16}", "scenario", "verdict, status", "onset -> stable", "bad requests");
     let mut scenario_results = Vec::new();
-    for s in &SCENARIOS {
-        let r = scenario(&args, s, args.scenario_rps).await?;
+    let chosen: Vec<&Scenario> =
+        SCENARIOS.iter().filter(|s| args.scenario.as_deref().is_none_or(|only| s.label.contains(only))).collect();
+    for s in chosen.iter().copied() {
+        let mut runs = Vec::new();
+        for run in 0..args.scenario_runs.max(1) {
+            let r = scenario(&args, s, args.scenario_rps).await?;
+            let [first, onset, stable] = r.at;
+            eprintln!(
+                "bench: {} run {}: {}, onset -> stable {}, {} bad; candidate traffic from {first}, onset {onset}, \
+                 100% stable {stable}",
+                s.label,
+                run + 1,
+                r.verdict,
+                secs(r.time_to_stable),
+                r.bad
+            );
+            if args.keep_records.is_some() {
+                eprintln!("{}", r.load);
+            }
+            runs.push(r);
+        }
+        // The run with the median time stands for the scenario.
+        runs.sort_by_key(|r| r.time_to_stable.unwrap_or(Duration::MAX));
+        let r = runs.swap_remove(runs.len() / 2);
         println!("{:<44}{:<46}{:>18}{:>16}", s.label, r.verdict, secs(r.time_to_stable), r.bad);
-        scenario_results.push(r);
+        scenario_results.push((s, r));
     }
     println!(
         "(Flagger-like beside each: the simulated table of `cargo run --release -p sluice-analysis --example canaries`, printed next by the script)"
@@ -584,7 +707,7 @@ async fn main() -> anyhow::Result<()> {
             format!("{}: 100% stable {} after the first bad answer (target <= 15 s)", fault.label(), secs(t)),
         );
     }
-    for (s, r) in SCENARIOS.iter().zip(&scenario_results) {
+    for (s, r) in &scenario_results {
         let limit = match s.trouble {
             Trouble::NoTraffic => Duration::from_secs(45),
             _ => Duration::from_secs(15),

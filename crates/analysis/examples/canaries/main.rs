@@ -4,6 +4,11 @@
 //! the README's checks) beside a Flagger-like policy; and the false-rollback
 //! rate of healthy canaries. Pure and seeded: `cargo run --release -p
 //! sluice-analysis --example canaries [-- CANARIES]`.
+//!
+//! `SCENARIO=text` runs only the scenarios whose label contains `text`
+//! (and skips the healthy canaries and the requests table), printing
+//! beside each the distribution of the times from the onset to 100 %
+//! stable (how many canaries at each).
 
 mod model;
 
@@ -14,6 +19,7 @@ use std::time::Duration;
 fn main() {
     let canaries: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1000);
     let rps = 100.0;
+    let only = std::env::var("SCENARIO").ok().filter(|s| !s.is_empty());
     let judges = [
         ("sluice built-in", Judge::Sluice(builtin_checks())),
         ("sluice README checks", Judge::Sluice(readme_checks())),
@@ -60,10 +66,19 @@ fn main() {
     );
     println!("{:<44}{:<22}{:>28}{:>22}{:>18}", "scenario", "judge", "verdicts", "onset -> stable", "bad requests");
     for (label, scenario) in &scenarios {
+        if only.as_deref().is_some_and(|only| !label.contains(only)) {
+            continue;
+        }
         for (k, (name, judge)) in judges.iter().enumerate() {
             let runs = many(0xC0FFEE + k as u64, canaries, scenario, judge);
             println!("{:<44}{:<22}{:>28}{:>22}{:>18}", label, name, verdicts(&runs), times(&runs), bad(&runs));
+            if only.is_some() {
+                println!("    onset -> stable (canaries): {}", distribution(&runs));
+            }
         }
+    }
+    if only.is_some() {
+        return;
     }
     println!("\nhealthy canaries (false rollbacks, {canaries} each)");
     let healthy: Vec<(&str, Scenario, Scenario)> = vec![
@@ -158,6 +173,17 @@ fn times(runs: &[Run]) -> String {
         (Some(m), Some(p)) => format!("{:.0} s (p95 {:.0} s)", m.as_secs_f64(), p.as_secs_f64()),
         _ => "never".into(),
     }
+}
+
+/// How many runs reached 100 % stable at each time from the onset (whole
+/// seconds; the simulated times fall on interval ends): "22 s: 412, ...".
+fn distribution(runs: &[Run]) -> String {
+    let mut counts = std::collections::BTreeMap::new();
+    for t in runs.iter().filter_map(|r| r.time_to_stable) {
+        *counts.entry(t.as_secs()).or_insert(0usize) += 1;
+    }
+    let parts: Vec<String> = counts.iter().map(|(t, n)| format!("{t} s: {n}")).collect();
+    parts.join(", ")
 }
 
 fn bad(runs: &[Run]) -> String {
