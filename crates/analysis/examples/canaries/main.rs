@@ -1,6 +1,8 @@
 //! Simulated canaries for `scripts/bench-analysis.sh`: the issue's
-//! scenarios at 100 requests/s through the default plan (10, 25, 50, 100 %
-//! for 1 min each, 5 s intervals), judged by sluice (built-in checks, and
+//! scenarios at 100 requests/s through the default plan (20, 40, 70, 100 %
+//! for 1 min each, 1 s intervals, each stage carrying the previous one's
+//! later half), some also as sluice judged them before those defaults
+//! (10, 25, 50, 100 %, 5 s, stages afresh), judged by sluice (built-in checks, and
 //! the README's checks) beside a Flagger-like policy; and the false-rollback
 //! rate of healthy canaries. Pure and seeded: `cargo run --release -p
 //! sluice-analysis --example canaries [-- CANARIES]`.
@@ -38,9 +40,13 @@ fn main() {
             },
         ),
         (
-            "5% errors from the start, 1 s intervals",
+            "5% errors from the start, before",
+            Scenario::turning(rps, Duration::ZERO, Service::with_errors(0.05)).before(),
+        ),
+        (
+            "5% errors from the start, 5 s intervals",
             Scenario {
-                interval: Duration::from_secs(1),
+                interval: Duration::from_secs(5),
                 ..Scenario::turning(rps, Duration::ZERO, Service::with_errors(0.05))
             },
         ),
@@ -49,20 +55,31 @@ fn main() {
             Scenario::turning(4.0 * rps, Duration::ZERO, Service::with_errors(0.05)),
         ),
         ("5% errors from 80% of stage 1 (48 s)", Scenario::turning(rps, late, Service::with_errors(0.05))),
+        (
+            "5% errors from 80% of stage 1, before",
+            Scenario::turning(rps, late, Service::with_errors(0.05)).before(),
+        ),
+        (
+            "5% errors from 80% of stage 1, afresh",
+            Scenario { carry: false, ..Scenario::turning(rps, late, Service::with_errors(0.05)) },
+        ),
         ("5% errors from 80% of stage 2 (108 s)", Scenario::turning(rps, stage + late, Service::with_errors(0.05))),
         ("+200 ms from the start", Scenario::turning(rps, Duration::ZERO, Service::added(200.0))),
         ("+200 ms from 80% of stage 1 (48 s)", Scenario::turning(rps, late, Service::added(200.0))),
+        ("+200 ms from the start, before", Scenario::turning(rps, Duration::ZERO, Service::added(200.0)).before()),
+        ("50% errors from the start, before", Scenario::turning(rps, Duration::ZERO, Service::with_errors(0.5)).before()),
         ("no traffic from 80% of stage 1", Scenario { idle: true, ..Scenario::turning(rps, late, Service::HEALTHY) }),
         (
-            "sample-ratio mismatch (30% at weight 10%)",
+            "sample-ratio mismatch (40% at weight 20%)",
             Scenario {
-                share_from_onset: Some(0.3),
+                share_from_onset: Some(0.4),
                 ..Scenario::turning(rps, Duration::from_secs(10), Service::HEALTHY)
             },
         ),
     ];
     println!(
-        "simulated canaries at {rps} requests/s (unless a row says otherwise), default plan, 5 s intervals; {canaries} per cell\n"
+        "simulated canaries at {rps} requests/s (unless a row says otherwise), default plan, 1 s intervals; \
+         \"before\": from 10 % at 5 s, stages afresh; {canaries} per cell\n"
     );
     println!("{:<44}{:<22}{:>28}{:>22}{:>18}", "scenario", "judge", "verdicts", "onset -> stable", "bad requests");
     for (label, scenario) in &scenarios {

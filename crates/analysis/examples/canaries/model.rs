@@ -125,22 +125,39 @@ pub struct Scenario {
     pub share_from_onset: Option<f64>,
     /// No requests at all from the onset on.
     pub idle: bool,
+    /// Each stage after the first starts from the previous stage's later
+    /// half (`Analysis::carrying`, as `shift-traffic` does).
+    pub carry: bool,
 }
 
 impl Scenario {
-    /// The default plan (10, 25, 50, 100 % for 1 min each) at 5 s
-    /// intervals, both releases healthy.
+    /// The default plan (`Strategy::default_canary`: 20, 40, 70, 100 % for
+    /// 1 min each) at the embedded router's default 1 s interval, both
+    /// releases healthy.
     pub fn healthy(rps: f64) -> Scenario {
         let minute = Duration::from_secs(60);
         Scenario {
             rps,
-            interval: Duration::from_secs(5),
-            stages: vec![(10, minute), (25, minute), (50, minute), (100, minute)],
+            interval: Duration::from_secs(1),
+            stages: vec![(20, minute), (40, minute), (70, minute), (100, minute)],
             stable: Service::HEALTHY,
             candidate: Service::HEALTHY,
             onset: None,
             share_from_onset: None,
             idle: false,
+            carry: true,
+        }
+    }
+
+    /// The same as sluice judged it before the defaults changed: the plan
+    /// from 10 % (10, 25, 50, 100), 5 s intervals, each stage afresh.
+    pub fn before(self) -> Scenario {
+        let minute = Duration::from_secs(60);
+        Scenario {
+            interval: Duration::from_secs(5),
+            stages: vec![(10, minute), (25, minute), (50, minute), (100, minute)],
+            carry: false,
+            ..self
         }
     }
 
@@ -242,6 +259,7 @@ pub fn run(rng: &mut Rng, scenario: &Scenario, judge: &Judge) -> Run {
     let onset = scenario.onset.map_or(Duration::ZERO, |(at, _)| at);
     let mut bad_requests = 0u64;
     let mut elapsed = Duration::ZERO;
+    let mut previous: Option<sluice_analysis::AnalysisReport> = None;
     for (stage, &(weight, length)) in scenario.stages.iter().enumerate() {
         let step = match judge {
             Judge::Sluice(_) => scenario.interval,
@@ -250,10 +268,26 @@ pub fn run(rng: &mut Rng, scenario: &Scenario, judge: &Judge) -> Run {
         let steps = (length.as_secs_f64() / step.as_secs_f64()).ceil().max(1.0) as u32;
         let mut analysis = match judge {
             Judge::Sluice(checks) => {
-                Some(Analysis::at_weight(checks.clone(), Policy::default(), weight).planned(steps))
+                // As `shift-traffic` carries them (`analyse::carried_from`).
+                let tail = match previous.as_ref().filter(|_| scenario.carry) {
+                    Some(p) => p.own_intervals()[p.own_intervals().len() / 2..].to_vec(),
+                    None => Vec::new(),
+                };
+                Some(Analysis::at_weight(checks.clone(), Policy::default(), weight).planned(steps).carrying(tail))
             }
             Judge::FlaggerLike { .. } => None,
         };
+        if let Some(verdict) = analysis.as_ref().and_then(Analysis::decided) {
+            // The carried intervals decided as the stage began.
+            let report = analysis.take().map(Analysis::finish);
+            return Run {
+                verdict,
+                cause: report.and_then(|r| r.cause),
+                stage: Some(stage),
+                time_to_stable: Some(elapsed.saturating_sub(onset)),
+                bad_requests,
+            };
+        }
         for i in 0..steps {
             let (from, to) = (elapsed + step * i, elapsed + step * (i + 1));
             // The part of the interval after the onset.
@@ -327,6 +361,7 @@ pub fn run(rng: &mut Rng, scenario: &Scenario, judge: &Judge) -> Run {
                     bad_requests,
                 };
             }
+            previous = Some(report);
         }
         elapsed += step * steps;
     }
