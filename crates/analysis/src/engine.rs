@@ -158,7 +158,7 @@
 //!
 //! Example: `p = 5 %`, `max = 1 %`, `alpha = 0.01`, one statistical check:
 //! `D = 0.041`, `n_test ≈ 168` requests; at 20 requests/s and `I = 1s`,
-//! `T ≈ 9 s`. With the default `I = 5s` the same candidate fails at the
+//! `T ≈ 9 s`. With `I = 5s` (the default where a metric source is asked) the same candidate fails at the
 //! first interval whose total holds 168 requests: `T = 10 s` (two intervals
 //! of 100).
 //!
