@@ -55,10 +55,7 @@ fn main() {
             Scenario::turning(4.0 * rps, Duration::ZERO, Service::with_errors(0.05)),
         ),
         ("5% errors from 80% of stage 1 (48 s)", Scenario::turning(rps, late, Service::with_errors(0.05))),
-        (
-            "5% errors from 80% of stage 1, before",
-            Scenario::turning(rps, late, Service::with_errors(0.05)).before(),
-        ),
+        ("5% errors from 80% of stage 1, before", Scenario::turning(rps, late, Service::with_errors(0.05)).before()),
         (
             "5% errors from 80% of stage 1, afresh",
             Scenario { carry: false, ..Scenario::turning(rps, late, Service::with_errors(0.05)) },
@@ -67,7 +64,10 @@ fn main() {
         ("+200 ms from the start", Scenario::turning(rps, Duration::ZERO, Service::added(200.0))),
         ("+200 ms from 80% of stage 1 (48 s)", Scenario::turning(rps, late, Service::added(200.0))),
         ("+200 ms from the start, before", Scenario::turning(rps, Duration::ZERO, Service::added(200.0)).before()),
-        ("50% errors from the start, before", Scenario::turning(rps, Duration::ZERO, Service::with_errors(0.5)).before()),
+        (
+            "50% errors from the start, before",
+            Scenario::turning(rps, Duration::ZERO, Service::with_errors(0.5)).before(),
+        ),
         ("no traffic from 80% of stage 1", Scenario { idle: true, ..Scenario::turning(rps, late, Service::HEALTHY) }),
         (
             "sample-ratio mismatch (40% at weight 20%)",
