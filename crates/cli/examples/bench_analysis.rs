@@ -482,9 +482,9 @@ async fn scenario(args: &Args, scenario: &Scenario, rps: f64) -> anyhow::Result<
     });
     tokio::time::sleep(Duration::from_secs(2)).await;
     let dir = tempfile::tempdir()?;
+    // No strategy and no interval: the scenarios judge sluice's defaults.
     let config = format!(
         "app = \"bench\"\n[ledger]\nkind = \"file\"\npath = \"ledger.jsonl\"\n\
-         [defaults]\nstrategy = {{ kind = \"canary\", stages = [10, 25, 50, 100], stage_duration = \"1m\" }}\n\
          [[environment]]\nname = \"dev\"\nrouter = {{ kind = \"local\", admin_url = \"{admin}\" }}\n"
     );
     std::fs::write(dir.path().join("sluice.toml"), config)?;
