@@ -9,12 +9,15 @@
 # behind the embedded router (sluice-router), steady paced load through it
 # (RPS), the candidate sent 10% of traffic. Two bad candidates: one answering
 # 5% of requests with 500, one adding 300 ms to every request.
-#   - "sluice default": the real `gate` and `shift-traffic` binaries with the
-#     default canary plan (10, 25, 50, 100% for 1 min each), the default
-#     analysis settings (interval 5s, alpha 0.01, min_samples 50,
-#     failure_limit 1) and the README's checks (error rate <= 1%, p99 <= 250ms,
-#     error rate vs stable + 1 pp).
-#   - "sluice, interval 1s": the same with `interval = "1s"`, for comparison.
+#   - "sluice default": the real `gate` and `shift-traffic` binaries with a
+#     canary plan held at 10% for the measured stage (10, 25, 50, 100% for
+#     1 min each), the default analysis settings (on the embedded router
+#     interval 1s, alpha 0.01, min_samples 50, failure_limit 1) and the
+#     README's checks (error rate <= 1%, p99 <= 250ms, error rate vs
+#     stable + 1 pp). The scenarios below use the default plan
+#     (20, 40, 70, 100%) as well.
+#   - "sluice, interval 5s": the same with `interval = "5s"` (the default
+#     where a metric source or probe is named, and before 2026-11-28).
 #   - "Flagger-like", modelled in the benchmark (not Flagger itself): the
 #     candidate at 10%; once per 60 s window (interval 60s) the window's
 #     candidate success rate and p99 latency, as point estimates from the same

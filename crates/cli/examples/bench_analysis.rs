@@ -129,7 +129,7 @@ enum PolicyKind {
 impl PolicyKind {
     fn label(self) -> String {
         match self {
-            PolicyKind::Sluice(None) => "sluice default (5s)".into(),
+            PolicyKind::Sluice(None) => "sluice default (1s)".into(),
             PolicyKind::Sluice(Some(i)) => format!("sluice, interval {}", humantime::format_duration(i)),
             PolicyKind::FlaggerLike => "Flagger-like (60s x 1)".into(),
         }
@@ -137,7 +137,7 @@ impl PolicyKind {
 }
 
 const POLICIES: [PolicyKind; 3] =
-    [PolicyKind::Sluice(None), PolicyKind::Sluice(Some(Duration::from_secs(1))), PolicyKind::FlaggerLike];
+    [PolicyKind::Sluice(None), PolicyKind::Sluice(Some(Duration::from_secs(5))), PolicyKind::FlaggerLike];
 
 /// The same checks as `sluice.toml` text (the defaults are not written).
 fn sluice_config(admin: &str, interval: Option<Duration>) -> String {
