@@ -331,15 +331,24 @@ impl CodeDeployRouter {
 /// disabled (CodeDeploy then ignores them too).
 pub async fn group_alarms(aws: &Aws, application: &str, group: &str) -> Result<Vec<String>, ProviderError> {
     let operation = format!("read the alarms of deployment group {application}/{group}");
-    let client = Client::new(aws.config(PROVIDER).await?);
-    let out = client
+    let out = get_deployment_group(aws, application, group, &operation).await?;
+    Ok(out.deployment_group_info().map(alarms_of).unwrap_or_default())
+}
+
+/// One GetDeploymentGroup call, its failure described as `operation`.
+async fn get_deployment_group(
+    aws: &Aws,
+    application: &str,
+    group: &str,
+    operation: &str,
+) -> Result<aws_sdk_codedeploy::operation::get_deployment_group::GetDeploymentGroupOutput, ProviderError> {
+    Client::new(aws.config(PROVIDER).await?)
         .get_deployment_group()
         .application_name(application)
         .deployment_group_name(group)
         .send()
         .await
-        .map_err(|e| sdk_error(PROVIDER, &operation, e))?;
-    Ok(out.deployment_group_info().map(alarms_of).unwrap_or_default())
+        .map_err(|e| sdk_error(PROVIDER, operation, e))
 }
 
 /// The alarms a group's alarm configuration names, when it is enabled.
@@ -441,14 +450,7 @@ pub fn target_group_pair(info: &DeploymentGroupInfo) -> Result<TargetGroupPair, 
 /// GetDeploymentGroup call.
 pub async fn group_routing(aws: &Aws, application: &str, group: &str) -> Result<GroupRouting, ProviderError> {
     let operation = format!("read deployment group {application}/{group}");
-    let client = Client::new(aws.config(PROVIDER).await?);
-    let out = client
-        .get_deployment_group()
-        .application_name(application)
-        .deployment_group_name(group)
-        .send()
-        .await
-        .map_err(|e| sdk_error(PROVIDER, &operation, e))?;
+    let out = get_deployment_group(aws, application, group, &operation).await?;
     let Some(info) = out.deployment_group_info() else {
         return Err(fail(&operation, "CodeDeploy described no deployment group".into()));
     };
