@@ -306,6 +306,13 @@ impl AnalysisReport {
     pub fn own_intervals(&self) -> &[Interval] {
         &self.intervals[(self.carried_intervals as usize).min(self.intervals.len())..]
     }
+
+    /// What the next stage's analysis carries over from this one
+    /// ([`Analysis::carrying`]): the later half of its own intervals.
+    pub fn later_half(&self) -> Vec<Interval> {
+        let own = self.own_intervals();
+        own[own.len() / 2..].to_vec()
+    }
 }
 
 /// Why a verdict says nothing about the release itself.

@@ -32,11 +32,10 @@ pub async fn analyse(
 /// which overlap one another, so that no minute is counted twice.
 pub fn carried_from(previous: Option<&AnalysisReport>) -> Vec<Interval> {
     let Some(previous) = previous.filter(|r| r.verdict == Verdict::Pass) else { return Vec::new() };
-    let own = previous.own_intervals();
-    if own.iter().any(|i| !i.lookback.is_empty()) {
+    if previous.own_intervals().iter().any(|i| !i.lookback.is_empty()) {
         return Vec::new();
     }
-    own[own.len() / 2..].to_vec()
+    previous.later_half()
 }
 
 /// How much of `plan` comes after stage `i`: the later stages `runs` keeps

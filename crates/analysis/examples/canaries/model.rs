@@ -269,10 +269,7 @@ pub fn run(rng: &mut Rng, scenario: &Scenario, judge: &Judge) -> Run {
         let mut analysis = match judge {
             Judge::Sluice(checks) => {
                 // As `shift-traffic` carries them (`analyse::carried_from`).
-                let tail = match previous.as_ref().filter(|_| scenario.carry) {
-                    Some(p) => p.own_intervals()[p.own_intervals().len() / 2..].to_vec(),
-                    None => Vec::new(),
-                };
+                let tail = previous.as_ref().filter(|_| scenario.carry).map_or_else(Vec::new, |p| p.later_half());
                 Some(Analysis::at_weight(checks.clone(), Policy::default(), weight).planned(steps).carrying(tail))
             }
             Judge::FlaggerLike { .. } => None,
