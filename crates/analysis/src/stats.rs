@@ -377,9 +377,16 @@ pub struct BernoulliMixture {
 
 impl BernoulliMixture {
     pub fn new(p0: f64) -> Self {
+        Self::with_multipliers(p0, &ALTERNATIVE_MULTIPLIERS)
+    }
+
+    /// The same test over other alternatives, `multipliers` of `p0` (each
+    /// above 1, capped the same way): nearer ones give it power just
+    /// beyond the limit, at a little of its power far beyond it.
+    pub fn with_multipliers(p0: f64, multipliers: &[f64]) -> Self {
         let p0 = if p0.is_nan() { 0.0 } else { p0.clamp(0.0, 1.0) };
         let alternatives = if p0 > 0.0 && p0 < 1.0 {
-            ALTERNATIVE_MULTIPLIERS.iter().map(|&m| (m * p0).min(1.0 - (1.0 - p0) / m)).collect()
+            multipliers.iter().filter(|&&m| m > 1.0).map(|&m| (m * p0).min(1.0 - (1.0 - p0) / m)).collect()
         } else {
             Vec::new()
         };

@@ -23,10 +23,11 @@
 //!
 //! 2. Live, the scenarios at 100 requests/s with no checks
 //!    configured (sluice's built-in checks judge) through the default plan
-//!    (10, 25, 50, 100 % for 1 min each): 50 % errors, +200 ms from the
+//!    (20, 40, 70, 100 % for 1 min each): 50 % errors, +200 ms from the
 //!    start, 5 % errors and +200 ms from 80 % of the first stage (the demo
 //!    app's `PUT /faults`), no traffic from 80 % of it (the load stops), and
-//!    a sample-ratio mismatch (another hand sets the router to 50 %). For
+//!    a sample-ratio mismatch (another hand sets the router to 30 %, a
+//!    fifth past the edge of the band around the first stage's 20 %). For
 //!    each: the verdict and the record's status, the time from the onset to
 //!    100 % stable, and the answers users got that failed or were slowed
 //!    (over 100 ms) after the onset.
@@ -387,8 +388,8 @@ const SCENARIOS: [Scenario; 6] = [
         onset: Onset::InStage(Duration::from_secs(48)),
     },
     Scenario {
-        label: "sample-ratio mismatch (router set to 50%)",
-        trouble: Trouble::Weight(50),
+        label: "sample-ratio mismatch (router set to 30%)",
+        trouble: Trouble::Weight(30),
         onset: Onset::InStage(Duration::from_secs(10)),
     },
 ];

@@ -11,7 +11,11 @@
 //! [`TOLERANCE`] of the weight (relative, at least [`MIN_TOLERANCE`]
 //! absolute), with the same sequential machinery as the checks (a mixture
 //! of two one-sided Bernoulli tests, upper and lower, averaged; the
-//! cumulative data and the recent windows of [`super::scan`]). A router that
+//! cumulative data and the recent windows of [`super::scan`]). Its
+//! alternatives start just past the band's edge ([`MULTIPLIERS`], from 1.1
+//! times it), not at 1.5 times it as the checks' do: a router moved from
+//! 20 % to 30 % sits only a fifth past the edge of 25 %, where those would
+//! never reject. A router that
 //! splits at random at the weight set is far inside that band, so a false
 //! `error` is much rarer than `ALPHA`.
 //!
@@ -43,6 +47,12 @@ pub const TOLERANCE: f64 = 0.25;
 pub const MIN_TOLERANCE: f64 = 0.01;
 /// Requests (both pools) before the check may decide.
 pub const MIN_REQUESTS: u64 = 100;
+
+/// The alternatives of the one-sided tests, as multiples of the band's edge
+/// (the upper share, or the stable pool's share for the lower test):
+/// dense near the edge, where a misrouted split often lands, and a few far
+/// out for gross ones.
+pub const MULTIPLIERS: [f64; 6] = [1.1, 1.2, 1.35, 1.5, 2.0, 3.0];
 
 /// The name the check's evidence carries.
 pub const NAME: &str = "sample-ratio";
@@ -186,9 +196,16 @@ impl SampleRatio {
     /// whenever the share is within `[lo, hi]`.
     fn test(&self, c: &Totals, s: &Totals) -> Sequential {
         let n = c.requests + s.requests;
-        let up = if self.hi < 1.0 { BernoulliMixture::new(self.hi).log_lr(c.requests, n) } else { f64::NEG_INFINITY };
-        let down =
-            if self.lo > 0.0 { BernoulliMixture::new(1.0 - self.lo).log_lr(s.requests, n) } else { f64::NEG_INFINITY };
+        let up = if self.hi < 1.0 {
+            BernoulliMixture::with_multipliers(self.hi, &MULTIPLIERS).log_lr(c.requests, n)
+        } else {
+            f64::NEG_INFINITY
+        };
+        let down = if self.lo > 0.0 {
+            BernoulliMixture::with_multipliers(1.0 - self.lo, &MULTIPLIERS).log_lr(s.requests, n)
+        } else {
+            f64::NEG_INFINITY
+        };
         let max = up.max(down);
         let log_lr = if max.is_finite() { max + ((up - max).exp() + (down - max).exp()).ln() - LN_2 } else { max };
         Sequential { statistic: if n > 0 { c.requests as f64 / n as f64 } else { 0.0 }, log_lr }

@@ -618,6 +618,25 @@ fn a_sample_ratio_mismatch_is_an_error_naming_the_weight_and_the_share() {
 }
 
 #[test]
+fn a_split_just_outside_the_band_is_found_and_one_just_inside_is_not() {
+    // Weight 20 % (band 15-25 %) at 100 requests/s, 1 s intervals, a
+    // minute's stage: the router moved to 30 %, a fifth past the band's
+    // edge, is an error within half the stage; so is 10 %, below it.
+    for (c, s) in [(30, 70), (10, 90)] {
+        let mut analysis = Analysis::at_weight(vec![error_rate(0.05)], Policy::default(), 20).planned(60);
+        let skewed = (0..60).map(|i| traffic(i, pool(c, 0, 10), pool(s, 0, 10)));
+        let (index, verdict) = run(&mut analysis, skewed).expect("decided");
+        assert!(verdict == Verdict::Error && index < 30, "{c}/{s}: interval {index}, {verdict:?}");
+    }
+    // 24 % and 16 %, inside the band, pass the whole stage.
+    for (c, s) in [(24, 76), (16, 84)] {
+        let mut analysis = Analysis::at_weight(vec![error_rate(0.05)], Policy::default(), 20).planned(60);
+        assert_eq!(run(&mut analysis, (0..60).map(|i| traffic(i, pool(c, 0, 10), pool(s, 0, 10)))), None, "{c}/{s}");
+        assert_eq!(analysis.finish().sample_ratio.map(|r| r.verdict), Some(Verdict::Pass), "{c}/{s}");
+    }
+}
+
+#[test]
 fn no_traffic_at_all_is_inconclusive_not_a_mismatch() {
     let mut analysis = Analysis::at_weight(vec![error_rate(0.05)], Policy::default(), 10);
     let idle = (0..12).map(|i| traffic(i, pool(0, 0, 10), pool(0, 0, 10)));

@@ -172,6 +172,31 @@ fn rate_excess_keeps_its_false_reject_rate_on_the_boundary_at_low_rates_too() {
 }
 
 #[test]
+fn near_alternatives_keep_the_false_reject_rate_on_the_boundary() {
+    // The sample-ratio check's alternatives, from 1.1 times the limit: a
+    // share exactly at the band's edge (25 %), looked at every 100
+    // requests up to 6,000, rejected at alpha 0.05 in at most about 50 of
+    // 1,000 runs (a valid test; it is conservative, so far fewer).
+    let test = BernoulliMixture::with_multipliers(0.25, &[1.1, 1.2, 1.35, 1.5, 2.0, 3.0]);
+    assert_eq!(test.alternatives().len(), 6);
+    let mut seed = 0x5A17_u64;
+    let mut rejected = 0;
+    for _ in 0..1000 {
+        let mut x = 0u64;
+        for look in 1..=60u64 {
+            x += (0..100).filter(|_| uniform(&mut seed) < 0.25).count() as u64;
+            if test.log_lr(x, 100 * look) >= (1.0f64 / 0.05).ln() {
+                rejected += 1;
+                break;
+            }
+        }
+    }
+    assert!(rejected <= 50, "{rejected} of 1000 rejected at alpha 0.05");
+    // Multipliers at or below 1 are no alternatives.
+    assert_eq!(BernoulliMixture::with_multipliers(0.25, &[0.5, 1.0]).alternatives().len(), 0);
+}
+
+#[test]
 fn rate_excess_needs_far_fewer_requests_than_the_normal_mixture_at_low_rates() {
     // 5 % errors against stable without errors + 1 point, the typical path
     // (5 % of the requests fail, stable 9 times the traffic), at the
