@@ -35,7 +35,8 @@
 # configured (the built-in checks judge) through the default plan: 50%
 # errors, +200 ms from the start, 5% errors and +200 ms from 80% of the first
 # stage, no traffic from 80% of it, a sample-ratio mismatch (the router set to
-# 30% behind sluice's back, just past the band around the first stage's 20%). Printed: the verdict and status, the time from
+# 50%, and to 30%, just past the band around the first stage's 20%, behind
+# sluice's back; the latter must be found within that stage's last 50 s). Printed: the verdict and status, the time from
 # the onset to 100% stable, the answers users got that failed or were slowed
 # (over 100 ms) after the onset.
 #
