@@ -24,6 +24,8 @@ use sluice_core::record::{EventDetail, Record, Status};
 use sluice_core::{Classify, Failure, gha};
 use sluice_providers::aws::codedeploy::{CodeDeployRouter, Deployment};
 
+mod judge;
+
 pub(crate) async fn run(ctx: &Context, router: &CodeDeployRouter, record: &mut Record) -> Result<Outcome, Failure> {
     let settings = router.settings();
     let _group = gha::group(&format!("codedeploy {}/{}", settings.application, settings.deployment_group));
@@ -38,7 +40,7 @@ pub(crate) async fn run(ctx: &Context, router: &CodeDeployRouter, record: &mut R
             eprintln!("shift-traffic: following deployment {} started by an earlier run ({})", d.id, d.status);
             d.id
         }
-        Some(d) if d.status == "Succeeded" => return finish(ctx, record, &d).await,
+        Some(d) if d.status == "Succeeded" => return finish(ctx, record, &d, "").await,
         _ => {
             find_traffic(ctx, router, record).await?;
             let description = format!("sluice: {} {} into {}", record.app, record.version, record.environment);
@@ -50,15 +52,20 @@ pub(crate) async fn run(ctx: &Context, router: &CodeDeployRouter, record: &mut R
             created.id
         }
     };
+    // With a target-group pair to read, the replacement is judged at every
+    // weight CodeDeploy shifts it through.
+    let checks = ctx.checks_in(record)?;
+    let mut stages = String::new();
+    if let Some(pair) = judge::pair_of(record, &checks) {
+        return match judge::follow(ctx, router, record, &id, pair, &checks, &mut stages).await? {
+            judge::Followed::Ended(ended) => finish(ctx, record, &ended, &stages).await,
+            judge::Followed::Stopped(outcome) => Ok(outcome),
+        };
+    }
     let mut save_error = None;
     let ended = router
         .follow(&id, |d| {
-            eprintln!(
-                "shift-traffic: deployment {}: {}{}",
-                d.id,
-                d.status,
-                d.message.as_deref().map(|m| format!(" — {m}")).unwrap_or_default()
-            );
+            log(d);
             push(record, d);
             if let Err(e) = ctx.save(record) {
                 save_error.get_or_insert(e);
@@ -69,7 +76,17 @@ pub(crate) async fn run(ctx: &Context, router: &CodeDeployRouter, record: &mut R
         return Err(e);
     }
     let ended = ended.provider_failed()?;
-    finish(ctx, record, &ended).await
+    finish(ctx, record, &ended, &stages).await
+}
+
+/// One line of the log for a status CodeDeploy gave.
+fn log(d: &Deployment) {
+    eprintln!(
+        "shift-traffic: deployment {}: {}{}",
+        d.id,
+        d.status,
+        d.message.as_deref().map(|m| format!(" — {m}")).unwrap_or_default()
+    );
 }
 
 /// With sluice's built-in checks in force, records before the deployment
@@ -116,28 +133,25 @@ async fn find_traffic(ctx: &Context, router: &CodeDeployRouter, record: &mut Rec
     ctx.save(record)
 }
 
-/// For the summary: the built-in checks `verify-health` judges this
-/// deployment with, and the target groups they read; empty when the config
-/// names checks.
+/// For the summary: the built-in checks that judge this deployment, and
+/// the target groups they read (during CodeDeploy's shift, the stages
+/// above it, and in `verify-health`); empty when the config names checks.
 fn builtin_note(ctx: &Context, record: &Record) -> String {
     let Ok(checks) = ctx.checks_in(record) else { return String::new() };
     if !checks.builtin {
         return String::new();
     }
-    let names: Vec<&str> = checks.specs.iter().map(|c| c.name.as_str()).collect();
-    let groups = crate::context::traffic_pair(record)
-        .map(|b| {
-            format!(
-                " on the replacement target group `{}` against the original `{}`",
-                b.candidate.as_deref().unwrap_or_default(),
-                b.stable.as_deref().unwrap_or_default()
-            )
-        })
-        .unwrap_or_default();
-    format!(
-        "\nThe config names no checks: `verify-health` judges with sluice's built-in checks ({}){groups}.\n",
-        names.join(", ")
-    )
+    let names = checks.specs.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ");
+    match crate::context::traffic_pair(record) {
+        Some(b) => format!(
+            "\nThe config names no checks: sluice's built-in checks ({names}) judge the replacement target group `{}` against the original `{}`, during CodeDeploy's shift (each weight it shifts through) and in `verify-health`.\n",
+            b.candidate.as_deref().unwrap_or_default(),
+            b.stable.as_deref().unwrap_or_default()
+        ),
+        None => {
+            format!("\nThe config names no checks: `verify-health` judges with sluice's built-in checks ({names}).\n")
+        }
+    }
 }
 
 /// Appends the deployment's status unless the record already ends with it.
@@ -152,7 +166,9 @@ fn push(record: &mut Record, d: &Deployment) {
     }
 }
 
-async fn finish(ctx: &Context, record: &mut Record, d: &Deployment) -> Result<Outcome, Failure> {
+/// Closes the record as CodeDeploy ended deployment `d`; `stages` holds the
+/// sections of the stages judged during its shift, for the summary.
+async fn finish(ctx: &Context, record: &mut Record, d: &Deployment, stages: &str) -> Result<Outcome, Failure> {
     if d.status == "Succeeded" {
         if record.candidate_weight != 100 {
             let from = record.candidate_weight;
@@ -162,7 +178,7 @@ async fn finish(ctx: &Context, record: &mut Record, d: &Deployment) -> Result<Ou
         record.transition(Step::ShiftTraffic, Status::Verified, now()).map_err(refused)?;
         ctx.save(record)?;
         return Ok(Outcome::ok("pass").summary(format!(
-            "{}CodeDeploy deployment `{}` succeeded; the new release takes all traffic.\n{}",
+            "{}{stages}CodeDeploy deployment `{}` succeeded; the new release takes all traffic.\n{}",
             summary::heading("shift-traffic", record, "codedeploy succeeded"),
             d.id,
             builtin_note(ctx, record)
@@ -191,7 +207,7 @@ async fn finish(ctx: &Context, record: &mut Record, d: &Deployment) -> Result<Ou
     ctx.finish_ledger(record, entry).await?;
     Ok(Outcome::declined("fail")
         .summary(format!(
-            "{}**Rolled back** by CodeDeploy: {reason}\n",
+            "{}{stages}**Rolled back** by CodeDeploy: {reason}\n",
             summary::heading("shift-traffic", record, "rolled back")
         ))
         .error("codedeploy rolled back", &reason))
