@@ -632,16 +632,17 @@ fn judged_at(dir: &std::path::Path, weight: u64) -> bool {
 
 /// The CodeDeploy environment with a blue/green pair (the listener serving
 /// blue), a deployment that stays in progress until the test ends it, and
-/// analysis windows of 1 s (the plan's stage duration: 5 intervals of
-/// 200 ms, within the 6 a CloudWatch source may go without new data, as
-/// in the tests above).
+/// analysis windows of 3 s (the plan's stage duration): 15 intervals of
+/// 200 ms, most of them in the same CloudWatch minute as the one before,
+/// which bring the pool checks nothing new and must not count as missing
+/// data (6 would end the window as `error`).
 async fn shifting_env() -> Option<(CdEnv, AlbFixture)> {
     let (env, alb) = CdEnv::start_scripted(Some(Serves::Blue), Script::runs()).await?;
     let alb = alb.expect("a pair");
     let config = env.dir.path().join("sluice.toml");
     let mut text = std::fs::read_to_string(&config).expect("config");
     text = text.replace("timeout = \"30s\"", "timeout = \"120s\"");
-    text.push_str("[defaults]\nstrategy = { kind = \"canary\", stages = [10, 50, 100], stage_duration = \"1s\" }\n");
+    text.push_str("[defaults]\nstrategy = { kind = \"canary\", stages = [10, 50, 100], stage_duration = \"3s\" }\n");
     std::fs::write(&config, text).expect("config");
     Some((env, alb))
 }
