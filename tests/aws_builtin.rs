@@ -637,11 +637,17 @@ fn judged_at(dir: &std::path::Path, weight: u64) -> bool {
 /// which bring the pool checks nothing new and must not count as missing
 /// data (6 would end the window as `error`).
 async fn shifting_env() -> Option<(CdEnv, AlbFixture)> {
+    shifting_env_with("").await
+}
+
+/// [`shifting_env`] with `checks` (TOML) in the environment.
+async fn shifting_env_with(checks: &str) -> Option<(CdEnv, AlbFixture)> {
     let (env, alb) = CdEnv::start_scripted(Some(Serves::Blue), Script::runs()).await?;
     let alb = alb.expect("a pair");
     let config = env.dir.path().join("sluice.toml");
     let mut text = std::fs::read_to_string(&config).expect("config");
     text = text.replace("timeout = \"30s\"", "timeout = \"120s\"");
+    text.push_str(checks);
     text.push_str("[defaults]\nstrategy = { kind = \"canary\", stages = [10, 50, 100], stage_duration = \"3s\" }\n");
     std::fs::write(&config, text).expect("config");
     Some((env, alb))
@@ -759,4 +765,29 @@ async fn a_healthy_replacement_passes_at_each_weight_of_codedeploys_shift_and_is
     ok(&env.step("verify-health", &["--duration", "1s"]), "verify-health");
     ok(&env.step("promote", &[]), "promote");
     assert_eq!(env.record()["status"], "promoted");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_configs_own_checks_judge_during_codedeploys_shift_too() {
+    // A check of the config (no built-ins, no alarms): the replacement's
+    // error rate at most 2%, on the target groups' CloudWatch traffic.
+    let checks = "[[environment.check]]\nname = \"errors\"\nkind = \"error_rate\"\nmax = 0.02\n";
+    let Some((env, alb)) = shifting_env_with(checks).await else { return };
+    publish_pair(&env, &alb, 0.0, 30.0).await;
+    let mut shift = started(&env).await;
+    forward_to(&env.sdk, &alb.listener, &[(&alb.blue, 80), (&alb.green, 20)]).await;
+    let code = shift.exit(std::time::Duration::from_secs(90)).await;
+    assert_eq!(code, Some(1), "declined: {}", shift.output());
+    let id = deployment_id(&env);
+    assert_eq!(env.fake.status(&id), Some(("Stopped".to_owned(), false, true)), "{}", shift.output());
+    let record = env.record();
+    assert_eq!(record["status"], "rolled_back", "{record}");
+    assert_eq!(record["router_before"]["candidate"], alb.green.as_str(), "{record}");
+    let verdicts = verdicts_in(env.dir.path());
+    assert_eq!(verdicts.len(), 1, "{verdicts:?}");
+    let report = &verdicts[0]["report"];
+    assert_eq!((report["verdict"].as_str(), report["candidate_weight"].as_u64()), (Some("fail"), Some(20)), "{report}");
+    assert_eq!(report["decided_by"], "errors", "{report}");
+    assert_eq!(judged_and_skipped(report).0, ["errors"], "the config's check only: {report}");
+    assert_eq!(env.proxy.count("DescribeAlarms"), 0, "no built-in alarms check");
 }

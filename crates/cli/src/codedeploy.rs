@@ -3,10 +3,12 @@
 //! follows it to the end (continuing it when it waits for rerouting), and
 //! keeps every status and message CodeDeploy gives in the record.
 //!
-//! With sluice's built-in checks in force, the deployment group's
-//! blue/green target-group pair (ECS) is read before the deployment starts:
-//! the target group the production listener serves is the original, the
-//! other the replacement, recorded for the built-in ALB checks.
+//! The deployment group's blue/green target-group pair (ECS) is read
+//! before the deployment starts: the target group the production listener
+//! serves is the original, the other the replacement, recorded for the
+//! built-in ALB checks and for judging the replacement at each weight of
+//! CodeDeploy's shift (`judge`), which stops the deployment with rollback
+//! on a verdict that does not pass.
 //!
 //! A re-run resumes the deployment in flight instead of starting another;
 //! a deployment that failed or was stopped was rolled back by CodeDeploy
@@ -89,8 +91,9 @@ fn log(d: &Deployment) {
     );
 }
 
-/// With sluice's built-in checks in force, records before the deployment
-/// starts where its traffic goes, for the ALB checks beside the alarms
+/// Records before the deployment starts where its traffic goes, so that
+/// the replacement can be judged during CodeDeploy's shift and, with
+/// sluice's built-in checks, by the ALB checks beside the alarms
 /// ([`crate::context::Context::checks_in`]): the deployment group's
 /// production listener, the target group of its blue/green pair that the
 /// listener forwards to now (the original, `stable`) and the other one (the
@@ -98,28 +101,57 @@ fn log(d: &Deployment) {
 /// step and interval reads the record, as the listener moves to the
 /// replacement during the deployment; with the alarms the group watches
 /// then (none: the ALB checks judge alone). A group without a pair
-/// (in-place, EC2 blue/green, Lambda) is judged by its alarms only, said in
-/// the log; a listener that serves both groups or neither is refused
-/// (exit 2) before anything is created.
+/// (in-place, EC2 blue/green, Lambda) is judged by its alarms only (or
+/// the config's checks after the shift), said in the log. With the
+/// built-in checks, a listener that serves both groups or neither is
+/// refused (exit 2) before anything is created; with checks of the
+/// config, which judge without the pair, it only means they do not judge
+/// during the shift (said in the log), nor when the group cannot be read.
 async fn find_traffic(ctx: &Context, router: &CodeDeployRouter, record: &mut Record) -> Result<(), Failure> {
-    if record.router_before.as_ref().is_none_or(|b| b.listener.is_some()) || !ctx.checks()?.builtin {
+    let checks = ctx.checks()?;
+    if record.router_before.as_ref().is_none_or(|b| b.listener.is_some()) || checks.unanalysed {
         return Ok(());
     }
-    let routing = router.routing().await.provider_failed()?;
+    let unjudged =
+        |why: &str| eprintln!("shift-traffic: the config's checks do not judge during CodeDeploy's shift: {why}");
+    let routing = match router.routing().await {
+        Ok(routing) => routing,
+        Err(e) if !checks.builtin => {
+            unjudged(&e.to_string());
+            return Ok(());
+        }
+        Err(e) => return Err(Failure::provider(anyhow!(e))),
+    };
     let pair = match routing.pair {
         Ok(pair) => pair,
+        Err(why) if !checks.builtin => {
+            unjudged(&why);
+            return Ok(());
+        }
         Err(why) => {
             eprintln!("shift-traffic: the built-in checks are the deployment group's alarms only: {why}");
             return Ok(());
         }
     };
-    let found = router.replacement(&pair).await.provider_failed()?.map_err(|why| {
-        Failure::input(anyhow!(
-            "{why}: sluice cannot tell which target group the deployment brings up, so its built-in ALB checks cannot judge it; \
-             start the deployment when the listener serves one target group of the pair, or add [[environment.check]] tables of your own \
-             (see docs/judging-health.md)"
-        ))
-    })?;
+    let found = match router.replacement(&pair).await {
+        Ok(Ok(found)) => found,
+        Ok(Err(why)) if !checks.builtin => {
+            unjudged(&why);
+            return Ok(());
+        }
+        Err(e) if !checks.builtin => {
+            unjudged(&e.to_string());
+            return Ok(());
+        }
+        Err(e) => return Err(Failure::provider(anyhow!(e))),
+        Ok(Err(why)) => {
+            return Err(Failure::input(anyhow!(
+                "{why}: sluice cannot tell which target group the deployment brings up, so its built-in ALB checks cannot judge it; \
+                 start the deployment when the listener serves one target group of the pair, or add [[environment.check]] tables of your own \
+                 (see docs/judging-health.md)"
+            )));
+        }
+    };
     eprintln!(
         "shift-traffic: listener {} serves {}: the replacement target group is {}",
         found.listener, found.stable, found.candidate

@@ -1,6 +1,7 @@
 //! The candidate judged while CodeDeploy shifts: for a deployment whose
-//! record names the group's production listener and blue/green pair (the
-//! built-in ALB checks, [`crate::context::traffic_pair`]), the replacement's
+//! record names the group's production listener and blue/green pair
+//! ([`crate::context::traffic_pair`]), with the built-in checks or the
+//! config's ([`Context::checks_in`]), the replacement's
 //! share of the listener's weights is read every poll, and while it is
 //! between 1 and 99 % the analysis of `shift-traffic`'s stages runs at that
 //! weight (the same engine, sources and evidence: [`analyse_until`]), one
