@@ -791,3 +791,58 @@ async fn the_configs_own_checks_judge_during_codedeploys_shift_too() {
     assert_eq!(judged_and_skipped(report).0, ["errors"], "the config's check only: {report}");
     assert_eq!(env.proxy.count("DescribeAlarms"), 0, "no built-in alarms check");
 }
+
+/// A check that cannot gather its samples (a million requests) in any
+/// window here: every window of it is inconclusive.
+const UNDECIDABLE: &str =
+    "[[environment.check]]\nname = \"errors\"\nkind = \"error_rate\"\nmax = 0.02\nmin_samples = 1000000\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_inconclusive_window_that_ran_its_course_stops_the_deployment_one_cut_short_does_not() {
+    // Windows of 3 s that CodeDeploy holds the weight through: inconclusive
+    // at their end, as a stage would be: stopped with rollback, exit 1.
+    let Some((env, alb)) = shifting_env_with(UNDECIDABLE).await else { return };
+    publish_pair(&env, &alb, 0.0, 0.0).await;
+    let mut shift = started(&env).await;
+    forward_to(&env.sdk, &alb.listener, &[(&alb.blue, 90), (&alb.green, 10)]).await;
+    assert_eq!(shift.exit(std::time::Duration::from_secs(90)).await, Some(1), "{}", shift.output());
+    assert_eq!(env.fake.status(&deployment_id(&env)), Some(("Stopped".to_owned(), false, true)));
+    let verdicts = verdicts_in(env.dir.path());
+    assert_eq!(verdicts.len(), 1, "{verdicts:?}");
+    assert_eq!(verdicts[0]["report"]["verdict"], "inconclusive", "{verdicts:?}");
+    assert_eq!(env.record()["status"], "rolled_back");
+    drop((shift, env, alb));
+
+    // Windows of 10 minutes that CodeDeploy cuts short by stepping to 100%:
+    // inconclusive, recorded, and CodeDeploy goes on.
+    let Some((env, alb)) = shifting_env_with(UNDECIDABLE).await else { return };
+    let config = env.dir.path().join("sluice.toml");
+    let text = std::fs::read_to_string(&config)
+        .expect("config")
+        .replace("stage_duration = \"3s\"", "stage_duration = \"10m\"");
+    std::fs::write(&config, text).expect("config");
+    publish_pair(&env, &alb, 0.0, 0.0).await;
+    let mut shift = started(&env).await;
+    forward_to(&env.sdk, &alb.listener, &[(&alb.blue, 90), (&alb.green, 10)]).await;
+    // The window at 10% has observed an interval (the live view is written
+    // every interval), then CodeDeploy shifts everything and succeeds.
+    let live = env.dir.path().join("r.json.live");
+    shift.until("an interval at 10%", std::time::Duration::from_secs(60), || live.exists()).await;
+    forward_to(&env.sdk, &alb.listener, &[(&alb.green, 1)]).await;
+    env.fake.end(&deployment_id(&env), "Succeeded");
+    assert_eq!(shift.exit(std::time::Duration::from_secs(90)).await, Some(0), "{}", shift.output());
+    assert_eq!(env.proxy.count("StopDeployment"), 0);
+    let verdicts = verdicts_in(env.dir.path());
+    assert_eq!(verdicts.len(), 1, "{verdicts:?}");
+    let report = &verdicts[0]["report"];
+    assert_eq!((report["verdict"].as_str(), report["candidate_weight"].as_u64()), (Some("inconclusive"), Some(10)));
+    assert_eq!(env.record()["status"], "verified");
+    let summary = std::fs::read_to_string(env.dir.path().join("summary.md")).unwrap_or_default();
+    assert!(
+        // Whichever CodeDeploy's poll or the listener's showed first.
+        ["CodeDeploy moved the listener to 100%", "the deployment ended"]
+            .iter()
+            .any(|why| summary.contains(&format!("Inconclusive when {why}, before the window's end"))),
+        "{summary}"
+    );
+}

@@ -12,8 +12,12 @@
 //! A window that does not pass stops the deployment with rollback
 //! (`StopDeployment`, `autoRollbackEnabled`), as a stage that does not pass
 //! rolls back (exit 1, or 3 for an `error` verdict; no traffic is abandoned,
-//! not a failed change). A passing window never holds CodeDeploy up: it
-//! shifts on its own timetable. Never moves the listener itself.
+//! not a failed change); except a window CodeDeploy ended before its time
+//! (it stepped, or the deployment ended) while still `inconclusive`: its
+//! verdict is recorded, and CodeDeploy goes on (a stage is never cut short,
+//! so the staged flow has no such case). A passing window never holds
+//! CodeDeploy up: it shifts on its own timetable. Never moves the listener
+//! itself.
 
 use crate::Outcome;
 use crate::analyse::{Scope, Window, analyse_until, carried_from};
@@ -156,30 +160,41 @@ pub(super) async fn follow(
         let carried = carried_from(stage.checked_sub(1).and_then(|p| record.stage_verdict(None, p)));
         let follower = &tasks.follower;
         let mut changes = weight_rx.clone();
+        // Why CodeDeploy ended the window before its time, if it did.
+        let mut cut: Option<String> = None;
         let stop = || {
-            if follower.is_finished() {
-                return Some("the deployment ended".to_owned());
-            }
-            match changes.borrow_and_update().as_ref() {
+            let why = match changes.borrow_and_update().as_ref() {
+                _ if follower.is_finished() => Some("the deployment ended".to_owned()),
                 Some(Ok(w)) if *w != weight => Some(format!("CodeDeploy moved the listener to {w}%")),
                 _ => None,
-            }
+            };
+            cut.clone_from(&why);
+            why
         };
         let report = analyse_until(ctx, &scope, &checks.specs, &record.version, weight, window, carried, stop).await?;
-        if report.own_intervals().is_empty() {
-            eprintln!("{label}: the weight changed before the first interval; nothing judged at {weight}%");
-            continue;
-        }
         summary::log_verdict(&report);
+        let (verdict, cause, reason) = (report.verdict, report.cause, report.reason.clone());
+        // A window CodeDeploy ended before its time that had not gathered
+        // the evidence to decide learned nothing about the release: it is
+        // recorded, and CodeDeploy goes on (a window that ran its course
+        // and is inconclusive stops the deployment, as a stage's does).
+        let moved_on = match (&cut, verdict) {
+            (Some(why), Verdict::Inconclusive) => Some(why.clone()),
+            _ => None,
+        };
         markdown.push_str(&format!(
             "#### Stage {}: {weight}% (CodeDeploy's shift)\n\n{}\n",
             stage + 1,
             summary::verdict_table(&report)
         ));
-        let (verdict, cause, reason) = (report.verdict, report.cause, report.reason.clone());
         record.push("shift-traffic", EventDetail::Verdict { stage: Some(stage), report: Box::new(report) }, now());
         ctx.save(record)?;
-        if verdict != Verdict::Pass {
+        if let Some(why) = moved_on {
+            eprintln!("{label}: inconclusive when {why}, before the window's end: not held against the release");
+            markdown.push_str(&format!(
+                "Inconclusive when {why}, before the window's end: CodeDeploy moved on before the evidence was in, so it is not held against the release.\n\n"
+            ));
+        } else if verdict != Verdict::Pass {
             drop(tasks);
             seen(ctx, record, &mut seen_rx)?;
             let reason = format!("stage {} at {weight}% of CodeDeploy's shift: {reason}", stage + 1);
