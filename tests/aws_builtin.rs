@@ -846,3 +846,24 @@ async fn an_inconclusive_window_that_ran_its_course_stops_the_deployment_one_cut
         "{summary}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_listener_that_cannot_be_read_during_the_shift_stops_the_deployment_exit_3() {
+    use aws_sdk_cloudwatch::types::StateValue;
+    let Some((env, alb)) = shifting_env().await else { return };
+    env.alarm("shop-dev-latency", StateValue::Ok).await;
+    publish_pair(&env, &alb, 0.0, 0.0).await;
+    let mut shift = started(&env).await;
+    // The ELB API goes down once the deployment runs: every retry fails.
+    env.proxy.server_error("DescribeListeners", 1_000_000, 503);
+    assert_eq!(shift.exit(std::time::Duration::from_secs(90)).await, Some(3), "{}", shift.output());
+    let id = deployment_id(&env);
+    assert_eq!(env.fake.status(&id), Some(("Stopped".to_owned(), false, true)), "not left unjudged");
+    let record = env.record();
+    assert_eq!(record["status"], "rolled_back", "{record}");
+    let events = record["events"].as_array().expect("events");
+    let rollback = events.iter().find(|e| e["type"] == "rollback").expect("a rollback event");
+    let said = rollback["reason"].as_str().expect("words");
+    assert!(said.contains("a provider failed while judging CodeDeploy's shift"), "{said}");
+    assert!(said.contains("DescribeListeners") || said.contains("listener"), "names what failed: {said}");
+}

@@ -135,12 +135,14 @@ pub(super) async fn follow(
             seen(ctx, record, &mut seen_rx)?;
             return Ok(Followed::Ended(ended.provider_failed()?));
         }
-        let weight = match weight_rx.borrow().as_ref() {
-            Some(Ok(w)) => Some(*w),
+        let read = weight_rx.borrow().as_ref().map(|r| r.as_ref().map(|w| *w).map_err(ToString::to_string));
+        let weight = match read {
+            Some(Ok(w)) => Some(w),
             Some(Err(e)) => {
-                return Err(Failure::provider(anyhow!(
-                    "{e}; deployment {id} goes on in CodeDeploy unjudged: stop it with `rollback`, or follow it with `shift-traffic` again"
-                )));
+                drop(tasks);
+                seen(ctx, record, &mut seen_rx)?;
+                let failure = Failure::provider(anyhow!(e));
+                return Err(stop_after_failure(ctx, router, record, id, failure).await);
             }
             None => None,
         };
@@ -171,7 +173,16 @@ pub(super) async fn follow(
             cut.clone_from(&why);
             why
         };
-        let report = analyse_until(ctx, &scope, &checks.specs, &record.version, weight, window, carried, stop).await?;
+        let report =
+            match analyse_until(ctx, &scope, &checks.specs, &record.version, weight, window, carried, stop).await {
+                Ok(report) => report,
+                Err(failure) if failure.exit == Exit::PROVIDER && !record.status().is_final() => {
+                    drop(tasks);
+                    seen(ctx, record, &mut seen_rx)?;
+                    return Err(stop_after_failure(ctx, router, record, id, failure).await);
+                }
+                Err(failure) => return Err(failure),
+            };
         summary::log_verdict(&report);
         let (verdict, cause, reason) = (report.verdict, report.cause, report.reason.clone());
         // A window CodeDeploy ended before its time that had not gathered
@@ -230,6 +241,54 @@ async fn stop_deployment(
     (verdict, cause, reason): (Verdict, Option<Cause>, &str),
     markdown: &mut String,
 ) -> Result<Followed, Failure> {
+    // No traffic says nothing about the release: abandoned, not a failed
+    // change (as a stage's).
+    let outcome = match cause {
+        Some(Cause::NoTraffic) => LedgerOutcome::Abandoned,
+        _ => LedgerOutcome::RolledBack,
+    };
+    let words = stop_and_close(ctx, router, record, id, reason, outcome).await?;
+    let decision = format!("{verdict:?}").to_lowercase();
+    crate::notify::send("shift-traffic", NotifyEvent::RolledBack, &decision, &words).await;
+    markdown.push_str(&format!("**Stopped and rolled back** by CodeDeploy: {words}\n"));
+    let exit = if verdict == Verdict::Error { Exit::PROVIDER } else { Exit::DECLINED };
+    let summary = format!("{}{markdown}", summary::heading("shift-traffic", record, "rolled back"));
+    Ok(Followed::Stopped(
+        Outcome::new(exit, decision).summary(summary).error("codedeploy stopped and rolled back", &words),
+    ))
+}
+
+/// A provider stayed down while the shift was judged (the listener's
+/// weights, a metric source that could not be reached): as a canary is
+/// rolled back then, the deployment is stopped with rollback, so that it
+/// does not go on unjudged; if even that fails, the record's `error` event
+/// says so and to run `rollback`. Exit 3 either way.
+async fn stop_after_failure(
+    ctx: &Context,
+    router: &CodeDeployRouter,
+    record: &mut Record,
+    id: &str,
+    failure: Failure,
+) -> Failure {
+    let reason = format!("a provider failed while judging CodeDeploy's shift: {:#}", failure.error);
+    match stop_and_close(ctx, router, record, id, &reason, LedgerOutcome::RolledBack).await {
+        Ok(_) => Failure::provider(failure.error.context(format!("deployment {id} was stopped with rollback"))),
+        Err(e) => e,
+    }
+}
+
+/// Stops deployment `id` with rollback and closes the record as rolled
+/// back for `reason` (its last status, the rollback, the ledger entry as
+/// `outcome`); returns the rollback's words. A stop that fails leaves an
+/// `error` event saying what to do.
+async fn stop_and_close(
+    ctx: &Context,
+    router: &CodeDeployRouter,
+    record: &mut Record,
+    id: &str,
+    reason: &str,
+    outcome: LedgerOutcome,
+) -> Result<String, Failure> {
     eprintln!("shift-traffic: {reason}; stopping deployment {id} with rollback");
     let stopped = match router.stop_active().await {
         Ok(state) => state,
@@ -260,20 +319,7 @@ async fn stop_deployment(
         ended.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
     );
     record.push("shift-traffic", EventDetail::Rollback { reason: words.clone(), from, restored }, at);
-    // No traffic says nothing about the release: abandoned, not a failed
-    // change (as a stage's).
-    let outcome = match cause {
-        Some(Cause::NoTraffic) => LedgerOutcome::Abandoned,
-        _ => LedgerOutcome::RolledBack,
-    };
     let entry = record.ledger_entry(outcome, Some(words.clone()), at);
     ctx.finish_ledger(record, entry).await?;
-    let decision = format!("{verdict:?}").to_lowercase();
-    crate::notify::send("shift-traffic", NotifyEvent::RolledBack, &decision, &words).await;
-    markdown.push_str(&format!("**Stopped and rolled back** by CodeDeploy: {words}\n"));
-    let exit = if verdict == Verdict::Error { Exit::PROVIDER } else { Exit::DECLINED };
-    let summary = format!("{}{markdown}", summary::heading("shift-traffic", record, "rolled back"));
-    Ok(Followed::Stopped(
-        Outcome::new(exit, decision).summary(summary).error("codedeploy stopped and rolled back", &words),
-    ))
+    Ok(words)
 }
