@@ -23,7 +23,13 @@ use std::process::{Command, Output};
 /// Runs step `name` on environment dev with the record `r.json` in `dir`,
 /// against the AWS API at `endpoint` (moto, or a proxy in front of it).
 fn step_in(dir: &std::path::Path, endpoint: &str, name: &str, args: &[&str]) -> Output {
-    Command::new(exe(name))
+    command_in(dir, endpoint, name, args).output().expect("step runs")
+}
+
+/// The command [`step_in`] runs.
+fn command_in(dir: &std::path::Path, endpoint: &str, name: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(exe(name));
+    command
         .current_dir(dir)
         .env_remove("GITHUB_ACTIONS")
         .env("GITHUB_OUTPUT", dir.join("outputs.txt"))
@@ -31,9 +37,8 @@ fn step_in(dir: &std::path::Path, endpoint: &str, name: &str, args: &[&str]) -> 
         .env("CI", "true")
         .envs(step_env(endpoint))
         .args(["--config", "sluice.toml", "-e", "dev", "--record", "r.json"])
-        .args(args)
-        .output()
-        .expect("step runs")
+        .args(args);
+    command
 }
 
 /// The record `r.json` in `dir`.
@@ -188,7 +193,7 @@ struct CdEnv {
     _moto: Moto,
     sdk: aws_config::SdkConfig,
     proxy: FaultProxy,
-    _fake: CodeDeployFake,
+    fake: CodeDeployFake,
     dir: tempfile::TempDir,
     /// The alarms the deployment group watches, as GetDeploymentGroup says.
     alarms: Arc<Mutex<Vec<String>>>,
@@ -213,6 +218,11 @@ impl CdEnv {
     /// target-group pair (the ALB fixture's blue and green) behind the
     /// fixture's listener, which forwards to that one.
     async fn start_with(serves: Option<Serves>) -> Option<(CdEnv, Option<AlbFixture>)> {
+        CdEnv::start_scripted(serves, Script::succeeds()).await
+    }
+
+    /// [`CdEnv::start_with`], the fake moving deployments along `script`.
+    async fn start_scripted(serves: Option<Serves>, script: Script) -> Option<(CdEnv, Option<AlbFixture>)> {
         let turn = shared();
         let moto = testing::moto()?;
         let sdk = moto.sdk_config().await;
@@ -229,7 +239,7 @@ impl CdEnv {
             alb = Some(made);
         }
         let proxy = FaultProxy::start(&moto.endpoint);
-        let fake = CodeDeployFake::install(&proxy, Script::succeeds());
+        let fake = CodeDeployFake::install(&proxy, script);
         let alarms: Arc<Mutex<Vec<String>>> = Arc::default();
         let watched = Arc::clone(&alarms);
         proxy.add(Arc::new(move |call| {
@@ -255,7 +265,7 @@ impl CdEnv {
             fx.application, fx.deployment_group
         );
         std::fs::write(dir.path().join("sluice.toml"), config).expect("config");
-        Some((CdEnv { _turn: turn, _moto: moto, sdk, proxy, _fake: fake, dir, alarms }, alb))
+        Some((CdEnv { _turn: turn, _moto: moto, sdk, proxy, fake, dir, alarms }, alb))
     }
 
     fn step(&self, name: &str, args: &[&str]) -> Output {
@@ -433,7 +443,7 @@ async fn codedeploy_with_a_target_group_pair_judges_the_replacement_with_the_alb
     );
     assert!(
         summary.contains(&format!(
-            "`verify-health` judges with sluice's built-in checks ({}) on the replacement target group `{}` against the original `{}`",
+            "sluice's built-in checks ({}) judge the replacement target group `{}` against the original `{}`, during CodeDeploy's shift",
             CD_BUILTIN.join(", "),
             alb.green,
             alb.blue
@@ -546,4 +556,314 @@ async fn a_codedeploy_group_with_a_pair_and_no_alarms_is_judged_by_the_alb_built
     assert_eq!(last_report(&env)["verdict"], "pass");
     ok(&env.step("promote", &[]), "promote");
     assert_eq!(env.record()["status"], "promoted");
+}
+
+// CodeDeploy's shift judged while it happens: the fake keeps the deployment
+// `InProgress` (moto never advances one, nor moves a listener), and the test
+// plays CodeDeploy's traffic shifting itself, moving the production
+// listener's forward weights with ModifyListener (an SDK client of its own),
+// while the target groups' traffic is in moto's CloudWatch.
+
+/// A step started in the background, its output in files beside the record.
+struct Running {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+}
+
+impl Running {
+    fn start(env: &CdEnv, name: &str) -> Running {
+        let dir = env.dir.path().to_path_buf();
+        let out = std::fs::File::create(dir.join("step.out")).expect("stdout file");
+        let err = std::fs::File::create(dir.join("step.err")).expect("stderr file");
+        let child = command_in(&dir, &env.proxy.endpoint, name, &[]).stdout(out).stderr(err).spawn().expect("spawn");
+        Running { child, dir }
+    }
+
+    fn output(&self) -> String {
+        let read = |f: &str| std::fs::read_to_string(self.dir.join(f)).unwrap_or_default();
+        format!("{}{}", read("step.out"), read("step.err"))
+    }
+
+    /// Its exit code, waiting at most `limit`.
+    async fn exit(&mut self, limit: std::time::Duration) -> Option<i32> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.code();
+            }
+            assert!(std::time::Instant::now() < deadline, "still running after {limit:?}: {}", self.output());
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits (at most `limit`) until `ready` holds, failing with the step's
+    /// output if it exits first.
+    async fn until(&mut self, what: &str, limit: std::time::Duration, mut ready: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + limit;
+        while !ready() {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                panic!("the step ended ({status}) before {what}: {}", self.output());
+            }
+            assert!(std::time::Instant::now() < deadline, "no {what} after {limit:?}: {}", self.output());
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The record's verdict events, read while a step may be writing it (the
+/// record is replaced whole, never half-written).
+fn verdicts_in(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    let Ok(bytes) = std::fs::read(dir.join("r.json")) else { return Vec::new() };
+    let Ok(record) = serde_json::from_slice::<serde_json::Value>(&bytes) else { return Vec::new() };
+    record["events"].as_array().map_or(Vec::new(), |e| e.iter().filter(|e| e["type"] == "verdict").cloned().collect())
+}
+
+/// Whether the record holds a verdict taken at `weight`.
+fn judged_at(dir: &std::path::Path, weight: u64) -> bool {
+    verdicts_in(dir).iter().any(|v| v["report"]["candidate_weight"] == weight)
+}
+
+/// The CodeDeploy environment with a blue/green pair (the listener serving
+/// blue), a deployment that stays in progress until the test ends it, and
+/// analysis windows of 3 s (the plan's stage duration): 15 intervals of
+/// 200 ms, most of them in the same CloudWatch minute as the one before,
+/// which bring the pool checks nothing new and must not count as missing
+/// data (6 would end the window as `error`).
+async fn shifting_env() -> Option<(CdEnv, AlbFixture)> {
+    shifting_env_with("").await
+}
+
+/// [`shifting_env`] with `checks` (TOML) in the environment.
+async fn shifting_env_with(checks: &str) -> Option<(CdEnv, AlbFixture)> {
+    let (env, alb) = CdEnv::start_scripted(Some(Serves::Blue), Script::runs()).await?;
+    let alb = alb.expect("a pair");
+    let config = env.dir.path().join("sluice.toml");
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    text = text.replace("timeout = \"30s\"", "timeout = \"120s\"");
+    text.push_str(checks);
+    text.push_str("[defaults]\nstrategy = { kind = \"canary\", stages = [10, 50, 100], stage_duration = \"3s\" }\n");
+    std::fs::write(&config, text).expect("config");
+    Some((env, alb))
+}
+
+/// Starts `shift-traffic` and waits until it created the deployment (the
+/// listener still on blue), returning it running.
+async fn started(env: &CdEnv) -> Running {
+    ok(&env.step("gate", &["--release", "v2", "--commit", "abcdef1"]), "gate");
+    let mut shift = Running::start(env, "shift-traffic");
+    let limit = std::time::Duration::from_secs(60);
+    shift.until("a deployment", limit, || env.proxy.count("CreateDeployment") >= 1).await;
+    shift
+}
+
+/// The deployment id in the record.
+fn deployment_id(env: &CdEnv) -> String {
+    let record = env.record();
+    let events = record["events"].as_array().expect("events");
+    let id = events.iter().find(|e| e["type"] == "deployment").expect("a deployment event")["id"].as_str();
+    id.expect("an id").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replacement_failing_5_percent_at_codedeploys_10_percent_is_stopped_with_rollback() {
+    use aws_sdk_cloudwatch::types::StateValue;
+    let Some((env, alb)) = shifting_env().await else { return };
+    env.alarm("shop-dev-latency", StateValue::Ok).await;
+    // Green, the replacement, fails 5% of its requests (30 of 600 a
+    // minute); blue none.
+    publish_pair(&env, &alb, 0.0, 30.0).await;
+    let mut shift = started(&env).await;
+    // CodeDeploy's canary step: 10% on the replacement.
+    forward_to(&env.sdk, &alb.listener, &[(&alb.blue, 90), (&alb.green, 10)]).await;
+    let code = shift.exit(std::time::Duration::from_secs(90)).await;
+    assert_eq!(code, Some(1), "declined: {}", shift.output());
+    let id = deployment_id(&env);
+    assert_eq!(
+        env.fake.status(&id),
+        Some(("Stopped".to_owned(), false, true)),
+        "StopDeployment with autoRollbackEnabled: {}",
+        shift.output()
+    );
+    assert_eq!(env.proxy.count("StopDeployment"), 1);
+    let record = env.record();
+    assert_eq!(record["status"], "rolled_back", "{record}");
+    let verdicts = verdicts_in(env.dir.path());
+    assert_eq!(verdicts.len(), 1, "{verdicts:?}");
+    let verdict = &verdicts[0];
+    assert_eq!(verdict["stage"], 0, "{verdict}");
+    let report = &verdict["report"];
+    assert_eq!(report["verdict"], "fail", "{report}");
+    assert_eq!(report["candidate_weight"], 10, "judged at the listener's weight: {report}");
+    let decided_by = report["decided_by"].as_str().expect("a deciding check");
+    assert!(decided_by.starts_with("builtin-error-rate"), "{report}");
+    let check = report["checks"].as_array().expect("checks").iter().find(|c| c["name"] == decided_by).expect("it");
+    let observed = check["observed"].as_f64().expect("an error rate");
+    assert!((observed - 0.05).abs() < 0.005, "green's 5% (against blue's 0%): {check}");
+    let reason = report["reason"].as_str().expect("a reason");
+    let events = record["events"].as_array().expect("events");
+    let rollback = events.iter().find(|e| e["type"] == "rollback").expect("a rollback event");
+    let said = rollback["reason"].as_str().expect("words");
+    assert!(said.contains("stage 1 at 10% of CodeDeploy's shift") && said.contains(reason), "{said}");
+    assert!(said.contains(&format!("deployment {id} stopped with rollback")), "{said}");
+    let last = events.iter().rev().find(|e| e["type"] == "deployment").expect("its end");
+    assert_eq!(last["status"], "Stopped", "{last}");
+    let summary = std::fs::read_to_string(env.dir.path().join("summary.md")).unwrap_or_default();
+    assert!(summary.contains("#### Stage 1: 10% (CodeDeploy's shift)"), "{summary}");
+    assert!(summary.contains(decided_by) && summary.contains(reason), "{summary}");
+    let ledger = std::fs::read_to_string(env.dir.path().join("ledger.jsonl")).expect("ledger");
+    assert!(ledger.contains("\"rolled_back\""), "{ledger}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_healthy_replacement_passes_at_each_weight_of_codedeploys_shift_and_is_promoted() {
+    use aws_sdk_cloudwatch::types::StateValue;
+    let Some((env, alb)) = shifting_env().await else { return };
+    env.alarm("shop-dev-latency", StateValue::Ok).await;
+    publish_pair(&env, &alb, 0.0, 0.0).await;
+    let mut shift = started(&env).await;
+    let dir = env.dir.path().to_path_buf();
+    let limit = std::time::Duration::from_secs(60);
+    // CodeDeploy's linear steps: 10%, then 50%, each held until sluice has
+    // judged it (a passing window never holds CodeDeploy up, so the test
+    // waits for one), then all traffic, and the deployment succeeds.
+    forward_to(&env.sdk, &alb.listener, &[(&alb.blue, 90), (&alb.green, 10)]).await;
+    shift.until("a verdict at 10%", limit, || judged_at(&dir, 10)).await;
+    forward_to(&env.sdk, &alb.listener, &[(&alb.blue, 50), (&alb.green, 50)]).await;
+    shift.until("a verdict at 50%", limit, || judged_at(&dir, 50)).await;
+    forward_to(&env.sdk, &alb.listener, &[(&alb.green, 1)]).await;
+    env.fake.end(&deployment_id(&env), "Succeeded");
+    let code = shift.exit(std::time::Duration::from_secs(90)).await;
+    assert_eq!(code, Some(0), "{}", shift.output());
+    assert_eq!(env.proxy.count("StopDeployment"), 0);
+    let record = env.record();
+    assert_eq!(record["status"], "verified", "{record}");
+    assert_eq!(record["candidate_weight"], 100, "{record}");
+    let verdicts = verdicts_in(&dir);
+    let weights: Vec<u64> = verdicts.iter().filter_map(|v| v["report"]["candidate_weight"].as_u64()).collect();
+    assert!(weights.contains(&10) && weights.contains(&50), "{weights:?}");
+    assert!(weights.iter().all(|w| *w == 10 || *w == 50), "only CodeDeploy's intermediate weights: {weights:?}");
+    for (i, verdict) in verdicts.iter().enumerate() {
+        assert_eq!(verdict["stage"], i, "stages in order: {verdict}");
+        let report = &verdict["report"];
+        assert_eq!(report["verdict"], "pass", "{report}");
+        let (judged, _) = judged_and_skipped(report);
+        assert_eq!(judged, CD_BUILTIN, "every built-in check judged, the comparisons too: {report}");
+        assert_eq!(report["checks"][1]["observed"], 0.0, "judged on data: {report}");
+    }
+    let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap_or_default();
+    assert!(summary.contains("#### Stage 1: 10% (CodeDeploy's shift)"), "{summary}");
+    assert!(summary.contains("% (CodeDeploy's shift)") && summary.contains("succeeded"), "{summary}");
+    // promote accepts the CodeDeploy deployment that succeeded after its
+    // stages passed; verify-health judges at 100% as before.
+    ok(&env.step("verify-health", &["--duration", "1s"]), "verify-health");
+    ok(&env.step("promote", &[]), "promote");
+    assert_eq!(env.record()["status"], "promoted");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_configs_own_checks_judge_during_codedeploys_shift_too() {
+    // A check of the config (no built-ins, no alarms): the replacement's
+    // error rate at most 2%, on the target groups' CloudWatch traffic.
+    let checks = "[[environment.check]]\nname = \"errors\"\nkind = \"error_rate\"\nmax = 0.02\n";
+    let Some((env, alb)) = shifting_env_with(checks).await else { return };
+    publish_pair(&env, &alb, 0.0, 30.0).await;
+    let mut shift = started(&env).await;
+    forward_to(&env.sdk, &alb.listener, &[(&alb.blue, 80), (&alb.green, 20)]).await;
+    let code = shift.exit(std::time::Duration::from_secs(90)).await;
+    assert_eq!(code, Some(1), "declined: {}", shift.output());
+    let id = deployment_id(&env);
+    assert_eq!(env.fake.status(&id), Some(("Stopped".to_owned(), false, true)), "{}", shift.output());
+    let record = env.record();
+    assert_eq!(record["status"], "rolled_back", "{record}");
+    assert_eq!(record["router_before"]["candidate"], alb.green.as_str(), "{record}");
+    let verdicts = verdicts_in(env.dir.path());
+    assert_eq!(verdicts.len(), 1, "{verdicts:?}");
+    let report = &verdicts[0]["report"];
+    assert_eq!((report["verdict"].as_str(), report["candidate_weight"].as_u64()), (Some("fail"), Some(20)), "{report}");
+    assert_eq!(report["decided_by"], "errors", "{report}");
+    assert_eq!(judged_and_skipped(report).0, ["errors"], "the config's check only: {report}");
+    assert_eq!(env.proxy.count("DescribeAlarms"), 0, "no built-in alarms check");
+}
+
+/// A check that cannot gather its samples (a million requests) in any
+/// window here: every window of it is inconclusive.
+const UNDECIDABLE: &str =
+    "[[environment.check]]\nname = \"errors\"\nkind = \"error_rate\"\nmax = 0.02\nmin_samples = 1000000\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_inconclusive_window_that_ran_its_course_stops_the_deployment_one_cut_short_does_not() {
+    // Windows of 3 s that CodeDeploy holds the weight through: inconclusive
+    // at their end, as a stage would be: stopped with rollback, exit 1.
+    let Some((env, alb)) = shifting_env_with(UNDECIDABLE).await else { return };
+    publish_pair(&env, &alb, 0.0, 0.0).await;
+    let mut shift = started(&env).await;
+    forward_to(&env.sdk, &alb.listener, &[(&alb.blue, 90), (&alb.green, 10)]).await;
+    assert_eq!(shift.exit(std::time::Duration::from_secs(90)).await, Some(1), "{}", shift.output());
+    assert_eq!(env.fake.status(&deployment_id(&env)), Some(("Stopped".to_owned(), false, true)));
+    let verdicts = verdicts_in(env.dir.path());
+    assert_eq!(verdicts.len(), 1, "{verdicts:?}");
+    assert_eq!(verdicts[0]["report"]["verdict"], "inconclusive", "{verdicts:?}");
+    assert_eq!(env.record()["status"], "rolled_back");
+    drop((shift, env, alb));
+
+    // Windows of 10 minutes that CodeDeploy cuts short by stepping to 100%:
+    // inconclusive, recorded, and CodeDeploy goes on.
+    let Some((env, alb)) = shifting_env_with(UNDECIDABLE).await else { return };
+    let config = env.dir.path().join("sluice.toml");
+    let text = std::fs::read_to_string(&config)
+        .expect("config")
+        .replace("stage_duration = \"3s\"", "stage_duration = \"10m\"");
+    std::fs::write(&config, text).expect("config");
+    publish_pair(&env, &alb, 0.0, 0.0).await;
+    let mut shift = started(&env).await;
+    forward_to(&env.sdk, &alb.listener, &[(&alb.blue, 90), (&alb.green, 10)]).await;
+    // The window at 10% has observed an interval (the live view is written
+    // every interval), then CodeDeploy shifts everything and succeeds.
+    let live = env.dir.path().join("r.json.live");
+    shift.until("an interval at 10%", std::time::Duration::from_secs(60), || live.exists()).await;
+    forward_to(&env.sdk, &alb.listener, &[(&alb.green, 1)]).await;
+    env.fake.end(&deployment_id(&env), "Succeeded");
+    assert_eq!(shift.exit(std::time::Duration::from_secs(90)).await, Some(0), "{}", shift.output());
+    assert_eq!(env.proxy.count("StopDeployment"), 0);
+    let verdicts = verdicts_in(env.dir.path());
+    assert_eq!(verdicts.len(), 1, "{verdicts:?}");
+    let report = &verdicts[0]["report"];
+    assert_eq!((report["verdict"].as_str(), report["candidate_weight"].as_u64()), (Some("inconclusive"), Some(10)));
+    assert_eq!(env.record()["status"], "verified");
+    let summary = std::fs::read_to_string(env.dir.path().join("summary.md")).unwrap_or_default();
+    assert!(
+        // Whichever CodeDeploy's poll or the listener's showed first.
+        ["CodeDeploy moved the listener to 100%", "the deployment ended"]
+            .iter()
+            .any(|why| summary.contains(&format!("Inconclusive when {why}, before the window's end"))),
+        "{summary}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_listener_that_cannot_be_read_during_the_shift_stops_the_deployment_exit_3() {
+    use aws_sdk_cloudwatch::types::StateValue;
+    let Some((env, alb)) = shifting_env().await else { return };
+    env.alarm("shop-dev-latency", StateValue::Ok).await;
+    publish_pair(&env, &alb, 0.0, 0.0).await;
+    let mut shift = started(&env).await;
+    // The ELB API goes down once the deployment runs: every retry fails.
+    env.proxy.server_error("DescribeListeners", 1_000_000, 503);
+    assert_eq!(shift.exit(std::time::Duration::from_secs(90)).await, Some(3), "{}", shift.output());
+    let id = deployment_id(&env);
+    assert_eq!(env.fake.status(&id), Some(("Stopped".to_owned(), false, true)), "not left unjudged");
+    let record = env.record();
+    assert_eq!(record["status"], "rolled_back", "{record}");
+    let events = record["events"].as_array().expect("events");
+    let rollback = events.iter().find(|e| e["type"] == "rollback").expect("a rollback event");
+    let said = rollback["reason"].as_str().expect("words");
+    assert!(said.contains("a provider failed while judging CodeDeploy's shift"), "{said}");
+    assert!(said.contains("DescribeListeners") || said.contains("listener"), "names what failed: {said}");
 }

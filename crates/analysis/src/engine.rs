@@ -708,6 +708,9 @@ enum Step {
     /// No data because the candidate got no request at all.
     NoTraffic,
     Error,
+    /// Nothing new to judge yet: CloudWatch published no new period since
+    /// the previous interval. Changes no streak.
+    Waiting,
 }
 
 fn us_to_ms(us: u64) -> f64 {

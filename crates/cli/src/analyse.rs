@@ -127,6 +127,25 @@ pub async fn analyse_in(
     window: Window<'_>,
     carried: Vec<Interval>,
 ) -> Result<AnalysisReport, Failure> {
+    analyse_until(ctx, scope, checks, release, weight, window, carried, || None).await
+}
+
+/// [`analyse_in`] that also ends when `stop`, asked after each interval
+/// the analysis did not decide on, says why (a line for the log): the
+/// traffic it judges changed under it (CodeDeploy stepped the weight, or
+/// ended). The report then judges what was observed until then, as at the
+/// end of a window.
+#[allow(clippy::too_many_arguments)]
+pub async fn analyse_until(
+    ctx: &Context,
+    scope: &Scope,
+    checks: &[CheckSpec],
+    release: &str,
+    weight: u8,
+    window: Window<'_>,
+    carried: Vec<Interval>,
+    mut stop: impl FnMut() -> Option<String>,
+) -> Result<AnalysisReport, Failure> {
     let checks = checks.to_vec();
     let planned = planned_intervals(window.duration, ctx.config.interval());
     let mut analysis = Analysis::at_weight(checks.clone(), ctx.config.analysis.policy.clone(), weight)
@@ -149,6 +168,9 @@ pub async fn analyse_in(
     let sampled = sample_in(ctx, scope, release, &checks, window, |interval| match analysis.observe(interval) {
         Outcome::Decided(verdict) => Observed::Done(format!("decided early: {verdict:?}").to_lowercase()),
         Outcome::Continue => {
+            if let Some(why) = stop() {
+                return Observed::Done(why);
+            }
             let evidence = analysis.evidence();
             live.write(window, started.elapsed(), &evidence, &checks);
             Observed::Continue { status: Some(running(&evidence, &checks)) }

@@ -3,10 +3,12 @@
 //! follows it to the end (continuing it when it waits for rerouting), and
 //! keeps every status and message CodeDeploy gives in the record.
 //!
-//! With sluice's built-in checks in force, the deployment group's
-//! blue/green target-group pair (ECS) is read before the deployment starts:
-//! the target group the production listener serves is the original, the
-//! other the replacement, recorded for the built-in ALB checks.
+//! The deployment group's blue/green target-group pair (ECS) is read
+//! before the deployment starts: the target group the production listener
+//! serves is the original, the other the replacement, recorded for the
+//! built-in ALB checks and for judging the replacement at each weight of
+//! CodeDeploy's shift (`judge`), which stops the deployment with rollback
+//! on a verdict that does not pass.
 //!
 //! A re-run resumes the deployment in flight instead of starting another;
 //! a deployment that failed or was stopped was rolled back by CodeDeploy
@@ -24,6 +26,8 @@ use sluice_core::record::{EventDetail, Record, Status};
 use sluice_core::{Classify, Failure, gha};
 use sluice_providers::aws::codedeploy::{CodeDeployRouter, Deployment};
 
+mod judge;
+
 pub(crate) async fn run(ctx: &Context, router: &CodeDeployRouter, record: &mut Record) -> Result<Outcome, Failure> {
     let settings = router.settings();
     let _group = gha::group(&format!("codedeploy {}/{}", settings.application, settings.deployment_group));
@@ -38,7 +42,7 @@ pub(crate) async fn run(ctx: &Context, router: &CodeDeployRouter, record: &mut R
             eprintln!("shift-traffic: following deployment {} started by an earlier run ({})", d.id, d.status);
             d.id
         }
-        Some(d) if d.status == "Succeeded" => return finish(ctx, record, &d).await,
+        Some(d) if d.status == "Succeeded" => return finish(ctx, record, &d, "").await,
         _ => {
             find_traffic(ctx, router, record).await?;
             let description = format!("sluice: {} {} into {}", record.app, record.version, record.environment);
@@ -50,15 +54,20 @@ pub(crate) async fn run(ctx: &Context, router: &CodeDeployRouter, record: &mut R
             created.id
         }
     };
+    // With a target-group pair to read, the replacement is judged at every
+    // weight CodeDeploy shifts it through.
+    let checks = ctx.checks_in(record)?;
+    let mut stages = String::new();
+    if let Some(pair) = judge::pair_of(record, &checks) {
+        return match judge::follow(ctx, router, record, &id, pair, &checks, &mut stages).await? {
+            judge::Followed::Ended(ended) => finish(ctx, record, &ended, &stages).await,
+            judge::Followed::Stopped(outcome) => Ok(outcome),
+        };
+    }
     let mut save_error = None;
     let ended = router
         .follow(&id, |d| {
-            eprintln!(
-                "shift-traffic: deployment {}: {}{}",
-                d.id,
-                d.status,
-                d.message.as_deref().map(|m| format!(" — {m}")).unwrap_or_default()
-            );
+            log(d);
             push(record, d);
             if let Err(e) = ctx.save(record) {
                 save_error.get_or_insert(e);
@@ -69,11 +78,22 @@ pub(crate) async fn run(ctx: &Context, router: &CodeDeployRouter, record: &mut R
         return Err(e);
     }
     let ended = ended.provider_failed()?;
-    finish(ctx, record, &ended).await
+    finish(ctx, record, &ended, &stages).await
 }
 
-/// With sluice's built-in checks in force, records before the deployment
-/// starts where its traffic goes, for the ALB checks beside the alarms
+/// One line of the log for a status CodeDeploy gave.
+fn log(d: &Deployment) {
+    eprintln!(
+        "shift-traffic: deployment {}: {}{}",
+        d.id,
+        d.status,
+        d.message.as_deref().map(|m| format!(" — {m}")).unwrap_or_default()
+    );
+}
+
+/// Records before the deployment starts where its traffic goes, so that
+/// the replacement can be judged during CodeDeploy's shift and, with
+/// sluice's built-in checks, by the ALB checks beside the alarms
 /// ([`crate::context::Context::checks_in`]): the deployment group's
 /// production listener, the target group of its blue/green pair that the
 /// listener forwards to now (the original, `stable`) and the other one (the
@@ -81,28 +101,57 @@ pub(crate) async fn run(ctx: &Context, router: &CodeDeployRouter, record: &mut R
 /// step and interval reads the record, as the listener moves to the
 /// replacement during the deployment; with the alarms the group watches
 /// then (none: the ALB checks judge alone). A group without a pair
-/// (in-place, EC2 blue/green, Lambda) is judged by its alarms only, said in
-/// the log; a listener that serves both groups or neither is refused
-/// (exit 2) before anything is created.
+/// (in-place, EC2 blue/green, Lambda) is judged by its alarms only (or
+/// the config's checks after the shift), said in the log. With the
+/// built-in checks, a listener that serves both groups or neither is
+/// refused (exit 2) before anything is created; with checks of the
+/// config, which judge without the pair, it only means they do not judge
+/// during the shift (said in the log), nor when the group cannot be read.
 async fn find_traffic(ctx: &Context, router: &CodeDeployRouter, record: &mut Record) -> Result<(), Failure> {
-    if record.router_before.as_ref().is_none_or(|b| b.listener.is_some()) || !ctx.checks()?.builtin {
+    let checks = ctx.checks()?;
+    if record.router_before.as_ref().is_none_or(|b| b.listener.is_some()) || checks.unanalysed {
         return Ok(());
     }
-    let routing = router.routing().await.provider_failed()?;
+    let unjudged =
+        |why: &str| eprintln!("shift-traffic: the config's checks do not judge during CodeDeploy's shift: {why}");
+    let routing = match router.routing().await {
+        Ok(routing) => routing,
+        Err(e) if !checks.builtin => {
+            unjudged(&e.to_string());
+            return Ok(());
+        }
+        Err(e) => return Err(Failure::provider(anyhow!(e))),
+    };
     let pair = match routing.pair {
         Ok(pair) => pair,
+        Err(why) if !checks.builtin => {
+            unjudged(&why);
+            return Ok(());
+        }
         Err(why) => {
             eprintln!("shift-traffic: the built-in checks are the deployment group's alarms only: {why}");
             return Ok(());
         }
     };
-    let found = router.replacement(&pair).await.provider_failed()?.map_err(|why| {
-        Failure::input(anyhow!(
-            "{why}: sluice cannot tell which target group the deployment brings up, so its built-in ALB checks cannot judge it; \
-             start the deployment when the listener serves one target group of the pair, or add [[environment.check]] tables of your own \
-             (see docs/judging-health.md)"
-        ))
-    })?;
+    let found = match router.replacement(&pair).await {
+        Ok(Ok(found)) => found,
+        Ok(Err(why)) if !checks.builtin => {
+            unjudged(&why);
+            return Ok(());
+        }
+        Err(e) if !checks.builtin => {
+            unjudged(&e.to_string());
+            return Ok(());
+        }
+        Err(e) => return Err(Failure::provider(anyhow!(e))),
+        Ok(Err(why)) => {
+            return Err(Failure::input(anyhow!(
+                "{why}: sluice cannot tell which target group the deployment brings up, so its built-in ALB checks cannot judge it; \
+                 start the deployment when the listener serves one target group of the pair, or add [[environment.check]] tables of your own \
+                 (see docs/judging-health.md)"
+            )));
+        }
+    };
     eprintln!(
         "shift-traffic: listener {} serves {}: the replacement target group is {}",
         found.listener, found.stable, found.candidate
@@ -116,28 +165,25 @@ async fn find_traffic(ctx: &Context, router: &CodeDeployRouter, record: &mut Rec
     ctx.save(record)
 }
 
-/// For the summary: the built-in checks `verify-health` judges this
-/// deployment with, and the target groups they read; empty when the config
-/// names checks.
+/// For the summary: the built-in checks that judge this deployment, and
+/// the target groups they read (during CodeDeploy's shift, the stages
+/// above it, and in `verify-health`); empty when the config names checks.
 fn builtin_note(ctx: &Context, record: &Record) -> String {
     let Ok(checks) = ctx.checks_in(record) else { return String::new() };
     if !checks.builtin {
         return String::new();
     }
-    let names: Vec<&str> = checks.specs.iter().map(|c| c.name.as_str()).collect();
-    let groups = crate::context::traffic_pair(record)
-        .map(|b| {
-            format!(
-                " on the replacement target group `{}` against the original `{}`",
-                b.candidate.as_deref().unwrap_or_default(),
-                b.stable.as_deref().unwrap_or_default()
-            )
-        })
-        .unwrap_or_default();
-    format!(
-        "\nThe config names no checks: `verify-health` judges with sluice's built-in checks ({}){groups}.\n",
-        names.join(", ")
-    )
+    let names = checks.specs.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ");
+    match crate::context::traffic_pair(record) {
+        Some(b) => format!(
+            "\nThe config names no checks: sluice's built-in checks ({names}) judge the replacement target group `{}` against the original `{}`, during CodeDeploy's shift (each weight it shifts through) and in `verify-health`.\n",
+            b.candidate.as_deref().unwrap_or_default(),
+            b.stable.as_deref().unwrap_or_default()
+        ),
+        None => {
+            format!("\nThe config names no checks: `verify-health` judges with sluice's built-in checks ({names}).\n")
+        }
+    }
 }
 
 /// Appends the deployment's status unless the record already ends with it.
@@ -152,7 +198,9 @@ fn push(record: &mut Record, d: &Deployment) {
     }
 }
 
-async fn finish(ctx: &Context, record: &mut Record, d: &Deployment) -> Result<Outcome, Failure> {
+/// Closes the record as CodeDeploy ended deployment `d`; `stages` holds the
+/// sections of the stages judged during its shift, for the summary.
+async fn finish(ctx: &Context, record: &mut Record, d: &Deployment, stages: &str) -> Result<Outcome, Failure> {
     if d.status == "Succeeded" {
         if record.candidate_weight != 100 {
             let from = record.candidate_weight;
@@ -162,7 +210,7 @@ async fn finish(ctx: &Context, record: &mut Record, d: &Deployment) -> Result<Ou
         record.transition(Step::ShiftTraffic, Status::Verified, now()).map_err(refused)?;
         ctx.save(record)?;
         return Ok(Outcome::ok("pass").summary(format!(
-            "{}CodeDeploy deployment `{}` succeeded; the new release takes all traffic.\n{}",
+            "{}{stages}CodeDeploy deployment `{}` succeeded; the new release takes all traffic.\n{}",
             summary::heading("shift-traffic", record, "codedeploy succeeded"),
             d.id,
             builtin_note(ctx, record)
@@ -191,7 +239,7 @@ async fn finish(ctx: &Context, record: &mut Record, d: &Deployment) -> Result<Ou
     ctx.finish_ledger(record, entry).await?;
     Ok(Outcome::declined("fail")
         .summary(format!(
-            "{}**Rolled back** by CodeDeploy: {reason}\n",
+            "{}{stages}**Rolled back** by CodeDeploy: {reason}\n",
             summary::heading("shift-traffic", record, "rolled back")
         ))
         .error("codedeploy rolled back", &reason))

@@ -217,7 +217,9 @@ pub enum EventDetail {
     Traffic {
         from: u8,
         to: u8,
-        /// 0-based stage of the plan, when shifting by plan.
+        /// 0-based stage of the plan, when shifting by plan; with
+        /// CodeDeploy, of the windows judged during its shift (a weight it
+        /// shifted to, read from its listener).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         stage: Option<usize>,
     },

@@ -60,6 +60,21 @@ impl<'a> Input<'a> {
     }
 }
 
+/// Whether the pools' traffic of `interval` comes from CloudWatch, which
+/// published no new period since the previous interval (it counts each
+/// period once, and publishes one a period): no pool, no source error, and
+/// every look-back counted nothing new. Nothing is missing then, so a pool
+/// check waits for the next period instead of counting the interval as
+/// one without data (intervals shorter than the period would otherwise
+/// run into `inconclusive_limit` between two periods).
+fn no_new_period(interval: &Interval) -> bool {
+    interval.candidate.is_none()
+        && interval.stable.is_none()
+        && interval.source_errors.is_empty()
+        && !interval.lookback.is_empty()
+        && interval.lookback.values().all(|l| l.counted_from.is_none())
+}
+
 impl CheckState {
     /// Adds the interval's data and judges the accumulated data.
     pub(super) fn judge(
@@ -69,6 +84,11 @@ impl CheckState {
         unclaimed: Option<&str>,
     ) -> Result<Step, String> {
         let input = Input { spec, interval, unclaimed };
+        let pools =
+            matches!(spec.kind, CheckKind::ErrorRate { .. } | CheckKind::Latency { .. } | CheckKind::Compare(_));
+        if pools && no_new_period(interval) {
+            return Ok(Step::Waiting);
+        }
         match &spec.kind {
             CheckKind::ErrorRate { max } => threshold::error_rate(self, &input, *max),
             CheckKind::Latency { percentile, max } => threshold::latency(self, &input, *percentile, *max),

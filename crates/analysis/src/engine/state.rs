@@ -143,6 +143,7 @@ impl CheckState {
     fn apply(&mut self, spec: &CheckSpec, step: Step, index: usize) {
         let limit = spec.inconclusive_limit.max(1);
         match step {
+            Step::Waiting => {}
             Step::Pass => {
                 self.fail_streak = 0;
                 self.inconclusive_streak = 0;

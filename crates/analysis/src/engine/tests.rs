@@ -786,3 +786,43 @@ fn carried_healthy_data_keep_a_healthy_candidate_passing() {
     assert_eq!(report.verdict, Verdict::Pass, "{}", report.reason);
     assert_eq!(report.intervals.len(), 90);
 }
+
+/// CloudWatch counts each period once and publishes one a minute: between
+/// two periods, intervals shorter than the period bring the pools nothing
+/// new (no pool, no error, a look-back that counted nothing). The pool
+/// checks wait for the next period instead of running into
+/// `inconclusive_limit`; a period counted without data, or a source error,
+/// still counts against them.
+#[test]
+fn pool_checks_wait_between_cloudwatch_periods() {
+    let looked = |i: i64, counted: Option<i64>| {
+        let look = LookBack { start: at(i - 300), end: at(i - 60), period_seconds: 60, counted_from: counted.map(at) };
+        BTreeMap::from([("cw".to_owned(), look)])
+    };
+    let counted =
+        |i: i64| Interval { lookback: looked(i, Some(i - 300)), ..traffic(i, pool(600, 0, 10), pool(5400, 0, 10)) };
+    let nothing_new = |i: i64| Interval { lookback: looked(i, None), ..interval(i) };
+    let checks = || vec![error_rate(0.05), spec("vs", CheckKind::Compare(Comparison::ErrorRate { tolerance: 0.01 }))];
+    // A period, then eleven intervals of the same minute, then the next.
+    let mut analysis = Analysis::new(checks(), Policy::default()).planned(13);
+    let intervals = std::iter::once(counted(0)).chain((1..12).map(nothing_new)).chain(std::iter::once(counted(12)));
+    assert_eq!(run(&mut analysis, intervals), None, "no check decides on intervals without a new period");
+    let report = analysis.finish();
+    assert_eq!(report.verdict, Verdict::Pass, "{}", report.reason);
+    assert_eq!(report.checks[0].samples, 1200, "{:?}", report.checks[0]);
+
+    // The same minute counted without data is no data, as before.
+    let mut analysis = Analysis::new(checks(), Policy::default());
+    let empty = |i: i64| Interval { lookback: looked(i, Some(i - 60)), ..interval(i) };
+    let intervals = std::iter::once(counted(0)).chain((1..4).map(empty));
+    assert_eq!(run(&mut analysis, intervals), Some((3, Verdict::Error)), "three intervals without data");
+    // And a source that failed is an error, look-back or not.
+    let mut analysis = Analysis::new(checks(), Policy::default());
+    let failed = |i: i64| {
+        let mut failed = nothing_new(i);
+        failed.source_errors.insert("cw".into(), "throttled".into());
+        failed
+    };
+    let intervals = std::iter::once(counted(0)).chain((1..4).map(failed));
+    assert_eq!(run(&mut analysis, intervals), Some((3, Verdict::Error)));
+}

@@ -266,6 +266,17 @@ fn an_edited_plan_is_refused_with_the_config_rules() {
     // Events that name a stage the plan does not have.
     refused("stage past the plan", "events[1].stage", |v| v["events"][1]["stage"] = 2.into());
     refused("pause past the plan", "events[3].stage", |v| v["events"][3]["stage"] = 9.into());
+    // With CodeDeploy, traffic and verdicts name the windows judged during
+    // its shift (as many as it holds weights), not the plan's stages; a
+    // pause still names the plan's.
+    let mut codedeploy = full_json();
+    codedeploy["router_before"] = serde_json::json!({ "kind": "codedeploy", "candidate_weight": 0 });
+    codedeploy["events"][1]["stage"] = 7.into();
+    codedeploy["events"][2]["stage"] = 7.into();
+    load_value(&codedeploy).expect("a CodeDeploy shift's eighth window");
+    codedeploy["events"][3]["stage"] = 9.into();
+    let err = load_value(&codedeploy).expect_err("a pause past the plan");
+    assert!(err.to_string().contains("`events[3].stage`"), "{err}");
 }
 
 #[test]

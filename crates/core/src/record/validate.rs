@@ -153,8 +153,15 @@ pub(super) fn record(r: &Record) -> Result<(), Damage> {
     }
     ledger_due(r)?;
     let stages = r.strategy.plan().len();
+    // With CodeDeploy, which shifts on its own deployment config, the
+    // stages of traffic and verdicts are the windows judged during its
+    // shift, not the plan's.
+    let judged = match r.router_before.as_ref().is_some_and(|b| b.kind == "codedeploy") {
+        true => CODEDEPLOY_STAGES,
+        false => stages,
+    };
     for (i, event) in r.events.iter().enumerate() {
-        self::event(event, &format!("events[{i}]"), stages)?;
+        self::event(event, &format!("events[{i}]"), (stages, judged))?;
         if let Some(target) = &event.target
             && r.target(target).is_none()
         {
@@ -387,17 +394,27 @@ fn ledger_due(r: &Record) -> Result<(), Damage> {
     Ok(())
 }
 
-/// One event; `stages` is the number of stages of the record's plan.
-fn event(e: &Event, path: &str, stages: usize) -> Result<(), Damage> {
+/// The most stages a CodeDeploy deployment's record may hold: the windows
+/// judged during its shift, one after another while CodeDeploy holds a
+/// weight (far more than any deployment's timeout allows).
+const CODEDEPLOY_STAGES: usize = 1_000_000;
+
+/// One event; `stages` is the number of stages of the record's plan, and
+/// `judged` of the stages traffic and verdicts may name (the plan's, or a
+/// CodeDeploy shift's windows).
+fn event(e: &Event, path: &str, (stages, judged): (usize, usize)) -> Result<(), Damage> {
     let at = |field: &str, m: String| format!("`{path}.{field}`: {m}");
     names::check("step", &e.step).map_err(|m| at("step", m))?;
-    let stage = |field: &str, stage: usize| {
-        if stage < stages {
-            Ok(())
-        } else {
-            Err(at(field, format!("stage {stage} is past the plan's last stage ({stages} stages, counted from 0)")))
+    let bounded = |stages: usize| {
+        move |field: &str, stage: usize| {
+            if stage < stages {
+                Ok(())
+            } else {
+                Err(at(field, format!("stage {stage} is past the plan's last stage ({stages} stages, counted from 0)")))
+            }
         }
     };
+    let (stage, shift_stage) = (bounded(stages), bounded(judged));
     match &e.detail {
         EventDetail::Gate { checks, .. } => {
             for (j, check) in checks.iter().enumerate() {
@@ -412,7 +429,7 @@ fn event(e: &Event, path: &str, stages: usize) -> Result<(), Damage> {
             check_weight(*from).map_err(|m| at("from", m))?;
             check_weight(*to).map_err(|m| at("to", m))?;
             if let Some(s) = s {
-                stage("stage", *s)?;
+                shift_stage("stage", *s)?;
             }
         }
         EventDetail::Pause { stage: s, weight, .. } => {
@@ -421,7 +438,7 @@ fn event(e: &Event, path: &str, stages: usize) -> Result<(), Damage> {
         }
         EventDetail::Verdict { stage: s, report } => {
             if let Some(s) = s {
-                stage("stage", *s)?;
+                shift_stage("stage", *s)?;
             }
             if let Some(weight) = report.candidate_weight {
                 check_weight(weight).map_err(|m| at("report.candidate_weight", m))?;

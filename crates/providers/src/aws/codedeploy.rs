@@ -11,7 +11,8 @@
 //!
 //! For the built-in ALB checks, reads a group's blue/green target-group pair
 //! (ECS) and which of the two the production listener serves before the
-//! deployment starts: the other one is the replacement.
+//! deployment starts: the other one is the replacement; and, while
+//! CodeDeploy shifts, the replacement's share of the listener's weights.
 //!
 //! Never creates or changes applications, deployment groups, configs,
 //! listeners or target groups.
@@ -373,6 +374,12 @@ impl CodeDeployRouter {
         group_routing(&self.aws, &self.settings.application, &self.settings.deployment_group).await
     }
 
+    /// The replacement's share of the production listener's traffic
+    /// ([`replacement_weight`]).
+    pub async fn replacement_weight(&self, pair: &BlueGreen) -> Result<u8, ProviderError> {
+        replacement_weight(&self.aws, pair).await
+    }
+
     /// Which target group of `pair` the deployment about to start brings
     /// up ([`replacement`]).
     pub async fn replacement(&self, pair: &TargetGroupPair) -> Result<Result<BlueGreen, String>, ProviderError> {
@@ -511,6 +518,51 @@ pub async fn replacement(aws: &Aws, pair: &TargetGroupPair) -> Result<Result<Blu
     Ok(pick_replacement(&pair.listener, &arns, &forwarded))
 }
 
+/// The share of the production listener's traffic, in percent, that its
+/// default forward action sends to the replacement target group
+/// (`pair.candidate`) against the original (`pair.stable`), as CodeDeploy
+/// shifts it (ECS blue/green moves the weights of the listener's weighted
+/// forward action step by step): read with `DescribeListeners`. Target
+/// groups outside the pair do not count; a listener that forwards to
+/// neither of the two reads 0.
+pub async fn replacement_weight(aws: &Aws, pair: &BlueGreen) -> Result<u8, ProviderError> {
+    use aws_sdk_elasticloadbalancingv2::types::ActionTypeEnum;
+    let operation = format!("read the weights of listener {}", pair.listener);
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(aws.config(PROVIDER).await?);
+    let listeners = elb
+        .describe_listeners()
+        .listener_arns(&pair.listener)
+        .send()
+        .await
+        .map_err(|e| sdk_error(PROVIDER, &operation, e))?;
+    let Some(listener) = listeners.listeners().first() else {
+        return Err(fail(&operation, format!("no listener {}", pair.listener)));
+    };
+    let mut weights = Vec::new();
+    for action in listener.default_actions().iter().filter(|a| a.r#type() == Some(&ActionTypeEnum::Forward)) {
+        match action.forward_config().map(|c| c.target_groups()).filter(|t| !t.is_empty()) {
+            Some(tuples) => weights.extend(tuples.iter().filter_map(|t| {
+                // AWS omits the weight of a single group: it takes all.
+                t.target_group_arn().map(|arn| (arn.to_owned(), u32::try_from(t.weight().unwrap_or(1)).unwrap_or(0)))
+            })),
+            None => weights.extend(action.target_group_arn().map(|arn| (arn.to_owned(), 1))),
+        }
+    }
+    Ok(share_of(pair, &weights))
+}
+
+/// The pure part of [`replacement_weight`]: the replacement's share of the
+/// pair's weights, rounded to the nearest percent.
+pub fn share_of(pair: &BlueGreen, weights: &[(String, u32)]) -> u8 {
+    let sum = |arn: &str| weights.iter().filter(|(a, _)| a == arn).map(|(_, w)| u64::from(*w)).sum::<u64>();
+    let (candidate, stable) = (sum(&pair.candidate), sum(&pair.stable));
+    let total = candidate + stable;
+    if total == 0 {
+        return 0;
+    }
+    u8::try_from((candidate * 100 + total / 2) / total).unwrap_or(100)
+}
+
 /// The pure part of [`replacement`]: with the pair's ARNs and the ones the
 /// listener forwards to, the original and the replacement.
 pub fn pick_replacement(listener: &str, pair: &[String; 2], forwarded: &[String]) -> Result<BlueGreen, String> {
@@ -615,5 +667,24 @@ mod tests {
         assert!(both.contains("forwards to both"), "{both}");
         let neither = pick_replacement(LISTENER, &pair, &["arn:tg/other".into()]).expect_err("neither");
         assert!(neither.contains("forwards to neither"), "{neither}");
+    }
+
+    #[test]
+    fn the_replacement_weight_is_its_share_of_the_pair() {
+        let pair =
+            BlueGreen { listener: LISTENER.into(), stable: "arn:tg/blue".into(), candidate: "arn:tg/green".into() };
+        let w = |tuples: &[(&str, u32)]| {
+            share_of(&pair, &tuples.iter().map(|(a, w)| ((*a).to_owned(), *w)).collect::<Vec<_>>())
+        };
+        assert_eq!(w(&[("arn:tg/blue", 1)]), 0);
+        assert_eq!(w(&[("arn:tg/green", 1)]), 100);
+        assert_eq!(w(&[("arn:tg/blue", 90), ("arn:tg/green", 10)]), 10);
+        assert_eq!(w(&[("arn:tg/blue", 9), ("arn:tg/green", 1)]), 10);
+        assert_eq!(w(&[("arn:tg/blue", 2), ("arn:tg/green", 1)]), 33);
+        assert_eq!(w(&[("arn:tg/blue", 100), ("arn:tg/green", 0)]), 0);
+        // A group outside the pair does not count; neither of the two is 0.
+        assert_eq!(w(&[("arn:tg/other", 50), ("arn:tg/blue", 50), ("arn:tg/green", 50)]), 50);
+        assert_eq!(w(&[("arn:tg/other", 1)]), 0);
+        assert_eq!(w(&[]), 0);
     }
 }

@@ -150,6 +150,16 @@ impl CodeDeployFake {
         state.deployments.get(id).map(|d| (d.status.clone(), d.continued, d.stopped))
     }
 
+    /// Ends deployment `id` with `status` at the next GetDeployment, as
+    /// CodeDeploy would once it finished shifting (a test that plays
+    /// CodeDeploy's shift on the listener itself).
+    pub fn end(&self, id: &str, status: &'static str) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(d) = state.deployments.get_mut(id) {
+            d.queue = [status].into_iter().collect();
+        }
+    }
+
     fn reply(&self, call: &Call) -> Reply {
         if !call.json {
             return Reply::Forward;
