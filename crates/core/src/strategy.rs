@@ -41,7 +41,13 @@ impl Strategy {
     /// at 100 requests/s: 11 s and 12 failed against 21 s and 11; simulated,
     /// `cargo run --release -p sluice-analysis --example canaries`).
     pub fn default_canary() -> Self {
-        Strategy::Canary { stages: vec![20, 40, 70, 100], stage_duration: Duration::from_secs(60) }
+        Self::default_canary_every(Duration::from_secs(60))
+    }
+
+    /// The default plan's stages, `stage_duration` each (five minutes where
+    /// CloudWatch judges: see `Config::strategy_for`).
+    pub fn default_canary_every(stage_duration: Duration) -> Self {
+        Strategy::Canary { stages: vec![20, 40, 70, 100], stage_duration }
     }
 
     /// The short name used in records and ledgers.

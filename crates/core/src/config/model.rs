@@ -209,6 +209,17 @@ pub const DEFAULT_LEASE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// 5 s; `cargo run --release -p sluice-analysis --example canaries`).
 pub const LOCAL_INTERVAL: Duration = Duration::from_secs(1);
 
+/// A stage of the default plan where sluice counts the requests itself, or
+/// a Prometheus or a probe judges: a minute.
+pub const LOCAL_STAGE: Duration = Duration::from_secs(60);
+
+/// A stage of the default plan where CloudWatch judges: CloudWatch
+/// publishes a minute's requests about a minute after it ends, and the
+/// ALB's latency comparison needs 3 such minutes, so a candidate's first
+/// data arrive about 2 minutes into a stage and the latency check's about 4;
+/// a minute's stage would end with no evidence (inconclusive, rolled back).
+pub const CLOUDWATCH_STAGE: Duration = Duration::from_secs(300);
+
 /// The analysis interval where a metric source, a probe or an AWS router is
 /// asked every interval: a Prometheus `rate(..[${interval}])` needs a few
 /// scrapes in it, a probe has 2 s to answer, and CloudWatch publishes per
@@ -616,9 +627,25 @@ impl Config {
             })
     }
 
-    /// The strategy in force for an environment.
+    /// The strategy in force for an environment: its `strategy`, else the
+    /// defaults', else the default plan (20, 40, 70, 100 %) with a stage of
+    /// [`CLOUDWATCH_STAGE`] where CloudWatch judges the environment (an ALB
+    /// or CodeDeploy router, whose built-in checks read it, or a CloudWatch
+    /// source), else of a minute.
     pub fn strategy_for(&self, env: &Environment) -> Strategy {
-        env.strategy.clone().or_else(|| self.defaults.strategy.clone()).unwrap_or_else(Strategy::default_canary)
+        env.strategy.clone().or_else(|| self.defaults.strategy.clone()).unwrap_or_else(|| {
+            Strategy::default_canary_every(if self.reads_cloudwatch(env) { CLOUDWATCH_STAGE } else { LOCAL_STAGE })
+        })
+    }
+
+    /// Whether CloudWatch's published minutes judge `env`'s stages.
+    fn reads_cloudwatch(&self, env: &Environment) -> bool {
+        let aws = |r: &RouterConfig| matches!(r, RouterConfig::Alb { .. } | RouterConfig::CodeDeploy { .. });
+        let cloudwatch = |s: &[SourceConfig]| s.iter().any(|s| matches!(s, SourceConfig::Cloudwatch { .. }));
+        cloudwatch(&self.defaults.sources)
+            || cloudwatch(&env.sources)
+            || env.router.as_ref().is_some_and(aws)
+            || env.targets.iter().any(|t| aws(&t.router) || cloudwatch(&t.sources))
     }
 
     /// Whether an environment's deployments are analysed: its `analysis`

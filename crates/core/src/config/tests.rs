@@ -70,6 +70,37 @@ fn the_interval_is_1s_where_sluice_counts_itself_else_5s() {
 }
 
 #[test]
+fn the_default_plan_waits_five_minutes_a_stage_where_cloudwatch_judges() {
+    let stage = |text: &str| {
+        let config = parse(text).expect("valid");
+        match config.strategy_for(&config.environments[0]) {
+            Strategy::Canary { stages, stage_duration } => (stages, stage_duration),
+            other => panic!("{other:?}"),
+        }
+    };
+    let plan = vec![20, 40, 70, 100];
+    let local = "app = \"a\"\n[[environment]]\nname = \"dev\"\nrouter = { kind = \"local\", admin_url = \"http://127.0.0.1:9001\" }\n";
+    assert_eq!(stage(local), (plan.clone(), Duration::from_secs(60)), "sluice counts");
+    let prometheus = format!(
+        "{local}[[environment.source]]\nname = \"prom\"\nkind = \"prometheus\"\nurl = \"http://127.0.0.1:9090\"\n"
+    );
+    assert_eq!(stage(&prometheus), (plan.clone(), Duration::from_secs(60)), "Prometheus scrapes every few seconds");
+    let cloudwatch =
+        format!("{local}[[environment.source]]\nname = \"cw\"\nkind = \"cloudwatch\"\nregion = \"eu-west-1\"\n");
+    assert_eq!(stage(&cloudwatch), (plan.clone(), Duration::from_secs(300)), "a CloudWatch source");
+    let alb = "app = \"a\"\n[[environment]]\nname = \"dev\"\nrouter = { kind = \"alb\", listener_arn = \"arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/web/1/2\", stable_target_group = \"arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/blue/1\", candidate_target_group = \"arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/green/2\" }\n";
+    assert_eq!(stage(alb), (plan.clone(), Duration::from_secs(300)), "an ALB's built-in checks read CloudWatch");
+    let codedeploy = "app = \"a\"\n[[environment]]\nname = \"dev\"\nrouter = { kind = \"codedeploy\", application = \"shop\", deployment_group = \"web\", appspec = \"appspec.yaml\" }\n";
+    assert_eq!(stage(codedeploy), (plan, Duration::from_secs(300)), "CodeDeploy's too");
+    let written = alb.replacen(
+        "app = \"a\"\n",
+        "app = \"a\"\n[defaults]\nstrategy = { kind = \"canary\", stages = [10, 100], stage_duration = \"2m\" }\n",
+        1,
+    );
+    assert_eq!(stage(&written), (vec![10, 100], Duration::from_secs(120)), "a written plan wins");
+}
+
+#[test]
 fn unknown_key_points_at_its_line() {
     let text = GOOD.replace("soak = \"10m\"", "soakk = \"10m\"");
     let err = parse(&text).expect_err("unknown key");
