@@ -848,6 +848,42 @@ async fn an_inconclusive_window_that_ran_its_course_stops_the_deployment_one_cut
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_window_cut_short_before_cloudwatch_had_the_replacements_minutes_does_not_stop_the_deployment() {
+    use aws_sdk_cloudwatch::types::StateValue;
+    // CloudWatch has blue's minutes but none of green's yet (it publishes
+    // a minute about a minute late): the built-in checks have no candidate
+    // data, an error for lack of it, when CodeDeploy steps on after the
+    // first interval of a 10-minute window. Not held against the release.
+    let Some((env, alb)) = shifting_env().await else { return };
+    env.alarm("shop-dev-latency", StateValue::Ok).await;
+    let config = env.dir.path().join("sluice.toml");
+    let text = std::fs::read_to_string(&config)
+        .expect("config")
+        .replace("stage_duration = \"3s\"", "stage_duration = \"10m\"");
+    std::fs::write(&config, text).expect("config");
+    let dims = alb.dims();
+    for offset in -5..=2 {
+        let minute = this_minute() + offset * 60;
+        put_alb_minute(&env.sdk, &dims.load_balancer, &dims.stable, minute, 600.0, 0.0).await;
+        put_alb_response_times(&env.sdk, &dims.load_balancer, &dims.stable, minute, 600.0, 0.050).await;
+    }
+    let mut shift = started(&env).await;
+    forward_to(&env.sdk, &alb.listener, &[(&alb.blue, 90), (&alb.green, 10)]).await;
+    let live = env.dir.path().join("r.json.live");
+    shift.until("an interval at 10%", std::time::Duration::from_secs(60), || live.exists()).await;
+    forward_to(&env.sdk, &alb.listener, &[(&alb.green, 1)]).await;
+    env.fake.end(&deployment_id(&env), "Succeeded");
+    assert_eq!(shift.exit(std::time::Duration::from_secs(90)).await, Some(0), "{}", shift.output());
+    assert_eq!(env.proxy.count("StopDeployment"), 0);
+    let verdicts = verdicts_in(env.dir.path());
+    assert_eq!(verdicts.len(), 1, "{verdicts:?}");
+    let report = &verdicts[0]["report"];
+    assert!(matches!(report["verdict"].as_str(), Some("error" | "inconclusive")), "{report}");
+    assert_eq!(report["candidate_weight"], 10, "{report}");
+    assert_eq!(env.record()["status"], "verified");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_listener_that_cannot_be_read_during_the_shift_stops_the_deployment_exit_3() {
     use aws_sdk_cloudwatch::types::StateValue;
     let Some((env, alb)) = shifting_env().await else { return };

@@ -118,4 +118,9 @@ pub struct LookBack {
     /// no period of the previous weight is held against this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counted_from: Option<Timestamp>,
+    /// Whether this source counts the pools' traffic (CloudWatch reading
+    /// the ALB's target groups): its look-back counting no new period is
+    /// then a wait for CloudWatch's next, not missing data.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pools: bool,
 }

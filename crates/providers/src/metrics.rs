@@ -195,6 +195,7 @@ impl QuerySource {
                         end,
                         period_seconds: period.as_secs(),
                         counted_from: answer.counted_from,
+                        pools: alb.is_some(),
                     }),
                 })
             }

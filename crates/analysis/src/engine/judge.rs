@@ -61,18 +61,21 @@ impl<'a> Input<'a> {
 }
 
 /// Whether the pools' traffic of `interval` comes from CloudWatch, which
-/// published no new period since the previous interval (it counts each
-/// period once, and publishes one a period): no pool, no source error, and
-/// every look-back counted nothing new. Nothing is missing then, so a pool
-/// check waits for the next period instead of counting the interval as
-/// one without data (intervals shorter than the period would otherwise
-/// run into `inconclusive_limit` between two periods).
+/// had no new period for it since the previous interval (it counts each
+/// period once, and a period ends once a period): no pool, at least one
+/// look-back that counts the pools, and none of those counted a new period
+/// or failed. Nothing is missing then, so a pool check waits for the next
+/// period instead of counting the interval as one without data (intervals
+/// shorter than the period would otherwise run into `inconclusive_limit`
+/// between two periods). Another source's look-back (alarms, a metric of
+/// its own) or error has no bearing on the pools; with no source counting
+/// the pools at all, nothing is waited for (the check has no data).
 fn no_new_period(interval: &Interval) -> bool {
+    let mut pools = interval.lookback.iter().filter(|(_, l)| l.pools).peekable();
     interval.candidate.is_none()
         && interval.stable.is_none()
-        && interval.source_errors.is_empty()
-        && !interval.lookback.is_empty()
-        && interval.lookback.values().all(|l| l.counted_from.is_none())
+        && pools.peek().is_some()
+        && pools.all(|(source, l)| l.counted_from.is_none() && !interval.source_errors.contains_key(source))
 }
 
 impl CheckState {

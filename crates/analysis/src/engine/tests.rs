@@ -693,7 +693,13 @@ fn the_sample_ratio_counts_cloudwatch_periods_from_the_analysis_start_on() {
     // CloudWatch's look-back window starts 5 minutes before each interval;
     // the periods counted into the pools start at `counted_from`.
     let looked = |i: i64, counted_from: Option<i64>| {
-        let look = LookBack { start: at(i - 300), end: at(i), period_seconds: 60, counted_from: counted_from.map(at) };
+        let look = LookBack {
+            start: at(i - 300),
+            end: at(i),
+            period_seconds: 60,
+            counted_from: counted_from.map(at),
+            pools: true,
+        };
         BTreeMap::from([("cw".to_owned(), look)])
     };
     let skewed = |i: i64, counted_from: Option<i64>| Interval {
@@ -723,7 +729,7 @@ fn the_sample_ratio_counts_cloudwatch_periods_from_the_analysis_start_on() {
     // so no `counted_from`) has no bearing on the split: still an error.
     let beside = |i: i64| {
         let mut lookback = looked(i, Some(i - 1));
-        let alarms = LookBack { start: at(i - 300), end: at(i), period_seconds: 60, counted_from: None };
+        let alarms = LookBack { start: at(i - 300), end: at(i), period_seconds: 60, counted_from: None, pools: false };
         lookback.insert("alarms".to_owned(), alarms);
         Interval { lookback, ..traffic(i, pool(300, 0, 10), pool(700, 0, 10)) }
     };
@@ -796,7 +802,13 @@ fn carried_healthy_data_keep_a_healthy_candidate_passing() {
 #[test]
 fn pool_checks_wait_between_cloudwatch_periods() {
     let looked = |i: i64, counted: Option<i64>| {
-        let look = LookBack { start: at(i - 300), end: at(i - 60), period_seconds: 60, counted_from: counted.map(at) };
+        let look = LookBack {
+            start: at(i - 300),
+            end: at(i - 60),
+            period_seconds: 60,
+            counted_from: counted.map(at),
+            pools: true,
+        };
         BTreeMap::from([("cw".to_owned(), look)])
     };
     let counted =
@@ -825,4 +837,27 @@ fn pool_checks_wait_between_cloudwatch_periods() {
     };
     let intervals = std::iter::once(counted(0)).chain((1..4).map(failed));
     assert_eq!(run(&mut analysis, intervals), Some((3, Verdict::Error)));
+
+    // Another source's error (the CodeDeploy alarms) between two periods
+    // does not stop the pool checks waiting.
+    let mut analysis = Analysis::new(checks(), Policy::default()).planned(13);
+    let alarms_failed = |i: i64| {
+        let mut interval = nothing_new(i);
+        interval.source_errors.insert("alarms".into(), "throttled".into());
+        interval
+    };
+    let intervals = std::iter::once(counted(0)).chain((1..12).map(alarms_failed)).chain(std::iter::once(counted(12)));
+    assert_eq!(run(&mut analysis, intervals), None, "an alarms source's error is not the pools'");
+    assert_eq!(analysis.finish().verdict, Verdict::Pass);
+
+    // A look-back of a source that does not count the pools (a CloudWatch
+    // metric of its own) is no wait: pool checks without any pool source
+    // have no data, and say so soon.
+    let mut analysis = Analysis::new(checks(), Policy::default());
+    let other = |i: i64| {
+        let mut look = looked(i, None);
+        look.values_mut().for_each(|l| l.pools = false);
+        Interval { lookback: look, ..interval(i) }
+    };
+    assert_eq!(run(&mut analysis, (0..4).map(other)).map(|d| d.1), Some(Verdict::Error), "no pool source");
 }

@@ -37,6 +37,10 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+/// Reads of the listener's weights that must fail in a row (each after the
+/// SDK's retries, a poll apart) before the listener counts as down.
+const READ_FAILURES: u32 = 3;
+
 /// How a judged deployment ended.
 pub(super) enum Followed {
     /// CodeDeploy ended it (succeeded, failed, stopped elsewhere).
@@ -102,9 +106,13 @@ pub(super) async fn follow(
     let reader = {
         let (router, pair) = (router.clone(), pair.clone());
         tokio::spawn(async move {
+            let mut failed = 0;
             loop {
                 let read = router.replacement_weight(&pair).await;
-                if weight_tx.send(Some(read)).is_err() {
+                failed = if read.is_ok() { 0 } else { failed + 1 };
+                // One read that failed (after the SDK's retries) is a blip:
+                // the last weight stands until READ_FAILURES in a row.
+                if (read.is_ok() || failed >= READ_FAILURES) && weight_tx.send(Some(read)).is_err() {
                     return;
                 }
                 tokio::time::sleep(every).await;
@@ -133,7 +141,15 @@ pub(super) async fn follow(
                 .await
                 .map_err(|e| Failure::provider(anyhow!("following the deployment stopped: {e}")))?;
             seen(ctx, record, &mut seen_rx)?;
-            return Ok(Followed::Ended(ended.provider_failed()?));
+            return match ended.provider_failed() {
+                Ok(ended) => Ok(Followed::Ended(ended)),
+                // CodeDeploy could not be read (after retries) or the
+                // follow timed out: the shift would go on unjudged.
+                Err(failure) => {
+                    drop(tasks);
+                    Err(stop_after_failure(ctx, router, record, id, failure).await)
+                }
+            };
         }
         let read = weight_rx.borrow().as_ref().map(|r| r.as_ref().map(|w| *w).map_err(ToString::to_string));
         let weight = match read {
@@ -185,14 +201,14 @@ pub(super) async fn follow(
             };
         summary::log_verdict(&report);
         let (verdict, cause, reason) = (report.verdict, report.cause, report.reason.clone());
-        // A window CodeDeploy ended before its time that had not gathered
-        // the evidence to decide learned nothing about the release: it is
-        // recorded, and CodeDeploy goes on (a window that ran its course
-        // and is inconclusive stops the deployment, as a stage's does).
-        let moved_on = match (&cut, verdict) {
-            (Some(why), Verdict::Inconclusive) => Some(why.clone()),
-            _ => None,
-        };
+        // A window CodeDeploy ended before its time had not decided (the
+        // analysis is asked to stop only then): without the evidence to
+        // decide (inconclusive, or an error for lack of data: CloudWatch
+        // had not published the replacement's first minutes yet) it
+        // learned nothing about the release; it is recorded, and
+        // CodeDeploy goes on (a window that ran its course without passing
+        // stops the deployment, as a stage's does).
+        let moved_on = cut.clone().filter(|_| !matches!(verdict, Verdict::Pass | Verdict::Fail));
         markdown.push_str(&format!(
             "#### Stage {}: {weight}% (CodeDeploy's shift)\n\n{}\n",
             stage + 1,
@@ -202,8 +218,10 @@ pub(super) async fn follow(
         ctx.save(record)?;
         if let Some(why) = moved_on {
             eprintln!("{label}: inconclusive when {why}, before the window's end: not held against the release");
+            let undecided =
+                if verdict == Verdict::Inconclusive { "Inconclusive" } else { "Without the data to decide" };
             markdown.push_str(&format!(
-                "Inconclusive when {why}, before the window's end: CodeDeploy moved on before the evidence was in, so it is not held against the release.\n\n"
+                "{undecided} when {why}, before the window's end: CodeDeploy moved on before the evidence was in, so it is not held against the release.\n\n"
             ));
         } else if verdict != Verdict::Pass {
             drop(tasks);
@@ -301,9 +319,29 @@ async fn stop_and_close(
             return Err(Failure::provider(anyhow!(message)));
         }
     };
-    let ended = router.get(id).await.provider_failed()?;
+    // Read back what became of it; CodeDeploy said it stopped, so a read
+    // that fails does not undo that.
+    let ended = match router.get(id).await {
+        Ok(ended) => ended,
+        Err(e) => {
+            eprintln!("shift-traffic: reading deployment {id} after stopping it failed: {e}");
+            let status = stopped.deployment_status.clone().unwrap_or_else(|| "Stopped".into());
+            Deployment { id: id.to_owned(), status, message: None }
+        }
+    };
     super::log(&ended);
     super::push(record, &ended);
+    if ended.status == "Succeeded" {
+        // It ended before the stop: nothing was active to stop, and the
+        // release the verdict is against takes all traffic.
+        let message = format!(
+            "{reason}; but CodeDeploy deployment {id} succeeded before it could be stopped, so the release takes all \
+             traffic: redeploy the previous revision"
+        );
+        record.push("shift-traffic", EventDetail::Error { message: message.clone() }, now());
+        ctx.save(record)?;
+        return Err(Failure::provider(anyhow!(message)));
+    }
     let from = record.candidate_weight;
     let restored = RouterState {
         kind: "codedeploy".into(),

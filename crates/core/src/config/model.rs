@@ -642,8 +642,7 @@ impl Config {
     fn reads_cloudwatch(&self, env: &Environment) -> bool {
         let aws = |r: &RouterConfig| matches!(r, RouterConfig::Alb { .. } | RouterConfig::CodeDeploy { .. });
         let cloudwatch = |s: &[SourceConfig]| s.iter().any(|s| matches!(s, SourceConfig::Cloudwatch { .. }));
-        cloudwatch(&self.defaults.sources)
-            || cloudwatch(&env.sources)
+        cloudwatch(&self.sources_for(env))
             || env.router.as_ref().is_some_and(aws)
             || env.targets.iter().any(|t| aws(&t.router) || cloudwatch(&t.sources))
     }

@@ -88,6 +88,20 @@ fn the_default_plan_waits_five_minutes_a_stage_where_cloudwatch_judges() {
     let cloudwatch =
         format!("{local}[[environment.source]]\nname = \"cw\"\nkind = \"cloudwatch\"\nregion = \"eu-west-1\"\n");
     assert_eq!(stage(&cloudwatch), (plan.clone(), Duration::from_secs(300)), "a CloudWatch source");
+    // The defaults' CloudWatch source does not serve an environment with
+    // sources of its own.
+    let replaced = prometheus.replacen(
+        "[[environment]]",
+        "[[defaults.source]]\nname = \"cw\"\nkind = \"cloudwatch\"\nregion = \"eu-west-1\"\n[[environment]]",
+        1,
+    );
+    assert_eq!(stage(&replaced), (plan.clone(), Duration::from_secs(60)), "its own Prometheus judges");
+    let inherited = local.replacen(
+        "[[environment]]",
+        "[[defaults.source]]\nname = \"cw\"\nkind = \"cloudwatch\"\nregion = \"eu-west-1\"\n[[environment]]",
+        1,
+    );
+    assert_eq!(stage(&inherited), (plan.clone(), Duration::from_secs(300)), "the defaults' CloudWatch judges");
     let alb = "app = \"a\"\n[[environment]]\nname = \"dev\"\nrouter = { kind = \"alb\", listener_arn = \"arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/web/1/2\", stable_target_group = \"arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/blue/1\", candidate_target_group = \"arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/green/2\" }\n";
     assert_eq!(stage(alb), (plan.clone(), Duration::from_secs(300)), "an ALB's built-in checks read CloudWatch");
     let codedeploy = "app = \"a\"\n[[environment]]\nname = \"dev\"\nrouter = { kind = \"codedeploy\", application = \"shop\", deployment_group = \"web\", appspec = \"appspec.yaml\" }\n";

@@ -228,8 +228,13 @@ async fn split_after_a_shift(candidate: f64, stable: f64) -> sluice_analysis::An
         let answer = cw.answer(Window { start, end }, &[], Some(&dims)).await.expect("answer");
         let (c, s) = answer.pools.expect("pools");
         let (from, to, period) = answer.window.expect("window");
-        let look =
-            LookBack { start: from, end: to, period_seconds: period.as_secs(), counted_from: answer.counted_from };
+        let look = LookBack {
+            start: from,
+            end: to,
+            period_seconds: period.as_secs(),
+            counted_from: answer.counted_from,
+            pools: true,
+        };
         let outcome = analysis.observe(Interval {
             start,
             end,
