@@ -816,27 +816,9 @@ async fn an_inconclusive_window_that_ran_its_course_stops_the_deployment_one_cut
     // Windows of 10 minutes that CodeDeploy cuts short by stepping to 100%:
     // inconclusive, recorded, and CodeDeploy goes on.
     let Some((env, alb)) = shifting_env_with(UNDECIDABLE).await else { return };
-    let config = env.dir.path().join("sluice.toml");
-    let text = std::fs::read_to_string(&config)
-        .expect("config")
-        .replace("stage_duration = \"3s\"", "stage_duration = \"10m\"");
-    std::fs::write(&config, text).expect("config");
     publish_pair(&env, &alb, 0.0, 0.0).await;
-    let mut shift = started(&env).await;
-    forward_to(&env.sdk, &alb.listener, &[(&alb.blue, 90), (&alb.green, 10)]).await;
-    // The window at 10% has observed an interval (the live view is written
-    // every interval), then CodeDeploy shifts everything and succeeds.
-    let live = env.dir.path().join("r.json.live");
-    shift.until("an interval at 10%", std::time::Duration::from_secs(60), || live.exists()).await;
-    forward_to(&env.sdk, &alb.listener, &[(&alb.green, 1)]).await;
-    env.fake.end(&deployment_id(&env), "Succeeded");
-    assert_eq!(shift.exit(std::time::Duration::from_secs(90)).await, Some(0), "{}", shift.output());
-    assert_eq!(env.proxy.count("StopDeployment"), 0);
-    let verdicts = verdicts_in(env.dir.path());
-    assert_eq!(verdicts.len(), 1, "{verdicts:?}");
-    let report = &verdicts[0]["report"];
+    let report = cut_short_at_10_percent(&env, &alb).await;
     assert_eq!((report["verdict"].as_str(), report["candidate_weight"].as_u64()), (Some("inconclusive"), Some(10)));
-    assert_eq!(env.record()["status"], "verified");
     let summary = std::fs::read_to_string(env.dir.path().join("summary.md")).unwrap_or_default();
     assert!(
         // Whichever CodeDeploy's poll or the listener's showed first.
@@ -856,31 +838,41 @@ async fn a_window_cut_short_before_cloudwatch_had_the_replacements_minutes_does_
     // first interval of a 10-minute window. Not held against the release.
     let Some((env, alb)) = shifting_env().await else { return };
     env.alarm("shop-dev-latency", StateValue::Ok).await;
-    let config = env.dir.path().join("sluice.toml");
-    let text = std::fs::read_to_string(&config)
-        .expect("config")
-        .replace("stage_duration = \"3s\"", "stage_duration = \"10m\"");
-    std::fs::write(&config, text).expect("config");
     let dims = alb.dims();
     for offset in -5..=2 {
         let minute = this_minute() + offset * 60;
         put_alb_minute(&env.sdk, &dims.load_balancer, &dims.stable, minute, 600.0, 0.0).await;
         put_alb_response_times(&env.sdk, &dims.load_balancer, &dims.stable, minute, 600.0, 0.050).await;
     }
-    let mut shift = started(&env).await;
+    let report = cut_short_at_10_percent(&env, &alb).await;
+    assert!(matches!(report["verdict"].as_str(), Some("error" | "inconclusive")), "{report}");
+    assert_eq!(report["candidate_weight"], 10, "{report}");
+}
+
+/// With windows of 10 minutes: starts `shift-traffic`, lets CodeDeploy
+/// move the listener to 10% on the replacement until the window there has
+/// observed an interval (the live view is written every interval), then
+/// shifts everything and succeeds, cutting that window short. Asserts that
+/// the deployment was followed to its end without a stop (exit 0, the
+/// record verified) and returns the one verdict's report.
+async fn cut_short_at_10_percent(env: &CdEnv, alb: &AlbFixture) -> serde_json::Value {
+    let config = env.dir.path().join("sluice.toml");
+    let text = std::fs::read_to_string(&config)
+        .expect("config")
+        .replace("stage_duration = \"3s\"", "stage_duration = \"10m\"");
+    std::fs::write(&config, text).expect("config");
+    let mut shift = started(env).await;
     forward_to(&env.sdk, &alb.listener, &[(&alb.blue, 90), (&alb.green, 10)]).await;
     let live = env.dir.path().join("r.json.live");
     shift.until("an interval at 10%", std::time::Duration::from_secs(60), || live.exists()).await;
     forward_to(&env.sdk, &alb.listener, &[(&alb.green, 1)]).await;
-    env.fake.end(&deployment_id(&env), "Succeeded");
+    env.fake.end(&deployment_id(env), "Succeeded");
     assert_eq!(shift.exit(std::time::Duration::from_secs(90)).await, Some(0), "{}", shift.output());
     assert_eq!(env.proxy.count("StopDeployment"), 0);
+    assert_eq!(env.record()["status"], "verified");
     let verdicts = verdicts_in(env.dir.path());
     assert_eq!(verdicts.len(), 1, "{verdicts:?}");
-    let report = &verdicts[0]["report"];
-    assert!(matches!(report["verdict"].as_str(), Some("error" | "inconclusive")), "{report}");
-    assert_eq!(report["candidate_weight"], 10, "{report}");
-    assert_eq!(env.record()["status"], "verified");
+    verdicts[0]["report"].clone()
 }
 
 #[tokio::test(flavor = "multi_thread")]

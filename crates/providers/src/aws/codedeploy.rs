@@ -472,7 +472,6 @@ pub async fn group_routing(aws: &Aws, application: &str, group: &str) -> Result<
 /// or to neither. Reads the listener (`DescribeListeners`) and the groups'
 /// ARNs (`DescribeTargetGroups`) with the ELBv2 API.
 pub async fn replacement(aws: &Aws, pair: &TargetGroupPair) -> Result<Result<BlueGreen, String>, ProviderError> {
-    use aws_sdk_elasticloadbalancingv2::types::ActionTypeEnum;
     let operation = format!("read listener {} and target groups {}", pair.listener, pair.target_groups.join(", "));
     let elb = aws_sdk_elasticloadbalancingv2::Client::new(aws.config(PROVIDER).await?);
     let groups = elb
@@ -491,31 +490,40 @@ pub async fn replacement(aws: &Aws, pair: &TargetGroupPair) -> Result<Result<Blu
             .ok_or_else(|| fail(&operation, format!("no target group named {name}")))
     };
     let arns = [arn_of(&pair.target_groups[0])?, arn_of(&pair.target_groups[1])?];
-    let listeners = elb
-        .describe_listeners()
-        .listener_arns(&pair.listener)
-        .send()
-        .await
-        .map_err(|e| sdk_error(PROVIDER, &operation, e))?;
+    // Every target group the default forward action sends traffic to.
+    let forwarded: Vec<String> = forward_weights(&elb, &pair.listener, &operation)
+        .await?
+        .into_iter()
+        .filter(|(_, weight)| *weight > 0)
+        .map(|(arn, _)| arn)
+        .collect();
+    Ok(pick_replacement(&pair.listener, &arns, &forwarded))
+}
+
+/// The target groups of `listener`'s default forward action with their
+/// weights (AWS omits the weight of a single group: it takes all, 1 here),
+/// read with `DescribeListeners`.
+async fn forward_weights(
+    elb: &aws_sdk_elasticloadbalancingv2::Client,
+    listener: &str,
+    operation: &str,
+) -> Result<Vec<(String, u32)>, ProviderError> {
+    use aws_sdk_elasticloadbalancingv2::types::ActionTypeEnum;
+    let listeners =
+        elb.describe_listeners().listener_arns(listener).send().await.map_err(|e| sdk_error(PROVIDER, operation, e))?;
     let Some(listener) = listeners.listeners().first() else {
-        return Err(fail(&operation, format!("no listener {}", pair.listener)));
+        return Err(fail(operation, format!("no listener {listener}")));
     };
-    // Every target group the default forward action sends traffic to: its
-    // weighted groups above 0, or its one group.
-    let mut forwarded = Vec::new();
+    let mut weights = Vec::new();
     for action in listener.default_actions().iter().filter(|a| a.r#type() == Some(&ActionTypeEnum::Forward)) {
         match action.forward_config().map(|c| c.target_groups()).filter(|t| !t.is_empty()) {
-            Some(tuples) => forwarded.extend(
-                tuples
-                    .iter()
-                    .filter(|t| t.weight().is_none_or(|w| w > 0))
-                    .filter_map(|t| t.target_group_arn())
-                    .map(str::to_owned),
-            ),
-            None => forwarded.extend(action.target_group_arn().map(str::to_owned)),
+            Some(tuples) => weights.extend(tuples.iter().filter_map(|t| {
+                t.target_group_arn().map(|arn| (arn.to_owned(), u32::try_from(t.weight().unwrap_or(1)).unwrap_or(0)))
+            })),
+            None => weights.extend(action.target_group_arn().map(|arn| (arn.to_owned(), 1))),
         }
     }
-    Ok(pick_replacement(&pair.listener, &arns, &forwarded))
+    Ok(weights)
 }
 
 /// The share of the production listener's traffic, in percent, that its
@@ -526,29 +534,9 @@ pub async fn replacement(aws: &Aws, pair: &TargetGroupPair) -> Result<Result<Blu
 /// groups outside the pair do not count; a listener that forwards to
 /// neither of the two reads 0.
 pub async fn replacement_weight(aws: &Aws, pair: &BlueGreen) -> Result<u8, ProviderError> {
-    use aws_sdk_elasticloadbalancingv2::types::ActionTypeEnum;
     let operation = format!("read the weights of listener {}", pair.listener);
     let elb = aws_sdk_elasticloadbalancingv2::Client::new(aws.config(PROVIDER).await?);
-    let listeners = elb
-        .describe_listeners()
-        .listener_arns(&pair.listener)
-        .send()
-        .await
-        .map_err(|e| sdk_error(PROVIDER, &operation, e))?;
-    let Some(listener) = listeners.listeners().first() else {
-        return Err(fail(&operation, format!("no listener {}", pair.listener)));
-    };
-    let mut weights = Vec::new();
-    for action in listener.default_actions().iter().filter(|a| a.r#type() == Some(&ActionTypeEnum::Forward)) {
-        match action.forward_config().map(|c| c.target_groups()).filter(|t| !t.is_empty()) {
-            Some(tuples) => weights.extend(tuples.iter().filter_map(|t| {
-                // AWS omits the weight of a single group: it takes all.
-                t.target_group_arn().map(|arn| (arn.to_owned(), u32::try_from(t.weight().unwrap_or(1)).unwrap_or(0)))
-            })),
-            None => weights.extend(action.target_group_arn().map(|arn| (arn.to_owned(), 1))),
-        }
-    }
-    Ok(share_of(pair, &weights))
+    Ok(share_of(pair, &forward_weights(&elb, &pair.listener, &operation).await?))
 }
 
 /// The pure part of [`replacement_weight`]: the replacement's share of the
