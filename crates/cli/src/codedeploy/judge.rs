@@ -217,9 +217,9 @@ pub(super) async fn follow(
         record.push("shift-traffic", EventDetail::Verdict { stage: Some(stage), report: Box::new(report) }, now());
         ctx.save(record)?;
         if let Some(why) = moved_on {
-            eprintln!("{label}: inconclusive when {why}, before the window's end: not held against the release");
             let undecided =
                 if verdict == Verdict::Inconclusive { "Inconclusive" } else { "Without the data to decide" };
+            eprintln!("{label}: {undecided} when {why}, before the window's end: not held against the release");
             markdown.push_str(&format!(
                 "{undecided} when {why}, before the window's end: CodeDeploy moved on before the evidence was in, so it is not held against the release.\n\n"
             ));
