@@ -24,7 +24,7 @@ use sluice_core::ledger::LedgerOutcome;
 use sluice_core::lifecycle::Step;
 use sluice_core::record::{EventDetail, Record, Status};
 use sluice_core::{Classify, Failure, gha};
-use sluice_providers::aws::codedeploy::{CodeDeployRouter, Deployment};
+use sluice_providers::aws::codedeploy::{BlueGreen, CodeDeployRouter, Deployment};
 
 mod judge;
 
@@ -112,39 +112,20 @@ async fn find_traffic(ctx: &Context, router: &CodeDeployRouter, record: &mut Rec
     if record.router_before.as_ref().is_none_or(|b| b.listener.is_some()) || checks.unanalysed {
         return Ok(());
     }
-    let unjudged =
-        |why: &str| eprintln!("shift-traffic: the config's checks do not judge during CodeDeploy's shift: {why}");
-    let routing = match router.routing().await {
-        Ok(routing) => routing,
-        Err(e) if !checks.builtin => {
-            unjudged(&e.to_string());
+    let (found, alarms) = match read_pair(router).await {
+        Ok(read) => read,
+        // The config's checks judge without the pair: nothing is refused,
+        // they only do not judge during the shift.
+        Err(no) if !checks.builtin => {
+            eprintln!("shift-traffic: the config's checks do not judge during CodeDeploy's shift: {no}");
             return Ok(());
         }
-        Err(e) => return Err(Failure::provider(anyhow!(e))),
-    };
-    let pair = match routing.pair {
-        Ok(pair) => pair,
-        Err(why) if !checks.builtin => {
-            unjudged(&why);
-            return Ok(());
-        }
-        Err(why) => {
+        Err(NoPair::Unread(e)) => return Err(Failure::provider(anyhow!(e))),
+        Err(NoPair::None(why)) => {
             eprintln!("shift-traffic: the built-in checks are the deployment group's alarms only: {why}");
             return Ok(());
         }
-    };
-    let found = match router.replacement(&pair).await {
-        Ok(Ok(found)) => found,
-        Ok(Err(why)) if !checks.builtin => {
-            unjudged(&why);
-            return Ok(());
-        }
-        Err(e) if !checks.builtin => {
-            unjudged(&e.to_string());
-            return Ok(());
-        }
-        Err(e) => return Err(Failure::provider(anyhow!(e))),
-        Ok(Err(why)) => {
+        Err(NoPair::Untold(why)) => {
             return Err(Failure::input(anyhow!(
                 "{why}: sluice cannot tell which target group the deployment brings up, so its built-in ALB checks cannot judge it; \
                  start the deployment when the listener serves one target group of the pair, or add [[environment.check]] tables of your own \
@@ -160,9 +141,37 @@ async fn find_traffic(ctx: &Context, router: &CodeDeployRouter, record: &mut Rec
         before.listener = Some(found.listener);
         before.stable = Some(found.stable);
         before.candidate = Some(found.candidate);
-        before.alarms = routing.alarms;
+        before.alarms = alarms;
     }
     ctx.save(record)
+}
+
+/// Why [`read_pair`] found no replacement to judge.
+enum NoPair {
+    /// CodeDeploy or the ELB API could not be read (after retries).
+    Unread(sluice_providers::ProviderError),
+    /// The group has no blue/green pair behind a listener.
+    None(String),
+    /// The listener serves both groups of the pair, or neither.
+    Untold(String),
+}
+
+impl std::fmt::Display for NoPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NoPair::Unread(e) => write!(f, "{e}"),
+            NoPair::None(why) | NoPair::Untold(why) => f.write_str(why),
+        }
+    }
+}
+
+/// The deployment group's blue/green pair as the production listener
+/// serves it now, and the alarms the group watches.
+async fn read_pair(router: &CodeDeployRouter) -> Result<(BlueGreen, Vec<String>), NoPair> {
+    let routing = router.routing().await.map_err(NoPair::Unread)?;
+    let pair = routing.pair.map_err(NoPair::None)?;
+    let found = router.replacement(&pair).await.map_err(NoPair::Unread)?.map_err(NoPair::Untold)?;
+    Ok((found, routing.alarms))
 }
 
 /// For the summary: the built-in checks that judge this deployment, and
